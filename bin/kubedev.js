@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+'use strict';
+// Entry point of the `kubedev` command. The TypeScript sources are compiled to build/ by
+// `npm ci` (the `prepare` script), so this file only loads them.
+let cli;
+try {
+  cli = require('../build/sync/cli.js');
+} catch (e) {
+  if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes('build/sync/cli.js')) {
+    process.stderr.write("kubedev: the compiled sources are missing (build/sync/cli.js). Run 'npm run build' in the kubedev folder.\n");
+    process.exit(2);
+  }
+  throw e;
+}
+cli.main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => { process.stderr.write(`kubedev: ${err && err.message ? err.message : err}\n`); process.exitCode = 1; },
+);

@@ -1,0 +1,9 @@
+/** Unit and integration tests: `npm test`. The podman end-to-end suite lives in jest.e2e.config.js. */
+module.exports = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  testTimeout: 60_000,
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+};

@@ -1,0 +1,126 @@
+/**
+ * The attach record: everything `kubedev sync`/`kubedev up` need to reach an environment, written
+ * as the JSON annotation `kubedev.io/attach` on the environment's workload. It is the one source of
+ * truth between synthesis and the runner; bump ATTACH_RECORD_VERSION on any incompatible change.
+ */
+import { KubeObject } from './k8s';
+
+/** The annotation that carries the record. */
+export const ATTACH_ANNOTATION = 'kubedev.io/attach';
+
+/** The record's format version. */
+export const ATTACH_RECORD_VERSION = 1;
+
+/** One folder mirrored from the developer's machine into the environment. */
+export interface AttachFolder {
+  /** Local folder, relative to the directory `kubedev` runs in (or absolute). */
+  readonly local: string;
+  /** Absolute path inside the dev container (and the sidecar, which mounts the same volume there). */
+  readonly remote: string;
+  /** gitignore-syntax patterns neither sent nor deleted remotely (includes caches inside the folder). */
+  readonly ignore: readonly string[];
+}
+
+export interface AttachRecord {
+  readonly version: number;
+  /** The environment's name. */
+  readonly name: string;
+  readonly namespace: string;
+  /** The workload that runs it. */
+  readonly workload: { readonly kind: string; readonly name: string };
+  /** The stable pod name, when the workload has one (StatefulSet: `<name>-0`). */
+  readonly pod?: string;
+  /** Labels that select the environment's pod. */
+  readonly selector: Readonly<Record<string, string>>;
+  /** The developer's container (where the files are used). */
+  readonly container: string;
+  /** The sync sidecar's container (where sshd runs). */
+  readonly sidecar: string;
+  readonly ssh: {
+    readonly port: number;
+    readonly user: string;
+    /** Secret holding the sidecar's host key; its public half is under `publicKey`. */
+    readonly hostKeySecret: string;
+    readonly hostKeyPublicKey: string;
+    /** Secret holding `authorized_keys` for the developer's client key. */
+    readonly authorizedKeysSecret: string;
+  };
+  /** The remote workspace: the dev container's working directory. */
+  readonly workspace: string;
+  readonly folders: readonly AttachFolder[];
+  /** Ports the environment declares, to forward. */
+  readonly ports: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
+}
+
+/** Thrown when a record is missing or malformed. */
+export class AttachRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AttachRecordError';
+  }
+}
+
+/**
+ * Reads and checks the record carried by a workload object.
+ * @param where names the source in messages, e.g. `dist/app.k8s.yaml`.
+ */
+export function readAttachRecord(workload: KubeObject, where: string): AttachRecord {
+  const raw = workload.metadata.annotations?.[ATTACH_ANNOTATION];
+  const id = `${workload.kind} '${workload.metadata.name}' in ${where}`;
+  if (raw === undefined) {
+    throw new AttachRecordError(`${id} has no '${ATTACH_ANNOTATION}' annotation. Synthesize it from a kubedev DevEnvironment.`);
+  }
+  let record: AttachRecord;
+  try {
+    record = JSON.parse(raw) as AttachRecord;
+  } catch (e) {
+    throw new AttachRecordError(`${id}: annotation '${ATTACH_ANNOTATION}' is not JSON (${(e as Error).message}). Synthesize the file again.`);
+  }
+  if (record.version !== ATTACH_RECORD_VERSION) {
+    throw new AttachRecordError(
+      `${id}: attach record version ${JSON.stringify(record.version)} is not supported (this kubedev reads version ${ATTACH_RECORD_VERSION}). Synthesize the file again with this kubedev, or use the kubedev that wrote it.`,
+    );
+  }
+  for (const field of ['name', 'namespace', 'container', 'sidecar', 'workspace'] as const) {
+    if (typeof record[field] !== 'string' || record[field] === '') {
+      throw new AttachRecordError(`${id}: attach record field '${field}' is missing. Synthesize the file again.`);
+    }
+  }
+  if (!record.ssh || typeof record.ssh.port !== 'number' || typeof record.ssh.user !== 'string') {
+    throw new AttachRecordError(`${id}: attach record field 'ssh' is missing or incomplete. Synthesize the file again.`);
+  }
+  if (!Array.isArray(record.folders) || record.folders.length === 0) {
+    throw new AttachRecordError(`${id}: attach record has no sync folders. Declare at least one sync folder.`);
+  }
+  return record;
+}
+
+/**
+ * Finds environments in a list of objects (e.g. a parsed `dist/*.k8s.yaml`).
+ * @returns every record, keyed by environment name.
+ */
+export function findAttachRecords(objects: readonly KubeObject[], where: string): Map<string, AttachRecord> {
+  const found = new Map<string, AttachRecord>();
+  for (const o of objects) {
+    if (o?.metadata?.annotations?.[ATTACH_ANNOTATION] !== undefined) {
+      const r = readAttachRecord(o, where);
+      found.set(r.name, r);
+    }
+  }
+  return found;
+}
+
+/**
+ * Picks one environment by name, with a message that lists the ones there are.
+ */
+export function pickAttachRecord(objects: readonly KubeObject[], name: string, where: string): AttachRecord {
+  const all = findAttachRecords(objects, where);
+  const r = all.get(name);
+  if (r) return r;
+  const names = [...all.keys()];
+  throw new AttachRecordError(
+    names.length === 0
+      ? `${where} holds no kubedev environment. Synthesize one with 'npm run synth' and pass its file to --env.`
+      : `${where} holds no environment named '${name}' (it holds: ${names.join(', ')}). Pass one of those to --name.`,
+  );
+}
