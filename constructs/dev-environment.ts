@@ -1,0 +1,152 @@
+/**
+ * cdk8s constructs for dev environments: `DevEnvironment`, and `DevEnvironment.fromDeployment()` for
+ * the development twin of a workload the user already defines.
+ */
+import { ApiObject, Chart } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { AttachRecord } from '../lib/attach';
+import {
+  CacheSpec, DevEnvironmentSpec, EnvVarSpec, PortSpec, SyncFolderSpec, attachRecordOf, cacheClaimName, renderDevEnvironment,
+  validateDevEnvironment,
+} from '../lib/dev-environment';
+import { DevModeOptions, devModeOf } from '../lib/dev-mode';
+import { KubeObject } from '../lib/k8s';
+import { RenderedObject } from './rendered-object';
+
+/** Props of a DevEnvironment: the lib spec, with the namespace taken from the chart when left out. */
+export interface DevEnvironmentProps extends Omit<DevEnvironmentSpec, 'namespace' | 'inherit'> {
+  /** @default the chart's namespace, else 'default' */
+  readonly namespace?: string;
+}
+
+/** Options of DevEnvironment.fromDeployment(). */
+export interface DevModeProps extends Omit<DevModeOptions, 'namespace'> {
+  /** @default the Deployment's namespace, else the chart's, else 'default' */
+  readonly namespace?: string;
+}
+
+/** A Deployment to develop: a cdk8s-plus Deployment, an ApiObject, or a plain object. */
+export type DeploymentSource = kplus.Deployment | ApiObject | KubeObject;
+
+/**
+ * A developer's environment: a StatefulSet running the dev image beside an OpenSSH sync sidecar,
+ * with its workspace and caches, as rendered by lib. The StatefulSet has id 'Resource'.
+ */
+export class DevEnvironment extends Construct {
+  /**
+   * The development twin of an existing Deployment, as `okteto up` makes it: same env, config
+   * mounts, service account and labels; dev image and command, no probes, one replica. The
+   * original is left untouched and is read at synthesis time, so later changes to it carry over.
+   */
+  public static fromDeployment(scope: Construct, id: string, deployment: DeploymentSource, options: DevModeProps): DevEnvironment {
+    const { apiObject, read } = sourceOf(deployment);
+    const name = options.name ?? `${apiObject?.name ?? (deployment as KubeObject).metadata.name}-dev`;
+    const namespace = options.namespace ?? apiObject?.metadata.namespace ?? (deployment as KubeObject).metadata?.namespace;
+    const env = new DevEnvironment(scope, id, { ...options, name, namespace, image: options.image ?? '' });
+    env.deriveFrom = (spec) => {
+      const twin = devModeOf(read(), { ...spec, image: options.image, container: options.container });
+      return { ...twin, namespace: spec.namespace };
+    };
+    return env;
+  }
+
+  /** The environment's name; its pod is `<name>-0`. */
+  public readonly name: string;
+  public readonly namespace: string;
+  /** The StatefulSet (id 'Resource'): the escape hatch for `addJsonPatch()`. */
+  public readonly apiObject: ApiObject;
+
+  private readonly props: DevEnvironmentProps;
+  private readonly syncFolders: SyncFolderSpec[] = [];
+  private readonly portList: PortSpec[] = [];
+  private readonly cacheList: CacheSpec[] = [];
+  private readonly envList: EnvVarSpec[] = [];
+  private deriveFrom?: (spec: DevEnvironmentSpec) => DevEnvironmentSpec;
+  private cached?: { key: string; objects: KubeObject[] };
+
+  constructor(scope: Construct, id: string, props: DevEnvironmentProps) {
+    super(scope, id);
+    this.props = props;
+    this.name = props.name;
+    this.namespace = props.namespace ?? Chart.of(this).namespace ?? 'default';
+    for (const f of props.sync ?? []) this.addSyncFolder(f);
+    for (const p of props.ports ?? []) this.addPort(p);
+    for (const c of props.caches ?? []) this.addCache(c);
+    for (const e of props.env ?? []) this.addEnv(e);
+
+    this.node.addValidation({ validate: () => validateDevEnvironment(this.toSpec()) });
+    const workspace = `${this.name}-workspace`;
+    this.object('Workspace', 'v1', 'PersistentVolumeClaim', workspace, ['spec']);
+    this.object('SshdConfig', 'v1', 'ConfigMap', `${this.name}-sshd`, ['data']);
+    this.object('Service', 'v1', 'Service', this.name, ['spec']);
+    this.apiObject = this.object('Resource', 'apps/v1', 'StatefulSet', this.name, ['spec']);
+  }
+
+  /** Mirrors a local folder to an absolute path in the dev container. */
+  public addSyncFolder(folder: SyncFolderSpec): void {
+    this.syncFolders.push({ ...folder, ignore: folder.ignore ? [...folder.ignore] : undefined });
+  }
+
+  /** Declares a port the dev container serves (forwarded by `kubedev up`). */
+  public addPort(port: PortSpec): void {
+    this.portList.push({ ...port });
+  }
+
+  /** Adds a persistent cache, with its PersistentVolumeClaim. */
+  public addCache(cache: CacheSpec): void {
+    this.cacheList.push({ ...cache });
+    this.object(`Cache${this.cacheList.length - 1}`, 'v1', 'PersistentVolumeClaim', cacheClaimName(this.name, cache), ['spec']);
+  }
+
+  /** Sets an environment variable: a value, or a reference to a Secret or ConfigMap key. */
+  public addEnv(variable: EnvVarSpec): void {
+    this.envList.push({ ...variable });
+  }
+
+  /** The lib spec this construct stands for, with every mutation applied. */
+  public toSpec(): DevEnvironmentSpec {
+    const own: DevEnvironmentSpec = {
+      ...this.props,
+      namespace: this.namespace,
+      sync: this.syncFolders.length > 0 ? [...this.syncFolders] : undefined,
+      ports: [...this.portList],
+      caches: [...this.cacheList],
+      env: [...this.envList],
+    };
+    if (!this.deriveFrom) return own;
+    // Dev mode: what the user did not set comes from the original Deployment.
+    return this.deriveFrom({ ...own, ports: this.portList.length > 0 ? own.ports : undefined, image: this.props.image || undefined } as DevEnvironmentSpec);
+  }
+
+  /** The record `kubedev sync`/`kubedev up` read from the synthesized StatefulSet. */
+  public get attachRecord(): AttachRecord {
+    return attachRecordOf(this.toSpec());
+  }
+
+  private rendered(): KubeObject[] {
+    const spec = this.toSpec();
+    const key = JSON.stringify(spec);
+    if (this.cached?.key !== key) this.cached = { key, objects: renderDevEnvironment(spec) };
+    return this.cached.objects;
+  }
+
+  private object(id: string, apiVersion: string, kind: string, name: string, body: string[]): ApiObject {
+    return new RenderedObject(this, id, {
+      apiVersion, kind, name, namespace: this.namespace, body,
+      produce: () => {
+        const found = this.rendered().find((o) => o.kind === kind && o.metadata.name === name);
+        if (!found) throw new Error(`DevEnvironment '${this.name}': lib rendered no ${kind} '${name}'.`);
+        return found;
+      },
+    });
+  }
+}
+
+function sourceOf(deployment: DeploymentSource): { apiObject?: ApiObject; read: () => KubeObject } {
+  if (deployment instanceof kplus.Deployment || deployment instanceof ApiObject) {
+    const apiObject = ApiObject.of(deployment);
+    return { apiObject, read: () => apiObject.toJson() as KubeObject };
+  }
+  return { read: () => deployment };
+}

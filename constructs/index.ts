@@ -1,0 +1,3 @@
+/** cdk8s constructs over kubedev's model. */
+export * from './dev-environment';
+export * from './rendered-object';

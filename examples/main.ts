@@ -1,0 +1,119 @@
+/**
+ * The example cdk8s app: `npm run synth` (or `cdk8s synth`) writes one YAML file per chart to dist/.
+ * - team-web: a Node.js API with a node_modules cache inside its sync folder, and a full-stack
+ *   environment with two sync folders.
+ * - team-data: a Python worker with a pip cache and a Secret reference.
+ * - shop: an application Deployment written with cdk8s-plus, and its development twin.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App, AppProps, Chart, Duration } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { DevEnvironment } from '../constructs';
+
+export function buildApp(props: AppProps = {}): App {
+  const app = new App(props);
+
+  const web = new Chart(app, 'team-web', { namespace: 'team-web' });
+  new DevEnvironment(web, 'api', {
+    name: 'api',
+    owner: 'alice@example.com',
+    image: 'node:20-bookworm',
+    sync: [{ local: 'examples/sources/api', remote: '/workspace/api', ignore: ['*.log'] }],
+    ports: [{ name: 'http', port: 3000 }, { name: 'debug', port: 9229 }],
+    caches: [
+      { path: '/workspace/api/node_modules', size: '5Gi' },
+      { path: '/home/dev/.npm', size: '2Gi', name: 'npm' },
+    ],
+    env: [{ name: 'NODE_ENV', value: 'development' }, { name: 'npm_config_cache', value: '/home/dev/.npm' }],
+    resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '2Gi' } },
+  });
+  const fullstack = new DevEnvironment(web, 'fullstack', {
+    name: 'fullstack',
+    owner: 'bob@example.com',
+    image: 'golang:1.23-bookworm',
+    workingDir: '/src/server',
+    resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '4Gi' } },
+  });
+  fullstack.addSyncFolder({ local: 'examples/sources/web', remote: '/src/web' });
+  fullstack.addSyncFolder({ local: 'examples/sources/server', remote: '/src/server' });
+  fullstack.addPort({ name: 'vite', port: 5173 });
+  fullstack.addPort({ name: 'http', port: 8080 });
+  fullstack.addCache({ path: '/home/dev/go', size: '10Gi', name: 'gomod' });
+
+  const data = new Chart(app, 'team-data', { namespace: 'team-data' });
+  new DevEnvironment(data, 'worker', {
+    name: 'worker',
+    owner: 'carol@example.com',
+    image: 'python:3.12-slim-bookworm',
+    command: ['sh', '-c', 'pip install -r requirements.txt && exec python worker.py'],
+    sync: [{ local: 'examples/sources/worker', remote: '/srv/worker', ignore: ['__pycache__/', '*.pyc'] }],
+    caches: [{ path: '/home/dev/.cache/pip', size: '3Gi', name: 'pip' }],
+    env: [
+      { name: 'QUEUE', value: 'jobs' },
+      { name: 'PIP_CACHE_DIR', value: '/home/dev/.cache/pip' },
+      { name: 'DATABASE_URL', secretKeyRef: { name: 'worker-db', key: 'url' } },
+    ],
+    resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '1', memory: '1Gi' } },
+  });
+
+  // The application as its team already writes it with cdk8s-plus...
+  const shopChart = new Chart(app, 'shop', { namespace: 'team-web' });
+  const config = new kplus.ConfigMap(shopChart, 'config', { metadata: { name: 'shop-config' }, data: { 'settings.yaml': 'currency: EUR\n' } });
+  const account = new kplus.ServiceAccount(shopChart, 'account', { metadata: { name: 'shop' } });
+  const shop = new kplus.Deployment(shopChart, 'shop', {
+    metadata: { name: 'shop' },
+    replicas: 3,
+    serviceAccount: account,
+    containers: [{
+      name: 'shop',
+      image: 'registry.example.com/shop:1.4.2',
+      portNumber: 8080,
+      envVariables: { LOG_LEVEL: kplus.EnvValue.fromValue('info') },
+      readiness: kplus.Probe.fromHttpGet('/healthz', { port: 8080, periodSeconds: Duration.seconds(5) }),
+      volumeMounts: [{ path: '/etc/shop', volume: kplus.Volume.fromConfigMap(shopChart, 'config-volume', config) }],
+    }],
+  });
+  // ...and its development twin: same env, config and service account; dev image, no probes, one replica.
+  DevEnvironment.fromDeployment(shopChart, 'shop-dev', shop, {
+    owner: 'alice@example.com',
+    image: 'node:20-bookworm',
+    sync: [{ local: 'examples/sources/api', remote: '/app' }],
+    caches: [{ path: '/app/node_modules', size: '5Gi' }],
+  });
+
+  return app;
+}
+
+/**
+ * Synthesizes into a temporary folder beside `outdir`, then moves the files in: a failed synth
+ * leaves dist/ as it was, never half written.
+ */
+export function synthesize(outdir: string): string[] {
+  const parent = path.dirname(path.resolve(outdir));
+  fs.mkdirSync(parent, { recursive: true });
+  const staging = fs.mkdtempSync(path.join(parent, '.kubedev-synth-'));
+  try {
+    buildApp({ outdir: staging }).synth();
+    fs.mkdirSync(outdir, { recursive: true });
+    const files = fs.readdirSync(staging).sort();
+    for (const f of files) fs.renameSync(path.join(staging, f), path.join(outdir, f));
+    return files.map((f) => path.join(outdir, f));
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  const outdir = process.env.CDK8S_OUTDIR ?? 'dist';
+  const started = process.hrtime.bigint();
+  try {
+    const files = synthesize(outdir);
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    for (const f of files) console.log(`wrote ${f}`);
+    console.log(`synthesized ${files.length} files in ${ms.toFixed(0)} ms`);
+  } catch (e) {
+    process.stderr.write(`synth failed, nothing written to ${outdir}/:\n${(e as Error).message}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The DevEnvironment model: what a developer's environment is, and every default, resolved once.
+ */
+import { ResourceRequirements, Toleration } from './k8s';
+import { isWithin, normalizePath, slug } from './names';
+
+/** SSH port the sidecar listens on. */
+export const DEFAULT_SSH_PORT = 2222;
+/** The one user the sidecar lets in. */
+export const DEFAULT_SSH_USER = 'dev';
+/** uid (and gid, fsGroup) both containers run as, so files the sidecar writes are the dev process's own. */
+export const DEFAULT_RUN_AS_USER = 1000;
+/** The sync sidecar image, built from sync/sidecar/Containerfile. */
+export const DEFAULT_SIDECAR_IMAGE = 'ghcr.io/kubedev/sync-sidecar:0.1.0';
+/** Where the sync folder goes when none is declared. */
+export const DEFAULT_REMOTE_PATH = '/workspace';
+/** Size of the workspace volume that holds every sync folder. */
+export const DEFAULT_WORKSPACE_SIZE = '10Gi';
+/** Keeps the dev container alive, and stops at once on SIGTERM (it is PID 1). */
+export const DEFAULT_COMMAND: readonly string[] = ['sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"];
+/** Sidecar resources: sshd and tar need little. */
+export const DEFAULT_SIDECAR_RESOURCES: ResourceRequirements = {
+  requests: { cpu: '50m', memory: '32Mi' },
+  limits: { memory: '256Mi' },
+};
+/** Container names inside the environment's pod. */
+export const DEV_CONTAINER = 'dev';
+export const SIDECAR_CONTAINER = 'sync';
+/** Labels and annotations kubedev writes. */
+export const ENVIRONMENT_LABEL = 'kubedev.io/environment';
+export const OWNER_ANNOTATION = 'kubedev.io/owner';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+/** StatefulSet names are limited so that the pod name and its controller-revision-hash label fit in 63 characters. */
+export const MAX_NAME_LENGTH = 52;
+
+/** One folder mirrored from the developer's machine. */
+export interface SyncFolderSpec {
+  /** Local folder, relative to where `kubedev` runs. */
+  readonly local: string;
+  /** Absolute path in the dev container. */
+  readonly remote: string;
+  /**
+   * gitignore-syntax patterns neither sent nor deleted remotely. Caches inside the folder are added.
+   * @default []
+   */
+  readonly ignore?: readonly string[];
+}
+
+/** An environment variable: a value, or a reference. Exactly one source. */
+export interface EnvVarSpec {
+  readonly name: string;
+  readonly value?: string;
+  /** @see https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-environment-variables */
+  readonly secretKeyRef?: { readonly name: string; readonly key: string; readonly optional?: boolean };
+  readonly configMapKeyRef?: { readonly name: string; readonly key: string; readonly optional?: boolean };
+  /** @see https://kubernetes.io/docs/concepts/workloads/pods/downward-api/ */
+  readonly fieldRef?: { readonly fieldPath: string };
+}
+
+/** All keys of a Secret or ConfigMap as environment variables. Exactly one of secret, configMap. */
+export interface EnvFromSpec {
+  readonly secret?: string;
+  readonly configMap?: string;
+  /** @default no prefix */
+  readonly prefix?: string;
+}
+
+/** A port the dev container serves, forwarded by `kubedev up`. */
+export interface PortSpec {
+  readonly port: number;
+  /** @default `port-<port>` */
+  readonly name?: string;
+  /** @default 'TCP' */
+  readonly protocol?: 'TCP' | 'UDP' | 'SCTP';
+}
+
+/** A persistent cache (package cache, build output) that survives restarts. */
+export interface CacheSpec {
+  /** Absolute path in the dev container. May lie inside a sync folder; it is then ignored by the mirror. */
+  readonly path: string;
+  /** @default '5Gi' */
+  readonly size?: string;
+  /** @default the cluster's default storage class */
+  readonly storageClass?: string;
+  /** Used in the PVC name `<env>-cache-<name>`. @default a slug of the path */
+  readonly name?: string;
+}
+
+/** The sync sidecar: a stock OpenSSH server sharing the workspace volume. */
+export interface SidecarSpec {
+  /** @default DEFAULT_SIDECAR_IMAGE */
+  readonly image?: string;
+  /** @default 2222 */
+  readonly port?: number;
+  /** The image's non-root user that owns the workspace. @default 'dev' */
+  readonly user?: string;
+  /** Secret with key `authorized_keys`. @default `<name>-ssh-authorized-keys` */
+  readonly authorizedKeysSecret?: string;
+  /** Secret with keys `ssh_host_ed25519_key` and `ssh_host_ed25519_key.pub`. @default `<name>-ssh-host-keys` */
+  readonly hostKeySecret?: string;
+  /** @default DEFAULT_SIDECAR_RESOURCES */
+  readonly resources?: ResourceRequirements;
+}
+
+/**
+ * Relaxations of Pod Security Standards "restricted" for the dev container. Each must be asked for
+ * by name; nothing is relaxed by accident. The sidecar always stays restricted.
+ * @see https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted
+ */
+export interface SecurityRelaxations {
+  /** Run the dev container as root (runAsUser 0). @default false */
+  readonly runAsRoot?: boolean;
+  /** @default false */
+  readonly allowPrivilegeEscalation?: boolean;
+  /** Capabilities to add back (e.g. 'NET_BIND_SERVICE', 'SYS_PTRACE' for debuggers). @default [] */
+  readonly addCapabilities?: readonly string[];
+}
+
+/** Settings a dev-mode twin inherits from the workload it copies (see devModeOf()). */
+export interface InheritedPodSettings {
+  /** The workload copied, for the record. */
+  readonly source: { readonly kind: string; readonly name: string };
+  readonly podLabels?: Readonly<Record<string, string>>;
+  readonly podAnnotations?: Readonly<Record<string, string>>;
+  /** Volumes other than those kubedev adds (config maps, secrets, ...). */
+  readonly volumes?: readonly Record<string, unknown>[];
+  /** The original container's mounts of those volumes. */
+  readonly volumeMounts?: readonly Record<string, unknown>[];
+  readonly imagePullSecrets?: readonly { readonly name: string }[];
+  /** The original pod's choice, when it made one. */
+  readonly automountServiceAccountToken?: boolean;
+  /** The original container's env, kept verbatim (may use valueFrom kinds this model does not name). */
+  readonly env?: readonly Record<string, unknown>[];
+  readonly envFrom?: readonly Record<string, unknown>[];
+}
+
+export interface DevEnvironmentSpec {
+  /** DNS-1123 label, at most 52 characters; the pod is `<name>-0`. */
+  readonly name: string;
+  readonly namespace: string;
+  /** The developer who owns it, as the cluster authenticates them (user name or e-mail). */
+  readonly owner: string;
+  /** The dev container image. */
+  readonly image: string;
+  /** @default DEFAULT_COMMAND (keeps the container alive) */
+  readonly command?: readonly string[];
+  /** @default none */
+  readonly args?: readonly string[];
+  /** @default the first sync folder's remote path */
+  readonly workingDir?: string;
+  /** @default [{ local: '.', remote: '/workspace' }] */
+  readonly sync?: readonly SyncFolderSpec[];
+  /** @default [] */
+  readonly env?: readonly EnvVarSpec[];
+  /** @default [] */
+  readonly envFrom?: readonly EnvFromSpec[];
+  /** @default [] */
+  readonly ports?: readonly PortSpec[];
+  /** @default [] */
+  readonly caches?: readonly CacheSpec[];
+  /** @default none */
+  readonly resources?: ResourceRequirements;
+  /** @default none */
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  /** @default none */
+  readonly tolerations?: readonly Toleration[];
+  /** @default none: the pod runs without an API token */
+  readonly serviceAccountName?: string;
+  /** Extra labels on every object. @default {} */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Extra annotations on every object. @default {} */
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** The volume that holds the sync folders. @default { size: '10Gi' } */
+  readonly workspace?: { readonly size?: string; readonly storageClass?: string };
+  /** @default DEFAULT_RUN_AS_USER */
+  readonly runAsUser?: number;
+  /** @default all defaults */
+  readonly sidecar?: SidecarSpec;
+  /** @default none: "restricted" */
+  readonly security?: SecurityRelaxations;
+  /** @default none */
+  readonly inherit?: InheritedPodSettings;
+}
+
+export const DEFAULT_CACHE_SIZE = '5Gi';
+
+/** A sync folder with its defaults resolved, the workspace sub-path and the full ignore list. */
+export interface ResolvedFolder {
+  readonly local: string;
+  readonly remote: string;
+  readonly subPath: string;
+  readonly ignore: readonly string[];
+}
+
+export interface ResolvedCache {
+  readonly path: string;
+  readonly size: string;
+  readonly storageClass?: string;
+  readonly claimName: string;
+  readonly volumeName: string;
+}
+
+/** Every default applied; what render() reads. */
+export interface ResolvedDevEnvironment {
+  readonly spec: DevEnvironmentSpec;
+  readonly folders: readonly ResolvedFolder[];
+  readonly caches: readonly ResolvedCache[];
+  readonly ports: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
+  readonly workingDir: string;
+  readonly command: readonly string[];
+  /** uid of the sidecar, group and fsGroup of the pod. */
+  readonly runAsUser: number;
+  /** uid of the dev container: runAsUser, or 0 where security.runAsRoot asks for it. */
+  readonly devRunAsUser: number;
+  readonly sshPort: number;
+  readonly sshUser: string;
+  readonly sidecarImage: string;
+  readonly sidecarResources: ResourceRequirements;
+  readonly authorizedKeysSecret: string;
+  readonly hostKeySecret: string;
+  readonly workspaceClaim: string;
+  readonly workspaceSize: string;
+  readonly sshdConfigMap: string;
+  readonly selector: Readonly<Record<string, string>>;
+}
+
+/** A cache's name: given, or a slug of its path. */
+export function cacheName(cache: CacheSpec): string {
+  return cache.name ?? slug(cache.path, 30);
+}
+
+/** The PersistentVolumeClaim that holds a cache: `<env>-cache-<cache name>`. */
+export function cacheClaimName(environment: string, cache: CacheSpec): string {
+  return `${environment}-cache-${cacheName(cache)}`;
+}
+
+/** Resolves every default. Assumes validateDevEnvironment() found nothing. */
+export function resolveDevEnvironment(spec: DevEnvironmentSpec): ResolvedDevEnvironment {
+  const name = spec.name;
+  const sync = spec.sync && spec.sync.length > 0 ? spec.sync : [{ local: '.', remote: DEFAULT_REMOTE_PATH }];
+  const caches: ResolvedCache[] = (spec.caches ?? []).map((c) => ({
+    path: normalizePath(c.path),
+    size: c.size ?? DEFAULT_CACHE_SIZE,
+    storageClass: c.storageClass,
+    claimName: cacheClaimName(name, c),
+    volumeName: `kubedev-cache-${cacheName(c)}`,
+  }));
+  const usedSubPaths = new Set<string>();
+  const folders = sync.map((f, i) => {
+    const remote = normalizePath(f.remote);
+    let subPath = slug(remote);
+    if (usedSubPaths.has(subPath)) subPath = `${subPath}-${i}`;
+    usedSubPaths.add(subPath);
+    // A cache inside the folder lives in the container only: the mirror must neither send nor delete it.
+    const cacheIgnores = caches
+      .filter((c) => c.path !== remote && isWithin(c.path, remote))
+      .map((c) => `/${c.path.slice(remote.length + 1)}/`);
+    const ignore = [...(f.ignore ?? [])];
+    for (const extra of cacheIgnores) if (!ignore.includes(extra)) ignore.push(extra);
+    return { local: f.local, remote, subPath, ignore };
+  });
+  return {
+    spec,
+    folders,
+    caches,
+    ports: (spec.ports ?? []).map((p) => ({ name: p.name ?? `port-${p.port}`, port: p.port, protocol: p.protocol ?? 'TCP' })),
+    workingDir: spec.workingDir ?? folders[0].remote,
+    command: spec.command ?? DEFAULT_COMMAND,
+    runAsUser: spec.runAsUser ?? DEFAULT_RUN_AS_USER,
+    devRunAsUser: spec.security?.runAsRoot ? 0 : (spec.runAsUser ?? DEFAULT_RUN_AS_USER),
+    sshPort: spec.sidecar?.port ?? DEFAULT_SSH_PORT,
+    sshUser: spec.sidecar?.user ?? DEFAULT_SSH_USER,
+    sidecarImage: spec.sidecar?.image ?? DEFAULT_SIDECAR_IMAGE,
+    sidecarResources: spec.sidecar?.resources ?? DEFAULT_SIDECAR_RESOURCES,
+    authorizedKeysSecret: spec.sidecar?.authorizedKeysSecret ?? `${name}-ssh-authorized-keys`,
+    hostKeySecret: spec.sidecar?.hostKeySecret ?? `${name}-ssh-host-keys`,
+    workspaceClaim: `${name}-workspace`,
+    workspaceSize: spec.workspace?.size ?? DEFAULT_WORKSPACE_SIZE,
+    sshdConfigMap: `${name}-sshd`,
+    selector: { [ENVIRONMENT_LABEL]: name },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * validateDevEnvironment(): every problem of a DevEnvironment spec at once, each in the shape
+ * `DevEnvironment '<name>': <problem> (got <value>). <fix>.`
+ */
+import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DevEnvironmentSpec, MAX_NAME_LENGTH, cacheName } from './dev-environment-spec';
+import { ResourceRequirements } from './k8s';
+import { isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
+import { problem } from './problems';
+
+const KIND = 'DevEnvironment';
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+const POSIX_USER = /^[a-z_][a-z0-9_-]*$/;
+
+/** Checks a spec; returns every problem found (empty when valid). Never throws. */
+export function validateDevEnvironment(spec: DevEnvironmentSpec): string[] {
+  const name = typeof spec?.name === 'string' && spec.name !== '' ? spec.name : '<unnamed>';
+  const out: string[] = [];
+  const add = (what: string, got: unknown, fix: string): void => {
+    out.push(problem(KIND, name, what, got, fix));
+  };
+
+  if (!isDnsLabel(spec.name, MAX_NAME_LENGTH)) {
+    add(`name is not a DNS-1123 label of at most ${MAX_NAME_LENGTH} characters`, spec.name,
+      "Use lowercase letters, digits and '-', starting and ending with a letter or digit");
+  }
+  if (!isDnsLabel(spec.namespace)) {
+    add('namespace is not a DNS-1123 label', spec.namespace, "Use lowercase letters, digits and '-', at most 63 characters");
+  }
+  if (typeof spec.owner !== 'string' || spec.owner.trim() === '') {
+    add('owner is missing', spec.owner, "Set owner to the developer's user name as the cluster authenticates it");
+  }
+  if (typeof spec.image !== 'string' || spec.image.trim() === '') {
+    add('image is missing', spec.image, "Set image to the dev container's image, e.g. 'node:20'");
+  }
+  if (spec.workingDir !== undefined && !isAbsoluteSubPath(spec.workingDir)) {
+    add('workingDir is not an absolute path', spec.workingDir, "Use an absolute path such as '/workspace'");
+  }
+  if (spec.command !== undefined && spec.command.length === 0) {
+    add('command is empty', spec.command, 'Leave command out to keep the container alive, or give the program to run');
+  }
+
+  checkSync(spec, add);
+  checkPorts(spec, add);
+  checkEnv(spec, add);
+  checkCaches(spec, add);
+  checkResources('resources', spec.resources, add);
+  checkResources('sidecar.resources', spec.sidecar?.resources, add);
+  for (const [field, size] of [['workspace.size', spec.workspace?.size]] as const) {
+    if (size !== undefined && !isQuantity(size)) add(`${field} is not a Kubernetes quantity`, size, "Use a size such as '10Gi'");
+  }
+  if (spec.serviceAccountName !== undefined && !isDnsSubdomain(spec.serviceAccountName)) {
+    add('serviceAccountName is not a DNS-1123 subdomain', spec.serviceAccountName, 'Use the name of a ServiceAccount in the namespace');
+  }
+
+  const sshPort = spec.sidecar?.port ?? DEFAULT_SSH_PORT;
+  if (!Number.isInteger(sshPort) || sshPort < 1024 || sshPort > 65535) {
+    add('sidecar.port is outside 1024-65535', sshPort, `Use an unprivileged port; the default is ${DEFAULT_SSH_PORT}`);
+  }
+  const user = spec.sidecar?.user;
+  if (user !== undefined && (!POSIX_USER.test(user) || user === 'root')) {
+    add('sidecar.user is not a non-root user name', user, "Use the image's non-root user, e.g. 'dev'");
+  }
+  for (const field of ['authorizedKeysSecret', 'hostKeySecret'] as const) {
+    const v = spec.sidecar?.[field];
+    if (v !== undefined && !isDnsSubdomain(v)) add(`sidecar.${field} is not a valid Secret name`, v, 'Use a DNS-1123 subdomain');
+  }
+  const uid = spec.runAsUser ?? DEFAULT_RUN_AS_USER;
+  if (!Number.isInteger(uid) || uid < 1) {
+    add('runAsUser must be a non-root uid', uid, `Use a uid above 0 (the default is ${DEFAULT_RUN_AS_USER}); to run the dev container as root, set security.runAsRoot`);
+  }
+  for (const cap of spec.security?.addCapabilities ?? []) {
+    if (!/^[A-Z_]+$/.test(cap) || cap === 'ALL') {
+      add('security.addCapabilities holds an invalid capability', cap, "Name single capabilities without the CAP_ prefix, e.g. 'SYS_PTRACE'");
+    }
+  }
+  for (const [field, map] of [['labels', spec.labels], ['nodeSelector', spec.nodeSelector]] as const) {
+    for (const [k, v] of Object.entries(map ?? {})) {
+      if (typeof v !== 'string' || v.length > 63 || !/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(v)) {
+        add(`${field} '${k}' has an invalid label value`, v, "Use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
+      }
+    }
+  }
+  return out;
+}
+
+type Add = (what: string, got: unknown, fix: string) => void;
+
+function checkSync(spec: DevEnvironmentSpec, add: Add): void {
+  const folders = spec.sync ?? [];
+  folders.forEach((f, i) => {
+    if (typeof f.local !== 'string' || f.local.trim() === '') {
+      add(`sync folder #${i + 1} has no local path`, f.local, "Set local to a folder, e.g. '.'");
+    }
+    if (!isAbsoluteSubPath(f.remote)) {
+      add(`sync folder #${i + 1} remote path must be an absolute path other than '/'`, f.remote, "Use an absolute folder such as '/workspace'");
+    }
+  });
+  for (let i = 0; i < folders.length; i++) {
+    for (let j = i + 1; j < folders.length; j++) {
+      const a = folders[i].remote;
+      const b = folders[j].remote;
+      if (isAbsoluteSubPath(a) && isAbsoluteSubPath(b) && (isWithin(a, b) || isWithin(b, a))) {
+        add(`sync folders #${i + 1} and #${j + 1} map to the same or nested remote paths`, `${a} and ${b}`,
+          'Give each sync folder its own remote path, none inside another');
+      }
+    }
+  }
+}
+
+function checkPorts(spec: DevEnvironmentSpec, add: Add): void {
+  const sshPort = spec.sidecar?.port ?? DEFAULT_SSH_PORT;
+  const seenPort = new Map<number, string>();
+  const seenName = new Set<string>();
+  for (const p of spec.ports ?? []) {
+    const label = p.name ?? `port-${p.port}`;
+    if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) {
+      add(`port '${label}' is outside 1-65535`, p.port, 'Use a port between 1 and 65535');
+      continue;
+    }
+    if (!isPortName(label)) {
+      add('port name is not a valid port name', label, "Use at most 15 lowercase letters, digits and '-', with at least one letter");
+    }
+    if (seenName.has(label)) add(`port name '${label}' is used twice`, label, 'Give each port its own name');
+    seenName.add(label);
+    if (p.port === sshPort) {
+      add(`port '${label}' collides with the sync sidecar's SSH port`, p.port, 'Use another port, or move the sidecar with sidecar.port');
+    } else if (seenPort.has(p.port)) {
+      add(`ports '${seenPort.get(p.port)}' and '${label}' use the same port`, p.port, 'Give each port its own number');
+    }
+    seenPort.set(p.port, label);
+  }
+}
+
+function checkEnv(spec: DevEnvironmentSpec, add: Add): void {
+  const seen = new Set<string>();
+  const reported = new Set<string>();
+  for (const e of spec.env ?? []) {
+    if (typeof e.name !== 'string' || !ENV_NAME.test(e.name)) {
+      add('env name is not a valid variable name', e.name, "Use letters, digits, '_', '-' and '.', not starting with a digit");
+      continue;
+    }
+    if (seen.has(e.name) && !reported.has(e.name)) {
+      add(`env '${e.name}' is defined more than once`, e.name, 'Keep one definition per name');
+      reported.add(e.name);
+    }
+    seen.add(e.name);
+    const sources = (['value', 'secretKeyRef', 'configMapKeyRef', 'fieldRef'] as const).filter((k) => e[k] !== undefined);
+    if (sources.length !== 1) {
+      add(`env '${e.name}' must have exactly one of value, secretKeyRef, configMapKeyRef, fieldRef`, sources, 'Keep exactly one source');
+    }
+  }
+  for (const [i, f] of (spec.envFrom ?? []).entries()) {
+    if ((f.secret === undefined) === (f.configMap === undefined)) {
+      add(`envFrom #${i + 1} must name exactly one of secret, configMap`, f, 'Set either secret or configMap');
+    }
+  }
+}
+
+function checkCaches(spec: DevEnvironmentSpec, add: Add): void {
+  const caches = spec.caches ?? [];
+  const folders = (spec.sync ?? []).map((f) => f.remote).filter(isAbsoluteSubPath).map(normalizePath);
+  const names = new Map<string, number>();
+  caches.forEach((c, i) => {
+    const n = i + 1;
+    if (!isAbsoluteSubPath(c.path)) {
+      add(`cache #${n} path must be an absolute path other than '/'`, c.path, "Use the folder to keep, e.g. '/home/dev/.cache/pip'");
+      return;
+    }
+    if (c.size !== undefined && !isQuantity(c.size)) add(`cache '${c.path}' size is not a Kubernetes quantity`, c.size, "Use a size such as '5Gi'");
+    if (c.name !== undefined && !isDnsLabel(c.name, 30)) add(`cache '${c.path}' name is not a DNS-1123 label of at most 30 characters`, c.name, "Use lowercase letters, digits and '-'");
+    const p = normalizePath(c.path);
+    for (const f of folders) {
+      if (isWithin(f, p)) {
+        add(`cache '${c.path}' would hide sync folder '${f}'`, c.path, 'Put the cache inside the sync folder or elsewhere, never at or above it');
+      }
+    }
+    for (let j = 0; j < i; j++) {
+      if (isAbsoluteSubPath(caches[j].path) && normalizePath(caches[j].path) === p) {
+        add(`caches #${j + 1} and #${n} use the same path`, c.path, 'Give each cache its own path');
+      }
+    }
+    // The name (given, or derived from the path) makes the PVC name: it must be unique.
+    const key = cacheName(c);
+    if (names.has(key)) add(`caches #${names.get(key)} and #${n} have the same name`, key, 'Set a distinct name on one of them');
+    names.set(key, n);
+  });
+}
+
+function checkResources(field: string, r: ResourceRequirements | undefined, add: Add): void {
+  if (!r) return;
+  for (const kind of ['requests', 'limits'] as const) {
+    for (const [res, q] of Object.entries(r[kind] ?? {})) {
+      if (q !== undefined && !isQuantity(q)) {
+        add(`${field}.${kind}.${res} is not a Kubernetes quantity`, q, res === 'cpu' ? "Use a quantity such as '500m' or '2'" : "Use a quantity such as '512Mi' or '2Gi'");
+      }
+    }
+  }
+  for (const res of ['cpu', 'memory', 'ephemeral-storage'] as const) {
+    const req = r.requests?.[res];
+    const lim = r.limits?.[res];
+    if (req && lim && isQuantity(req) && isQuantity(lim) && parseQuantity(req) > parseQuantity(lim)) {
+      add(`${field}.requests.${res} is above ${field}.limits.${res}`, `${req} > ${lim}`, 'Lower the request or raise the limit');
+    }
+  }
+}

@@ -1,0 +1,8 @@
+/** kubedev's model: framework-free specs, validation and rendering to plain Kubernetes JSON. */
+export * from './k8s';
+export * from './problems';
+export * from './names';
+export * from './attach';
+export * from './sshd';
+export * from './dev-environment';
+export * from './dev-mode';

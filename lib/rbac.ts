@@ -1,0 +1,149 @@
+/**
+ * Least-privilege RBAC for team namespaces: the rules each team role grants, as plain data.
+ *
+ * Every rule names its API group, resources and verbs; there is no '*' anywhere, and every rule lives
+ * in a namespaced Role (nothing cluster-scoped). The facts these rules rely on, checked against the
+ * Kubernetes documentation and the Kubernetes issue tracker:
+ *
+ * - `resourceNames` cannot restrict `create` on a collection (the name is not known when the request is
+ *   authorized), but it does restrict a subresource of a named object: `kubectl exec`/`port-forward`
+ *   send `create` to `pods/<name>/exec` and `pods/<name>/portforward`, and the authorizer sees the pod's
+ *   name. @see https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-resources
+ * - `pods/exec` and `pods/portforward` need `create` (SPDY, the POST path); WebSocket clients (kubectl
+ *   1.30 and later) start with a GET, so they also need `get`. Since Kubernetes 1.35 the API server
+ *   additionally checks `create` on the WebSocket path (feature gate
+ *   AuthorizePodWebsocketUpgradeCreatePermission, kubernetes/kubernetes#134577), so `get` alone never
+ *   grants exec. Hence exactly `create` and `get`, only on the named pods.
+ * - An empty `resourceNames` means "every name": a rule for exec/port-forward is emitted only when
+ *   the subject owns at least one environment.
+ * - Creating a RoleBinding requires holding every permission of the Role bound (escalation
+ *   prevention), so an admin who may manage RoleBindings cannot grant exec into pods they cannot exec
+ *   into themselves. @see https://kubernetes.io/docs/reference/access-authn-authz/rbac/#privilege-escalation-prevention-and-bootstrapping
+ */
+
+/** One RBAC rule, as Kubernetes takes it (rbac.authorization.k8s.io/v1 PolicyRule). */
+export interface PolicyRule {
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly verbs: readonly string[];
+  readonly resourceNames?: readonly string[];
+}
+
+/** The roles a team member can have. */
+export const TEAM_ROLES = ['developer', 'viewer', 'admin'] as const;
+export type TeamRole = (typeof TEAM_ROLES)[number];
+
+/** Read an object or a collection, and follow changes. */
+export const READ_VERBS: readonly string[] = ['get', 'list', 'watch'];
+/** Everything a developer does to their own namespace's objects; deliberately no `deletecollection`. */
+export const MANAGE_VERBS: readonly string[] = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+/**
+ * What applying synthesized YAML needs: `get` + `create` + `patch` for `kubectl apply` (client- and
+ * server-side), `list` + `delete` for `kubectl apply --prune`. Nothing more.
+ */
+export const APPLY_VERBS: readonly string[] = ['get', 'list', 'create', 'patch', 'delete'];
+/** exec and port-forward: see the file comment for why exactly these two. */
+export const STREAM_VERBS: readonly string[] = ['create', 'get'];
+
+const rule = (apiGroup: string, resources: readonly string[], verbs: readonly string[], resourceNames?: readonly string[]): PolicyRule =>
+  resourceNames === undefined
+    ? { apiGroups: [apiGroup], resources: [...resources], verbs: [...verbs] }
+    : { apiGroups: [apiGroup], resources: [...resources], verbs: [...verbs], resourceNames: [...resourceNames] };
+
+/** viewer: read-only; no Secrets, no exec, no port-forward. Logs are reads. */
+export function viewerRules(): PolicyRule[] {
+  return [
+    rule('', ['configmaps', 'endpoints', 'events', 'limitranges', 'persistentvolumeclaims', 'pods', 'resourcequotas', 'serviceaccounts', 'services'], READ_VERBS),
+    rule('', ['pods/log'], ['get']),
+    rule('apps', ['controllerrevisions', 'deployments', 'replicasets', 'statefulsets'], READ_VERBS),
+    rule('batch', ['cronjobs', 'jobs'], READ_VERBS),
+    rule('events.k8s.io', ['events'], READ_VERBS),
+    rule('networking.k8s.io', ['networkpolicies'], READ_VERBS),
+  ];
+}
+
+/**
+ * developer: manage the namespace's workloads, pods, services, config maps, PVCs and jobs; read logs
+ * and events. exec and port-forward are NOT here: they come from the per-owner attach Role
+ * (attachRules), which names the owner's pods.
+ */
+export function developerRules(): PolicyRule[] {
+  return [
+    rule('', ['configmaps', 'persistentvolumeclaims', 'pods', 'services'], MANAGE_VERBS),
+    rule('', ['pods/log'], ['get']),
+    rule('', ['endpoints', 'events', 'limitranges', 'resourcequotas', 'serviceaccounts'], READ_VERBS),
+    rule('apps', ['deployments', 'statefulsets'], MANAGE_VERBS),
+    rule('apps', ['deployments/scale', 'statefulsets/scale'], ['get', 'update', 'patch']),
+    rule('apps', ['controllerrevisions', 'replicasets'], READ_VERBS),
+    rule('batch', ['cronjobs', 'jobs'], MANAGE_VERBS),
+    rule('events.k8s.io', ['events'], READ_VERBS),
+    rule('networking.k8s.io', ['networkpolicies'], READ_VERBS),
+  ];
+}
+
+/** admin: the developer's rules plus Secrets and RoleBindings in the namespace (and reading its Roles). */
+export function adminRules(): PolicyRule[] {
+  return [
+    ...developerRules(),
+    rule('', ['secrets'], MANAGE_VERBS),
+    rule('rbac.authorization.k8s.io', ['rolebindings'], MANAGE_VERBS),
+    rule('rbac.authorization.k8s.io', ['roles'], READ_VERBS),
+  ];
+}
+
+/**
+ * exec and port-forward into the named pods only. Returns no rule for no pods: an empty
+ * `resourceNames` would mean every pod.
+ */
+export function attachRules(pods: readonly string[]): PolicyRule[] {
+  if (pods.length === 0) return [];
+  const names = [...new Set(pods)].sort();
+  return [rule('', ['pods/exec'], STREAM_VERBS, names), rule('', ['pods/portforward'], STREAM_VERBS, names)];
+}
+
+/** The API group and resource of each built-in kind kubedev renders. */
+export const KIND_RESOURCES: Readonly<Record<string, { readonly group: string; readonly resource: string }>> = {
+  ConfigMap: { group: '', resource: 'configmaps' },
+  CronJob: { group: 'batch', resource: 'cronjobs' },
+  Deployment: { group: 'apps', resource: 'deployments' },
+  Job: { group: 'batch', resource: 'jobs' },
+  PersistentVolumeClaim: { group: '', resource: 'persistentvolumeclaims' },
+  Pod: { group: '', resource: 'pods' },
+  Service: { group: '', resource: 'services' },
+  ServiceAccount: { group: '', resource: 'serviceaccounts' },
+  StatefulSet: { group: 'apps', resource: 'statefulsets' },
+};
+
+/**
+ * CI: apply (and prune) exactly the kinds given, nothing else. One rule per API group, resources
+ * sorted, so the output is stable.
+ * @throws Error for a kind CI is not meant to apply (callers validate first).
+ */
+export function ciRules(kinds: Iterable<string>): PolicyRule[] {
+  const byGroup = new Map<string, Set<string>>();
+  for (const kind of kinds) {
+    const r = KIND_RESOURCES[kind];
+    if (!r) throw new Error(`ciRules: no resource is known for kind '${kind}'`);
+    const set = byGroup.get(r.group) ?? new Set<string>();
+    set.add(r.resource);
+    byGroup.set(r.group, set);
+  }
+  return [...byGroup.keys()].sort().map((g) => rule(g, [...byGroup.get(g)!].sort(), APPLY_VERBS));
+}
+
+/** The rules of a team role. */
+export function rulesForRole(role: TeamRole): PolicyRule[] {
+  switch (role) {
+    case 'developer':
+      return developerRules();
+    case 'viewer':
+      return viewerRules();
+    case 'admin':
+      return adminRules();
+  }
+}
+
+/** True if any rule holds a '*' (verb, resource, group or name). Tests and validation use it. */
+export function hasWildcard(rules: readonly PolicyRule[]): boolean {
+  return rules.some((r) => [...r.apiGroups, ...r.resources, ...r.verbs, ...(r.resourceNames ?? [])].some((s) => s.includes('*')));
+}
