@@ -5,7 +5,7 @@
 import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DevEnvironmentSpec, MAX_NAME_LENGTH, cacheName } from './dev-environment-spec';
 import { ResourceRequirements } from './k8s';
 import { isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
-import { problem } from './problems';
+import { Shown, both, problem, show } from './problems';
 
 const KIND = 'DevEnvironment';
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
@@ -100,7 +100,7 @@ function checkSync(spec: DevEnvironmentSpec, add: Add): void {
       const a = folders[i].remote;
       const b = folders[j].remote;
       if (isAbsoluteSubPath(a) && isAbsoluteSubPath(b) && (isWithin(a, b) || isWithin(b, a))) {
-        add(`sync folders #${i + 1} and #${j + 1} map to the same or nested remote paths`, `${a} and ${b}`,
+        add(`sync folders #${i + 1} and #${j + 1} map to the same or nested remote paths`, both(a, b),
           'Give each sync folder its own remote path, none inside another');
       }
     }
@@ -132,18 +132,16 @@ function checkPorts(spec: DevEnvironmentSpec, add: Add): void {
 }
 
 function checkEnv(spec: DevEnvironmentSpec, add: Add): void {
-  const seen = new Set<string>();
-  const reported = new Set<string>();
+  const count = new Map<string, number>();
+  for (const e of spec.env ?? []) count.set(e.name, (count.get(e.name) ?? 0) + 1);
+  for (const [envName, n] of count) {
+    if (n > 1) add(`env '${envName}' is defined more than once`, new Shown(`${n} definitions`), 'Keep one definition per name');
+  }
   for (const e of spec.env ?? []) {
     if (typeof e.name !== 'string' || !ENV_NAME.test(e.name)) {
       add('env name is not a valid variable name', e.name, "Use letters, digits, '_', '-' and '.', not starting with a digit");
       continue;
     }
-    if (seen.has(e.name) && !reported.has(e.name)) {
-      add(`env '${e.name}' is defined more than once`, e.name, 'Keep one definition per name');
-      reported.add(e.name);
-    }
-    seen.add(e.name);
     const sources = (['value', 'secretKeyRef', 'configMapKeyRef', 'fieldRef'] as const).filter((k) => e[k] !== undefined);
     if (sources.length !== 1) {
       add(`env '${e.name}' must have exactly one of value, secretKeyRef, configMapKeyRef, fieldRef`, sources, 'Keep exactly one source');
@@ -174,10 +172,10 @@ function checkCaches(spec: DevEnvironmentSpec, add: Add): void {
         add(`cache '${c.path}' would hide sync folder '${f}'`, c.path, 'Put the cache inside the sync folder or elsewhere, never at or above it');
       }
     }
-    for (let j = 0; j < i; j++) {
-      if (isAbsoluteSubPath(caches[j].path) && normalizePath(caches[j].path) === p) {
-        add(`caches #${j + 1} and #${n} use the same path`, c.path, 'Give each cache its own path');
-      }
+    const same = caches.findIndex((o, j) => j < i && isAbsoluteSubPath(o.path) && normalizePath(o.path) === p);
+    if (same !== -1) {
+      add(`caches #${same + 1} and #${n} use the same path`, c.path, 'Give each cache its own path');
+      return;
     }
     // The name (given, or derived from the path) makes the PVC name: it must be unique.
     const key = cacheName(c);
@@ -199,7 +197,7 @@ function checkResources(field: string, r: ResourceRequirements | undefined, add:
     const req = r.requests?.[res];
     const lim = r.limits?.[res];
     if (req && lim && isQuantity(req) && isQuantity(lim) && parseQuantity(req) > parseQuantity(lim)) {
-      add(`${field}.requests.${res} is above ${field}.limits.${res}`, `${req} > ${lim}`, 'Lower the request or raise the limit');
+      add(`${field}.requests.${res} is above ${field}.limits.${res}`, new Shown(`${show(req)} > ${show(lim)}`), 'Lower the request or raise the limit');
     }
   }
 }

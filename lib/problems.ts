@@ -7,8 +7,19 @@ export function problem(kind: string, name: string, what: string, got: unknown, 
   return `${kind} '${name}': ${what} (got ${show(got)}). ${fixed}`;
 }
 
+/** A value already written for a message (shown as is, not quoted). */
+export class Shown {
+  constructor(public readonly text: string) {}
+}
+
+/** Several values shown side by side: `'/app' and '/app/lib'`. */
+export function both(a: unknown, b: unknown): Shown {
+  return new Shown(`${show(a)} and ${show(b)}`);
+}
+
 /** How a value appears in a message: strings quoted, everything else as JSON. */
 export function show(value: unknown): string {
+  if (value instanceof Shown) return value.text;
   if (value === undefined) return 'nothing';
   if (typeof value === 'string') return `'${value}'`;
   return JSON.stringify(value);
