@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, AppProps, Chart, Duration } from 'cdk8s';
+import { ApiObject, App, AppProps, Chart, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { DevEnvironment } from '../constructs';
 
@@ -74,6 +74,11 @@ export function buildApp(props: AppProps = {}): App {
       volumeMounts: [{ path: '/etc/shop', volume: kplus.Volume.fromConfigMap(shopChart, 'config-volume', config) }],
     }],
   });
+  // The team runs it under Pod Security "restricted"; cdk8s-plus has no field for these two, so patch them.
+  ApiObject.of(shop).addJsonPatch(
+    JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', { type: 'RuntimeDefault' }),
+    JsonPatch.add('/spec/template/spec/containers/0/securityContext/capabilities', { drop: ['ALL'] }),
+  );
   // ...and its development twin: same env, config and service account; dev image, no probes, one replica.
   DevEnvironment.fromDeployment(shopChart, 'shop-dev', shop, {
     owner: 'alice@example.com',
