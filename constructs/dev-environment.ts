@@ -75,7 +75,16 @@ export class DevEnvironment extends Construct {
     for (const c of props.caches ?? []) this.addCache(c);
     for (const e of props.env ?? []) this.addEnv(e);
 
-    this.node.addValidation({ validate: () => validateDevEnvironment(this.toSpec()) });
+    this.node.addValidation({
+      validate: () => {
+        try {
+          return validateDevEnvironment(this.toSpec());
+        } catch (e) {
+          // Dev mode: the original could not be read (no such container, not a Deployment).
+          return [(e as Error).message];
+        }
+      },
+    });
     const workspace = `${this.name}-workspace`;
     this.object('Workspace', 'v1', 'PersistentVolumeClaim', workspace, ['spec']);
     this.object('SshdConfig', 'v1', 'ConfigMap', `${this.name}-sshd`, ['data']);

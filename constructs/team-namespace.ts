@@ -1,0 +1,198 @@
+/**
+ * cdk8s construct for a team namespace: the Namespace (id 'Resource'), quota, container defaults,
+ * network isolation and least-privilege RBAC, exactly as lib's renderTeamNamespace() writes them.
+ * Accepts cdk8s-plus-28 subjects (User, Group, ServiceAccount) as members and kubedev DevEnvironment
+ * constructs as hosted environments; hands out its Roles and CI ServiceAccounts as cdk8s-plus types.
+ */
+import { ApiObject } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { DevEnvironmentSpec } from '../lib/dev-environment';
+import { KubeObject } from '../lib/k8s';
+import { TeamRole } from '../lib/rbac';
+import {
+  CiServiceAccountSpec, NetworkAllowanceSpec, TeamEnvironmentSpec, TeamMemberSpec, TeamNamespaceSpec, renderTeamNamespace,
+  teamNamespaceName, teamObjectNames, validateTeamNamespace,
+} from '../lib/team-namespace';
+import { DevEnvironment } from './dev-environment';
+import { RenderedObject } from './rendered-object';
+
+/** A member given as a cdk8s-plus subject (kplus.User, kplus.Group, kplus.ServiceAccount). */
+export interface SubjectMember {
+  readonly subject: kplus.ISubject;
+  readonly role: TeamRole;
+}
+
+/** A member: lib's { user | group | serviceAccount, role }, or a cdk8s-plus subject with a role. */
+export type TeamMember = TeamMemberSpec | SubjectMember;
+
+/** An environment the namespace hosts: a lib spec or a kubedev DevEnvironment construct. */
+export type TeamEnvironment = TeamEnvironmentSpec | DevEnvironment;
+
+/** Props of a TeamNamespace: lib's spec, with members and environments in cdk8s terms too. */
+export interface TeamNamespaceProps extends Omit<TeamNamespaceSpec, 'members' | 'environments' | 'ci'> {
+  /** @default [] */
+  readonly members?: readonly TeamMember[];
+  /** @default [] */
+  readonly ci?: readonly CiServiceAccountSpec[];
+  /** @default [] */
+  readonly environments?: readonly TeamEnvironment[];
+}
+
+/** Turns a cdk8s-plus subject into a lib member. */
+export function memberFromSubject(subject: kplus.ISubject, role: TeamRole): TeamMemberSpec {
+  const s = subject.toSubjectConfiguration();
+  switch (s.kind) {
+    case 'User':
+      return { user: s.name, role };
+    case 'Group':
+      return { group: s.name, role };
+    case 'ServiceAccount':
+      return { serviceAccount: s.name, ...(s.namespace ? { serviceAccountNamespace: s.namespace } : {}), role };
+    default:
+      throw new Error(`TeamNamespace: subject '${s.name}' has kind '${s.kind}'. Use a kplus.User, kplus.Group or kplus.ServiceAccount.`);
+  }
+}
+
+/**
+ * A team's namespace. The Namespace is the ApiObject with id 'Resource' (`ApiObject.of(team)`);
+ * every other object is a child ApiObject with id `<Kind>-<name>`. Validation runs at synthesis
+ * through node.addValidation, with lib's messages.
+ */
+export class TeamNamespace extends Construct {
+  /** The team's name (prefix of its objects' names). */
+  public readonly team: string;
+  /** The namespace's name. */
+  public readonly namespaceName: string;
+  /** The Namespace object. */
+  public readonly apiObject: ApiObject;
+
+  private readonly base: Omit<TeamNamespaceSpec, 'members' | 'environments' | 'ci'>;
+  private readonly memberList: TeamMemberSpec[] = [];
+  private readonly ciList: CiServiceAccountSpec[] = [];
+  private readonly allowances: NetworkAllowanceSpec[] = [];
+  private readonly environmentList: (() => TeamEnvironmentSpec)[] = [];
+  private readonly declared = new Set<string>();
+  private cached?: { key: string; objects: KubeObject[] };
+
+  constructor(scope: Construct, id: string, props: TeamNamespaceProps) {
+    super(scope, id);
+    const { members, ci, environments, ...base } = props;
+    this.base = { ...base, network: props.network ? { ...props.network, allow: undefined } : undefined };
+    this.team = props.team;
+    this.namespaceName = teamNamespaceName(props);
+    this.node.addValidation({ validate: () => validateTeamNamespace(this.toSpec()) });
+
+    // The objects every team has, in apply order; the rest appear as mutators need them.
+    this.apiObject = this.declare('Namespace', 'v1', this.namespaceName, ['Resource']);
+    this.declare('ResourceQuota', 'v1', teamObjectNames.quota(this.team));
+    this.declare('LimitRange', 'v1', teamObjectNames.limits(this.team));
+    if (props.network?.isolate ?? true) this.declare('NetworkPolicy', 'networking.k8s.io/v1', teamObjectNames.isolate(this.team));
+    for (const a of props.network?.allow ?? []) this.addNetworkAllowance(a);
+    for (const c of ci ?? []) this.addCiServiceAccount(c);
+    for (const role of ['developer', 'viewer', 'admin'] as const) this.declare('Role', 'rbac.authorization.k8s.io/v1', teamObjectNames.role(this.team, role));
+    for (const m of members ?? []) this.addMember(m);
+    for (const e of environments ?? []) this.addEnvironment(e);
+  }
+
+  /** Adds a member: lib's { user | group | serviceAccount, role } or a cdk8s-plus subject with a role. */
+  public addMember(member: TeamMember): void {
+    const m = 'subject' in member ? memberFromSubject(member.subject, member.role) : { ...member };
+    this.memberList.push(m);
+    this.declareBinding(teamObjectNames.role(this.team, m.role));
+  }
+
+  /** Adds a CI ServiceAccount (created in the namespace) and returns it as a cdk8s-plus IServiceAccount. */
+  public addCiServiceAccount(account: CiServiceAccountSpec): kplus.IServiceAccount {
+    this.ciList.push({ ...account, annotations: account.annotations ? { ...account.annotations } : undefined });
+    this.declare('ServiceAccount', 'v1', account.name);
+    const ciRole = teamObjectNames.role(this.team, 'ci');
+    this.declare('Role', 'rbac.authorization.k8s.io/v1', ciRole);
+    this.declareBinding(ciRole);
+    return this.ciServiceAccount(account.name);
+  }
+
+  /** Allows traffic beyond the default isolation (NetworkPolicy `<team>-allow-<name>`). */
+  public addNetworkAllowance(allowance: NetworkAllowanceSpec): void {
+    this.allowances.push({ ...allowance });
+    this.declare('NetworkPolicy', 'networking.k8s.io/v1', teamObjectNames.allow(this.team, allowance.name));
+  }
+
+  /**
+   * Declares an environment the namespace hosts: its owner may exec and port-forward into it, and
+   * its requests count against the quota. A DevEnvironment construct is read at synthesis time.
+   * The environment's own objects are rendered by the DevEnvironment, not here.
+   */
+  public addEnvironment(environment: TeamEnvironment): void {
+    const read = environment instanceof DevEnvironment ? (): TeamEnvironmentSpec => environment.toSpec() : (): TeamEnvironmentSpec => ({ ...environment });
+    this.environmentList.push(read);
+    const owner = read().owner;
+    const attach = teamObjectNames.attach(this.team, owner);
+    this.declare('Role', 'rbac.authorization.k8s.io/v1', attach);
+    this.declareBinding(attach);
+  }
+
+  /** A CI ServiceAccount of this team, as cdk8s-plus sees it (e.g. for a kplus RoleBinding). */
+  public ciServiceAccount(name: string): kplus.IServiceAccount {
+    const id = `CiServiceAccountRef-${name}`;
+    const existing = this.node.tryFindChild(id) as kplus.IServiceAccount | undefined;
+    return existing ?? kplus.ServiceAccount.fromServiceAccountName(this, id, name, { namespaceName: this.namespaceName });
+  }
+
+  /** One of the team's Roles, as a cdk8s-plus IRole (bind your own kplus subjects to it). */
+  public role(role: TeamRole | 'ci'): kplus.IRole {
+    const id = `RoleRef-${role}`;
+    const existing = this.node.tryFindChild(id) as kplus.IRole | undefined;
+    return existing ?? kplus.Role.fromRoleName(this, id, teamObjectNames.role(this.team, role));
+  }
+
+  /** The lib spec this construct stands for, with every mutation applied. */
+  public toSpec(): TeamNamespaceSpec {
+    const allow = [...this.allowances];
+    return {
+      ...this.base,
+      network: this.base.network || allow.length > 0 ? { ...this.base.network, allow } : undefined,
+      members: [...this.memberList],
+      ci: [...this.ciList],
+      environments: this.environmentList.map((read) => read()),
+    };
+  }
+
+  /** The rendered objects, as lib writes them (throws a ValidationError when the spec is invalid). */
+  public render(): KubeObject[] {
+    const spec = this.toSpec();
+    const key = JSON.stringify(spec);
+    if (this.cached?.key !== key) this.cached = { key, objects: renderTeamNamespace(spec) };
+    return this.cached.objects;
+  }
+
+  /** The environments' specs, with the namespace filled in. */
+  public environmentSpecs(): DevEnvironmentSpec[] {
+    return this.environmentList.map((read) => ({ ...read(), namespace: this.namespaceName }) as DevEnvironmentSpec);
+  }
+
+  private declareBinding(name: string): void {
+    this.declare('RoleBinding', 'rbac.authorization.k8s.io/v1', name);
+  }
+
+  /** Adds the ApiObject for (kind, name) once; its body comes from render() at synthesis. */
+  private declare(kind: string, apiVersion: string, name: string, idOverride?: [string]): ApiObject {
+    const key = `${kind}-${name}`;
+    const id = idOverride?.[0] ?? key;
+    if (this.declared.has(key)) return this.node.findChild(id) as ApiObject;
+    this.declared.add(key);
+    const body = kind === 'Role' ? ['rules'] : kind === 'RoleBinding' ? ['roleRef', 'subjects'] : kind === 'ServiceAccount' || kind === 'Namespace' ? [] : ['spec'];
+    return new RenderedObject(this, id, {
+      apiVersion,
+      kind,
+      name,
+      namespace: kind === 'Namespace' ? undefined : this.namespaceName,
+      body,
+      produce: () => {
+        const found = this.render().find((o) => o.kind === kind && o.metadata.name === name);
+        if (!found) throw new Error(`TeamNamespace '${this.team}': lib rendered no ${kind} '${name}'.`);
+        return found;
+      },
+    });
+  }
+}
