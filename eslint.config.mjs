@@ -12,7 +12,6 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
-,
   {
     // Tests poke into rendered JSON; typing every path there adds nothing.
     files: ['test/**/*.ts', 'e2e/**/*.ts'],
