@@ -80,7 +80,7 @@ export class TeamNamespace extends Construct {
     const { members, ci, environments, ...base } = props;
     this.base = { ...base, network: props.network ? { ...props.network, allow: undefined } : undefined };
     this.team = props.team;
-    this.namespaceName = teamNamespaceName(props);
+    this.namespaceName = teamNamespaceName(base);
     this.node.addValidation({ validate: () => validateTeamNamespace(this.toSpec()) });
 
     // The objects every team has, in apply order; the rest appear as mutators need them.

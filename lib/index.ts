@@ -6,3 +6,6 @@ export * from './attach';
 export * from './sshd';
 export * from './dev-environment';
 export * from './dev-mode';
+export * from './rbac';
+export * from './team-namespace';
+export * from './developer-access';

@@ -1,0 +1,128 @@
+import { ApiObject, Chart, JsonPatch, Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { DevEnvironment } from '../constructs/dev-environment';
+import { DeveloperAccess } from '../constructs/developer-access';
+import { TeamNamespace } from '../constructs/team-namespace';
+import { renderDeveloperAccess } from '../lib/developer-access';
+import { KubeObject } from '../lib/k8s';
+import { renderTeamNamespace } from '../lib/team-namespace';
+import { PAYMENTS, validateWithKubernetesModels } from './support/team-models';
+
+const byKey = (objects: KubeObject[]) => Object.fromEntries(objects.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+const errorsOf = (c: { node: { validate(): string[] } }) => c.node.validate();
+
+describe('TeamNamespace construct', () => {
+  test('synthesizes exactly what lib renders', () => {
+    const chart = Testing.chart();
+    new TeamNamespace(chart, 'payments', PAYMENTS as never);
+    const synthesized = Testing.synth(chart) as KubeObject[];
+    expect(byKey(synthesized)).toEqual(byKey(renderTeamNamespace(PAYMENTS)));
+    expect(synthesized).toHaveLength(renderTeamNamespace(PAYMENTS).length);
+    expect(synthesized[0].kind).toBe('Namespace');
+    for (const o of synthesized) validateWithKubernetesModels(o);
+  });
+
+  test("the Namespace is the ApiObject with id 'Resource', and addJsonPatch works on it", () => {
+    const chart = Testing.chart();
+    const team = new TeamNamespace(chart, 'team', { team: 'ops' });
+    expect(ApiObject.of(team)).toBe(team.apiObject);
+    expect(ApiObject.of(team).kind).toBe('Namespace');
+    ApiObject.of(team).addJsonPatch(JsonPatch.add('/metadata/annotations', { 'owner.example.com/cost-center': '42' }));
+    const ns = (Testing.synth(chart) as KubeObject[])[0];
+    expect(ns.metadata.annotations).toEqual({ 'owner.example.com/cost-center': '42' });
+    expect(ns.metadata.namespace).toBeUndefined();
+  });
+
+  test('accepts cdk8s-plus subjects and DevEnvironment constructs; mutators after construction count', () => {
+    const chart = Testing.chart();
+    const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice@example.com', image: 'node:20' });
+    const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ subject: kplus.User.fromName(chart, 'alice', 'alice@example.com'), role: 'developer' }] });
+    team.addMember({ subject: kplus.Group.fromName(chart, 'leads', 'web-leads'), role: 'admin' });
+    const sa = new kplus.ServiceAccount(chart, 'grafana', { metadata: { name: 'grafana', namespace: 'monitoring' } });
+    team.addMember({ subject: sa, role: 'viewer' });
+    team.addEnvironment(env);
+    env.addPort({ port: 3000 }); // read at synthesis: still fine
+
+    expect(errorsOf(team)).toEqual([]);
+    const objects = byKey(Testing.synth(chart) as KubeObject[]);
+    expect(objects['RoleBinding/web-admin'].subjects).toEqual([{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'web-leads' }]);
+    expect(objects['RoleBinding/web-viewer'].subjects).toEqual([{ kind: 'ServiceAccount', name: 'grafana', namespace: 'monitoring' }]);
+    expect(objects['Role/web-attach-alice-example-com'].rules).toEqual([
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
+      { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
+    ]);
+    expect(objects['StatefulSet/api']).toBeDefined();
+  });
+
+  test('hands out its CI ServiceAccount and Roles as cdk8s-plus types', () => {
+    const chart = Testing.chart();
+    const team = new TeamNamespace(chart, 'team', { team: 'ops' });
+    const deployer = team.addCiServiceAccount({ name: 'deployer' });
+    expect(deployer.toSubjectConfiguration()).toMatchObject({ kind: 'ServiceAccount', name: 'deployer', namespace: 'ops' });
+    expect(team.ciServiceAccount('deployer')).toBe(deployer);
+    // A user's own kplus RoleBinding to the team's viewer Role.
+    const binding = new kplus.RoleBinding(chart, 'extra', { role: team.role('viewer'), metadata: { namespace: 'ops' } });
+    binding.addSubjects(kplus.User.fromName(chart, 'eve', 'eve@example.com'));
+    const synthesized = byKey(Testing.synth(chart) as KubeObject[]);
+    expect(synthesized['Role/ops-ci']).toBeDefined();
+    const kplusBinding = Object.values(synthesized).find((o) => o.kind === 'RoleBinding' && (o.roleRef as { name: string }).name === 'ops-viewer')!;
+    expect(kplusBinding.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'eve@example.com' }]);
+  });
+
+  test("validation reports lib's exact messages through node.addValidation", () => {
+    const chart = Testing.chart();
+    const team = new TeamNamespace(chart, 'team', { team: 'ops', members: [{ user: 'x', role: 'owner' as never }] });
+    team.addEnvironment({ name: 'api', owner: 'nobody', image: 'node' });
+    expect(errorsOf(team)).toEqual([
+      "TeamNamespace 'ops': member 0 has an unknown role (got 'owner'). Use one of 'developer', 'viewer', 'admin'.",
+      "TeamNamespace 'ops': environment 'api' is owned by a subject with no role in the team (got 'nobody'). Add a member { user: 'nobody', role: 'developer' }, or change the owner.",
+    ]);
+    const app = Testing.app();
+    const c2 = new Chart(app, 'c2');
+    new TeamNamespace(c2, 'team', { team: 'Bad_Name' });
+    expect(() => app.synth()).toThrow("TeamNamespace 'Bad_Name': team name is not a DNS-1123 label of at most 40 characters (got 'Bad_Name')");
+  });
+});
+
+describe('DeveloperAccess construct', () => {
+  test('grants a kplus user exec/port-forward into named environments and the team developer Role', () => {
+    const chart = Testing.chart();
+    const team = new TeamNamespace(chart, 'team', { team: 'web', members: [{ user: 'alice', role: 'developer' }] });
+    const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice', image: 'node:20' });
+    team.addEnvironment(env);
+    const access = new DeveloperAccess(chart, 'pairing', { team, subject: kplus.User.fromName(chart, 'bob', 'bob@example.com'), environments: [env, 'worker'] });
+    expect(ApiObject.of(access).kind).toBe('Role');
+    const objects = byKey(Testing.synth(chart) as KubeObject[]);
+    expect(objects['Role/web-access-bob-example-com']).toMatchObject({
+      metadata: { namespace: 'web' },
+      rules: [
+        { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'], resourceNames: ['api-0', 'worker-0'] },
+        { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'], resourceNames: ['api-0', 'worker-0'] },
+      ],
+    });
+    expect(objects['RoleBinding/web-access-bob-example-com-developer']).toMatchObject({
+      roleRef: { kind: 'Role', name: 'web-developer' },
+      subjects: [{ kind: 'User', name: 'bob@example.com' }],
+    });
+    for (const o of access.render()) validateWithKubernetesModels(o);
+  });
+
+  test('without a team: only the attach Role and its binding; lib renders the same', () => {
+    const chart = Testing.chart();
+    new DeveloperAccess(chart, 'a', { namespace: 'dev', subject: { serviceAccount: 'bot' }, environments: ['x'] });
+    const synthesized = Testing.synth(chart) as KubeObject[];
+    expect(byKey(synthesized)).toEqual(
+      byKey(renderDeveloperAccess({ namespace: 'dev', subject: { kind: 'ServiceAccount', name: 'bot' }, environments: ['x'] })),
+    );
+    expect(synthesized.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['Role/access-dev-bot', 'RoleBinding/access-dev-bot']);
+    expect(synthesized[1].subjects).toEqual([{ kind: 'ServiceAccount', name: 'bot', namespace: 'dev' }]);
+  });
+
+  test('refuses access to no environment, with the exact message', () => {
+    const chart = Testing.chart();
+    const access = new DeveloperAccess(chart, 'a', { namespace: 'dev', subject: { user: 'bob' }, environments: [] });
+    expect(errorsOf(access)).toEqual([
+      "DeveloperAccess 'access-bob': grants access to no environment (got []). List at least one environment name.",
+    ]);
+  });
+});
