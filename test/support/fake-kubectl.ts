@@ -1,0 +1,153 @@
+/**
+ * A stand-in `kubectl` for tests of `kubedev keys` and `kubedev up` (there is no cluster here). It is a
+ * real executable put first on PATH; it answers the few calls kubedev makes from a JSON "world" file
+ * and logs every call. `port-forward` is real: it listens on 127.0.0.1 and relays each connection to
+ * a real local server (the sshd harness), the way kubectl relays to the pod.
+ *
+ * World (JSON, rewritten by tests between calls if they like):
+ *   workloads: KubeObject[]                       answered to `get statefulsets.apps,deployments.apps -l`
+ *   pods: { "<ns>/<name>": Pod[] }                successive `get pod` calls walk the list, then stay on the last
+ *   secrets: string[]                             "<ns>/<name>" that exist (`get secret`)
+ *   forward: { "<remote port>": <local target port> }   where port-forward relays to
+ *   forwardError?: string                         port-forward prints this on stderr and exits 1
+ *   failAll?: string                              every call prints this on stderr and exits 1
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface FakeWorld {
+  workloads?: unknown[];
+  pods?: Record<string, unknown[]>;
+  secrets?: string[];
+  forward?: Record<string, number>;
+  forwardError?: string;
+  failAll?: string;
+}
+
+export interface FakeKubectl {
+  /** Folder to put first on PATH. */
+  readonly bin: string;
+  readonly worldFile: string;
+  readonly logFile: string;
+  /** Environment for a child or for process.env: PATH, KUBECONFIG (an empty file) and the fake's files. */
+  readonly env: NodeJS.ProcessEnv;
+  setWorld(world: FakeWorld): void;
+  /** Every call so far: its arguments and what it read on stdin. */
+  calls(): { args: string[]; stdin: string }[];
+  remove(): void;
+}
+
+const SCRIPT = String.raw`#!/usr/bin/env node
+'use strict';
+const fs = require('fs');
+const net = require('net');
+const args = process.argv.slice(2);
+const worldFile = process.env.FAKE_KUBECTL_WORLD;
+const logFile = process.env.FAKE_KUBECTL_LOG;
+const world = () => JSON.parse(fs.readFileSync(worldFile, 'utf8'));
+const flag = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const fail = (msg) => { process.stderr.write(msg + '\n'); process.exit(1); };
+
+let stdin = '';
+const readStdin = () => new Promise((res) => {
+  if (args[0] !== 'apply') return res('');
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d) => (stdin += d));
+  process.stdin.on('end', () => res(stdin));
+});
+
+(async () => {
+  await readStdin();
+  fs.appendFileSync(logFile, JSON.stringify({ args, stdin }) + '\n');
+  const w = world();
+  if (w.failAll) fail(w.failAll);
+  const ns = flag('-n') || 'default';
+  const verb = args[0];
+  if (verb === 'get' && args[1] === 'statefulsets.apps,deployments.apps') {
+    const sel = flag('-l') || '';
+    const [k, v] = sel.split('=');
+    const items = (w.workloads || []).filter((o) => o.metadata.namespace === ns && o.metadata.labels && o.metadata.labels[k] === v);
+    process.stdout.write(JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+    return;
+  }
+  if (verb === 'get' && args[1] === 'pod') {
+    const key = ns + '/' + args[2];
+    const list = (w.pods || {})[key];
+    if (!list || list.length === 0) fail('Error from server (NotFound): pods "' + args[2] + '" not found');
+    const countFile = worldFile + '.' + key.replace('/', '_') + '.n';
+    const n = fs.existsSync(countFile) ? Number(fs.readFileSync(countFile, 'utf8')) : 0;
+    fs.writeFileSync(countFile, String(n + 1));
+    process.stdout.write(JSON.stringify(list[Math.min(n, list.length - 1)]));
+    return;
+  }
+  if (verb === 'get' && args[1] === 'secret') {
+    const missing = args.slice(2).filter((a) => !a.startsWith('-') && a !== ns && !(w.secrets || []).includes(ns + '/' + a));
+    if (missing.length > 0) fail('Error from server (NotFound): secrets "' + missing[0] + '" not found');
+    process.stdout.write(args.slice(2).filter((a) => !a.startsWith('-') && a !== ns).map((a) => 'secret/' + a).join('\n') + '\n');
+    return;
+  }
+  if (verb === 'apply') {
+    const names = [...stdin.matchAll(/^kind: (\w+)\nmetadata:\n  name: ([\w.-]+)/gm)].map((m) => m[1].toLowerCase() + '/' + m[2] + ' created');
+    process.stdout.write(names.join('\n') + '\n');
+    return;
+  }
+  if (verb === 'port-forward') {
+    if (w.forwardError) fail(w.forwardError);
+    const maps = args.slice(1).filter((a) => /^\d*:\d+$/.test(a));
+    const servers = [];
+    for (const m of maps) {
+      const [local, remote] = m.split(':');
+      const target = (w.forward || {})[remote];
+      const srv = net.createServer((c) => {
+        const up = net.connect(target, '127.0.0.1');
+        c.pipe(up); up.pipe(c);
+        const end = () => { c.destroy(); up.destroy(); };
+        c.on('error', end); up.on('error', end); c.on('close', end); up.on('close', end);
+      });
+      await new Promise((res, rej) => { srv.once('error', rej); srv.listen(Number(local || 0), '127.0.0.1', res); })
+        .catch(() => fail('Unable to listen on port ' + local + ': Listeners failed to create with the following errors: [unable to create listener: Error listen tcp4 127.0.0.1:' + local + ': bind: address already in use]\nerror: unable to listen on any of the requested ports: [{' + local + ' ' + remote + '}]'));
+      servers.push(srv);
+      process.stdout.write('Forwarding from 127.0.0.1:' + srv.address().port + ' -> ' + remote + '\n');
+    }
+    const stop = () => { for (const s of servers) s.close(); process.exit(0); };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    setInterval(() => undefined, 1 << 30);
+    return;
+  }
+  fail('fake kubectl: no answer for: kubectl ' + args.join(' '));
+})();
+`;
+
+/** Writes the fake into a new temporary folder. */
+export function makeFakeKubectl(world: FakeWorld = {}): FakeKubectl {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubedev-fake-kubectl-'));
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(bin, 'kubectl'), SCRIPT, { mode: 0o755 });
+  const worldFile = path.join(dir, 'world.json');
+  const logFile = path.join(dir, 'calls.jsonl');
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  fs.writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\n');
+  fs.writeFileSync(logFile, '');
+  const setWorld = (w: FakeWorld): void => {
+    for (const f of fs.readdirSync(dir)) if (f.endsWith('.n')) fs.rmSync(path.join(dir, f));
+    fs.writeFileSync(worldFile, JSON.stringify(w));
+  };
+  setWorld(world);
+  return {
+    bin,
+    worldFile,
+    logFile,
+    env: {
+      PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
+      KUBECONFIG: kubeconfig,
+      FAKE_KUBECTL_WORLD: worldFile,
+      FAKE_KUBECTL_LOG: logFile,
+    },
+    setWorld,
+    calls: () => fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { args: string[]; stdin: string }),
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
