@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { registerSync } from './commands/sync';
+import { registerKeys } from './commands/keys';
 
 /** Exit codes of every kubedev command. */
 export const EXIT_OK = 0;
@@ -37,6 +38,7 @@ export function program(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerSync(cmd);
+  registerKeys(cmd);
   return cmd;
 }
 
