@@ -1,0 +1,80 @@
+/**
+ * Pulumi ComponentResource `kubedev:index:DevEnvironment`: lib's renderDevEnvironment() output as
+ * typed @pulumi/kubernetes resources, children `${name}-<role>`, with the attach record as an output.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { AttachRecord } from '../lib/attach';
+import { DevEnvironmentSpec, attachRecordOf, renderDevEnvironment, validateDevEnvironment } from '../lib/dev-environment';
+import { KubeObject } from '../lib/k8s';
+import { environmentPod } from '../lib/team-namespace';
+import { childName, inputPropertiesError, kubeResource } from './kube';
+
+export const DEV_ENVIRONMENT_TYPE = 'kubedev:index:DevEnvironment';
+
+/** The component's args: lib's spec, as plain values (they decide which resources exist). */
+export type DevEnvironmentArgs = DevEnvironmentSpec;
+
+/**
+ * The property path a DevEnvironment problem concerns, read from the message's subject
+ * (`sidecar.port is ...` -> `sidecar.port`, `sync folder #2 ...` -> `sync[1]`, `cache '/x' ...` -> `caches`).
+ */
+export function devEnvironmentPropertyPath(message: string): string {
+  const text = message.replace(/^DevEnvironment '[^']*': /, '');
+  const numbered = /^(sync folder|envFrom|cache) #(\d+)/.exec(text);
+  if (numbered) {
+    const key = numbered[1] === 'sync folder' ? 'sync' : numbered[1] === 'cache' ? 'caches' : 'envFrom';
+    return `${key}[${Number(numbered[2]) - 1}]`;
+  }
+  const first = text.split(' ')[0];
+  const aliases: Record<string, string> = { sync: 'sync', folders: 'sync', port: 'ports', ports: 'ports', env: 'env', cache: 'caches', caches: 'caches' };
+  if (aliases[first]) return aliases[first];
+  return /^[a-zA-Z][\w.]*$/.test(first) ? first : '';
+}
+
+/** Every problem of the args, with its property path. */
+export function devEnvironmentProblems(args: DevEnvironmentArgs): { path: string; message: string }[] {
+  return validateDevEnvironment(args).map((message) => ({ path: devEnvironmentPropertyPath(message), message }));
+}
+
+/**
+ * The children to create, in apply order: `{ name, object }`.
+ * @throws pulumi.InputPropertiesError naming every invalid property.
+ */
+export function planDevEnvironment(name: string, args: DevEnvironmentArgs): { name: string; object: KubeObject }[] {
+  const problems = devEnvironmentProblems(args);
+  if (problems.length > 0) throw inputPropertiesError(`kubedev:index:DevEnvironment '${name}'`, problems);
+  return renderDevEnvironment(args).map((object) => ({ name: childName(name, object), object }));
+}
+
+export class DevEnvironment extends pulumi.ComponentResource {
+  /** The namespace it runs in. */
+  public readonly namespace: pulumi.Output<string>;
+  /** The StatefulSet's name. */
+  public readonly workloadName: pulumi.Output<string>;
+  /** The stable pod name, `<name>-0`. */
+  public readonly podName: pulumi.Output<string>;
+  /** What `kubedev sync`/`kubedev up` need to reach it. */
+  public readonly attachRecord: pulumi.Output<AttachRecord>;
+  /** The children by Pulumi name. */
+  public readonly resources: Readonly<Record<string, pulumi.CustomResource>>;
+
+  constructor(name: string, args: DevEnvironmentArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Validate before anything is registered: bad input creates nothing.
+    const plan = planDevEnvironment(name, args);
+    super(DEV_ENVIRONMENT_TYPE, name, {}, opts);
+    const resources: Record<string, pulumi.CustomResource> = {};
+    for (const child of plan) resources[child.name] = kubeResource(child.name, child.object, { parent: this });
+    this.resources = resources;
+    const workload = plan.find((c) => c.object.kind === 'StatefulSet')!;
+    this.namespace = pulumi.output(args.namespace);
+    this.workloadName = (resources[workload.name] as unknown as { metadata: pulumi.Output<{ name: string }> }).metadata.apply((m) => m.name);
+    this.podName = pulumi.output(environmentPod(args.name));
+    this.attachRecord = pulumi.output(attachRecordOf(args));
+    this.registerOutputs({
+      namespace: this.namespace,
+      workloadName: this.workloadName,
+      podName: this.podName,
+      attachRecord: this.attachRecord,
+    });
+  }
+}
