@@ -67,9 +67,12 @@ export class DevEnvironment extends pulumi.ComponentResource {
     this.resources = resources;
     const workload = plan.find((c) => c.object.kind === 'StatefulSet')!;
     this.namespace = pulumi.output(args.namespace);
-    this.workloadName = (resources[workload.name] as unknown as { metadata: pulumi.Output<{ name: string }> }).metadata.apply((m) => m.name);
-    this.podName = pulumi.output(environmentPod(args.name));
-    this.attachRecord = pulumi.output(attachRecordOf(args));
+    // Resolve once the StatefulSet is registered, so consumers of the record wait for the workload.
+    const metadata = (resources[workload.name] as unknown as { metadata: pulumi.Output<{ name: string }> }).metadata;
+    this.workloadName = metadata.apply((m) => m.name);
+    this.podName = metadata.apply(() => environmentPod(args.name));
+    const record = attachRecordOf(args);
+    this.attachRecord = metadata.apply(() => record);
     this.registerOutputs({
       namespace: this.namespace,
       workloadName: this.workloadName,
