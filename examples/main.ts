@@ -9,13 +9,34 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiObject, App, AppProps, Chart, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import { DevEnvironment } from '../constructs';
+import { DevEnvironment, TeamNamespace } from '../constructs';
+import { NetworkAllowanceSpec } from '../lib';
+
+/** Dev environments install packages: HTTPS out, but not to private ranges or the cloud metadata endpoint. */
+const HTTPS_OUT: NetworkAllowanceSpec = {
+  name: 'https-out',
+  egressTo: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16'] } }],
+  ports: [{ port: 443 }],
+};
 
 export function buildApp(props: AppProps = {}): App {
   const app = new App(props);
 
   const web = new Chart(app, 'team-web', { namespace: 'team-web' });
-  new DevEnvironment(web, 'api', {
+  // The team's namespace comes first in its chart, so its Namespace is applied before what lives in it.
+  const webTeam = new TeamNamespace(web, 'team', {
+    team: 'web',
+    namespace: 'team-web',
+    members: [
+      { user: 'alice@example.com', role: 'developer' },
+      { user: 'bob@example.com', role: 'developer' },
+      { group: 'web-leads', role: 'admin' },
+      { group: 'support', role: 'viewer' },
+    ],
+    ci: [{ name: 'deployer' }],
+    network: { allow: [HTTPS_OUT] },
+  });
+  const api = new DevEnvironment(web, 'api', {
     name: 'api',
     owner: 'alice@example.com',
     image: 'node:20-bookworm',
@@ -40,9 +61,18 @@ export function buildApp(props: AppProps = {}): App {
   fullstack.addPort({ name: 'vite', port: 5173 });
   fullstack.addPort({ name: 'http', port: 8080 });
   fullstack.addCache({ path: '/home/dev/go', size: '10Gi', name: 'gomod' });
+  webTeam.addEnvironment(api);
+  webTeam.addEnvironment(fullstack);
 
   const data = new Chart(app, 'team-data', { namespace: 'team-data' });
-  new DevEnvironment(data, 'worker', {
+  const dataTeam = new TeamNamespace(data, 'team', {
+    team: 'data',
+    namespace: 'team-data',
+    members: [{ user: 'carol@example.com', role: 'developer' }, { group: 'data-leads', role: 'admin' }],
+    quota: { cpu: '4', memory: '8Gi', storage: '50Gi', pods: 10, persistentVolumeClaims: 10 },
+    network: { allow: [HTTPS_OUT] },
+  });
+  const worker = new DevEnvironment(data, 'worker', {
     name: 'worker',
     owner: 'carol@example.com',
     image: 'python:3.12-slim-bookworm',
@@ -56,6 +86,7 @@ export function buildApp(props: AppProps = {}): App {
     ],
     resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '1', memory: '1Gi' } },
   });
+  dataTeam.addEnvironment(worker);
 
   // The application as its team already writes it with cdk8s-plus...
   const shopChart = new Chart(app, 'shop', { namespace: 'team-web' });
@@ -80,12 +111,13 @@ export function buildApp(props: AppProps = {}): App {
     JsonPatch.add('/spec/template/spec/containers/0/securityContext/capabilities', { drop: ['ALL'] }),
   );
   // ...and its development twin: same env, config and service account; dev image, no probes, one replica.
-  DevEnvironment.fromDeployment(shopChart, 'shop-dev', shop, {
+  const shopDev = DevEnvironment.fromDeployment(shopChart, 'shop-dev', shop, {
     owner: 'alice@example.com',
     image: 'node:20-bookworm',
     sync: [{ local: 'examples/sources/api', remote: '/app' }],
     caches: [{ path: '/app/node_modules', size: '5Gi' }],
   });
+  webTeam.addEnvironment(shopDev);
 
   return app;
 }
