@@ -82,9 +82,14 @@ const readStdin = () => new Promise((res) => {
     return;
   }
   if (verb === 'get' && args[1] === 'secret') {
-    const missing = args.slice(2).filter((a) => !a.startsWith('-') && a !== ns && !(w.secrets || []).includes(ns + '/' + a));
+    const names = [];
+    for (let i = 2; i < args.length; i++) {
+      if (args[i].startsWith('-')) i++; // a flag and its value
+      else names.push(args[i]);
+    }
+    const missing = names.filter((a) => !(w.secrets || []).includes(ns + '/' + a));
     if (missing.length > 0) fail('Error from server (NotFound): secrets "' + missing[0] + '" not found');
-    process.stdout.write(args.slice(2).filter((a) => !a.startsWith('-') && a !== ns).map((a) => 'secret/' + a).join('\n') + '\n');
+    process.stdout.write(names.map((a) => 'secret/' + a).join('\n') + '\n');
     return;
   }
   if (verb === 'apply') {

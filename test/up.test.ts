@@ -1,0 +1,331 @@
+/**
+ * `kubedev up` without a cluster: a fake kubectl (test/support/fake-kubectl.ts) answers the API calls
+ * and relays port-forwards to a real OpenSSH sshd on 127.0.0.1, which runs as a non-root user with the
+ * environment's own sshd_config and the keys `kubedev keys` made. Everything after the Kubernetes API
+ * is real: keys, forwards, SSH, the mirror, files compared byte for byte.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { parseAllDocuments, stringify } from 'yaml';
+import { DevEnvironmentSpec, renderDevEnvironment } from '../lib/dev-environment';
+import { renderSshdConfig } from '../lib/sshd';
+import { UsageError } from '../sync/cli';
+import { runKeys } from '../sync/commands/keys';
+import { keyPaths } from '../sync/keys/store';
+import { runUp, UpOptions } from '../sync/up/up';
+import { FakeKubectl, FakeWorld, makeFakeKubectl } from './support/fake-kubectl';
+import { startSshd, Sshd } from './support/sshd';
+import { differences, eventually, snapshot, tempDir, writeTree } from './support/trees';
+
+const USER = 'kubedev-test';
+const SSH_PORT = 2222;
+
+let tmp: string;
+let project: string;
+let remote: string;
+let envFile: string;
+let fake: FakeKubectl;
+let saved: NodeJS.ProcessEnv;
+const cleanups: (() => Promise<void> | void)[] = [];
+
+function spec(extra: Partial<DevEnvironmentSpec> = {}): DevEnvironmentSpec {
+  return {
+    name: 'api',
+    namespace: 'team-web',
+    owner: 'alice@example.com',
+    image: 'node:20-bookworm',
+    sync: [{ local: 'src', remote, ignore: ['*.log'] }],
+    sidecar: { user: USER, port: SSH_PORT },
+    ...extra,
+  };
+}
+
+function writeEnv(s: DevEnvironmentSpec): void {
+  fs.writeFileSync(envFile, renderDevEnvironment(s).map((o) => stringify(o)).join('---\n'));
+}
+
+/** A pod as the API shows it: the sidecar ready or waiting for `reason`. */
+function pod(sidecar: 'ready' | { reason: string; message?: string }, dev: 'running' | { reason: string } = 'running'): unknown {
+  const st = (s: typeof sidecar | typeof dev, name: string): unknown =>
+    s === 'ready' || s === 'running'
+      ? { name, ready: true, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } }
+      : { name, ready: false, state: { waiting: s } };
+  return {
+    metadata: { name: 'api-0', namespace: 'team-web' },
+    status: { phase: sidecar === 'ready' ? 'Running' : 'Pending', containerStatuses: [st(dev, 'dev'), st(sidecar, 'sync')] },
+  };
+}
+
+interface Running {
+  events: Record<string, unknown>[];
+  stderr: () => string;
+  done: Promise<void>;
+  stop: () => Promise<void>;
+  waitFor: (event: string, ms: number) => Promise<Record<string, unknown>>;
+}
+
+function startUp(options: Partial<UpOptions> = {}): Running {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const events: Record<string, unknown>[] = [];
+  let buf = '';
+  let stderr = '';
+  out.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      events.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+      buf = buf.slice(i + 1);
+    }
+  });
+  err.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ctl = new AbortController();
+  const done = runUp({ env: envFile, name: 'api', root: project, json: true, pollMs: 50, ...options }, { stdout: out, stderr: err }, ctl.signal);
+  done.catch(() => undefined);
+  const waitFor = async (event: string, ms: number): Promise<Record<string, unknown>> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const e = events.find((x) => x.event === event);
+      if (e) return e;
+      if (Date.now() > deadline) throw new Error(`no '${event}' event within ${ms} ms; stderr:\n${stderr}`);
+      await Promise.race([done.then(() => undefined, (x: Error) => { throw new Error(`up ended: ${x.message}`); }), new Promise((r) => setTimeout(r, 20))]);
+    }
+  };
+  const stop = async (): Promise<void> => {
+    ctl.abort(new Error('test done'));
+    await done;
+  };
+  cleanups.push(() => stop().catch(() => undefined));
+  return { events, stderr: () => stderr, done, stop, waitFor };
+}
+
+/** The sidecar as the pod runs it: sshd as the non-root user, the environment's sshd_config, the Secrets' files. */
+async function startSidecar(): Promise<Sshd> {
+  const { stdout } = await captureKeys();
+  const docs = parseAllDocuments(stdout).map((d) => d.toJS());
+  const mounted = path.join(tmp, 'mounted');
+  fs.mkdirSync(mounted, { mode: 0o755 });
+  fs.chmodSync(tmp, 0o755);
+  const hostKey = path.join(mounted, 'ssh_host_ed25519_key');
+  const ak = path.join(mounted, 'authorized_keys');
+  // Owned by root and readable by the pod's group in Kubernetes (fsGroup); here, readable by all.
+  fs.writeFileSync(hostKey, Buffer.from(docs[0].data.ssh_host_ed25519_key, 'base64'), { mode: 0o644 });
+  fs.writeFileSync(ak, Buffer.from(docs[1].data.authorized_keys, 'base64'), { mode: 0o644 });
+  const sshd = await startSshd({
+    user: USER,
+    asUser: true,
+    config: (p) => renderSshdConfig({ port: p.port, user: USER, listenAddress: '127.0.0.1', hostKey, authorizedKeysFile: ak, pidFile: p.pidFile }),
+  });
+  cleanups.push(() => sshd.close());
+  fs.chownSync(remote, sshd.uid, sshd.gid);
+  return sshd;
+}
+
+async function captureKeys(): Promise<{ stdout: string }> {
+  const out = new PassThrough();
+  let stdout = '';
+  out.on('data', (d: Buffer) => (stdout += d.toString()));
+  await runKeys({ env: envFile, name: 'api' }, { stdout: out, stderr: new PassThrough() });
+  return { stdout };
+}
+
+function world(w: FakeWorld): void {
+  fake.setWorld({ secrets: ['team-web/api-ssh-host-keys', 'team-web/api-ssh-authorized-keys'], ...w });
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
+
+beforeEach(() => {
+  saved = { ...process.env };
+  tmp = tempDir('up');
+  project = path.join(tmp, 'project');
+  remote = path.join(tmp, 'remote', 'workspace');
+  fs.mkdirSync(path.join(project, 'dist'), { recursive: true });
+  fs.mkdirSync(path.join(project, 'src'));
+  fs.mkdirSync(remote, { recursive: true });
+  fs.chmodSync(path.join(tmp, 'remote'), 0o755);
+  envFile = path.join(project, 'dist', 'app.k8s.yaml');
+  writeEnv(spec());
+  process.env.XDG_CONFIG_HOME = path.join(tmp, 'config');
+  fake = makeFakeKubectl();
+  Object.assign(process.env, fake.env);
+});
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  fake.remove();
+  process.env = saved;
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('kubedev up', () => {
+  test('waits for the sidecar, forwards SSH and the declared ports, mirrors, follows changes, and stops cleanly', async () => {
+    // A declared port, forwarded to an echo server standing in for the app in the dev container.
+    const echo = net.createServer((c) => c.pipe(c));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => echo.close(() => r())));
+    const appPort = (echo.address() as net.AddressInfo).port + 1; // the pod's port number; locally the same when free
+    writeEnv(spec({ ports: [{ name: 'http', port: appPort }] }));
+    const sshd = await startSidecar();
+    writeTree(path.join(project, 'src'), { 'index.js': 'console.log(1)\n', 'lib/util.js': 'module.exports = 2\n', 'run.sh': { content: '#!/bin/sh\n', mode: 0o755 }, 'debug.log': 'ignored' });
+    world({
+      pods: { 'team-web/api-0': [pod({ reason: 'ContainerCreating' }), pod({ reason: 'ContainerCreating' }), pod('ready', { reason: 'CrashLoopBackOff' })] },
+      forward: { [SSH_PORT]: sshd.port, [appPort]: (echo.address() as net.AddressInfo).port },
+    });
+
+    const up = startUp();
+    const ready = await up.waitFor('ready', 30_000);
+    const local = path.join(project, 'src');
+    const skipLog = (rel: string): boolean => rel === 'debug.log';
+    expect(differences(snapshot(local, skipLog), snapshot(remote))).toEqual([]);
+    expect(fs.existsSync(path.join(remote, 'debug.log'))).toBe(false);
+    expect(up.stderr()).toContain("pod team-web/api-0: container 'sync' waiting: ContainerCreating");
+    expect(up.stderr()).toContain('pod team-web/api-0 is running (sidecar ready; dev container waiting: CrashLoopBackOff)');
+
+    // The declared port is forwarded on 127.0.0.1 under its own number.
+    expect(ready.ports).toEqual({ http: appPort });
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(appPort, '127.0.0.1', () => c.write('ping'));
+      let got = '';
+      c.on('data', (d) => {
+        got += d.toString();
+        if (got.length >= 4) {
+          c.destroy();
+          resolve(got);
+        }
+      });
+      c.on('error', reject);
+    });
+    expect(echoed).toBe('ping');
+
+    // A change is mirrored.
+    fs.writeFileSync(path.join(local, 'index.js'), 'console.log(2)\n');
+    fs.rmSync(path.join(local, 'lib'), { recursive: true });
+    await eventually(() => differences(snapshot(local, skipLog), snapshot(remote)), 10_000, 'after an edit');
+    expect(up.events.some((e) => e.event === 'synced')).toBe(true);
+
+    // The kubectl calls kubedev made, in order.
+    const verbs = fake.calls().map((c) => c.args.slice(0, 3).join(' '));
+    expect(verbs.slice(0, 2)).toEqual(['get secret api-ssh-host-keys', 'get pod api-0']);
+    const forwards = fake.calls().filter((c) => c.args[0] === 'port-forward').map((c) => c.args);
+    expect(forwards).toEqual([
+      ['port-forward', '-n', 'team-web', 'pod/api-0', '--address', '127.0.0.1', `${ready.ssh}:${SSH_PORT}`],
+      ['port-forward', '-n', 'team-web', 'pod/api-0', '--address', '127.0.0.1', `${appPort}:${appPort}`],
+    ]);
+
+    // Ctrl-C: resolves, and the forwards are closed.
+    await up.stop();
+    expect(await refused(ready.ssh as number)).toBe(true);
+    expect(await refused(appPort)).toBe(true);
+    expect(up.stderr()).toMatch(/kubedev: stopped api: \d+ files, .* mirrored, 0 errors\n$/);
+  });
+
+  test('a port-forward that ends (pod restarted) is restarted on the same port, and the mirror carries on', async () => {
+    const sshd = await startSidecar();
+    writeTree(path.join(project, 'src'), { a: 'a' });
+    world({ pods: { 'team-web/api-0': [pod('ready')] }, forward: { [SSH_PORT]: sshd.port } });
+    const up = startUp();
+    const ready = await up.waitFor('ready', 30_000);
+    // Kill the fake kubectl port-forward, as when the pod goes away.
+    const pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`${ready.ssh}:${SSH_PORT}`);
+      } catch {
+        return false;
+      }
+    });
+    expect(pids.length).toBe(1);
+    process.kill(Number(pids[0]), 'SIGKILL');
+    sshd.killSessions();
+    fs.writeFileSync(path.join(project, 'src', 'b'), 'b');
+    await eventually(() => differences(snapshot(path.join(project, 'src')), snapshot(remote)), 20_000, 'after the forward restarted');
+    expect(up.stderr()).toContain('ssh port-forward ended');
+    await up.stop();
+  });
+});
+
+describe('kubedev up: every failure names the fault and the fix', () => {
+  test('no keys', async () => {
+    const p = keyPaths('team-web', 'api');
+    await expect(startUp().done).rejects.toThrow(
+      new UsageError(`no key for team-web/api: ${p.clientKey}, ${p.knownHosts} missing. Make the keys and their Secrets: kubedev keys --env ${envFile} --name api --apply`),
+    );
+    expect(fake.calls()).toEqual([]);
+  });
+
+  test('no such environment in the file', async () => {
+    await expect(startUp({ name: 'web' }).done).rejects.toThrow(new UsageError(`${envFile} holds no environment named 'web' (it holds: api). Pass one of those to --name.`));
+  });
+
+  test('a sync folder that is not there', async () => {
+    await captureKeys();
+    fs.rmSync(path.join(project, 'src'), { recursive: true });
+    await expect(startUp().done).rejects.toThrow(new UsageError(`sync folder 'src' (for ${remote}) is not a folder under ${project}. Run kubedev up from the project folder, or pass --root DIR.`));
+  });
+
+  test('no kubeconfig', async () => {
+    await captureKeys();
+    process.env.KUBECONFIG = path.join(tmp, 'nope');
+    await expect(startUp().done).rejects.toThrow(
+      new UsageError(
+        `no kubeconfig: KUBECONFIG names '${path.join(tmp, 'nope')}', and none exists. Point KUBECONFIG at your cluster's config file, or fetch it (e.g. 'gcloud container clusters get-credentials CLUSTER', 'aws eks update-kubeconfig --name CLUSTER', 'az aks get-credentials -n CLUSTER -g GROUP').`,
+      ),
+    );
+  });
+
+  test('the key Secrets are not on the cluster', async () => {
+    await captureKeys();
+    fake.setWorld({ secrets: ['team-web/api-ssh-host-keys'] });
+    await expect(startUp().done).rejects.toThrow(
+      new UsageError(`the key Secret 'api-ssh-authorized-keys' is missing in namespace 'team-web'. Create it: kubedev keys --env ${envFile} --name api --apply`),
+    );
+  });
+
+  test('the pod is not found before the timeout', async () => {
+    await captureKeys();
+    world({ pods: {} });
+    await expect(startUp({ timeout: 0.3 }).done).rejects.toThrow(
+      "pod 'team-web/api-0' was not found after 0 s. Apply the environment (kubectl apply -f dist/<app>.k8s.yaml), then check its workload: kubectl get statefulset -n team-web api",
+    );
+  });
+
+  test('the pod is not ready before the timeout: the waiting reason and its fix', async () => {
+    await captureKeys();
+    world({ pods: { 'team-web/api-0': [pod({ reason: 'ImagePullBackOff', message: 'Back-off pulling image "ghcr.io/kubedev/sync-sidecar:0.1.0"' })] } });
+    await expect(startUp({ timeout: 1 }).done).rejects.toThrow(
+      `pod 'team-web/api-0' is not ready after 1 s: container 'sync' waiting: ImagePullBackOff (Back-off pulling image "ghcr.io/kubedev/sync-sidecar:0.1.0"). The image cannot be pulled: check its name and the pull secret; the sidecar image is built from sync/sidecar/Containerfile and pushed to your registry. Details: kubectl describe pod -n team-web api-0`,
+    );
+  });
+
+  test('a refused port-forward', async () => {
+    await captureKeys();
+    world({
+      pods: { 'team-web/api-0': [pod('ready')] },
+      forwardError: 'error: error upgrading connection: pods "api-0" is forbidden: User "alice" cannot create resource "pods/portforward" in API group "" in the namespace "team-web"',
+    });
+    await expect(startUp().done).rejects.toThrow(
+      `port-forward refused by the cluster (error: error upgrading connection: pods "api-0" is forbidden: User "alice" cannot create resource "pods/portforward" in API group "" in the namespace "team-web"). Your role must allow 'create' on pods/portforward in namespace 'team-web': ask your cluster admin for the kubedev developer role (DeveloperAccess)`,
+    );
+  });
+
+  test('a sidecar whose host key is not the one kubedev pinned', async () => {
+    const sshd = await startSidecar();
+    // Keys made again (elsewhere): the local known_hosts no longer matches the running sidecar.
+    await runKeys({ env: envFile, name: 'api', rotate: true }, { stdout: new PassThrough(), stderr: new PassThrough() });
+    world({ pods: { 'team-web/api-0': [pod('ready')] }, forward: { [SSH_PORT]: sshd.port } });
+    const up = startUp();
+    await expect(up.done).rejects.toThrow(/host key .* If the environment's keys were made again elsewhere, take the current ones: kubedev keys --env .* --name api --apply, then restart the pod$/);
+    expect(fs.readdirSync(remote)).toEqual([]);
+  });
+});
