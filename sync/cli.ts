@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { registerSync } from './commands/sync';
 import { registerKeys } from './commands/keys';
+import { registerUp } from './commands/up';
 
 /** Exit codes of every kubedev command. */
 export const EXIT_OK = 0;
@@ -39,6 +40,7 @@ export function program(): Command {
     .exitOverride();
   registerSync(cmd);
   registerKeys(cmd);
+  registerUp(cmd);
   return cmd;
 }
 
