@@ -245,6 +245,32 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
   if (spec.namespace !== undefined && !isDnsLabel(spec.namespace)) {
     add('namespace', 'namespace is not a DNS-1123 label', spec.namespace, "Use at most 63 lowercase letters, digits and '-', e.g. 'team-payments'");
   }
+  // Shapes first (stack config arrives as untyped YAML): deeper checks assume them.
+  const beforeShapes = out.length;
+  const isObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const examples: Record<string, string> = {
+    members: "[{ user: 'alice@example.com', role: 'developer' }]",
+    ci: "[{ name: 'deployer' }]",
+    environments: "[{ name: 'api', owner: 'alice@example.com', image: 'node:20' }]",
+  };
+  for (const f of ['members', 'ci', 'environments'] as const) {
+    const v: unknown = spec[f];
+    if (v === undefined) continue;
+    if (!Array.isArray(v)) add(f, `${f} is not a list`, v, `Write ${f} as a list, e.g. ${examples[f]}`);
+    else v.forEach((item, i) => { if (!isObject(item)) add(`${f}[${i}]`, `${f}[${i}] is not an object`, item, `Write it as e.g. ${examples[f].slice(1, -1)}`); });
+  }
+  for (const f of ['quota', 'containerDefaults', 'network', 'podSecurity', 'labels'] as const) {
+    if (spec[f] !== undefined && !isObject(spec[f])) add(f, `${f} is not an object`, spec[f], `Write ${f} as a mapping of its fields`);
+  }
+  if (isObject(spec.network) && spec.network!.allow !== undefined && !Array.isArray(spec.network!.allow)) {
+    add('network.allow', 'network.allow is not a list', spec.network!.allow, "Write it as a list, e.g. [{ name: 'https-out', egressTo: [...] }]");
+  }
+  if (isObject(spec.labels)) {
+    for (const [k, v] of Object.entries(spec.labels!)) {
+      if (typeof v !== 'string') add(`labels.${k}`, `label '${k}' is not a string`, v, 'Quote the value in YAML, e.g. "true"');
+    }
+  }
+  if (out.length > beforeShapes) return out;
   const ns = teamNamespaceName(spec);
 
   // Members.

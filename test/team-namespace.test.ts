@@ -267,3 +267,25 @@ describe('quota arithmetic', () => {
     expect(ciKinds({ team: 'empty' })).toEqual([...DEFAULT_CI_KINDS]);
   });
 });
+
+describe('untyped input (stack config) never throws', () => {
+  test.each([
+    [{ team: 'a', members: 'alice' }, 'members', "TeamNamespace 'a': members is not a list (got 'alice'). Write members as a list, e.g. [{ user: 'alice@example.com', role: 'developer' }]."],
+    [{ team: 'a', members: [null] }, 'members[0]', "TeamNamespace 'a': members[0] is not an object (got null). Write it as e.g. { user: 'alice@example.com', role: 'developer' }."],
+    [{ team: 'a', environments: {} }, 'environments', undefined],
+    [{ team: 'a', ci: [7] }, 'ci[0]', undefined],
+    [{ team: 'a', quota: 'big' }, 'quota', "TeamNamespace 'a': quota is not an object (got 'big'). Write quota as a mapping of its fields."],
+    [{ team: 'a', network: { allow: {} } }, 'network.allow', undefined],
+    [{ team: 'a', labels: { enabled: true } }, 'labels.enabled', `TeamNamespace 'a': label 'enabled' is not a string (got true). Quote the value in YAML, e.g. "true".`],
+    [{ team: 7 }, 'team', undefined],
+  ])('%j', (spec, path, message) => {
+    const problems = validateTeamNamespaceAt(spec as never);
+    expect(problems[0].path).toBe(path);
+    if (message) expect(problems[0].message).toBe(message);
+    expect(() => validateTeamNamespace(spec as never)).not.toThrow();
+  });
+
+  test('null spec', () => {
+    expect(validateTeamNamespace(null as never)).toEqual(["TeamNamespace '?': the spec is not an object (got null). Pass { team, members, ... }."]);
+  });
+});
