@@ -92,13 +92,24 @@ export function adminRules(): PolicyRule[] {
 }
 
 /**
- * exec and port-forward into the named pods only. Returns no rule for no pods: an empty
- * `resourceNames` would mean every pod.
+ * Re-applying an environment's own SSH key Secrets (`kubedev keys --apply` on existing Secrets is a
+ * client-side `kubectl apply`: get, then patch). Not `create`: resourceNames cannot restrict it, so
+ * the first creation is an admin's. The owner can already read these through exec into the pod.
  */
-export function attachRules(pods: readonly string[]): PolicyRule[] {
-  if (pods.length === 0) return [];
-  const names = [...new Set(pods)].sort();
-  return [rule('', ['pods/exec'], STREAM_VERBS, names), rule('', ['pods/portforward'], STREAM_VERBS, names)];
+export const KEY_SECRET_VERBS: readonly string[] = ['get', 'patch'];
+
+/**
+ * exec and port-forward into the named pods only, and get/patch of the named key Secrets. Returns no
+ * rule for an empty list: an empty `resourceNames` would mean every pod (or Secret).
+ */
+export function attachRules(pods: readonly string[], keySecrets: readonly string[] = []): PolicyRule[] {
+  const out: PolicyRule[] = [];
+  if (pods.length > 0) {
+    const names = [...new Set(pods)].sort();
+    out.push(rule('', ['pods/exec'], STREAM_VERBS, names), rule('', ['pods/portforward'], STREAM_VERBS, names));
+  }
+  if (keySecrets.length > 0) out.push(rule('', ['secrets'], KEY_SECRET_VERBS, [...new Set(keySecrets)].sort()));
+  return out;
 }
 
 /** The API group and resource of each built-in kind kubedev renders. */

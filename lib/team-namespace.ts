@@ -5,7 +5,7 @@
  * in apply order. The environments themselves are rendered by renderDevEnvironment(); this model
  * only reads them (owners for exec/port-forward, requests for the quota).
  */
-import { DevEnvironmentSpec, MANAGED_BY_LABEL, renderDevEnvironment, validateDevEnvironment } from './dev-environment';
+import { DevEnvironmentSpec, MANAGED_BY_LABEL, attachRecordOf, renderDevEnvironment, validateDevEnvironment } from './dev-environment';
 import { KubeObject, plain } from './k8s';
 import { isDnsLabel, isDnsSubdomain, isQuantity, parseQuantity, slug } from './names';
 import { ValidationError, problem } from './problems';
@@ -388,10 +388,44 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
         attachNames.set(roleName, e.owner);
       }
     }
-    if (envProblems.length === 0) demands.push(environmentDemand(renderDevEnvironment(env), containerDefaultsOf(spec)));
+    if (envProblems.length === 0) {
+      demands.push(environmentDemand(renderDevEnvironment(env), containerDefaultsOf(spec)));
+      for (const [field, what, got] of podSecurityConflicts(env, spec.podSecurity?.enforce ?? DEFAULT_POD_SECURITY)) {
+        const level = spec.podSecurity?.enforce ?? DEFAULT_POD_SECURITY;
+        add(`${path}.security.${field}`, `environment '${e.name}' asks for ${what}, which the namespace's Pod Security level '${level}' (podSecurity.enforce) rejects`, got, `Drop the relaxation, or set podSecurity.enforce to '${level === 'restricted' ? 'baseline' : 'privileged'}' if the team accepts it`);
+      }
+    }
   });
   if (demands.length > 0 && !out.some((p) => p.path.startsWith('quota') || p.path.startsWith('containerDefaults'))) {
     checkQuota(spec, demands, add);
+  }
+  return out;
+}
+
+/** Capabilities Pod Security "baseline" lets a container add. @see https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline */
+export const BASELINE_CAPABILITIES: readonly string[] = [
+  'AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT',
+];
+
+/**
+ * The environment's security relaxations that a namespace enforcing `level` would reject, as
+ * [field, description, value]. "restricted" forbids root, privilege escalation and every added
+ * capability but NET_BIND_SERVICE; "baseline" forbids capabilities outside BASELINE_CAPABILITIES.
+ * @see https://kubernetes.io/docs/concepts/security/pod-security-standards/
+ */
+export function podSecurityConflicts(env: DevEnvironmentSpec, level: PodSecurityLevel): [string, string, unknown][] {
+  const s = env.security ?? {};
+  const out: [string, string, unknown][] = [];
+  if (level === 'privileged') return out;
+  const caps = (s.addCapabilities ?? []).map((c) => c.replace(/^CAP_/, ''));
+  if (level === 'restricted') {
+    if (s.runAsRoot) out.push(['runAsRoot', 'root (security.runAsRoot)', s.runAsRoot]);
+    if (s.allowPrivilegeEscalation) out.push(['allowPrivilegeEscalation', 'privilege escalation (security.allowPrivilegeEscalation)', s.allowPrivilegeEscalation]);
+    const bad = caps.filter((c) => c !== 'NET_BIND_SERVICE');
+    if (bad.length > 0) out.push(['addCapabilities', `capabilities ${bad.join(', ')} (security.addCapabilities)`, s.addCapabilities]);
+  } else {
+    const bad = caps.filter((c) => !BASELINE_CAPABILITIES.includes(c));
+    if (bad.length > 0) out.push(['addCapabilities', `capabilities ${bad.join(', ')} (security.addCapabilities)`, s.addCapabilities]);
   }
   return out;
 }
@@ -580,6 +614,16 @@ export function ciKinds(spec: TeamNamespaceSpec): string[] {
   return [...kinds].sort();
 }
 
+/** Each owner's environments' SSH key Secrets (host key, authorized_keys), owners in first-seen order. */
+export function ownedKeySecrets(spec: TeamNamespaceSpec): Map<string, string[]> {
+  const owned = new Map<string, string[]>();
+  for (const e of teamEnvironments(spec)) {
+    const { ssh } = attachRecordOf(e);
+    owned.set(e.owner, [...(owned.get(e.owner) ?? []), ssh.hostKeySecret, ssh.authorizedKeysSecret]);
+  }
+  return owned;
+}
+
 /** Each owner's environment pods (owners in first-seen order). */
 export function ownedPods(spec: TeamNamespaceSpec): Map<string, string[]> {
   const owned = new Map<string, string[]>();
@@ -675,9 +719,10 @@ export function renderTeamNamespace(spec: TeamNamespaceSpec): KubeObject[] {
       subjects: (spec.ci ?? []).map((c) => ({ kind: 'ServiceAccount' as const, name: c.name, namespace: ns })),
     });
   }
+  const keySecrets = ownedKeySecrets(spec);
   for (const [owner, pods] of ownedPods(spec)) {
     const member = findOwner(spec, owner)!;
-    roles.push({ name: teamObjectNames.attach(team, owner), rules: attachRules(pods), subjects: [memberSubject(spec, member)] });
+    roles.push({ name: teamObjectNames.attach(team, owner), rules: attachRules(pods, keySecrets.get(owner)), subjects: [memberSubject(spec, member)] });
   }
   for (const r of roles) {
     out.push({ apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(r.name), rules: r.rules });

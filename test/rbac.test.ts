@@ -93,12 +93,24 @@ describe.each([
   ['payments-developer', payments, DEVELOPER],
   ['payments-admin', payments, ADMIN],
   ['payments-ci', payments, CI],
-  ['payments-attach-alice-example-com', payments, { 'core pods/exec[api-0,worker-0]': 'create,get', 'core pods/portforward[api-0,worker-0]': 'create,get' }],
-  ['payments-attach-bob-example-com', payments, { 'core pods/exec[api-bob-0]': 'create,get', 'core pods/portforward[api-bob-0]': 'create,get' }],
+  ['payments-attach-alice-example-com', payments, {
+    'core pods/exec[api-0,worker-0]': 'create,get',
+    'core pods/portforward[api-0,worker-0]': 'create,get',
+    'core secrets[api-ssh-authorized-keys,api-ssh-host-keys,worker-ssh-authorized-keys,worker-ssh-host-keys]': 'get,patch',
+  }],
+  ['payments-attach-bob-example-com', payments, {
+    'core pods/exec[api-bob-0]': 'create,get',
+    'core pods/portforward[api-bob-0]': 'create,get',
+    'core secrets[api-bob-ssh-authorized-keys,api-bob-ssh-host-keys]': 'get,patch',
+  }],
   ['search-viewer', search, VIEWER],
   ['search-developer', search, DEVELOPER],
   ['search-admin', search, ADMIN],
-  ['search-attach-carol-example-com', search, { 'core pods/exec[indexer-0]': 'create,get', 'core pods/portforward[indexer-0]': 'create,get' }],
+  ['search-attach-carol-example-com', search, {
+    'core pods/exec[indexer-0]': 'create,get',
+    'core pods/portforward[indexer-0]': 'create,get',
+    'core secrets[indexer-ssh-authorized-keys,indexer-ssh-host-keys]': 'get,patch',
+  }],
 ])('Role %s', (name, rendered, expected) => {
   const rules = rendered.get(name);
 
@@ -140,12 +152,26 @@ describe('least privilege, across every Role rendered', () => {
     }
   });
 
-  test('no Secrets for viewers or developers; Secrets and RoleBindings for admins only', () => {
+  test("Secrets: admins manage them; an owner may only get/patch their own environments' key Secrets; viewers none", () => {
     for (const [name, rules] of all) {
-      const touches = (res: string) => rules.some((r) => r.resources.includes(res));
-      expect([name, touches('secrets')]).toEqual([name, name.endsWith('-admin')]);
-      expect([name, touches('rolebindings')]).toEqual([name, name.endsWith('-admin')]);
+      const secretRules = rules.filter((r) => r.resources.includes('secrets'));
+      if (name.endsWith('-admin')) {
+        expect(secretRules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: MANAGE.split(',') }]);
+      } else if (name.includes('-attach-')) {
+        expect(secretRules).toHaveLength(1);
+        expect(secretRules[0].verbs).toEqual(['get', 'patch']);
+        expect(secretRules[0].resourceNames!.length).toBeGreaterThan(0);
+        expect(secretRules[0].resourceNames!.every((n) => /-ssh-(host-keys|authorized-keys)$/.test(n))).toBe(true);
+      } else {
+        expect([name, secretRules]).toEqual([name, []]);
+      }
+      const touchesBindings = rules.some((r) => r.resources.includes('rolebindings'));
+      expect([name, touchesBindings]).toEqual([name, name.endsWith('-admin')]);
     }
+  });
+
+  test('every rule with resourceNames names something (an empty list would mean everything)', () => {
+    for (const [, rules] of all) for (const r of rules) if (r.resourceNames !== undefined) expect(r.resourceNames.length).toBeGreaterThan(0);
   });
 
   test('nothing cluster-scoped: only Roles and RoleBindings, never ClusterRole(Binding)', () => {
@@ -175,8 +201,10 @@ describe('least privilege, across every Role rendered', () => {
     expect(hasWildcard([{ apiGroups: [''], resources: ['pods'], verbs: ['get'], resourceNames: ['*'] }])).toBe(true);
   });
 
-  test('no pods means no attach rule (empty resourceNames would mean every pod)', () => {
+  test('no pods and no Secrets means no attach rule (empty resourceNames would mean every one)', () => {
     expect(attachRules([])).toEqual([]);
+    expect(attachRules([], [])).toEqual([]);
+    expect(attachRules(['a-0'], []).map((r) => r.resources[0])).toEqual(['pods/exec', 'pods/portforward']);
   });
 
   test('CI rules refuse a kind they do not know', () => {

@@ -50,6 +50,7 @@ describe('TeamNamespace construct', () => {
     expect(objects['Role/web-attach-alice-example-com'].rules).toEqual([
       { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
       { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: ['api-ssh-authorized-keys', 'api-ssh-host-keys'] },
     ]);
     expect(objects['StatefulSet/api']).toBeDefined();
   });

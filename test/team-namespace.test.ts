@@ -96,6 +96,7 @@ describe('renderTeamNamespace', () => {
     expect(aliceRole.rules).toEqual([
       { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'], resourceNames: ['api-0', 'worker-0'] },
       { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'], resourceNames: ['api-0', 'worker-0'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: ['api-ssh-authorized-keys', 'api-ssh-host-keys', 'worker-ssh-authorized-keys', 'worker-ssh-host-keys'] },
     ]);
   });
 
@@ -287,5 +288,23 @@ describe('untyped input (stack config) never throws', () => {
 
   test('null spec', () => {
     expect(validateTeamNamespace(null as never)).toEqual(["TeamNamespace '?': the spec is not an object (got null). Pass { team, members, ... }."]);
+  });
+});
+
+describe('Pod Security: environments that ask for more than the namespace enforces', () => {
+  const env = (security: object) => ({ name: 'dbg', owner: 'carol@example.com', image: 'x', security });
+
+  test('restricted (the default) refuses root, escalation and extra capabilities', () => {
+    expect(validateTeamNamespace({ ...SEARCH, environments: [env({ runAsRoot: true, addCapabilities: ['SYS_PTRACE', 'NET_BIND_SERVICE'] })] })).toEqual([
+      "TeamNamespace 'search': environment 'dbg' asks for root (security.runAsRoot), which the namespace's Pod Security level 'restricted' (podSecurity.enforce) rejects (got true). Drop the relaxation, or set podSecurity.enforce to 'baseline' if the team accepts it.",
+      `TeamNamespace 'search': environment 'dbg' asks for capabilities SYS_PTRACE (security.addCapabilities), which the namespace's Pod Security level 'restricted' (podSecurity.enforce) rejects (got ["SYS_PTRACE","NET_BIND_SERVICE"]). Drop the relaxation, or set podSecurity.enforce to 'baseline' if the team accepts it.`,
+    ]);
+    expect(validateTeamNamespace({ ...SEARCH, environments: [env({ addCapabilities: ['NET_BIND_SERVICE'] })] })).toEqual([]);
+  });
+
+  test('baseline accepts root and escalation but not SYS_PTRACE; privileged accepts all', () => {
+    const spec = (enforce: 'baseline' | 'privileged') => ({ ...SEARCH, podSecurity: { enforce }, environments: [env({ runAsRoot: true, allowPrivilegeEscalation: true, addCapabilities: ['SYS_PTRACE'] })] });
+    expect(validateTeamNamespaceAt(spec('baseline')).map((p) => p.path)).toEqual(['environments[0].security.addCapabilities']);
+    expect(validateTeamNamespace(spec('privileged'))).toEqual([]);
   });
 });
