@@ -10,7 +10,7 @@ import { KubeObject } from '../lib/k8s';
 import { Subject, teamObjectNames } from '../lib/team-namespace';
 import { DevEnvironment } from './dev-environment';
 import { RenderedObject } from './rendered-object';
-import { TeamNamespace } from './team-namespace';
+import { ITeamNamespace } from './team-namespace';
 
 /** Who gets access: a cdk8s-plus subject, or lib's { user | group | serviceAccount }. */
 export type AccessSubject = kplus.ISubject | { readonly user: string } | { readonly group: string } | { readonly serviceAccount: string; readonly namespace?: string };
@@ -19,8 +19,8 @@ export interface DeveloperAccessProps {
   readonly subject: AccessSubject;
   /** Environments to exec and port-forward into: DevEnvironment constructs or environment names. */
   readonly environments: readonly (DevEnvironment | string)[];
-  /** The team: supplies the namespace, and the subject is also bound to its developer Role. @default none */
-  readonly team?: TeamNamespace;
+  /** The team (TeamNamespace, or TeamNamespace.fromTeamName()): supplies the namespace, and the subject is also bound to its developer Role. @default none */
+  readonly team?: ITeamNamespace;
   /** @default the team's namespace, else the first DevEnvironment's */
   readonly namespace?: string;
   /** Bind the subject to the team's developer Role too (needs `team`). @default true when `team` is given */

@@ -54,12 +54,57 @@ export function memberFromSubject(subject: kplus.ISubject, role: TeamRole): Team
   }
 }
 
+/** A team namespace defined here or elsewhere: what DeveloperAccess and cdk8s-plus bindings need. */
+export interface ITeamNamespace {
+  /** The team's name (prefix of its objects' names). */
+  readonly team: string;
+  /** The namespace's name. */
+  readonly namespaceName: string;
+  /** One of the team's Roles, as a cdk8s-plus IRole. */
+  role(role: TeamRole | 'ci'): kplus.IRole;
+  /** One of the team's CI ServiceAccounts, as a cdk8s-plus IServiceAccount. */
+  ciServiceAccount(name: string): kplus.IServiceAccount;
+}
+
+/** A team namespace that exists already (applied from another app or by Pulumi). */
+class ImportedTeamNamespace extends Construct implements ITeamNamespace {
+  constructor(scope: Construct, id: string, public readonly team: string, public readonly namespaceName: string) {
+    super(scope, id);
+  }
+
+  public role(role: TeamRole | 'ci'): kplus.IRole {
+    return roleRef(this, this.team, role);
+  }
+
+  public ciServiceAccount(name: string): kplus.IServiceAccount {
+    return serviceAccountRef(this, this.namespaceName, name);
+  }
+}
+
+function roleRef(scope: Construct, team: string, role: TeamRole | 'ci'): kplus.IRole {
+  const id = `RoleRef-${role}`;
+  return (scope.node.tryFindChild(id) as kplus.IRole | undefined) ?? kplus.Role.fromRoleName(scope, id, teamObjectNames.role(team, role));
+}
+
+function serviceAccountRef(scope: Construct, namespace: string, name: string): kplus.IServiceAccount {
+  const id = `CiServiceAccountRef-${name}`;
+  return (scope.node.tryFindChild(id) as kplus.IServiceAccount | undefined) ?? kplus.ServiceAccount.fromServiceAccountName(scope, id, name, { namespaceName: namespace });
+}
+
 /**
  * A team's namespace. The Namespace is the ApiObject with id 'Resource' (`ApiObject.of(team)`);
  * every other object is a child ApiObject with id `<Kind>-<name>`. Validation runs at synthesis
  * through node.addValidation, with lib's messages.
  */
-export class TeamNamespace extends Construct {
+export class TeamNamespace extends Construct implements ITeamNamespace {
+  /**
+   * A team namespace that exists already, for DeveloperAccess and cdk8s-plus bindings.
+   * @param namespace @default the team name
+   */
+  public static fromTeamName(scope: Construct, id: string, team: string, namespace?: string): ITeamNamespace {
+    return new ImportedTeamNamespace(scope, id, team, namespace ?? team);
+  }
+
   /** The team's name (prefix of its objects' names). */
   public readonly team: string;
   /** The namespace's name. */
@@ -134,16 +179,12 @@ export class TeamNamespace extends Construct {
 
   /** A CI ServiceAccount of this team, as cdk8s-plus sees it (e.g. for a kplus RoleBinding). */
   public ciServiceAccount(name: string): kplus.IServiceAccount {
-    const id = `CiServiceAccountRef-${name}`;
-    const existing = this.node.tryFindChild(id) as kplus.IServiceAccount | undefined;
-    return existing ?? kplus.ServiceAccount.fromServiceAccountName(this, id, name, { namespaceName: this.namespaceName });
+    return serviceAccountRef(this, this.namespaceName, name);
   }
 
   /** One of the team's Roles, as a cdk8s-plus IRole (bind your own kplus subjects to it). */
   public role(role: TeamRole | 'ci'): kplus.IRole {
-    const id = `RoleRef-${role}`;
-    const existing = this.node.tryFindChild(id) as kplus.IRole | undefined;
-    return existing ?? kplus.Role.fromRoleName(this, id, teamObjectNames.role(this.team, role));
+    return roleRef(this, this.team, role);
   }
 
   /** The lib spec this construct stands for, with every mutation applied. */

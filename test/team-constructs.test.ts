@@ -127,3 +127,21 @@ describe('DeveloperAccess construct', () => {
     ]);
   });
 });
+
+describe('TeamNamespace.fromTeamName', () => {
+  test('a team defined elsewhere: DeveloperAccess and kplus bindings work against it', () => {
+    const chart = Testing.chart();
+    const team = TeamNamespace.fromTeamName(chart, 'payments', 'payments', 'team-payments');
+    expect(team.namespaceName).toBe('team-payments');
+    expect(team.role('developer').name).toBe('payments-developer');
+    expect(team.ciServiceAccount('deployer').toSubjectConfiguration()).toMatchObject({ kind: 'ServiceAccount', name: 'deployer', namespace: 'team-payments' });
+    new DeveloperAccess(chart, 'oncall-access', { team, subject: kplus.Group.fromName(chart, 'oncall', 'oncall'), environments: ['api'] });
+    const synthesized = Testing.synth(chart) as KubeObject[];
+    expect(synthesized.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
+      'Role/team-payments/payments-access-oncall',
+      'RoleBinding/team-payments/payments-access-oncall',
+      'RoleBinding/team-payments/payments-access-oncall-developer',
+    ]);
+    expect(synthesized[2]).toMatchObject({ roleRef: { name: 'payments-developer' }, subjects: [{ kind: 'Group', name: 'oncall' }] });
+  });
+});
