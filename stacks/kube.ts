@@ -79,12 +79,23 @@ export function kubeResource(name: string, o: KubeObject, opts: pulumi.CustomRes
 }
 
 /**
+ * Bad input is the user's to fix, not a crash: without a stack, Pulumi's program runner prints the
+ * message alone (it prints `err.stack` when there is one).
+ */
+export function withoutStack<E extends Error>(error: E): E {
+  Object.defineProperty(error, 'stack', { value: undefined, configurable: true, writable: true });
+  return error;
+}
+
+/**
  * Turns lib's `<Kind> '<name>': <problem> ...` messages with property paths into the error Pulumi
  * prints per property.
  */
 export function inputPropertiesError(what: string, problems: readonly { path: string; message: string }[]): pulumi.InputPropertiesError {
-  return new pulumi.InputPropertiesError({
-    message: `${what}: ${problems.length} invalid input propert${problems.length === 1 ? 'y' : 'ies'}:\n${problems.map((p) => `  - ${p.path || '(args)'}: ${p.message}`).join('\n')}`,
-    errors: problems.map((p) => ({ propertyPath: p.path, reason: p.message })),
-  });
+  return withoutStack(
+    new pulumi.InputPropertiesError({
+      message: `${what}: ${problems.length} invalid input propert${problems.length === 1 ? 'y' : 'ies'}:\n${problems.map((p) => `  - ${p.path || '(args)'}: ${p.message}`).join('\n')}`,
+      errors: problems.map((p) => ({ propertyPath: p.path, reason: p.message })),
+    }),
+  );
 }

@@ -104,6 +104,7 @@ describe('bad input', () => {
     expect(e.errors.map((x) => x.propertyPath)).toEqual(['members[0].role', 'environments[0].image', 'environments[0].sidecar.port']);
     expect(e.errors[0].reason).toBe("TeamNamespace 'search': member 0 has an unknown role (got 'dev'). Did you mean 'developer'? Use one of 'developer', 'viewer', 'admin'.");
     expect(e.message).toContain("kubedev:index:TeamNamespace 'broken': 3 invalid input properties:\n  - members[0].role: TeamNamespace 'search': member 0 has an unknown role");
+    expect(e.stack).toBeUndefined();
     expect(registered.length).toBe(before);
   });
 });

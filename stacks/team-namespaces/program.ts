@@ -7,6 +7,7 @@ import { AttachRecord } from '../../lib/attach';
 import { DevEnvironmentSpec } from '../../lib/dev-environment';
 import { TeamNamespaceSpec, teamEnvironments, teamNamespaceName } from '../../lib/team-namespace';
 import { DevEnvironment } from '../dev-environment';
+import { withoutStack } from '../kube';
 import { TeamNamespace, teamNamespaceProblems } from '../team-namespace';
 
 /** The config key (within the project's namespace) holding the teams. */
@@ -25,10 +26,12 @@ const TEAM_FIELDS = ['team', 'namespace', 'members', 'ci', 'quota', 'containerDe
 export function readTeamsConfig(config: pulumi.Config): TeamNamespaceSpec[] {
   const key = `${config.name}:${TEAMS_KEY}`;
   const fail = (errors: { propertyPath: string; reason: string }[]) =>
-    new pulumi.InputPropertiesError({
-      message: `Stack config '${key}' is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n${errors.map((e) => `  - ${e.propertyPath}: ${e.reason}`).join('\n')}`,
-      errors,
-    });
+    withoutStack(
+      new pulumi.InputPropertiesError({
+        message: `Stack config '${key}' is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n${errors.map((e) => `  - ${e.propertyPath}: ${e.reason}`).join('\n')}`,
+        errors,
+      }),
+    );
   let raw: unknown;
   try {
     raw = config.getObject<unknown>(TEAMS_KEY);
