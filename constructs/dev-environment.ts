@@ -70,10 +70,6 @@ export class DevEnvironment extends Construct {
     this.props = props;
     this.name = props.name;
     this.namespace = props.namespace ?? Chart.of(this).namespace ?? 'default';
-    for (const f of props.sync ?? []) this.addSyncFolder(f);
-    for (const p of props.ports ?? []) this.addPort(p);
-    for (const c of props.caches ?? []) this.addCache(c);
-    for (const e of props.env ?? []) this.addEnv(e);
 
     this.node.addValidation({
       validate: () => {
@@ -85,11 +81,17 @@ export class DevEnvironment extends Construct {
         }
       },
     });
-    const workspace = `${this.name}-workspace`;
-    this.object('Workspace', 'v1', 'PersistentVolumeClaim', workspace, ['spec']);
-    this.object('SshdConfig', 'v1', 'ConfigMap', `${this.name}-sshd`, ['data']);
-    this.object('Service', 'v1', 'Service', this.name, ['spec']);
+    const workspace = this.object('Workspace', 'v1', 'PersistentVolumeClaim', `${this.name}-workspace`, ['spec']);
+    const sshd = this.object('SshdConfig', 'v1', 'ConfigMap', `${this.name}-sshd`, ['data']);
+    const service = this.object('Service', 'v1', 'Service', this.name, ['spec']);
     this.apiObject = this.object('Resource', 'apps/v1', 'StatefulSet', this.name, ['spec']);
+    // cdk8s writes a chart's objects in dependency order: what the pod mounts comes before it.
+    this.apiObject.node.addDependency(workspace, sshd, service);
+
+    for (const f of props.sync ?? []) this.addSyncFolder(f);
+    for (const p of props.ports ?? []) this.addPort(p);
+    for (const c of props.caches ?? []) this.addCache(c);
+    for (const e of props.env ?? []) this.addEnv(e);
   }
 
   /** Mirrors a local folder to an absolute path in the dev container. */
@@ -105,7 +107,8 @@ export class DevEnvironment extends Construct {
   /** Adds a persistent cache, with its PersistentVolumeClaim. */
   public addCache(cache: CacheSpec): void {
     this.cacheList.push({ ...cache });
-    this.object(`Cache${this.cacheList.length - 1}`, 'v1', 'PersistentVolumeClaim', cacheClaimName(this.name, cache), ['spec']);
+    const claim = this.object(`Cache${this.cacheList.length - 1}`, 'v1', 'PersistentVolumeClaim', cacheClaimName(this.name, cache), ['spec']);
+    this.apiObject.node.addDependency(claim);
   }
 
   /** Sets an environment variable: a value, or a reference to a Secret or ConfigMap key. */
