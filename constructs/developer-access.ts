@@ -65,7 +65,14 @@ export class DeveloperAccess extends Construct {
       ...(team ? { labels: { 'kubedev.io/team': team } } : {}),
     };
     const name = props.name ?? (team ? `${team}-${developerAccessName(base)}` : developerAccessName(base));
-    this.spec = () => ({ ...base, name, environments: props.environments.map((e) => (typeof e === 'string' ? e : e.name)) });
+    // Key Secret names: a DevEnvironment's own (they may be customized), the defaults for names given as strings.
+    this.spec = () => ({
+      ...base,
+      name,
+      environments: props.environments.map((e) => (typeof e === 'string' ? e : e.name)),
+      keySecrets: props.environments.flatMap((e) =>
+        typeof e === 'string' ? [`${e}-ssh-host-keys`, `${e}-ssh-authorized-keys`] : [e.attachRecord.ssh.hostKeySecret, e.attachRecord.ssh.authorizedKeysSecret]),
+    });
     this.node.addValidation({ validate: () => validateDeveloperAccess(this.spec()) });
 
     const object = (objectId: string, kind: string, objectName: string, body: string[]) =>

@@ -20,6 +20,12 @@ export interface DeveloperAccessSpec {
   readonly subject: Subject;
   /** The environments (names) to exec and port-forward into. */
   readonly environments: readonly string[];
+  /**
+   * The environments' SSH key Secrets the subject may `get` (what `kubedev up` checks before it
+   * connects; the subject can read them through exec anyway).
+   * @default `<env>-ssh-host-keys` and `<env>-ssh-authorized-keys` of each environment
+   */
+  readonly keySecrets?: readonly string[];
   /** Also bind the subject to this Role (e.g. `<team>-developer`). @default none */
   readonly developerRole?: string;
   /** Extra labels. @default {} */
@@ -44,8 +50,13 @@ export function validateDeveloperAccess(spec: DeveloperAccessSpec): string[] {
   } else {
     for (const e of spec.environments) if (!isDnsLabel(e, 52)) add('names an invalid environment', e, 'Environment names are DNS-1123 labels of at most 52 characters');
   }
+  for (const k of spec.keySecrets ?? []) if (!isDnsSubdomain(k)) add('keySecrets names an invalid Secret', k, 'Secret names are DNS-1123 subdomains');
   if (spec.developerRole !== undefined && !isDnsSubdomain(spec.developerRole)) add('developerRole is not a Role name', spec.developerRole, "Name the team's developer Role, e.g. 'payments-developer'");
   return out;
+}
+
+function keySecretsOf(spec: DeveloperAccessSpec): readonly string[] {
+  return spec.keySecrets ?? spec.environments.flatMap((e) => [`${e}-ssh-host-keys`, `${e}-ssh-authorized-keys`]);
 }
 
 /** Role, RoleBinding and (with developerRole) a second RoleBinding `<name>-developer`. */
@@ -60,7 +71,7 @@ export function renderDeveloperAccess(spec: DeveloperAccessSpec): KubeObject[] {
       ? { kind: 'ServiceAccount', name: spec.subject.name, namespace: spec.subject.namespace ?? spec.namespace }
       : { kind: spec.subject.kind, apiGroup: RBAC_GROUP, name: spec.subject.name };
   const out: KubeObject[] = [
-    { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(name), rules: attachRules(spec.environments.map(environmentPod)) },
+    { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(name), rules: attachRules(spec.environments.map(environmentPod), keySecretsOf(spec), ['get']) },
     { apiVersion: `${RBAC_GROUP}/v1`, kind: 'RoleBinding', metadata: meta(name), roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name }, subjects: [subject] },
   ];
   if (spec.developerRole !== undefined) {

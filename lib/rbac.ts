@@ -102,13 +102,13 @@ export const KEY_SECRET_VERBS: readonly string[] = ['get', 'patch'];
  * exec and port-forward into the named pods only, and get/patch of the named key Secrets. Returns no
  * rule for an empty list: an empty `resourceNames` would mean every pod (or Secret).
  */
-export function attachRules(pods: readonly string[], keySecrets: readonly string[] = []): PolicyRule[] {
+export function attachRules(pods: readonly string[], keySecrets: readonly string[] = [], keySecretVerbs: readonly string[] = KEY_SECRET_VERBS): PolicyRule[] {
   const out: PolicyRule[] = [];
   if (pods.length > 0) {
     const names = [...new Set(pods)].sort();
     out.push(rule('', ['pods/exec'], STREAM_VERBS, names), rule('', ['pods/portforward'], STREAM_VERBS, names));
   }
-  if (keySecrets.length > 0) out.push(rule('', ['secrets'], KEY_SECRET_VERBS, [...new Set(keySecrets)].sort()));
+  if (keySecrets.length > 0) out.push(rule('', ['secrets'], keySecretVerbs, [...new Set(keySecrets)].sort()));
   return out;
 }
 

@@ -99,6 +99,8 @@ describe('DeveloperAccess construct', () => {
       rules: [
         { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'], resourceNames: ['api-0', 'worker-0'] },
         { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'], resourceNames: ['api-0', 'worker-0'] },
+        // Only read, so `kubedev up` can check them; the owner keeps get/patch.
+        { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['api-ssh-authorized-keys', 'api-ssh-host-keys', 'worker-ssh-authorized-keys', 'worker-ssh-host-keys'] },
       ],
     });
     expect(objects['RoleBinding/web-access-bob-example-com-developer']).toMatchObject({
@@ -117,6 +119,16 @@ describe('DeveloperAccess construct', () => {
     );
     expect(synthesized.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['Role/access-dev-bot', 'RoleBinding/access-dev-bot']);
     expect(synthesized[1].subjects).toEqual([{ kind: 'ServiceAccount', name: 'bot', namespace: 'dev' }]);
+  });
+
+  test("a DevEnvironment's own key Secret names are used", () => {
+    const chart = Testing.chart();
+    const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice', image: 'node:20', sidecar: { hostKeySecret: 'api-hostkey' } });
+    const access = new DeveloperAccess(chart, 'a', { subject: { user: 'bob' }, environments: [env] });
+    expect(access.namespace).toBe('web');
+    expect((access.render()[0].rules as { resources: string[]; resourceNames: string[] }[]).find((r) => r.resources[0] === 'secrets')!.resourceNames).toEqual([
+      'api-hostkey', 'api-ssh-authorized-keys',
+    ]);
   });
 
   test('refuses access to no environment, with the exact message', () => {
