@@ -5,7 +5,7 @@
 import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DevEnvironmentSpec, MAX_NAME_LENGTH, cacheName } from './dev-environment-spec';
 import { ResourceRequirements } from './k8s';
 import { isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
-import { Shown, both, problem, show } from './problems';
+import { Problem, Shown, both, problem, show } from './problems';
 
 const KIND = 'DevEnvironment';
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
@@ -13,30 +13,35 @@ const POSIX_USER = /^[a-z_][a-z0-9_-]*$/;
 
 /** Checks a spec; returns every problem found (empty when valid). Never throws. */
 export function validateDevEnvironment(spec: DevEnvironmentSpec): string[] {
+  return validateDevEnvironmentAt(spec).map((p) => p.message);
+}
+
+/** Like validateDevEnvironment(), each problem with the property path it concerns (`ports[1].port`). */
+export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
   const name = typeof spec?.name === 'string' && spec.name !== '' ? spec.name : '<unnamed>';
-  const out: string[] = [];
-  const add = (what: string, got: unknown, fix: string): void => {
-    out.push(problem(KIND, name, what, got, fix));
+  const out: Problem[] = [];
+  const add: Add = (path, what, got, fix) => {
+    out.push({ path, message: problem(KIND, name, what, got, fix) });
   };
 
   if (!isDnsLabel(spec.name, MAX_NAME_LENGTH)) {
-    add(`name is not a DNS-1123 label of at most ${MAX_NAME_LENGTH} characters`, spec.name,
+    add('name', `name is not a DNS-1123 label of at most ${MAX_NAME_LENGTH} characters`, spec.name,
       "Use lowercase letters, digits and '-', starting and ending with a letter or digit");
   }
   if (!isDnsLabel(spec.namespace)) {
-    add('namespace is not a DNS-1123 label', spec.namespace, "Use lowercase letters, digits and '-', at most 63 characters");
+    add('namespace', 'namespace is not a DNS-1123 label', spec.namespace, "Use lowercase letters, digits and '-', at most 63 characters");
   }
   if (typeof spec.owner !== 'string' || spec.owner.trim() === '') {
-    add('owner is missing', spec.owner, "Set owner to the developer's user name as the cluster authenticates it");
+    add('owner', 'owner is missing', spec.owner, "Set owner to the developer's user name as the cluster authenticates it");
   }
   if (typeof spec.image !== 'string' || spec.image.trim() === '') {
-    add('image is missing', spec.image, "Set image to the dev container's image, e.g. 'node:20'");
+    add('image', 'image is missing', spec.image, "Set image to the dev container's image, e.g. 'node:20'");
   }
   if (spec.workingDir !== undefined && !isAbsoluteSubPath(spec.workingDir)) {
-    add('workingDir is not an absolute path', spec.workingDir, "Use an absolute path such as '/workspace'");
+    add('workingDir', 'workingDir is not an absolute path', spec.workingDir, "Use an absolute path such as '/workspace'");
   }
   if (spec.command !== undefined && spec.command.length === 0) {
-    add('command is empty', spec.command, 'Leave command out to keep the container alive, or give the program to run');
+    add('command', 'command is empty', spec.command, 'Leave command out to keep the container alive, or give the program to run');
   }
 
   checkSync(spec, add);
@@ -46,53 +51,53 @@ export function validateDevEnvironment(spec: DevEnvironmentSpec): string[] {
   checkResources('resources', spec.resources, add);
   checkResources('sidecar.resources', spec.sidecar?.resources, add);
   for (const [field, size] of [['workspace.size', spec.workspace?.size]] as const) {
-    if (size !== undefined && !isQuantity(size)) add(`${field} is not a Kubernetes quantity`, size, "Use a size such as '10Gi'");
+    if (size !== undefined && !isQuantity(size)) add(field, `${field} is not a Kubernetes quantity`, size, "Use a size such as '10Gi'");
   }
   if (spec.serviceAccountName !== undefined && !isDnsSubdomain(spec.serviceAccountName)) {
-    add('serviceAccountName is not a DNS-1123 subdomain', spec.serviceAccountName, 'Use the name of a ServiceAccount in the namespace');
+    add('serviceAccountName', 'serviceAccountName is not a DNS-1123 subdomain', spec.serviceAccountName, 'Use the name of a ServiceAccount in the namespace');
   }
 
   const sshPort = spec.sidecar?.port ?? DEFAULT_SSH_PORT;
   if (!Number.isInteger(sshPort) || sshPort < 1024 || sshPort > 65535) {
-    add('sidecar.port is outside 1024-65535', sshPort, `Use an unprivileged port; the default is ${DEFAULT_SSH_PORT}`);
+    add('sidecar.port', 'sidecar.port is outside 1024-65535', sshPort, `Use an unprivileged port; the default is ${DEFAULT_SSH_PORT}`);
   }
   const user = spec.sidecar?.user;
   if (user !== undefined && (!POSIX_USER.test(user) || user === 'root')) {
-    add('sidecar.user is not a non-root user name', user, "Use the image's non-root user, e.g. 'dev'");
+    add('sidecar.user', 'sidecar.user is not a non-root user name', user, "Use the image's non-root user, e.g. 'dev'");
   }
   for (const field of ['authorizedKeysSecret', 'hostKeySecret'] as const) {
     const v = spec.sidecar?.[field];
-    if (v !== undefined && !isDnsSubdomain(v)) add(`sidecar.${field} is not a valid Secret name`, v, 'Use a DNS-1123 subdomain');
+    if (v !== undefined && !isDnsSubdomain(v)) add(`sidecar.${field}`, `sidecar.${field} is not a valid Secret name`, v, 'Use a DNS-1123 subdomain');
   }
   const uid = spec.runAsUser ?? DEFAULT_RUN_AS_USER;
   if (!Number.isInteger(uid) || uid < 1) {
-    add('runAsUser must be a non-root uid', uid, `Use a uid above 0 (the default is ${DEFAULT_RUN_AS_USER}); to run the dev container as root, set security.runAsRoot`);
+    add('runAsUser', 'runAsUser must be a non-root uid', uid, `Use a uid above 0 (the default is ${DEFAULT_RUN_AS_USER}); to run the dev container as root, set security.runAsRoot`);
   }
   for (const cap of spec.security?.addCapabilities ?? []) {
     if (!/^[A-Z_]+$/.test(cap) || cap === 'ALL') {
-      add('security.addCapabilities holds an invalid capability', cap, "Name single capabilities without the CAP_ prefix, e.g. 'SYS_PTRACE'");
+      add('security.addCapabilities', 'security.addCapabilities holds an invalid capability', cap, "Name single capabilities without the CAP_ prefix, e.g. 'SYS_PTRACE'");
     }
   }
   for (const [field, map] of [['labels', spec.labels], ['nodeSelector', spec.nodeSelector]] as const) {
     for (const [k, v] of Object.entries(map ?? {})) {
       if (typeof v !== 'string' || v.length > 63 || !/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(v)) {
-        add(`${field} '${k}' has an invalid label value`, v, "Use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
+        add(`${field}.${k}`, `${field} '${k}' has an invalid label value`, v, "Use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
       }
     }
   }
   return out;
 }
 
-type Add = (what: string, got: unknown, fix: string) => void;
+type Add = (path: string, what: string, got: unknown, fix: string) => void;
 
 function checkSync(spec: DevEnvironmentSpec, add: Add): void {
   const folders = spec.sync ?? [];
   folders.forEach((f, i) => {
     if (typeof f.local !== 'string' || f.local.trim() === '') {
-      add(`sync folder #${i + 1} has no local path`, f.local, "Set local to a folder, e.g. '.'");
+      add(`sync[${i}].local`, `sync folder #${i + 1} has no local path`, f.local, "Set local to a folder, e.g. '.'");
     }
     if (!isAbsoluteSubPath(f.remote)) {
-      add(`sync folder #${i + 1} remote path must be an absolute path other than '/'`, f.remote, "Use an absolute folder such as '/workspace'");
+      add(`sync[${i}].remote`, `sync folder #${i + 1} remote path must be an absolute path other than '/'`, f.remote, "Use an absolute folder such as '/workspace'");
     }
   });
   for (let i = 0; i < folders.length; i++) {
@@ -100,7 +105,7 @@ function checkSync(spec: DevEnvironmentSpec, add: Add): void {
       const a = folders[i].remote;
       const b = folders[j].remote;
       if (isAbsoluteSubPath(a) && isAbsoluteSubPath(b) && (isWithin(a, b) || isWithin(b, a))) {
-        add(`sync folders #${i + 1} and #${j + 1} map to the same or nested remote paths`, both(a, b),
+        add(`sync[${j}].remote`, `sync folders #${i + 1} and #${j + 1} map to the same or nested remote paths`, both(a, b),
           'Give each sync folder its own remote path, none inside another');
       }
     }
@@ -111,21 +116,21 @@ function checkPorts(spec: DevEnvironmentSpec, add: Add): void {
   const sshPort = spec.sidecar?.port ?? DEFAULT_SSH_PORT;
   const seenPort = new Map<number, string>();
   const seenName = new Set<string>();
-  for (const p of spec.ports ?? []) {
+  for (const [i, p] of (spec.ports ?? []).entries()) {
     const label = p.name ?? `port-${p.port}`;
     if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) {
-      add(`port '${label}' is outside 1-65535`, p.port, 'Use a port between 1 and 65535');
+      add(`ports[${i}].port`, `port '${label}' is outside 1-65535`, p.port, 'Use a port between 1 and 65535');
       continue;
     }
     if (!isPortName(label)) {
-      add('port name is not a valid port name', label, "Use at most 15 lowercase letters, digits and '-', with at least one letter");
+      add(`ports[${i}].name`, 'port name is not a valid port name', label, "Use at most 15 lowercase letters, digits and '-', with at least one letter");
     }
-    if (seenName.has(label)) add(`port name '${label}' is used twice`, label, 'Give each port its own name');
+    if (seenName.has(label)) add(`ports[${i}].name`, `port name '${label}' is used twice`, label, 'Give each port its own name');
     seenName.add(label);
     if (p.port === sshPort) {
-      add(`port '${label}' collides with the sync sidecar's SSH port`, p.port, 'Use another port, or move the sidecar with sidecar.port');
+      add(`ports[${i}].port`, `port '${label}' collides with the sync sidecar's SSH port`, p.port, 'Use another port, or move the sidecar with sidecar.port');
     } else if (seenPort.has(p.port)) {
-      add(`ports '${seenPort.get(p.port)}' and '${label}' use the same port`, p.port, 'Give each port its own number');
+      add(`ports[${i}].port`, `ports '${seenPort.get(p.port)}' and '${label}' use the same port`, p.port, 'Give each port its own number');
     }
     seenPort.set(p.port, label);
   }
@@ -135,21 +140,21 @@ function checkEnv(spec: DevEnvironmentSpec, add: Add): void {
   const count = new Map<string, number>();
   for (const e of spec.env ?? []) count.set(e.name, (count.get(e.name) ?? 0) + 1);
   for (const [envName, n] of count) {
-    if (n > 1) add(`env '${envName}' is defined more than once`, new Shown(`${n} definitions`), 'Keep one definition per name');
+    if (n > 1) add('env', `env '${envName}' is defined more than once`, new Shown(`${n} definitions`), 'Keep one definition per name');
   }
-  for (const e of spec.env ?? []) {
+  for (const [i, e] of (spec.env ?? []).entries()) {
     if (typeof e.name !== 'string' || !ENV_NAME.test(e.name)) {
-      add('env name is not a valid variable name', e.name, "Use letters, digits, '_', '-' and '.', not starting with a digit");
+      add(`env[${i}].name`, 'env name is not a valid variable name', e.name, "Use letters, digits, '_', '-' and '.', not starting with a digit");
       continue;
     }
     const sources = (['value', 'secretKeyRef', 'configMapKeyRef', 'fieldRef'] as const).filter((k) => e[k] !== undefined);
     if (sources.length !== 1) {
-      add(`env '${e.name}' must have exactly one of value, secretKeyRef, configMapKeyRef, fieldRef`, sources, 'Keep exactly one source');
+      add(`env[${i}]`, `env '${e.name}' must have exactly one of value, secretKeyRef, configMapKeyRef, fieldRef`, sources, 'Keep exactly one source');
     }
   }
   for (const [i, f] of (spec.envFrom ?? []).entries()) {
     if ((f.secret === undefined) === (f.configMap === undefined)) {
-      add(`envFrom #${i + 1} must name exactly one of secret, configMap`, f, 'Set either secret or configMap');
+      add(`envFrom[${i}]`, `envFrom #${i + 1} must name exactly one of secret, configMap`, f, 'Set either secret or configMap');
     }
   }
 }
@@ -161,25 +166,25 @@ function checkCaches(spec: DevEnvironmentSpec, add: Add): void {
   caches.forEach((c, i) => {
     const n = i + 1;
     if (!isAbsoluteSubPath(c.path)) {
-      add(`cache #${n} path must be an absolute path other than '/'`, c.path, "Use the folder to keep, e.g. '/home/dev/.cache/pip'");
+      add(`caches[${i}].path`, `cache #${n} path must be an absolute path other than '/'`, c.path, "Use the folder to keep, e.g. '/home/dev/.cache/pip'");
       return;
     }
-    if (c.size !== undefined && !isQuantity(c.size)) add(`cache '${c.path}' size is not a Kubernetes quantity`, c.size, "Use a size such as '5Gi'");
-    if (c.name !== undefined && !isDnsLabel(c.name, 30)) add(`cache '${c.path}' name is not a DNS-1123 label of at most 30 characters`, c.name, "Use lowercase letters, digits and '-'");
+    if (c.size !== undefined && !isQuantity(c.size)) add(`caches[${i}].size`, `cache '${c.path}' size is not a Kubernetes quantity`, c.size, "Use a size such as '5Gi'");
+    if (c.name !== undefined && !isDnsLabel(c.name, 30)) add(`caches[${i}].name`, `cache '${c.path}' name is not a DNS-1123 label of at most 30 characters`, c.name, "Use lowercase letters, digits and '-'");
     const p = normalizePath(c.path);
     for (const f of folders) {
       if (isWithin(f, p)) {
-        add(`cache '${c.path}' would hide sync folder '${f}'`, c.path, 'Put the cache inside the sync folder or elsewhere, never at or above it');
+        add(`caches[${i}].path`, `cache '${c.path}' would hide sync folder '${f}'`, c.path, 'Put the cache inside the sync folder or elsewhere, never at or above it');
       }
     }
     const same = caches.findIndex((o, j) => j < i && isAbsoluteSubPath(o.path) && normalizePath(o.path) === p);
     if (same !== -1) {
-      add(`caches #${same + 1} and #${n} use the same path`, c.path, 'Give each cache its own path');
+      add(`caches[${i}].path`, `caches #${same + 1} and #${n} use the same path`, c.path, 'Give each cache its own path');
       return;
     }
     // The name (given, or derived from the path) makes the PVC name: it must be unique.
     const key = cacheName(c);
-    if (names.has(key)) add(`caches #${names.get(key)} and #${n} have the same name`, key, 'Set a distinct name on one of them');
+    if (names.has(key)) add(`caches[${i}].name`, `caches #${names.get(key)} and #${n} have the same name`, key, 'Set a distinct name on one of them');
     names.set(key, n);
   });
 }
@@ -189,7 +194,7 @@ function checkResources(field: string, r: ResourceRequirements | undefined, add:
   for (const kind of ['requests', 'limits'] as const) {
     for (const [res, q] of Object.entries(r[kind] ?? {})) {
       if (q !== undefined && !isQuantity(q)) {
-        add(`${field}.${kind}.${res} is not a Kubernetes quantity`, q, res === 'cpu' ? "Use a quantity such as '500m' or '2'" : "Use a quantity such as '512Mi' or '2Gi'");
+        add(`${field}.${kind}.${res}`, `${field}.${kind}.${res} is not a Kubernetes quantity`, q, res === 'cpu' ? "Use a quantity such as '500m' or '2'" : "Use a quantity such as '512Mi' or '2Gi'");
       }
     }
   }
@@ -197,7 +202,7 @@ function checkResources(field: string, r: ResourceRequirements | undefined, add:
     const req = r.requests?.[res];
     const lim = r.limits?.[res];
     if (req && lim && isQuantity(req) && isQuantity(lim) && parseQuantity(req) > parseQuantity(lim)) {
-      add(`${field}.requests.${res} is above ${field}.limits.${res}`, new Shown(`${show(req)} > ${show(lim)}`), 'Lower the request or raise the limit');
+      add(`${field}.requests.${res}`, `${field}.requests.${res} is above ${field}.limits.${res}`, new Shown(`${show(req)} > ${show(lim)}`), 'Lower the request or raise the limit');
     }
   }
 }

@@ -7,6 +7,12 @@ export function problem(kind: string, name: string, what: string, got: unknown, 
   return `${kind} '${name}': ${what} (got ${show(got)}). ${fixed}`;
 }
 
+/** A problem with the property path it concerns (`ports[1].port`), for pulumi.InputPropertiesError. */
+export interface Problem {
+  readonly path: string;
+  readonly message: string;
+}
+
 /** A value already written for a message (shown as is, not quoted). */
 export class Shown {
   constructor(public readonly text: string) {}

@@ -2,7 +2,7 @@
  * validateTeamNamespace(): every problem of a TeamNamespace spec at once, each in the shape
  * `TeamNamespace '<team>': <problem> (got <value>). <fix>.`, with the property path it concerns.
  */
-import { DevEnvironmentSpec, renderDevEnvironment, validateDevEnvironment } from './dev-environment';
+import { DevEnvironmentSpec, renderDevEnvironment, validateDevEnvironmentAt } from './dev-environment';
 import { isDnsLabel, isDnsSubdomain, isQuantity } from './names';
 import { problem } from './problems';
 import { TEAM_ROLES } from './rbac';
@@ -156,8 +156,8 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
     }
     if (envNames.has(e?.name)) add(`${path}.name`, `environment '${e.name}' is declared twice`, e.name, 'Give each environment its own name');
     envNames.add(e?.name);
-    const envProblems = validateDevEnvironment(env);
-    for (const p of envProblems) out.push({ path, message: p });
+    const envProblems = validateDevEnvironmentAt(env);
+    for (const p of envProblems) out.push({ path: p.path ? `${path}.${p.path}` : path, message: p.message });
     if (typeof e?.owner === 'string' && e.owner !== '') {
       const owner = findOwner(spec, e.owner);
       if (!owner) {

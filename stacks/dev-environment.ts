@@ -4,7 +4,8 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { AttachRecord } from '../lib/attach';
-import { DevEnvironmentSpec, attachRecordOf, renderDevEnvironment, validateDevEnvironment } from '../lib/dev-environment';
+import { DevEnvironmentSpec, attachRecordOf, renderDevEnvironment, validateDevEnvironmentAt } from '../lib/dev-environment';
+import { Problem } from '../lib/problems';
 import { KubeObject } from '../lib/k8s';
 import { environmentPod } from '../lib/team-namespace';
 import { childName, inputPropertiesError, kubeResource } from './kube';
@@ -14,26 +15,9 @@ export const DEV_ENVIRONMENT_TYPE = 'kubedev:index:DevEnvironment';
 /** The component's args: lib's spec, as plain values (they decide which resources exist). */
 export type DevEnvironmentArgs = DevEnvironmentSpec;
 
-/**
- * The property path a DevEnvironment problem concerns, read from the message's subject
- * (`sidecar.port is ...` -> `sidecar.port`, `sync folder #2 ...` -> `sync[1]`, `cache '/x' ...` -> `caches`).
- */
-export function devEnvironmentPropertyPath(message: string): string {
-  const text = message.replace(/^DevEnvironment '[^']*': /, '');
-  const numbered = /^(sync folder|envFrom|cache) #(\d+)/.exec(text);
-  if (numbered) {
-    const key = numbered[1] === 'sync folder' ? 'sync' : numbered[1] === 'cache' ? 'caches' : 'envFrom';
-    return `${key}[${Number(numbered[2]) - 1}]`;
-  }
-  const first = text.split(' ')[0];
-  const aliases: Record<string, string> = { sync: 'sync', folders: 'sync', port: 'ports', ports: 'ports', env: 'env', cache: 'caches', caches: 'caches' };
-  if (aliases[first]) return aliases[first];
-  return /^[a-zA-Z][\w.]*$/.test(first) ? first : '';
-}
-
 /** Every problem of the args, with its property path. */
-export function devEnvironmentProblems(args: DevEnvironmentArgs): { path: string; message: string }[] {
-  return validateDevEnvironment(args).map((message) => ({ path: devEnvironmentPropertyPath(message), message }));
+export function devEnvironmentProblems(args: DevEnvironmentArgs): Problem[] {
+  return validateDevEnvironmentAt(args);
 }
 
 /**

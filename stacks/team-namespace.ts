@@ -6,7 +6,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import { KubeObject } from '../lib/k8s';
 import { TeamNamespaceSpec, ownedPods, renderTeamNamespace, validateTeamNamespaceAt } from '../lib/team-namespace';
-import { devEnvironmentPropertyPath } from './dev-environment';
 import { childName, inputPropertiesError, kubeResource } from './kube';
 
 export const TEAM_NAMESPACE_TYPE = 'kubedev:index:TeamNamespace';
@@ -20,14 +19,7 @@ export type TeamNamespaceArgs = TeamNamespaceSpec;
  * @param prefix prepended to every path (e.g. `teams[1]` for stack config).
  */
 export function teamNamespaceProblems(args: TeamNamespaceArgs, prefix = ''): { path: string; message: string }[] {
-  return validateTeamNamespaceAt(args).map((p) => {
-    let path = p.path;
-    if (/^environments\[\d+\]$/.test(path) && p.message.startsWith("DevEnvironment '")) {
-      const inner = devEnvironmentPropertyPath(p.message);
-      if (inner) path = `${path}.${inner}`;
-    }
-    return { path: prefix ? (path ? `${prefix}.${path}` : prefix) : path, message: p.message };
-  });
+  return validateTeamNamespaceAt(args).map(({ path, message }) => ({ path: prefix ? (path ? `${prefix}.${path}` : prefix) : path, message }));
 }
 
 /**

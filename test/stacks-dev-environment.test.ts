@@ -66,21 +66,15 @@ describe('bad input', () => {
     }
     expect(pulumi.InputPropertiesError.isInstance(error)).toBe(true);
     const e = error as pulumi.InputPropertiesError;
-    expect(e.errors.map((x) => x.propertyPath)).toEqual(['image', 'sync[0]', 'sidecar.port']);
+    expect(e.errors.map((x) => x.propertyPath)).toEqual(['image', 'sync[0].remote', 'sidecar.port']);
     expect(e.errors[0].reason).toMatch(/^DevEnvironment 'api': image is missing \(got ''\)\./);
     expect(registered.length).toBe(before);
   });
 
-  test.each([
-    ["DevEnvironment 'x': name is not a DNS-1123 label of at most 52 characters (got 'X'). Use ...", 'name'],
-    ["DevEnvironment 'x': sync folder #2 has no local path (got ''). Give ...", 'sync[1]'],
-    ["DevEnvironment 'x': sync folders #1 and #2 map to the same or nested remote paths (got ...). ...", 'sync'],
-    ["DevEnvironment 'x': port 'http' is outside 1-65535 (got 0). ...", 'ports'],
-    ["DevEnvironment 'x': cache #1 path must be an absolute path other than '/' (got 'x'). ...", 'caches[0]'],
-    ["DevEnvironment 'x': cache '/a' size is not a Kubernetes quantity (got 'big'). ...", 'caches'],
-    ["DevEnvironment 'x': envFrom #3 must name exactly one of secret, configMap (got {}). ...", 'envFrom[2]'],
-    ["DevEnvironment 'x': resources.requests.cpu is not a Kubernetes quantity (got 'x'). ...", 'resources.requests.cpu'],
-  ])('property path of %s', (message, path) => {
-    expect(stacks.devEnvironmentPropertyPath(message)).toBe(path);
+  test('problems carry the property path they concern', () => {
+    const bad = { ...API, sync: [{ local: '', remote: '/a' }, { local: 'b', remote: '/a/b' }], ports: [{ name: 'http', port: 0 }], caches: [{ path: '/c', size: 'big' }], resources: { requests: { cpu: 'x' } } };
+    expect(stacks.devEnvironmentProblems(bad as any).map((p: { path: string }) => p.path)).toEqual([
+      'sync[0].local', 'sync[1].remote', 'ports[0].port', 'caches[0].size', 'resources.requests.cpu',
+    ]);
   });
 });
