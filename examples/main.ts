@@ -3,7 +3,7 @@
  * - team-web: a Node.js API with a node_modules cache inside its sync folder, and a full-stack
  *   environment with two sync folders.
  * - team-data: a Python worker with a pip cache and a Secret reference.
- * - shop: an application Deployment written with cdk8s-plus, and its development twin.
+ * - web-shop: an application Deployment written with cdk8s-plus, and its development twin.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -89,7 +89,8 @@ export function buildApp(props: AppProps = {}): App {
   dataTeam.addEnvironment(worker);
 
   // The application as its team already writes it with cdk8s-plus...
-  const shopChart = new Chart(app, 'shop', { namespace: 'team-web' });
+  // `kubectl apply -f dist/` reads files in name order: web-shop.k8s.yaml comes after team-web's namespace.
+  const shopChart = new Chart(app, 'web-shop', { namespace: 'team-web' });
   const config = new kplus.ConfigMap(shopChart, 'config', { metadata: { name: 'shop-config' }, data: { 'settings.yaml': 'currency: EUR\n' } });
   const account = new kplus.ServiceAccount(shopChart, 'account', { metadata: { name: 'shop' } });
   const shop = new kplus.Deployment(shopChart, 'shop', {

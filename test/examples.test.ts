@@ -68,7 +68,8 @@ describe('synthesize()', () => {
   test('writes one YAML file per chart whose workloads carry the attach record', () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kubedev-dist-')), 'dist');
     const files = synthesize(out);
-    expect(files.map((f) => path.basename(f))).toEqual(expect.arrayContaining(['shop.k8s.yaml', 'team-data.k8s.yaml', 'team-web.k8s.yaml']));
+    // In the order `kubectl apply -f dist/` reads them: each namespace before what lives in it.
+    expect(files.map((f) => path.basename(f))).toEqual(['team-data.k8s.yaml', 'team-web.k8s.yaml', 'web-shop.k8s.yaml']);
     const docs = parseAllDocuments(fs.readFileSync(path.join(out, 'team-web.k8s.yaml'), 'utf8')).map((d) => d.toJS() as KubeObject);
     const sts = docs.filter((d) => d.kind === 'StatefulSet');
     expect(sts.map((s) => s.metadata.name).sort()).toEqual(['api', 'fullstack']);
