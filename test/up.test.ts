@@ -9,11 +9,13 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseAllDocuments, stringify } from 'yaml';
+import { AttachRecord, readAttachRecord } from '../lib/attach';
 import { DevEnvironmentSpec, renderDevEnvironment } from '../lib/dev-environment';
 import { renderSshdConfig } from '../lib/sshd';
 import { UsageError } from '../sync/cli';
 import { runKeys } from '../sync/commands/keys';
 import { keyPaths } from '../sync/keys/store';
+import { fixFor, podState } from '../sync/up/pod';
 import { runUp, UpOptions } from '../sync/up/up';
 import { FakeKubectl, FakeWorld, makeFakeKubectl } from './support/fake-kubectl';
 import { startSshd, Sshd } from './support/sshd';
@@ -327,5 +329,38 @@ describe('kubedev up: every failure names the fault and the fix', () => {
     const up = startUp();
     await expect(up.done).rejects.toThrow(/host key .* If the environment's keys were made again elsewhere, take the current ones: kubedev keys --env .* --name api --apply, then restart the pod$/);
     expect(fs.readdirSync(remote)).toEqual([]);
+  });
+});
+
+describe('what kubedev up says about a pod that is not ready', () => {
+  // The record of the environment above, as `up` reads it.
+  const record = (): AttachRecord => readAttachRecord(renderDevEnvironment(spec()).find((o) => o.kind === 'StatefulSet')!, 'test');
+  const flags = '--env dist/app.k8s.yaml --name api';
+
+  test('a missing Secret or volume points at kubedev keys --apply', async () => {
+    const s = podState(record(), pod({ reason: 'CreateContainerConfigError', message: 'secret "api-ssh-host-keys" not found' }) as never);
+    expect(s.waiting).toBe("container 'sync' waiting: CreateContainerConfigError (secret \"api-ssh-host-keys\" not found)");
+    expect(fixFor(record(), s, flags)).toBe(
+      'A Secret, ConfigMap or volume it mounts may be missing; the key Secrets come from: kubedev keys --env dist/app.k8s.yaml --name api --apply. Details: kubectl describe pod -n team-web api-0',
+    );
+  });
+
+  test('an unschedulable pod names the scheduler message', async () => {
+    const unscheduled = {
+      metadata: { name: 'api-0' },
+      status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient memory.' }] },
+    };
+    const s = podState(record(), unscheduled as never);
+    expect(s.waiting).toBe('not scheduled: Unschedulable (0/3 nodes are available: 3 Insufficient memory.)');
+    expect(fixFor(record(), s, flags)).toBe('No node can take it (resources, node selector, tolerations or quota). Details: kubectl describe pod -n team-web api-0');
+  });
+
+  test('a crashing sidecar points at its previous logs; a crashing dev container does not block', async () => {
+    const s = podState(record(), pod({ reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' }) as never);
+    expect(s.sidecarReady).toBe(false);
+    expect(fixFor(record(), s, flags)).toBe("The container keeps exiting; its last words: kubectl logs -n team-web api-0 -c sync --previous");
+    const devCrashing = podState(record(), pod('ready', { reason: 'CrashLoopBackOff' }) as never);
+    expect(devCrashing.sidecarReady).toBe(true);
+    expect(devCrashing.dev).toBe('waiting: CrashLoopBackOff');
   });
 });
