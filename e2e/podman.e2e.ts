@@ -4,8 +4,10 @@
  * `kubedev sync --env` over 127.0.0.1, change files locally, and check with `podman exec` INSIDE THE DEV
  * CONTAINER that the workspace matches byte for byte. Everything is torn down, also on failure.
  *
- * What this cannot exercise: the Kubernetes API (no cluster here). `kubedev up`'s API calls
- * (get, port-forward, apply) are covered by test/up.test.ts against a fake kubectl relaying to a real sshd.
+ * Then `kubedev up` attaches to the same environment, with a kubectl that answers from podman
+ * (e2e/kubectl-podman.ts). What this cannot exercise is the Kubernetes API itself (no cluster here):
+ * `up`'s calls (get, port-forward) and `keys --apply` are checked against fake kubectls, here and in
+ * test/up.test.ts and test/keys.test.ts.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -17,6 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 import { renderDevEnvironment } from '../lib/dev-environment';
 import { KubeObject } from '../lib/k8s';
+import { makeKubectlPodman } from './kubectl-podman';
 import { CONTAINERS_CONF, podman, podmanQuiet, requirePodman, toPodmanPlay } from './podman';
 
 const REPO = path.resolve(__dirname, '..');
@@ -38,6 +41,8 @@ let envFile = '';
 let playFile = '';
 let volumes: string[] = [];
 let sync: ChildProcess | undefined;
+let up: ChildProcess | undefined;
+let upExit: Promise<number | null> | undefined;
 let syncExit: Promise<number | null> | undefined;
 const events: Record<string, unknown>[] = [];
 let syncStderr = '';
@@ -148,6 +153,10 @@ async function teardown(): Promise<void> {
     sync.kill('SIGKILL');
     await syncExit;
   }
+  if (up && up.exitCode === null && up.signalCode === null) {
+    up.kill('SIGKILL');
+    await upExit;
+  }
   await podmanQuiet(['pod', 'rm', '-f', '-t', '0', POD]);
   if (volumes.length > 0) await podmanQuiet(['volume', 'rm', '-f', ...volumes]);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
@@ -216,6 +225,7 @@ test('a synthesized environment runs on podman and kubedev mirrors into its dev 
   write('debug.log', 'ignored by the environment\n');
   write('.git/HEAD', 'ref: refs/heads/main\n');
   write('node_modules/left-pad/index.js', 'a cache inside the folder: ignored\n');
+  for (let i = 0; i < 10; i++) write(`gen/${i}/.keep`, '');
 
   // 4. Play the pod.
   const play = toPodmanPlay(rendered, secrets);
@@ -284,10 +294,9 @@ test('a synthesized environment runs on podman and kubedev mirrors into its dev 
   fs.appendFileSync(path.join(project, 'app', 'assets', 'blob.bin'), crypto.randomBytes(4096));
   await expectDevMatches('creates, deletes, a rename, a chmod, a relinked symlink and an append');
 
-  // A branch switch: 300 files at once, in folders that exist. (New folders filled in a burst by another
-  // process can lose files in the runner today: reported, reproduced without podman; not asserted here.)
-  for (let i = 0; i < 10; i++) write(`gen/${i}/.keep`, '');
-  await expectDevMatches('ten new folders');
+  // A branch switch: 300 files at once, into folders watched since the start. (Files written into a
+  // folder created moments before can be missed by the runner's watcher today: reproduced without
+  // podman and reported; not asserted here until the runner is fixed.)
   const many = t();
   for (let i = 0; i < 300; i++) write(`gen/${i % 10}/file-${i}.txt`, `generated ${i}\n`.repeat(i % 7));
   await expectDevMatches('300 files at once', 60_000);
@@ -306,4 +315,72 @@ test('a synthesized environment runs on podman and kubedev mirrors into its dev 
   await podman(['volume', 'rm', '-f', ...volumes]);
   const left = await podman(['ps', '-a', '--filter', `pod=${POD}`, '--format', '{{.Names}}']).catch(() => '');
   expect(left.trim()).toBe('');
+});
+
+test('kubedev up attaches to the environment on podman: waits for the pod, forwards, mirrors, stops on Ctrl-C', async () => {
+  expect(fs.existsSync(playFile)).toBe(true); // made by the test above
+  const kubectl = makeKubectlPodman();
+  try {
+    write('after-up.txt', 'written before kubedev up\n');
+    await podmanQuiet(['pod', 'rm', '-f', '-t', '0', POD]);
+    await podmanQuiet(['volume', 'rm', '-f', ...volumes]);
+    const p0 = t();
+    await podman(['kube', 'play', '--network', 'host', playFile]);
+    const env = { ...process.env, ...kubectl.env, XDG_CONFIG_HOME: path.join(tmp, 'config'), CONTAINERS_CONF };
+    const upEvents: Record<string, unknown>[] = [];
+    let upStderr = '';
+    up = spawn(process.execPath, ['--import', TSX, path.join(REPO, 'e2e', 'kubedev-cli.ts'), 'up', '--env', 'dist/app.k8s.yaml', '--name', NAME, '--json', '--timeout', '60'], {
+      cwd: project,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    upExit = new Promise((resolve) => up!.once('exit', (code) => resolve(code)));
+    let buf = '';
+    up.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        upEvents.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+        buf = buf.slice(i + 1);
+      }
+    });
+    up.stderr!.setEncoding('utf8').on('data', (d: string) => (upStderr += d));
+    const deadline = Date.now() + 90_000;
+    let ready: Record<string, unknown> | undefined;
+    while (!(ready = upEvents.find((e) => e.event === 'ready'))) {
+      if (up.exitCode !== null) throw new Error(`kubedev up exited (${up.exitCode}) before 'ready':\n${upStderr}`);
+      if (Date.now() > deadline) throw new Error(`kubedev up was not ready within 90 s:\n${upStderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    timings.upPlayToReadySeconds = (t() - p0) / 1000;
+    await expectDevMatches('kubedev up: first mirror', 5_000);
+
+    write('src/index.js', 'console.log("edited under kubedev up")\n');
+    fs.rmSync(path.join(project, 'app', 'gen', '3'), { recursive: true });
+    await expectDevMatches('kubedev up: changes');
+    expect(upEvents.filter((e) => e.event === 'error')).toEqual([]);
+    expect(upStderr).toContain(`kubedev: forwarding ssh 127.0.0.1:${ready.ssh as number} -> `);
+    expect(kubectl.calls().map((c) => c.slice(0, 2).join(' '))).toEqual(expect.arrayContaining(['get secret', 'get pod', 'port-forward -n']));
+
+    up.kill('SIGINT');
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([upExit, new Promise<string>((r) => (timer = setTimeout(() => r('no exit within 15 s'), 15_000)))]);
+    clearTimeout(timer);
+    expect(code).toBe(0);
+    expect(upStderr).toMatch(/kubedev: stopped kubedev-e2e: \d+ files, .* mirrored, 0 errors\n$/);
+    // The forward is closed.
+    const refused = await new Promise<boolean>((resolve) => {
+      const c = net.connect(ready!.ssh as number, '127.0.0.1');
+      c.once('connect', () => {
+        c.destroy();
+        resolve(false);
+      });
+      c.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  } finally {
+    kubectl.remove();
+    await podmanQuiet(['kube', 'down', playFile]);
+    await podmanQuiet(['volume', 'rm', '-f', ...volumes]);
+  }
 });
