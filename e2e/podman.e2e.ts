@@ -83,12 +83,26 @@ async function waitForPort(port: number, ms: number): Promise<void> {
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) {
-      const logs = await podman(['logs', `${POD}-sync`]).catch((e: Error) => e.message);
-      throw new Error(`the sidecar's sshd did not listen on 127.0.0.1:${port} within ${ms} ms; its log:\n${logs}`);
-    }
+    if (Date.now() > deadline) throw new Error(`the sidecar's sshd did not listen on 127.0.0.1:${port} within ${ms} ms.\n${await diagnose(port)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** What podman and the host say about the pod, for a failure message. */
+async function diagnose(port: number): Promise<string> {
+  const ask = async (what: string, args: string[]): Promise<string> => `${what}:\n${(await podman(args).catch((e: Error) => e.message)).trim()}`;
+  const parts = [
+    await ask('podman ps -a', ['ps', '-a', '--format', '{{.Names}} {{.Status}} {{.Image}}']),
+    await ask('sidecar log', ['logs', `${POD}-sync`]),
+    await ask('sidecar state', ['inspect', '--format', '{{json .State}}', `${POD}-sync`]),
+    await ask('sidecar processes', ['top', `${POD}-sync`]),
+  ];
+  try {
+    parts.push(`listeners on ${port}:\n${execFileSync('ss', ['-ltnp', `sport = :${port}`], { encoding: 'utf8' }).trim()}`);
+  } catch (e) {
+    parts.push(`ss: ${(e as Error).message}`);
+  }
+  return parts.join('\n');
 }
 
 /** What the mirror must produce: every entry of the local folder that is not ignored. */
