@@ -261,3 +261,19 @@ describe('kubedev keys --namespace NS --name NAME (live cluster, through kubectl
     }
   });
 });
+
+describe('kubedev keys --apply under the least-privilege developer role', () => {
+  test('a role that may not create the Secrets is told how to get them created once', async () => {
+    const fake = makeFakeKubectl({
+      failAll: 'Error from server (Forbidden): error when creating "STDIN": secrets is forbidden: User "alice" cannot create resource "secrets" in API group "" in the namespace "team-web"',
+    });
+    try {
+      Object.assign(process.env, fake.env);
+      await expect(keys({ env: envFile, name: 'api', apply: true })).rejects.toThrow(
+        'the cluster refused to create the key Secrets (Error from server (Forbidden): error when creating "STDIN": secrets is forbidden: User "alice" cannot create resource "secrets" in API group "" in the namespace "team-web"). Your role may update them but not create them: ask an admin to create them once, empty (kubectl create secret generic api-ssh-host-keys -n team-web && kubectl create secret generic api-ssh-authorized-keys -n team-web), then run this again',
+      );
+    } finally {
+      fake.remove();
+    }
+  });
+});

@@ -294,6 +294,16 @@ describe('kubedev up: every failure names the fault and the fix', () => {
     );
   });
 
+  test('a role that may not read the key Secrets still attaches (the check is skipped)', async () => {
+    const sshd = await startSidecar();
+    writeTree(path.join(project, 'src'), { a: 'a' });
+    world({ secretsForbidden: true, pods: { 'team-web/api-0': [pod('ready')] }, forward: { [SSH_PORT]: sshd.port } });
+    const up = startUp();
+    await up.waitFor('ready', 30_000);
+    expect(differences(snapshot(path.join(project, 'src')), snapshot(remote))).toEqual([]);
+    await up.stop();
+  });
+
   test('the pod is not found before the timeout', async () => {
     await captureKeys();
     world({ pods: {} });

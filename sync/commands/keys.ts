@@ -80,6 +80,13 @@ export async function runKeys(options: KeysOptions, io: { stdout: NodeJS.Writabl
     io.stderr.write(out.stdout.split('\n').filter((l) => l !== '').map((l) => `kubedev: ${l}\n`).join(''));
   } catch (e) {
     if (e instanceof KubectlError) {
+      if (e.kind === 'forbidden' && /cannot create/i.test(e.stderr)) {
+        // The developer role may get and patch its key Secrets by name, but not create them:
+        // resourceNames cannot restrict `create`, so the first creation is an admin's.
+        throw new Error(
+          `the cluster refused to create the key Secrets (${e.stderr.trim().split('\n').pop()}). Your role may update them but not create them: ask an admin to create them once, empty (kubectl create secret generic ${record.ssh.hostKeySecret} -n ${record.namespace} && kubectl create secret generic ${record.ssh.authorizedKeysSecret} -n ${record.namespace}), then run this again`,
+        );
+      }
       if (e.kind === 'not-found' && /namespaces? .*not found/i.test(e.stderr)) {
         throw new Error(`namespace '${record.namespace}' does not exist on the cluster. Apply the environment's file first: kubectl apply -f ${options.env ?? 'dist/<app>.k8s.yaml'}`);
       }

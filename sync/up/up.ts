@@ -102,7 +102,8 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
         const which = /secrets? "([^"]+)"/.exec(e.stderr)?.[1] ?? `${record.ssh.hostKeySecret} or ${record.ssh.authorizedKeysSecret}`;
         throw new UsageError(`the key Secret '${which}' is missing in namespace '${record.namespace}'. Create it: kubedev keys ${flags} --apply`);
       }
-      usage(e);
+      // A role that may not read these Secrets can still attach: the pod tells whether they exist.
+      if (!(e instanceof KubectlError && e.kind === 'forbidden')) usage(e);
     }
 
     status.setPhase('waiting for the pod');

@@ -11,6 +11,7 @@
  *   forward: { "<remote port>": <local target port> }   where port-forward relays to
  *   forwardError?: string                         port-forward prints this on stderr and exits 1
  *   failAll?: string                              every call prints this on stderr and exits 1
+ *   secretsForbidden?: boolean                    `get secret` answers Forbidden
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,6 +24,8 @@ export interface FakeWorld {
   forward?: Record<string, number>;
   forwardError?: string;
   failAll?: string;
+  /** `get secret` answers Forbidden (a role without read access to Secrets). */
+  secretsForbidden?: boolean;
 }
 
 export interface FakeKubectl {
@@ -82,6 +85,7 @@ const readStdin = () => new Promise((res) => {
     return;
   }
   if (verb === 'get' && args[1] === 'secret') {
+    if (w.secretsForbidden) fail('Error from server (Forbidden): secrets "' + args[2] + '" is forbidden: User "alice" cannot get resource "secrets" in API group "" in the namespace "' + ns + '"');
     const names = [];
     for (let i = 2; i < args.length; i++) {
       if (args[i].startsWith('-')) i++; // a flag and its value
