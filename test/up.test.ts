@@ -15,7 +15,7 @@ import { renderSshdConfig } from '../lib/sshd';
 import { UsageError } from '../sync/cli';
 import { runKeys } from '../sync/commands/keys';
 import { keyPaths } from '../sync/keys/store';
-import { fixFor, podState } from '../sync/up/pod';
+import { fetchPod, fixFor, podState } from '../sync/up/pod';
 import { runUp, UpOptions } from '../sync/up/up';
 import { FakeKubectl, FakeWorld, makeFakeKubectl } from './support/fake-kubectl';
 import { startSshd, Sshd } from './support/sshd';
@@ -372,5 +372,17 @@ describe('what kubedev up says about a pod that is not ready', () => {
     const devCrashing = podState(record(), pod('ready', { reason: 'CrashLoopBackOff' }) as never);
     expect(devCrashing.sidecarReady).toBe(true);
     expect(devCrashing.dev).toBe('waiting: CrashLoopBackOff');
+  });
+
+  test('a record without a stable pod name finds the pod by its labels, skipping one being deleted', async () => {
+    const { pod: _pod, ...rest } = record();
+    const bySelector: AttachRecord = rest;
+    const old = { metadata: { name: 'api-7f9-old', deletionTimestamp: '2026-01-01T00:00:00Z' }, status: { phase: 'Running' } };
+    const current = { ...(pod('ready') as { status: unknown }), metadata: { name: 'api-7f9-new' } };
+    fake.setWorld({ podList: [old, current] });
+    const found = await fetchPod(bySelector, {});
+    expect(found?.metadata?.name).toBe('api-7f9-new');
+    expect(fake.calls().map((c) => c.args)).toEqual([['get', 'pods', '-n', 'team-web', '-l', 'kubedev.io/environment=api', '-o', 'json']]);
+    expect(podState(bySelector, found).sidecarReady).toBe(true);
   });
 });

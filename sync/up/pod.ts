@@ -20,7 +20,7 @@ interface ContainerStatusJson {
 }
 
 interface PodJson {
-  metadata?: { name?: string; deletionTimestamp?: string };
+  metadata?: { name?: string; deletionTimestamp?: string; creationTimestamp?: string };
   status?: {
     phase?: string;
     reason?: string;
@@ -112,7 +112,7 @@ export class PodNotReadyError extends Error {
   }
 }
 
-/** Fetches the environment's pod once: by its stable name, or the newest one its labels select. */
+/** Fetches the environment's pod once: by its stable name, or the newest running one its labels select. */
 export async function fetchPod(record: AttachRecord, options: { context?: string; signal?: AbortSignal }): Promise<PodJson | undefined> {
   const ns = record.namespace;
   if (record.pod) {
@@ -127,7 +127,10 @@ export async function fetchPod(record: AttachRecord, options: { context?: string
   const selector = Object.entries(record.selector).map(([k, v]) => `${k}=${v}`).join(',');
   const out = await kubectl(['get', 'pods', '-n', ns, '-l', selector, '-o', 'json'], options);
   const items = ((JSON.parse(out.stdout) as { items?: PodJson[] }).items ?? []).filter((p) => !p.metadata?.deletionTimestamp);
-  return items[items.length - 1];
+  // The newest pod that is running, else the newest at all (kubectl lists by name, not by age).
+  const age = (p: PodJson): string => p.metadata?.creationTimestamp ?? '';
+  items.sort((a, b) => age(a).localeCompare(age(b)));
+  return [...items].reverse().find((p) => p.status?.phase === 'Running') ?? items[items.length - 1];
 }
 
 /** The fix for a pod that is not ready, by reason. */

@@ -11,6 +11,7 @@
  *   forward: { "<remote port>": <local target port> }   where port-forward relays to
  *   forwardError?: string                         port-forward prints this on stderr and exits 1
  *   failAll?: string                              every call prints this on stderr and exits 1
+ *   podList: Pod[]                                answered to `get pods -l` (items)
  *   secretsForbidden?: boolean                    `get secret` answers Forbidden
  */
 import * as fs from 'node:fs';
@@ -24,6 +25,8 @@ export interface FakeWorld {
   forward?: Record<string, number>;
   forwardError?: string;
   failAll?: string;
+  /** Answered to `get pods -l` (pods found by label, for records without a stable pod name). */
+  podList?: unknown[];
   /** `get secret` answers Forbidden (a role without read access to Secrets). */
   secretsForbidden?: boolean;
 }
@@ -82,6 +85,10 @@ const readStdin = () => new Promise((res) => {
     const n = fs.existsSync(countFile) ? Number(fs.readFileSync(countFile, 'utf8')) : 0;
     fs.writeFileSync(countFile, String(n + 1));
     process.stdout.write(JSON.stringify(list[Math.min(n, list.length - 1)]));
+    return;
+  }
+  if (verb === 'get' && args[1] === 'pods') {
+    process.stdout.write(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: w.podList || [] }));
     return;
   }
   if (verb === 'get' && args[1] === 'secret') {
