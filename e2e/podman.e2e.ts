@@ -60,15 +60,22 @@ function kubedev(args: string[], env: NodeJS.ProcessEnv): string {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
+/**
+ * A free port for the sidecar's sshd, below the kernel's ephemeral range (ip_local_port_range,
+ * 32768-60999 on Linux): on the host network an ephemeral port can be taken at any moment by some
+ * process's outgoing connection, and sshd would then fail to bind it.
+ */
+async function sidecarPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + crypto.randomInt(12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('found no free port between 20000 and 32000 on 127.0.0.1');
 }
 
 async function waitForPort(port: number, ms: number): Promise<void> {
@@ -206,7 +213,7 @@ afterAll(async () => {
 }, 120_000);
 
 test('a synthesized environment runs on podman and kubedev mirrors into its dev container, byte for byte', async () => {
-  const sshPort = await freePort();
+  const sshPort = await sidecarPort();
   // 1. Synthesize.
   const rendered: KubeObject[] = renderDevEnvironment({
     name: NAME,
