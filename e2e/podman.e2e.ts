@@ -159,7 +159,7 @@ async function expectDevMatches(what: string, ms = 30_000): Promise<void> {
   }
   const missing = want.filter((l) => !got.includes(l));
   const extra = got.filter((l) => !want.includes(l));
-  throw new Error(`${what}: the dev container's ${WORKSPACE} differs from the local folder after ${ms} ms\nmissing or different there:\n  ${missing.join('\n  ')}\nonly there:\n  ${extra.join('\n  ')}\nkubedev sync said:\n${syncStderr}`);
+  throw new Error(`${what}: the dev container's ${WORKSPACE} differs from the local folder after ${ms} ms\nmissing or different there:\n  ${missing.join('\n  ')}\nonly there:\n  ${extra.join('\n  ')}\nkubedev sync (${sync?.exitCode === null ? 'running' : `exited ${sync?.exitCode}`}) said:\n${syncStderr}\nits last events:\n  ${events.slice(-6).map((e) => JSON.stringify(e)).join('\n  ')}`);
 }
 
 function write(rel: string, content: string | Buffer, mode = 0o644): void {
