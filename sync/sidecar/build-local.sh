@@ -10,6 +10,8 @@
 # script's sha256), nothing is done. --force rebuilds. Needs root (debootstrap), podman and debootstrap.
 # Environment: KUBEDEV_SIDECAR_IMAGE, KUBEDEV_DEV_IMAGE (tags), KUBEDEV_DEBIAN_MIRROR (mirror URL).
 set -euo pipefail
+# debootstrap and chroot live in /usr/sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 sidecar_image=${KUBEDEV_SIDECAR_IMAGE:-localhost/kubedev-sidecar:local}
 dev_image=${KUBEDEV_DEV_IMAGE:-localhost/kubedev-dev:local}
