@@ -1,11 +1,259 @@
-/** `kubedev sync`: mirror local folders into an environment over SSH. (Placeholder until the runner lands.) */
+/**
+ * `kubedev sync`: mirror local folders into a dev environment over SSH (one-way, local wins).
+ *
+ *   kubedev sync --local DIR --remote /abs --host H --port P --user U --identity KEY --known-hosts FILE
+ *                [--once] [--json] [--ignore PATTERN ...]
+ *   kubedev sync --env dist/app.k8s.yaml --name NAME [--once] [--json]
+ *
+ * Exit codes: 0 done (or interrupted by SIGINT/SIGTERM after the batch in flight), 2 bad usage or
+ * configuration (checked before connecting), 1 failure at run time.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Command } from 'commander';
+import { parseAllDocuments } from 'yaml';
+import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
+import { KubeObject } from '../../lib/k8s';
+import { EXIT_FAILURE, UsageError } from '../cli';
+import { BatchStats, SyncOptions, SyncSession } from '../session';
+
+export interface SyncCommandOptions {
+  readonly local?: string;
+  readonly remote?: string;
+  readonly host?: string;
+  readonly port?: string;
+  readonly user?: string;
+  readonly identity?: string;
+  readonly knownHosts?: string;
+  readonly once?: boolean;
+  readonly json?: boolean;
+  readonly progress?: boolean;
+  readonly ignore?: string[];
+  readonly env?: string;
+  readonly name?: string;
+}
+
+export interface SyncIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Process signals to stop on; tests pass an AbortSignal instead. */
+  readonly signal?: AbortSignal;
+}
+
+/** kubedev's configuration folder (same rule as `kubedev keys`): $XDG_CONFIG_HOME/kubedev or ~/.config/kubedev. */
+function configDir(): string {
+  const x = process.env.XDG_CONFIG_HOME;
+  return path.join(x && path.isAbsolute(x) ? x : path.join(process.env.HOME || os.homedir(), '.config'), 'kubedev');
+}
+
+function parsePort(v: string | undefined, flag: string): number {
+  const n = Number(v);
+  if (v === undefined || !/^\d+$/.test(v) || n < 1 || n > 65535) {
+    throw new UsageError(`${flag} must be a TCP port number from 1 to 65535 (got '${v}'). Pass the port the server's sshd listens on`);
+  }
+  return n;
+}
+
+function needFile(file: string, flag: string, what: string): string {
+  const abs = path.resolve(file);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new UsageError(`${flag} '${file}' does not exist. Pass ${what}`);
+  }
+  if (!st.isFile()) throw new UsageError(`${flag} '${file}' is not a file. Pass ${what}`);
+  try {
+    fs.accessSync(abs, fs.constants.R_OK);
+  } catch {
+    throw new UsageError(`${flag} '${file}' is not readable. Fix its permissions, or pass ${what}`);
+  }
+  return abs;
+}
+
+function needDir(dir: string, flag: string): string {
+  const abs = path.resolve(dir);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    st = undefined;
+  }
+  if (!st?.isDirectory()) throw new UsageError(`${flag} '${dir}' is not an existing folder. Pass the local folder to mirror`);
+  return abs;
+}
+
+function needRemote(remote: string, flag: string): string {
+  if (!path.posix.isAbsolute(remote)) throw new UsageError(`${flag} '${remote}' is not an absolute path. Pass the remote folder as /abs/path, e.g. /workspace`);
+  if (remote.includes('\0') || remote.includes('\n')) throw new UsageError(`${flag} holds a NUL or newline character (got ${JSON.stringify(remote)}). Pass a plain absolute path`);
+  return path.posix.normalize(remote);
+}
+
+/** Turns flags into one session per folder, or a UsageError naming the flag at fault. */
+export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
+  const ignore = o.ignore ?? [];
+  const watch = !o.once;
+  if (o.env !== undefined || o.name !== undefined) {
+    if (o.env === undefined) throw new UsageError(`--name needs --env: pass --env dist/<app>.k8s.yaml --name ${o.name}`);
+    if (o.name === undefined) throw new UsageError(`--env needs --name: pass the environment's name, e.g. --env ${o.env} --name my-env`);
+    if (o.local !== undefined || o.remote !== undefined) throw new UsageError('--env takes the folders from the environment: drop --local and --remote, or drop --env and --name');
+    const file = needFile(o.env, '--env', 'a YAML file synthesized by kubedev (npm run synth)');
+    let objects: KubeObject[];
+    try {
+      const docs = parseAllDocuments(fs.readFileSync(file, 'utf8'));
+      objects = [];
+      for (const d of Array.isArray(docs) ? docs : [docs]) {
+        if (d.errors.length > 0) throw new Error(d.errors[0].message);
+        const v = d.toJS() as KubeObject | null;
+        if (v && typeof v === 'object') objects.push(v);
+      }
+    } catch (e) {
+      throw new UsageError(`--env '${o.env}' is not valid YAML (${(e as Error).message.split('\n')[0]}). Synthesize it again (npm run synth)`);
+    }
+    let record;
+    try {
+      record = pickAttachRecord(objects, o.name, o.env);
+    } catch (e) {
+      if (e instanceof AttachRecordError) throw new UsageError(e.message);
+      throw e;
+    }
+    const keys = path.join(configDir(), 'keys', record.namespace, record.name);
+    const identity = needFile(o.identity ?? path.join(keys, 'id_ed25519'), '--identity', `the client key ('kubedev keys --env ${o.env} --name ${o.name}' makes one in ${keys})`);
+    const knownHosts = needFile(o.knownHosts ?? path.join(keys, 'known_hosts'), '--known-hosts', `a known_hosts file listing the sidecar's host key ('kubedev keys --env ${o.env} --name ${o.name}' writes one)`);
+    const host = o.host ?? '127.0.0.1';
+    const port = o.port === undefined ? record.ssh.port : parsePort(o.port, '--port');
+    const user = o.user ?? record.ssh.user;
+    return record.folders.map((f) => ({
+      localRoot: needDir(f.local, `local folder '${f.local}' of environment '${record.name}' (from --env; relative to the current folder)`),
+      remoteRoot: needRemote(f.remote, `remote folder of '${f.local}'`),
+      host,
+      port,
+      user,
+      identity,
+      knownHosts,
+      ignore: [...f.ignore, ...ignore],
+      watch,
+    }));
+  }
+  const missing = (['local', 'remote', 'host', 'port', 'user', 'identity', 'knownHosts'] as const).filter((k) => o[k] === undefined);
+  if (missing.length > 0) {
+    const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new UsageError(`missing ${missing.map(flag).join(', ')}. Pass --local DIR --remote /abs/path --host H --port P --user U --identity KEY --known-hosts FILE, or --env FILE --name NAME`);
+  }
+  return [
+    {
+      localRoot: needDir(o.local as string, '--local'),
+      remoteRoot: needRemote(o.remote as string, '--remote'),
+      host: o.host as string,
+      port: parsePort(o.port, '--port'),
+      user: o.user as string,
+      identity: needFile(o.identity as string, '--identity', 'the private key the server accepts'),
+      knownHosts: needFile(o.knownHosts as string, '--known-hosts', "a known_hosts file that lists the server's host key"),
+      ignore,
+      watch,
+    },
+  ];
+}
+
+function human(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/** Runs the command; resolves to the exit code. */
+export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Promise<number> {
+  const configs = resolveSessions(o);
+  const json = (obj: Record<string, unknown>): void => {
+    if (o.json) io.stdout.write(`${JSON.stringify(obj)}\n`);
+  };
+  const progress = o.progress || (!o.json && io.stderr.isTTY === true) || (o.json && io.stderr.isTTY === true);
+  const say = (line: string): void => {
+    if (progress) io.stderr.write(`kubedev: ${line}\n`);
+  };
+  const sessions = configs.map((c) => new SyncSession(c));
+  const stopCtl = new AbortController();
+  const stop = (): void => stopCtl.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  io.signal?.addEventListener('abort', stop, { once: true });
+  const t0 = performance.now();
+  let failed: Error | undefined;
+  try {
+    await Promise.all(
+      sessions.map(async (s) => {
+        const c = s.options;
+        const where = `${c.user}@${c.host}:${c.port}:${c.remoteRoot}`;
+        s.on('warning', (m) => {
+          json({ event: 'warning', folder: c.localRoot, message: m });
+          io.stderr.write(`kubedev: warning: ${m}\n`);
+        });
+        s.on('reconnecting', (r) => {
+          json({ event: 'reconnecting', folder: c.localRoot, attempt: r.attempt, delayMs: r.delayMs, reason: r.reason });
+          say(`${r.reason}; reconnecting in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt})`);
+        });
+        s.on('synced', (b: BatchStats) => {
+          json({ event: 'synced', folder: c.localRoot, remote: c.remoteRoot, files: b.files, deleted: b.deleted, bytes: b.bytes, ms: Math.round(b.ms * 10) / 10, method: b.method });
+          say(`synced ${b.files} file(s), deleted ${b.deleted}, ${human(b.bytes)} in ${b.ms.toFixed(0)} ms`);
+        });
+        s.on('error', (e) => json({ event: 'error', folder: c.localRoot, message: e.message }));
+        const onStop = (): void => void s.close();
+        stopCtl.signal.addEventListener('abort', onStop, { once: true });
+        try {
+          say(`mirroring ${c.localRoot} to ${where}`);
+          const r = await s.start({ signal: stopCtl.signal });
+          if (o.once) {
+            json({ event: 'synced', folder: c.localRoot, remote: c.remoteRoot, files: r.files, deleted: r.deleted, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10, method: r.method, total: r.total });
+            io.stderr.write(`kubedev: mirrored ${c.localRoot} to ${where}: ${r.files} sent, ${r.deleted} deleted, ${human(r.bytes)} in ${(r.ms / 1000).toFixed(2)} s (${r.total} entries in sync)\n`);
+            await s.close();
+            return;
+          }
+          json({ event: 'ready', folder: c.localRoot, remote: c.remoteRoot, files: r.files, deleted: r.deleted, bytes: r.bytes, total: r.total, seconds: Math.round(r.ms) / 1000 });
+          say(`ready: ${r.total} entries in sync (${r.files} sent, ${human(r.bytes)} in ${(r.ms / 1000).toFixed(2)} s); watching for changes`);
+          await s.done;
+        } finally {
+          stopCtl.signal.removeEventListener('abort', onStop);
+        }
+      }),
+    );
+  } catch (e) {
+    failed = e as Error;
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+    io.signal?.removeEventListener('abort', stop);
+    await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+  }
+  if (failed && !(stopCtl.signal.aborted && /closed|aborted/.test(failed.message))) {
+    io.stderr.write(`kubedev: ${failed.message}\n`);
+    json({ event: 'error', message: failed.message });
+    return EXIT_FAILURE;
+  }
+  if (stopCtl.signal.aborted) say(`stopped after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return 0;
+}
 
 export function registerSync(program: Command): void {
   program
     .command('sync')
     .description('Mirror local files into a dev environment over SSH (one-way, local wins).')
-    .action(() => {
-      throw new Error('kubedev sync is not implemented yet.');
+    .option('--local <dir>', 'local folder to mirror')
+    .option('--remote <path>', 'absolute remote folder')
+    .option('--host <host>', 'SSH server address (default with --env: 127.0.0.1)')
+    .option('--port <port>', 'SSH server port (default with --env: the environment\'s)')
+    .option('--user <user>', 'SSH user (default with --env: the environment\'s)')
+    .option('--identity <file>', 'private key file (default with --env: ~/.config/kubedev/keys/<ns>/<name>/id_ed25519)')
+    .option('--known-hosts <file>', 'known_hosts file with the server\'s key (default with --env: beside the identity)')
+    .option('--env <file>', 'synthesized YAML holding the environment (with --name)')
+    .option('--name <name>', 'environment name inside --env')
+    .option('--ignore <pattern...>', 'gitignore-syntax pattern neither sent nor deleted (repeatable)')
+    .option('--once', 'mirror once and exit')
+    .option('--json', 'one JSON event per line on stdout')
+    .option('--progress', 'human progress on stderr even when it is not a terminal')
+    .action(async (opts: SyncCommandOptions) => {
+      const code = await runSync(opts);
+      if (code !== 0) process.exitCode = code;
     });
 }

@@ -1,0 +1,440 @@
+/**
+ * Applies a plan to the remote. Two ways, chosen by batch size:
+ * - bulk: one tar stream over one exec channel into a staging folder beside the files, then one `sh`
+ *   script (read from the same stream) that deletes, moves the new items into place with `mv` (a
+ *   rename: nobody sees a half-written file) and fixes permissions. Writes to the channel are
+ *   coalesced to ~256 KiB: ssh2 sends one SSH packet per write and sshd copies per packet.
+ * - SFTP: pipelined requests, each file written to a temporary name and renamed over the target
+ *   (posix-rename), for single edits and medium batches.
+ * Deletes always go as an `sh` script on stdin (`rm -rf -- ...` in chunks): no argv overflow.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable, Transform, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar-stream';
+import { SFTPWrapper } from 'ssh2';
+import { Plan, PlanItem } from './plan';
+import { Connection, ConnectionError, RemoteError } from './transport';
+import { shQuote, Tree } from './tree';
+
+/** Writes are merged into chunks of this size before the SSH channel. */
+export const COALESCE_BYTES = 256 * 1024;
+/** Batches with more files than this (or more bytes than BULK_BYTES) go as one tar stream. */
+export const BULK_FILES = 400;
+export const BULK_BYTES = 64 * 1024 * 1024;
+/** SFTP requests (files) in flight. */
+export const SFTP_PARALLEL = 48;
+/** Files larger than this are streamed in 256 KiB reads rather than read whole. */
+const LARGE_FILE = 4 * 1024 * 1024;
+/** Longest shell command line a script builds (well below every ARG_MAX). */
+const MAX_COMMAND = 96 * 1024;
+
+/** Merges small writes into ~`size` byte chunks. */
+export class Coalesce extends Transform {
+  private parts: Buffer[] = [];
+  private bytes = 0;
+  constructor(private readonly size = COALESCE_BYTES) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.parts.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes >= this.size) this.flushParts();
+    cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    this.flushParts();
+    cb();
+  }
+  private flushParts(): void {
+    if (this.bytes === 0) return;
+    this.push(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.bytes));
+    this.parts = [];
+    this.bytes = 0;
+  }
+}
+
+export interface ApplyResult {
+  /** Files whose local copy changed while it was being sent: send them again. */
+  readonly changed: string[];
+  readonly bytes: number;
+  readonly method: 'tar' | 'sftp' | 'none';
+}
+
+export interface ApplyContext {
+  readonly conn: Connection;
+  readonly localRoot: string;
+  readonly remoteRoot: string;
+  /** What the remote holds now (to know which parents exist). */
+  readonly remote: Tree;
+  readonly signal?: AbortSignal;
+  /** Force a method (benchmarks, tests). */
+  readonly method?: 'tar' | 'sftp';
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+function rp(rel: string): string {
+  return rel === '' ? '.' : `./${rel}`;
+}
+
+/** Lines of `cmd -- arg arg ...`, each under MAX_COMMAND. */
+function chunked(prefix: string, args: string[], suffix = ''): string[] {
+  const out: string[] = [];
+  let cur: string[] = [];
+  let len = 0;
+  for (const a of args) {
+    if (len + a.length + 1 > MAX_COMMAND && cur.length > 0) {
+      out.push(`${prefix} ${cur.join(' ')}${suffix}`);
+      cur = [];
+      len = 0;
+    }
+    cur.push(a);
+    len += a.length + 1;
+  }
+  if (cur.length > 0) out.push(`${prefix} ${cur.join(' ')}${suffix}`);
+  return out;
+}
+
+function deleteLines(deletes: readonly string[]): string[] {
+  return chunked('rm -rf --', deletes.map((d) => shQuote(rp(d))));
+}
+
+function chmodLines(items: readonly PlanItem[]): string[] {
+  const byMode = new Map<number, string[]>();
+  for (const c of items) {
+    const l = byMode.get(c.entry.mode) ?? [];
+    l.push(shQuote(rp(c.rel)));
+    byMode.set(c.entry.mode, l);
+  }
+  const lines: string[] = [];
+  for (const [mode, paths] of byMode) lines.push(...chunked(`chmod ${mode.toString(8)} --`, paths));
+  return lines;
+}
+
+/** Explains a failed remote command in the user's terms. */
+export function remoteFailure(what: string, remoteRoot: string, code: number | null, stderr: string): RemoteError {
+  const text = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(0, 4).join('; ');
+  let hint = `Check the remote folder '${remoteRoot}'`;
+  if (/No space left|Disk quota/i.test(stderr)) hint = `The remote disk holding '${remoteRoot}' is full: free space there (or enlarge the workspace volume)`;
+  else if (/Permission denied|Operation not permitted|Read-only file system/i.test(stderr)) hint = `The remote user cannot write there: fix the owner or mode of '${remoteRoot}' or pass a --remote the user owns`;
+  else if (/Not a directory|File exists/i.test(stderr)) hint = `A remote path in the way is a file where a folder is needed: remove it, or pick another --remote`;
+  return new RemoteError(`${what} failed on the remote (exit ${code ?? 'signal'}): ${text || 'no message'}. ${hint}.`, code, stderr);
+}
+
+/** Deletes remote paths (top-most only) with `rm -rf`, as a script on stdin. */
+export async function remoteDelete(ctx: ApplyContext, deletes: readonly string[]): Promise<void> {
+  if (deletes.length === 0) return;
+  const script = ['set -e', `cd ${shQuote(ctx.remoteRoot)}`, ...deleteLines(deletes), ''].join('\n');
+  const r = await ctx.conn.exec('sh -s', script, { signal: ctx.signal });
+  if (r.code !== 0) throw remoteFailure('deleting', ctx.remoteRoot, r.code, r.stderr);
+}
+
+/** Reads exactly `size` bytes of a file (zero-padded if it shrank); flags whether it changed. */
+async function* exactly(abs: string, size: number, flag: { changed: boolean }): AsyncGenerator<Buffer> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(abs, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+    flag.changed = true;
+    if (size > 0) yield Buffer.alloc(size);
+    return;
+  }
+  try {
+    let left = size;
+    while (left > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(left, 256 * 1024));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, size - left);
+      if (bytesRead === 0) {
+        flag.changed = true;
+        yield Buffer.alloc(left);
+        return;
+      }
+      left -= bytesRead;
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function changedSince(abs: string, e: { size: number; mtimeMs: number }): Promise<boolean> {
+  try {
+    const st = fs.lstatSync(abs);
+    return !st.isFile() || st.size !== e.size || st.mtimeMs !== e.mtimeMs;
+  } catch {
+    return true;
+  }
+}
+
+/** Applies `plan` choosing tar for bulk, SFTP otherwise. */
+export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
+  const bytes = plan.files.reduce((n, f) => n + f.entry.size, 0);
+  const count = plan.files.length + plan.links.length + plan.dirs.length;
+  if (count === 0 && plan.chmods.length === 0) {
+    await remoteDelete(ctx, plan.deletes);
+    return { changed: [], bytes: 0, method: plan.deletes.length > 0 ? 'sftp' : 'none' };
+  }
+  const bulk = ctx.method ? ctx.method === 'tar' : count > BULK_FILES || (bytes > BULK_BYTES && plan.files.length > 1);
+  return bulk ? applyTar(ctx, plan, bytes) : applySftp(ctx, plan, bytes);
+}
+
+/** The bulk path: tar into a staging folder, then one script that deletes, moves and chmods. */
+export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
+  const stage = `.kubedev-stage-${crypto.randomBytes(6).toString('hex')}`;
+  const deleted = new Set(plan.deletes);
+  const isGone = (rel: string): boolean => {
+    for (let p = rel; p !== ''; p = parentOf(p)) if (deleted.has(p)) return true;
+    return false;
+  };
+  const parentExists = (rel: string): boolean => {
+    const p = parentOf(rel);
+    if (p === '') return true;
+    const e = ctx.remote.get(p);
+    return e !== undefined && e.type === 'dir' && !isGone(p);
+  };
+  // Items to move into place, grouped by their (existing) parent.
+  const moves = new Map<string, string[]>();
+  const addMove = (rel: string): void => {
+    const p = parentOf(rel);
+    const l = moves.get(p) ?? [];
+    l.push(shQuote(`${stage}/${rel}`));
+    moves.set(p, l);
+  };
+  for (const d of plan.dirs) if (parentExists(d.rel)) addMove(d.rel);
+  for (const f of plan.files) if (parentExists(f.rel)) addMove(f.rel);
+  for (const l of plan.links) if (parentExists(l.rel)) addMove(l.rel);
+
+  const script = ['set -e', ...deleteLines(plan.deletes)];
+  for (const [p, items] of moves) script.push(...chunked('mv -f --', items, ` ${shQuote(p === '' ? './' : `./${p}/`)}`));
+  script.push(...chmodLines(plan.chmods), '');
+  const scriptName = '.kubedev-apply.sh';
+
+  const command = [
+    `cd ${shQuote(ctx.remoteRoot)} || exit 3`,
+    `S=${stage}`,
+    'mkdir "$S" || exit 3',
+    `tar -x -p -o -f - -C "$S" && sh "$S/${scriptName}"`,
+    'rc=$?',
+    'rm -rf "$S"',
+    'exit $rc',
+  ].join('\n');
+
+  const pack = tar.pack();
+  const changed: string[] = [];
+  const now = new Date();
+  const feed = async (): Promise<void> => {
+    try {
+      const scriptBuf = Buffer.from(script.join('\n'));
+      pack.entry({ name: scriptName, size: scriptBuf.length, mode: 0o600, mtime: now, uid: 0, gid: 0 }, scriptBuf);
+      for (const d of plan.dirs) pack.entry({ name: d.rel, type: 'directory', mode: d.entry.mode, mtime: new Date(d.entry.mtimeMs), uid: 0, gid: 0 });
+      for (const l of plan.links) pack.entry({ name: l.rel, type: 'symlink', linkname: l.entry.target, mode: 0o777, mtime: new Date(l.entry.mtimeMs), uid: 0, gid: 0 });
+      for (const f of plan.files) {
+        const header = { name: f.rel, type: 'file' as const, size: f.entry.size, mode: f.entry.mode, mtime: new Date(f.entry.mtimeMs), uid: 0, gid: 0 };
+        const abs = path.join(ctx.localRoot, f.rel);
+        if (f.entry.size <= 64 * 1024) {
+          const flag = { changed: false };
+          let buf: Buffer;
+          try {
+            // Synchronous on purpose: for small files the thread-pool hop costs more than the read.
+            buf = fs.readFileSync(abs);
+          } catch {
+            buf = Buffer.alloc(0);
+          }
+          if (buf.length !== f.entry.size) {
+            flag.changed = true;
+            buf = buf.length > f.entry.size ? buf.subarray(0, f.entry.size) : Buffer.concat([buf, Buffer.alloc(f.entry.size - buf.length)]);
+          }
+          if (flag.changed) changed.push(f.rel);
+          if (!pack.entry(header, buf)) await new Promise((r) => pack.once('drain', r));
+        } else {
+          const flag = { changed: false };
+          await pipeline(Readable.from(exactly(abs, f.entry.size, flag), { objectMode: false }), pack.entry(header), { signal: ctx.signal });
+          if (flag.changed) changed.push(f.rel);
+        }
+      }
+      pack.finalize();
+    } catch (e) {
+      pack.destroy(e as Error);
+      throw e;
+    }
+  };
+  const feeding = feed();
+  const coalesced = pack.pipe(new Coalesce());
+  pack.on('error', (e) => coalesced.destroy(e));
+  let r;
+  try {
+    [r] = await Promise.all([ctx.conn.exec(command, coalesced, { signal: ctx.signal }), feeding]);
+  } catch (e) {
+    pack.destroy();
+    throw e;
+  }
+  if (r.code !== 0) throw remoteFailure('writing files (tar)', ctx.remoteRoot, r.code, r.stderr);
+  for (const f of plan.files) {
+    if (!changed.includes(f.rel) && (await changedSince(path.join(ctx.localRoot, f.rel), f.entry))) changed.push(f.rel);
+  }
+  return { changed, bytes, method: 'tar' };
+}
+
+// ---- SFTP ----
+
+function sftpCall<T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+function sftpFailure(conn: Connection, remoteRoot: string, what: string, rel: string, e: Error & { code?: number | string }): Error {
+  if (!conn.alive) return new ConnectionError(`connection dropped while ${what} '${rel}'`);
+  if (e instanceof ConnectionError) return e;
+  const code = e.code;
+  let hint = `Check the remote folder '${remoteRoot}' (free space, owner, mode)`;
+  if (code === 3) hint = `The remote user may not write there: fix the owner or mode of '${remoteRoot}' or pass a --remote the user owns`;
+  else if (code === 2) hint = `A remote folder vanished or a path in the way is a file: run again, or check '${remoteRoot}'`;
+  else if (code === 4) hint = `The server gives no detail ("Failure"): most often the remote disk is full or a path in the way is a file; check free space in '${remoteRoot}'`;
+  return new RemoteError(`${what} '${rel}' failed on the remote (${e.message}). ${hint}.`, typeof code === 'number' ? code : null, e.message);
+}
+
+class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+function tempName(remoteAbs: string): string {
+  return path.posix.join(path.posix.dirname(remoteAbs), `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** SFTP write requests of this size, this many in flight per large file. */
+const SFTP_CHUNK = 32 * 1024;
+const SFTP_WINDOW = 64;
+
+async function sftpUpload(sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem): Promise<boolean> {
+  const tmp = tempName(remote);
+  const flag = { changed: false };
+  const mtime = Math.floor(item.entry.mtimeMs / 1000);
+  const handle = await sftpCall<Buffer>((cb) => sftp.open(tmp, 'w', { mode: item.entry.mode }, cb));
+  try {
+    // Exactly `size` bytes, streamed (never the whole file in memory), up to SFTP_WINDOW writes in flight.
+    const inflight = new Set<Promise<void>>();
+    let failure: Error | undefined;
+    let pos = 0;
+    const source: AsyncIterable<Buffer> = item.entry.size <= LARGE_FILE ? smallFile(abs, item.entry.size, flag) : exactly(abs, item.entry.size, flag);
+    for await (const buf of source) {
+      for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
+        const len = Math.min(SFTP_CHUNK, buf.length - off);
+        const at = pos + off;
+        const p: Promise<void> = sftpCall<void>((cb) => sftp.write(handle, buf, off, len, at, (err) => cb(err, undefined))).then(
+          () => void inflight.delete(p),
+          (e: Error) => {
+            inflight.delete(p);
+            failure ??= e;
+          },
+        );
+        inflight.add(p);
+        if (inflight.size >= SFTP_WINDOW) await Promise.race(inflight);
+        if (failure) throw failure;
+      }
+      pos += buf.length;
+    }
+    await Promise.all(inflight);
+    if (failure) throw failure;
+    await sftpCall<void>((cb) => sftp.fsetstat(handle, { mode: item.entry.mode, atime: mtime, mtime }, (err) => cb(err, undefined)));
+  } catch (e) {
+    await sftpCall<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))).catch(() => undefined);
+    await sftpCall<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
+    throw e;
+  }
+  await sftpCall<void>((cb) => sftp.close(handle, (err) => cb(err, undefined)));
+  await sftpCall<void>((cb) => sftp.ext_openssh_rename(tmp, remote, (err) => cb(err, undefined))).catch(async (e) => {
+    await sftpCall<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
+    throw e;
+  });
+  return flag.changed || (await changedSince(abs, item.entry));
+}
+
+/** A small file in one read (exactly `size` bytes, zero-padded or cut if it changed). */
+async function* smallFile(abs: string, size: number, flag: { changed: boolean }): AsyncGenerator<Buffer> {
+  let data: Buffer;
+  try {
+    data = await fs.promises.readFile(abs);
+  } catch {
+    data = Buffer.alloc(0);
+  }
+  if (data.length !== size) {
+    flag.changed = true;
+    data = data.length > size ? data.subarray(0, size) : Buffer.concat([data, Buffer.alloc(size - data.length)]);
+  }
+  if (size > 0) yield data;
+}
+
+/** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
+export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
+  const sftp = await ctx.conn.sftp();
+  await remoteDelete(ctx, plan.deletes);
+  const remoteOf = (rel: string): string => path.posix.join(ctx.remoteRoot, rel);
+  const wrap = async (what: string, rel: string, fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn();
+    } catch (e) {
+      throw sftpFailure(ctx.conn, ctx.remoteRoot, what, rel, e as Error);
+    }
+  };
+  // Folders: parents first; one depth at a time, pipelined within a depth.
+  const byDepth = new Map<number, PlanItem[]>();
+  for (const d of plan.dirs) {
+    const depth = d.rel.split('/').length;
+    const l = byDepth.get(depth) ?? [];
+    l.push(d);
+    byDepth.set(depth, l);
+  }
+  for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+    await Promise.all(
+      (byDepth.get(depth) ?? []).map((d) =>
+        wrap('creating folder', d.rel, async () => {
+          await sftpCall<void>((cb) => sftp.mkdir(remoteOf(d.rel), { mode: d.entry.mode }, (err) => cb(err, undefined)));
+          await sftpCall<void>((cb) => sftp.chmod(remoteOf(d.rel), d.entry.mode, (err) => cb(err, undefined)));
+        }),
+      ),
+    );
+  }
+  const limit = new Limiter(SFTP_PARALLEL);
+  const changed: string[] = [];
+  await Promise.all([
+    ...plan.files.map((f) =>
+      limit.run(() =>
+        wrap('writing', f.rel, async () => {
+          if (await sftpUpload(sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f)) changed.push(f.rel);
+        }),
+      ),
+    ),
+    ...plan.links.map((l) =>
+      limit.run(() =>
+        wrap('creating symlink', l.rel, async () => {
+          const tmp = tempName(remoteOf(l.rel));
+          await sftpCall<void>((cb) => sftp.symlink(l.entry.target as string, tmp, (err) => cb(err, undefined)));
+          await sftpCall<void>((cb) => sftp.ext_openssh_rename(tmp, remoteOf(l.rel), (err) => cb(err, undefined)));
+        }),
+      ),
+    ),
+    ...plan.chmods.map((c) =>
+      limit.run(() => wrap('changing mode of', c.rel, () => sftpCall<void>((cb) => sftp.chmod(remoteOf(c.rel), c.entry.mode, (err) => cb(err, undefined))))),
+    ),
+  ]);
+  return { changed, bytes, method: 'sftp' };
+}

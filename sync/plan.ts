@@ -1,0 +1,108 @@
+/**
+ * The difference between the local tree and what the remote holds, as the operations that make the
+ * remote equal: deletes (top-most paths only), folders to create, files to upload, symlinks to
+ * (re)create and permission-only changes.
+ */
+import { Entry, sameEntry, sameMtime, Tree } from './tree';
+
+export interface PlanItem {
+  readonly rel: string;
+  readonly entry: Entry;
+}
+
+export interface Plan {
+  /** Remote paths removed (with everything below), top-most only, before anything else. */
+  readonly deletes: string[];
+  /** Folders to create, parents before children. */
+  readonly dirs: PlanItem[];
+  readonly files: PlanItem[];
+  readonly links: PlanItem[];
+  /** Existing files or folders whose permission bits differ. */
+  readonly chmods: PlanItem[];
+}
+
+export function emptyPlan(): Plan {
+  return { deletes: [], dirs: [], files: [], links: [], chmods: [] };
+}
+
+export function planSize(p: Plan): number {
+  return p.deletes.length + p.dirs.length + p.files.length + p.links.length + p.chmods.length;
+}
+
+export function planBytes(p: Plan): number {
+  let n = 0;
+  for (const f of p.files) n += f.entry.size;
+  return n;
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+/**
+ * Plans `remote` -> `local`. With `scope` set (a set of relative paths), only those paths and what
+ * lies below them are compared (watch mode); otherwise the whole trees.
+ */
+export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): Plan {
+  const plan = emptyPlan();
+  const deleted = new Set<string>();
+  const underDeleted = (rel: string): boolean => {
+    for (let p = parentOf(rel); p !== ''; p = parentOf(p)) if (deleted.has(p)) return true;
+    return false;
+  };
+  const considerLocal = (rel: string, l: Entry): void => {
+    const r = remote.get(rel);
+    if (r && r.type !== l.type) {
+      if (!underDeleted(rel)) {
+        plan.deletes.push(rel);
+        deleted.add(rel);
+      }
+    }
+    const exists = r !== undefined && r.type === l.type && !underDeleted(rel);
+    if (l.type === 'dir') {
+      if (!exists) plan.dirs.push({ rel, entry: l });
+      else if (r.mode !== l.mode) plan.chmods.push({ rel, entry: l });
+    } else if (l.type === 'symlink') {
+      if (!exists || !sameEntry(l, r)) plan.links.push({ rel, entry: l });
+    } else if (!exists) plan.files.push({ rel, entry: l });
+    else if (!sameEntry(l, r)) {
+      if (r.size === l.size && sameMtime(l, r)) plan.chmods.push({ rel, entry: l });
+      else plan.files.push({ rel, entry: l });
+    }
+  };
+  const considerRemote = (rel: string, r: Entry): void => {
+    if (local.has(rel) || deleted.has(rel) || underDeleted(rel)) return;
+    void r;
+    plan.deletes.push(rel);
+    deleted.add(rel);
+  };
+
+  if (scope === undefined) {
+    // Sorted so that parents come before children.
+    for (const rel of [...remote.keys()].sort()) considerRemote(rel, remote.get(rel) as Entry);
+    for (const rel of [...local.keys()].sort()) considerLocal(rel, local.get(rel) as Entry);
+  } else {
+    const roots = [...new Set(scope)].sort();
+    const inScope = (rel: string): boolean => {
+      for (let p = rel; ; p = parentOf(p)) {
+        if (rootSet.has(p)) return true;
+        if (p === '') return false;
+      }
+    };
+    const rootSet = new Set(roots);
+    const rkeys = [...remote.keys()].filter(inScope).sort();
+    const lkeys = [...local.keys()].filter(inScope).sort();
+    for (const rel of rkeys) considerRemote(rel, remote.get(rel) as Entry);
+    for (const rel of lkeys) considerLocal(rel, local.get(rel) as Entry);
+  }
+  // Deletes: drop ones below another delete (a type change can add a parent after its children).
+  const all = new Set(plan.deletes);
+  const top = plan.deletes.filter((d) => {
+    for (let p = parentOf(d); p !== ''; p = parentOf(p)) if (all.has(p)) return false;
+    return true;
+  });
+  plan.deletes.length = 0;
+  plan.deletes.push(...top);
+  return plan;
+}

@@ -1,0 +1,248 @@
+/**
+ * One SSH connection to a stock OpenSSH server (ssh2): the host key checked against known_hosts before
+ * authentication (so before any byte of the user's files), exec channels for `sh`/`tar`/`find`, and
+ * one lazily opened SFTP session.
+ */
+import * as fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Client, ClientChannel, SFTPWrapper } from 'ssh2';
+import { checkHostKey, HostKeyVerdict } from './known-hosts';
+
+export interface ConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** Path of the private key. */
+  readonly identity: string;
+  /** Path of the known_hosts file. */
+  readonly knownHosts: string;
+  /** @default 10000 */
+  readonly readyTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Fatal: the host key is unknown or changed; never retried. */
+export class HostKeyError extends Error {
+  constructor(readonly verdict: HostKeyVerdict) {
+    super(verdict.reason ?? 'host key refused');
+    this.name = 'HostKeyError';
+  }
+}
+
+/** Fatal: the server refused our key, or the configuration cannot work; never retried. */
+export class AuthError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthError';
+  }
+}
+
+/** The connection dropped or could not be made: retried with backoff. */
+export class ConnectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectionError';
+  }
+}
+
+/** A remote command failed (exit status, stderr): disk full, permission denied, not a folder... */
+export class RemoteError extends Error {
+  constructor(message: string, readonly code: number | null, readonly stderr: string) {
+    super(message);
+    this.name = 'RemoteError';
+  }
+}
+
+export interface ExecResult {
+  readonly code: number | null;
+  readonly signal?: string;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+export class Connection {
+  private sftpP?: Promise<SFTPWrapper>;
+  private closed = false;
+  private dropReason?: Error;
+  private readonly dropListeners = new Set<(e: Error) => void>();
+
+  private constructor(private readonly client: Client, readonly where: string) {
+    client.on('error', (e) => this.dropped(new ConnectionError(`connection to ${where} failed: ${e.message}`)));
+    client.on('close', () => this.dropped(new ConnectionError(`connection to ${where} closed`)));
+  }
+
+  /** Connects, checking the host key first. Rejects with HostKeyError, AuthError or ConnectionError. */
+  static async open(o: ConnectOptions): Promise<Connection> {
+    const where = `${o.user}@${o.host}:${o.port}`;
+    let privateKey: Buffer;
+    try {
+      privateKey = await fs.promises.readFile(o.identity);
+    } catch (e) {
+      throw new AuthError(`identity '${o.identity}' is unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). Pass --identity with the private key the server accepts`);
+    }
+    o.signal?.throwIfAborted();
+    const client = new Client();
+    let verdict: HostKeyVerdict | undefined;
+    return new Promise<Connection>((resolve, reject) => {
+      let settled = false;
+      const onAbort = (): void => {
+        client.end();
+        finish(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
+      };
+      const finish = (err: Error | undefined, conn?: Connection): void => {
+        if (settled) return;
+        settled = true;
+        o.signal?.removeEventListener('abort', onAbort);
+        if (err) {
+          client.removeAllListeners('ready');
+          client.on('error', () => undefined);
+          client.end();
+          reject(err);
+        } else resolve(conn as Connection);
+      };
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      // Small SSH packets (SFTP requests, channel opens) must not wait for Nagle's algorithm.
+      client.once('connect', () => client.setNoDelay(true));
+      client.once('ready', () => {
+        const conn = new Connection(client, where);
+        finish(undefined, conn);
+      });
+      client.once('error', (e: Error & { level?: string }) => {
+        if (verdict && !verdict.ok) return finish(new HostKeyError(verdict));
+        if (e.level === 'client-authentication') {
+          return finish(new AuthError(`${where} refused the key '${o.identity}' (${e.message}). Add its public half to the server's authorized_keys, or pass the right --identity and --user`));
+        }
+        if (/private key|parse|Unsupported key|passphrase/i.test(e.message)) {
+          return finish(new AuthError(`identity '${o.identity}' cannot be used: ${e.message}. Pass an unencrypted OpenSSH private key with --identity`));
+        }
+        finish(new ConnectionError(`cannot connect to ${where}: ${e.message}`));
+      });
+      client.once('close', () => finish(verdict && !verdict.ok ? new HostKeyError(verdict) : new ConnectionError(`connection to ${where} closed during the handshake`)));
+      try {
+        client.connect({
+          host: o.host,
+          port: o.port,
+          username: o.user,
+          privateKey,
+          readyTimeout: o.readyTimeoutMs ?? 10_000,
+          keepaliveInterval: 5_000,
+          keepaliveCountMax: 3,
+          hostVerifier: (key: Buffer) => {
+            verdict = checkHostKey(o.knownHosts, o.host, o.port, key);
+            return verdict.ok;
+          },
+        });
+      } catch (e) {
+        finish(new AuthError(`identity '${o.identity}' cannot be used: ${(e as Error).message}. Pass an unencrypted OpenSSH private key with --identity`));
+      }
+    });
+  }
+
+  /** Registers a listener for the connection dropping; returns its remover. */
+  onDrop(fn: (e: Error) => void): () => void {
+    if (this.dropReason) {
+      queueMicrotask(() => fn(this.dropReason as Error));
+      return () => undefined;
+    }
+    this.dropListeners.add(fn);
+    return () => this.dropListeners.delete(fn);
+  }
+
+  get alive(): boolean {
+    return !this.dropReason && !this.closed;
+  }
+
+  private dropped(e: Error): void {
+    if (this.dropReason) return;
+    this.dropReason = e;
+    for (const fn of this.dropListeners) fn(e);
+    this.dropListeners.clear();
+  }
+
+  private assertAlive(): void {
+    if (this.dropReason) throw this.dropReason;
+    if (this.closed) throw new ConnectionError(`connection to ${this.where} is closed`);
+  }
+
+  /** Opens an exec channel. */
+  channel(command: string): Promise<ClientChannel> {
+    this.assertAlive();
+    return new Promise((resolve, reject) => {
+      const off = this.onDrop(reject);
+      this.client.exec(command, (err, ch) => {
+        off();
+        if (err) reject(this.dropReason ?? new ConnectionError(`cannot run a command on ${this.where}: ${err.message}`));
+        else resolve(ch);
+      });
+    });
+  }
+
+  /**
+   * Runs `command`; `stdin` (if any) is piped in with back-pressure. Resolves with the exit status;
+   * rejects with ConnectionError if the connection drops first.
+   */
+  async exec(command: string, stdin?: Readable | Buffer | string, options: { signal?: AbortSignal } = {}): Promise<ExecResult> {
+    const ch = await this.channel(command);
+    const out: Buffer[] = [];
+    let err = '';
+    ch.on('data', (b: Buffer) => out.push(b));
+    ch.stderr.setEncoding('utf8');
+    ch.stderr.on('data', (s: string) => {
+      if (err.length < 64 * 1024) err += s;
+    });
+    let offDrop: () => void = () => undefined;
+    const done = new Promise<ExecResult>((resolve, reject) => {
+      offDrop = this.onDrop(reject);
+      ch.once('close', (code: number | null, signal?: string) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: err }));
+    });
+    try {
+      if (stdin === undefined) ch.end();
+      else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) ch.end(stdin);
+      else {
+        const dropped = new Promise<never>((_, reject) => {
+          const off = this.onDrop(reject);
+          done.finally(off).catch(() => undefined);
+        });
+        await Promise.race([pipeline(stdin, ch, { end: true, signal: options.signal }), dropped]).catch(async (e) => {
+          // EPIPE-like errors while the remote already exited: report the remote's words instead.
+          const r = await Promise.race([done, new Promise<undefined>((res) => setTimeout(() => res(undefined), 2000))]).catch(() => undefined);
+          if (r && r.code !== 0) return;
+          throw this.dropReason ?? e;
+        });
+      }
+      return await done;
+    } finally {
+      offDrop();
+    }
+  }
+
+  /** The connection's SFTP session (opened once). */
+  sftp(): Promise<SFTPWrapper> {
+    this.assertAlive();
+    this.sftpP ??= new Promise<SFTPWrapper>((resolve, reject) => {
+      const off = this.onDrop(reject);
+      this.client.sftp((err, s) => {
+        off();
+        if (err) reject(new ConnectionError(`cannot start SFTP on ${this.where}: ${err.message}. The server must enable the sftp subsystem`));
+        else resolve(s);
+      });
+    });
+    return this.sftpP;
+  }
+
+  /** Ends the connection (idempotent). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await new Promise<void>((resolve) => {
+      if (this.dropReason) return resolve();
+      const t = setTimeout(resolve, 1000);
+      this.client.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      this.client.end();
+    });
+  }
+}
