@@ -285,8 +285,12 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
 // ---- SFTP ----
 
-function sftpCall<T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+type Call = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void) => Promise<T>;
+
+/** SFTP requests race the connection's loss: ssh2 leaves pending requests unanswered when it drops. */
+function caller(lost: Promise<never>): Call {
+  return <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
+    Promise.race([new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v)))), lost]);
 }
 
 function sftpFailure(conn: Connection, remoteRoot: string, what: string, rel: string, e: Error & { code?: number | string }): Error {
@@ -324,7 +328,7 @@ function tempName(remoteAbs: string): string {
 const SFTP_CHUNK = 32 * 1024;
 const SFTP_WINDOW = 64;
 
-async function sftpUpload(sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem): Promise<boolean> {
+async function sftpUpload(sftpCall: Call, sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem): Promise<boolean> {
   const tmp = tempName(remote);
   const flag = { changed: false };
   const mtime = Math.floor(item.entry.mtimeMs / 1000);
@@ -386,6 +390,7 @@ async function* smallFile(abs: string, size: number, flag: { changed: boolean })
 /** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
 export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   const sftp = await ctx.conn.sftp();
+  const sftpCall = caller(ctx.conn.lost);
   await remoteDelete(ctx, plan.deletes);
   const remoteOf = (rel: string): string => path.posix.join(ctx.remoteRoot, rel);
   const wrap = async (what: string, rel: string, fn: () => Promise<void>): Promise<void> => {
@@ -419,7 +424,7 @@ export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): P
     ...plan.files.map((f) =>
       limit.run(() =>
         wrap('writing', f.rel, async () => {
-          if (await sftpUpload(sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f)) changed.push(f.rel);
+          if (await sftpUpload(sftpCall, sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f)) changed.push(f.rel);
         }),
       ),
     ),

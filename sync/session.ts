@@ -262,6 +262,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
 
   private async ensureConnected(): Promise<Connection> {
     if (this.conn?.alive) return this.conn;
+    if (this.conn) this.emit('reconnecting', { attempt: 0, delayMs: 0, reason: `connection to ${this.conn.where} lost` });
     await this.conn?.close();
     this.conn = undefined;
     this.needFull = true;

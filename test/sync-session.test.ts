@@ -278,10 +278,10 @@ describe('connection loss', () => {
     const synced: { files: number; bytes: number }[] = [];
     s.on('synced', (b) => synced.push(b));
     const reconnecting = nextEvent(s, 'reconnecting', 20_000).catch(() => undefined);
-    // A 200 MB file; kill the session while it streams.
+    // A 100 MB file; kill the session while it streams.
     const fh = fs.openSync(path.join(local, 'huge.bin'), 'w');
     const chunk = Buffer.alloc(1024 * 1024, 3);
-    for (let i = 0; i < 200; i++) fs.writeSync(fh, chunk);
+    for (let i = 0; i < 100; i++) fs.writeSync(fh, chunk);
     fs.closeSync(fh);
     const deadline = Date.now() + 15_000;
     const tempLanding = (): boolean => fs.readdirSync(remote).some((n) => n.startsWith('.kubedev-'));
