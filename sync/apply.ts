@@ -200,21 +200,14 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     const e = ctx.remote.get(p);
     return e !== undefined && e.type === 'dir' && !isGone(p);
   };
-  // Items to move into place, grouped by their (existing) parent.
-  const moves = new Map<string, string[]>();
-  const addMove = (rel: string): void => {
-    const p = parentOf(rel);
-    const l = moves.get(p) ?? [];
-    l.push(shQuote(`${stage}/${rel}`));
-    moves.set(p, l);
-  };
-  for (const d of plan.dirs) if (parentExists(d.rel)) addMove(d.rel);
-  for (const f of plan.files) if (parentExists(f.rel)) addMove(f.rel);
-  for (const l of plan.links) if (parentExists(l.rel)) addMove(l.rel);
+  // Items to move into place: the top-most new ones (their parent already exists remotely).
+  const moves: string[] = [];
+  for (const d of plan.dirs) if (parentExists(d.rel)) moves.push(d.rel);
+  for (const f of plan.files) if (parentExists(f.rel)) moves.push(f.rel);
+  for (const l of plan.links) if (parentExists(l.rel)) moves.push(l.rel);
 
-  const script = ['set -e', ...deleteLines(plan.deletes)];
-  for (const [p, items] of moves) script.push(...chunked('mv -f --', items, ` ${shQuote(p === '' ? './' : `./${p}/`)}`));
-  script.push(...chmodLines(plan.chmods), '');
+  // Deletes (type changes included) and mode changes run right after extraction, before the moves.
+  const script = ['set -e', ...deleteLines(plan.deletes), ...chmodLines(plan.chmods), ''];
   const scriptName = '.kubedev-apply.sh';
 
   const command = [
@@ -223,7 +216,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     'mkdir "$S" || exit 3',
     `tar -x -p -o -f - -C "$S" && sh "$S/${scriptName}"`,
     'rc=$?',
-    'rm -rf "$S"',
+    'if [ $rc -ne 0 ]; then rm -rf "$S"; fi',
     'exit $rc',
   ].join('\n');
 
@@ -277,6 +270,24 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     throw e;
   }
   if (r.code !== 0) throw remoteFailure('writing files (tar)', ctx.remoteRoot, r.code, r.stderr);
+  // Every move is one rename(2) on the server (same file system): pipelined SFTP posix-renames.
+  const sftp = await ctx.conn.sftp();
+  const call = caller(ctx.conn.lost);
+  const limit = new Limiter(SFTP_PARALLEL * 2);
+  const stageAbs = path.posix.join(ctx.remoteRoot, stage);
+  await Promise.all(
+    moves.map((rel) =>
+      limit.run(async () => {
+        try {
+          await call<void>((cb) => sftp.ext_openssh_rename(`${stageAbs}/${rel}`, path.posix.join(ctx.remoteRoot, rel), (err) => cb(err, undefined)));
+        } catch (e) {
+          throw sftpFailure(ctx.conn, ctx.remoteRoot, 'moving into place', rel, e as Error);
+        }
+      }),
+    ),
+  );
+  const cleanup = await ctx.conn.exec(`rm -rf ${shQuote(stageAbs)}`);
+  if (cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
   for (const f of plan.files) {
     if (!changed.includes(f.rel) && (await changedSince(path.join(ctx.localRoot, f.rel), f.entry))) changed.push(f.rel);
   }
