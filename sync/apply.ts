@@ -229,6 +229,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
       pack.entry({ name: scriptName, size: scriptBuf.length, mode: 0o600, mtime: now, uid: 0, gid: 0 }, scriptBuf);
       for (const d of plan.dirs) pack.entry({ name: d.rel, type: 'directory', mode: d.entry.mode, mtime: new Date(d.entry.mtimeMs), uid: 0, gid: 0 });
       for (const l of plan.links) pack.entry({ name: l.rel, type: 'symlink', linkname: l.entry.target, mode: 0o777, mtime: new Date(l.entry.mtimeMs), uid: 0, gid: 0 });
+      const window: Promise<void>[] = [];
       for (const f of plan.files) {
         const header = { name: f.rel, type: 'file' as const, size: f.entry.size, mode: f.entry.mode, mtime: new Date(f.entry.mtimeMs), uid: 0, gid: 0 };
         const abs = path.join(ctx.localRoot, f.rel);
@@ -246,13 +247,17 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
             buf = buf.length > f.entry.size ? buf.subarray(0, f.entry.size) : Buffer.concat([buf, Buffer.alloc(f.entry.size - buf.length)]);
           }
           if (flag.changed) changed.push(f.rel);
-          if (!pack.entry(header, buf)) await new Promise((r) => pack.once('drain', r));
+          // Back-pressure: an entry's callback fires once the pack stream took it; keep a bounded window.
+          window.push(new Promise<void>((resolve, reject) => pack.entry(header, buf, (err) => (err ? reject(err) : resolve()))));
+          if (window.length >= 64) await window.shift();
         } else {
           const flag = { changed: false };
+          await Promise.all(window.splice(0));
           await pipeline(Readable.from(exactly(abs, f.entry.size, flag), { objectMode: false }), pack.entry(header), { signal: ctx.signal });
           if (flag.changed) changed.push(f.rel);
         }
       }
+      await Promise.all(window);
       pack.finalize();
     } catch (e) {
       pack.destroy(e as Error);

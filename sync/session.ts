@@ -149,11 +149,11 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
       await this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       if (this.options.watch !== false) {
-        this.watcher = new TreeWatcher(this.options.localRoot, this.ig);
+        // Folders are watched as the first pass lists them (TreeWatcher.add before each listing).
+        this.watcher = new TreeWatcher(this.options.localRoot);
         this.watcher.on('dirty', (rels) => this.markDirty(rels));
         this.watcher.on('warning', (m) => this.emit('warning', m));
         this.watcher.on('error', (e) => this.fail(e));
-        await this.watcher.start({ signal: this.abort.signal });
       }
       const t0 = performance.now();
       const stats = await this.fullPass();
@@ -288,7 +288,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     const t0 = performance.now();
     const conn = await this.ensureConnected();
     this.dirty.clear();
-    const [remote, local] = await Promise.all([this.remoteScan(conn), scanLocal(this.options.localRoot, this.ig)]);
+    const [remote, local] = await Promise.all([this.remoteScan(conn), scanLocal(this.options.localRoot, this.ig, '', new Map(), [], this.onDir)]);
     this.reportRefused(local.refused);
     const plan = planDiff(local.tree, remote.tree);
     plan.deletes.push(...remote.leftovers.filter((l) => !remote.leftovers.some((o) => o !== l && l.startsWith(`${o}/`))));
@@ -298,6 +298,9 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     if (res.changed.length > 0) this.markDirty(res.changed);
     return this.stats(plan, res.bytes, res.method, t0);
   }
+
+  /** Called before each local folder is listed: watch it first, so nothing created meanwhile is missed. */
+  private readonly onDir = (rel: string): void => this.watcher?.add(rel);
 
   private ctx(conn: Connection, remote: Tree): Parameters<typeof applyPlan>[0] {
     return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method };
@@ -420,7 +423,9 @@ export class SyncSession extends EventEmitter<SyncEvents> {
           continue;
         }
         covered.add(a);
-        await scanLocal(this.options.localRoot, this.ig, a, local, refused);
+        // A folder new here (or another one moved in under this name): watch what is there now.
+        this.watcher?.removeTree(a);
+        await scanLocal(this.options.localRoot, this.ig, a, local, refused, this.onDir);
         for (const [k, v] of this.subtree(a)) remote.set(k, v);
       } else {
         if (st && !this.ig.ignores(a, false)) {
@@ -438,6 +443,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       : await applyPlan(this.ctx(conn, this.index), plan);
     // The remote now holds the plan: update the index.
     for (const d of plan.deletes) {
+      if (this.index.get(d)?.type === 'dir' && !local.has(d)) this.watcher?.removeTree(d);
       for (const k of this.subtree(d).keys()) this.index.delete(k);
     }
     const put = (rel: string, e: Entry): void => void this.index.set(rel, e);

@@ -74,16 +74,17 @@ export interface ScanResult {
 /**
  * Walks `root/base` (base '' for the whole root) with lstat, skipping ignored paths. Paths that vanish
  * during the walk are skipped (a race with the user's edits is normal); other errors are thrown.
+ * `onDir(rel)` is called for each folder before it is listed.
  */
-export async function scanLocal(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = []): Promise<ScanResult> {
-  return scanLocalSync(root, ig, base, into, refused);
+export async function scanLocal(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], onDir?: (rel: string) => void): Promise<ScanResult> {
+  return scanLocalSync(root, ig, base, into, refused, onDir);
 }
 
 /**
  * The walk itself, synchronous: lstat of a small file costs a few microseconds, far less than a
  * thread-pool round trip, so a synchronous walk of 10,000 files takes tens of milliseconds.
  */
-export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = []): ScanResult {
+export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], onDir?: (rel: string) => void): ScanResult {
   const stack: string[] = [base];
   if (base !== '') {
     const st = lstatSyncOrUndefined(path.join(root, base));
@@ -95,6 +96,7 @@ export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: 
   }
   while (stack.length > 0) {
     const dir = stack.pop() as string;
+    onDir?.(dir); // e.g. start watching it before listing it
     let names: fs.Dirent[];
     try {
       names = fs.readdirSync(path.join(root, dir), { withFileTypes: true });
