@@ -88,8 +88,13 @@ function sampleTree(root: string): void {
 }
 
 describe('first mirror', () => {
-  for (const method of ['tar', 'sftp'] as const) {
-    test(`makes the remote equal, byte for byte (${method})`, async () => {
+  afterEach(() => {
+    delete process.env.KUBEDEV_TAR;
+  });
+  for (const variant of ['tar', 'tar-stream', 'sftp'] as const) {
+    const method = variant === 'sftp' ? 'sftp' : 'tar';
+    test(`makes the remote equal, byte for byte (${variant})`, async () => {
+      if (variant === 'tar-stream') process.env.KUBEDEV_TAR = 'js'; // pack in-process instead of the local tar
       const { local, remote } = folders();
       sampleTree(local);
       fs.writeFileSync(path.join(local, '.kubedevignore'), 'logs/\n');
