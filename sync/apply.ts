@@ -18,7 +18,7 @@ import * as tar from 'tar-stream';
 import { SFTPWrapper } from 'ssh2';
 import { Plan, PlanItem } from './plan';
 import { Connection, ConnectionError, ExecResult, RemoteError } from './transport';
-import { shQuote, Tree } from './tree';
+import { Entry, shQuote } from './tree';
 
 /** Writes are merged into chunks of this size before the SSH channel. */
 export const COALESCE_BYTES = 256 * 1024;
@@ -69,7 +69,7 @@ export interface ApplyContext {
   readonly localRoot: string;
   readonly remoteRoot: string;
   /** What the remote holds now (to know which parents exist). */
-  readonly remote: Tree;
+  readonly remote: { get(rel: string): Entry | undefined };
   readonly signal?: AbortSignal;
   /** Force a method (benchmarks, tests). */
   readonly method?: 'tar' | 'sftp';

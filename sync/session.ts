@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyPlan, remoteDelete } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
+import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { emptyPlan, Plan, planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
@@ -103,7 +104,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   private readonly ig: IgnoreMatcher;
   private conn?: Connection;
   private watcher?: TreeWatcher;
-  private index: Tree = new Map();
+  private index = new CompactIndex();
   private readonly dirty = new Set<string>();
   private needFull = true;
   private timer?: NodeJS.Timeout;
@@ -293,7 +294,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     const plan = planDiff(local.tree, remote.tree);
     plan.deletes.push(...remote.leftovers.filter((l) => !remote.leftovers.some((o) => o !== l && l.startsWith(`${o}/`))));
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
-    this.index = local.tree;
+    this.index = CompactIndex.from(local.tree);
     this.needFull = false;
     if (res.changed.length > 0) this.markDirty(res.changed);
     return this.stats(plan, res.bytes, res.method, t0);
@@ -302,7 +303,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   /** Called before each local folder is listed: watch it first, so nothing created meanwhile is missed. */
   private readonly onDir = (rel: string): void => this.watcher?.add(rel);
 
-  private ctx(conn: Connection, remote: Tree): Parameters<typeof applyPlan>[0] {
+  private ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
     return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method };
   }
 
@@ -388,7 +389,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     if (e) out.set(rel, e);
     if (e?.type === 'dir') {
       const prefix = `${rel}/`;
-      for (const [k, v] of this.index) if (k.startsWith(prefix)) out.set(k, v);
+      for (const k of this.index.keys()) if (k.startsWith(prefix)) out.set(k, this.index.get(k) as Entry);
     }
     return out;
   }
