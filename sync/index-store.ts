@@ -10,7 +10,7 @@ const FIELDS = 5; // type|flags, size, mtimeMs, mode, ino
 const TYPES: readonly EntryType[] = ['file', 'dir', 'symlink'];
 const EXACT = 8;
 
-export class CompactIndex {
+export class CompactIndex implements Tree {
   private readonly ids = new Map<string, number>();
   private data = new Float64Array(1024 * FIELDS);
   private readonly free: number[] = [];
@@ -77,7 +77,7 @@ export class CompactIndex {
     return true;
   }
 
-  /** Every path (insertion order). */
+  /** Every path (insertion order; deleting while iterating is allowed). */
   keys(): IterableIterator<string> {
     return this.ids.keys();
   }

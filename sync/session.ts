@@ -289,12 +289,13 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     const t0 = performance.now();
     const conn = await this.ensureConnected();
     this.dirty.clear();
-    const [remote, local] = await Promise.all([this.remoteScan(conn), scanLocal(this.options.localRoot, this.ig, '', new Map(), [], this.onDir)]);
+    // Both listings go straight into compact indexes: no Map of 100,000 objects, even for a moment.
+    const [remote, local] = await Promise.all([this.remoteScan(conn), scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.onDir)]);
     this.reportRefused(local.refused);
     const plan = planDiff(local.tree, remote.tree);
     plan.deletes.push(...remote.leftovers.filter((l) => !remote.leftovers.some((o) => o !== l && l.startsWith(`${o}/`))));
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
-    this.index = CompactIndex.from(local.tree);
+    this.index = local.tree as CompactIndex;
     this.needFull = false;
     if (res.changed.length > 0) this.markDirty(res.changed);
     return this.stats(plan, res.bytes, res.method, t0);

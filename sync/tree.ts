@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IgnoreMatcher } from './ignore';
+import { CompactIndex } from './index-store';
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -24,7 +25,17 @@ export interface Entry {
   readonly ino?: number;
 }
 
-export type Tree = Map<string, Entry>;
+/** What the runner needs of a tree; a Map<string, Entry> is one, and so is the CompactIndex. */
+export interface Tree {
+  readonly size: number;
+  get(rel: string): Entry | undefined;
+  has(rel: string): boolean;
+  set(rel: string, e: Entry): unknown;
+  delete(rel: string): boolean;
+  keys(): IterableIterator<string>;
+  entries(): IterableIterator<[string, Entry]>;
+  [Symbol.iterator](): IterableIterator<[string, Entry]>;
+}
 
 /** A local symlink that points outside the root (or is absolute): refused, never sent. */
 export interface Refusal {
@@ -169,7 +180,7 @@ export function remoteScanCommand(root: string, prune: readonly string[]): strin
 
 /** Parses remoteScanCommand's output (ignored paths dropped, internal temp names reported apart). */
 export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher): { tree: Tree; leftovers: string[] } {
-  const tree: Tree = new Map();
+  const tree: Tree = new CompactIndex();
   const leftovers: string[] = [];
   const fields = out.toString('utf8').split('\0');
   for (let i = 0; i + 5 < fields.length; i += 6) {
