@@ -122,7 +122,7 @@ function chmodLines(items: readonly PlanItem[]): string[] {
 export function remoteFailure(what: string, remoteRoot: string, code: number | null, stderr: string): RemoteError {
   const text = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(0, 4).join('; ');
   let hint = `Check the remote folder '${remoteRoot}'`;
-  if (/No space left|Disk quota/i.test(stderr)) hint = `The remote disk holding '${remoteRoot}' is full: free space there (or enlarge the workspace volume)`;
+  if (/No space left|Disk quota|Wrote only \d+ of \d+ bytes/i.test(stderr)) hint = `The remote disk holding '${remoteRoot}' is full: free space there (or enlarge the workspace volume)`;
   else if (/Permission denied|Operation not permitted|Read-only file system/i.test(stderr)) hint = `The remote user cannot write there: fix the owner or mode of '${remoteRoot}' or pass a --remote the user owns`;
   else if (/Not a directory|File exists/i.test(stderr)) hint = `A remote path in the way is a file where a folder is needed: remove it, or pick another --remote`;
   return new RemoteError(`${what} failed on the remote (exit ${code ?? 'signal'}): ${text || 'no message'}. ${hint}.`, code, stderr);
@@ -473,6 +473,32 @@ async function* smallFile(abs: string, size: number, flag: { changed: boolean })
 
 /** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
 export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
+  try {
+    return await applySftpUnexplained(ctx, plan, bytes);
+  } catch (e) {
+    throw await explainFailure(ctx, e as Error);
+  }
+}
+
+/**
+ * SFTP reports a full disk as a bare "Failure" (status 4). Ask the server how much room is left, so the
+ * user reads "the disk is full" rather than "Failure".
+ */
+async function explainFailure(ctx: ApplyContext, e: Error): Promise<Error> {
+  if (!(e instanceof RemoteError) || e.code !== 4 || !ctx.conn.alive) return e;
+  try {
+    const r = await ctx.conn.exec(`df -Pk ${shQuote(ctx.remoteRoot)} | tail -n 1`);
+    const avail = Number(r.stdout.toString().trim().split(/\s+/)[3]);
+    if (Number.isFinite(avail) && avail < 1024) {
+      return new RemoteError(`${e.message.split(' failed on the remote')[0]} failed: the remote disk holding '${ctx.remoteRoot}' is full (${avail} KiB free). Free space there (or enlarge the workspace volume)`, e.code, e.stderr);
+    }
+  } catch {
+    // keep the original error
+  }
+  return e;
+}
+
+async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   const sftp = await ctx.conn.sftp();
   const sftpCall = caller(ctx.conn.lost);
   await remoteDelete(ctx, plan.deletes);

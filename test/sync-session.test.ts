@@ -370,6 +370,26 @@ describe('as a non-root user', () => {
     expect(fs.readdirSync(remoteBase)).toEqual([]);
   });
 
+  test('a full remote disk stops with a clear message (SFTP and tar)', async () => {
+    const { local, remoteBase } = folders();
+    writeTree(local, { 'a.txt': 'a' });
+    fs.writeFileSync(path.join(local, 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 1));
+    const mnt = path.join(remoteBase, 'small');
+    fs.mkdirSync(mnt);
+    // A 1 MiB tmpfs stands in for a full volume (the tests run as root, as CI does).
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=1m,uid=${user.uid},gid=${user.gid}`, 'tmpfs', mnt]);
+    try {
+      for (const method of ['sftp', 'tar'] as const) {
+        const s = new SyncSession({ localRoot: local, remoteRoot: path.join(mnt, method), host: user.host, port: user.port, user: user.user, identity: user.identity, knownHosts: user.knownHosts, watch: false, method });
+        sessions.push(s);
+        await expect(s.start()).rejects.toThrow(method === 'sftp' ? /writing 'big.bin' failed: the remote disk holding '.*\/small\/sftp' is full \(\d+ KiB free\)/ : /failed on the remote .*The remote disk holding '.*\/small\/tar' is full/);
+      }
+    } finally {
+      await Promise.all(sessions.map((x) => x.close()));
+      execFileSync('umount', [mnt]);
+    }
+  });
+
   test('a read-only file inside the tree stops a batch with the path named', async () => {
     const { local, remoteBase } = folders();
     const remote = path.join(remoteBase, 'ws');
