@@ -36,10 +36,11 @@ const MAX_COMMAND = 96 * 1024;
 export class Coalesce extends Transform {
   private parts: Buffer[] = [];
   private bytes = 0;
-  constructor(private readonly size = COALESCE_BYTES) {
+  constructor(private readonly size = COALESCE_BYTES, private readonly onBytes?: (n: number) => void) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.onBytes?.(chunk.length);
     this.parts.push(chunk);
     this.bytes += chunk.length;
     if (this.bytes >= this.size) this.flushParts();
@@ -73,6 +74,8 @@ export interface ApplyContext {
   readonly signal?: AbortSignal;
   /** Force a method (benchmarks, tests). */
   readonly method?: 'tar' | 'sftp';
+  /** Told of bytes as they are sent (progress display). */
+  readonly onBytes?: (n: number) => void;
 }
 
 function parentOf(rel: string): string {
@@ -272,7 +275,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     const packed = localTar(ctx.localRoot, names);
     const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', 'tar -x -p -o -f - -C "$S"', 'rc=$?', 'if [ $rc -ne 0 ]; then rm -rf "$S"; fi', 'exit $rc'].join('\n');
     try {
-      [r] = await Promise.all([ctx.conn.exec(extract, packed.stream.pipe(new Coalesce()), { signal: ctx.signal }), packed.done]);
+      [r] = await Promise.all([ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal }), packed.done]);
     } catch (e) {
       packed.stream.destroy();
       throw e;
@@ -327,7 +330,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
   };
   const feeding = feed();
-  const coalesced = pack.pipe(new Coalesce());
+  const coalesced = pack.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes));
   pack.on('error', (e) => coalesced.destroy(e));
   try {
     const [res] = await Promise.all([ctx.conn.exec(command, coalesced, { signal: ctx.signal }), feeding]);
@@ -412,7 +415,7 @@ function tempName(remoteAbs: string): string {
 const SFTP_CHUNK = 32 * 1024;
 const SFTP_WINDOW = 64;
 
-async function sftpUpload(sftpCall: Call, sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem): Promise<boolean> {
+async function sftpUpload(sftpCall: Call, sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<boolean> {
   const tmp = tempName(remote);
   const flag = { changed: false };
   const mtime = Math.floor(item.entry.mtimeMs / 1000);
@@ -428,7 +431,10 @@ async function sftpUpload(sftpCall: Call, sftp: SFTPWrapper, abs: string, remote
         const len = Math.min(SFTP_CHUNK, buf.length - off);
         const at = pos + off;
         const p: Promise<void> = sftpCall<void>((cb) => sftp.write(handle, buf, off, len, at, (err) => cb(err, undefined))).then(
-          () => void inflight.delete(p),
+          () => {
+            inflight.delete(p);
+            onBytes?.(len);
+          },
           (e: Error) => {
             inflight.delete(p);
             failure ??= e;
@@ -534,7 +540,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     ...plan.files.map((f) =>
       limit.run(() =>
         wrap('writing', f.rel, async () => {
-          if (await sftpUpload(sftpCall, sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f)) changed.push(f.rel);
+          if (await sftpUpload(sftpCall, sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes)) changed.push(f.rel);
         }),
       ),
     ),

@@ -64,6 +64,8 @@ export interface SyncEvents {
   ready: [stats: BatchStats & { total: number }];
   /** A batch reached the remote. */
   synced: [stats: BatchStats];
+  /** Bytes sent so far in the batch under way, of about `total` (tar headers included); throttled. */
+  progress: [info: { sent: number; total: number; files: number }];
   /** The connection dropped; retrying after `delayMs`. */
   reconnecting: [info: { attempt: number; delayMs: number; reason: string }];
   warning: [message: string];
@@ -294,6 +296,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     this.reportRefused(local.refused);
     const plan = planDiff(local.tree, remote.tree);
     plan.deletes.push(...remote.leftovers.filter((l) => !remote.leftovers.some((o) => o !== l && l.startsWith(`${o}/`))));
+    this.beginProgress(plan);
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
     this.index = local.tree as CompactIndex;
     this.needFull = false;
@@ -305,12 +308,29 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   private readonly onDir = (rel: string): void => this.watcher?.add(rel);
 
   private ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, onBytes: this.countBytes };
   }
 
   private stats(plan: Plan, bytes: number, method: BatchStats['method'], t0: number): BatchStats {
     return { files: plan.files.length + plan.links.length + plan.dirs.length, deleted: plan.deletes.length, bytes, ms: performance.now() - t0, method };
   }
+
+  private progressState = { sent: 0, total: 0, files: 0, last: 0 };
+
+  /** Starts progress accounting for a plan about to be applied. */
+  private beginProgress(plan: Plan): void {
+    const files = plan.files.length + plan.links.length + plan.dirs.length;
+    this.progressState = { sent: 0, total: plan.files.reduce((n, f) => n + f.entry.size, 0) + 1024 * files, files, last: 0 };
+  }
+
+  private readonly countBytes = (n: number): void => {
+    const p = this.progressState;
+    p.sent += n;
+    const now = performance.now();
+    if (now - p.last < 100 || this.listenerCount('progress') === 0) return;
+    p.last = now;
+    this.emit('progress', { sent: p.sent, total: Math.max(p.total, p.sent), files: p.files });
+  };
 
   private reportRefused(refused: readonly { rel: string; reason: string }[]): void {
     for (const r of refused) {

@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
@@ -199,11 +200,36 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
           say(`synced ${b.files} file(s), deleted ${b.deleted}, ${human(b.bytes)} in ${b.ms.toFixed(0)} ms`);
         });
         s.on('error', (e) => json({ event: 'error', folder: c.localRoot, message: e.message }));
+        // Progress of a big batch: a bar on a terminal, a line a second otherwise (with --progress).
+        let bar: SingleBar | undefined;
+        let lastLine = 0;
+        const t0Batch = { at: performance.now() };
+        const endBar = (): void => {
+          bar?.stop();
+          bar = undefined;
+        };
+        s.on('progress', (p) => {
+          if (!progress || p.total < 4 * 1024 * 1024) return;
+          const rate = p.sent / 1e6 / Math.max(0.001, (performance.now() - t0Batch.at) / 1000);
+          if (io.stderr.isTTY) {
+            if (!bar) {
+              t0Batch.at = performance.now();
+              bar = new SingleBar({ stream: io.stderr, format: `kubedev: {bar} {percentage}% | {value}/{total} MB | {rate} MB/s | ${p.files} entries`, hideCursor: true, clearOnComplete: true });
+              bar.start(Math.ceil(p.total / 1e6), 0, { rate: '0' });
+            }
+            bar.update(Math.floor(p.sent / 1e6), { rate: rate.toFixed(1) });
+          } else if (performance.now() - lastLine > 1000) {
+            lastLine = performance.now();
+            say(`sent ${human(p.sent)} of ~${human(p.total)} (${rate.toFixed(1)} MB/s)`);
+          }
+        });
+        s.on('synced', endBar);
+        s.on('ready', endBar);
         const onStop = (): void => void s.close();
         stopCtl.signal.addEventListener('abort', onStop, { once: true });
         try {
           say(`mirroring ${c.localRoot} to ${where}`);
-          const r = await s.start({ signal: stopCtl.signal });
+          const r = await s.start({ signal: stopCtl.signal }).finally(endBar);
           if (o.once) {
             json({ event: 'synced', folder: c.localRoot, remote: c.remoteRoot, files: r.files, deleted: r.deleted, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10, method: r.method, total: r.total });
             io.stderr.write(`kubedev: mirrored ${c.localRoot} to ${where}: ${r.files} sent, ${r.deleted} deleted, ${human(r.bytes)} in ${(r.ms / 1000).toFixed(2)} s (${r.total} entries in sync)\n`);
