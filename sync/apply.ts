@@ -361,11 +361,14 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
       }),
     ),
   );
-  const cleanup = await ctx.conn.exec(`rm -rf ${shQuote(stageAbs)}`);
-  if (cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
+  const cleaning = ctx.conn.exec(`rm -rf ${shQuote(stageAbs)}`);
+  // While the staging folder is removed: which files changed locally while they were sent?
+  const already = new Set(changed);
   for (const f of plan.files) {
-    if (!changed.includes(f.rel) && (await changedSince(path.join(ctx.localRoot, f.rel), f.entry))) changed.push(f.rel);
+    if (!already.has(f.rel) && (await changedSince(path.join(ctx.localRoot, f.rel), f.entry))) changed.push(f.rel);
   }
+  const cleanup = await cleaning;
+  if (cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
   return { changed, bytes, method: 'tar' };
   }
 }

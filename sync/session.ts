@@ -20,7 +20,7 @@ import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { emptyPlan, Plan, planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
-import { Entry, lstatOrUndefined, parseRemoteScan, remoteScanCommand, scanLocal, shQuote, Tree } from './tree';
+import { Entry, lstatOrUndefined, parseRemoteScan, remoteScanCommand, scanLocal, scanLocalSync, ScanResult, shQuote, Tree } from './tree';
 import { TreeWatcher } from './watch';
 
 export interface SyncOptions {
@@ -150,7 +150,6 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     try {
       const st = await fs.promises.stat(this.options.localRoot).catch(() => undefined);
       if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
-      await this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       if (this.options.watch !== false) {
         // Folders are watched as the first pass lists them (TreeWatcher.add before each listing).
         this.watcher = new TreeWatcher(this.options.localRoot);
@@ -159,7 +158,21 @@ export class SyncSession extends EventEmitter<SyncEvents> {
         this.watcher.on('error', (e) => this.fail(e));
       }
       const t0 = performance.now();
-      const stats = await this.fullPass();
+      // List the local tree while the SSH handshake is under way (the listing is synchronous; the
+      // handshake's first packets are already out once the event loop turned once).
+      const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
+      connecting.catch(() => undefined);
+      await new Promise((r) => setImmediate(r));
+      this.dirty.clear();
+      let pre: ScanResult;
+      try {
+        pre = scanLocalSync(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.onDir);
+      } catch (e) {
+        await connecting.catch(() => undefined); // so that shutdown closes the connection it made
+        throw e;
+      }
+      await connecting;
+      const stats = await this.fullPass(pre);
       const ready = { ...stats, ms: performance.now() - t0, total: this.index.size };
       this.started = true;
       this.emit('ready', ready);
@@ -287,12 +300,16 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   }
 
   /** Makes the remote equal to the local folder, from listings of both. */
-  private async fullPass(): Promise<BatchStats> {
+  private async fullPass(prescanned?: ScanResult): Promise<BatchStats> {
     const t0 = performance.now();
     const conn = await this.ensureConnected();
-    this.dirty.clear();
+    // Events from now on are kept for after this pass; the local listing starts after this point.
+    if (!prescanned) this.dirty.clear();
     // Both listings go straight into compact indexes: no Map of 100,000 objects, even for a moment.
-    const [remote, local] = await Promise.all([this.remoteScan(conn), scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.onDir)]);
+    const [remote, local] = await Promise.all([
+      this.remoteScan(conn),
+      prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.onDir),
+    ]);
     this.reportRefused(local.refused);
     const plan = planDiff(local.tree, remote.tree);
     plan.deletes.push(...remote.leftovers.filter((l) => !remote.leftovers.some((o) => o !== l && l.startsWith(`${o}/`))));
