@@ -74,6 +74,8 @@ export interface SyncEvents {
 }
 
 const DEFAULT_COALESCE_MS = 5;
+/** The longest a burst of events is gathered before its batch starts anyway. */
+const MAX_WINDOW_MS = 40;
 
 function parentOf(rel: string): string {
   const i = rel.lastIndexOf('/');
@@ -359,16 +361,35 @@ export class SyncSession extends EventEmitter<SyncEvents> {
 
   // ---- watch batches ----
 
+  private lastEventAt = 0;
+  private windowStart = 0;
+
   private markDirty(rels: readonly string[]): void {
     if (this.closing || this.fatal) return;
     for (const r of rels) this.dirty.add(r);
+    this.lastEventAt = performance.now();
     this.schedule();
   }
 
+  /**
+   * A batch starts once events have been quiet for `coalesceMs` (5 ms), or at the latest MAX_WINDOW_MS
+   * after the first of them: one save is sent at once, a burst (a branch switch) goes as one batch.
+   */
   private schedule(ms = this.options.coalesceMs ?? DEFAULT_COALESCE_MS): void {
     if (this.timer || this.closing) return;
+    this.windowStart = performance.now();
+    this.arm(ms, ms === 0);
+  }
+
+  private arm(ms: number, immediate: boolean): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      const quiet = this.options.coalesceMs ?? DEFAULT_COALESCE_MS;
+      const now = performance.now();
+      if (!immediate && now - this.lastEventAt < quiet && now - this.windowStart < MAX_WINDOW_MS) {
+        this.arm(Math.max(1, quiet - (now - this.lastEventAt)), false);
+        return;
+      }
       void this.pump();
     }, ms);
   }
