@@ -307,6 +307,11 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     const conn = await this.ensureConnected();
     // Events from now on are kept for after this pass; the local listing starts after this point.
     if (!prescanned) this.dirty.clear();
+    // A vanished local folder (unmounted, deleted) must not read as "delete everything remotely".
+    const rootStat = await lstatOrUndefined(this.options.localRoot).catch(() => undefined);
+    if (!rootStat?.isDirectory() && !fs.statSync(this.options.localRoot, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new Error(`local folder '${this.options.localRoot}' is gone; nothing was deleted remotely. Restore it, or stop the sync`);
+    }
     // Both listings go straight into compact indexes: no Map of 100,000 objects, even for a moment.
     const [remote, local] = await Promise.all([
       this.remoteScan(conn),

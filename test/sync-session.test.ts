@@ -272,6 +272,31 @@ describe('watching', () => {
   });
 });
 
+test('a 1 GiB file is streamed, never held in memory', async () => {
+  const { local, remote } = folders();
+  const f = path.join(local, 'huge.img');
+  const fd = fs.openSync(f, 'w');
+  const chunk = Buffer.alloc(16 * 1024 * 1024);
+  for (let i = 0; i < 64; i++) {
+    chunk.fill(i);
+    fs.writeSync(fd, chunk);
+  }
+  fs.closeSync(fd);
+  global.gc?.();
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  try {
+    const r = await session(local, remote, { watch: false }).start();
+    expect(r.bytes).toBe(1024 * 1024 * 1024);
+  } finally {
+    clearInterval(sampler);
+  }
+  expect((peak - before) / 1024 / 1024).toBeLessThan(256);
+  expect(same(local, remote)()).toEqual([]);
+  fs.rmSync(f);
+}, 120_000);
+
 describe('connection loss', () => {
   test('killed mid-transfer: reconnects and re-converges without resending what is there', async () => {
     const { local, remote } = folders();
