@@ -108,10 +108,24 @@ function ensurePair(privateFile: string, publicFile: string, comment: string, ro
     fs.chmodSync(publicFile, 0o600);
     return [];
   }
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  const pair = generateEd25519(comment);
   writeAtomic(privateFile, pair.private.endsWith('\n') ? pair.private : `${pair.private}\n`, 0o600);
   writeAtomic(publicFile, `${pair.public.trim()}\n`, 0o600);
   return [privateFile, publicFile];
+}
+
+/**
+ * An ed25519 pair in OpenSSH format. ssh2 1.17 drops a leading zero byte of the public key when it
+ * writes one (about 1 key in 256), which OpenSSH then refuses ("error in libcrypto"); such a pair is
+ * drawn again.
+ */
+export function generateEd25519(comment: string): { private: string; public: string } {
+  for (;;) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const blob = Buffer.from(pair.public.trim().split(/\s+/)[1] ?? '', 'base64');
+    // string "ssh-ed25519" (4 + 11 bytes), then the key as a string: 4 bytes of length, 32 of key.
+    if (blob.length === 4 + 11 + 4 + 32 && blob.readUInt32BE(15) === 32) return pair;
+  }
 }
 
 /** The known_hosts patterns the port-forward is reached by: any local port on the loopback. */
