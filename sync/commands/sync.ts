@@ -9,7 +9,6 @@
  * configuration (checked before connecting), 1 failure at run time.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
@@ -18,6 +17,7 @@ import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
 import { KubeObject } from '../../lib/k8s';
 import { EXIT_FAILURE, UsageError } from '../cli';
 import { BatchStats, SyncOptions, SyncSession } from '../session';
+import { keyPaths } from '../keys/store';
 
 export interface SyncCommandOptions {
   readonly local?: string;
@@ -40,12 +40,6 @@ export interface SyncIo {
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   /** Process signals to stop on; tests pass an AbortSignal instead. */
   readonly signal?: AbortSignal;
-}
-
-/** kubedev's configuration folder (same rule as `kubedev keys`): $XDG_CONFIG_HOME/kubedev or ~/.config/kubedev. */
-function configDir(): string {
-  const x = process.env.XDG_CONFIG_HOME;
-  return path.join(x && path.isAbsolute(x) ? x : path.join(process.env.HOME || os.homedir(), '.config'), 'kubedev');
 }
 
 function parsePort(v: string | undefined, flag: string): number {
@@ -119,9 +113,9 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       if (e instanceof AttachRecordError) throw new UsageError(e.message);
       throw e;
     }
-    const keys = path.join(configDir(), 'keys', record.namespace, record.name);
-    const identity = needFile(o.identity ?? path.join(keys, 'id_ed25519'), '--identity', `the client key ('kubedev keys --env ${o.env} --name ${o.name}' makes one in ${keys})`);
-    const knownHosts = needFile(o.knownHosts ?? path.join(keys, 'known_hosts'), '--known-hosts', `a known_hosts file listing the sidecar's host key ('kubedev keys --env ${o.env} --name ${o.name}' writes one)`);
+    const keys = keyPaths(record.namespace, record.name);
+    const identity = needFile(o.identity ?? keys.clientKey, '--identity', `the client key ('kubedev keys --env ${o.env} --name ${o.name}' makes one in ${keys.dir})`);
+    const knownHosts = needFile(o.knownHosts ?? keys.knownHosts, '--known-hosts', `a known_hosts file listing the sidecar's host key ('kubedev keys --env ${o.env} --name ${o.name}' writes one)`);
     const host = o.host ?? '127.0.0.1';
     const port = o.port === undefined ? record.ssh.port : parsePort(o.port, '--port');
     const user = o.user ?? record.ssh.user;
