@@ -21,6 +21,7 @@ import { renderDevEnvironment } from '../lib/dev-environment';
 import { KubeObject } from '../lib/k8s';
 import { makeKubectlPodman } from './kubectl-podman';
 import { CONTAINERS_CONF, podman, podmanQuiet, requirePodman, toPodmanPlay } from './podman';
+import { accepts } from '../test/support/sshd';
 
 const REPO = path.resolve(__dirname, '..');
 const NAME = 'kubedev-e2e';
@@ -81,15 +82,7 @@ async function sidecarPort(): Promise<number> {
 async function waitForPort(port: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
+    if (await accepts(port)) return;
     if (Date.now() > deadline) throw new Error(`the sidecar's sshd did not listen on 127.0.0.1:${port} within ${ms} ms.\n${await diagnose(port)}`);
     await new Promise((r) => setTimeout(r, 50));
   }

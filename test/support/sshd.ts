@@ -94,6 +94,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
 /** The harness's default sshd_config: public keys only, the one user, SFTP, nothing else. */
 export function defaultSshdConfig(p: SshdPaths): string {
   return [
@@ -246,15 +258,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       fs.rmSync(dir, { recursive: true, force: true });
       throw new Error(`sshd exited at start: ${log.trim()}`);
     }
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) break;
+    if (await accepts(port)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
