@@ -14,6 +14,8 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { applyPlan, remoteDelete } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
@@ -103,6 +105,26 @@ export function isTransient(e: unknown): boolean {
   return e instanceof ConnectionError;
 }
 
+/** How long after the first mirror the young generation is trimmed (V8 judges the allocation rate over 5 s). */
+const TRIM_AFTER_MS = 6_000;
+
+type GcFunction = (options?: { type?: 'major' | 'minor' }) => void;
+
+/** V8's gc() without the --expose-gc start-up flag; undefined if this V8 refuses. */
+function gcFunction(): GcFunction | undefined {
+  const own = (globalThis as { gc?: GcFunction }).gc;
+  if (typeof own === 'function') return own;
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as unknown;
+    return typeof gc === 'function' ? (gc as GcFunction) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    v8.setFlagsFromString('--no-expose-gc'); // only that one context gets gc()
+  }
+}
+
 export class SyncSession extends EventEmitter<SyncEvents> {
   readonly options: SyncOptions;
   private readonly ig: IgnoreMatcher;
@@ -122,6 +144,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   private rejectDone!: (e: Error) => void;
   private readonly refusedReported = new Set<string>();
   private started = false;
+  private trimTimer?: NodeJS.Timeout;
 
   constructor(options: SyncOptions) {
     super();
@@ -179,6 +202,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       this.started = true;
       this.emit('ready', ready);
       if (this.dirty.size > 0) this.schedule();
+      if (this.watcher) this.trimMemory();
       return ready;
     } catch (e) {
       const err = this.fatal ?? (e as Error);
@@ -209,6 +233,8 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   private async shutdown(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.trimTimer) clearTimeout(this.trimTimer);
+    this.trimTimer = undefined;
     await this.watcher?.close();
     await this.running?.catch(() => undefined);
     await this.conn?.close();
@@ -362,6 +388,31 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       this.refusedReported.add(r.rel);
       this.emit('warning', r.reason);
     }
+  }
+
+  /**
+   * Watch mode, once, after the first mirror: give back the heap the first pass grew. On 100,000 files
+   * it leaves ~35 MB of garbage in the old generation and a young generation grown to its maximum
+   * (2 x 16 MB), and an idle watcher allocates too little for V8 to ever collect or shrink them: ~185 MB
+   * resident for a ~31 MB index. One full GC just after start() resolves frees the former; V8 shrinks
+   * the young generation only in a GC that sees a low allocation rate over the last 5 s, so one cheap
+   * young-generation GC TRIM_AFTER_MS later (put off while a batch runs) returns it: ~128 MB (bench).
+   */
+  private trimMemory(): void {
+    const gc = gcFunction();
+    if (!gc) return;
+    setImmediate(() => {
+      if (!this.closing) gc();
+    }).unref();
+    const later = (): void => {
+      this.trimTimer = setTimeout(() => {
+        this.trimTimer = undefined;
+        if (this.closing) return;
+        if (this.running || this.timer) later();
+        else gc({ type: 'minor' });
+      }, TRIM_AFTER_MS).unref();
+    };
+    later();
   }
 
   // ---- watch batches ----
