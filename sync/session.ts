@@ -254,10 +254,9 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     for (let attempt = 1; ; attempt++) {
       this.abort.signal.throwIfAborted();
       try {
-        let seen: string | undefined;
         const conn = await Connection.open({ ...this.options, signal: this.abort.signal });
-        void seen;
         this.conn = conn;
+        this.hostFingerprint = conn.fingerprint;
         conn.onDrop(() => {
           if (!this.closing) this.schedule(0);
         });

@@ -70,7 +70,10 @@ export class Connection {
   /** Rejects with a ConnectionError when the connection drops (for racing requests against it). */
   readonly lost: Promise<never>;
 
-  private constructor(private readonly client: Client, readonly where: string) {
+  /**
+   * @param fingerprint `SHA256:...` of the host key the handshake accepted
+   */
+  private constructor(private readonly client: Client, readonly where: string, readonly fingerprint: string) {
     this.lost = new Promise<never>((_, reject) => {
       this.dropListeners.add(reject);
     });
@@ -112,7 +115,7 @@ export class Connection {
       // Small SSH packets (SFTP requests, channel opens) must not wait for Nagle's algorithm.
       client.once('connect', () => client.setNoDelay(true));
       client.once('ready', () => {
-        const conn = new Connection(client, where);
+        const conn = new Connection(client, where, verdict?.fingerprint ?? '');
         finish(undefined, conn);
       });
       client.once('error', (e: Error & { level?: string }) => {

@@ -107,8 +107,12 @@ describe('first mirror', () => {
       const s = session(local, remote, { watch: false, method, ignore: ['node_modules/'] });
       const warnings: string[] = [];
       s.on('warning', (w) => warnings.push(w));
+      const connected: { fingerprint?: string }[] = [];
+      s.on('connected', (c) => connected.push(c));
       const r = await s.start();
       expect(r.method).toBe(method);
+      expect(s.fingerprint).toBe(sshd.hostKeyFingerprint);
+      expect(connected).toEqual([{ host: sshd.host, port: sshd.port, fingerprint: sshd.hostKeyFingerprint }]);
       const skip = (rel: string): boolean => IGNORED(rel) || rel.startsWith('node_modules') || rel.startsWith('logs') || rel.startsWith('outside-abs') || rel === 'src/outside-rel';
       expect(same(local, remote, skip)()).toEqual([]);
       // ignored paths: not sent, not deleted
