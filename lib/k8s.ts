@@ -36,38 +36,6 @@ export interface ResourceRequirements {
   readonly limits?: { readonly cpu?: string; readonly memory?: string; readonly 'ephemeral-storage'?: string };
 }
 
-/** Namespaced kinds, in the order they should be applied. Cluster-scoped kinds come first. */
-export const APPLY_ORDER: readonly string[] = [
-  'Namespace',
-  'ResourceQuota',
-  'LimitRange',
-  'ServiceAccount',
-  'Role',
-  'ClusterRole',
-  'RoleBinding',
-  'ClusterRoleBinding',
-  'NetworkPolicy',
-  'Secret',
-  'PersistentVolumeClaim',
-  'ConfigMap',
-  'Service',
-  'Deployment',
-  'StatefulSet',
-  'Pod',
-];
-
-/** Sorts objects into apply order (stable for kinds of the same rank). */
-export function sortForApply<T extends KubeObject>(objects: readonly T[]): T[] {
-  const rank = (o: KubeObject): number => {
-    const i = APPLY_ORDER.indexOf(o.kind);
-    return i === -1 ? APPLY_ORDER.length : i;
-  };
-  return objects
-    .map((o, i) => ({ o, i }))
-    .sort((a, b) => rank(a.o) - rank(b.o) || a.i - b.i)
-    .map(({ o }) => o);
-}
-
 /** Deep copy of plain JSON with undefined fields dropped: what render() hands out. */
 export function plain<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
