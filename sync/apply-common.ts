@@ -133,9 +133,15 @@ export async function remoteScript(ctx: ApplyContext, what: string, lines: reado
   if (r.code !== 0) throw remoteFailure(what, ctx.remoteRoot, r.code, r.stderr);
 }
 
-/** Deletes remote paths (top-most only) with `rm -rf`, as a script on stdin. */
+/** Deletes remote paths (top-most only) with `rm -rf`, as a script on stdin; read-only parents opened. */
 export async function remoteDelete(ctx: ApplyContext, deletes: readonly string[]): Promise<void> {
-  await withWritableParents(ctx, { deletes: [...deletes], dirs: [], files: [], links: [], chmods: [] }, () => remoteScript(ctx, 'deleting', deleteLines(deletes)));
+  if (deletes.length === 0) return;
+  await withWritableParents(ctx, { deletes: [...deletes], dirs: [], files: [], links: [], chmods: [] }, () => deleteNow(ctx, deletes));
+}
+
+/** The deletes alone (inside a withWritableParents of the caller's). */
+export async function deleteNow(ctx: ApplyContext, deletes: readonly string[]): Promise<void> {
+  await remoteScript(ctx, 'deleting', deleteLines(deletes));
 }
 
 /**

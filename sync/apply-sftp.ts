@@ -7,7 +7,7 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { SFTPWrapper } from 'ssh2';
-import { ApplyContext, ApplyResult, creationMode, earlyChmods, remoteDelete, SFTP_PARALLEL } from './apply-common';
+import { ApplyContext, ApplyResult, creationMode, deleteNow, earlyChmods, SFTP_PARALLEL } from './apply-common';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 import { Connection, ConnectionError, RemoteError } from './transport';
@@ -139,7 +139,7 @@ async function explainFailure(ctx: ApplyContext, e: Error): Promise<Error> {
 async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   const sftp = await ctx.conn.sftp();
   const call = caller(ctx.conn.lost);
-  await remoteDelete(ctx, plan.deletes);
+  await deleteNow(ctx, plan.deletes);
   const remoteOf = (rel: string): string => path.posix.join(ctx.remoteRoot, rel);
   const wrap = async (what: string, rel: string, fn: () => Promise<void>): Promise<void> => {
     try {

@@ -34,6 +34,9 @@ function localTarAvailable(): boolean {
   return localTarChecked;
 }
 
+/** Removes the staging folder "$S", opening read-only folders inside it first if need be. */
+const REMOVE_STAGE = 'rm -rf -- "$S" 2>/dev/null || { chmod -R u+rwx -- "$S"; rm -rf -- "$S"; }';
+
 /** tar's words for a member it could not read (it is left out of the archive). */
 const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
 
@@ -108,7 +111,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
     const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
     const packed = localTar(ctx.localRoot, names);
-    const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', 'tar -x -p -o -f - -C "$S"', 'rc=$?', 'if [ $rc -ne 0 ]; then rm -rf "$S"; fi', 'exit $rc'].join('\n');
+    const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', 'tar -x -p -o --delay-directory-restore -f - -C "$S"', 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     ctx.onStep?.(`sending ${files.length} files (tar)`);
     try {
       const [res, { skipped }] = await Promise.all([ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal }), packed.done]);
@@ -126,7 +129,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   /** tar-stream in-process: the script rides in the archive; a file that cannot be read whole is marked. */
   async function packInProcess(): Promise<ExecResult> {
-    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o -f - -C "$S" && sh "$S/${scriptName}"`, 'rc=$?', 'if [ $rc -ne 0 ]; then rm -rf "$S"; fi', 'exit $rc'].join('\n');
+    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o --delay-directory-restore -f - -C "$S" && sh "$S/${scriptName}"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     const pack = tar.pack();
     const now = new Date();
     const feed = async (): Promise<void> => {
@@ -211,7 +214,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
       ),
     );
     ctx.onStep?.('removing the staging folder');
-    const cleanup = await ctx.conn.exec(`rm -rf ${shQuote(stageAbs)}`);
+    const cleanup = await ctx.conn.exec(`S=${shQuote(stageAbs)}; ${REMOVE_STAGE}`);
     if (cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
     return { changed, unsent: [...unsent], warnings, bytes, method: 'tar' };
   }
