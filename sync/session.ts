@@ -224,6 +224,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       await connecting;
       let stats = await this.firstPass(pre);
       if (this.options.watch === false) stats = await this.settleChanged(stats);
+      this.step = undefined;
       const ready = { ...stats, ms: performance.now() - t0, total: this.index.size };
       this.started = true;
       this.emit('ready', ready);
