@@ -8,28 +8,22 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runCli } from '../support/cli';
-import { Arena, arena, localUser, LocalUser, runCliAs, startSidecarSshd, syncArgs } from '../support/hostile';
+import { Arena, arena, localUser, LocalUser, runCliAs, startSidecarSshd, syncArgs, useArena } from '../support/hostile';
 import { Sshd } from '../support/sshd';
 import { writeTree } from '../support/trees';
 
 jest.setTimeout(90_000);
 
-let sshd: Sshd;
+const h = useArena();
 let dev: LocalUser;
+let sshd: Sshd;
 let a: Arena;
-beforeAll(async () => {
-  sshd = await startSidecarSshd();
+beforeAll(() => {
   dev = localUser();
 });
-afterAll(async () => {
-  await sshd?.close();
-});
 beforeEach(() => {
-  a = arena(sshd);
-});
-afterEach(async () => {
-  expect(a.sentinelChanges()).toEqual([]);
-  await a.close();
+  sshd = h.sshd();
+  a = h.arena();
 });
 
 function events(stdout: string): { event: string; message?: string; files?: number; deleted?: number }[] {

@@ -6,26 +6,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SyncSession } from '../../sync/session';
-import { Arena, arena, startSidecarSshd } from '../support/hostile';
+import { Arena, useArena } from '../support/hostile';
 import { Sshd } from '../support/sshd';
 import { eventually, nextEvent, snapshot, writeTree } from '../support/trees';
 
 jest.setTimeout(60_000);
 
+const h = useArena();
 let sshd: Sshd;
 let a: Arena;
-beforeAll(async () => {
-  sshd = await startSidecarSshd();
-});
-afterAll(async () => {
-  await sshd?.close();
-});
 beforeEach(() => {
-  a = arena(sshd);
-});
-afterEach(async () => {
-  expect(a.sentinelChanges()).toEqual([]);
-  await a.close();
+  sshd = h.sshd();
+  a = h.arena();
 });
 
 function files(n: number, prefix = 'f'): Record<string, string> {

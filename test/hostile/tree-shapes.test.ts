@@ -6,26 +6,18 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Arena, arena, startSidecarSshd } from '../support/hostile';
+import { Arena, useArena } from '../support/hostile';
 import { Sshd } from '../support/sshd';
 import { eventually, tempDir, writeTree } from '../support/trees';
 
 jest.setTimeout(60_000);
 
+const h = useArena();
 let sshd: Sshd;
 let a: Arena;
-beforeAll(async () => {
-  sshd = await startSidecarSshd();
-});
-afterAll(async () => {
-  await sshd?.close();
-});
 beforeEach(() => {
-  a = arena(sshd);
-});
-afterEach(async () => {
-  expect(a.sentinelChanges()).toEqual([]);
-  await a.close();
+  sshd = h.sshd();
+  a = h.arena();
 });
 
 describe('events are hints', () => {

@@ -107,3 +107,29 @@ export function localUser(name = 'kubedev-dev'): LocalUser {
 export async function runCliAs(user: LocalUser, args: readonly string[], ms = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return runCli(args, ms, { env: { HOME: `/home/${user.name}` }, as: user });
 }
+
+/**
+ * Registers the hooks every hostile test file shares: one sidecar sshd per file, a fresh arena per test,
+ * and the sentinel checked untouched after each. Returns getters (valid inside tests).
+ */
+export function useArena(): { sshd(): Sshd; arena(): Arena } {
+  let sshd: Sshd | undefined;
+  let current: Arena | undefined;
+  beforeAll(async () => {
+    sshd = await startSidecarSshd();
+  });
+  afterAll(async () => {
+    await sshd?.close();
+  });
+  beforeEach(() => {
+    current = arena(sshd as Sshd);
+  });
+  afterEach(async () => {
+    const a = current as Arena;
+    current = undefined;
+    const changes = a.sentinelChanges();
+    await a.close();
+    expect(changes).toEqual([]);
+  });
+  return { sshd: () => sshd as Sshd, arena: () => current as Arena };
+}
