@@ -23,7 +23,7 @@ import { fingerprint } from './known-hosts';
 import { emptyPlan, Plan, planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
 import { listingMarker, parseRemoteScan, RemoteListing, remoteScanCommand } from './remote-scan';
-import { haltIfRootGone, keepRemoteFor, RootIdentity, rootIdentity } from './safety';
+import { haltIfRootGone, keepRemoteFor, linkStaysInside, RootIdentity, rootIdentity } from './safety';
 import { Entry, lstatOrUndefined, Refusal, scanLocal, scanLocalSync, ScanOptions, ScanResult, shQuote, Tree } from './tree';
 import { TreeWatcher } from './watch';
 
@@ -741,8 +741,26 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       const before = remote.get(rel);
       if (before && !plan.deletes.includes(rel)) this.index.set(rel, before);
     }
+    if (plan.links.length > 0) await this.dropEscapedLinks(conn);
     this.afterApply(res);
     return this.stats(plan, res, t0);
+  }
+
+  /**
+   * A new or changed symlink can make an older one lead outside (`p -> up/../etc`, then `up -> ../..`):
+   * after a batch that sent links, every link the remote holds is resolved again; escaped ones go.
+   */
+  private async dropEscapedLinks(conn: Connection): Promise<void> {
+    const escaped: string[] = [];
+    for (const [rel, e] of this.index) {
+      if (e.type === 'symlink' && !linkStaysInside(this.options.localRoot, rel, e.target ?? '')) escaped.push(rel);
+    }
+    if (escaped.length === 0) return;
+    await remoteDelete(this.ctx(conn, this.index), escaped);
+    for (const rel of escaped) {
+      this.index.delete(rel);
+      this.emit('warning', `symlink '${rel}' now points outside the synced folder (through another link); it was removed remotely. Point it inside the folder, or add it to .kubedevignore`);
+    }
   }
 
   /**

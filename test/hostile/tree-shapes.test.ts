@@ -167,5 +167,12 @@ describe('permissions and links', () => {
     await eventually(() => (fs.existsSync(path.join(a.remote, 'marker.txt')) ? [] : ['marker']), 5_000, 'marker');
     expect(fs.existsSync(path.join(a.remote, 'later'))).toBe(false);
     await eventually(() => (warnings.some((w) => w.startsWith("symlink 'later' points outside")) ? [] : ['no warning for later']), 2_000, 'warning');
+    // A link sent while it stayed inside, made to lead out by a link created after it, is removed.
+    fs.symlinkSync('late/../etc/hostname', path.join(a.local, 'r'));
+    await eventually(() => (fs.lstatSync(path.join(a.remote, 'r'), { throwIfNoEntry: false }) ? [] : ['r not sent']), 5_000, 'r sent');
+    fs.symlinkSync('a/b/c/up', path.join(a.local, 'late')); // resolves to the root itself: inside
+    await eventually(() => (fs.lstatSync(path.join(a.remote, 'late'), { throwIfNoEntry: false }) ? [] : ['late not sent']), 5_000, 'late sent');
+    await eventually(() => (fs.lstatSync(path.join(a.remote, 'r'), { throwIfNoEntry: false }) ? ['r still there'] : []), 5_000, 'escaped link removed');
+    expect(warnings.some((w) => w.startsWith("symlink 'r' now points outside"))).toBe(true);
   });
 });
