@@ -62,12 +62,12 @@ const PATTERNS: Record<string, Pattern> = {
     fs.renameSync(tmp, path.join(root, f));
     return f;
   },
-  'npm install into an ignored folder': (root, r, round) => {
+  'npm install into an ignored folder': (root, _r, round) => {
     writeTree(root, Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`node_modules/pkg${i % 15}/lib/i${i}.js`, `module ${round}`])));
     fs.writeFileSync(path.join(root, 'package-lock.json'), `{"round": ${round}}`);
     return 'node_modules';
   },
-  'file <-> folder flip': (root, r, round) => {
+  'file <-> folder flip': (root, _r, round) => {
     const p = path.join(root, 'flip');
     const st = fs.lstatSync(p, { throwIfNoEntry: false });
     fs.rmSync(p, { recursive: true, force: true });
@@ -75,7 +75,7 @@ const PATTERNS: Record<string, Pattern> = {
     else writeTree(root, { [`flip/inside${round}.txt`]: 'folder now' });
     return st?.isDirectory() ? 'to file' : 'to folder';
   },
-  'rename a folder in and out': (root, r, round) => {
+  'rename a folder in and out': (root, _r, round) => {
     const from = path.join(root, 'src');
     if (!fs.existsSync(from)) return 'nothing';
     const to = path.join(root, `moved-${round}`);
