@@ -9,6 +9,7 @@ import { Entry, EntryType, Tree } from './tree';
 const FIELDS = 5; // type|flags, size, mtimeMs, mode, ino
 const TYPES: readonly EntryType[] = ['file', 'dir', 'symlink'];
 const EXACT = 8;
+const KEPT = 16;
 
 export class CompactIndex implements Tree {
   private readonly ids = new Map<string, number>();
@@ -42,6 +43,7 @@ export class CompactIndex implements Tree {
     const type = TYPES[tf & 3];
     const e: { -readonly [K in keyof Entry]: Entry[K] } = { type, size: this.data[o + 1], mtimeMs: this.data[o + 2], mode: this.data[o + 3] };
     if (tf & EXACT) e.exact = true;
+    if (tf & KEPT) e.kept = true;
     if (type === 'dir' && this.data[o + 4] !== 0) e.ino = this.data[o + 4];
     if (type === 'symlink') e.target = this.targets.get(id);
     return e;
@@ -59,7 +61,7 @@ export class CompactIndex implements Tree {
       this.ids.set(rel, id);
     }
     const o = id * FIELDS;
-    this.data[o] = TYPES.indexOf(e.type) | (e.exact ? EXACT : 0);
+    this.data[o] = TYPES.indexOf(e.type) | (e.exact ? EXACT : 0) | (e.kept ? KEPT : 0);
     this.data[o + 1] = e.size;
     this.data[o + 2] = e.mtimeMs;
     this.data[o + 3] = e.mode;

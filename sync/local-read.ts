@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 /** Files larger than this are streamed in 256 KiB reads rather than read whole. */
 const LARGE_FILE = 4 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
+/** Non-blocking open: a path that became a named pipe must not block a thread forever (no effect on files). */
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK;
 
 export class LocalReadError extends Error {
   /** 'changed': it changed or vanished while being read (send it again); 'unreadable': it cannot be read. */
@@ -26,7 +28,7 @@ function openFailure(rel: string, e: unknown): LocalReadError {
 export async function* readExactly(abs: string, rel: string, size: number): AsyncGenerator<Buffer> {
   let fh: fs.promises.FileHandle;
   try {
-    fh = await fs.promises.open(abs, 'r');
+    fh = await fs.promises.open(abs, OPEN_FLAGS);
   } catch (e) {
     throw openFailure(rel, e);
   }
@@ -54,14 +56,29 @@ export async function* readExactly(abs: string, rel: string, size: number): Asyn
 
 /** Reads a small file whole, synchronously: exactly `size` bytes or a LocalReadError. */
 export function readSmallSync(abs: string, rel: string, size: number): Buffer {
-  let buf: Buffer;
+  let fd: number;
   try {
-    buf = fs.readFileSync(abs);
+    fd = fs.openSync(abs, OPEN_FLAGS);
   } catch (e) {
     throw openFailure(rel, e);
   }
-  if (buf.length !== size) throw new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
-  return buf;
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size !== size) throw new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = fs.readSync(fd, buf, got, size - got, got);
+      if (n === 0) throw new LocalReadError(rel, 'changed', `'${rel}' shrank while it was sent`);
+      got += n;
+    }
+    return buf;
+  } catch (e) {
+    if (e instanceof LocalReadError) throw e;
+    throw openFailure(rel, e);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Whether the file at `abs` differs (type, size, mtime) from what was planned. */

@@ -52,6 +52,7 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): P
     return false;
   };
   const considerLocal = (rel: string, l: Entry): void => {
+    if (l.kept) return; // could not be read locally: the remote copy stays as it is
     const r = remote.get(rel);
     if (r && r.type !== l.type) {
       if (!underDeleted(rel)) {

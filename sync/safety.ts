@@ -105,6 +105,6 @@ export function keepRemoteFor(refused: readonly Refusal[], local: Tree, remote: 
     const prefix = r.rel === '' ? '' : `${r.rel}/`;
     const under = (k: string): boolean => k === r.rel || k.startsWith(prefix);
     for (const k of [...local.keys()]) if (under(k)) local.delete(k);
-    for (const [k, v] of remote) if (under(k)) local.set(k, v as Entry);
+    for (const [k, v] of remote) if (under(k)) local.set(k, { ...(v as Entry), kept: true });
   }
 }

@@ -210,6 +210,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       const t0 = performance.now();
       // List the local tree while the SSH handshake is under way (the listing is synchronous; the
       // handshake's first packets are already out once the event loop turned once).
+      this.setStep('connecting');
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
       await new Promise((r) => setImmediate(r));

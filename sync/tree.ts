@@ -24,6 +24,8 @@ export interface Entry {
   readonly exact?: boolean;
   /** Local inode (local entries only): tells a folder replaced by another of the same name. */
   readonly ino?: number;
+  /** Copied from the remote for a path that could not be read locally: leave it as it is. */
+  readonly kept?: boolean;
 }
 
 /** What the runner needs of a tree; a Map<string, Entry> is one, and so is the CompactIndex. */
@@ -204,7 +206,16 @@ function toEntry(root: string, rel: string, st: fs.Stats, refused: Refusal[]): E
     }
     return entryFromStats(st, target);
   }
-  return entryFromStats(st);
+  const e = entryFromStats(st);
+  if (!e) refused.push({ rel, keep: true, reason: `'${rel}' is a ${specialKind(st)}, which cannot be mirrored; it is skipped and its remote copy left as it is. Add it to .kubedevignore to silence this` });
+  return e;
+}
+
+function specialKind(st: fs.Stats): string {
+  if (st.isFIFO()) return 'named pipe';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'device';
+  return 'special file';
 }
 
 export async function lstatOrUndefined(p: string): Promise<fs.Stats | undefined> {

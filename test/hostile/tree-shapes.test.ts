@@ -133,6 +133,22 @@ describe('leftovers, ignores, odd names', () => {
   });
 });
 
+describe('special files', () => {
+  test('a named pipe is a warning; the remote file of that name stays', async () => {
+    writeTree(a.local, { 'ok.txt': 'ok' });
+    execFileSync('mkfifo', [path.join(a.local, 'pipe')]);
+    writeTree(a.remote, { pipe: 'a regular file on the remote' });
+    execFileSync('chown', ['-R', `${sshd.uid}:${sshd.gid}`, a.remote]);
+    const s = a.session({ watch: false });
+    const warnings: string[] = [];
+    s.on('warning', (m) => warnings.push(m));
+    const r = await s.start();
+    expect(warnings).toEqual(["'pipe' is a named pipe, which cannot be mirrored; it is skipped and its remote copy left as it is. Add it to .kubedevignore to silence this"]);
+    expect([r.files, r.deleted]).toEqual([1, 0]);
+    expect(fs.readFileSync(path.join(a.remote, 'pipe'), 'utf8')).toBe('a regular file on the remote');
+  });
+});
+
 describe('permissions and links', () => {
   for (const method of ['sftp', 'tar'] as const) {
     test(`row 6: a read-only local folder with contents mirrors for a non-root remote user (${method}), and changes inside it follow`, async () => {
