@@ -4,8 +4,10 @@
  */
 import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DevEnvironmentSpec, MAX_NAME_LENGTH, cacheName } from './dev-environment-spec';
 import { ResourceRequirements } from './k8s';
-import { isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
+import { hasControlCharacter, isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
 import { Problem, Shown, both, problem, show } from './problems';
+import { isSafeRemoteRoot, remoteRootProblem } from './remote-root';
+import { AUTHORIZED_KEYS_DIR, HOST_KEYS_DIR, SSHD_CONFIG_DIR } from './sshd';
 
 const KIND = 'DevEnvironment';
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
@@ -90,23 +92,64 @@ export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
 
 type Add = (path: string, what: string, got: unknown, fix: string) => void;
 
+/** Where the sidecar mounts its own volumes: no sync folder may be at, inside or above one. */
+const SIDECAR_MOUNTS: readonly string[] = [SSHD_CONFIG_DIR, HOST_KEYS_DIR, AUTHORIZED_KEYS_DIR, '/tmp'];
+/** Characters that make a path a pattern when it becomes an ignore rule (`/<cache>/`). */
+const GLOB = /[*?[\]{}!\\]/;
+
+/** Why a local sync path is not a folder inside the project (where kubedev runs), or undefined. */
+function localProblem(local: string): [string, string] | undefined {
+  const relative = "Give it relative to the project folder kubedev runs in, e.g. '.' or 'api'";
+  if (hasControlCharacter(local)) return ['holds a control character (NUL, line break, tab, ...)', relative];
+  if (local.startsWith('/') || local.startsWith('~') || /^[A-Za-z]:[\\/]/.test(local) || local.startsWith('\\')) {
+    return ['is absolute, so it depends on the machine and may hold anything (a home folder, its keys)', relative];
+  }
+  let depth = 0;
+  for (const s of local.split(/[\\/]/)) {
+    if (s === '..') depth--;
+    else if (s !== '' && s !== '.') depth++;
+    if (depth < 0) return ['leads outside the project folder', relative];
+  }
+  return undefined;
+}
+
 function checkSync(spec: DevEnvironmentSpec, add: Add): void {
   const folders = spec.sync ?? [];
   folders.forEach((f, i) => {
+    const n = i + 1;
     if (typeof f.local !== 'string' || f.local.trim() === '') {
-      add(`sync[${i}].local`, `sync folder #${i + 1} has no local path`, f.local, "Set local to a folder, e.g. '.'");
+      add(`sync[${i}].local`, `sync folder #${n} has no local path`, f.local, "Set local to a folder, e.g. '.'");
+    } else {
+      const bad = localProblem(f.local);
+      if (bad) add(`sync[${i}].local`, `sync folder #${n} local path ${bad[0]}`, f.local, bad[1]);
     }
-    if (!isAbsoluteSubPath(f.remote)) {
-      add(`sync[${i}].remote`, `sync folder #${i + 1} remote path must be an absolute path other than '/'`, f.remote, "Use an absolute folder such as '/workspace'");
+    const remote = remoteRootProblem(f.remote);
+    if (remote) {
+      add(`sync[${i}].remote`, `sync folder #${n} remote path ${remote.what}`, f.remote, remote.fix);
+    } else {
+      for (const m of SIDECAR_MOUNTS) {
+        if (isWithin(f.remote, m) || isWithin(m, f.remote)) {
+          add(`sync[${i}].remote`, `sync folder #${n} remote path collides with the sync sidecar's own mount '${m}'`, f.remote,
+            "Use a folder outside /etc/kubedev and /tmp, e.g. '/workspace'");
+          break;
+        }
+      }
+    }
+    if (f.ignore !== undefined && (!Array.isArray(f.ignore) || f.ignore.some((p) => typeof p !== 'string' || hasControlCharacter(p)))) {
+      add(`sync[${i}].ignore`, `sync folder #${n} ignore is not a list of one-line patterns`, f.ignore, "Give a list of gitignore-style patterns, e.g. ['*.log', 'build/']");
     }
   });
   for (let i = 0; i < folders.length; i++) {
     for (let j = i + 1; j < folders.length; j++) {
       const a = folders[i].remote;
       const b = folders[j].remote;
-      if (isAbsoluteSubPath(a) && isAbsoluteSubPath(b) && (isWithin(a, b) || isWithin(b, a))) {
+      if (!isSafeRemoteRoot(a) || !isSafeRemoteRoot(b)) continue;
+      if (isWithin(a, b) || isWithin(b, a)) {
         add(`sync[${j}].remote`, `sync folders #${i + 1} and #${j + 1} map to the same or nested remote paths`, both(a, b),
           'Give each sync folder its own remote path, none inside another');
+      } else if (isWithin(a.toLowerCase(), b.toLowerCase()) || isWithin(b.toLowerCase(), a.toLowerCase())) {
+        add(`sync[${j}].remote`, `sync folders #${i + 1} and #${j + 1} map to remote paths that are the same or nested but for letter case`, both(a, b),
+          'Give each sync folder its own remote path, none inside another whatever the case (a case-insensitive disk would merge them)');
       }
     }
   }
@@ -167,6 +210,12 @@ function checkCaches(spec: DevEnvironmentSpec, add: Add): void {
     const n = i + 1;
     if (!isAbsoluteSubPath(c.path)) {
       add(`caches[${i}].path`, `cache #${n} path must be an absolute path other than '/'`, c.path, "Use the folder to keep, e.g. '/home/dev/.cache/pip'");
+      return;
+    }
+    if (GLOB.test(c.path) || hasControlCharacter(c.path)) {
+      // The path becomes the sync folder's ignore rule `/<path>/`: a pattern there would hide other folders.
+      add(`caches[${i}].path`, `cache #${n} path holds a glob or control character (one of * ? [ ] { } ! \\ or a line break)`, c.path,
+        "Name one folder literally, e.g. '/home/dev/.cache/pip'");
       return;
     }
     if (c.size !== undefined && !isQuantity(c.size)) add(`caches[${i}].size`, `cache '${c.path}' size is not a Kubernetes quantity`, c.size, "Use a size such as '5Gi'");
