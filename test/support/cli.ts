@@ -3,6 +3,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+/** Resolved here, so a test may run the command from any folder (cwd). */
+const TSX = require.resolve('tsx/cjs');
 const ENTRY = `require(${JSON.stringify(path.join(ROOT, 'sync', 'cli.ts'))}).main(process.argv.slice(1)).then((c) => { process.exitCode = c; }, (e) => { console.error(e); process.exitCode = 99; });`;
 
 export interface CliRun {
@@ -14,7 +16,7 @@ export interface CliRun {
 }
 
 export function startCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliRun {
-  const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', ENTRY, ...args], {
+  const child = spawn(process.execPath, ['-r', TSX, '-e', ENTRY, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
