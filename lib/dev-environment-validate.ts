@@ -50,6 +50,7 @@ export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
   checkPorts(spec, add);
   checkEnv(spec, add);
   checkCaches(spec, add);
+  checkInherited(spec, add);
   checkResources('resources', spec.resources, add);
   checkResources('sidecar.resources', spec.sidecar?.resources, add);
   for (const [field, size] of [['workspace.size', spec.workspace?.size]] as const) {
@@ -235,6 +236,26 @@ function checkCaches(spec: DevEnvironmentSpec, add: Add): void {
     const key = cacheName(c);
     if (names.has(key)) add(`caches[${i}].name`, `caches #${names.get(key)} and #${n} have the same name`, key, 'Set a distinct name on one of them');
     names.set(key, n);
+  });
+}
+
+/** Mounts and volumes copied from an original workload may not land where kubedev puts its own. */
+function checkInherited(spec: DevEnvironmentSpec, add: Add): void {
+  const inherit = spec.inherit;
+  if (!inherit) return;
+  const from = `${inherit.source?.kind ?? 'workload'} '${inherit.source?.name ?? '?'}'`;
+  const own = [...(spec.sync ?? []).map((f) => f.remote), ...(spec.caches ?? []).map((c) => c.path)].filter(isAbsoluteSubPath).map(normalizePath);
+  (inherit.volumeMounts ?? []).forEach((m, i) => {
+    const at = typeof m.mountPath === 'string' ? normalizePath(m.mountPath) : undefined;
+    if (at !== undefined && own.includes(at)) {
+      add(`inherit.volumeMounts[${i}].mountPath`, `the mount of volume '${String(m.name)}' inherited from ${from} lands on a sync folder or cache`, m.mountPath,
+        'Move the sync folder or cache elsewhere, or drop that mount from the copy');
+    }
+  });
+  (inherit.volumes ?? []).forEach((v, i) => {
+    if (typeof v.name === 'string' && v.name.startsWith('kubedev-')) {
+      add(`inherit.volumes[${i}].name`, `volume '${v.name}' inherited from ${from} uses a name kubedev keeps for its own volumes`, v.name, "Rename it in the original; names starting with 'kubedev-' are kubedev's");
+    }
   });
 }
 

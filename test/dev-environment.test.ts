@@ -324,6 +324,18 @@ describe('validateDevEnvironment: exact messages', () => {
     );
   });
 
+  test('mounts and volumes copied from an original workload may not land on kubedev\'s own', () => {
+    const inherit = {
+      source: { kind: 'Deployment', name: 'api' },
+      volumes: [{ name: 'config', configMap: { name: 'c' } }, { name: 'kubedev-workspace', emptyDir: {} }],
+      volumeMounts: [{ name: 'config', mountPath: '/app/' }, { name: 'config', mountPath: '/app/config' }],
+    };
+    expect(check({ sync: [{ local: '.', remote: '/app' }], inherit })).toEqual([
+      "DevEnvironment 'e': the mount of volume 'config' inherited from Deployment 'api' lands on a sync folder or cache (got '/app/'). Move the sync folder or cache elsewhere, or drop that mount from the copy.",
+      "DevEnvironment 'e': volume 'kubedev-workspace' inherited from Deployment 'api' uses a name kubedev keeps for its own volumes (got 'kubedev-workspace'). Rename it in the original; names starting with 'kubedev-' are kubedev's.",
+    ]);
+  });
+
   test('runAsUser and sidecar user may not be root', () => {
     expect(check({ runAsUser: 0, sidecar: { user: 'root' } })).toEqual([
       "DevEnvironment 'e': sidecar.user is not a non-root user name (got 'root'). Use the image's non-root user, e.g. 'dev'.",

@@ -9,10 +9,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stringify } from 'yaml';
-import { ATTACH_ANNOTATION, DevEnvironmentSpec, KubeObject, renderDevEnvironment } from '../../lib';
+import { ATTACH_ANNOTATION, DevEnvironmentSpec, KubeObject, UnsafeRemoteRootError, renderDevEnvironment } from '../../lib';
 import { UsageError } from '../../sync/cli';
 import { runKeys } from '../../sync/commands/keys';
 import { keyPaths } from '../../sync/keys/store';
+import { SyncSession } from '../../sync/session';
 import { runUp } from '../../sync/up/up';
 import { runCli } from '../support/cli';
 import { freePort } from '../support/sshd';
@@ -103,6 +104,15 @@ describe('--identity is parsed before connecting (row 16)', () => {
   });
 });
 
+test('the programmatic SyncSession asks the same check, in its constructor', () => {
+  const options = { localRoot: tmp, host: '127.0.0.1', port: closed, user: 'dev', identity: key.private, knownHosts: key.knownHosts, watch: false };
+  expect(() => new SyncSession({ ...options, remoteRoot: '/' })).toThrow(
+    new UnsafeRemoteRootError("SyncSession option 'remoteRoot': the remote folder is '/', the whole file system (got '/'). Mirror into a folder of its own, e.g. '/workspace'.", 'remoteRoot', '/'),
+  );
+  expect(() => new SyncSession({ ...options, remoteRoot: '/var' })).toThrow(/the remote folder is the system folder '\/var'/);
+  expect(() => new SyncSession({ ...options, remoteRoot: 'relative' })).toThrow(/the remote folder is not an absolute path/);
+});
+
 describe('--port, --local and --ignore', () => {
   test.each(['0', '65536', 'abc', '22.5', '-1', ''])('--port %j', async (port) => {
     await refused(flags({ port }), `--port must be a TCP port number from 1 to 65535 (got '${port}'). Pass the port the server's sshd listens on`);
@@ -183,6 +193,12 @@ describe('--env: a forged or damaged attach record is bad input (rows 2 and 16)'
     } finally {
       fs.writeFileSync(keys.clientKey, saved, { mode: 0o600 });
     }
+  });
+
+  test('kubedev keys refuses a record whose namespace would lead its key folder elsewhere', async () => {
+    forge((r) => { r.namespace = '../../../tmp'; });
+    await refused(['keys', '--env', file, '--name', 'web'], `${ID()}: attach record field 'namespace': namespace is not a DNS-1123 label (got '../../../tmp'). Use lowercase letters, digits and '-', at most 63 characters.`, { cwd: cwd() });
+    expect(fs.existsSync(path.join(tmp, 'tmp'))).toBe(false);
   });
 
   test('kubedev up refuses the same records and keys before asking the cluster anything', async () => {
