@@ -3,7 +3,7 @@
  * Every field is checked: first its type, then with lib's own validation of a DevEnvironment, exactly
  * as if the user had written the spec it stands for. Each problem names the record field at fault.
  */
-import { DevEnvironmentSpec, PortSpec, SyncFolderSpec } from './dev-environment-spec';
+import { DevEnvironmentSpec, ENVIRONMENT_LABEL, PortSpec, SyncFolderSpec } from './dev-environment-spec';
 import { validateDevEnvironmentAt } from './dev-environment-validate';
 import { hasControlCharacter, isDnsLabel, isDnsSubdomain } from './names';
 import { show } from './problems';
@@ -56,6 +56,9 @@ export function validateAttachRecord(record: unknown): string[] {
   if (r.pod !== undefined && !isDnsSubdomain(r.pod)) bad('pod', 'is not a pod name (DNS-1123 subdomain)', r.pod);
   if (!isObject(r.selector) || Object.entries(r.selector).some(([k, v]) => !LABEL_KEY.test(k) || typeof v !== 'string' || v.length > 63 || !LABEL_VALUE.test(v))) {
     bad('selector', 'is not a map of label keys to label values', r.selector);
+  } else if (r.selector[ENVIRONMENT_LABEL] !== r.name) {
+    // An empty or foreign selector would find some other pod (`kubectl get pods -l ...`).
+    bad('selector', `does not select the environment's own label ${ENVIRONMENT_LABEL}=${String(r.name)}`, r.selector);
   }
   const ssh = r.ssh;
   if (!isObject(ssh)) {

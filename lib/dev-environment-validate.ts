@@ -3,6 +3,7 @@
  * `DevEnvironment '<name>': <problem> (got <value>). <fix>.`
  */
 import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DevEnvironmentSpec, MAX_NAME_LENGTH, cacheName } from './dev-environment-spec';
+import { shapedSpec } from './dev-environment-shape';
 import { ResourceRequirements } from './k8s';
 import { hasControlCharacter, isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
 import { Problem, Shown, both, problem, show } from './problems';
@@ -19,12 +20,14 @@ export function validateDevEnvironment(spec: DevEnvironmentSpec): string[] {
 }
 
 /** Like validateDevEnvironment(), each problem with the property path it concerns (`ports[1].port`). */
-export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
-  const name = typeof spec?.name === 'string' && spec.name !== '' ? spec.name : '<unnamed>';
+export function validateDevEnvironmentAt(given: DevEnvironmentSpec): Problem[] {
+  const name = typeof given?.name === 'string' && given.name !== '' ? given.name : '<unnamed>';
   const out: Problem[] = [];
   const add: Add = (path, what, got, fix) => {
     out.push({ path, message: problem(KIND, name, what, got, fix) });
   };
+  const spec = shapedSpec(given, add);
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) return out;
 
   if (!isDnsLabel(spec.name, MAX_NAME_LENGTH)) {
     add('name', `name is not a DNS-1123 label of at most ${MAX_NAME_LENGTH} characters`, spec.name,
@@ -87,6 +90,9 @@ export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
         add(`${field}.${k}`, `${field} '${k}' has an invalid label value`, v, "Use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
       }
     }
+  }
+  for (const [k, v] of Object.entries(spec.annotations ?? {})) {
+    if (typeof v !== 'string') add(`annotations.${k}`, `annotation '${k}' is not a string`, v, 'Give annotation values as strings (JSON.stringify a structure)');
   }
   return out;
 }
@@ -194,6 +200,8 @@ function checkEnv(spec: DevEnvironmentSpec, add: Add): void {
     const sources = (['value', 'secretKeyRef', 'configMapKeyRef', 'fieldRef'] as const).filter((k) => e[k] !== undefined);
     if (sources.length !== 1) {
       add(`env[${i}]`, `env '${e.name}' must have exactly one of value, secretKeyRef, configMapKeyRef, fieldRef`, sources, 'Keep exactly one source');
+    } else if (e.value !== undefined && typeof e.value !== 'string') {
+      add(`env[${i}].value`, `env '${e.name}' value is not a string`, e.value, "Quote it: Kubernetes takes environment values as strings, e.g. '3000'");
     }
   }
   for (const [i, f] of (spec.envFrom ?? []).entries()) {

@@ -92,6 +92,9 @@ describe('a forged or damaged record: one message per field, naming it', () => {
     expect(read((r) => { r.ssh.hostKeySecret = 'x\ny'; })).toBe(
       `${ID}: attach record field 'ssh.hostKeySecret' is not a one-line text (got 'x\ny'). Synthesize the file again with kubedev; never edit the record by hand.`,
     );
+    expect(read((r) => { r.selector = {}; })).toBe(
+      `${ID}: attach record field 'selector' does not select the environment's own label kubedev.io/environment=web (got {}). Synthesize the file again with kubedev; never edit the record by hand.`,
+    );
     expect(read((r) => { r.selector = { 'kubedev.io/environment': 'a b' }; })).toBe(
       `${ID}: attach record field 'selector' is not a map of label keys to label values (got {"kubedev.io/environment":"a b"}). Synthesize the file again with kubedev; never edit the record by hand.`,
     );
@@ -116,5 +119,33 @@ describe('a forged or damaged record: one message per field, naming it', () => {
       "  - attach record field 'folders[0].remote': sync folder #1 remote path is '/', the whole file system (got '/'). Mirror into a folder of its own, e.g. '/workspace'.",
       "  - attach record field 'ssh.port': sidecar.port is outside 1024-65535 (got 0). Use an unprivileged port; the default is 2222.",
     ].join('\n'));
+  });
+});
+
+describe('never a raw TypeError: every field of the record replaced by every kind of value', () => {
+  const values: unknown[] = [null, 0, -1, 1.5, 99999, '', 'x', '/', 'a\nb', [], ['x'], [null], {}, { a: 1 }, true];
+  /** Every path to a value inside the record (objects and arrays walked). */
+  function paths(v: unknown, at: (string | number)[] = []): (string | number)[][] {
+    const here = at.length > 0 ? [at] : [];
+    if (Array.isArray(v)) return [...here, ...v.flatMap((x, i) => paths(x, [...at, i]))];
+    if (v && typeof v === 'object') return [...here, ...Object.entries(v).flatMap(([k, x]) => paths(x, [...at, k]))];
+    return here;
+  }
+  const all = paths(good);
+
+  test.each(all.map((p) => [p.join('.'), p]))('%s', (_name, p) => {
+    for (const value of [...values, undefined]) {
+      const r = structuredClone(good);
+      let o: any = r;
+      for (const k of (p as (string | number)[]).slice(0, -1)) o = o[k];
+      const last = (p as (string | number)[])[(p as (string | number)[]).length - 1];
+      if (value === undefined) delete o[last];
+      else o[last] = value;
+      try {
+        readAttachRecord(withRecord(r), 'f.yaml');
+      } catch (e) {
+        if (!(e instanceof AttachRecordError)) throw new Error(`${p.join('.')} = ${JSON.stringify(value)}: ${(e as Error).stack}`);
+      }
+    }
   });
 });

@@ -336,6 +336,20 @@ describe('validateDevEnvironment: exact messages', () => {
     ]);
   });
 
+  test('a spec of the wrong shape (from JavaScript or a config file): one problem per field, never a TypeError', () => {
+    expect(check({ sync: '.', ports: [null, { port: 80 }], command: 'npm start', security: { addCapabilities: 'ALL' }, annotations: { n: 1 }, env: [{ name: 'PORT', value: 3000 }] } as never)).toEqual([
+      "DevEnvironment 'e': sync is not a list (got '.'). Give sync as a list of objects, or leave it out.",
+      "DevEnvironment 'e': ports #1 is not an object (got null). Give each entry of ports as an object.",
+      "DevEnvironment 'e': command is not a list of strings (got 'npm start'). Give command as a list of strings, e.g. ['npm', 'run', 'dev'].",
+      "DevEnvironment 'e': security.addCapabilities is not a list of strings (got 'ALL'). Give security.addCapabilities as a list of strings, or leave it out.",
+      "DevEnvironment 'e': env 'PORT' value is not a string (got 3000). Quote it: Kubernetes takes environment values as strings, e.g. '3000'.",
+      "DevEnvironment 'e': annotation 'n' is not a string (got 1). Give annotation values as strings (JSON.stringify a structure).",
+    ]);
+    expect(validateDevEnvironment(null as never)).toEqual([
+      "DevEnvironment '<unnamed>': the spec is not an object (got null). Pass an object with at least name, namespace, owner and image.",
+    ]);
+  });
+
   test('runAsUser and sidecar user may not be root', () => {
     expect(check({ runAsUser: 0, sidecar: { user: 'root' } })).toEqual([
       "DevEnvironment 'e': sidecar.user is not a non-root user name (got 'root'). Use the image's non-root user, e.g. 'dev'.",

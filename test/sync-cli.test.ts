@@ -98,7 +98,7 @@ test('--env reads the attach record and the keys from the config folder', async 
   const { local, remote, base } = folders();
   writeTree(local, { 'src/app.js': 'x', 'cache/big': 'kept local' });
   const record = {
-    version: 1, name: 'web', namespace: 'team-a', workload: { kind: 'StatefulSet', name: 'web' }, pod: 'web-0', selector: {}, container: 'dev', sidecar: 'sync',
+    version: 1, name: 'web', namespace: 'team-a', workload: { kind: 'StatefulSet', name: 'web' }, pod: 'web-0', selector: { 'kubedev.io/environment': 'web' }, container: 'dev', sidecar: 'sync',
     ssh: { port: sshd.port, user: sshd.user, hostKeySecret: 'web-ssh-host-keys', hostKeyPublicKey: 'ssh_host_ed25519_key.pub', authorizedKeysSecret: 'web-ssh-authorized-keys' },
     // The record's local folder is relative to the project folder kubedev runs in (an absolute one is refused).
     workspace: remote, folders: [{ local: path.basename(local), remote, ignore: ['cache/'] }], ports: [],
