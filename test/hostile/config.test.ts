@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stringify } from 'yaml';
@@ -77,6 +78,26 @@ describe('--remote: / and system folders are refused before connecting (row 2)',
   ];
   test.each(cases)('%j', async (remote, message) => {
     await refused(flags({ remote }), message);
+  });
+
+  test('a listening port sees no connection at all for a refused root; a safe root does connect', async () => {
+    let connections = 0;
+    const server = net.createServer((c) => {
+      connections++;
+      c.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = String((server.address() as net.AddressInfo).port);
+    try {
+      for (const remote of ['/', '/etc', '/workspace/../..']) {
+        expect((await runCli(flags({ remote, port }))).code).toBe(2);
+      }
+      expect(connections).toBe(0);
+      expect((await runCli(flags({ port }))).code).toBe(1);
+      expect(connections).toBeGreaterThan(0);
+    } finally {
+      server.close();
+    }
   });
 
   test('the closed port really is closed: a safe root gets as far as connecting, and fails with exit 1', async () => {
