@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerSync } from './commands/sync';
 import { registerKeys } from './commands/keys';
 import { registerUp } from './commands/up';
+import { ConfigError } from './errors';
 
 /** Exit codes of every kubedev command. */
 export const EXIT_OK = 0;
@@ -55,7 +56,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
       return EXIT_USAGE;
     }
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof ConfigError) {
       process.stderr.write(`kubedev: ${e.message}\n`);
       return EXIT_USAGE;
     }

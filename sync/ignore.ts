@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ignore from 'ignore';
+import { ConfigError } from './errors';
 
 /** Ignored everywhere unless negated: VCS metadata, OS litter, editor swap files. */
 export const DEFAULT_IGNORES: readonly string[] = ['.git/', '.hg/', '.svn/', '.DS_Store', '.*.swp', '.*.swx', '*~', '.#*'];
@@ -32,7 +33,11 @@ export function buildIgnore(localRoot: string, extra: readonly string[] = [], us
   try {
     fileText = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+      const what = code === 'EISDIR' ? 'is a folder, not a file' : `cannot be read (${code ?? (e as Error).message})`;
+      throw new ConfigError(`ignore file '${file}' ${what}. Make it a readable text file of gitignore patterns, or remove it`);
+    }
   }
   if (fileText !== undefined) patterns.push(...fileText.split(/\r?\n/).filter((l) => l.trim() !== '' && !l.startsWith('#')));
   patterns.push(...extra);

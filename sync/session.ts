@@ -17,13 +17,15 @@ import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { assertSafeRemoteRoot } from '../lib/remote-root';
-import { applyPlan, remoteDelete } from './apply';
+import { applyPlan, ApplyResult, remoteDelete } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { emptyPlan, Plan, planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
-import { Entry, lstatOrUndefined, parseRemoteScan, remoteScanCommand, scanLocal, scanLocalSync, ScanResult, shQuote, Tree } from './tree';
+import { listingMarker, parseRemoteScan, RemoteListing, remoteScanCommand } from './remote-scan';
+import { haltIfRootGone, keepRemoteFor, linkStaysInside, RootIdentity, rootIdentity } from './safety';
+import { Entry, lstatOrUndefined, Refusal, scanLocal, scanLocalSync, ScanOptions, ScanResult, shQuote, Tree } from './tree';
 import { TreeWatcher } from './watch';
 
 export interface SyncOptions {
@@ -50,6 +52,11 @@ export interface SyncOptions {
   readonly initialAttempts?: number;
   /** Longest wait between reconnection attempts. @default 10000 */
   readonly maxBackoffMs?: number;
+  /**
+   * A batch that makes no progress (no byte sent, no step finished) for this long is abandoned: the
+   * connection is dropped and a full pass runs, with a warning naming what hung. @default 60000
+   */
+  readonly stallMs?: number;
 }
 
 export interface BatchStats {
@@ -77,6 +84,14 @@ export interface SyncEvents {
 }
 
 const DEFAULT_COALESCE_MS = 5;
+const DEFAULT_STALL_MS = 60_000;
+/** How often the watchdog looks at the scheduler. */
+const WATCHDOG_MS = 1_000;
+/** `--once`: rounds that re-send files which changed while they were sent, before giving up on them. */
+const ONCE_ROUNDS = 5;
+/** A batch deleting at least this share of what the remote holds waits SETTLE_MS and looks at the root again. */
+const MASS_DELETE_SHARE = 0.5;
+const SETTLE_MS = 300;
 /** The longest a burst of events is gathered before its batch starts anyway. */
 const MAX_WINDOW_MS = 40;
 
@@ -146,6 +161,14 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   private readonly refusedReported = new Set<string>();
   private started = false;
   private trimTimer?: NodeJS.Timeout;
+  private rootId?: RootIdentity;
+  /** Files with several hard links: the key (dev:ino) of each name, and the names of each key. */
+  private readonly linkKey = new Map<string, string>();
+  private readonly linkNames = new Map<string, Set<string>>();
+  private watchdog?: NodeJS.Timeout;
+  /** What the batch under way is doing, and when it last made progress (the stall deadline). */
+  private step?: { what: string; at: number };
+  private readonly foreignReported = new Set<string>();
 
   constructor(options: SyncOptions) {
     super();
@@ -176,6 +199,8 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     try {
       const st = await fs.promises.stat(this.options.localRoot).catch(() => undefined);
       if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
+      this.rootId = rootIdentity(this.options.localRoot);
+      this.startWatchdog();
       if (this.options.watch !== false) {
         // Folders are watched as the first pass lists them (TreeWatcher.add before each listing).
         this.watcher = new TreeWatcher(this.options.localRoot);
@@ -192,13 +217,15 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = scanLocalSync(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.onDir);
+        pre = scanLocalSync(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true));
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
       }
       await connecting;
-      const stats = await this.fullPass(pre);
+      let stats = await this.firstPass(pre);
+      if (this.options.watch === false) stats = await this.settleChanged(stats);
+      this.step = undefined;
       const ready = { ...stats, ms: performance.now() - t0, total: this.index.size };
       this.started = true;
       this.emit('ready', ready);
@@ -232,6 +259,8 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   }
 
   private async shutdown(): Promise<void> {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.trimTimer) clearTimeout(this.trimTimer);
@@ -316,53 +345,136 @@ export class SyncSession extends EventEmitter<SyncEvents> {
 
   // ---- full pass ----
 
-  private async remoteScan(conn: Connection): Promise<{ tree: Tree; leftovers: string[] }> {
-    const res = await conn.exec(remoteScanCommand(this.options.remoteRoot, this.ig.prunableNames), undefined, { signal: this.abort.signal });
+  private async remoteScan(conn: Connection): Promise<RemoteListing> {
+    this.setStep(`listing remote folder '${this.options.remoteRoot}'`);
+    const marker = listingMarker();
+    const res = await conn.exec(remoteScanCommand(this.options.remoteRoot, this.ig.prunableNames, marker), undefined, { signal: this.abort.signal });
     if (res.code !== 0) {
       if (/printf|unknown predicate|invalid/i.test(res.stderr)) {
         throw new RemoteError(`listing '${this.options.remoteRoot}' needs GNU find (find -printf) on the server: ${res.stderr.trim()}. Install findutils in the sidecar image`, res.code, res.stderr);
       }
       throw new RemoteError(`listing remote folder '${this.options.remoteRoot}' failed (exit ${res.code}): ${res.stderr.trim()}. Check that the user may read it`, res.code, res.stderr);
     }
-    return parseRemoteScan(res.stdout, this.ig);
+    try {
+      return parseRemoteScan(res.stdout, this.ig, marker);
+    } catch {
+      throw new RemoteError(`the listing of '${this.options.remoteRoot}' came back garbled (the server's login shell may print text at start). Make the shell start silently for non-interactive sessions`, res.code, res.stderr);
+    }
+  }
+
+  /** The first mirror; a connection lost (or abandoned as stalled) meanwhile is retried like later passes. */
+  private async firstPass(pre: ScanResult): Promise<BatchStats> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.fullPass(attempt === 1 ? pre : undefined);
+      } catch (e) {
+        if (!isTransient(e) || attempt >= 3 || this.closing) throw e;
+      }
+    }
   }
 
   /** Makes the remote equal to the local folder, from listings of both. */
   private async fullPass(prescanned?: ScanResult): Promise<BatchStats> {
     const t0 = performance.now();
+    this.setStep('connecting');
     const conn = await this.ensureConnected();
     // Events from now on are kept for after this pass; the local listing starts after this point.
     if (!prescanned) this.dirty.clear();
-    // A vanished local folder (unmounted, deleted) must not read as "delete everything remotely".
-    const rootStat = await lstatOrUndefined(this.options.localRoot).catch(() => undefined);
-    if (!rootStat?.isDirectory() && !fs.statSync(this.options.localRoot, { throwIfNoEntry: false })?.isDirectory()) {
-      throw new Error(`local folder '${this.options.localRoot}' is gone; nothing was deleted remotely. Restore it, or stop the sync`);
-    }
+    // A vanished, replaced or emptied local folder must not read as "delete everything remotely".
+    this.checkRoot();
+    if (!prescanned) this.clearHardLinks();
     // Both listings go straight into compact indexes: no Map of 100,000 objects, even for a moment.
     const [remote, local] = await Promise.all([
       this.remoteScan(conn),
-      prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.onDir),
+      prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
     this.reportRefused(local.refused);
+    this.reportForeign(remote.foreign);
+    keepRemoteFor(local.refused, local.tree, remote.tree);
     const plan = planDiff(local.tree, remote.tree);
-    plan.deletes.push(...remote.leftovers.filter((l) => !remote.leftovers.some((o) => o !== l && l.startsWith(`${o}/`))));
+    plan.deletes.push(...remote.leftovers);
     this.beginProgress(plan);
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
     this.index = local.tree as CompactIndex;
+    this.restoreUnsent(res, remote.tree);
     this.needFull = false;
+    this.afterApply(res);
+    return this.stats(plan, res, t0);
+  }
+
+  /** Files the plan did not put on the remote keep what the remote holds (or held) in the index. */
+  private restoreUnsent(res: ApplyResult, before: Tree): void {
+    for (const rel of res.unsent) {
+      for (const k of this.subtree(rel).keys()) this.index.delete(k);
+      const e = before.get(rel);
+      if (!e) continue;
+      this.index.set(rel, e);
+      if (e.type !== 'dir') continue;
+      for (const [k, v] of before) if (k.startsWith(`${rel}/`)) this.index.set(k, v);
+    }
+  }
+
+  private afterApply(res: ApplyResult): void {
+    for (const w of res.warnings) this.emit('warning', w);
     if (res.changed.length > 0) this.markDirty(res.changed);
-    return this.stats(plan, res.bytes, res.method, t0);
+  }
+
+  /** `--once`: files that changed while they were sent are sent again, a few rounds at most. */
+  private async settleChanged(first: BatchStats): Promise<BatchStats> {
+    let { files, deleted, bytes } = first;
+    for (let round = 0; round < ONCE_ROUNDS && this.dirty.size > 0 && !this.closing; round++) {
+      const rels = [...this.dirty];
+      this.dirty.clear();
+      const conn = await this.ensureConnected();
+      const more = await this.applyDirty(conn, rels);
+      if (!more) continue;
+      files += more.files;
+      deleted += more.deleted;
+      bytes += more.bytes;
+    }
+    if (this.dirty.size > 0) {
+      const left = [...this.dirty].slice(0, 5);
+      this.emit('warning', `${this.dirty.size} file(s) kept changing while they were sent (${left.join(', ')}${this.dirty.size > 5 ? ', ...' : ''}); their remote copies are the last complete ones sent, or unchanged. Run again when they are quiet`);
+      this.dirty.clear();
+    }
+    return { ...first, files, deleted, bytes };
   }
 
   /** Called before each local folder is listed: watch it first, so nothing created meanwhile is missed. */
   private readonly onDir = (rel: string): void => this.watcher?.add(rel);
 
-  private ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, onBytes: this.countBytes };
+  private scanOptions(withDirs: boolean): ScanOptions {
+    return { onDir: withDirs ? this.onDir : undefined, onHardLink: this.onHardLink };
   }
 
-  private stats(plan: Plan, bytes: number, method: BatchStats['method'], t0: number): BatchStats {
-    return { files: plan.files.length + plan.links.length + plan.dirs.length, deleted: plan.deletes.length, bytes, ms: performance.now() - t0, method };
+  private readonly onHardLink = (rel: string, key: string): void => {
+    const old = this.linkKey.get(rel);
+    if (old === key) return;
+    if (old) this.linkNames.get(old)?.delete(rel);
+    this.linkKey.set(rel, key);
+    const names = this.linkNames.get(key) ?? new Set<string>();
+    names.add(rel);
+    this.linkNames.set(key, names);
+  };
+
+  private clearHardLinks(): void {
+    this.linkKey.clear();
+    this.linkNames.clear();
+  }
+
+  private checkRoot(): void {
+    if (!this.rootId) return;
+    haltIfRootGone(this.options.localRoot, this.rootId, this.index.size, (name, isDir) => this.ig.ignores(name, isDir));
+  }
+
+  private ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, onBytes: this.countBytes, onStep: this.setStep };
+  }
+
+  private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {
+    const planned = plan.files.length + plan.links.length + plan.dirs.length;
+    const unsentBytes = res.unsent.reduce((n, rel) => n + (plan.files.find((f) => f.rel === rel)?.entry.size ?? 0), 0);
+    return { files: planned - res.unsent.length, deleted: plan.deletes.length, bytes: Math.max(0, res.bytes - unsentBytes), ms: performance.now() - t0, method: res.method };
   }
 
   private progressState = { sent: 0, total: 0, files: 0, last: 0 };
@@ -374,6 +486,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   }
 
   private readonly countBytes = (n: number): void => {
+    if (this.step) this.step.at = performance.now();
     const p = this.progressState;
     p.sent += n;
     const now = performance.now();
@@ -446,47 +559,87 @@ export class SyncSession extends EventEmitter<SyncEvents> {
         this.arm(Math.max(1, quiet - (now - this.lastEventAt)), false);
         return;
       }
-      void this.pump();
+      this.pump();
     }, ms);
   }
 
-  private pump(): Promise<void> {
-    if (this.running) return this.running;
-    if (!this.started) return Promise.resolve(); // start() runs the first pass itself
-    this.running = (async () => {
+  /** Whether work is waiting: dirty paths, a full pass owed, or a connection to restore. */
+  private get owed(): boolean {
+    return this.dirty.size > 0 || this.needFull || !this.conn?.alive;
+  }
+
+  /**
+   * Starts the batch loop unless it runs. Scheduler states: idle (no timer, not running, nothing owed),
+   * armed (a timer), running (`running` set; events only add to `dirty`). `running` is cleared in a
+   * `.finally` callback, which always runs after this assignment (never synchronously within it), and
+   * work that arrived meanwhile is scheduled again there: no state holds work without a way out.
+   */
+  private pump(): void {
+    if (this.running || !this.started || this.closing || this.fatal) return;
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      this.step = undefined;
+      if (!this.closing && !this.fatal && this.owed) this.schedule(0);
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.closing && !this.fatal && this.owed) {
       try {
-        while (!this.closing && !this.fatal && (this.dirty.size > 0 || this.needFull || !this.conn?.alive)) {
-          try {
-            if (!this.conn?.alive || this.needFull) {
-              await this.ensureConnected();
-              const stats = await this.fullPass();
-              this.emit('synced', stats);
-              continue;
-            }
-            const rels = [...this.dirty];
-            this.dirty.clear();
-            try {
-              const stats = await this.applyDirty(this.conn, rels);
-              if (stats) this.emit('synced', stats);
-            } catch (e) {
-              for (const r of rels) this.dirty.add(r);
-              throw e;
-            }
-          } catch (e) {
-            if (this.closing || this.abort.signal.aborted) return;
-            if (isTransient(e)) {
-              this.needFull = true;
-              continue;
-            }
-            this.fail(e as Error);
-            return;
-          }
+        if (!this.conn?.alive || this.needFull) {
+          const stats = await this.fullPass();
+          this.emit('synced', stats);
+          continue;
         }
-      } finally {
-        this.running = undefined;
+        const rels = [...this.dirty];
+        this.dirty.clear();
+        try {
+          const stats = await this.applyDirty(this.conn, rels);
+          if (stats) this.emit('synced', stats);
+        } catch (e) {
+          for (const r of rels) this.dirty.add(r);
+          throw e;
+        }
+      } catch (e) {
+        if (this.closing || this.abort.signal.aborted) return;
+        if (isTransient(e)) {
+          this.needFull = true;
+          continue;
+        }
+        this.fail(e as Error);
+        return;
       }
-    })();
-    return this.running;
+    }
+  }
+
+  private readonly setStep = (what: string): void => {
+    this.step = { what, at: performance.now() };
+  };
+
+  /**
+   * Never stall silently. Once a second: a batch without progress for `stallMs` is abandoned (the
+   * connection dropped, a full pass owed, a warning naming the step that hung); work owed with no batch
+   * running or armed is scheduled, with a warning (it means a scheduler bug, and must not cost a file).
+   */
+  private startWatchdog(): void {
+    const stallMs = this.options.stallMs ?? DEFAULT_STALL_MS;
+    this.watchdog = setInterval(() => {
+      if (this.closing || this.fatal) return;
+      const now = performance.now();
+      if (this.step && now - this.step.at > stallMs) {
+        const what = this.step.what;
+        this.step.at = now;
+        this.emit('warning', `no progress for ${Math.round(stallMs / 1000)} s while ${what}; dropping the connection and running a full pass`);
+        this.needFull = true;
+        this.conn?.destroy(`stalled while ${what}`);
+        return;
+      }
+      if (this.started && !this.running && !this.timer && this.owed) {
+        this.emit('warning', `${this.dirty.size} changed path(s) were waiting with no batch under way; sending them now`);
+        this.schedule(0);
+      }
+    }, WATCHDOG_MS);
+    this.watchdog.unref();
   }
 
   /** The top-most path above `rel` that the remote lacks as a folder (so new folders are sent whole). */
@@ -509,17 +662,29 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     return out;
   }
 
-  private async applyDirty(conn: Connection, rels: string[]): Promise<BatchStats | undefined> {
-    const t0 = performance.now();
-    const anchors = new Set<string>();
+  /** The dirty paths, plus every other name of a dirty file with several hard links (its folder saw nothing). */
+  private withHardLinks(rels: readonly string[]): string[] {
+    if (this.linkKey.size === 0) return [...rels];
+    const out = new Set(rels);
     for (const r of rels) {
+      const key = this.linkKey.get(r);
+      if (key) for (const n of this.linkNames.get(key) ?? []) out.add(n);
+    }
+    return [...out];
+  }
+
+  private async applyDirty(conn: Connection, dirtyRels: string[]): Promise<BatchStats | undefined> {
+    const t0 = performance.now();
+    this.setStep('looking at changed paths');
+    this.checkRoot();
+    const anchors = new Set<string>();
+    for (const r of this.withHardLinks(dirtyRels)) {
       if (r === '' || this.ig.ignores(r, false) && this.ig.ignores(r, true)) continue;
       anchors.add(this.anchor(r));
     }
-    // Drop anchors below another folder anchor.
     const local: Tree = new Map();
     const remote: Tree = new Map();
-    const refused: { rel: string; reason: string }[] = [];
+    const refused: Refusal[] = [];
     const sorted = [...anchors].sort();
     const covered = new Set<string>();
     const isCovered = (rel: string): boolean => {
@@ -528,47 +693,97 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     };
     for (const a of sorted) {
       if (isCovered(a)) continue;
-      const st = await lstatOrUndefined(path.join(this.options.localRoot, a));
-      const known = this.index.get(a);
+      let st: fs.Stats | undefined;
+      try {
+        st = await lstatOrUndefined(path.join(this.options.localRoot, a));
+      } catch (e) {
+        // Cannot look (a name too long, a folder above it unreadable): leave the remote copy alone.
+        refused.push({ rel: a, keep: true, reason: `'${a}' cannot be read (${(e as NodeJS.ErrnoException).code}); it is skipped and its remote copy left as it is. Fix its permissions or shorten the path, or add it to .kubedevignore` });
+        for (const [k, v] of this.subtree(a)) remote.set(k, v);
+        covered.add(a);
+        continue;
+      }
       if (st?.isDirectory()) {
         if (this.ig.ignores(a, true)) continue;
-        if (known?.type === 'dir' && known.ino === st.ino) {
-          // The folder itself: only its mode can differ; its children report their own events.
-          local.set(a, { ...known, mode: st.mode & 0o7777 });
-          remote.set(a, known);
-          continue;
-        }
+        // Events are hints: a folder reported dirty is listed again and compared whole, whatever its
+        // inode (a folder deleted and made again often gets the same number back).
         covered.add(a);
-        // A folder new here (or another one moved in under this name): watch what is there now.
         this.watcher?.removeTree(a);
-        await scanLocal(this.options.localRoot, this.ig, a, local, refused, this.onDir);
+        await scanLocal(this.options.localRoot, this.ig, a, local, refused, this.scanOptions(true));
         for (const [k, v] of this.subtree(a)) remote.set(k, v);
       } else {
-        if (st && !this.ig.ignores(a, false)) {
-          const one = await scanLocal(this.options.localRoot, this.ig, a, new Map(), refused);
-          for (const [k, v] of one.tree) local.set(k, v);
-        }
+        if (st && !this.ig.ignores(a, false)) await scanLocal(this.options.localRoot, this.ig, a, local, refused, this.scanOptions(false));
         for (const [k, v] of this.subtree(a)) remote.set(k, v);
       }
     }
     this.reportRefused(refused);
+    keepRemoteFor(refused, local, remote);
     const plan = local.size + remote.size === 0 ? emptyPlan() : planDiff(local, remote);
     if (plan.deletes.length + plan.dirs.length + plan.files.length + plan.links.length + plan.chmods.length === 0) return undefined;
-    const res = plan.files.length + plan.dirs.length + plan.links.length + plan.chmods.length === 0
-      ? (await remoteDelete(this.ctx(conn, this.index), plan.deletes), { changed: [], bytes: 0, method: 'sftp' as const })
+    await this.settleMassDelete(plan);
+    const res: ApplyResult = plan.files.length + plan.dirs.length + plan.links.length + plan.chmods.length === 0
+      ? (await remoteDelete(this.ctx(conn, this.index), plan.deletes), { changed: [], unsent: [], warnings: [], bytes: 0, method: 'sftp' as const })
       : await applyPlan(this.ctx(conn, this.index), plan);
-    // The remote now holds the plan: update the index.
+    // The remote now holds the plan (but for what was not sent): update the index.
+    const unsent = new Set(res.unsent);
     for (const d of plan.deletes) {
       if (this.index.get(d)?.type === 'dir' && !local.has(d)) this.watcher?.removeTree(d);
       for (const k of this.subtree(d).keys()) this.index.delete(k);
     }
-    const put = (rel: string, e: Entry): void => void this.index.set(rel, e);
+    const put = (rel: string, e: Entry): void => {
+      if (!unsent.has(rel)) this.index.set(rel, e);
+    };
     for (const d of plan.dirs) put(d.rel, d.entry);
     for (const f of plan.files) put(f.rel, f.entry);
     for (const l of plan.links) put(l.rel, l.entry);
     for (const c of plan.chmods) put(c.rel, c.entry);
-    if (res.changed.length > 0) this.markDirty(res.changed);
-    return this.stats(plan, res.bytes, res.method, t0);
+    for (const rel of unsent) {
+      for (const k of this.subtree(rel).keys()) this.index.delete(k);
+      const before = remote.get(rel);
+      if (before && !plan.deletes.includes(rel)) this.index.set(rel, before);
+    }
+    if (plan.links.length > 0) await this.dropEscapedLinks(conn);
+    this.afterApply(res);
+    return this.stats(plan, res, t0);
+  }
+
+  /**
+   * A new or changed symlink can make an older one lead outside (`p -> up/../etc`, then `up -> ../..`):
+   * after a batch that sent links, every link the remote holds is resolved again; escaped ones go.
+   */
+  private async dropEscapedLinks(conn: Connection): Promise<void> {
+    const escaped: string[] = [];
+    for (const [rel, e] of this.index) {
+      if (e.type === 'symlink' && !linkStaysInside(this.options.localRoot, rel, e.target ?? '')) escaped.push(rel);
+    }
+    if (escaped.length === 0) return;
+    await remoteDelete(this.ctx(conn, this.index), escaped);
+    for (const rel of escaped) {
+      this.index.delete(rel);
+      this.emit('warning', `symlink '${rel}' now points outside the synced folder (through another link); it was removed remotely. Point it inside the folder, or add it to .kubedevignore`);
+    }
+  }
+
+  /**
+   * A batch that would delete half or more of what the remote holds (an `rm -rf` of the root under
+   * way, an unmount) waits SETTLE_MS and looks at the root again before deleting anything.
+   */
+  private async settleMassDelete(plan: Plan): Promise<void> {
+    if (plan.deletes.length === 0 || this.index.size < 20) return;
+    let doomed = 0;
+    for (const d of plan.deletes) doomed += this.subtree(d).size;
+    if (doomed < this.index.size * MASS_DELETE_SHARE) return;
+    this.setStep('waiting before a mass delete');
+    await delay(SETTLE_MS);
+    this.checkRoot();
+  }
+
+  private reportForeign(rels: readonly string[]): void {
+    for (const rel of rels) {
+      if (this.foreignReported.has(rel)) continue;
+      this.foreignReported.add(rel);
+      this.emit('warning', `remote path '${rel}' has a name that is not valid UTF-8; it is left alone (neither compared nor deleted). Rename or remove it on the server`);
+    }
   }
 }
 

@@ -241,6 +241,12 @@ export class Connection {
     return this.sftpP;
   }
 
+  /** Drops the connection at once (a hung operation): every pending request fails with ConnectionError. */
+  destroy(reason: string): void {
+    this.dropped(new ConnectionError(reason));
+    this.client.destroy();
+  }
+
   /** Ends the connection (idempotent). */
   async close(): Promise<void> {
     if (this.closed) return;

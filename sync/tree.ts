@@ -5,8 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isUtf8 } from 'node:buffer';
 import { IgnoreMatcher } from './ignore';
-import { CompactIndex } from './index-store';
+import { linkStaysInside } from './safety';
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -37,10 +38,12 @@ export interface Tree {
   [Symbol.iterator](): IterableIterator<[string, Entry]>;
 }
 
-/** A local symlink that points outside the root (or is absolute): refused, never sent. */
+/** A local path not sent: a symlink that leads outside the root, an unreadable path, a foreign name. */
 export interface Refusal {
   readonly rel: string;
   readonly reason: string;
+  /** The path exists but could not be read: keep the remote copy as it is (never delete it). */
+  readonly keep?: boolean;
 }
 
 export function entryFromStats(st: fs.Stats, target?: string): Entry | undefined {
@@ -49,13 +52,6 @@ export function entryFromStats(st: fs.Stats, target?: string): Entry | undefined
   if (st.isDirectory()) return { type: 'dir', size: 0, mtimeMs: st.mtimeMs, mode, exact: true, ino: st.ino };
   if (st.isSymbolicLink()) return { type: 'symlink', size: 0, mtimeMs: st.mtimeMs, mode: 0o777, target, exact: true };
   return undefined; // sockets, fifos, devices: not mirrored
-}
-
-/** Whether a symlink at `rel` with `target` stays inside the root. */
-export function symlinkInside(rel: string, target: string): boolean {
-  if (target === '' || path.posix.isAbsolute(target)) return false;
-  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
-  return resolved !== '..' && !resolved.startsWith('../');
 }
 
 /** Equal as far as the remote can tell: type, size, whole-second mtime, permission bits, link target. */
@@ -82,64 +78,115 @@ export interface ScanResult {
   readonly refused: Refusal[];
 }
 
+export interface ScanOptions {
+  /** Called for each folder before it is listed (e.g. to watch it first). */
+  readonly onDir?: (rel: string) => void;
+  /** Called for each file with more than one hard link, with a key shared by all its names. */
+  readonly onHardLink?: (rel: string, key: string) => void;
+}
+
+/** Error codes that mean "gone while we looked": the path is simply not there (a normal race). */
+function vanished(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
 /**
  * Walks `root/base` (base '' for the whole root) with lstat, skipping ignored paths. Paths that vanish
- * during the walk are skipped (a race with the user's edits is normal); other errors are thrown.
- * `onDir(rel)` is called for each folder before it is listed.
+ * during the walk are skipped (a race with the user's edits is normal). A path that cannot be read
+ * (permissions, a name too long, an I/O error) or named (not UTF-8) is refused with a reason; refusals
+ * marked `keep` tell the caller to leave the remote copy as it is, never to delete it.
  */
-export async function scanLocal(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], onDir?: (rel: string) => void): Promise<ScanResult> {
-  return scanLocalSync(root, ig, base, into, refused, onDir);
+export async function scanLocal(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], options: ScanOptions = {}): Promise<ScanResult> {
+  return scanLocalSync(root, ig, base, into, refused, options);
 }
 
 /**
  * The walk itself, synchronous: lstat of a small file costs a few microseconds, far less than a
  * thread-pool round trip, so a synchronous walk of 10,000 files takes tens of milliseconds.
  */
-export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], onDir?: (rel: string) => void): ScanResult {
+export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], options: ScanOptions = {}): ScanResult {
   const stack: string[] = [base];
+  const take = (rel: string, st: fs.Stats): Entry | undefined => {
+    const e = toEntry(root, rel, st, refused);
+    if (!e) return undefined;
+    into.set(rel, e);
+    if (e.type === 'file' && st.nlink > 1) options.onHardLink?.(rel, `${st.dev}:${st.ino}`);
+    return e;
+  };
   if (base !== '') {
-    const st = lstatSyncOrUndefined(path.join(root, base));
+    const st = lstatForScan(root, base, refused);
     if (!st) return { tree: into, refused };
-    const e = toEntry(root, base, st, refused);
-    if (!e) return { tree: into, refused };
-    into.set(base, e);
-    if (e.type !== 'dir') return { tree: into, refused };
+    if (take(base, st)?.type !== 'dir') return { tree: into, refused };
   }
   while (stack.length > 0) {
     const dir = stack.pop() as string;
-    onDir?.(dir); // e.g. start watching it before listing it
+    options.onDir?.(dir);
     let names: fs.Dirent[];
     try {
       names = fs.readdirSync(path.join(root, dir), { withFileTypes: true });
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-      throw e;
+      if (vanished(e)) continue;
+      refused.push(unreadable(root, dir, e, 'listed'));
+      continue;
     }
+    let spelled: Set<string> | undefined;
     for (const d of names) {
+      if (d.name.includes('\uFFFD')) {
+        spelled ??= utf8Names(root, dir, refused);
+        if (!spelled.has(d.name)) continue;
+      }
       const rel = dir === '' ? d.name : `${dir}/${d.name}`;
       const isDir = d.isDirectory();
       if (ig.ignores(rel, isDir)) continue;
-      const st = lstatSyncOrUndefined(path.join(root, rel));
+      const st = lstatForScan(root, rel, refused);
       if (!st) continue;
       if (st.isDirectory() !== isDir && ig.ignores(rel, st.isDirectory())) continue;
-      const e = toEntry(root, rel, st, refused);
-      if (!e) continue;
-      into.set(rel, e);
-      if (e.type === 'dir') stack.push(rel);
+      if (take(rel, st)?.type === 'dir') stack.push(rel);
     }
   }
   return { tree: into, refused };
 }
 
-function lstatSyncOrUndefined(p: string): fs.Stats | undefined {
+/** lstat for the walk: undefined when vanished; a refusal (remote kept) when it cannot be read. */
+function lstatForScan(root: string, rel: string, refused: Refusal[]): fs.Stats | undefined {
   try {
-    return fs.lstatSync(p);
+    return fs.lstatSync(path.join(root, rel));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw e;
+    if (!vanished(e)) refused.push(unreadable(root, rel, e, 'read'));
+    return undefined;
   }
+}
+
+function unreadable(root: string, rel: string, e: unknown, what: string): Refusal {
+  const code = (e as NodeJS.ErrnoException).code ?? 'error';
+  const where = rel === '' ? root : rel;
+  const hint = code === 'ENAMETOOLONG' ? 'Shorten the path' : code === 'EACCES' || code === 'EPERM' ? 'Fix its permissions (chmod/chown)' : 'Check the disk';
+  return { rel, keep: true, reason: `'${where}' cannot be ${what} (${code}); it is skipped and its remote copy left as it is. ${hint}, or add it to .kubedevignore` };
+}
+
+/**
+ * The names of `dir` that are valid UTF-8 (a name may hold U+FFFD itself); names that are not cannot be
+ * carried byte-exact, so each is refused with a warning (nothing remote is deleted for them).
+ */
+function utf8Names(root: string, dir: string, refused: Refusal[]): Set<string> {
+  const ok = new Set<string>();
+  let raw: Buffer[];
+  try {
+    raw = fs.readdirSync(path.join(root, dir), { encoding: 'buffer' });
+  } catch {
+    return ok;
+  }
+  for (const b of raw) {
+    if (isUtf8(b)) {
+      ok.add(b.toString('utf8'));
+      continue;
+    }
+    const shown = b.toString('utf8');
+    const rel = dir === '' ? shown : `${dir}/${shown}`;
+    refused.push({ rel, reason: `'${rel}' has a name that is not valid UTF-8 (bytes ${b.toString('hex')}); it is not sent. Rename it, or add it to .kubedevignore` });
+  }
+  return ok;
 }
 
 function toEntry(root: string, rel: string, st: fs.Stats, refused: Refusal[]): Entry | undefined {
@@ -147,10 +194,11 @@ function toEntry(root: string, rel: string, st: fs.Stats, refused: Refusal[]): E
     let target: string;
     try {
       target = fs.readlinkSync(path.join(root, rel));
-    } catch {
+    } catch (e) {
+      if (!vanished(e)) refused.push(unreadable(root, rel, e, 'read'));
       return undefined;
     }
-    if (!symlinkInside(rel, target)) {
+    if (!linkStaysInside(root, rel, target)) {
       refused.push({ rel, reason: `symlink '${rel}' points outside the synced folder (-> ${target}); it is not sent. Point it inside the folder, or add it to .kubedevignore` });
       return undefined;
     }
@@ -167,47 +215,6 @@ export async function lstatOrUndefined(p: string): Promise<fs.Stats | undefined>
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw e;
   }
-}
-
-/**
- * The remote listing command: prints `type NUL size NUL mtime NUL mode NUL path NUL target NUL` per
- * entry under the root (GNU find). Names in `prune` are not descended into (and not listed).
- */
-export function remoteScanCommand(root: string, prune: readonly string[]): string {
-  const pruneExpr = prune.length > 0 ? `\\( ${prune.map((n) => `-name ${shQuote(n)}`).join(' -o ')} -o -name '.kubedev-stage-*' \\) -prune -o` : `-name '.kubedev-stage-*' -prune -o`;
-  return `cd ${shQuote(root)} && find . -mindepth 1 ${pruneExpr} -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0'`;
-}
-
-/** Parses remoteScanCommand's output (ignored paths dropped, internal temp names reported apart). */
-export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher): { tree: Tree; leftovers: string[] } {
-  const tree: Tree = new CompactIndex();
-  const leftovers: string[] = [];
-  const fields = out.toString('utf8').split('\0');
-  for (let i = 0; i + 5 < fields.length; i += 6) {
-    const [y, size, mtime, mode, rel, target] = fields.slice(i, i + 6);
-    const type: EntryType | undefined = y === 'f' ? 'file' : y === 'd' ? 'dir' : y === 'l' ? 'symlink' : undefined;
-    const base = rel.slice(rel.lastIndexOf('/') + 1);
-    if (base.startsWith('.kubedev-')) {
-      leftovers.push(rel);
-      continue;
-    }
-    if (!type || ig.ignores(rel, type === 'dir')) continue;
-    // skip entries below an ignored or leftover folder
-    tree.set(rel, {
-      type,
-      size: Number(size),
-      // Whole seconds; + 0.5 ms marks a fraction (a time the runner did not set: never equal).
-      mtimeMs: Number(mtime.split('.')[0]) * 1000 + (/^\d+\.0*$/.test(mtime) || !mtime.includes('.') ? 0 : 0.5),
-      mode: type === 'symlink' ? 0o777 : parseInt(mode, 8),
-      target: type === 'symlink' ? target : undefined,
-    });
-  }
-  // drop entries whose parent is not in the tree (inside ignored folders)
-  for (const rel of tree.keys()) {
-    const slash = rel.lastIndexOf('/');
-    if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
-  }
-  return { tree, leftovers };
 }
 
 /** Quotes a string for POSIX sh. */

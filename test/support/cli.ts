@@ -15,8 +15,17 @@ export interface CliRun {
   exit(ms: number): Promise<number | null>;
 }
 
-export function startCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliRun {
-  const child = spawn(process.execPath, ['-r', TSX, '-e', ENTRY, ...args], {
+export interface CliOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Run as this (non-root) user, with setpriv; the caller must be root. */
+  as?: { uid: number; gid: number };
+}
+
+export function startCli(args: readonly string[], options: CliOptions = {}): CliRun {
+  const node = [process.execPath, '-r', TSX, '-e', ENTRY, ...args];
+  const argv = options.as ? ['setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--clear-groups', '--', ...node] : node;
+  const child = spawn(argv[0], argv.slice(1), {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -43,7 +52,7 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
   };
 }
 
-export async function runCli(args: readonly string[], ms = 30_000, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCli(args: readonly string[], ms = 30_000, options: CliOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const r = startCli(args, options);
   const code = await r.exit(ms);
   return { code, stdout: r.stdout(), stderr: r.stderr() };

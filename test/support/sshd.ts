@@ -78,6 +78,8 @@ export interface Sshd {
   sessionPids(): number[];
   /** SIGKILLs every per-connection child: the connection drops as on a network failure. */
   killSessions(): number;
+  /** Sends `signal` to every per-connection process and all below it (SIGSTOP: a server that hangs); returns the connections. */
+  signalSessions(signal: NodeJS.Signals): number;
   close(): Promise<void>;
 }
 
@@ -269,6 +271,19 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
 
   let closing: Promise<void> | undefined;
   const sessionPids = (): number[] => (exited || child.pid === undefined ? [] : childrenOf(child.pid));
+  const signalSessions = (signal: NodeJS.Signals): number => {
+    const pids = sessionPids();
+    const all = [...pids];
+    for (let i = 0; i < all.length; i++) all.push(...childrenOf(all[i]));
+    for (const p of all) {
+      try {
+        process.kill(p, signal);
+      } catch {
+        // already gone
+      }
+    }
+    return pids.length;
+  };
   return {
     host: '127.0.0.1',
     port,
@@ -284,18 +299,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     log: () => log,
     sessionPids,
     killSessions() {
-      const pids = sessionPids();
-      const all = [...pids];
-      for (const p of pids) all.push(...childrenOf(p));
-      for (const p of all) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      return pids.length;
+      return signalSessions('SIGKILL');
     },
+    signalSessions,
     close() {
       closing ??= (async () => {
         for (const p of sessionPids()) {

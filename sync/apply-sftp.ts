@@ -1,0 +1,205 @@
+/**
+ * The SFTP way: deletes (sh), folders by depth, then files and links pipelined. Each file is written to
+ * a temporary name beside its target, checked (the server's size of the written file must be the
+ * planned size) and renamed over the target; a file that cannot be read, or changes while it is read,
+ * leaves its temporary file unlinked and the target as it was.
+ */
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import { SFTPWrapper } from 'ssh2';
+import { ApplyContext, ApplyResult, creationMode, deleteNow, earlyChmods, SFTP_PARALLEL } from './apply-common';
+import { changedSince, LocalReadError, readExactly } from './local-read';
+import { Plan, PlanItem } from './plan';
+import { Connection, ConnectionError, RemoteError } from './transport';
+import { shQuote } from './tree';
+
+/** SFTP write requests of this size, this many in flight per large file. */
+const SFTP_CHUNK = 32 * 1024;
+const SFTP_WINDOW = 64;
+
+export type Call = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void) => Promise<T>;
+
+/** SFTP requests race the connection's loss: ssh2 leaves pending requests unanswered when it drops. */
+export function caller(lost: Promise<never>): Call {
+  return <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
+    Promise.race([new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v)))), lost]);
+}
+
+export function sftpFailure(conn: Connection, remoteRoot: string, what: string, rel: string, e: Error & { code?: number | string }): Error {
+  if (!conn.alive) return new ConnectionError(`connection dropped while ${what} '${rel}'`);
+  if (e instanceof ConnectionError) return e;
+  const code = e.code;
+  let hint = `Check the remote folder '${remoteRoot}' (free space, owner, mode)`;
+  if (code === 3) hint = `The remote user may not write there: fix the owner or mode of '${remoteRoot}' or pass a --remote the user owns`;
+  else if (code === 2) hint = `A remote folder vanished or a path in the way is a file: run again, or check '${remoteRoot}'`;
+  else if (code === 4) hint = `The server gives no detail ("Failure"): most often the remote disk is full or a path in the way is a file; check free space in '${remoteRoot}'`;
+  return new RemoteError(`${what} '${rel}' failed on the remote (${e.message}). ${hint}.`, typeof code === 'number' ? code : null, e.message);
+}
+
+export class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+function tempName(remoteAbs: string): string {
+  return path.posix.join(path.posix.dirname(remoteAbs), `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** Uploads one file; resolves 'sent', or rejects with LocalReadError (nothing changed remotely). */
+async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
+  const tmp = tempName(remote);
+  const mtime = Math.floor(item.entry.mtimeMs / 1000);
+  const handle = await call<Buffer>((cb) => sftp.open(tmp, 'w', { mode: item.entry.mode }, cb));
+  try {
+    // Exactly `size` bytes, streamed (never the whole file in memory), up to SFTP_WINDOW writes in flight.
+    const inflight = new Set<Promise<void>>();
+    let failure: Error | undefined;
+    let pos = 0;
+    for await (const buf of readExactly(abs, item.rel, item.entry.size)) {
+      for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
+        const len = Math.min(SFTP_CHUNK, buf.length - off);
+        const at = pos + off;
+        const p: Promise<void> = call<void>((cb) => sftp.write(handle, buf, off, len, at, (err) => cb(err, undefined))).then(
+          () => {
+            inflight.delete(p);
+            onBytes?.(len);
+          },
+          (e: Error) => {
+            inflight.delete(p);
+            failure ??= e;
+          },
+        );
+        inflight.add(p);
+        if (inflight.size >= SFTP_WINDOW) await Promise.race(inflight);
+        if (failure) throw failure;
+      }
+      pos += buf.length;
+    }
+    await Promise.all(inflight);
+    if (failure) throw failure;
+    await call<void>((cb) => sftp.fsetstat(handle, { mode: item.entry.mode, atime: mtime, mtime }, (err) => cb(err, undefined)));
+    // Read back what the server holds before the file takes its name.
+    const st = await call<{ size?: number }>((cb) => sftp.fstat(handle, cb));
+    if (st.size !== item.entry.size) throw new RemoteError(`the server holds ${st.size} bytes of '${item.rel}' after writing ${item.entry.size}`, null, '');
+  } catch (e) {
+    await call<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))).catch(() => undefined);
+    await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
+    throw e;
+  }
+  await call<void>((cb) => sftp.close(handle, (err) => cb(err, undefined)));
+  // The last look before the name changes: a file edited while it was sent is not put in place.
+  if (changedSince(abs, item.entry)) {
+    await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
+    throw new LocalReadError(item.rel, 'changed', '');
+  }
+  await call<void>((cb) => sftp.ext_openssh_rename(tmp, remote, (err) => cb(err, undefined))).catch(async (e) => {
+    await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
+    throw e;
+  });
+}
+
+/** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
+export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
+  try {
+    return await applySftpUnexplained(ctx, plan, bytes);
+  } catch (e) {
+    throw await explainFailure(ctx, e as Error);
+  }
+}
+
+/**
+ * SFTP reports a full disk as a bare "Failure" (status 4). Ask the server how much room is left, so the
+ * user reads "the disk is full" rather than "Failure".
+ */
+async function explainFailure(ctx: ApplyContext, e: Error): Promise<Error> {
+  if (!(e instanceof RemoteError) || e.code !== 4 || !ctx.conn.alive) return e;
+  try {
+    const r = await ctx.conn.exec(`df -Pk ${shQuote(ctx.remoteRoot)} | tail -n 1`);
+    const avail = Number(r.stdout.toString().trim().split('\n').pop()?.split(/\s+/)[3]);
+    if (Number.isFinite(avail) && avail < 1024) {
+      return new RemoteError(`${e.message.split(' failed on the remote')[0]} failed: the remote disk holding '${ctx.remoteRoot}' is full (${avail} KiB free). Free space there (or enlarge the workspace volume)`, e.code, e.stderr);
+    }
+  } catch {
+    // keep the original error
+  }
+  return e;
+}
+
+async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
+  const sftp = await ctx.conn.sftp();
+  const call = caller(ctx.conn.lost);
+  await deleteNow(ctx, plan.deletes);
+  const remoteOf = (rel: string): string => path.posix.join(ctx.remoteRoot, rel);
+  const wrap = async (what: string, rel: string, fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn();
+    } catch (e) {
+      if (e instanceof LocalReadError) throw e;
+      throw sftpFailure(ctx.conn, ctx.remoteRoot, what, rel, e as Error);
+    }
+  };
+  // Folders: parents first; one depth at a time, pipelined within a depth. Created writable by their
+  // owner; a read-only folder gets its own mode after its contents (apply-common.ts).
+  ctx.onStep?.(`creating ${plan.dirs.length} folders (sftp)`);
+  const byDepth = new Map<number, PlanItem[]>();
+  for (const d of plan.dirs) {
+    const depth = d.rel.split('/').length;
+    const l = byDepth.get(depth) ?? [];
+    l.push(d);
+    byDepth.set(depth, l);
+  }
+  for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+    await Promise.all(
+      (byDepth.get(depth) ?? []).map((d) =>
+        wrap('creating folder', d.rel, async () => {
+          const mode = creationMode(d.entry.mode);
+          await call<void>((cb) => sftp.mkdir(remoteOf(d.rel), { mode }, (err) => cb(err, undefined)));
+          await call<void>((cb) => sftp.chmod(remoteOf(d.rel), mode, (err) => cb(err, undefined)));
+        }),
+      ),
+    );
+  }
+  ctx.onStep?.(`writing ${plan.files.length} files (sftp)`);
+  const limit = new Limiter(SFTP_PARALLEL);
+  const changed: string[] = [];
+  const unsent: string[] = [];
+  const warnings: string[] = [];
+  await Promise.all([
+    ...plan.files.map((f) =>
+      limit.run(async () => {
+        try {
+          await wrap('writing', f.rel, () => sftpUpload(call, sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
+        } catch (e) {
+          if (!(e instanceof LocalReadError)) throw e;
+          unsent.push(f.rel);
+          if (e.kind === 'changed') changed.push(f.rel);
+          else warnings.push(e.message);
+        }
+      }),
+    ),
+    ...plan.links.map((l) =>
+      limit.run(() =>
+        wrap('creating symlink', l.rel, async () => {
+          const tmp = tempName(remoteOf(l.rel));
+          await call<void>((cb) => sftp.symlink(l.entry.target as string, tmp, (err) => cb(err, undefined)));
+          await call<void>((cb) => sftp.ext_openssh_rename(tmp, remoteOf(l.rel), (err) => cb(err, undefined)));
+        }),
+      ),
+    ),
+    ...earlyChmods(plan).map((c) =>
+      limit.run(() => wrap('changing mode of', c.rel, () => call<void>((cb) => sftp.chmod(remoteOf(c.rel), c.entry.mode, (err) => cb(err, undefined))))),
+    ),
+  ]);
+  return { changed, unsent, warnings, bytes, method: 'sftp' };
+}

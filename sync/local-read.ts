@@ -1,0 +1,86 @@
+/**
+ * Reading local files for sending: exactly the size that was planned, or a LocalReadError. Nothing here
+ * pads or cuts: a file that shrank, grew past its planned size mid-read, vanished or cannot be opened is
+ * reported, and the caller keeps the remote copy as it was.
+ */
+import * as fs from 'node:fs';
+
+/** Files larger than this are streamed in 256 KiB reads rather than read whole. */
+const LARGE_FILE = 4 * 1024 * 1024;
+const READ_CHUNK = 256 * 1024;
+
+export class LocalReadError extends Error {
+  /** 'changed': it changed or vanished while being read (send it again); 'unreadable': it cannot be read. */
+  constructor(readonly rel: string, readonly kind: 'changed' | 'unreadable', message: string) {
+    super(message);
+  }
+}
+
+function openFailure(rel: string, e: unknown): LocalReadError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new LocalReadError(rel, 'changed', `'${rel}' vanished while it was sent`);
+  return new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read (${code ?? (e as Error).message}); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`);
+}
+
+/** Yields exactly `size` bytes of `abs`, in one piece for small files, streamed for large ones. */
+export async function* readExactly(abs: string, rel: string, size: number): AsyncGenerator<Buffer> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(abs, 'r');
+  } catch (e) {
+    throw openFailure(rel, e);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size !== size) throw new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
+    let left = size;
+    const piece = size <= LARGE_FILE ? Math.max(size, 1) : READ_CHUNK;
+    while (left > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(left, piece));
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(buf, 0, buf.length, size - left));
+      } catch (e) {
+        throw openFailure(rel, e);
+      }
+      if (bytesRead === 0) throw new LocalReadError(rel, 'changed', `'${rel}' shrank while it was sent`);
+      left -= bytesRead;
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads a small file whole, synchronously: exactly `size` bytes or a LocalReadError. */
+export function readSmallSync(abs: string, rel: string, size: number): Buffer {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(abs);
+  } catch (e) {
+    throw openFailure(rel, e);
+  }
+  if (buf.length !== size) throw new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
+  return buf;
+}
+
+/** Whether the file at `abs` differs (type, size, mtime) from what was planned. */
+export function changedSince(abs: string, e: { size: number; mtimeMs: number }): boolean {
+  try {
+    const st = fs.lstatSync(abs);
+    return !st.isFile() || st.size !== e.size || st.mtimeMs !== e.mtimeMs;
+  } catch {
+    return true;
+  }
+}
+
+/** Whether this process may read `abs` (false only for a permission refusal; a vanished file is left to the read). */
+export function readable(abs: string): boolean {
+  try {
+    fs.accessSync(abs, fs.constants.R_OK);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code !== 'EACCES' && code !== 'EPERM';
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The hostile-input harness: the sidecar's own sshd_config run by a non-root user on 127.0.0.1, a
+ * remote root inside a folder that also holds a sentinel (which every test checks untouched), and a way
+ * to run the `kubedev` command as a non-root local user (where root would read what the developer cannot).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { renderSshdConfig } from '../../lib/sshd';
+import { SyncOptions, SyncSession } from '../../sync/session';
+import { runCli } from './cli';
+import { Sshd, startSshd } from './sshd';
+import { differences, snapshot, Snapshot, tempDir, writeTree } from './trees';
+
+export async function startSidecarSshd(user = 'kubedev-test'): Promise<Sshd> {
+  return startSshd({
+    user,
+    asUser: true,
+    config: (p) => renderSshdConfig({ port: p.port, user: p.user, listenAddress: '127.0.0.1', hostKey: p.hostKey, authorizedKeysFile: p.authorizedKeys, pidFile: p.pidFile }),
+  });
+}
+
+export interface Arena {
+  readonly local: string;
+  /** The remote root (inside `base`, beside the sentinel). */
+  readonly remote: string;
+  readonly base: string;
+  /** Differences between the sentinel now and when the arena was made (must stay empty). */
+  sentinelChanges(): string[];
+  /** Differences between the local and remote trees (skipping `skip`). */
+  differences(skip?: (rel: string) => boolean): string[];
+  session(extra?: Partial<SyncOptions>): SyncSession;
+  close(): Promise<void>;
+}
+
+/** A local folder, and a remote base owned by the sshd user holding `ws/` (the root) and `sentinel/`. */
+export function arena(sshd: Sshd): Arena {
+  const local = tempDir('hostile-local');
+  const base = tempDir('hostile-remote');
+  const remote = path.join(base, 'ws');
+  const sentinel = path.join(base, 'sentinel');
+  writeTree(sentinel, { 'keep.txt': 'do not touch', 'sub/deep.txt': 'deep', 'ro.txt': { content: 'ro', mode: 0o444 } });
+  execFileSync('chown', ['-R', `${sshd.uid}:${sshd.gid}`, base]);
+  const before: Snapshot = snapshot(sentinel);
+  const sessions: SyncSession[] = [];
+  return {
+    local,
+    remote,
+    base,
+    sentinelChanges: () => differences(before, snapshot(sentinel)),
+    differences: (skip = () => false) => differences(snapshot(local, skip), fs.existsSync(remote) ? snapshot(remote, skip) : {}),
+    session(extra = {}) {
+      const s = new SyncSession({ localRoot: local, remoteRoot: remote, host: sshd.host, port: sshd.port, user: sshd.user, identity: sshd.identity, knownHosts: sshd.knownHosts, ...extra });
+      sessions.push(s);
+      return s;
+    },
+    async close() {
+      await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+      for (const d of [local, base]) {
+        execFileSync('chmod', ['-R', 'u+rwx', d]);
+        execFileSync('rm', ['-rf', d]); // coreutils: paths deeper than PATH_MAX too
+      }
+    },
+  };
+}
+
+/** The sync flags for `arena` against `sshd`, with key files the local user `as` may read. */
+export function syncArgs(a: Arena, sshd: Sshd, as?: LocalUser): string[] {
+  let identity = sshd.identity;
+  let knownHosts = sshd.knownHosts;
+  if (as) {
+    const dir = tempDir('hostile-keys');
+    identity = path.join(dir, 'id');
+    knownHosts = path.join(dir, 'known_hosts');
+    fs.copyFileSync(sshd.identity, identity);
+    fs.copyFileSync(sshd.knownHosts, knownHosts);
+    execFileSync('chown', ['-R', `${as.uid}:${as.gid}`, dir]);
+    fs.chmodSync(identity, 0o600);
+  }
+  return ['sync', '--local', a.local, '--remote', a.remote, '--host', sshd.host, '--port', String(sshd.port), '--user', sshd.user, '--identity', identity, '--known-hosts', knownHosts];
+}
+
+export interface LocalUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** A non-root local user (created when absent; the tests run as root in CI). */
+export function localUser(name = 'kubedev-dev'): LocalUser {
+  const lookup = (): string | undefined => {
+    try {
+      return execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  if (!lookup()) {
+    if (process.getuid?.() !== 0) throw new Error(`local test user '${name}' does not exist and only root can create it. Run the tests as root, or create it with 'useradd -m -s /bin/sh ${name}'.`);
+    execFileSync('useradd', ['-m', '-s', '/bin/sh', name]);
+  }
+  const f = (lookup() ?? '').split(':');
+  return { name, uid: Number(f[2]), gid: Number(f[3]) };
+}
+
+/** Runs the kubedev command as `user` (setpriv, as a developer would run it: no root privileges). */
+export async function runCliAs(user: LocalUser, args: readonly string[], ms = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runCli(args, ms, { env: { HOME: `/home/${user.name}` }, as: user });
+}
+
+/**
+ * Registers the hooks every hostile test file shares: one sidecar sshd per file, a fresh arena per test,
+ * and the sentinel checked untouched after each. Returns getters (valid inside tests).
+ */
+export function useArena(): { sshd(): Sshd; arena(): Arena } {
+  let sshd: Sshd | undefined;
+  let current: Arena | undefined;
+  beforeAll(async () => {
+    sshd = await startSidecarSshd();
+  });
+  afterAll(async () => {
+    await sshd?.close();
+  });
+  beforeEach(() => {
+    current = arena(sshd as Sshd);
+  });
+  afterEach(async () => {
+    const a = current as Arena;
+    current = undefined;
+    const changes = a.sentinelChanges();
+    await a.close();
+    expect(changes).toEqual([]);
+  });
+  return { sshd: () => sshd as Sshd, arena: () => current as Arena };
+}
