@@ -3,6 +3,7 @@
  * as the JSON annotation `kubedev.io/attach` on the environment's workload. It is the one source of
  * truth between synthesis and the runner; bump ATTACH_RECORD_VERSION on any incompatible change.
  */
+import { validateAttachRecord } from './attach-validate';
 import { KubeObject } from './k8s';
 
 /** The annotation that carries the record. */
@@ -76,22 +77,15 @@ export function readAttachRecord(workload: KubeObject, where: string): AttachRec
   } catch (e) {
     throw new AttachRecordError(`${id}: annotation '${ATTACH_ANNOTATION}' is not JSON (${(e as Error).message}). Synthesize the file again.`);
   }
-  if (record.version !== ATTACH_RECORD_VERSION) {
+  if (typeof record !== 'object' || record === null || record.version !== ATTACH_RECORD_VERSION) {
     throw new AttachRecordError(
-      `${id}: attach record version ${JSON.stringify(record.version)} is not supported (this kubedev reads version ${ATTACH_RECORD_VERSION}). Synthesize the file again with this kubedev, or use the kubedev that wrote it.`,
+      `${id}: attach record version ${JSON.stringify((record as AttachRecord | null)?.version)} is not supported (this kubedev reads version ${ATTACH_RECORD_VERSION}). Synthesize the file again with this kubedev, or use the kubedev that wrote it.`,
     );
   }
-  for (const field of ['name', 'namespace', 'container', 'sidecar', 'workspace'] as const) {
-    if (typeof record[field] !== 'string' || record[field] === '') {
-      throw new AttachRecordError(`${id}: attach record field '${field}' is missing. Synthesize the file again.`);
-    }
-  }
-  if (!record.ssh || typeof record.ssh.port !== 'number' || typeof record.ssh.user !== 'string') {
-    throw new AttachRecordError(`${id}: attach record field 'ssh' is missing or incomplete. Synthesize the file again.`);
-  }
-  if (!Array.isArray(record.folders) || record.folders.length === 0) {
-    throw new AttachRecordError(`${id}: attach record has no sync folders. Declare at least one sync folder.`);
-  }
+  // Every field, as lib validates what a user writes: a forged record is bad input, never a command.
+  const problems = validateAttachRecord(record);
+  if (problems.length === 1) throw new AttachRecordError(`${id}: ${problems[0]}`);
+  if (problems.length > 1) throw new AttachRecordError(`${id}: ${problems.length} problems in the attach record:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   return record;
 }
 

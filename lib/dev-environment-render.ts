@@ -30,8 +30,9 @@ export function renderDevEnvironment(spec: DevEnvironmentSpec): KubeObject[] {
   return plain([...renderClaims(env), renderSshdConfigMap(env), renderService(env), renderStatefulSet(env)]);
 }
 
-/** The attach record the runner reads (also an output of the Pulumi component). */
+/** The attach record the runner reads (also an output of the Pulumi component). Throws a ValidationError like render. */
 export function attachRecordOf(spec: DevEnvironmentSpec): AttachRecord {
+  assertValid(validateDevEnvironment(spec));
   return attachRecord(resolveDevEnvironment(spec));
 }
 

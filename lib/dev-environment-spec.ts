@@ -248,8 +248,10 @@ export function resolveDevEnvironment(spec: DevEnvironmentSpec): ResolvedDevEnvi
   const usedSubPaths = new Set<string>();
   const folders = sync.map((f, i) => {
     const remote = normalizePath(f.remote);
-    let subPath = slug(remote);
-    if (usedSubPaths.has(subPath)) subPath = `${subPath}-${i}`;
+    // Slugs may collide ('/a.b' and '/a-b'); no two folders may ever share a sub-path of the volume.
+    const base = slug(remote);
+    let subPath = base;
+    for (let k = i; usedSubPaths.has(subPath); k++) subPath = `${base}-${k}`;
     usedSubPaths.add(subPath);
     // A cache inside the folder lives in the container only: the mirror must neither send nor delete it.
     const cacheIgnores = caches

@@ -3,9 +3,12 @@
  * `DevEnvironment '<name>': <problem> (got <value>). <fix>.`
  */
 import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DevEnvironmentSpec, MAX_NAME_LENGTH, cacheName } from './dev-environment-spec';
+import { shapedSpec } from './dev-environment-shape';
 import { ResourceRequirements } from './k8s';
-import { isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
+import { hasControlCharacter, isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
 import { Problem, Shown, both, problem, show } from './problems';
+import { isSafeRemoteRoot, remoteRootProblem } from './remote-root';
+import { AUTHORIZED_KEYS_DIR, HOST_KEYS_DIR, SSHD_CONFIG_DIR } from './sshd';
 
 const KIND = 'DevEnvironment';
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
@@ -17,12 +20,14 @@ export function validateDevEnvironment(spec: DevEnvironmentSpec): string[] {
 }
 
 /** Like validateDevEnvironment(), each problem with the property path it concerns (`ports[1].port`). */
-export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
-  const name = typeof spec?.name === 'string' && spec.name !== '' ? spec.name : '<unnamed>';
+export function validateDevEnvironmentAt(given: DevEnvironmentSpec): Problem[] {
+  const name = typeof given?.name === 'string' && given.name !== '' ? given.name : '<unnamed>';
   const out: Problem[] = [];
   const add: Add = (path, what, got, fix) => {
     out.push({ path, message: problem(KIND, name, what, got, fix) });
   };
+  const spec = shapedSpec(given, add);
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) return out;
 
   if (!isDnsLabel(spec.name, MAX_NAME_LENGTH)) {
     add('name', `name is not a DNS-1123 label of at most ${MAX_NAME_LENGTH} characters`, spec.name,
@@ -48,6 +53,7 @@ export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
   checkPorts(spec, add);
   checkEnv(spec, add);
   checkCaches(spec, add);
+  checkInherited(spec, add);
   checkResources('resources', spec.resources, add);
   checkResources('sidecar.resources', spec.sidecar?.resources, add);
   for (const [field, size] of [['workspace.size', spec.workspace?.size]] as const) {
@@ -85,28 +91,72 @@ export function validateDevEnvironmentAt(spec: DevEnvironmentSpec): Problem[] {
       }
     }
   }
+  for (const [k, v] of Object.entries(spec.annotations ?? {})) {
+    if (typeof v !== 'string') add(`annotations.${k}`, `annotation '${k}' is not a string`, v, 'Give annotation values as strings (JSON.stringify a structure)');
+  }
   return out;
 }
 
 type Add = (path: string, what: string, got: unknown, fix: string) => void;
 
+/** Where the sidecar mounts its own volumes: no sync folder may be at, inside or above one. */
+const SIDECAR_MOUNTS: readonly string[] = [SSHD_CONFIG_DIR, HOST_KEYS_DIR, AUTHORIZED_KEYS_DIR, '/tmp'];
+/** Characters that make a path a pattern when it becomes an ignore rule (`/<cache>/`). */
+const GLOB = /[*?[\]{}!\\]/;
+
+/** Why a local sync path is not a folder inside the project (where kubedev runs), or undefined. */
+function localProblem(local: string): [string, string] | undefined {
+  const relative = "Give it relative to the project folder kubedev runs in, e.g. '.' or 'api'";
+  if (hasControlCharacter(local)) return ['holds a control character (NUL, line break, tab, ...)', relative];
+  if (local.startsWith('/') || local.startsWith('~') || /^[A-Za-z]:[\\/]/.test(local) || local.startsWith('\\')) {
+    return ['is absolute, so it depends on the machine and may hold anything (a home folder, its keys)', relative];
+  }
+  let depth = 0;
+  for (const s of local.split(/[\\/]/)) {
+    if (s === '..') depth--;
+    else if (s !== '' && s !== '.') depth++;
+    if (depth < 0) return ['leads outside the project folder', relative];
+  }
+  return undefined;
+}
+
 function checkSync(spec: DevEnvironmentSpec, add: Add): void {
   const folders = spec.sync ?? [];
   folders.forEach((f, i) => {
+    const n = i + 1;
     if (typeof f.local !== 'string' || f.local.trim() === '') {
-      add(`sync[${i}].local`, `sync folder #${i + 1} has no local path`, f.local, "Set local to a folder, e.g. '.'");
+      add(`sync[${i}].local`, `sync folder #${n} has no local path`, f.local, "Set local to a folder, e.g. '.'");
+    } else {
+      const bad = localProblem(f.local);
+      if (bad) add(`sync[${i}].local`, `sync folder #${n} local path ${bad[0]}`, f.local, bad[1]);
     }
-    if (!isAbsoluteSubPath(f.remote)) {
-      add(`sync[${i}].remote`, `sync folder #${i + 1} remote path must be an absolute path other than '/'`, f.remote, "Use an absolute folder such as '/workspace'");
+    const remote = remoteRootProblem(f.remote);
+    if (remote) {
+      add(`sync[${i}].remote`, `sync folder #${n} remote path ${remote.what}`, f.remote, remote.fix);
+    } else {
+      for (const m of SIDECAR_MOUNTS) {
+        if (isWithin(f.remote, m) || isWithin(m, f.remote)) {
+          add(`sync[${i}].remote`, `sync folder #${n} remote path collides with the sync sidecar's own mount '${m}'`, f.remote,
+            "Use a folder outside /etc/kubedev and /tmp, e.g. '/workspace'");
+          break;
+        }
+      }
+    }
+    if (f.ignore !== undefined && (!Array.isArray(f.ignore) || f.ignore.some((p) => typeof p !== 'string' || hasControlCharacter(p)))) {
+      add(`sync[${i}].ignore`, `sync folder #${n} ignore is not a list of one-line patterns`, f.ignore, "Give a list of gitignore-style patterns, e.g. ['*.log', 'build/']");
     }
   });
   for (let i = 0; i < folders.length; i++) {
     for (let j = i + 1; j < folders.length; j++) {
       const a = folders[i].remote;
       const b = folders[j].remote;
-      if (isAbsoluteSubPath(a) && isAbsoluteSubPath(b) && (isWithin(a, b) || isWithin(b, a))) {
+      if (!isSafeRemoteRoot(a) || !isSafeRemoteRoot(b)) continue;
+      if (isWithin(a, b) || isWithin(b, a)) {
         add(`sync[${j}].remote`, `sync folders #${i + 1} and #${j + 1} map to the same or nested remote paths`, both(a, b),
           'Give each sync folder its own remote path, none inside another');
+      } else if (isWithin(a.toLowerCase(), b.toLowerCase()) || isWithin(b.toLowerCase(), a.toLowerCase())) {
+        add(`sync[${j}].remote`, `sync folders #${i + 1} and #${j + 1} map to remote paths that are the same or nested but for letter case`, both(a, b),
+          'Give each sync folder its own remote path, none inside another whatever the case (a case-insensitive disk would merge them)');
       }
     }
   }
@@ -150,6 +200,8 @@ function checkEnv(spec: DevEnvironmentSpec, add: Add): void {
     const sources = (['value', 'secretKeyRef', 'configMapKeyRef', 'fieldRef'] as const).filter((k) => e[k] !== undefined);
     if (sources.length !== 1) {
       add(`env[${i}]`, `env '${e.name}' must have exactly one of value, secretKeyRef, configMapKeyRef, fieldRef`, sources, 'Keep exactly one source');
+    } else if (e.value !== undefined && typeof e.value !== 'string') {
+      add(`env[${i}].value`, `env '${e.name}' value is not a string`, e.value, "Quote it: Kubernetes takes environment values as strings, e.g. '3000'");
     }
   }
   for (const [i, f] of (spec.envFrom ?? []).entries()) {
@@ -169,6 +221,12 @@ function checkCaches(spec: DevEnvironmentSpec, add: Add): void {
       add(`caches[${i}].path`, `cache #${n} path must be an absolute path other than '/'`, c.path, "Use the folder to keep, e.g. '/home/dev/.cache/pip'");
       return;
     }
+    if (GLOB.test(c.path) || hasControlCharacter(c.path)) {
+      // The path becomes the sync folder's ignore rule `/<path>/`: a pattern there would hide other folders.
+      add(`caches[${i}].path`, `cache #${n} path holds a glob or control character (one of * ? [ ] { } ! \\ or a line break)`, c.path,
+        "Name one folder literally, e.g. '/home/dev/.cache/pip'");
+      return;
+    }
     if (c.size !== undefined && !isQuantity(c.size)) add(`caches[${i}].size`, `cache '${c.path}' size is not a Kubernetes quantity`, c.size, "Use a size such as '5Gi'");
     if (c.name !== undefined && !isDnsLabel(c.name, 30)) add(`caches[${i}].name`, `cache '${c.path}' name is not a DNS-1123 label of at most 30 characters`, c.name, "Use lowercase letters, digits and '-'");
     const p = normalizePath(c.path);
@@ -186,6 +244,26 @@ function checkCaches(spec: DevEnvironmentSpec, add: Add): void {
     const key = cacheName(c);
     if (names.has(key)) add(`caches[${i}].name`, `caches #${names.get(key)} and #${n} have the same name`, key, 'Set a distinct name on one of them');
     names.set(key, n);
+  });
+}
+
+/** Mounts and volumes copied from an original workload may not land where kubedev puts its own. */
+function checkInherited(spec: DevEnvironmentSpec, add: Add): void {
+  const inherit = spec.inherit;
+  if (!inherit) return;
+  const from = `${inherit.source?.kind ?? 'workload'} '${inherit.source?.name ?? '?'}'`;
+  const own = [...(spec.sync ?? []).map((f) => f.remote), ...(spec.caches ?? []).map((c) => c.path)].filter(isAbsoluteSubPath).map(normalizePath);
+  (inherit.volumeMounts ?? []).forEach((m, i) => {
+    const at = typeof m.mountPath === 'string' ? normalizePath(m.mountPath) : undefined;
+    if (at !== undefined && own.includes(at)) {
+      add(`inherit.volumeMounts[${i}].mountPath`, `the mount of volume '${String(m.name)}' inherited from ${from} lands on a sync folder or cache`, m.mountPath,
+        'Move the sync folder or cache elsewhere, or drop that mount from the copy');
+    }
+  });
+  (inherit.volumes ?? []).forEach((v, i) => {
+    if (typeof v.name === 'string' && v.name.startsWith('kubedev-')) {
+      add(`inherit.volumes[${i}].name`, `volume '${v.name}' inherited from ${from} uses a name kubedev keeps for its own volumes`, v.name, "Rename it in the original; names starting with 'kubedev-' are kubedev's");
+    }
   });
 }
 

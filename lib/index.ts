@@ -4,6 +4,7 @@ export * from './problems';
 export * from './names';
 export * from './attach';
 export * from './sshd';
+export * from './remote-root';
 export * from './dev-environment';
 export * from './dev-mode';
 export * from './rbac';

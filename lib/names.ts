@@ -68,3 +68,10 @@ export function isWithin(inner: string, outer: string): boolean {
   const b = normalizePath(outer);
   return a === b || a.startsWith(b.endsWith('/') ? b : `${b}/`);
 }
+
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** True when a text holds a control character (NUL, line break, tab, ...): never part of a name or path kubedev writes. */
+export function hasControlCharacter(value: string): boolean {
+  return CONTROL.test(value);
+}

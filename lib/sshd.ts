@@ -3,6 +3,7 @@
  * sshd runs as that user (no root in the pod), so it needs no privilege separation user, and keeps
  * its pid file in /tmp.
  */
+import { ValidationError, problem } from './problems';
 
 /** Where the sidecar mounts what it needs. */
 export const SSHD_CONFIG_DIR = '/etc/kubedev/sshd';
@@ -30,8 +31,44 @@ export interface SshdConfigOptions {
   readonly listenAddress?: string;
 }
 
-/** Renders sshd_config text. Every line is an explicit decision; nothing is left to the image's defaults. */
+const KIND = 'renderSshdConfig';
+const USER = /^[a-z_][a-z0-9_-]*$/;
+/** A path sshd reads as one token: absolute, no whitespace, quotes, '#', '%' tokens or control characters. */
+const PATH = /^\/[A-Za-z0-9._+@:=,/-]*$/;
+/** An IPv4 or IPv6 address, or a host name. */
+const ADDRESS = /^([0-9A-Za-z.-]+|\[?[0-9A-Fa-f:.]+\]?)$/;
+
+/** Every problem of the options, in lib's message shape; the text goes into a config file verbatim. */
+export function validateSshdConfigOptions(options: SshdConfigOptions): string[] {
+  const out: string[] = [];
+  const o = options ?? ({} as SshdConfigOptions);
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) {
+    out.push(problem(KIND, 'port', 'port is not a TCP port number from 1 to 65535', o.port, 'Pass an integer port, e.g. 2222'));
+  }
+  if (typeof o.user !== 'string' || !USER.test(o.user) || o.user.length > 32 || o.user === 'root') {
+    out.push(problem(KIND, 'user', 'user is not a non-root POSIX user name', o.user, "Use lowercase letters, digits, '_' and '-', e.g. 'dev'"));
+  }
+  for (const field of ['hostKey', 'authorizedKeysFile', 'pidFile'] as const) {
+    const v = o[field];
+    if (v !== undefined && (typeof v !== 'string' || !PATH.test(v) || v.split('/').some((seg) => seg === '..'))) {
+      out.push(problem(KIND, field, `${field} is not a plain absolute path`, v,
+        "Use an absolute path of letters, digits and '._+@:=,-' without '..', e.g. '/etc/kubedev/host-keys/key'"));
+    }
+  }
+  const addr = o.listenAddress;
+  if (addr !== undefined && (typeof addr !== 'string' || !ADDRESS.test(addr))) {
+    out.push(problem(KIND, 'listenAddress', 'listenAddress is not an IP address or host name', addr, "Use an address such as '0.0.0.0' or '127.0.0.1'"));
+  }
+  return out;
+}
+
+/**
+ * Renders sshd_config text. Every line is an explicit decision; nothing is left to the image's defaults.
+ * Throws a ValidationError when an option would not be one token of its line (a line break, a space).
+ */
 export function renderSshdConfig(options: SshdConfigOptions): string {
+  const problems = validateSshdConfigOptions(options);
+  if (problems.length > 0) throw new ValidationError(problems);
   const lines = [
     '# kubedev sync sidecar: public-key login for one non-root user; SFTP and a shell for tar.',
     `Port ${options.port}`,

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
+import { assertSafeRemoteRoot } from '../lib/remote-root';
 import { applyPlan, ApplyResult, remoteDelete } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
@@ -171,7 +172,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
 
   constructor(options: SyncOptions) {
     super();
-    if (!path.posix.isAbsolute(options.remoteRoot)) throw new Error(`remote folder '${options.remoteRoot}' is not absolute. Pass an absolute path such as /workspace`);
+    assertSafeRemoteRoot(options.remoteRoot, 'remoteRoot', 'SyncSession option'); // lib's one check of a sync root: '/', system folders, not normalized
     this.options = { ...options, localRoot: path.resolve(options.localRoot) };
     this.ig = buildIgnore(this.options.localRoot, options.ignore ?? []);
     this.doneP = new Promise<void>((res, rej) => {

@@ -1,5 +1,5 @@
 import {
-  ATTACH_ANNOTATION, DEFAULT_SSH_PORT, DevEnvironmentSpec, KubeObject, ValidationError, readAttachRecord, renderDevEnvironment,
+  ATTACH_ANNOTATION, DEFAULT_SSH_PORT, attachRecordOf, DevEnvironmentSpec, KubeObject, ValidationError, readAttachRecord, renderDevEnvironment,
   validateDevEnvironment,
 } from '../lib';
 
@@ -111,6 +111,12 @@ describe('renderDevEnvironment', () => {
     });
   });
 
+  test('attachRecordOf refuses an invalid spec as render does', () => {
+    expect(() => attachRecordOf({ ...minimal, sync: [{ local: '.', remote: '/' }] })).toThrow(
+      new ValidationError(["DevEnvironment 'api': sync folder #1 remote path is '/', the whole file system (got '/'). Mirror into a folder of its own, e.g. '/workspace'."]),
+    );
+  });
+
   test('no private key material in the output', () => {
     const text = JSON.stringify([renderDevEnvironment(minimal), renderDevEnvironment(custom)]);
     expect(text).not.toMatch(/PRIVATE KEY|BEGIN OPENSSH|b3BlbnNzaC1rZXktdjE/);
@@ -171,17 +177,92 @@ describe('validateDevEnvironment: exact messages', () => {
 
   test('relative or / remote paths', () => {
     expect(check({ sync: [{ local: '.', remote: 'app' }, { local: 'x', remote: '/' }] })).toEqual([
-      "DevEnvironment 'e': sync folder #1 remote path must be an absolute path other than '/' (got 'app'). Use an absolute folder such as '/workspace'.",
-      "DevEnvironment 'e': sync folder #2 remote path must be an absolute path other than '/' (got '/'). Use an absolute folder such as '/workspace'.",
+      "DevEnvironment 'e': sync folder #1 remote path is not an absolute path (got 'app'). Use an absolute folder, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #2 remote path is '/', the whole file system (got '/'). Mirror into a folder of its own, e.g. '/workspace'.",
+    ]);
+  });
+
+  test('system folders, kernel file systems and paths that are not normalized, through the one remote-root check', () => {
+    const remotes = ['/etc', '/home', '/usr/local', '/proc/1/root', '/sys/x', '/dev/sda', '/dev/shm', '/a/../etc', '/a//b', '/a/', '/a/./b', '/a\nb', '//'];
+    expect(check({ sync: remotes.map((remote, i) => ({ local: `l${i}`, remote })) })).toEqual([
+      "DevEnvironment 'e': sync folder #1 remote path is the system folder '/etc' (got '/etc'). Mirror into a folder of its own, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #2 remote path is the system folder '/home' (got '/home'). Mirror into a folder of its own, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #3 remote path is the system folder '/usr/local' (got '/usr/local'). Mirror into a folder of its own, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #4 remote path lies inside '/proc', a kernel file system (got '/proc/1/root'). Mirror into an ordinary folder, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #5 remote path lies inside '/sys', a kernel file system (got '/sys/x'). Mirror into an ordinary folder, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #6 remote path lies inside '/dev', a kernel file system (got '/dev/sda'). Mirror into an ordinary folder, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #7 remote path lies inside '/dev', a kernel file system (got '/dev/shm'). Mirror into an ordinary folder, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #8 remote path is not a normalized path ('.' or '..' segments, '//' or a trailing '/') (got '/a/../etc'). Write it without them, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #9 remote path is not a normalized path ('.' or '..' segments, '//' or a trailing '/') (got '/a//b'). Write it as '/a/b'.",
+      "DevEnvironment 'e': sync folder #10 remote path is not a normalized path ('.' or '..' segments, '//' or a trailing '/') (got '/a/'). Write it as '/a'.",
+      "DevEnvironment 'e': sync folder #11 remote path is not a normalized path ('.' or '..' segments, '//' or a trailing '/') (got '/a/./b'). Write it as '/a/b'.",
+      "DevEnvironment 'e': sync folder #12 remote path holds a control character (NUL, line break, tab, ...) (got '/a\nb'). Use a plain absolute path, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #13 remote path is '/', the whole file system (got '//'). Mirror into a folder of its own, e.g. '/workspace'.",
+    ]);
+    // Below a system folder is fine (a home folder's project, a scratch folder on /dev/shm).
+    expect(check({ sync: [{ local: 'a', remote: '/home/dev/app' }, { local: 'b', remote: '/var/www' }, { local: 'c', remote: '/dev/shm/scratch' }] })).toEqual([]);
+  });
+
+  test('sync folders that collide with the sidecar\'s own mounts', () => {
+    const remotes = ['/tmp/ws', '/etc/kubedev', '/etc/kubedev/sshd', '/etc/kubedev/host-keys/x', '/etc/kubedev/authorized-keys', '/tmp'];
+    expect(check({ sync: remotes.map((remote, i) => ({ local: `l${i}`, remote })) })).toEqual([
+      "DevEnvironment 'e': sync folder #1 remote path collides with the sync sidecar's own mount '/tmp' (got '/tmp/ws'). Use a folder outside /etc/kubedev and /tmp, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #2 remote path collides with the sync sidecar's own mount '/etc/kubedev/sshd' (got '/etc/kubedev'). Use a folder outside /etc/kubedev and /tmp, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #3 remote path collides with the sync sidecar's own mount '/etc/kubedev/sshd' (got '/etc/kubedev/sshd'). Use a folder outside /etc/kubedev and /tmp, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #4 remote path collides with the sync sidecar's own mount '/etc/kubedev/host-keys' (got '/etc/kubedev/host-keys/x'). Use a folder outside /etc/kubedev and /tmp, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #5 remote path collides with the sync sidecar's own mount '/etc/kubedev/authorized-keys' (got '/etc/kubedev/authorized-keys'). Use a folder outside /etc/kubedev and /tmp, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folder #6 remote path is the system folder '/tmp' (got '/tmp'). Mirror into a folder of its own, e.g. '/workspace'.",
+      "DevEnvironment 'e': sync folders #2 and #3 map to the same or nested remote paths (got '/etc/kubedev' and '/etc/kubedev/sshd'). Give each sync folder its own remote path, none inside another.",
+      "DevEnvironment 'e': sync folders #2 and #4 map to the same or nested remote paths (got '/etc/kubedev' and '/etc/kubedev/host-keys/x'). Give each sync folder its own remote path, none inside another.",
+      "DevEnvironment 'e': sync folders #2 and #5 map to the same or nested remote paths (got '/etc/kubedev' and '/etc/kubedev/authorized-keys'). Give each sync folder its own remote path, none inside another.",
+    ]);
+  });
+
+  test('local folders outside the project folder', () => {
+    const locals = ['/', '../../..', '..', 'a/../../b', '/home/alice', '~', '~/code', 'C:\\Users\\alice', 'a\nb'];
+    const fix = "Give it relative to the project folder kubedev runs in, e.g. '.' or 'api'.";
+    const absolute = 'is absolute, so it depends on the machine and may hold anything (a home folder, its keys)';
+    expect(check({ sync: locals.map((local, i) => ({ local, remote: `/w${i}` })) })).toEqual([
+      `DevEnvironment 'e': sync folder #1 local path ${absolute} (got '/'). ${fix}`,
+      `DevEnvironment 'e': sync folder #2 local path leads outside the project folder (got '../../..'). ${fix}`,
+      `DevEnvironment 'e': sync folder #3 local path leads outside the project folder (got '..'). ${fix}`,
+      `DevEnvironment 'e': sync folder #4 local path leads outside the project folder (got 'a/../../b'). ${fix}`,
+      `DevEnvironment 'e': sync folder #5 local path ${absolute} (got '/home/alice'). ${fix}`,
+      `DevEnvironment 'e': sync folder #6 local path ${absolute} (got '~'). ${fix}`,
+      `DevEnvironment 'e': sync folder #7 local path ${absolute} (got '~/code'). ${fix}`,
+      `DevEnvironment 'e': sync folder #8 local path ${absolute} (got 'C:\\Users\\alice'). ${fix}`,
+      `DevEnvironment 'e': sync folder #9 local path holds a control character (NUL, line break, tab, ...) (got 'a\nb'). ${fix}`,
+    ]);
+    expect(check({ sync: [{ local: '.', remote: '/a' }, { local: './api/../web', remote: '/b' }, { local: 'x/..', remote: '/c' }] })).toEqual([]);
+  });
+
+  test('ignore patterns that are not a list of one-line strings', () => {
+    expect(check({ sync: [{ local: '.', remote: '/a', ignore: ['ok', 'two\nlines'] }, { local: 'b', remote: '/b', ignore: { '*.log': true } as never }] })).toEqual([
+      "DevEnvironment 'e': sync folder #1 ignore is not a list of one-line patterns (got [\"ok\",\"two\\nlines\"]). Give a list of gitignore-style patterns, e.g. ['*.log', 'build/'].",
+      "DevEnvironment 'e': sync folder #2 ignore is not a list of one-line patterns (got {\"*.log\":true}). Give a list of gitignore-style patterns, e.g. ['*.log', 'build/'].",
     ]);
   });
 
   test('two sync folders on the same or nested remote paths', () => {
-    expect(check({ sync: [{ local: '.', remote: '/app' }, { local: 'x', remote: '/app/lib' }, { local: 'y', remote: '/srv/' }, { local: 'z', remote: '/srv' }] })).toEqual([
+    expect(check({ sync: [{ local: '.', remote: '/app' }, { local: 'x', remote: '/app/lib' }, { local: 'y', remote: '/srv' }, { local: 'z', remote: '/srv' }] })).toEqual([
       "DevEnvironment 'e': sync folders #1 and #2 map to the same or nested remote paths (got '/app' and '/app/lib'). Give each sync folder its own remote path, none inside another.",
-      "DevEnvironment 'e': sync folders #3 and #4 map to the same or nested remote paths (got '/srv/' and '/srv'). Give each sync folder its own remote path, none inside another.",
+      "DevEnvironment 'e': sync folders #3 and #4 map to the same or nested remote paths (got '/srv' and '/srv'). Give each sync folder its own remote path, none inside another.",
     ]);
     expect(check({ sync: [{ local: '.', remote: '/app' }, { local: 'x', remote: '/application' }] })).toEqual([]);
+  });
+
+  test('sync folders that differ only in letter case, or nest but for case', () => {
+    const fix = 'Give each sync folder its own remote path, none inside another whatever the case (a case-insensitive disk would merge them).';
+    expect(check({ sync: [{ local: 'a', remote: '/a' }, { local: 'b', remote: '/a-2' }, { local: 'c', remote: '/A' }, { local: 'd', remote: '/A-2/x' }] })).toEqual([
+      `DevEnvironment 'e': sync folders #1 and #3 map to remote paths that are the same or nested but for letter case (got '/a' and '/A'). ${fix}`,
+      `DevEnvironment 'e': sync folders #2 and #4 map to remote paths that are the same or nested but for letter case (got '/a-2' and '/A-2/x'). ${fix}`,
+    ]);
+  });
+
+  test('every sync folder gets a sub-path of the workspace of its own, even when the slugs collide', () => {
+    const objects = renderDevEnvironment({ ...minimal, sync: [{ local: 'a', remote: '/a' }, { local: 'b', remote: '/a-1' }, { local: 'c', remote: '/a.1' }, { local: 'd', remote: '/a_1' }] });
+    const mounts = byKind(objects, 'StatefulSet')[0].spec.template.spec.containers[1].volumeMounts.filter((m: any) => m.name === 'kubedev-workspace');
+    expect(mounts.map((m: any) => m.subPath)).toEqual(['a', 'a-1', 'a-1-2', 'a-1-3']);
   });
 
   test('port collisions, including with the sidecar', () => {
@@ -232,6 +313,40 @@ describe('validateDevEnvironment: exact messages', () => {
       "DevEnvironment 'e': cache '/app' would hide sync folder '/app' (got '/app'). Put the cache inside the sync folder or elsewhere, never at or above it.",
       "DevEnvironment 'e': cache #2 path must be an absolute path other than '/' (got 'rel'). Use the folder to keep, e.g. '/home/dev/.cache/pip'.",
       "DevEnvironment 'e': cache '/x' size is not a Kubernetes quantity (got 'lots'). Use a size such as '5Gi'.",
+    ]);
+  });
+
+  test('cache paths with glob or control characters (they become ignore rules)', () => {
+    const fix = "Name one folder literally, e.g. '/home/dev/.cache/pip'.";
+    const what = 'path holds a glob or control character (one of * ? [ ] { } ! \\ or a line break)';
+    expect(check({ sync: [{ local: '.', remote: '/app' }], caches: ['/app/*', '/app/node_modules?', '/app/[ab]', '/app/{a,b}', '/app/!x', '/app/a\\b', '/app/a\nb'].map((path) => ({ path })) })).toEqual(
+      ['/app/*', '/app/node_modules?', '/app/[ab]', '/app/{a,b}', '/app/!x', '/app/a\\b', '/app/a\nb'].map((p, i) => `DevEnvironment 'e': cache #${i + 1} ${what} (got '${p}'). ${fix}`),
+    );
+  });
+
+  test('mounts and volumes copied from an original workload may not land on kubedev\'s own', () => {
+    const inherit = {
+      source: { kind: 'Deployment', name: 'api' },
+      volumes: [{ name: 'config', configMap: { name: 'c' } }, { name: 'kubedev-workspace', emptyDir: {} }],
+      volumeMounts: [{ name: 'config', mountPath: '/app/' }, { name: 'config', mountPath: '/app/config' }],
+    };
+    expect(check({ sync: [{ local: '.', remote: '/app' }], inherit })).toEqual([
+      "DevEnvironment 'e': the mount of volume 'config' inherited from Deployment 'api' lands on a sync folder or cache (got '/app/'). Move the sync folder or cache elsewhere, or drop that mount from the copy.",
+      "DevEnvironment 'e': volume 'kubedev-workspace' inherited from Deployment 'api' uses a name kubedev keeps for its own volumes (got 'kubedev-workspace'). Rename it in the original; names starting with 'kubedev-' are kubedev's.",
+    ]);
+  });
+
+  test('a spec of the wrong shape (from JavaScript or a config file): one problem per field, never a TypeError', () => {
+    expect(check({ sync: '.', ports: [null, { port: 80 }], command: 'npm start', security: { addCapabilities: 'ALL' }, annotations: { n: 1 }, env: [{ name: 'PORT', value: 3000 }] } as never)).toEqual([
+      "DevEnvironment 'e': sync is not a list (got '.'). Give sync as a list of objects, or leave it out.",
+      "DevEnvironment 'e': ports #1 is not an object (got null). Give each entry of ports as an object.",
+      "DevEnvironment 'e': command is not a list of strings (got 'npm start'). Give command as a list of strings, e.g. ['npm', 'run', 'dev'].",
+      "DevEnvironment 'e': security.addCapabilities is not a list of strings (got 'ALL'). Give security.addCapabilities as a list of strings, or leave it out.",
+      "DevEnvironment 'e': env 'PORT' value is not a string (got 3000). Quote it: Kubernetes takes environment values as strings, e.g. '3000'.",
+      "DevEnvironment 'e': annotation 'n' is not a string (got 1). Give annotation values as strings (JSON.stringify a structure).",
+    ]);
+    expect(validateDevEnvironment(null as never)).toEqual([
+      "DevEnvironment '<unnamed>': the spec is not an object (got null). Pass an object with at least name, namespace, owner and image.",
     ]);
   });
 

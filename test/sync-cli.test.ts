@@ -40,7 +40,7 @@ describe('usage errors exit 2 with the flag named, before connecting', () => {
   const cases: [string, (l: string, r: string) => string[], string][] = [
     ['missing flags', (l) => ['sync', '--local', l], 'kubedev: missing --remote, --host, --port, --user, --identity, --known-hosts. Pass --local DIR'],
     ['bad port', (l, r) => ['sync', ...flags(l, r, { port: 'ssh' })], "kubedev: --port must be a TCP port number from 1 to 65535 (got 'ssh'). Pass the port the server's sshd listens on"],
-    ['relative remote', (l) => ['sync', ...flags(l, 'workspace')], "kubedev: --remote 'workspace' is not an absolute path. Pass the remote folder as /abs/path, e.g. /workspace"],
+    ['relative remote', (l) => ['sync', ...flags(l, 'workspace')], "kubedev: option '--remote': the remote folder is not an absolute path (got 'workspace'). Use an absolute folder, e.g. '/workspace'."],
     ['missing local folder', (_l, r) => ['sync', ...flags('/nonexistent/kubedev', r)], "kubedev: --local '/nonexistent/kubedev' is not an existing folder. Pass the local folder to mirror"],
     ['missing identity', (l, r) => ['sync', ...flags(l, r, { identity: '/nonexistent/id' })], "kubedev: --identity '/nonexistent/id' does not exist. Pass the private key the server accepts"],
     ['--env without --name', () => ['sync', '--env', 'dist/app.k8s.yaml'], 'kubedev: --env needs --name: pass the environment\'s name, e.g. --env dist/app.k8s.yaml --name my-env'],
@@ -98,9 +98,10 @@ test('--env reads the attach record and the keys from the config folder', async 
   const { local, remote, base } = folders();
   writeTree(local, { 'src/app.js': 'x', 'cache/big': 'kept local' });
   const record = {
-    version: 1, name: 'web', namespace: 'team-a', workload: { kind: 'StatefulSet', name: 'web' }, pod: 'web-0', selector: {}, container: 'dev', sidecar: 'sync',
-    ssh: { port: sshd.port, user: sshd.user, hostKeySecret: 'web-ssh-host-keys', hostKeyPublicKey: sshd.hostPublicKey, authorizedKeysSecret: 'web-ssh-authorized-keys' },
-    workspace: remote, folders: [{ local, remote, ignore: ['cache/'] }], ports: [],
+    version: 1, name: 'web', namespace: 'team-a', workload: { kind: 'StatefulSet', name: 'web' }, pod: 'web-0', selector: { 'kubedev.io/environment': 'web' }, container: 'dev', sidecar: 'sync',
+    ssh: { port: sshd.port, user: sshd.user, hostKeySecret: 'web-ssh-host-keys', hostKeyPublicKey: 'ssh_host_ed25519_key.pub', authorizedKeysSecret: 'web-ssh-authorized-keys' },
+    // The record's local folder is relative to the project folder kubedev runs in (an absolute one is refused).
+    workspace: remote, folders: [{ local: path.basename(local), remote, ignore: ['cache/'] }], ports: [],
   };
   const yamlFile = path.join(base, '..', `${path.basename(base)}.k8s.yaml`);
   dirs.push(yamlFile);
@@ -111,7 +112,7 @@ test('--env reads the attach record and the keys from the config folder', async 
   fs.mkdirSync(keys, { recursive: true });
   fs.copyFileSync(sshd.identity, path.join(keys, 'id_ed25519'));
   fs.writeFileSync(path.join(keys, 'known_hosts'), `[127.0.0.1]:*,[localhost]:* ${sshd.hostPublicKey} kubedev:team-a/web\n`);
-  const r = await runCli(['sync', '--env', yamlFile, '--name', 'web', '--once'], 30_000, { env: { XDG_CONFIG_HOME: config } });
+  const r = await runCli(['sync', '--env', yamlFile, '--name', 'web', '--once'], 30_000, { env: { XDG_CONFIG_HOME: config }, cwd: path.dirname(local) });
   expect(r.stderr).toContain('mirrored');
   expect(r.code).toBe(0);
   expect(differences(snapshot(local, (p) => p.startsWith('cache')), snapshot(remote))).toEqual([]);

@@ -17,6 +17,7 @@ import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
 import { KubeObject } from '../../lib/k8s';
 import { EXIT_FAILURE, UsageError } from '../cli';
 import { BatchStats, SyncOptions, SyncSession } from '../session';
+import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from '../config-checks';
 import { keyPaths } from '../keys/store';
 
 export interface SyncCommandOptions {
@@ -79,15 +80,9 @@ function needDir(dir: string, flag: string): string {
   return abs;
 }
 
-function needRemote(remote: string, flag: string): string {
-  if (!path.posix.isAbsolute(remote)) throw new UsageError(`${flag} '${remote}' is not an absolute path. Pass the remote folder as /abs/path, e.g. /workspace`);
-  if (remote.includes('\0') || remote.includes('\n')) throw new UsageError(`${flag} holds a NUL or newline character (got ${JSON.stringify(remote)}). Pass a plain absolute path`);
-  return path.posix.normalize(remote);
-}
-
 /** Turns flags into one session per folder, or a UsageError naming the flag at fault. */
 export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
-  const ignore = o.ignore ?? [];
+  const ignore = checkIgnore(o.ignore ?? [], '--ignore');
   const watch = !o.once;
   if (o.env !== undefined || o.name !== undefined) {
     if (o.env === undefined) throw new UsageError(`--name needs --env: pass --env dist/<app>.k8s.yaml --name ${o.name}`);
@@ -114,20 +109,21 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       throw e;
     }
     const keys = keyPaths(record.namespace, record.name);
-    const identity = needFile(o.identity ?? keys.clientKey, '--identity', `the client key ('kubedev keys --env ${o.env} --name ${o.name}' makes one in ${keys.dir})`);
+    const keyFix = `the client key ('kubedev keys --env ${o.env} --name ${o.name}' makes one in ${keys.dir})`;
+    const identity = checkIdentity(needFile(o.identity ?? keys.clientKey, '--identity', keyFix), '--identity', keyFix);
     const knownHosts = needFile(o.knownHosts ?? keys.knownHosts, '--known-hosts', `a known_hosts file listing the sidecar's host key ('kubedev keys --env ${o.env} --name ${o.name}' writes one)`);
     const host = o.host ?? '127.0.0.1';
     const port = o.port === undefined ? record.ssh.port : parsePort(o.port, '--port');
     const user = o.user ?? record.ssh.user;
-    return record.folders.map((f) => ({
-      localRoot: needDir(f.local, `local folder '${f.local}' of environment '${record.name}' (from --env; relative to the current folder)`),
-      remoteRoot: needRemote(f.remote, `remote folder of '${f.local}'`),
+    return record.folders.map((f, i) => ({
+      localRoot: checkLocalRoot(needDir(f.local, `local folder '${f.local}' of environment '${record.name}' (from --env; relative to the current folder)`), `folders[${i}].local`),
+      remoteRoot: checkRemoteRoot(f.remote, `folders[${i}].remote`, `attach record of '${record.name}', field`),
       host,
       port,
       user,
       identity,
       knownHosts,
-      ignore: [...f.ignore, ...ignore],
+      ignore: [...checkIgnore(f.ignore, `folders[${i}].ignore`), ...ignore],
       watch,
     }));
   }
@@ -138,12 +134,12 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
   }
   return [
     {
-      localRoot: needDir(o.local as string, '--local'),
-      remoteRoot: needRemote(o.remote as string, '--remote'),
+      localRoot: checkLocalRoot(needDir(o.local as string, '--local'), '--local'),
+      remoteRoot: checkRemoteRoot(o.remote, '--remote'),
       host: o.host as string,
       port: parsePort(o.port, '--port'),
       user: o.user as string,
-      identity: needFile(o.identity as string, '--identity', 'the private key the server accepts'),
+      identity: checkIdentity(needFile(o.identity as string, '--identity', 'the private key the server accepts'), '--identity', 'the private key the server accepts'),
       knownHosts: needFile(o.knownHosts as string, '--known-hosts', "a known_hosts file that lists the server's host key"),
       ignore,
       watch,

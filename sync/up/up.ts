@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { UsageError } from '../cli';
+import { checkIdentity, checkLocalRoot, checkRemoteRoot } from '../config-checks';
 import { keyPaths, missingKeys } from '../keys/store';
 import { HostKeyError, SyncSession } from '../session';
 import { KubectlError, checkKubeconfig, kubectl } from './kubectl';
@@ -75,13 +76,16 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
   if (missing.length > 0) {
     throw new UsageError(`no key for ${id}: ${missing.join(', ')} missing. Make the keys and their Secrets: kubedev keys ${flags} --apply`);
   }
+  checkIdentity(keys.clientKey, 'identity', `the key kubedev keys makes: kubedev keys ${flags} --rotate --apply`);
   const root = path.resolve(options.root ?? process.cwd());
   const folders = record.folders.map((f) => ({ ...f, localPath: path.resolve(root, f.local) }));
-  for (const f of folders) {
+  for (const [i, f] of folders.entries()) {
+    checkRemoteRoot(f.remote, `folders[${i}].remote`, `attach record of '${record.name}', field`);
     const st = fs.statSync(f.localPath, { throwIfNoEntry: false });
     if (!st?.isDirectory()) {
       throw new UsageError(`sync folder '${f.local}' (for ${f.remote}) is not a folder under ${root}. Run kubedev up from the project folder, or pass --root DIR.`);
     }
+    checkLocalRoot(f.localPath, `sync folder '${f.local}'`);
   }
   try {
     checkKubeconfig();

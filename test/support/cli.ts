@@ -3,6 +3,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+/** Resolved here, so a test may run the command from any folder (cwd). */
+const TSX = require.resolve('tsx/cjs');
 const ENTRY = `require(${JSON.stringify(path.join(ROOT, 'sync', 'cli.ts'))}).main(process.argv.slice(1)).then((c) => { process.exitCode = c; }, (e) => { console.error(e); process.exitCode = 99; });`;
 
 export interface CliRun {
@@ -21,7 +23,7 @@ export interface CliOptions {
 }
 
 export function startCli(args: readonly string[], options: CliOptions = {}): CliRun {
-  const node = [process.execPath, '-r', 'tsx/cjs', '-e', ENTRY, ...args];
+  const node = [process.execPath, '-r', TSX, '-e', ENTRY, ...args];
   const argv = options.as ? ['setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--clear-groups', '--', ...node] : node;
   const child = spawn(argv[0], argv.slice(1), {
     cwd: options.cwd ?? ROOT,

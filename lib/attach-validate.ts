@@ -1,0 +1,114 @@
+/**
+ * validateAttachRecord(): an attach record read back from YAML or the cluster is input, not a command.
+ * Every field is checked: first its type, then with lib's own validation of a DevEnvironment, exactly
+ * as if the user had written the spec it stands for. Each problem names the record field at fault.
+ */
+import { DevEnvironmentSpec, ENVIRONMENT_LABEL, PortSpec, SyncFolderSpec } from './dev-environment-spec';
+import { validateDevEnvironmentAt } from './dev-environment-validate';
+import { hasControlCharacter, isDnsLabel, isDnsSubdomain } from './names';
+import { show } from './problems';
+
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const FIX = 'Synthesize the file again with kubedev; never edit the record by hand';
+
+/** Where a spec field lives in the record. */
+function recordPath(specPath: string): string {
+  return specPath
+    .replace(/^sync\[/, 'folders[')
+    .replace(/^sidecar\./, 'ssh.')
+    .replace(/^workingDir$/, 'workspace');
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Every problem of a parsed record, each `attach record field '<path>': <problem> (got <value>). <fix>.`
+ * Empty when the record is one kubedev could have written.
+ */
+export function validateAttachRecord(record: unknown): string[] {
+  const out: string[] = [];
+  const bad = (field: string, what: string, got: unknown, fix = FIX): void => {
+    out.push(`attach record field '${field}' ${what} (got ${show(got)}). ${fix}.`);
+  };
+  if (!isObject(record)) {
+    bad('(the record)', 'is not a JSON object', record);
+    return out;
+  }
+  const r = record;
+  const str = (field: string, v: unknown): boolean => {
+    if (typeof v === 'string' && v !== '' && !hasControlCharacter(v)) return true;
+    bad(field, v === undefined ? 'is missing' : 'is not a one-line text', v);
+    return false;
+  };
+  // Types first: the lib checks below may then read every field safely.
+  for (const f of ['name', 'namespace', 'container', 'sidecar', 'workspace'] as const) str(f, r[f]);
+  for (const f of ['container', 'sidecar'] as const) {
+    if (typeof r[f] === 'string' && r[f] !== '' && !isDnsLabel(r[f])) bad(f, 'is not a container name (DNS-1123 label)', r[f]);
+  }
+  const workload = r.workload;
+  if (!isObject(workload) || !['StatefulSet', 'Deployment'].includes(workload.kind as string) || !isDnsSubdomain(workload.name)) {
+    bad('workload', 'is not a StatefulSet or Deployment with a valid name', workload);
+  }
+  if (r.pod !== undefined && !isDnsSubdomain(r.pod)) bad('pod', 'is not a pod name (DNS-1123 subdomain)', r.pod);
+  if (!isObject(r.selector) || Object.entries(r.selector).some(([k, v]) => !LABEL_KEY.test(k) || typeof v !== 'string' || v.length > 63 || !LABEL_VALUE.test(v))) {
+    bad('selector', 'is not a map of label keys to label values', r.selector);
+  } else if (r.selector[ENVIRONMENT_LABEL] !== r.name) {
+    // An empty or foreign selector would find some other pod (`kubectl get pods -l ...`).
+    bad('selector', `does not select the environment's own label ${ENVIRONMENT_LABEL}=${String(r.name)}`, r.selector);
+  }
+  const ssh = r.ssh;
+  if (!isObject(ssh)) {
+    bad('ssh', ssh === undefined ? 'is missing' : 'is not an object', ssh);
+  } else {
+    if (typeof ssh.port !== 'number') bad('ssh.port', 'is not a number', ssh.port);
+    for (const f of ['user', 'hostKeySecret', 'authorizedKeysSecret', 'hostKeyPublicKey'] as const) str(`ssh.${f}`, ssh[f]);
+    if (typeof ssh.hostKeyPublicKey === 'string' && ssh.hostKeyPublicKey !== '' && !SECRET_KEY.test(ssh.hostKeyPublicKey)) {
+      bad('ssh.hostKeyPublicKey', 'is not a key name of a Secret', ssh.hostKeyPublicKey);
+    }
+  }
+  let folders: SyncFolderSpec[] = [];
+  if (!Array.isArray(r.folders) || r.folders.length === 0) {
+    bad('folders', 'holds no sync folder', r.folders, 'Declare at least one sync folder and synthesize the file again');
+  } else {
+    r.folders.forEach((f: unknown, i) => {
+      if (!isObject(f)) return bad(`folders[${i}]`, 'is not an object', f);
+      const ok = [str(`folders[${i}].local`, f.local), str(`folders[${i}].remote`, f.remote)].every(Boolean);
+      const ignoreOk = Array.isArray(f.ignore) && f.ignore.every((p) => typeof p === 'string');
+      if (!ignoreOk) bad(`folders[${i}].ignore`, 'is not a list of patterns', f.ignore);
+      if (ok && ignoreOk) folders.push(f as unknown as SyncFolderSpec);
+    });
+    if (folders.length !== r.folders.length) folders = [];
+  }
+  let ports: PortSpec[] = [];
+  if (!Array.isArray(r.ports)) {
+    bad('ports', 'is not a list', r.ports);
+  } else {
+    r.ports.forEach((p: unknown, i) => {
+      if (!isObject(p) || typeof p.port !== 'number' || typeof p.name !== 'string' || !['TCP', 'UDP', 'SCTP'].includes(p.protocol as string)) {
+        bad(`ports[${i}]`, 'is not a port (name, port number, protocol TCP, UDP or SCTP)', p);
+      } else {
+        ports.push(p as unknown as PortSpec);
+      }
+    });
+    if (ports.length !== r.ports.length) ports = [];
+  }
+  if (out.length > 0) return out;
+
+  // Then lib's validation, as if the user had written the spec the record was made from.
+  const s = ssh as Record<string, unknown>;
+  const spec = {
+    name: r.name, namespace: r.namespace, owner: 'record', image: 'record',
+    workingDir: r.workspace, sync: folders, ports,
+    sidecar: { port: s.port, user: s.user, hostKeySecret: s.hostKeySecret, authorizedKeysSecret: s.authorizedKeysSecret },
+  } as DevEnvironmentSpec;
+  const prefix = `DevEnvironment '${r.name as string}': `;
+  for (const p of validateDevEnvironmentAt(spec)) {
+    const text = p.message.startsWith(prefix) ? p.message.slice(prefix.length) : p.message;
+    out.push(`attach record field '${recordPath(p.path)}': ${text}`);
+  }
+  return out;
+}
