@@ -101,9 +101,10 @@ describe('bad input', () => {
     }
     expect(pulumi.InputPropertiesError.isInstance(error)).toBe(true);
     const e = error as pulumi.InputPropertiesError;
-    expect(e.errors.map((x) => x.propertyPath)).toEqual(['members[0].role', 'environments[0].image', 'environments[0].sidecar.port']);
+    // quota.pods: personal mode (the default) gives carol a namespace of 5 pods, which 0 cannot hold.
+    expect(e.errors.map((x) => x.propertyPath)).toEqual(['members[0].role', 'environments[0].image', 'environments[0].sidecar.port', 'quota.pods']);
     expect(e.errors[0].reason).toBe("TeamNamespace 'search': member 0 has an unknown role (got 'dev'). Did you mean 'developer'? Use one of 'developer', 'viewer', 'admin'.");
-    expect(e.message).toContain("kubedev:index:TeamNamespace 'broken': 3 invalid input properties:\n  - members[0].role: TeamNamespace 'search': member 0 has an unknown role");
+    expect(e.message).toContain("kubedev:index:TeamNamespace 'broken': 4 invalid input properties:\n  - members[0].role: TeamNamespace 'search': member 0 has an unknown role");
     expect(e.stack).toBeUndefined();
     expect(registered.length).toBe(before);
   });

@@ -36,7 +36,7 @@ describe('TeamNamespace construct', () => {
   test('accepts cdk8s-plus subjects and DevEnvironment constructs; mutators after construction count', () => {
     const chart = Testing.chart();
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice@example.com', image: 'node:20' });
-    const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ subject: kplus.User.fromName(chart, 'alice', 'alice@example.com'), role: 'developer' }] });
+    const team = new TeamNamespace(chart, 'web', { team: 'web', isolation: 'team', members: [{ subject: kplus.User.fromName(chart, 'alice', 'alice@example.com'), role: 'developer' }] });
     team.addMember({ subject: kplus.Group.fromName(chart, 'leads', 'web-leads'), role: 'admin' });
     const sa = new kplus.ServiceAccount(chart, 'grafana', { metadata: { name: 'grafana', namespace: 'monitoring' } });
     team.addMember({ subject: sa, role: 'viewer' });
@@ -47,11 +47,14 @@ describe('TeamNamespace construct', () => {
     const objects = byKey(Testing.synth(chart) as KubeObject[]);
     expect(objects['RoleBinding/web-admin'].subjects).toEqual([{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'web-leads' }]);
     expect(objects['RoleBinding/web-viewer'].subjects).toEqual([{ kind: 'ServiceAccount', name: 'grafana', namespace: 'monitoring' }]);
-    expect(objects['Role/web-attach-alice-example-com'].rules).toEqual([
+    const rules = objects['Role/web-attach-alice-example-com'].rules as unknown[];
+    expect(rules.slice(0, 3)).toEqual([
       { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
       { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: ['api-ssh-authorized-keys', 'api-ssh-host-keys'] },
     ]);
+    // Team mode: only the owner changes the environment's own objects, by name.
+    expect(rules).toContainEqual({ apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['update', 'patch', 'delete'], resourceNames: ['api'] });
     expect(objects['StatefulSet/api']).toBeDefined();
   });
 
@@ -88,7 +91,7 @@ describe('TeamNamespace construct', () => {
 describe('DeveloperAccess construct', () => {
   test('grants a kplus user exec/port-forward into named environments and the team developer Role', () => {
     const chart = Testing.chart();
-    const team = new TeamNamespace(chart, 'team', { team: 'web', members: [{ user: 'alice', role: 'developer' }] });
+    const team = new TeamNamespace(chart, 'team', { team: 'web', isolation: 'team', members: [{ user: 'alice', role: 'developer' }] });
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice', image: 'node:20' });
     team.addEnvironment(env);
     const access = new DeveloperAccess(chart, 'pairing', { team, subject: kplus.User.fromName(chart, 'bob', 'bob@example.com'), environments: [env, 'worker'] });

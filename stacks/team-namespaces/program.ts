@@ -17,7 +17,7 @@ export const TEAMS_KEY = 'teams';
 export type TeamsConfig = readonly TeamNamespaceSpec[];
 
 /** Fields a team may have; anything else in config is a typo. */
-const TEAM_FIELDS = ['team', 'namespace', 'members', 'ci', 'quota', 'containerDefaults', 'network', 'podSecurity', 'environments', 'labels'];
+const TEAM_FIELDS = ['team', 'namespace', 'isolation', 'personalQuota', 'members', 'ci', 'quota', 'containerDefaults', 'network', 'podSecurity', 'environments', 'labels'];
 
 /**
  * Reads `<project>:teams` and checks every team.
@@ -98,9 +98,10 @@ export function provisionTeams(teams: TeamsConfig): ProvisionedTeam[] {
   });
 }
 
-/** The stack outputs: namespace and CI ServiceAccounts per team, attach record per environment. */
+/** The stack outputs: namespace, personal namespaces (by owner) and CI ServiceAccounts per team, attach record per environment. */
 export function stackOutputs(provisioned: readonly ProvisionedTeam[]): {
   namespaces: pulumi.Output<Record<string, string>>;
+  personalNamespaces: pulumi.Output<Record<string, Record<string, string>>>;
   serviceAccounts: pulumi.Output<Record<string, string[]>>;
   environments: pulumi.Output<Record<string, AttachRecord>>;
 } {
@@ -108,6 +109,7 @@ export function stackOutputs(provisioned: readonly ProvisionedTeam[]): {
     pulumi.all(entries.map(([k, v]) => v.apply((x) => [k, x] as const))).apply((pairs) => Object.fromEntries(pairs) as Record<string, T>);
   return {
     namespaces: record(provisioned.map((p): [string, pulumi.Output<string>] => [p.name, p.team.namespaceName])),
+    personalNamespaces: record(provisioned.map((p): [string, pulumi.Output<Record<string, string>>] => [p.name, p.team.personalNamespaces])),
     serviceAccounts: record(provisioned.map((p): [string, pulumi.Output<string[]>] => [p.name, p.team.serviceAccountNames])),
     environments: record(provisioned.flatMap((p) => p.environments.map((e): [string, pulumi.Output<AttachRecord>] => [e.name, e.component.attachRecord]))),
   };
