@@ -120,4 +120,15 @@ describe('bad config fails with InputPropertiesError naming the config key', () 
     const e = read([{ team: 'a', namespace: 'shared' }, { team: 'b', namespace: 'shared' }]);
     expect(e.errors).toEqual([{ propertyPath: 'teams[1].namespace', reason: "Config key 'kubedev-team-namespaces:teams': teams 0 and 1 both use namespace 'shared'. Give each team its own namespace." }]);
   });
+
+  test("a personal namespace that is another team's namespace", () => {
+    const e = read([
+      { team: 'web-shop' },
+      { team: 'web', members: [{ user: 'shop', role: 'developer' }], environments: [{ name: 'api', owner: 'shop', image: 'node:20' }] },
+    ]);
+    expect(e.errors).toEqual([{
+      propertyPath: 'teams[1].environments',
+      reason: "Config key 'kubedev-team-namespaces:teams': the personal namespace 'web-shop' of 'shop' in team 1 is also a namespace of team 0. Rename one of the teams (or its namespace).",
+    }]);
+  });
 });

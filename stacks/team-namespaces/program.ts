@@ -5,7 +5,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { AttachRecord } from '../../lib/attach';
 import { DevEnvironmentSpec } from '../../lib/dev-environment';
-import { TeamNamespaceSpec, teamEnvironments, teamNamespaceName } from '../../lib/team-namespace';
+import { TeamNamespaceSpec, personalNamespaces, teamEnvironments, teamNamespaceName } from '../../lib/team-namespace';
 import { DevEnvironment } from '../dev-environment';
 import { withoutStack } from '../kube';
 import { TeamNamespace, teamNamespaceProblems } from '../team-namespace';
@@ -68,6 +68,14 @@ export function readTeamsConfig(config: pulumi.Config): TeamNamespaceSpec[] {
     const nsBefore = namespaces.get(ns);
     if (nsBefore !== undefined && before === undefined) errors.push({ propertyPath: `${path}.namespace`, reason: `Config key '${key}': teams ${nsBefore} and ${i} both use namespace '${ns}'. Give each team its own namespace.` });
     else namespaces.set(ns, i);
+    // A personal namespace may not be another team's (or another team's member's) namespace either.
+    if (before === undefined && nsBefore === undefined && teamNamespaceProblems(spec).length === 0) {
+      for (const p of personalNamespaces(spec)) {
+        const other = namespaces.get(p.name);
+        if (other !== undefined && other !== i) errors.push({ propertyPath: `${path}.environments`, reason: `Config key '${key}': the personal namespace '${p.name}' of '${p.owner}' in team ${i} is also a namespace of team ${other}. Rename one of the teams (or its namespace).` });
+        else namespaces.set(p.name, i);
+      }
+    }
   });
   if (errors.length > 0) throw fail(errors);
   return raw as TeamNamespaceSpec[];
