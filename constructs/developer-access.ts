@@ -21,9 +21,13 @@ export interface DeveloperAccessProps {
   readonly environments: readonly (DevEnvironment | string)[];
   /** The team (TeamNamespace, or TeamNamespace.fromTeamName()): supplies the namespace, and the subject is also bound to its developer Role. @default none */
   readonly team?: ITeamNamespace;
-  /** @default the team's namespace, else the first DevEnvironment's */
+  /** @default the first DevEnvironment's (a personal namespace in personal mode), else the team's namespace */
   readonly namespace?: string;
-  /** Bind the subject to the team's developer Role too (needs `team`). @default true when `team` is given */
+  /**
+   * Bind the subject to the team's developer Role in that namespace too (needs `team`). In a personal
+   * namespace that Role is the owner's, Secrets included: say so explicitly to share it.
+   * @default true when `team` is given and the access is in the team namespace
+   */
   readonly developer?: boolean;
   /** Role/RoleBinding name. @default `<team>-access-<subject>` with a team, else `access-<subject>` */
   readonly name?: string;
@@ -53,9 +57,10 @@ export class DeveloperAccess extends Construct {
   constructor(scope: Construct, id: string, props: DeveloperAccessProps) {
     super(scope, id);
     const firstEnv = props.environments.find((e): e is DevEnvironment => e instanceof DevEnvironment);
-    this.namespace = props.namespace ?? props.team?.namespaceName ?? firstEnv?.namespace ?? '';
+    this.namespace = props.namespace ?? firstEnv?.namespace ?? props.team?.namespaceName ?? '';
     const subject = toSubject(props.subject);
-    const bindDeveloper = props.team !== undefined && (props.developer ?? true);
+    // In a personal namespace the developer Role is the owner's (Secrets included): bind it only when asked.
+    const bindDeveloper = props.team !== undefined && (props.developer ?? this.namespace === props.team.namespaceName);
     const team = props.team?.team;
     const base: DeveloperAccessSpec = {
       namespace: this.namespace,

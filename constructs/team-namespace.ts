@@ -11,8 +11,8 @@ import { DevEnvironmentSpec } from '../lib/dev-environment';
 import { KubeObject } from '../lib/k8s';
 import { TeamRole } from '../lib/rbac';
 import {
-  CiServiceAccountSpec, NetworkAllowanceSpec, TeamEnvironmentSpec, TeamMemberSpec, TeamNamespaceSpec, renderTeamNamespace,
-  teamNamespaceName, teamObjectNames, validateTeamNamespace,
+  CiServiceAccountSpec, NetworkAllowanceSpec, TeamEnvironmentSpec, TeamMemberSpec, TeamNamespaceSpec, environmentNamespace, renderTeamNamespace,
+  teamEnvironments, teamNamespaceName, teamNamespaceObjects, teamObjectNames, validateTeamNamespace,
 } from '../lib/team-namespace';
 import { DevEnvironment } from './dev-environment';
 import { RenderedObject } from './rendered-object';
@@ -52,6 +52,19 @@ export function memberFromSubject(subject: kplus.ISubject, role: TeamRole): Team
     default:
       throw new Error(`TeamNamespace: subject '${s.name}' has kind '${s.kind}'. Use a kplus.User, kplus.Group or kplus.ServiceAccount.`);
   }
+}
+
+function toMember(member: TeamMember): TeamMemberSpec {
+  return 'subject' in member ? memberFromSubject(member.subject, member.role) : { ...member };
+}
+
+function copyCi(account: CiServiceAccountSpec): CiServiceAccountSpec {
+  return { ...account, annotations: account.annotations ? { ...account.annotations } : undefined };
+}
+
+/** Reads an environment's spec: a DevEnvironment construct's at call time, a plain spec as given. */
+function reader(environment: TeamEnvironment): () => TeamEnvironmentSpec {
+  return environment instanceof DevEnvironment ? (): TeamEnvironmentSpec => environment.toSpec() : (): TeamEnvironmentSpec => ({ ...environment });
 }
 
 /** A team namespace defined here or elsewhere: what DeveloperAccess and cdk8s-plus bindings need. */
@@ -117,7 +130,6 @@ export class TeamNamespace extends Construct implements ITeamNamespace {
   private readonly ciList: CiServiceAccountSpec[] = [];
   private readonly allowances: NetworkAllowanceSpec[] = [];
   private readonly environmentList: (() => TeamEnvironmentSpec)[] = [];
-  private readonly declared = new Set<string>();
   private cached?: { key: string; objects: KubeObject[] };
 
   constructor(scope: Construct, id: string, props: TeamNamespaceProps) {
@@ -128,53 +140,54 @@ export class TeamNamespace extends Construct implements ITeamNamespace {
     this.namespaceName = teamNamespaceName(base);
     this.node.addValidation({ validate: () => validateTeamNamespace(this.toSpec()) });
 
-    // The objects every team has, in apply order; the rest appear as mutators need them.
-    this.apiObject = this.declare('Namespace', 'v1', this.namespaceName, ['Resource']);
-    this.declare('ResourceQuota', 'v1', teamObjectNames.quota(this.team));
-    this.declare('LimitRange', 'v1', teamObjectNames.limits(this.team));
-    if (props.network?.isolate ?? true) this.declare('NetworkPolicy', 'networking.k8s.io/v1', teamObjectNames.isolate(this.team));
-    for (const a of props.network?.allow ?? []) this.addNetworkAllowance(a);
-    for (const c of ci ?? []) this.addCiServiceAccount(c);
-    for (const role of ['developer', 'viewer', 'admin'] as const) this.declare('Role', 'rbac.authorization.k8s.io/v1', teamObjectNames.role(this.team, role));
-    for (const m of members ?? []) this.addMember(m);
-    for (const e of environments ?? []) this.addEnvironment(e);
+    // The team's Namespace first (id 'Resource'); every other object as the spec calls for it.
+    this.apiObject = this.declare('Namespace', 'v1', this.namespaceName, undefined);
+    for (const a of props.network?.allow ?? []) this.allowances.push({ ...a });
+    for (const c of ci ?? []) this.ciList.push(copyCi(c));
+    for (const m of members ?? []) this.memberList.push(toMember(m));
+    for (const e of environments ?? []) this.environmentList.push(reader(e));
+    this.declareRendered();
+    for (const e of environments ?? []) this.orderAfterNamespace(e);
   }
 
   /** Adds a member: lib's { user | group | serviceAccount, role } or a cdk8s-plus subject with a role. */
   public addMember(member: TeamMember): void {
-    const m = 'subject' in member ? memberFromSubject(member.subject, member.role) : { ...member };
-    this.memberList.push(m);
-    this.declareBinding(teamObjectNames.role(this.team, m.role));
+    this.memberList.push(toMember(member));
+    this.declareRendered();
   }
 
   /** Adds a CI ServiceAccount (created in the namespace) and returns it as a cdk8s-plus IServiceAccount. */
   public addCiServiceAccount(account: CiServiceAccountSpec): kplus.IServiceAccount {
-    this.ciList.push({ ...account, annotations: account.annotations ? { ...account.annotations } : undefined });
-    this.declare('ServiceAccount', 'v1', account.name);
-    const ciRole = teamObjectNames.role(this.team, 'ci');
-    this.declare('Role', 'rbac.authorization.k8s.io/v1', ciRole);
-    this.declareBinding(ciRole);
+    this.ciList.push(copyCi(account));
+    this.declareRendered();
     return this.ciServiceAccount(account.name);
   }
 
-  /** Allows traffic beyond the default isolation (NetworkPolicy `<team>-allow-<name>`). */
+  /** Allows traffic beyond the default isolation (NetworkPolicy `<team>-allow-<name>`, in every namespace of the team). */
   public addNetworkAllowance(allowance: NetworkAllowanceSpec): void {
     this.allowances.push({ ...allowance });
-    this.declare('NetworkPolicy', 'networking.k8s.io/v1', teamObjectNames.allow(this.team, allowance.name));
+    this.declareRendered();
   }
 
   /**
-   * Declares an environment the namespace hosts: its owner may exec and port-forward into it, and
-   * its requests count against the quota. A DevEnvironment construct is read at synthesis time.
-   * The environment's own objects are rendered by the DevEnvironment, not here.
+   * Declares an environment the team hosts: its owner may exec and port-forward into it, and its
+   * requests count against the quota. In personal mode it must live in its owner's namespace
+   * (create it with `namespace: team.namespaceFor(owner)`), which this adds. A DevEnvironment
+   * construct is read at synthesis time; its own objects are rendered by the DevEnvironment, not here.
    */
   public addEnvironment(environment: TeamEnvironment): void {
-    const read = environment instanceof DevEnvironment ? (): TeamEnvironmentSpec => environment.toSpec() : (): TeamEnvironmentSpec => ({ ...environment });
-    this.environmentList.push(read);
-    const owner = read().owner;
-    const attach = teamObjectNames.attach(this.team, owner);
-    this.declare('Role', 'rbac.authorization.k8s.io/v1', attach);
-    this.declareBinding(attach);
+    this.environmentList.push(reader(environment));
+    this.declareRendered();
+    this.orderAfterNamespace(environment);
+  }
+
+  /**
+   * The namespace an owner's environments live in: in personal mode (the default) the owner's
+   * personal namespace, `<team>-<member>` (see lib's personalNamespaceName()); in team mode the team
+   * namespace. The owner must be a member for a personal namespace.
+   */
+  public namespaceFor(owner: string): string {
+    return environmentNamespace(this.toSpec(), owner);
   }
 
   /** A CI ServiceAccount of this team, as cdk8s-plus sees it (e.g. for a kplus RoleBinding). */
@@ -207,31 +220,49 @@ export class TeamNamespace extends Construct implements ITeamNamespace {
     return this.cached.objects;
   }
 
-  /** The environments' specs, with the namespace filled in. */
+  /** The environments' specs, with the namespace filled in where left out (the owner's, see namespaceFor()). */
   public environmentSpecs(): DevEnvironmentSpec[] {
-    return this.environmentList.map((read) => ({ ...read(), namespace: this.namespaceName }) as DevEnvironmentSpec);
+    return teamEnvironments(this.toSpec());
   }
 
-  private declareBinding(name: string): void {
-    this.declare('RoleBinding', 'rbac.authorization.k8s.io/v1', name);
+  /** Declares an ApiObject for every object lib renders for the spec as it stands (idempotent). */
+  private declareRendered(): void {
+    let objects: KubeObject[];
+    try {
+      objects = teamNamespaceObjects(this.toSpec());
+    } catch {
+      return; // An invalid spec: validation reports it at synthesis.
+    }
+    for (const o of objects) this.declare(o.kind, o.apiVersion, o.metadata.name, o.metadata.namespace);
   }
 
-  /** Adds the ApiObject for (kind, name) once; its body comes from render() at synthesis. */
-  private declare(kind: string, apiVersion: string, name: string, idOverride?: [string]): ApiObject {
-    const key = `${kind}-${name}`;
-    const id = idOverride?.[0] ?? key;
-    if (this.declared.has(key)) return this.node.findChild(id) as ApiObject;
-    this.declared.add(key);
+  /** cdk8s writes a chart's objects in dependency order: a DevEnvironment after its personal Namespace. */
+  private orderAfterNamespace(environment: TeamEnvironment): void {
+    if (!(environment instanceof DevEnvironment) || environment.namespace === this.namespaceName) return;
+    const ns = this.node.tryFindChild(`Namespace-${environment.namespace}`);
+    if (ns) environment.node.addDependency(ns);
+  }
+
+  /**
+   * Adds the ApiObject for (kind, name, namespace) once; its body comes from render() at synthesis.
+   * Ids: 'Resource' for the team's Namespace, `<Kind>-<name>` in the team namespace,
+   * `Namespace-<ns>` and `<Kind>-<ns>-<name>` for a personal namespace.
+   */
+  private declare(kind: string, apiVersion: string, name: string, namespace: string | undefined): ApiObject {
+    const own = kind === 'Namespace' ? name === this.namespaceName : namespace === this.namespaceName;
+    const id = kind === 'Namespace' ? (own ? 'Resource' : `Namespace-${name}`) : own ? `${kind}-${name}` : `${kind}-${namespace}-${name}`;
+    const existing = this.node.tryFindChild(id);
+    if (existing) return existing as ApiObject;
     const body = kind === 'Role' ? ['rules'] : kind === 'RoleBinding' ? ['roleRef', 'subjects'] : kind === 'ServiceAccount' || kind === 'Namespace' ? [] : ['spec'];
     return new RenderedObject(this, id, {
       apiVersion,
       kind,
       name,
-      namespace: kind === 'Namespace' ? undefined : this.namespaceName,
+      namespace,
       body,
       produce: () => {
-        const found = this.render().find((o) => o.kind === kind && o.metadata.name === name);
-        if (!found) throw new Error(`TeamNamespace '${this.team}': lib rendered no ${kind} '${name}'.`);
+        const found = this.render().find((o) => o.kind === kind && o.metadata.name === name && o.metadata.namespace === namespace);
+        if (!found) throw new Error(`TeamNamespace '${this.team}': lib rendered no ${kind} '${name}'${namespace ? ` in namespace '${namespace}'` : ''}.`);
         return found;
       },
     });

@@ -1,8 +1,10 @@
 /**
  * The example cdk8s app: `npm run synth` (or `cdk8s synth`) writes one YAML file per chart to dist/.
- * - team-web: a Node.js API with a node_modules cache inside its sync folder, and a full-stack
- *   environment with two sync folders.
- * - team-data: a Python worker with a pip cache and a Secret reference.
+ * - team-web, one shared namespace (`isolation: 'team'`): a Node.js API with a node_modules cache
+ *   inside its sync folder, and a full-stack environment with two sync folders. The team develops
+ *   twins of its shared Deployments, which mount that namespace's ConfigMaps and ServiceAccount.
+ * - team-data, personal isolation (the default): carol's Python worker, with a pip cache and a Secret
+ *   reference, runs in her own namespace, `data-carol-example-com-<hash>`.
  * - web-shop: an application Deployment written with cdk8s-plus, and its development twin.
  */
 import * as fs from 'node:fs';
@@ -24,9 +26,11 @@ export function buildApp(props: AppProps = {}): App {
 
   const web = new Chart(app, 'team-web', { namespace: 'team-web' });
   // The team's namespace comes first in its chart, so its Namespace is applied before what lives in it.
+  // Team mode: alice and bob trust each other (see the README's trust model for what that allows).
   const webTeam = new TeamNamespace(web, 'team', {
     team: 'web',
     namespace: 'team-web',
+    isolation: 'team',
     members: [
       { user: 'alice@example.com', role: 'developer' },
       { user: 'bob@example.com', role: 'developer' },
@@ -65,15 +69,20 @@ export function buildApp(props: AppProps = {}): App {
   webTeam.addEnvironment(fullstack);
 
   const data = new Chart(app, 'team-data', { namespace: 'team-data' });
+  // Personal isolation (the default): carol's environments live in a namespace of her own, where the
+  // data leads may only read. The team's quota is the total; each personal namespace gets personalQuota.
   const dataTeam = new TeamNamespace(data, 'team', {
     team: 'data',
     namespace: 'team-data',
     members: [{ user: 'carol@example.com', role: 'developer' }, { group: 'data-leads', role: 'admin' }],
     quota: { cpu: '4', memory: '8Gi', storage: '50Gi', pods: 10, persistentVolumeClaims: 10 },
+    personalQuota: { cpu: '2', memory: '4Gi', storage: '20Gi', pods: 4, persistentVolumeClaims: 4 },
     network: { allow: [HTTPS_OUT] },
   });
+  // The Secret `worker-db` lives beside it: carol creates it in her namespace (her role there has Secrets).
   const worker = new DevEnvironment(data, 'worker', {
     name: 'worker',
+    namespace: dataTeam.namespaceFor('carol@example.com'),
     owner: 'carol@example.com',
     image: 'python:3.12-slim-bookworm',
     command: ['sh', '-c', 'pip install -r requirements.txt && exec python worker.py'],

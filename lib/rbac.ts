@@ -81,6 +81,69 @@ export function developerRules(): PolicyRule[] {
   ];
 }
 
+/**
+ * developer in a personal namespace (their own): the developer's rules plus the namespace's Secrets,
+ * so `kubedev keys --apply` can create the environments' key Secrets and the developer can add the
+ * Secrets their environments reference. Whoever may create pods in a namespace may mount its Secrets
+ * anyway; in a personal namespace that is the owner alone.
+ */
+export function personalDeveloperRules(): PolicyRule[] {
+  return [...developerRules(), rule('', ['secrets'], MANAGE_VERBS)];
+}
+
+/** What an environment renders, by resource: the names only its owner may change in a shared namespace. */
+export interface OwnedObjects {
+  readonly configmaps: readonly string[];
+  readonly persistentvolumeclaims: readonly string[];
+  readonly pods: readonly string[];
+  readonly services: readonly string[];
+  readonly statefulsets: readonly string[];
+}
+
+/** What a shared-namespace developer keeps on the kinds environments render; owners add the rest by name. */
+export const READ_CREATE_VERBS: readonly string[] = [...READ_VERBS, 'create'];
+
+/**
+ * developer in a shared (team-mode) namespace: as developerRules(), but on the kinds environments
+ * render (ConfigMaps, PVCs, Services, StatefulSets, pods) only read and create (and delete for pods),
+ * and no `statefulsets/scale`: changing an environment's objects is its owner's (ownerObjectRules).
+ * RBAC cannot say "all names but these", so shared objects of those kinds are changed by admins or CI.
+ */
+export function sharedDeveloperRules(): PolicyRule[] {
+  return [
+    rule('', ['configmaps', 'persistentvolumeclaims', 'services'], READ_CREATE_VERBS),
+    rule('', ['pods'], [...READ_CREATE_VERBS, 'delete']),
+    rule('', ['pods/log'], ['get']),
+    rule('', ['endpoints', 'events', 'limitranges', 'resourcequotas', 'serviceaccounts'], READ_VERBS),
+    rule('apps', ['deployments'], MANAGE_VERBS),
+    rule('apps', ['deployments/scale'], ['get', 'update', 'patch']),
+    rule('apps', ['statefulsets'], READ_CREATE_VERBS),
+    rule('apps', ['controllerrevisions', 'replicasets'], READ_VERBS),
+    rule('batch', ['cronjobs', 'jobs'], MANAGE_VERBS),
+    rule('events.k8s.io', ['events'], READ_VERBS),
+    rule('networking.k8s.io', ['networkpolicies'], READ_VERBS),
+  ];
+}
+
+/**
+ * The owner's rights over their environments' objects in a shared namespace, by name: update, patch
+ * and delete of the StatefulSets, ConfigMaps, Services and PVCs, update and patch of the pods, and
+ * the StatefulSets' scale. Empty lists give no rule (an empty `resourceNames` means every name).
+ */
+export function ownerObjectRules(owned: OwnedObjects): PolicyRule[] {
+  const names = (xs: readonly string[]) => [...new Set(xs)].sort();
+  const out: PolicyRule[] = [];
+  const change = ['update', 'patch', 'delete'];
+  for (const res of ['configmaps', 'persistentvolumeclaims', 'services'] as const) {
+    if (owned[res].length > 0) out.push(rule('', [res], change, names(owned[res])));
+  }
+  if (owned.pods.length > 0) out.push(rule('', ['pods'], ['update', 'patch'], names(owned.pods)));
+  if (owned.statefulsets.length > 0) {
+    out.push(rule('apps', ['statefulsets'], change, names(owned.statefulsets)), rule('apps', ['statefulsets/scale'], ['get', 'update', 'patch'], names(owned.statefulsets)));
+  }
+  return out;
+}
+
 /** admin: the developer's rules plus Secrets and RoleBindings in the namespace (and reading its Roles). */
 export function adminRules(): PolicyRule[] {
   return [

@@ -4,7 +4,8 @@
  * hosts. This file holds the spec, its defaults and the names derived from it.
  */
 import { DevEnvironmentSpec, attachRecordOf } from './dev-environment';
-import { slug } from './names';
+import { createHash } from 'node:crypto';
+import { isDnsLabel, slug } from './names';
 import { TeamRole } from './rbac';
 
 export { TEAM_ROLES, type TeamRole } from './rbac';
@@ -31,10 +32,34 @@ export const DEFAULT_CONTAINER_LIMIT = { memory: '4Gi' } as const;
 export const DEFAULT_DNS = { namespace: 'kube-system', podLabels: { 'k8s-app': 'kube-dns' } } as const;
 /** The objects CI applies when the team hosts no environment yet: what renderDevEnvironment() emits. */
 export const DEFAULT_CI_KINDS: readonly string[] = ['ConfigMap', 'PersistentVolumeClaim', 'Service', 'StatefulSet'];
+/** The label (on every Namespace of a team) that says which isolation mode the team runs in. */
+export const ISOLATION_LABEL = 'kubedev.io/isolation';
+/** Each environment owner gets a namespace of their own unless the team opts into one shared namespace. */
+export const DEFAULT_ISOLATION: IsolationMode = 'personal';
+/**
+ * What each personal namespace may hold: one or two environments with their sidecars and caches.
+ * Four of them fill the default team quota exactly, leaving nothing for the team namespace.
+ */
+export const DEFAULT_PERSONAL_QUOTA = {
+  cpu: '2',
+  memory: '4Gi',
+  storage: '50Gi',
+  pods: 5,
+  persistentVolumeClaims: 8,
+} as const;
 
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
 
 export type PodSecurityLevel = 'privileged' | 'baseline' | 'restricted';
+
+/**
+ * - `personal`: each member who owns environments gets a namespace of their own (`<team>-<member>`)
+ *   holding their environments; teammates may only read there. The team namespace keeps shared services.
+ * - `team`: one namespace for everything, for teams that trust each other: whoever may create pods
+ *   there may mount every Secret and volume in it (see the README's trust model).
+ */
+export const ISOLATION_MODES = ['personal', 'team'] as const;
+export type IsolationMode = (typeof ISOLATION_MODES)[number];
 
 /**
  * One member of the team: exactly one of `user`, `group`, `serviceAccount`, with a role.
@@ -141,11 +166,20 @@ export interface TeamNamespaceSpec {
   readonly team: string;
   /** DNS-1123 label. @default the team name */
   readonly namespace?: string;
+  /** Where environments live: a namespace per owner, or the team namespace. @default 'personal' */
+  readonly isolation?: IsolationMode;
+  /**
+   * The ResourceQuota of each personal namespace (`isolation: 'personal'` only). The team's `quota`
+   * is then the team's total: the personal quotas, summed, must fit it, and the team namespace gets
+   * what remains.
+   * @default DEFAULT_PERSONAL_QUOTA (2 CPU, 4Gi, 50Gi, 5 pods, 8 PVCs)
+   */
+  readonly personalQuota?: TeamQuotaSpec;
   /** @default [] */
   readonly members?: readonly TeamMemberSpec[];
   /** @default [] */
   readonly ci?: readonly CiServiceAccountSpec[];
-  /** @default DEFAULT_QUOTA */
+  /** The team's quota; in personal mode its total across all of its namespaces. @default DEFAULT_QUOTA */
   readonly quota?: TeamQuotaSpec;
   /** @default DEFAULT_CONTAINER_REQUEST, DEFAULT_CONTAINER_LIMIT */
   readonly containerDefaults?: ContainerDefaultsSpec;
@@ -178,10 +212,48 @@ export function teamNamespaceName(spec: TeamNamespaceSpec): string {
   return spec.namespace ?? spec.team;
 }
 
-/** The environments with their namespace filled in. */
+/** The team's isolation mode, defaulted. */
+export function isolationOf(spec: TeamNamespaceSpec): IsolationMode {
+  return spec.isolation ?? DEFAULT_ISOLATION;
+}
+
+/**
+ * The namespace an owner's environments live in: their personal namespace in personal mode (when
+ * the owner is a member), else the team namespace.
+ */
+export function environmentNamespace(spec: TeamNamespaceSpec, owner: string): string {
+  if (isolationOf(spec) !== 'personal' || typeof owner !== 'string') return teamNamespaceName(spec);
+  const member = findOwner(spec, owner);
+  return member ? personalNamespaceName(spec.team, memberName(member)) : teamNamespaceName(spec);
+}
+
+/** The name a member goes by: user, group or ServiceAccount name. */
+export function memberName(m: TeamMemberSpec): string {
+  return m.user ?? m.group ?? m.serviceAccount ?? '';
+}
+
+/** Characters of the owner's hash in a personal namespace name. */
+export const PERSONAL_HASH_LENGTH = 6;
+
+/**
+ * A member's personal namespace: `<team>-<member>` when that is a DNS-1123 label of at most 63
+ * characters (`web-dana`), else `<team>-<member, sanitized and cut>-<hash>` where the hash is the
+ * first hex digits of the SHA-256 of the member's name exactly as given (`web-alice-example-com-ff8d9a`).
+ * It depends on the team and the member only, so adding a member never renames another's namespace;
+ * two members that still map to one name are a validation error, never a shared namespace.
+ */
+export function personalNamespaceName(team: string, member: string): string {
+  const plain = `${team}-${member}`;
+  if (isDnsLabel(plain)) return plain;
+  const hash = createHash('sha256').update(member, 'utf8').digest('hex').slice(0, PERSONAL_HASH_LENGTH);
+  const room = 63 - team.length - PERSONAL_HASH_LENGTH - 2;
+  const cut = slug(member, Math.max(room, 1));
+  return `${team}-${cut}-${hash}`;
+}
+
+/** The environments with their namespace filled in (the owner's personal namespace in personal mode). */
 export function teamEnvironments(spec: TeamNamespaceSpec): DevEnvironmentSpec[] {
-  const ns = teamNamespaceName(spec);
-  return (spec.environments ?? []).map((e) => ({ ...e, namespace: e.namespace ?? ns }));
+  return (spec.environments ?? []).map((e) => ({ ...e, namespace: e.namespace ?? environmentNamespace(spec, e.owner) }));
 }
 
 /** The RBAC subject a member names (assumes exactly one of user/group/serviceAccount). */

@@ -7,9 +7,10 @@ import { isDnsLabel, isDnsSubdomain, isQuantity } from './names';
 import { problem } from './problems';
 import { TEAM_ROLES } from './rbac';
 import {
-  DEFAULT_POD_SECURITY, PodSecurityLevel, TeamNamespaceSpec, TeamProblem, describeSubject, findOwner, memberSubject, subjectKey,
-  teamNamespaceName, teamObjectNames,
+  DEFAULT_POD_SECURITY, ISOLATION_MODES, PodSecurityLevel, TeamNamespaceSpec, TeamProblem, describeSubject, environmentNamespace, findOwner, isolationOf,
+  memberSubject, subjectKey, teamNamespaceName, teamObjectNames,
 } from './team-namespace-spec';
+import { checkPersonalNamespaces, checkQuotaSums, personalNamespaces, resolvedPersonalQuota } from './team-personal';
 import { Demand, checkQuota, containerDefaultsOf, environmentDemand } from './team-quota';
 
 const KIND = 'TeamNamespace';
@@ -44,7 +45,7 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
     if (!Array.isArray(v)) add(f, `${f} is not a list`, v, `Write ${f} as a list, e.g. ${examples[f]}`);
     else v.forEach((item, i) => { if (!isObject(item)) add(`${f}[${i}]`, `${f}[${i}] is not an object`, item, `Write it as e.g. ${examples[f].slice(1, -1)}`); });
   }
-  for (const f of ['quota', 'containerDefaults', 'network', 'podSecurity', 'labels'] as const) {
+  for (const f of ['quota', 'personalQuota', 'containerDefaults', 'network', 'podSecurity', 'labels'] as const) {
     if (spec[f] !== undefined && !isObject(spec[f])) add(f, `${f} is not an object`, spec[f], `Write ${f} as a mapping of its fields`);
   }
   if (isObject(spec.network) && spec.network!.allow !== undefined && !Array.isArray(spec.network!.allow)) {
@@ -55,8 +56,15 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
       if (typeof v !== 'string') add(`labels.${k}`, `label '${k}' is not a string`, v, 'Quote the value in YAML, e.g. "true"');
     }
   }
+  if (spec.isolation !== undefined && !(ISOLATION_MODES as readonly unknown[]).includes(spec.isolation)) {
+    add('isolation', 'isolation is not a mode kubedev knows', spec.isolation, "Use 'personal' (a namespace per environment owner, the default) or 'team' (one shared namespace, for teams that trust each other)");
+  }
+  if (spec.personalQuota !== undefined && spec.isolation === 'team') {
+    add('personalQuota', "personalQuota is set but isolation is 'team', which has no personal namespaces", spec.personalQuota, "Remove personalQuota, or set isolation to 'personal'");
+  }
   if (out.length > beforeShapes) return out;
   const ns = teamNamespaceName(spec);
+  const personal = isolationOf(spec) === 'personal';
 
   // Members.
   const seen = new Map<string, { index: number; role: unknown }>();
@@ -104,15 +112,17 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
   });
 
   // Quota and container defaults: quantities first.
-  const quota = spec.quota ?? {};
-  for (const key of ['cpu', 'memory', 'limitsCpu', 'limitsMemory', 'storage'] as const) {
-    if (quota[key] !== undefined && !isQuantity(quota[key])) {
-      add(`quota.${key}`, `quota.${key} is not a Kubernetes quantity`, quota[key], "Write e.g. '4', '500m', '16Gi'");
+  for (const field of ['quota', 'personalQuota'] as const) {
+    const quota = spec[field] ?? {};
+    for (const key of ['cpu', 'memory', 'limitsCpu', 'limitsMemory', 'storage'] as const) {
+      if (quota[key] !== undefined && !isQuantity(quota[key])) {
+        add(`${field}.${key}`, `${field}.${key} is not a Kubernetes quantity`, quota[key], "Write e.g. '4', '500m', '16Gi'");
+      }
     }
-  }
-  for (const key of ['pods', 'persistentVolumeClaims'] as const) {
-    const v = quota[key];
-    if (v !== undefined && !(Number.isInteger(v) && v >= 0)) add(`quota.${key}`, `quota.${key} is not a whole number`, v, 'Write a count, e.g. 20');
+    for (const key of ['pods', 'persistentVolumeClaims'] as const) {
+      const v = quota[key];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 0)) add(`${field}.${key}`, `${field}.${key} is not a whole number`, v, 'Write a count, e.g. 20');
+    }
   }
   const cd = spec.containerDefaults ?? {};
   for (const part of ['request', 'limit'] as const) {
@@ -148,11 +158,18 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
   const envNames = new Set<string>();
   const attachNames = new Map<string, string>();
   const demands: Demand[] = [];
+  const byNamespace = new Map<string, Demand[]>();
   (spec.environments ?? []).forEach((e, i) => {
     const path = `environments[${i}]`;
-    const env: DevEnvironmentSpec = { ...e, namespace: e?.namespace ?? ns };
-    if (e?.namespace !== undefined && e.namespace !== ns) {
-      add(`${path}.namespace`, `environment '${e.name}' is in another namespace`, e.namespace, `Leave namespace out, or set it to '${ns}'`);
+    const expected = environmentNamespace(spec, e?.owner);
+    const env: DevEnvironmentSpec = { ...e, namespace: e?.namespace ?? expected };
+    if (e?.namespace !== undefined && e.namespace !== expected) {
+      add(
+        `${path}.namespace`,
+        expected === ns ? `environment '${e.name}' is in another namespace` : `environment '${e.name}' is not in the personal namespace of its owner '${e.owner}'`,
+        e.namespace,
+        expected === ns ? `Leave namespace out, or set it to '${expected}'` : `Set it to '${expected}' (in cdk8s: namespace: team.namespaceFor('${e.owner}')), or leave it out of a plain spec`,
+      );
     }
     if (envNames.has(e?.name)) add(`${path}.name`, `environment '${e.name}' is declared twice`, e.name, 'Give each environment its own name');
     envNames.add(e?.name);
@@ -174,16 +191,27 @@ export function validateTeamNamespaceAt(spec: TeamNamespaceSpec): TeamProblem[] 
       }
     }
     if (envProblems.length === 0) {
-      demands.push(environmentDemand(renderDevEnvironment(env), containerDefaultsOf(spec)));
+      const demand = environmentDemand(renderDevEnvironment(env), containerDefaultsOf(spec));
+      demands.push(demand);
+      byNamespace.set(env.namespace, [...(byNamespace.get(env.namespace) ?? []), demand]);
       for (const [field, what, got] of podSecurityConflicts(env, spec.podSecurity?.enforce ?? DEFAULT_POD_SECURITY)) {
         const level = spec.podSecurity?.enforce ?? DEFAULT_POD_SECURITY;
         add(`${path}.security.${field}`, `environment '${e.name}' asks for ${what}, which the namespace's Pod Security level '${level}' (podSecurity.enforce) rejects`, got, `Drop the relaxation, or set podSecurity.enforce to '${level === 'restricted' ? 'baseline' : 'privileged'}' if the team accepts it`);
       }
     }
   });
-  if (demands.length > 0 && !out.some((p) => p.path.startsWith('quota') || p.path.startsWith('containerDefaults'))) {
-    checkQuota(spec, demands, add);
+  if (personal) checkPersonalNamespaces(spec, add);
+  if (out.some((p) => /^(quota|personalQuota|containerDefaults)\b/.test(p.path))) return out;
+  if (!personal) {
+    if (demands.length > 0) checkQuota(spec, demands, add);
+    return out;
   }
+  // Personal mode: each owner's environments fit their namespace's quota; the quotas fit the team's.
+  for (const p of personalNamespaces(spec)) {
+    const where = ` in the personal namespace '${p.name}' of '${p.owner}'`;
+    checkQuota(spec, byNamespace.get(p.name) ?? [], add, { field: 'personalQuota', quota: resolvedPersonalQuota(spec), where });
+  }
+  checkQuotaSums(spec, add);
   return out;
 }
 

@@ -4,7 +4,9 @@
  */
 import { KubeObject } from './k8s';
 import { parseQuantity } from './names';
-import { DEFAULT_CONTAINER_LIMIT, DEFAULT_CONTAINER_REQUEST, DEFAULT_QUOTA, TeamNamespaceSpec } from './team-namespace-spec';
+import {
+  DEFAULT_CONTAINER_LIMIT, DEFAULT_CONTAINER_REQUEST, DEFAULT_PERSONAL_QUOTA, DEFAULT_QUOTA, TeamNamespaceSpec, TeamQuotaSpec,
+} from './team-namespace-spec';
 
 /** What the environments ask of the quota: the sums admission will add up. */
 export interface Demand {
@@ -110,8 +112,16 @@ export function formatQuantity(value: number, resource: 'cpu' | 'bytes'): string
   return `${Math.ceil(value / 2 ** 20)}Mi`;
 }
 
-/** Adds a problem for each quota the environments' demands do not fit. */
-export function checkQuota(spec: TeamNamespaceSpec, demands: readonly Demand[], add: (path: string, what: string, got: unknown, fix: string) => void): void {
+/** Which quota checkQuota() checks: its spec field (for paths and messages), values, and whose environments. */
+export interface QuotaTarget {
+  readonly field: 'quota' | 'personalQuota';
+  readonly quota: ResolvedQuota;
+  /** Appended to each problem, e.g. ` in the personal namespace of 'alice'`. */
+  readonly where: string;
+}
+
+/** Adds a problem for each quota the environments' demands do not fit (the team's quota unless told). */
+export function checkQuota(spec: TeamNamespaceSpec, demands: readonly Demand[], add: (path: string, what: string, got: unknown, fix: string) => void, target?: QuotaTarget): void {
   const total = demands.reduce(
     (a, d) => ({
       requestsCpu: a.requestsCpu + d.requestsCpu,
@@ -127,47 +137,62 @@ export function checkQuota(spec: TeamNamespaceSpec, demands: readonly Demand[], 
     }),
     { requestsCpu: 0, requestsMemory: 0, limitsCpu: 0, limitsMemory: 0, storage: 0, pods: 0, claims: 0, unlimitedCpu: false, unlimitedMemory: false, requestOverLimit: [] as string[] },
   );
-  const quota = resolvedQuota(spec);
+  const { field: f, quota, where: w } = target ?? { field: 'quota', quota: resolvedQuota(spec), where: '' };
   const eps = 1e-9;
   const fits = (have: string, need: number) => parseQuantity(have) + eps >= need;
   if (!fits(quota.cpu, total.requestsCpu)) {
-    add('quota.cpu', "quota.cpu (requests.cpu) cannot fit the environments' requests", quota.cpu, `The environments request ${formatQuantity(total.requestsCpu, 'cpu')} CPU: raise quota.cpu to at least '${formatQuantity(total.requestsCpu, 'cpu')}', or lower their requests`);
+    add(`${f}.cpu`, `${f}.cpu (requests.cpu) cannot fit the environments' requests${w}`, quota.cpu, `The environments request ${formatQuantity(total.requestsCpu, 'cpu')} CPU: raise ${f}.cpu to at least '${formatQuantity(total.requestsCpu, 'cpu')}', or lower their requests`);
   }
   if (!fits(quota.memory, total.requestsMemory)) {
-    add('quota.memory', "quota.memory (requests.memory) cannot fit the environments' requests", quota.memory, `The environments request ${formatQuantity(total.requestsMemory, 'bytes')} of memory: raise quota.memory to at least '${formatQuantity(total.requestsMemory, 'bytes')}', or lower their requests`);
+    add(`${f}.memory`, `${f}.memory (requests.memory) cannot fit the environments' requests${w}`, quota.memory, `The environments request ${formatQuantity(total.requestsMemory, 'bytes')} of memory: raise ${f}.memory to at least '${formatQuantity(total.requestsMemory, 'bytes')}', or lower their requests`);
   }
   if (quota.limitsCpu !== undefined) {
-    if (total.unlimitedCpu) add('quota.limitsCpu', 'quota.limitsCpu is set but some environment container has no CPU limit, so its pod would be rejected', quota.limitsCpu, 'Set containerDefaults.limit.cpu, or give every container a CPU limit');
-    else if (!fits(quota.limitsCpu, total.limitsCpu)) add('quota.limitsCpu', "quota.limitsCpu (limits.cpu) cannot fit the environments' limits", quota.limitsCpu, `Raise quota.limitsCpu to at least '${formatQuantity(total.limitsCpu, 'cpu')}', or lower their limits`);
+    if (total.unlimitedCpu) add(`${f}.limitsCpu`, `${f}.limitsCpu is set but some environment container${w} has no CPU limit, so its pod would be rejected`, quota.limitsCpu, 'Set containerDefaults.limit.cpu, or give every container a CPU limit');
+    else if (!fits(quota.limitsCpu, total.limitsCpu)) add(`${f}.limitsCpu`, `${f}.limitsCpu (limits.cpu) cannot fit the environments' limits${w}`, quota.limitsCpu, `Raise ${f}.limitsCpu to at least '${formatQuantity(total.limitsCpu, 'cpu')}', or lower their limits`);
   }
   if (quota.limitsMemory !== undefined) {
-    if (total.unlimitedMemory) add('quota.limitsMemory', 'quota.limitsMemory is set but some environment container has no memory limit, so its pod would be rejected', quota.limitsMemory, 'Set containerDefaults.limit.memory, or give every container a memory limit');
-    else if (!fits(quota.limitsMemory, total.limitsMemory)) add('quota.limitsMemory', "quota.limitsMemory (limits.memory) cannot fit the environments' limits", quota.limitsMemory, `Raise quota.limitsMemory to at least '${formatQuantity(total.limitsMemory, 'bytes')}', or lower their limits`);
+    if (total.unlimitedMemory) add(`${f}.limitsMemory`, `${f}.limitsMemory is set but some environment container${w} has no memory limit, so its pod would be rejected`, quota.limitsMemory, 'Set containerDefaults.limit.memory, or give every container a memory limit');
+    else if (!fits(quota.limitsMemory, total.limitsMemory)) add(`${f}.limitsMemory`, `${f}.limitsMemory (limits.memory) cannot fit the environments' limits${w}`, quota.limitsMemory, `Raise ${f}.limitsMemory to at least '${formatQuantity(total.limitsMemory, 'bytes')}', or lower their limits`);
   }
   if (!fits(quota.storage, total.storage)) {
-    add('quota.storage', "quota.storage (requests.storage) cannot fit the environments' volumes", quota.storage, `The environments claim ${formatQuantity(total.storage, 'bytes')}: raise quota.storage to at least '${formatQuantity(total.storage, 'bytes')}', or shrink their workspaces and caches`);
+    add(`${f}.storage`, `${f}.storage (requests.storage) cannot fit the environments' volumes${w}`, quota.storage, `The environments claim ${formatQuantity(total.storage, 'bytes')}: raise ${f}.storage to at least '${formatQuantity(total.storage, 'bytes')}', or shrink their workspaces and caches`);
   }
   if (quota.pods < total.pods) {
-    add('quota.pods', 'quota.pods cannot fit the environments', quota.pods, `The environments run ${total.pods} pods: raise quota.pods to at least ${total.pods}`);
+    add(`${f}.pods`, `${f}.pods cannot fit the environments${w}`, quota.pods, `The environments run ${total.pods} pods: raise ${f}.pods to at least ${total.pods}`);
   }
   if (quota.persistentVolumeClaims < total.claims) {
-    add('quota.persistentVolumeClaims', "quota.persistentVolumeClaims cannot fit the environments' volumes", quota.persistentVolumeClaims, `The environments claim ${total.claims} volumes: raise quota.persistentVolumeClaims to at least ${total.claims}`);
+    add(`${f}.persistentVolumeClaims`, `${f}.persistentVolumeClaims cannot fit the environments' volumes${w}`, quota.persistentVolumeClaims, `The environments claim ${total.claims} volumes: raise ${f}.persistentVolumeClaims to at least ${total.claims}`);
   }
   for (const c of total.requestOverLimit) {
     add('containerDefaults.limit', `container ${c} requests more than the default limit it would get`, containerDefaultsOf(spec).limit, 'Give the container its own limit, or raise containerDefaults.limit');
   }
 }
 
-/** The quota with its defaults. */
-export function resolvedQuota(spec: TeamNamespaceSpec) {
-  const q = spec.quota ?? {};
+/** A quota with its defaults resolved. */
+export interface ResolvedQuota {
+  readonly cpu: string;
+  readonly memory: string;
+  readonly limitsCpu?: string;
+  readonly limitsMemory?: string;
+  readonly storage: string;
+  readonly pods: number;
+  readonly persistentVolumeClaims: number;
+}
+
+/** The team's quota with its defaults. */
+export function resolvedQuota(spec: TeamNamespaceSpec): ResolvedQuota {
+  return withDefaults(spec.quota ?? {}, DEFAULT_QUOTA);
+}
+
+/** A quota spec over the given defaults (no limit quotas unless set). */
+export function withDefaults(q: TeamQuotaSpec, d: typeof DEFAULT_QUOTA | typeof DEFAULT_PERSONAL_QUOTA): ResolvedQuota {
   return {
-    cpu: q.cpu ?? DEFAULT_QUOTA.cpu,
-    memory: q.memory ?? DEFAULT_QUOTA.memory,
+    cpu: q.cpu ?? d.cpu,
+    memory: q.memory ?? d.memory,
     limitsCpu: q.limitsCpu,
     limitsMemory: q.limitsMemory,
-    storage: q.storage ?? DEFAULT_QUOTA.storage,
-    pods: q.pods ?? DEFAULT_QUOTA.pods,
-    persistentVolumeClaims: q.persistentVolumeClaims ?? DEFAULT_QUOTA.persistentVolumeClaims,
+    storage: q.storage ?? d.storage,
+    pods: q.pods ?? d.pods,
+    persistentVolumeClaims: q.persistentVolumeClaims ?? d.persistentVolumeClaims,
   };
 }

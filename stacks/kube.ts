@@ -6,8 +6,16 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { KubeObject } from '../lib/k8s';
 
-/** The child's role in its component's name: `${name}-<role>`. Singletons by kind, others by kind and name. */
-export function childRole(o: KubeObject): string {
+/**
+ * The child's role in its component's name: `${name}-<role>`. Singletons by kind, others by kind and
+ * name. Objects outside the component's main namespace (a team's personal namespaces) carry their
+ * namespace too: `namespace-<ns>`, `<kind>-<ns>-<name>`.
+ */
+export function childRole(o: KubeObject, mainNamespace?: string): string {
+  const other = o.kind === 'Namespace' ? o.metadata.name : o.metadata.namespace;
+  if (mainNamespace !== undefined && other !== undefined && other !== mainNamespace) {
+    return o.kind === 'Namespace' ? `namespace-${other}` : `${o.kind.toLowerCase()}-${other}-${o.metadata.name}`;
+  }
   switch (o.kind) {
     case 'Namespace':
       return 'namespace';
@@ -21,8 +29,8 @@ export function childRole(o: KubeObject): string {
 }
 
 /** The Pulumi resource name of a component's child. */
-export function childName(component: string, o: KubeObject): string {
-  return `${component}-${childRole(o)}`;
+export function childName(component: string, o: KubeObject, mainNamespace?: string): string {
+  return `${component}-${childRole(o, mainNamespace)}`;
 }
 
 /** The Pulumi type token each kind becomes (what the mocks see). */

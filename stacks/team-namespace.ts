@@ -5,7 +5,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { KubeObject } from '../lib/k8s';
-import { TeamNamespaceSpec, ownedPods, renderTeamNamespace, validateTeamNamespaceAt } from '../lib/team-namespace';
+import { TeamNamespaceSpec, ownedPods, personalNamespaces, renderTeamNamespace, teamNamespaceName, validateTeamNamespaceAt } from '../lib/team-namespace';
 import { childName, inputPropertiesError, kubeResource } from './kube';
 
 export const TEAM_NAMESPACE_TYPE = 'kubedev:index:TeamNamespace';
@@ -29,7 +29,8 @@ export function teamNamespaceProblems(args: TeamNamespaceArgs, prefix = ''): { p
 export function planTeamNamespace(name: string, args: TeamNamespaceArgs): { name: string; object: KubeObject }[] {
   const problems = teamNamespaceProblems(args);
   if (problems.length > 0) throw inputPropertiesError(`kubedev:index:TeamNamespace '${name}'`, problems);
-  return renderTeamNamespace(args).map((object) => ({ name: childName(name, object), object }));
+  const main = teamNamespaceName(args);
+  return renderTeamNamespace(args).map((object) => ({ name: childName(name, object, main), object }));
 }
 
 export class TeamNamespace extends pulumi.ComponentResource {
@@ -39,6 +40,8 @@ export class TeamNamespace extends pulumi.ComponentResource {
   public readonly serviceAccountNames: pulumi.Output<string[]>;
   /** The Roles' names. */
   public readonly roleNames: pulumi.Output<string[]>;
+  /** Each environment owner's personal namespace (personal isolation; empty in team mode). */
+  public readonly personalNamespaces: pulumi.Output<Record<string, string>>;
   /** Each environment owner's pods (what their attach Role lets them exec and port-forward into). */
   public readonly environmentPods: pulumi.Output<Record<string, string[]>>;
   /** The children by Pulumi name. */
@@ -49,10 +52,15 @@ export class TeamNamespace extends pulumi.ComponentResource {
     const plan = planTeamNamespace(name, args);
     super(TEAM_NAMESPACE_TYPE, name, {}, opts);
     const resources: Record<string, pulumi.CustomResource> = {};
-    const [nsChild, ...namespaced] = plan;
-    const namespace = kubeResource(nsChild.name, nsChild.object, { parent: this });
-    resources[nsChild.name] = namespace;
-    for (const child of namespaced) resources[child.name] = kubeResource(child.name, child.object, { parent: this, dependsOn: [namespace] });
+    // Every namespaced child depends on its own Namespace (the team's, or a personal one).
+    const namespaces = new Map<string, pulumi.CustomResource>();
+    for (const child of plan) {
+      const ns = child.object.metadata.namespace;
+      const resource = kubeResource(child.name, child.object, { parent: this, ...(ns !== undefined ? { dependsOn: [namespaces.get(ns)!] } : {}) });
+      if (child.object.kind === 'Namespace') namespaces.set(child.object.metadata.name, resource);
+      resources[child.name] = resource;
+    }
+    const namespace = namespaces.get(teamNamespaceName(args))!;
     this.resources = resources;
 
     const nameOf = (r: pulumi.CustomResource) => (r as unknown as { metadata: pulumi.Output<{ name: string }> }).metadata.apply((m) => m.name);
@@ -60,11 +68,13 @@ export class TeamNamespace extends pulumi.ComponentResource {
     this.serviceAccountNames = pulumi.all(plan.filter((c) => c.object.kind === 'ServiceAccount').map((c) => nameOf(resources[c.name])));
     this.roleNames = pulumi.all(plan.filter((c) => c.object.kind === 'Role').map((c) => nameOf(resources[c.name])));
     this.environmentPods = pulumi.output(Object.fromEntries(ownedPods(args)));
+    this.personalNamespaces = pulumi.all(personalNamespaces(args).map((p) => nameOf(namespaces.get(p.name)!).apply((n) => [p.owner, n] as const))).apply((pairs) => Object.fromEntries(pairs) as Record<string, string>);
     this.registerOutputs({
       namespaceName: this.namespaceName,
       serviceAccountNames: this.serviceAccountNames,
       roleNames: this.roleNames,
       environmentPods: this.environmentPods,
+      personalNamespaces: this.personalNamespaces,
     });
   }
 }

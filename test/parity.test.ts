@@ -1,7 +1,7 @@
 /**
  * One model, three renderings: lib's render(), cdk8s synth of the constructs, and the inputs of the
- * mocked Pulumi resources. For both sample teams and every environment they host, the Kubernetes
- * objects must be equal, object for object, and valid.
+ * mocked Pulumi resources. For the sample teams in both isolation modes and every environment they
+ * host, the Kubernetes objects must be equal, object for object, and valid.
  */
 import { Testing } from 'cdk8s';
 import { DevEnvironment as DevEnvironmentConstruct } from '../constructs/dev-environment';
@@ -9,7 +9,8 @@ import { TeamNamespace as TeamNamespaceConstruct } from '../constructs/team-name
 import { renderDevEnvironment } from '../lib/dev-environment';
 import { KubeObject } from '../lib/k8s';
 import { TeamNamespaceSpec, renderTeamNamespace, teamEnvironments } from '../lib/team-namespace';
-import { PAYMENTS, SEARCH, validateWithKubernetesModels } from './support/team-models';
+import { restrictedViolations, podSpecOf } from './support/kube';
+import { PAYMENTS, PAYMENTS_PERSONAL, SEARCH, validateWithKubernetesModels } from './support/team-models';
 import { Registered, installMocks, promiseOf, settled } from './support/team-pulumi';
 
 let registered: Registered[];
@@ -55,8 +56,9 @@ async function viaPulumi(spec: TeamNamespaceSpec): Promise<KubeObject[]> {
 }
 
 describe.each([
-  ['payments', PAYMENTS],
-  ['search', SEARCH],
+  ['payments (team mode)', PAYMENTS],
+  ['payments (personal mode)', PAYMENTS_PERSONAL],
+  ['search (personal by default)', SEARCH],
 ])('team %s', (_name, spec) => {
   let lib: KubeObject[];
   let cdk8s: KubeObject[];
@@ -84,7 +86,11 @@ describe.each([
     expect(keyed(pulumi)).toEqual(keyed(lib));
   });
 
-  test('every object validates with kubernetes-models', () => {
+  test('every object validates with kubernetes-models, and every pod spec meets Pod Security "restricted"', () => {
     for (const o of lib) validateWithKubernetesModels(o);
+    for (const o of lib) {
+      const pod = podSpecOf(o);
+      if (pod) expect(restrictedViolations(pod, `${o.kind}/${o.metadata.name}`)).toEqual([]);
+    }
   });
 });

@@ -1,11 +1,11 @@
 /**
- * Every Role the sample teams render, walked rule by rule: the exact verbs on the exact resources
- * each role gets, and no '*' anywhere.
+ * Every Role the sample teams render in both isolation modes, walked rule by rule: the exact verbs on
+ * the exact resources each role gets, and no '*' anywhere.
  */
 import { KubeObject } from '../lib/k8s';
 import { PolicyRule, attachRules, ciRules, hasWildcard } from '../lib/rbac';
-import { renderTeamNamespace } from '../lib/team-namespace';
-import { PAYMENTS, SEARCH } from './support/team-models';
+import { personalNamespaceName, renderTeamNamespace } from '../lib/team-namespace';
+import { PAYMENTS, PAYMENTS_PERSONAL, SEARCH } from './support/team-models';
 
 const READ = 'get,list,watch';
 const MANAGE = 'get,list,watch,create,update,patch,delete';
@@ -84,29 +84,86 @@ const CI = {
   'apps statefulsets': 'get,list,create,patch,delete',
 };
 
-const roles = (objects: KubeObject[]) => new Map(objects.filter((o) => o.kind === 'Role').map((o) => [o.metadata.name, o.rules as PolicyRule[]]));
+/** A team namespace developer in team mode: the kinds environments render are read and create only. */
+const SHARED_DEVELOPER = Object.fromEntries(
+  Object.entries({
+    ...DEVELOPER,
+    'core configmaps': `${READ},create`,
+    'core persistentvolumeclaims': `${READ},create`,
+    'core services': `${READ},create`,
+    'core pods': `${READ},create,delete`,
+    'apps statefulsets': `${READ},create`,
+  }).filter(([key]) => key !== 'apps statefulsets/scale'),
+);
+
+/** The owner in their personal namespace: the developer's rules and the namespace's Secrets. */
+const PERSONAL_DEVELOPER = { ...DEVELOPER, 'core secrets': MANAGE };
+
+const CHANGE = 'update,patch,delete';
+
+/** Roles keyed `<namespace>/<name>`: personal namespaces repeat the team's Role names. */
+const roles = (objects: KubeObject[]) => new Map(objects.filter((o) => o.kind === 'Role').map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, o.rules as PolicyRule[]]));
 const payments = roles(renderTeamNamespace(PAYMENTS));
+const personal = roles(renderTeamNamespace(PAYMENTS_PERSONAL));
 const search = roles(renderTeamNamespace(SEARCH));
+const ALICE = personalNamespaceName('payments', 'alice@example.com');
+const BOB = personalNamespaceName('payments', 'bob@example.com');
+const CAROL = personalNamespaceName('search', 'carol@example.com');
+
+const ATTACH_ALICE = {
+  'core pods/exec[api-0,worker-0]': 'create,get',
+  'core pods/portforward[api-0,worker-0]': 'create,get',
+  'core secrets[api-ssh-authorized-keys,api-ssh-host-keys,worker-ssh-authorized-keys,worker-ssh-host-keys]': 'get,patch',
+};
+const ATTACH_BOB = {
+  'core pods/exec[api-bob-0]': 'create,get',
+  'core pods/portforward[api-bob-0]': 'create,get',
+  'core secrets[api-bob-ssh-authorized-keys,api-bob-ssh-host-keys]': 'get,patch',
+};
 
 describe.each([
-  ['payments-viewer', payments, VIEWER],
-  ['payments-developer', payments, DEVELOPER],
-  ['payments-admin', payments, ADMIN],
-  ['payments-ci', payments, CI],
-  ['payments-attach-alice-example-com', payments, {
-    'core pods/exec[api-0,worker-0]': 'create,get',
-    'core pods/portforward[api-0,worker-0]': 'create,get',
-    'core secrets[api-ssh-authorized-keys,api-ssh-host-keys,worker-ssh-authorized-keys,worker-ssh-host-keys]': 'get,patch',
+  // team mode: one namespace; owners alone change their environments' objects, by name.
+  ['team-payments/payments-viewer', payments, VIEWER],
+  ['team-payments/payments-developer', payments, SHARED_DEVELOPER],
+  ['team-payments/payments-admin', payments, ADMIN],
+  ['team-payments/payments-ci', payments, CI],
+  ['team-payments/payments-attach-alice-example-com', payments, {
+    ...ATTACH_ALICE,
+    'core configmaps[api-sshd,worker-sshd]': CHANGE,
+    'core persistentvolumeclaims[api-cache-home-dev-npm,api-workspace,worker-workspace]': CHANGE,
+    'core services[api,worker]': CHANGE,
+    'core pods[api-0,worker-0]': 'update,patch',
+    'apps statefulsets[api,worker]': CHANGE,
+    'apps statefulsets/scale[api,worker]': 'get,update,patch',
   }],
-  ['payments-attach-bob-example-com', payments, {
-    'core pods/exec[api-bob-0]': 'create,get',
-    'core pods/portforward[api-bob-0]': 'create,get',
-    'core secrets[api-bob-ssh-authorized-keys,api-bob-ssh-host-keys]': 'get,patch',
+  ['team-payments/payments-attach-bob-example-com', payments, {
+    ...ATTACH_BOB,
+    'core configmaps[api-bob-sshd]': CHANGE,
+    'core persistentvolumeclaims[api-bob-workspace]': CHANGE,
+    'core services[api-bob]': CHANGE,
+    'core pods[api-bob-0]': 'update,patch',
+    'apps statefulsets[api-bob]': CHANGE,
+    'apps statefulsets/scale[api-bob]': 'get,update,patch',
   }],
-  ['search-viewer', search, VIEWER],
-  ['search-developer', search, DEVELOPER],
-  ['search-admin', search, ADMIN],
-  ['search-attach-carol-example-com', search, {
+  // personal mode: the team namespace holds shared services; each owner's namespace is theirs.
+  ['team-payments/payments-viewer', personal, VIEWER],
+  ['team-payments/payments-developer', personal, DEVELOPER],
+  ['team-payments/payments-admin', personal, ADMIN],
+  ['team-payments/payments-ci', personal, CI],
+  [`${ALICE}/payments-developer`, personal, PERSONAL_DEVELOPER],
+  [`${ALICE}/payments-viewer`, personal, VIEWER],
+  [`${ALICE}/payments-ci`, personal, CI],
+  [`${ALICE}/payments-attach-alice-example-com`, personal, ATTACH_ALICE],
+  [`${BOB}/payments-developer`, personal, PERSONAL_DEVELOPER],
+  [`${BOB}/payments-viewer`, personal, VIEWER],
+  [`${BOB}/payments-ci`, personal, CI],
+  [`${BOB}/payments-attach-bob-example-com`, personal, ATTACH_BOB],
+  ['search/search-viewer', search, VIEWER],
+  ['search/search-developer', search, DEVELOPER],
+  ['search/search-admin', search, ADMIN],
+  [`${CAROL}/search-developer`, search, PERSONAL_DEVELOPER],
+  [`${CAROL}/search-viewer`, search, VIEWER],
+  [`${CAROL}/search-attach-carol-example-com`, search, {
     'core pods/exec[indexer-0]': 'create,get',
     'core pods/portforward[indexer-0]': 'create,get',
     'core secrets[indexer-ssh-authorized-keys,indexer-ssh-host-keys]': 'get,patch',
@@ -131,13 +188,19 @@ describe.each([
 });
 
 describe('least privilege, across every Role rendered', () => {
-  const all = [...payments.entries(), ...search.entries()];
+  const all = [...payments.entries(), ...personal.entries(), ...search.entries()];
 
   test('the tables cover every Role the teams render (no unchecked Role)', () => {
-    expect([...payments.keys()].sort()).toEqual(
-      ['payments-admin', 'payments-attach-alice-example-com', 'payments-attach-bob-example-com', 'payments-ci', 'payments-developer', 'payments-viewer'],
+    const inTeam = ['payments-admin', 'payments-ci', 'payments-developer', 'payments-viewer'];
+    expect([...payments.keys()].sort()).toEqual([...inTeam, 'payments-attach-alice-example-com', 'payments-attach-bob-example-com'].map((n) => `team-payments/${n}`).sort());
+    expect([...personal.keys()].sort()).toEqual([
+      ...inTeam.map((n) => `team-payments/${n}`),
+      ...['payments-attach-alice-example-com', 'payments-ci', 'payments-developer', 'payments-viewer'].map((n) => `${ALICE}/${n}`),
+      ...['payments-attach-bob-example-com', 'payments-ci', 'payments-developer', 'payments-viewer'].map((n) => `${BOB}/${n}`),
+    ].sort());
+    expect([...search.keys()].sort()).toEqual(
+      ['search/search-admin', 'search/search-developer', 'search/search-viewer', `${CAROL}/search-attach-carol-example-com`, `${CAROL}/search-developer`, `${CAROL}/search-viewer`].sort(),
     );
-    expect([...search.keys()].sort()).toEqual(['search-admin', 'search-attach-carol-example-com', 'search-developer', 'search-viewer']);
   });
 
   test('exec and port-forward appear only with resourceNames, and only in attach Roles', () => {
@@ -152,10 +215,11 @@ describe('least privilege, across every Role rendered', () => {
     }
   });
 
-  test("Secrets: admins manage them; an owner may only get/patch their own environments' key Secrets; viewers none", () => {
+  test("Secrets: admins and owners in their own namespace manage them; attach Roles get/patch key Secrets by name; others none", () => {
+    const ownNamespaces = [ALICE, BOB, CAROL];
     for (const [name, rules] of all) {
       const secretRules = rules.filter((r) => r.resources.includes('secrets'));
-      if (name.endsWith('-admin')) {
+      if (name.endsWith('-admin') || (ownNamespaces.includes(name.split('/')[0]) && name.endsWith('-developer'))) {
         expect(secretRules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: MANAGE.split(',') }]);
       } else if (name.includes('-attach-')) {
         expect(secretRules).toHaveLength(1);
@@ -167,6 +231,7 @@ describe('least privilege, across every Role rendered', () => {
       }
       const touchesBindings = rules.some((r) => r.resources.includes('rolebindings'));
       expect([name, touchesBindings]).toEqual([name, name.endsWith('-admin')]);
+      if (name.endsWith('-admin')) expect(name.split('/')[0]).not.toMatch(/^payments-|^search-/); // no admin Role in personal namespaces
     }
   });
 
@@ -175,7 +240,7 @@ describe('least privilege, across every Role rendered', () => {
   });
 
   test('nothing cluster-scoped: only Roles and RoleBindings, never ClusterRole(Binding)', () => {
-    const kinds = [...renderTeamNamespace(PAYMENTS), ...renderTeamNamespace(SEARCH)].map((o) => o.kind);
+    const kinds = [PAYMENTS, PAYMENTS_PERSONAL, SEARCH].flatMap((t) => renderTeamNamespace(t)).map((o) => o.kind);
     expect(kinds).not.toContain('ClusterRole');
     expect(kinds).not.toContain('ClusterRoleBinding');
     for (const [, rules] of all) {

@@ -1,6 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
-import { renderTeamNamespace } from '../lib/team-namespace';
-import { PAYMENTS, SEARCH, validateWithKubernetesModels } from './support/team-models';
+import { personalNamespaceName, renderTeamNamespace } from '../lib/team-namespace';
+import { PAYMENTS, PAYMENTS_PERSONAL, SEARCH, validateWithKubernetesModels } from './support/team-models';
 import { Registered, installMocks, parentOf, promiseOf, settled } from './support/team-pulumi';
 
 let registered: Registered[];
@@ -85,6 +85,44 @@ describe('kubedev:index:TeamNamespace', () => {
   });
 });
 
+describe('kubedev:index:TeamNamespace in personal mode', () => {
+  let team: import('../stacks/team-namespace').TeamNamespace;
+  let optsByName: Map<string, pulumi.CustomResourceOptions>;
+  const ALICE = personalNamespaceName('payments', 'alice@example.com');
+  const BOB = personalNamespaceName('payments', 'bob@example.com');
+
+  beforeAll(async () => {
+    const spy = jest.spyOn(kube, 'kubeResource');
+    team = new stacks.TeamNamespace('pp', PAYMENTS_PERSONAL);
+    await settled(Object.values(team.resources));
+    optsByName = new Map(spy.mock.calls.map(([name, , opts]) => [name, opts]));
+    spy.mockRestore();
+  });
+
+  test("children outside the team namespace carry their namespace in their name; the team's keep theirs", () => {
+    const names = stacks.planTeamNamespace('pp', PAYMENTS_PERSONAL).map((c) => c.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(expect.arrayContaining([
+      'pp-namespace', 'pp-role-payments-developer', `pp-namespace-${ALICE}`, `pp-role-${ALICE}-payments-developer`, `pp-resourcequota-${BOB}-payments-quota`,
+    ]));
+    const byName = new Map(registered.filter((r) => r.custom).map((r) => [r.name, r.inputs]));
+    expect(renderTeamNamespace(PAYMENTS_PERSONAL).map((o) => byName.get(kube.childName('pp', o, 'team-payments')))).toEqual(renderTeamNamespace(PAYMENTS_PERSONAL));
+  });
+
+  test('every namespaced child depends on its own Namespace', () => {
+    for (const { name, object } of stacks.planTeamNamespace('pp', PAYMENTS_PERSONAL)) {
+      const ns = object.metadata.namespace;
+      const own = ns === undefined ? undefined : team.resources[ns === 'team-payments' ? 'pp-namespace' : `pp-namespace-${ns}`];
+      expect([name, optsByName.get(name)]).toEqual([name, own ? { parent: team, dependsOn: [own] } : { parent: team }]);
+    }
+  });
+
+  test('outputs: the personal namespaces by owner', async () => {
+    expect(await promiseOf(team.namespaceName)).toBe('team-payments');
+    expect(await promiseOf(team.personalNamespaces)).toEqual({ 'alice@example.com': ALICE, 'bob@example.com': BOB });
+  });
+});
+
 describe('bad input', () => {
   test('InputPropertiesError names each property path, and nothing is registered', () => {
     const before = registered.length;
@@ -101,9 +139,10 @@ describe('bad input', () => {
     }
     expect(pulumi.InputPropertiesError.isInstance(error)).toBe(true);
     const e = error as pulumi.InputPropertiesError;
-    expect(e.errors.map((x) => x.propertyPath)).toEqual(['members[0].role', 'environments[0].image', 'environments[0].sidecar.port']);
+    // quota.pods: personal mode (the default) gives carol a namespace of 5 pods, which 0 cannot hold.
+    expect(e.errors.map((x) => x.propertyPath)).toEqual(['members[0].role', 'environments[0].image', 'environments[0].sidecar.port', 'quota.pods']);
     expect(e.errors[0].reason).toBe("TeamNamespace 'search': member 0 has an unknown role (got 'dev'). Did you mean 'developer'? Use one of 'developer', 'viewer', 'admin'.");
-    expect(e.message).toContain("kubedev:index:TeamNamespace 'broken': 3 invalid input properties:\n  - members[0].role: TeamNamespace 'search': member 0 has an unknown role");
+    expect(e.message).toContain("kubedev:index:TeamNamespace 'broken': 4 invalid input properties:\n  - members[0].role: TeamNamespace 'search': member 0 has an unknown role");
     expect(e.stack).toBeUndefined();
     expect(registered.length).toBe(before);
   });

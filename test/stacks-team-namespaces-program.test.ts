@@ -67,7 +67,14 @@ describe('the program under mocks', () => {
     expect(await promiseOf(index.serviceAccounts)).toEqual({ payments: ['deployer'], search: [] });
     const environments = await promiseOf(index.environments);
     expect(Object.keys(environments).sort()).toEqual(['payments-api', 'payments-api-bob', 'search-indexer']);
-    expect(environments['payments-api']).toMatchObject({ name: 'api', namespace: 'team-payments', pod: 'api-0' });
+    // payments runs in personal mode: alice's environment lives in her namespace; search shares one.
+    const alice = 'payments-alice-example-com-ff8d98';
+    expect(environments['payments-api']).toMatchObject({ name: 'api', namespace: alice, pod: 'api-0' });
+    expect(environments['search-indexer']).toMatchObject({ name: 'indexer', namespace: 'search', pod: 'indexer-0' });
+    expect(await promiseOf(index.personalNamespaces)).toEqual({
+      payments: { 'alice@example.com': alice, 'bob@example.com': 'payments-bob-example-com-5ff860' },
+      search: {},
+    });
   });
 });
 
@@ -104,7 +111,7 @@ describe('bad config fails with InputPropertiesError naming the config key', () 
       { team: 'payments', namespace: 'search' },
     ]);
     expect(e.errors.map((x) => x.propertyPath)).toEqual(['teams[1].member', 'teams[1].members[0].role', 'teams[2].team']);
-    expect(e.errors[0].reason).toBe("Config key 'kubedev-team-namespaces:teams': team 1 has an unknown field 'member'. Did you mean 'members'? Fields are: team, namespace, members, ci, quota, containerDefaults, network, podSecurity, environments, labels.");
+    expect(e.errors[0].reason).toBe("Config key 'kubedev-team-namespaces:teams': team 1 has an unknown field 'member'. Did you mean 'members'? Fields are: team, namespace, isolation, personalQuota, members, ci, quota, containerDefaults, network, podSecurity, environments, labels.");
     expect(e.errors[1].reason).toBe("Config key 'kubedev-team-namespaces:teams': TeamNamespace 'search': member 0 has an unknown role (got 'root'). Use one of 'developer', 'viewer', 'admin'.");
     expect(e.errors[2].reason).toBe("Config key 'kubedev-team-namespaces:teams': teams 0 and 2 are both named 'payments'. Give each team its own name.");
   });
@@ -112,5 +119,16 @@ describe('bad config fails with InputPropertiesError naming the config key', () 
   test('two teams in one namespace', () => {
     const e = read([{ team: 'a', namespace: 'shared' }, { team: 'b', namespace: 'shared' }]);
     expect(e.errors).toEqual([{ propertyPath: 'teams[1].namespace', reason: "Config key 'kubedev-team-namespaces:teams': teams 0 and 1 both use namespace 'shared'. Give each team its own namespace." }]);
+  });
+
+  test("a personal namespace that is another team's namespace", () => {
+    const e = read([
+      { team: 'web-shop' },
+      { team: 'web', members: [{ user: 'shop', role: 'developer' }], environments: [{ name: 'api', owner: 'shop', image: 'node:20' }] },
+    ]);
+    expect(e.errors).toEqual([{
+      propertyPath: 'teams[1].environments',
+      reason: "Config key 'kubedev-team-namespaces:teams': the personal namespace 'web-shop' of 'shop' in team 1 is also a namespace of team 0. Rename one of the teams (or its namespace).",
+    }]);
   });
 });

@@ -36,7 +36,7 @@ describe('TeamNamespace construct', () => {
   test('accepts cdk8s-plus subjects and DevEnvironment constructs; mutators after construction count', () => {
     const chart = Testing.chart();
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice@example.com', image: 'node:20' });
-    const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ subject: kplus.User.fromName(chart, 'alice', 'alice@example.com'), role: 'developer' }] });
+    const team = new TeamNamespace(chart, 'web', { team: 'web', isolation: 'team', members: [{ subject: kplus.User.fromName(chart, 'alice', 'alice@example.com'), role: 'developer' }] });
     team.addMember({ subject: kplus.Group.fromName(chart, 'leads', 'web-leads'), role: 'admin' });
     const sa = new kplus.ServiceAccount(chart, 'grafana', { metadata: { name: 'grafana', namespace: 'monitoring' } });
     team.addMember({ subject: sa, role: 'viewer' });
@@ -47,11 +47,14 @@ describe('TeamNamespace construct', () => {
     const objects = byKey(Testing.synth(chart) as KubeObject[]);
     expect(objects['RoleBinding/web-admin'].subjects).toEqual([{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'web-leads' }]);
     expect(objects['RoleBinding/web-viewer'].subjects).toEqual([{ kind: 'ServiceAccount', name: 'grafana', namespace: 'monitoring' }]);
-    expect(objects['Role/web-attach-alice-example-com'].rules).toEqual([
+    const rules = objects['Role/web-attach-alice-example-com'].rules as unknown[];
+    expect(rules.slice(0, 3)).toEqual([
       { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
       { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'], resourceNames: ['api-0'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: ['api-ssh-authorized-keys', 'api-ssh-host-keys'] },
     ]);
+    // Team mode: only the owner changes the environment's own objects, by name.
+    expect(rules).toContainEqual({ apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['update', 'patch', 'delete'], resourceNames: ['api'] });
     expect(objects['StatefulSet/api']).toBeDefined();
   });
 
@@ -88,7 +91,7 @@ describe('TeamNamespace construct', () => {
 describe('DeveloperAccess construct', () => {
   test('grants a kplus user exec/port-forward into named environments and the team developer Role', () => {
     const chart = Testing.chart();
-    const team = new TeamNamespace(chart, 'team', { team: 'web', members: [{ user: 'alice', role: 'developer' }] });
+    const team = new TeamNamespace(chart, 'team', { team: 'web', isolation: 'team', members: [{ user: 'alice', role: 'developer' }] });
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice', image: 'node:20' });
     team.addEnvironment(env);
     const access = new DeveloperAccess(chart, 'pairing', { team, subject: kplus.User.fromName(chart, 'bob', 'bob@example.com'), environments: [env, 'worker'] });
@@ -155,5 +158,59 @@ describe('TeamNamespace.fromTeamName', () => {
       'RoleBinding/team-payments/payments-access-oncall-developer',
     ]);
     expect(synthesized[2]).toMatchObject({ roleRef: { name: 'payments-developer' }, subjects: [{ kind: 'Group', name: 'oncall' }] });
+  });
+});
+
+describe('TeamNamespace construct, personal mode', () => {
+  const nsKey = (objects: KubeObject[]) => Object.fromEntries(objects.map((o) => [`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, o]));
+
+  test("namespaceFor() names the owner's namespace; mutators after construction add what it needs; synth equals lib", () => {
+    const chart = Testing.chart();
+    const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ user: 'alice@example.com', role: 'developer' }] });
+    const ns = team.namespaceFor('alice@example.com');
+    expect(ns).toBe('web-alice-example-com-ff8d98');
+    expect(team.namespaceFor('nobody')).toBe('web'); // not a member: no personal namespace
+    const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: ns, owner: 'alice@example.com', image: 'node:20' });
+    team.addEnvironment(env);
+    // Added after the environment: bob gets read in alice's namespace, CI gets its Role there.
+    team.addMember({ subject: kplus.User.fromName(chart, 'bob', 'bob@example.com'), role: 'developer' });
+    team.addCiServiceAccount({ name: 'deployer' });
+    expect(errorsOf(team)).toEqual([]);
+    const synthesized = Testing.synth(chart) as KubeObject[];
+    const objects = nsKey(synthesized);
+    expect(objects[`RoleBinding/${ns}/web-viewer`].subjects).toEqual([{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'bob@example.com' }]);
+    expect(objects[`RoleBinding/${ns}/web-ci`].subjects).toEqual([{ kind: 'ServiceAccount', name: 'deployer', namespace: 'web' }]);
+    expect(objects[`StatefulSet/${ns}/api`]).toBeDefined();
+    const teamObjects = synthesized.filter((o) => o.metadata.labels?.['kubedev.io/team'] === 'web');
+    expect(nsKey(teamObjects)).toEqual(nsKey(team.render()));
+    expect(teamObjects).toHaveLength(team.render().length);
+    // The personal Namespace comes before the environment that lives in it.
+    const at = (kind: string, name: string) => synthesized.findIndex((o) => o.kind === kind && o.metadata.name === name);
+    expect(at('Namespace', ns)).toBeLessThan(at('StatefulSet', 'api'));
+    expect(at('Namespace', ns)).toBeLessThan(at('PersistentVolumeClaim', 'api-workspace'));
+    expect(team.node.tryFindChild(`Namespace-${ns}`)).toBeInstanceOf(ApiObject);
+    expect(team.node.tryFindChild(`Role-${ns}-web-developer`)).toBeInstanceOf(ApiObject);
+    expect(team.environmentSpecs().map((e) => e.namespace)).toEqual([ns]);
+  });
+
+  test("an environment left in the chart's namespace is refused, naming namespaceFor()", () => {
+    const chart = new Chart(Testing.app(), 'c', { namespace: 'web' });
+    const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ user: 'dana', role: 'developer' }] });
+    team.addEnvironment(new DevEnvironment(chart, 'api', { name: 'api', owner: 'dana', image: 'node:20' }));
+    expect(errorsOf(team)).toEqual([
+      "TeamNamespace 'web': environment 'api' is not in the personal namespace of its owner 'dana' (got 'web'). Set it to 'web-dana' (in cdk8s: namespace: team.namespaceFor('dana')), or leave it out of a plain spec.",
+    ]);
+  });
+
+  test("DeveloperAccess into a personal namespace grants attach only, unless the developer Role is asked for", () => {
+    const chart = Testing.chart();
+    const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ user: 'dana', role: 'developer' }] });
+    const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: team.namespaceFor('dana'), owner: 'dana', image: 'node:20' });
+    team.addEnvironment(env);
+    const pairing = new DeveloperAccess(chart, 'pairing', { team, subject: { user: 'erin' }, environments: [env] });
+    expect(pairing.namespace).toBe('web-dana');
+    expect(pairing.render().map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual(['Role/web-dana/web-access-erin', 'RoleBinding/web-dana/web-access-erin']);
+    const full = new DeveloperAccess(chart, 'full', { team, subject: { user: 'finn' }, environments: [env], developer: true });
+    expect(full.render().map((o) => o.metadata.name)).toEqual(['web-access-finn', 'web-access-finn', 'web-access-finn-developer']);
   });
 });

@@ -9,6 +9,8 @@ const outputs = stackOutputs(provisionTeams(readTeamsConfig(new pulumi.Config())
 
 /** Namespace per team. */
 export const namespaces = outputs.namespaces;
+/** Personal namespaces per team, by owner (personal isolation; `kubedev up --namespace <ns> --name <env>`). */
+export const personalNamespaces = outputs.personalNamespaces;
 /** CI ServiceAccounts per team. */
 export const serviceAccounts = outputs.serviceAccounts;
 /** Attach record per environment (`<team>-<env>`), for `kubedev sync`/`kubedev up`. */

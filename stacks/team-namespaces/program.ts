@@ -5,7 +5,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { AttachRecord } from '../../lib/attach';
 import { DevEnvironmentSpec } from '../../lib/dev-environment';
-import { TeamNamespaceSpec, teamEnvironments, teamNamespaceName } from '../../lib/team-namespace';
+import { TeamNamespaceSpec, personalNamespaces, teamEnvironments, teamNamespaceName } from '../../lib/team-namespace';
 import { DevEnvironment } from '../dev-environment';
 import { withoutStack } from '../kube';
 import { TeamNamespace, teamNamespaceProblems } from '../team-namespace';
@@ -17,7 +17,7 @@ export const TEAMS_KEY = 'teams';
 export type TeamsConfig = readonly TeamNamespaceSpec[];
 
 /** Fields a team may have; anything else in config is a typo. */
-const TEAM_FIELDS = ['team', 'namespace', 'members', 'ci', 'quota', 'containerDefaults', 'network', 'podSecurity', 'environments', 'labels'];
+const TEAM_FIELDS = ['team', 'namespace', 'isolation', 'personalQuota', 'members', 'ci', 'quota', 'containerDefaults', 'network', 'podSecurity', 'environments', 'labels'];
 
 /**
  * Reads `<project>:teams` and checks every team.
@@ -68,6 +68,14 @@ export function readTeamsConfig(config: pulumi.Config): TeamNamespaceSpec[] {
     const nsBefore = namespaces.get(ns);
     if (nsBefore !== undefined && before === undefined) errors.push({ propertyPath: `${path}.namespace`, reason: `Config key '${key}': teams ${nsBefore} and ${i} both use namespace '${ns}'. Give each team its own namespace.` });
     else namespaces.set(ns, i);
+    // A personal namespace may not be another team's (or another team's member's) namespace either.
+    if (before === undefined && nsBefore === undefined && teamNamespaceProblems(spec).length === 0) {
+      for (const p of personalNamespaces(spec)) {
+        const other = namespaces.get(p.name);
+        if (other !== undefined && other !== i) errors.push({ propertyPath: `${path}.environments`, reason: `Config key '${key}': the personal namespace '${p.name}' of '${p.owner}' in team ${i} is also a namespace of team ${other}. Rename one of the teams (or its namespace).` });
+        else namespaces.set(p.name, i);
+      }
+    }
   });
   if (errors.length > 0) throw fail(errors);
   return raw as TeamNamespaceSpec[];
@@ -98,9 +106,10 @@ export function provisionTeams(teams: TeamsConfig): ProvisionedTeam[] {
   });
 }
 
-/** The stack outputs: namespace and CI ServiceAccounts per team, attach record per environment. */
+/** The stack outputs: namespace, personal namespaces (by owner) and CI ServiceAccounts per team, attach record per environment. */
 export function stackOutputs(provisioned: readonly ProvisionedTeam[]): {
   namespaces: pulumi.Output<Record<string, string>>;
+  personalNamespaces: pulumi.Output<Record<string, Record<string, string>>>;
   serviceAccounts: pulumi.Output<Record<string, string[]>>;
   environments: pulumi.Output<Record<string, AttachRecord>>;
 } {
@@ -108,6 +117,7 @@ export function stackOutputs(provisioned: readonly ProvisionedTeam[]): {
     pulumi.all(entries.map(([k, v]) => v.apply((x) => [k, x] as const))).apply((pairs) => Object.fromEntries(pairs) as Record<string, T>);
   return {
     namespaces: record(provisioned.map((p): [string, pulumi.Output<string>] => [p.name, p.team.namespaceName])),
+    personalNamespaces: record(provisioned.map((p): [string, pulumi.Output<Record<string, string>>] => [p.name, p.team.personalNamespaces])),
     serviceAccounts: record(provisioned.map((p): [string, pulumi.Output<string[]>] => [p.name, p.team.serviceAccountNames])),
     environments: record(provisioned.flatMap((p) => p.environments.map((e): [string, pulumi.Output<AttachRecord>] => [e.name, e.component.attachRecord]))),
   };

@@ -12,10 +12,11 @@ export function validateWithKubernetesModels(o: KubeObject): void {
   if (problems.length > 0) throw new Error(`fails kubernetes-models validation: ${problems.join('; ')}`);
 }
 
-/** Team one: members of every kind, CI, an environment per developer, an extra allowance. */
+/** Team one: members of every kind, CI, an environment per developer, an extra allowance; one shared namespace. */
 export const PAYMENTS: TeamNamespaceSpec = {
   team: 'payments',
   namespace: 'team-payments',
+  isolation: 'team',
   members: [
     { user: 'alice@example.com', role: 'developer' },
     { user: 'bob@example.com', role: 'developer' },
@@ -35,9 +36,17 @@ export const PAYMENTS: TeamNamespaceSpec = {
   ],
 };
 
-/** Team two: the defaults, one developer, no CI. */
+/** Team two: the defaults (personal isolation), one developer, no CI. */
 export const SEARCH: TeamNamespaceSpec = {
   team: 'search',
   members: [{ user: 'carol@example.com', role: 'developer' }, { group: 'search-leads', role: 'admin' }],
   environments: [{ name: 'indexer', owner: 'carol@example.com', image: 'golang:1.22' }],
+};
+
+/** Team one in personal mode: alice and bob each get a namespace; the team namespace keeps what remains of the quota. */
+export const PAYMENTS_PERSONAL: TeamNamespaceSpec = {
+  ...PAYMENTS,
+  isolation: 'personal',
+  quota: { cpu: '8', memory: '16Gi', storage: '150Gi', pods: 14, persistentVolumeClaims: 20 },
+  personalQuota: { cpu: '3', memory: '6Gi', storage: '60Gi', pods: 4, persistentVolumeClaims: 6 },
 };
