@@ -57,6 +57,18 @@ export function remoteRootProblem(value: unknown): RemoteRootProblem | undefined
   return undefined;
 }
 
+/**
+ * The same rule as a POSIX sh `case` on the shell variable `variable` holding a canonical path (as
+ * `realpath -m` prints it): the statement exits with `code` when the path is refused. The runner runs it
+ * on the server, where a root that is text-safe may still resolve (through a symlink) to `/` or `/usr`.
+ */
+export function remoteRootShellCheck(variable: string, code: number): string {
+  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const exact = ['/', ...SYSTEM_FOLDERS].map(q).join('|');
+  const kernel = KERNEL_FOLDERS.map((k) => `${q(`${k}/`)}*`).join('|');
+  return `case "$${variable}" in ${exact}) exit ${code};; ${q(SCRATCH_BELOW_DEV)}?*) ;; ${kernel}) exit ${code};; esac`;
+}
+
 /** True when `value` is a safe sync root (see remoteRootProblem). */
 export function isSafeRemoteRoot(value: unknown): value is string {
   return remoteRootProblem(value) === undefined;

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { assertSafeRemoteRoot } from '../lib/remote-root';
+import { assertSafeRemoteRoot, remoteRootProblem, remoteRootShellCheck } from '../lib/remote-root';
 import { applyPlan, ApplyResult, remoteDelete } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
@@ -315,6 +315,9 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     const r = this.options.remoteRoot;
     const script = [
       `r=${shQuote(r)}`,
+      // The root as the server resolves it (symlinks followed), checked before anything is made there.
+      'real=$(realpath -m -- "$r" 2>/dev/null) || real=$r',
+      `( ${remoteRootShellCheck('real', 9)} ) || { printf '%s' "$real" >&2; exit 9; }`,
       'if [ -e "$r" ] && [ ! -d "$r" ]; then exit 3; fi',
       'mkdir -p -- "$r" || exit 4',
       '[ -w "$r" ] && [ -x "$r" ] || exit 5',
@@ -330,6 +333,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       5: `remote folder '${r}' on ${at} is not writable by '${this.options.user}'. Fix its owner or mode (chown/chmod), or pass another --remote`,
       6: `the server ${at} has no 'tar' on its PATH. Install tar in the sidecar image`,
       7: `the server ${at} has no 'find' on its PATH. Install findutils in the sidecar image`,
+      9: `remote folder '${r}' on ${at} resolves to '${res.stderr}' on the server (through a symlink), which ${remoteRootProblem(res.stderr)?.what ?? 'is refused'}; nothing was written. Pass a --remote that is a folder of its own, e.g. '/workspace'`,
     };
     if (res.code !== 0) throw new RemoteError(msg[res.code ?? -1] ?? `preparing '${r}' on ${at} failed (exit ${res.code}): ${res.stderr.trim()}`, res.code, res.stderr);
   }

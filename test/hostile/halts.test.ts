@@ -87,6 +87,23 @@ describe('row 1: the local root goes away', () => {
   });
 });
 
+describe('row 2 on the server: a remote root that is a symlink', () => {
+  test('resolving to a system folder is refused before anything is written', async () => {
+    writeTree(a.local, { 'a.txt': 'a' });
+    fs.symlinkSync('/usr', a.remote);
+    const s = a.session({ watch: false });
+    await expect(s.start()).rejects.toThrow(`remote folder '${a.remote}' on ${sshd.user}@127.0.0.1 resolves to '/usr' on the server (through a symlink), which is the system folder '/usr'; nothing was written. Pass a --remote that is a folder of its own, e.g. '/workspace'`);
+    fs.unlinkSync(a.remote);
+  });
+
+  test('a folder below it resolving to / is refused too', async () => {
+    writeTree(a.local, { 'a.txt': 'a' });
+    fs.symlinkSync('/', path.join(a.base, 'up'));
+    const s = a.session({ watch: false, remoteRoot: path.join(a.base, 'up', 'var') });
+    await expect(s.start()).rejects.toThrow(/resolves to '\/var' on the server \(through a symlink\), which is the system folder '\/var'; nothing was written/);
+  });
+});
+
 describe('row 0: the scheduler', () => {
   test('pump() finding nothing to do leaves the loop idle, and the next change is sent', async () => {
     writeTree(a.local, { 'a.txt': 'a' });
