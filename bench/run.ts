@@ -8,7 +8,7 @@ import { execFileSync, execSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SyncOptions, SyncSession, BatchStats } from '../sync/session';
+import { SyncOptions, SyncSession, BatchStats } from '../sync/engine/session';
 import { Sshd, startSshd } from '../test/support/sshd';
 import { makeTree, rng } from './tree';
 

@@ -63,7 +63,7 @@ async function waitFor(check: () => boolean, ms: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(BIN.replace(/bin[/\\]kubedev\.js$/, 'build/sync/cli.js'))) throw new Error("the compiled sources are missing: run 'npm run build' first (npm run soak does)");
+  if (!fs.existsSync(BIN.replace(/bin[/\\]kubedev\.js$/, 'build/sync/cli/main.js'))) throw new Error("the compiled sources are missing: run 'npm run build' first (npm run soak does)");
   const work = fs.mkdtempSync(path.join(BASE, 'kubedev-soak-'));
   fs.chmodSync(work, 0o755);
   const sshd = await startSshd({

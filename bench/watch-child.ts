@@ -2,7 +2,7 @@
  * Runs one watching SyncSession in its own process so the parent can read its resident memory and CPU
  * time from /proc. Argument: JSON SyncOptions. Prints READY <json> once the first mirror is done.
  */
-import { SyncSession } from '../sync/session';
+import { SyncSession } from '../sync/engine/session';
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2]);

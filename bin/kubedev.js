@@ -4,10 +4,10 @@
 // `npm ci` (the `prepare` script), so this file only loads them.
 let cli;
 try {
-  cli = require('../build/sync/cli.js');
+  cli = require('../build/sync/cli/main.js');
 } catch (e) {
-  if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes('build/sync/cli.js')) {
-    process.stderr.write("kubedev: the compiled sources are missing (build/sync/cli.js). Run 'npm run build' in the kubedev folder.\n");
+  if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes('build/sync/cli/main.js')) {
+    process.stderr.write("kubedev: the compiled sources are missing (build/sync/cli/main.js). Run 'npm run build' in the kubedev folder.\n");
     process.exit(2);
   }
   throw e;

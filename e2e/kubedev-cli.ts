@@ -1,5 +1,5 @@
 /** Runs the kubedev CLI from the TypeScript sources (the e2e suite needs no build): node --import tsx e2e/kubedev-cli.ts ARGS. */
-import { main } from '../sync/cli';
+import { main } from '../sync/cli/main';
 
 main(process.argv.slice(2)).then(
   (code) => {

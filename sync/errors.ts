@@ -1,10 +1,24 @@
 /**
  * Errors shared by the runner's parts and its commands (no command imports the CLI's entry file for
- * them). A ConfigError is the user's configuration, found before anything was written: exit 2.
+ * them). UsageError (a flag) and ConfigError (a file the user wrote) both exit 2, found before anything
+ * was written.
  */
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ConfigError';
+  }
+}
+
+/** Exit codes of every kubedev command. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** An error the user caused (bad flag, bad config): exit 2, message only, no stack. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
   }
 }

@@ -10,8 +10,8 @@ const BIN = path.resolve(__dirname, '..', 'bin', 'kubedev.js');
 
 describe('bin/kubedev.js', () => {
   beforeAll(() => {
-    if (!fs.existsSync(path.resolve(__dirname, '..', 'build', 'sync', 'cli.js'))) {
-      throw new Error("build/sync/cli.js is missing: run 'npm run build' (npm ci does it through 'prepare')");
+    if (!fs.existsSync(path.resolve(__dirname, '..', 'build', 'sync', 'cli', 'main.js'))) {
+      throw new Error("build/sync/cli/main.js is missing: run 'npm run build' (npm ci does it through 'prepare')");
     }
   });
 

@@ -10,10 +10,10 @@ import { PassThrough } from 'node:stream';
 import { parseAllDocuments, stringify } from 'yaml';
 import { utils } from 'ssh2';
 import { renderDevEnvironment } from '../lib/dev-environment';
-import { UsageError } from '../sync/cli';
-import { runKeys, KeysOptions } from '../sync/commands/keys';
-import { generateEd25519, keyPaths } from '../sync/keys/store';
-import { checkHostKey } from '../sync/known-hosts';
+import { UsageError } from '../sync/errors';
+import { runKeys, KeysOptions } from '../sync/cli/keys';
+import { generateEd25519, keyPaths } from '../sync/attach/key-store';
+import { checkHostKey } from '../sync/engine/known-hosts';
 import { makeFakeKubectl, FakeKubectl } from './support/fake-kubectl';
 import { startSshd, Sshd } from './support/sshd';
 

@@ -1,8 +1,8 @@
-/** known_hosts matching (sync/known-hosts.ts): patterns, ports, hashed entries, markers, messages. */
+/** known_hosts matching (sync/engine/known-hosts.ts): patterns, ports, hashed entries, markers, messages. */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkHostKey, fingerprint, hostFieldMatches, parseKnownHosts } from '../sync/known-hosts';
+import { checkHostKey, fingerprint, hostFieldMatches, parseKnownHosts } from '../sync/engine/known-hosts';
 import { tempDir } from './support/trees';
 
 function key(seed: string): { blob: Buffer; line: string } {

@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderSshdConfig } from '../lib/sshd';
-import { buildIgnore } from '../sync/ignore';
-import { SyncOptions, SyncSession } from '../sync/session';
-import { HostKeyError } from '../sync/transport';
+import { buildIgnore } from '../sync/engine/ignore';
+import { SyncOptions, SyncSession } from '../sync/engine/session';
+import { HostKeyError } from '../sync/engine/transport';
 import { Sshd, startSshd } from './support/sshd';
 import { differences, eventually, nextEvent, snapshot, tempDir, writeTree } from './support/trees';
 

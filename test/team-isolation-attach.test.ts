@@ -12,8 +12,8 @@ import { synthesize } from '../examples/main';
 import { KubeObject } from '../lib/k8s';
 import { PolicyRule } from '../lib/rbac';
 import { personalNamespaceName } from '../lib/team-namespace';
-import { runKeys } from '../sync/commands/keys';
-import { loadTarget, readObjects } from '../sync/up/record';
+import { runKeys } from '../sync/cli/keys';
+import { loadTarget, readObjects } from '../sync/attach/record';
 import { makeFakeKubectl } from './support/fake-kubectl';
 
 const CAROL = personalNamespaceName('data', 'carol@example.com');

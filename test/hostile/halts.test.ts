@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SyncSession } from '../../sync/session';
+import { SyncSession } from '../../sync/engine/session';
 import { Arena, useArena } from '../support/hostile';
 import { Sshd } from '../support/sshd';
 import { eventually, nextEvent, snapshot, writeTree } from '../support/trees';

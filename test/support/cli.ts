@@ -5,7 +5,7 @@ import * as path from 'node:path';
 const ROOT = path.resolve(__dirname, '..', '..');
 /** Resolved here, so a test may run the command from any folder (cwd). */
 const TSX = require.resolve('tsx/cjs');
-const ENTRY = `require(${JSON.stringify(path.join(ROOT, 'sync', 'cli.ts'))}).main(process.argv.slice(1)).then((c) => { process.exitCode = c; }, (e) => { console.error(e); process.exitCode = 99; });`;
+const ENTRY = `require(${JSON.stringify(path.join(ROOT, 'sync', 'cli', 'main.ts'))}).main(process.argv.slice(1)).then((c) => { process.exitCode = c; }, (e) => { console.error(e); process.exitCode = 99; });`;
 
 export interface CliRun {
   readonly child: ChildProcess;

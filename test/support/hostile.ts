@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderSshdConfig } from '../../lib/sshd';
-import { SyncOptions, SyncSession } from '../../sync/session';
+import { SyncOptions, SyncSession } from '../../sync/engine/session';
 import { runCli } from './cli';
 import { Sshd, startSshd } from './sshd';
 import { differences, snapshot, Snapshot, tempDir, writeTree } from './trees';

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ignore from 'ignore';
-import { ConfigError } from './errors';
+import { ConfigError } from '../errors';
 
 /** Ignored everywhere unless negated: VCS metadata, OS litter, editor swap files. */
 export const DEFAULT_IGNORES: readonly string[] = ['.git/', '.hg/', '.svn/', '.DS_Store', '.*.swp', '.*.swx', '*~', '.#*'];

@@ -1,10 +1,10 @@
 /**
  * `kubedev up`: attach to an environment and keep the developer's folders mirrored into it, with its
  * SSH and declared ports forwarded to 127.0.0.1. Ctrl-C (or SIGTERM) finishes the batch in flight,
- * closes the forwards and exits 0. The work is in sync/up/up.ts.
+ * closes the forwards and exits 0. The work is in sync/attach/up.ts.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_UP_TIMEOUT_SECONDS, runUp, UpOptions } from '../up/up';
+import { DEFAULT_UP_TIMEOUT_SECONDS, runUp, UpOptions } from '../attach/up';
 
 function seconds(value: string): number {
   const n = Number(value);

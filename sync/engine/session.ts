@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { assertSafeRemoteRoot, remoteRootProblem, remoteRootShellCheck } from '../lib/remote-root';
+import { assertSafeRemoteRoot, remoteRootProblem, remoteRootShellCheck } from '../../lib/remote-root';
 import { applyPlan, ApplyResult, remoteDelete } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';

@@ -15,10 +15,10 @@ import { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
 import { KubeObject } from '../../lib/k8s';
-import { EXIT_FAILURE, UsageError } from '../cli';
-import { BatchStats, SyncOptions, SyncSession } from '../session';
-import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from '../config-checks';
-import { keyPaths } from '../keys/store';
+import { EXIT_FAILURE, UsageError } from '../errors';
+import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
+import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from './checks';
+import { keyPaths } from '../attach/key-store';
 
 export interface SyncCommandOptions {
   readonly local?: string;

@@ -7,10 +7,10 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { UsageError } from '../cli';
-import { checkIdentity, checkLocalRoot, checkRemoteRoot } from '../config-checks';
-import { keyPaths, missingKeys } from '../keys/store';
-import { HostKeyError, SyncSession } from '../session';
+import { UsageError } from '../errors';
+import { checkIdentity, checkLocalRoot, checkRemoteRoot } from '../cli/checks';
+import { keyPaths, missingKeys } from './key-store';
+import { HostKeyError, SyncSession } from '../engine/session';
 import { KubectlError, checkKubeconfig, kubectl } from './kubectl';
 import { ForwardMapping, PortForward } from './forward';
 import { waitForPod } from './pod';

@@ -6,10 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { utils } from 'ssh2';
-import { hasControlCharacter } from '../lib/names';
-import { UnsafeRemoteRootError, assertSafeRemoteRoot } from '../lib/remote-root';
-import { UsageError } from './cli';
-import { configDir } from './keys/store';
+import { hasControlCharacter } from '../../lib/names';
+import { UnsafeRemoteRootError, assertSafeRemoteRoot } from '../../lib/remote-root';
+import { UsageError } from '../errors';
+import { configDir } from '../attach/key-store';
 
 /** The remote root, refused unless safe (lib's one check); `field` is the flag or record field. */
 export function checkRemoteRoot(value: unknown, field: string, kind = 'option'): string {

@@ -7,10 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
-import { UsageError } from '../cli';
-import { ensureKeys, keyPaths, renderKeySecrets } from '../keys/store';
-import { KubectlError, checkKubeconfig, kubectl } from '../up/kubectl';
-import { loadTarget } from '../up/record';
+import { UsageError } from '../errors';
+import { ensureKeys, keyPaths, renderKeySecrets } from '../attach/key-store';
+import { KubectlError, checkKubeconfig, kubectl } from '../attach/kubectl';
+import { loadTarget } from '../attach/record';
 
 export interface KeysOptions {
   readonly env?: string;

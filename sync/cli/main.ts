@@ -1,27 +1,16 @@
 /**
- * The `kubedev` command line. Each subcommand lives in sync/commands/<name>.ts and registers itself
+ * The `kubedev` command line. Each subcommand lives in sync/cli/<name>.ts and registers itself
  * here; this file only wires them and maps errors to exit codes (0 done, 2 usage, 1 run time).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { registerSync } from './commands/sync';
-import { registerKeys } from './commands/keys';
-import { registerUp } from './commands/up';
-import { ConfigError } from './errors';
+import { registerSync } from './sync';
+import { registerKeys } from './keys';
+import { registerUp } from './up';
+import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
-/** Exit codes of every kubedev command. */
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
-
-/** An error the user caused (bad flag, bad config): exit 2, message only, no stack. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
 /** kubedev's own version, read from the package.json above this file (source or build/). */
 function packageVersion(): string {

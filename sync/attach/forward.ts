@@ -5,7 +5,7 @@
  */
 import { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { delay } from '../session';
+import { delay } from '../engine/session';
 import { spawnKubectl } from './kubectl';
 
 export interface ForwardMapping {

@@ -8,7 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { AttachRecord, AttachRecordError, findAttachRecords, pickAttachRecord } from '../../lib/attach';
 import { KubeObject } from '../../lib/k8s';
 import { isDnsLabel } from '../../lib/names';
-import { UsageError } from '../cli';
+import { UsageError } from '../errors';
 import { KubectlError, checkKubeconfig, kubectl } from './kubectl';
 
 /** The label every environment's workload carries (lib's ENVIRONMENT_LABEL). */
