@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
-import { checkIdentity, checkLocalRoot, checkRemoteRoot } from '../cli/checks';
+import { checkIdentity, checkLocalRoot, checkRemoteRoot } from './checks';
 import { keyPaths, missingKeys } from './key-store';
 import { HostKeyError, SyncSession } from '../engine/session';
 import { KubectlError, checkKubeconfig, kubectl } from './kubectl';

@@ -17,7 +17,7 @@ import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
 import { KubeObject } from '../../lib/k8s';
 import { EXIT_FAILURE, UsageError } from '../errors';
 import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
-import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from './checks';
+import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from '../attach/checks';
 import { keyPaths } from '../attach/key-store';
 
 export interface SyncCommandOptions {
