@@ -9,7 +9,7 @@ import { utils } from 'ssh2';
 import { hasControlCharacter } from '../../lib/names';
 import { UnsafeRemoteRootError, assertSafeRemoteRoot } from '../../lib/remote-root';
 import { UsageError } from '../errors';
-import { configDir } from '../attach/key-store';
+import { configDir } from './key-store';
 
 /** The remote root, refused unless safe (lib's one check); `field` is the flag or record field. */
 export function checkRemoteRoot(value: unknown, field: string, kind = 'option'): string {
