@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Scheduler } from '../../sync/engine/scheduler';
 import { SyncSession } from '../../sync/engine/session';
 import { Arena, useArena } from '../support/hostile';
 import { Sshd } from '../support/sshd';
@@ -109,11 +110,12 @@ describe('row 0: the scheduler', () => {
     writeTree(a.local, { 'a.txt': 'a' });
     const s = a.session();
     await s.start();
-    const inner = s as unknown as { pump(): void; running?: Promise<void> };
-    inner.pump();
-    inner.pump();
+    const scheduler = (s as unknown as { scheduler: Scheduler }).scheduler;
+    scheduler.pump();
+    scheduler.pump();
     await new Promise((r) => setImmediate(r));
-    expect(inner.running).toBeUndefined();
+    expect(scheduler.running).toBeUndefined();
+    expect(scheduler.busy).toBe(false);
     fs.writeFileSync(path.join(a.local, 'b.txt'), 'after an empty pump');
     await eventually(() => a.differences(), 5_000, 'change after an empty pump');
   });

@@ -1,0 +1,169 @@
+/**
+ * One watch batch: the dirty paths (events are hints) are looked at again, compared with the index of
+ * what the remote holds and the difference applied. A dirty folder is listed and compared whole,
+ * whatever its inode; paths that cannot be read keep their remote copy; a batch that would delete half
+ * or more of the remote settles and checks the root first; links sent make every remote link be
+ * resolved again.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { applyPlan, ApplyContext, ApplyResult, remoteDelete } from './apply';
+import { HardLinks } from './hard-links';
+import { IgnoreMatcher } from './ignore';
+import { CompactIndex } from './index-store';
+import { emptyPlan, Plan, planDiff } from './plan';
+import { keepRemoteFor, linkStaysInside } from './safety';
+import { Connection } from './transport';
+import { Entry, lstatOrUndefined, Refusal, scanLocal, ScanOptions, Tree } from './tree';
+import { TreeWatcher } from './watch';
+
+/** A batch deleting at least this share of what the remote holds waits SETTLE_MS and looks at the root again. */
+const MASS_DELETE_SHARE = 0.5;
+const SETTLE_MS = 300;
+
+/** What a batch needs of its session. */
+export interface BatchHost {
+  readonly options: { readonly localRoot: string };
+  readonly ig: IgnoreMatcher;
+  index: CompactIndex;
+  readonly watcher?: TreeWatcher;
+  readonly hardLinks: HardLinks;
+  step(what: string): void;
+  warn(message: string): void;
+  checkRoot(): void;
+  scanOptions(withDirs: boolean): ScanOptions;
+  reportRefused(refused: readonly Refusal[]): void;
+  ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext;
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The top-most path above `rel` that the remote lacks as a folder (so new folders are sent whole). */
+export function anchorIn(index: Tree, rel: string): string {
+  let q = rel;
+  for (let p = parentOf(q); p !== ''; p = parentOf(p)) {
+    if (index.get(p)?.type !== 'dir') q = p;
+  }
+  return q;
+}
+
+/** `rel` and everything below it in `index`. */
+export function subtreeOf(index: Tree, rel: string): Tree {
+  const out: Tree = new Map();
+  const e = index.get(rel);
+  if (e) out.set(rel, e);
+  if (e?.type === 'dir') {
+    const prefix = `${rel}/`;
+    for (const k of index.keys()) if (k.startsWith(prefix)) out.set(k, index.get(k) as Entry);
+  }
+  return out;
+}
+
+
+export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: string[]): Promise<{ plan: Plan; res: ApplyResult } | undefined> {
+  h.step('looking at changed paths');
+  h.checkRoot();
+  const anchors = new Set<string>();
+  for (const r of h.hardLinks.expand(dirtyRels)) {
+    if (r === '' || h.ig.ignores(r, false) && h.ig.ignores(r, true)) continue;
+    anchors.add(anchorIn(h.index, r));
+  }
+  const local: Tree = new Map();
+  const remote: Tree = new Map();
+  const refused: Refusal[] = [];
+  const sorted = [...anchors].sort();
+  const covered = new Set<string>();
+  const isCovered = (rel: string): boolean => {
+    for (let p = parentOf(rel); p !== ''; p = parentOf(p)) if (covered.has(p)) return true;
+    return false;
+  };
+  for (const a of sorted) {
+    if (isCovered(a)) continue;
+    let st: fs.Stats | undefined;
+    try {
+      st = await lstatOrUndefined(path.join(h.options.localRoot, a));
+    } catch (e) {
+      // Cannot look (a name too long, a folder above it unreadable): leave the remote copy alone.
+      refused.push({ rel: a, keep: true, reason: `'${a}' cannot be read (${(e as NodeJS.ErrnoException).code}); it is skipped and its remote copy left as it is. Fix its permissions or shorten the path, or add it to .kubedevignore` });
+      for (const [k, v] of subtreeOf(h.index, a)) remote.set(k, v);
+      covered.add(a);
+      continue;
+    }
+    if (st?.isDirectory()) {
+      if (h.ig.ignores(a, true)) continue;
+      // Events are hints: a folder reported dirty is listed again and compared whole, whatever its
+      // inode (a folder deleted and made again often gets the same number back).
+      covered.add(a);
+      h.watcher?.removeTree(a);
+      await scanLocal(h.options.localRoot, h.ig, a, local, refused, h.scanOptions(true));
+      for (const [k, v] of subtreeOf(h.index, a)) remote.set(k, v);
+    } else {
+      if (st && !h.ig.ignores(a, false)) await scanLocal(h.options.localRoot, h.ig, a, local, refused, h.scanOptions(false));
+      for (const [k, v] of subtreeOf(h.index, a)) remote.set(k, v);
+    }
+  }
+  h.reportRefused(refused);
+  keepRemoteFor(refused, local, remote);
+  const plan = local.size + remote.size === 0 ? emptyPlan() : planDiff(local, remote);
+  if (plan.deletes.length + plan.dirs.length + plan.files.length + plan.links.length + plan.chmods.length === 0) return undefined;
+  await settleMassDelete(h, plan);
+  const res: ApplyResult = plan.files.length + plan.dirs.length + plan.links.length + plan.chmods.length === 0
+    ? (await remoteDelete(h.ctx(conn, h.index), plan.deletes), { changed: [], unsent: [], warnings: [], bytes: 0, method: 'sftp' as const })
+    : await applyPlan(h.ctx(conn, h.index), plan);
+  // The remote now holds the plan (but for what was not sent): update the index.
+  const unsent = new Set(res.unsent);
+  for (const d of plan.deletes) {
+    if (h.index.get(d)?.type === 'dir' && !local.has(d)) h.watcher?.removeTree(d);
+    for (const k of subtreeOf(h.index, d).keys()) h.index.delete(k);
+  }
+  const put = (rel: string, e: Entry): void => {
+    if (!unsent.has(rel)) h.index.set(rel, e);
+  };
+  for (const d of plan.dirs) put(d.rel, d.entry);
+  for (const f of plan.files) put(f.rel, f.entry);
+  for (const l of plan.links) put(l.rel, l.entry);
+  for (const c of plan.chmods) put(c.rel, c.entry);
+  for (const rel of unsent) {
+    for (const k of subtreeOf(h.index, rel).keys()) h.index.delete(k);
+    const before = remote.get(rel);
+    if (before && !plan.deletes.includes(rel)) h.index.set(rel, before);
+  }
+  if (plan.links.length > 0) await dropEscapedLinks(h, conn);
+  return { plan, res };
+}
+
+/**
+ * A new or changed symlink can make an older one lead outside (`p -> up/../etc`, then `up -> ../..`):
+ * after a batch that sent links, every link the remote holds is resolved again; escaped ones go.
+ */
+async function dropEscapedLinks(h: BatchHost, conn: Connection): Promise<void> {
+  const escaped: string[] = [];
+  for (const [rel, e] of h.index) {
+    if (e.type === 'symlink' && !linkStaysInside(h.options.localRoot, rel, e.target ?? '')) escaped.push(rel);
+  }
+  if (escaped.length === 0) return;
+  await remoteDelete(h.ctx(conn, h.index), escaped);
+  for (const rel of escaped) {
+    h.index.delete(rel);
+    h.warn(`symlink '${rel}' now points outside the synced folder (through another link); it was removed remotely. Point it inside the folder, or add it to .kubedevignore`);
+  }
+}
+
+/**
+ * A batch that would delete half or more of what the remote holds (an `rm -rf` of the root under
+ * way, an unmount) waits SETTLE_MS and looks at the root again before deleting anything.
+ */
+async function settleMassDelete(h: BatchHost, plan: Plan): Promise<void> {
+  if (plan.deletes.length === 0 || h.index.size < 20) return;
+  let doomed = 0;
+  for (const d of plan.deletes) doomed += subtreeOf(h.index, d).size;
+  if (doomed < h.index.size * MASS_DELETE_SHARE) return;
+  h.step('waiting before a mass delete');
+  await delay(SETTLE_MS);
+  h.checkRoot();
+}

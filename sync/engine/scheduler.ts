@@ -1,0 +1,138 @@
+/**
+ * When batches run, and the watchdog that makes sure they always do.
+ *
+ * States: idle (no timer, not running, nothing owed), armed (a timer), running (`running` set; events
+ * only add work). `running` is cleared in a `.finally` callback, which always runs after the
+ * assignment that stores the promise (never synchronously inside it), and work that arrived meanwhile
+ * is scheduled again there: no state holds work without a way out. (The bug this replaces: an async
+ * body that found nothing to do finished synchronously, cleared `running` before it was stored, and
+ * the loop was never started again.)
+ *
+ * A batch starts once events have been quiet for `coalesceMs` (5 ms), or at the latest MAX_WINDOW_MS
+ * after the first of them: one save is sent at once, a burst (a branch switch) goes as one batch.
+ *
+ * The watchdog, once a second: a batch with no progress (no byte sent, no step finished) for
+ * `stallMs` is reported through `onStall` (the session drops the connection and owes a full pass);
+ * work owed with nothing running or armed is reported through `onStuck` and scheduled.
+ */
+
+/** The longest a burst of events is gathered before its batch starts anyway. */
+const MAX_WINDOW_MS = 40;
+/** How often the watchdog looks. */
+const WATCHDOG_MS = 1_000;
+
+export interface SchedulerHooks {
+  readonly coalesceMs: number;
+  readonly stallMs: number;
+  /** How often the watchdog looks. @default 1000 */
+  readonly watchdogMs?: number;
+  /** Runs batches until nothing is owed (or the session ends). */
+  drain(): Promise<void>;
+  /** Whether work is waiting (dirty paths, a full pass, a connection to restore). */
+  owed(): boolean;
+  /** Whether batches may run now (started, not closing, not failed). */
+  open(): boolean;
+  onStall(what: string): void;
+  onStuck(): void;
+}
+
+export class Scheduler {
+  private timer?: NodeJS.Timeout;
+  private runningP?: Promise<void>;
+  private lastEventAt = 0;
+  private windowStart = 0;
+  private watchdog?: NodeJS.Timeout;
+  /** What the batch under way is doing, and when it last made progress. */
+  private stepState?: { what: string; at: number };
+
+  constructor(private readonly hooks: SchedulerHooks) {}
+
+  /** The batch loop under way, if any. */
+  get running(): Promise<void> | undefined {
+    return this.runningP;
+  }
+
+  /** Whether a batch is running or armed. */
+  get busy(): boolean {
+    return this.runningP !== undefined || this.timer !== undefined;
+  }
+
+  get step(): string | undefined {
+    return this.stepState?.what;
+  }
+
+  /** An event arrived: (re)arm the coalescing timer. */
+  event(): void {
+    this.lastEventAt = performance.now();
+    this.schedule();
+  }
+
+  schedule(ms = this.hooks.coalesceMs): void {
+    if (this.timer || !this.hooks.open()) return;
+    this.windowStart = performance.now();
+    this.arm(ms, ms === 0);
+  }
+
+  private arm(ms: number, immediate: boolean): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const quiet = this.hooks.coalesceMs;
+      const now = performance.now();
+      if (!immediate && now - this.lastEventAt < quiet && now - this.windowStart < MAX_WINDOW_MS) {
+        this.arm(Math.max(1, quiet - (now - this.lastEventAt)), false);
+        return;
+      }
+      this.pump();
+    }, ms);
+  }
+
+  /** Starts the batch loop unless it runs. */
+  pump(): void {
+    if (this.runningP || !this.hooks.open()) return;
+    this.runningP = this.hooks.drain().finally(() => {
+      this.runningP = undefined;
+      this.stepState = undefined;
+      if (this.hooks.open() && this.hooks.owed()) this.schedule(0);
+    });
+  }
+
+  /** The batch under way names what it does now (and so makes progress). */
+  readonly setStep = (what: string): void => {
+    this.stepState = { what, at: performance.now() };
+  };
+
+  /** Bytes moved: progress for the stall deadline. */
+  progress(): void {
+    if (this.stepState) this.stepState.at = performance.now();
+  }
+
+  clearStep(): void {
+    this.stepState = undefined;
+  }
+
+  startWatchdog(): void {
+    this.watchdog = setInterval(() => {
+      if (!this.hooks.open() && !this.stepState) return;
+      const now = performance.now();
+      if (this.stepState && now - this.stepState.at > this.hooks.stallMs) {
+        const what = this.stepState.what;
+        this.stepState.at = now;
+        this.hooks.onStall(what);
+        return;
+      }
+      if (this.hooks.open() && !this.busy && this.hooks.owed()) {
+        this.hooks.onStuck();
+        this.schedule(0);
+      }
+    }, this.hooks.watchdogMs ?? WATCHDOG_MS);
+    this.watchdog.unref();
+  }
+
+  /** Stops timers; the batch under way (if any) is left to finish: await `running`. */
+  stop(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

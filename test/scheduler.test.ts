@@ -1,0 +1,124 @@
+/**
+ * The batch scheduler's states (sync/engine/scheduler.ts): idle, armed, running; that no state holds
+ * work without a way out; and the watchdog's two alarms (a stalled batch, work owed with nothing
+ * scheduled). Real timers, short durations.
+ */
+import { Scheduler, SchedulerHooks } from '../sync/engine/scheduler';
+
+const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function harness(over: Partial<SchedulerHooks> = {}): { s: Scheduler; owed: { n: number }; drains: { n: number }; stalls: string[]; stuck: { n: number } } {
+  const owed = { n: 0 };
+  const drains = { n: 0 };
+  const stalls: string[] = [];
+  const stuck = { n: 0 };
+  const s = new Scheduler({
+    coalesceMs: 1,
+    stallMs: 60_000,
+    watchdogMs: 20,
+    drain: async () => {
+      drains.n++;
+      owed.n = 0;
+    },
+    owed: () => owed.n > 0,
+    open: () => true,
+    onStall: (w) => stalls.push(w),
+    onStuck: () => stuck.n++,
+    ...over,
+  });
+  return { s, owed, drains, stalls, stuck };
+}
+
+test('a drain that finds nothing to do (settles synchronously) leaves the scheduler idle, not stuck running', async () => {
+  const { s } = harness({ drain: () => Promise.resolve() });
+  s.pump();
+  expect(s.running).toBeDefined();
+  await tick();
+  expect(s.running).toBeUndefined();
+  expect(s.busy).toBe(false);
+  s.pump(); // and it can start again
+  expect(s.running).toBeDefined();
+  await tick();
+  expect(s.busy).toBe(false);
+});
+
+test('an event arms the timer (armed), the timer runs one drain (running), then idle', async () => {
+  const { s, owed, drains } = harness();
+  owed.n = 1;
+  s.event();
+  expect(s.busy).toBe(true);
+  expect(s.running).toBeUndefined();
+  await tick(20);
+  expect(drains.n).toBe(1);
+  expect(s.busy).toBe(false);
+});
+
+test('work that arrives while a drain finishes is scheduled again from its finally', async () => {
+  let release!: () => void;
+  const h = harness();
+  const gate = new Promise<void>((r) => (release = r));
+  let first = true;
+  const s = new Scheduler({
+    coalesceMs: 1,
+    stallMs: 60_000,
+    owed: () => h.owed.n > 0,
+    open: () => true,
+    onStall: () => undefined,
+    onStuck: () => undefined,
+    drain: async () => {
+      h.drains.n++;
+      if (first) {
+        first = false;
+        await gate;
+      }
+      h.owed.n = Math.max(0, h.owed.n - 1);
+    },
+  });
+  h.owed.n = 1;
+  s.pump();
+  h.owed.n = 2; // an event lands while the loop is on its way out
+  s.pump(); // ignored: running
+  release();
+  await tick(30);
+  expect(h.drains.n).toBe(2);
+  expect(h.owed.n).toBe(0);
+  expect(s.busy).toBe(false);
+});
+
+test('a closed scheduler neither arms nor runs', async () => {
+  const { s, drains } = harness({ open: () => false });
+  s.event();
+  s.pump();
+  await tick(10);
+  expect(drains.n).toBe(0);
+  expect(s.busy).toBe(false);
+});
+
+test('watchdog: a step without progress past stallMs is reported once per deadline, naming the step', async () => {
+  const { s, stalls } = harness({ stallMs: 50 });
+  s.startWatchdog();
+  try {
+    s.setStep('writing 3 files (sftp)');
+    await tick(90);
+    expect(stalls).toEqual(['writing 3 files (sftp)']);
+    s.progress();
+    await tick(30);
+    expect(stalls).toHaveLength(1); // progress moved the deadline
+  } finally {
+    s.stop();
+  }
+});
+
+test('watchdog: work owed with nothing running or armed is reported and scheduled', async () => {
+  const { s, owed, drains, stuck } = harness();
+  owed.n = 1; // owed, but nobody called event() or pump()
+  s.startWatchdog();
+  try {
+    await tick(80);
+    expect(stuck.n).toBeGreaterThanOrEqual(1);
+    expect(drains.n).toBe(1);
+    expect(owed.n).toBe(0);
+  } finally {
+    s.stop();
+  }
+});
