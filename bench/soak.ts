@@ -153,10 +153,11 @@ async function main(): Promise<void> {
       saves,
       folderChurns: churns,
       probes: probes.length,
+      probesLost: probes.filter((p) => p === Infinity).length,
       probeP50Ms: Math.round(percentile(probes, 50)),
       probeP99Ms: Math.round(percentile(probes, 99)),
       probeMaxMs: Math.round(Math.max(...probes)),
-      finalConvergeMs: Math.round(converge),
+      finalConvergeMs: Number.isFinite(converge) ? Math.round(converge) : 'never (10 s)',
       rssEarlyMb: Math.round(early),
       rssLateMb: Math.round(late),
       rssMaxMb: Math.round(Math.max(...rss)),
@@ -164,7 +165,8 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(report)}\n`);
     const problems: string[] = [];
-    if (!(report.probeMaxMs <= 1000)) problems.push(`a probe took ${report.probeMaxMs} ms (over 1 s)`);
+    if (report.probesLost > 0) problems.push(`${report.probesLost} of ${probes.length} probes never reached the remote (10 s each)`);
+    else if (!(report.probeMaxMs <= 1000)) problems.push(`a probe took ${report.probeMaxMs} ms (over 1 s)`);
     if (!(converge <= 1000)) problems.push(`the trees were equal ${Number.isFinite(converge) ? `${Math.round(converge)} ms` : 'never (10 s)'} after the last write (over 1 s)`);
     if (growth > 0.25) problems.push(`resident memory grew ${report.rssGrowthPct} % (${report.rssEarlyMb} -> ${report.rssLateMb} MB)`);
     if (problems.length > 0) {
