@@ -1,0 +1,124 @@
+/**
+ * The package as users get it: `npm pack`, the tarball installed into a fresh project with npm, and
+ * there a CommonJS and two ESM TypeScript consumers (nodenext and bundler resolution, plus the older
+ * node10 resolution) of `kubedev` and `kubedev/cdk8s`, a Pulumi program on `kubedev/pulumi` under
+ * mocks, and the `kubedev` command. `npm run test:package`; see jest.package.config.js.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Packed, lastJson, node, npmInstall, pack, removeTemp, report, run, tempDir, testedVersion, writeFiles } from './support';
+
+const FIXTURES = path.join(__dirname, 'fixtures');
+const ENGINES = ['cdk8s', 'cdk8s-plus-28', 'constructs', '@pulumi/pulumi', '@pulumi/kubernetes'];
+
+/** The consumer variants: folder -> its package.json "type" and TypeScript module settings. */
+const VARIANTS: Record<string, { type: 'commonjs' | 'module'; module: string; moduleResolution: string }> = {
+  'cjs-nodenext': { type: 'commonjs', module: 'nodenext', moduleResolution: 'nodenext' },
+  'cjs-node10': { type: 'commonjs', module: 'commonjs', moduleResolution: 'node10' },
+  'esm-nodenext': { type: 'module', module: 'nodenext', moduleResolution: 'nodenext' },
+  'esm-bundler': { type: 'module', module: 'preserve', moduleResolution: 'bundler' },
+};
+
+function tsconfig(variant: { module: string; moduleResolution: string }): object {
+  return {
+    compilerOptions: {
+      target: 'ES2022', module: variant.module, moduleResolution: variant.moduleResolution, strict: true, esModuleInterop: true,
+      skipLibCheck: true, types: ['node'], outDir: 'out', rootDir: '.', ignoreDeprecations: '6.0',
+    },
+    files: ['app.ts'],
+  };
+}
+
+let work: string;
+let packed: Packed;
+let consumer: string;
+
+beforeAll(() => {
+  work = tempDir('package');
+  packed = pack(work);
+  report(`npm pack ${packed.ms} ms: ${packed.size} bytes, ${packed.unpackedSize} unpacked, ${packed.files.length} files`);
+  consumer = path.join(work, 'consumer');
+  const deps = Object.fromEntries([...ENGINES, 'yaml', 'kubernetes-models', 'typescript', '@types/node'].map((n) => [n, testedVersion(n)]));
+  writeFiles(consumer, { 'package.json': { name: 'consumer', version: '1.0.0', private: true, dependencies: { kubedev: `file:${packed.tarball}`, ...deps } } });
+  const installed = npmInstall(consumer);
+  report(`npm install of kubedev and its peers into a fresh project: ${installed.ms} ms`);
+  for (const [name, variant] of Object.entries(VARIANTS)) {
+    writeFiles(path.join(consumer, name), {
+      'package.json': { type: variant.type },
+      'tsconfig.json': tsconfig(variant),
+      'app.ts': fs.readFileSync(path.join(FIXTURES, 'app.ts'), 'utf8'),
+    });
+  }
+  writeFiles(path.join(consumer, 'pulumi'), {
+    'package.json': { type: 'commonjs' },
+    'tsconfig.json': { ...tsconfig(VARIANTS['cjs-nodenext']), files: ['pulumi.ts'] },
+    'pulumi.ts': fs.readFileSync(path.join(FIXTURES, 'pulumi.ts'), 'utf8'),
+  });
+});
+
+afterAll(() => removeTemp(work));
+
+describe('the tarball', () => {
+  test('holds the compiled package, its declarations and maps, the command and the sidecar; no sources or tests', () => {
+    const files = packed.files;
+    for (const f of ['package.json', 'README.md', 'bin/kubedev.js', 'build/sync/cli.js', 'sync/sidecar/Containerfile']) expect(files).toContain(f);
+    for (const entry of ['lib', 'constructs', 'stacks']) {
+      for (const ext of ['js', 'd.ts', 'js.map']) expect(files).toContain(`build/${entry}/index.${ext}`);
+    }
+    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+    expect(files.filter((f) => /^(test|e2e|bench|examples|build\/(test|e2e|bench|examples|stacks\/team-namespaces))\//.test(f))).toEqual([]);
+    const manifest = JSON.parse(fs.readFileSync(path.join(consumer, 'node_modules', 'kubedev', 'package.json'), 'utf8'));
+    expect(manifest.private).toBeUndefined();
+    expect(Object.keys(manifest.dependencies).filter((d) => ENGINES.includes(d))).toEqual([]);
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual([...ENGINES].sort());
+  });
+
+  test('one copy of constructs and of @pulumi/pulumi in the consumer tree', () => {
+    for (const name of ['constructs', '@pulumi/pulumi', 'cdk8s']) {
+      const r = run('npm', ['ls', name, '--all', '--parseable'], consumer);
+      const copies = new Set(r.stdout.trim().split('\n').filter(Boolean));
+      expect([name, [...copies]]).toEqual([name, [path.join(consumer, 'node_modules', name)]]);
+    }
+  });
+});
+
+describe.each(Object.keys(VARIANTS))('a cdk8s consumer (%s)', (name) => {
+  test('type-checks, builds, synthesizes valid objects, and does not load Pulumi', () => {
+    const dir = path.join(consumer, name);
+    const built = node([path.join(consumer, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir);
+    const ran = node([path.join('out', 'app.js')], dir);
+    report(`${name}: tsc ${built.ms} ms, synth ${ran.ms} ms`);
+    const summary = lastJson<{ objects: string[]; attached: string[]; problems: string[]; early: string[]; kubedevLoaded: boolean; pulumiLoaded: number }>(ran);
+    expect(summary.problems).toEqual([]);
+    expect(summary.objects).toEqual(expect.arrayContaining(['Namespace/team-web', 'StatefulSet/api', 'StatefulSet/shop-dev', 'Deployment/shop', 'Role/web-developer']));
+    expect(summary.attached.sort()).toEqual(['api', 'shop-dev']);
+    expect(summary.early).toEqual([expect.stringMatching(/^DevEnvironment 'Not A Name': /)]);
+    expect(summary.kubedevLoaded).toBe(true);
+    expect(summary.pulumiLoaded).toBe(0);
+  });
+});
+
+describe('a Pulumi consumer', () => {
+  test('type-checks and runs under setMocks without loading cdk8s or constructs', () => {
+    const dir = path.join(consumer, 'pulumi');
+    node([path.join(consumer, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir);
+    const summary = lastJson<{ registered: string[]; pod: string; cdk8sLoaded: number }>(node([path.join('out', 'pulumi.js')], dir));
+    expect(summary.registered).toEqual(expect.arrayContaining([
+      'kubedev:index:TeamNamespace:web', 'kubernetes:core/v1:Namespace:web-namespace',
+      'kubedev:index:DevEnvironment:api', 'kubernetes:apps/v1:StatefulSet:api-statefulset',
+    ]));
+    expect(summary.pod).toBe('api-0');
+    expect(summary.cdk8sLoaded).toBe(0);
+  });
+});
+
+describe('the kubedev command', () => {
+  test('npx kubedev --help, --version and sync --help work from the installed package', () => {
+    const help = run('npx', ['--no-install', 'kubedev', '--help'], consumer).stdout;
+    for (const command of ['sync', 'keys', 'up']) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
+    expect(run('npx', ['--no-install', 'kubedev', '--version'], consumer).stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version);
+    expect(run('npx', ['--no-install', 'kubedev', 'sync', '--help'], consumer).stdout).toMatch(/--known-hosts/);
+    const bad = run('npx', ['--no-install', 'kubedev', 'sync', '--local', '.'], consumer, { expect: 2 });
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+  });
+});
