@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerSync } from './commands/sync';
 import { registerKeys } from './commands/keys';
 import { registerUp } from './commands/up';
+import { registerInit } from './commands/init';
 
 /** Exit codes of every kubedev command. */
 export const EXIT_OK = 0;
@@ -41,6 +42,7 @@ export function program(): Command {
   registerSync(cmd);
   registerKeys(cmd);
   registerUp(cmd);
+  registerInit(cmd);
   return cmd;
 }
 

@@ -115,10 +115,32 @@ describe('a Pulumi consumer', () => {
 describe('the kubedev command', () => {
   test('npx kubedev --help, --version and sync --help work from the installed package', () => {
     const help = run('npx', ['--no-install', 'kubedev', '--help'], consumer).stdout;
-    for (const command of ['sync', 'keys', 'up']) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['sync', 'keys', 'up', 'init']) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
     expect(run('npx', ['--no-install', 'kubedev', '--version'], consumer).stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version);
     expect(run('npx', ['--no-install', 'kubedev', 'sync', '--help'], consumer).stdout).toMatch(/--known-hosts/);
     const bad = run('npx', ['--no-install', 'kubedev', 'sync', '--local', '.'], consumer, { expect: 2 });
     expect(bad.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('kubedev init', () => {
+  test.each(['cdk8s', 'pulumi'])('--engine %s: the project installs the tarball, type-checks and runs with no edits', (engine) => {
+    const dir = path.join(work, `init-${engine}`);
+    run('npx', ['--no-install', 'kubedev', 'init', '--engine', engine, '--dir', dir, '--owner', 'alice@example.com'], consumer);
+    const installed = npmInstall(dir, [packed.tarball]);
+    const tested = run('npm', ['test'], dir);
+    report(`kubedev init --engine ${engine}: npm install ${installed.ms} ms, npm test ${tested.ms} ms`);
+    if (engine === 'cdk8s') {
+      const files = fs.readdirSync(path.join(dir, 'dist')).map((f) => path.join(dir, 'dist', f));
+      const summary = lastJson<{ objects: string[]; attached: string[]; problems: string[] }>(node([path.join(FIXTURES, 'validate.cjs'), ...files], consumer));
+      expect(summary.problems).toEqual([]);
+      expect(summary.objects).toEqual(expect.arrayContaining(['Namespace/team-init-cdk8s', 'StatefulSet/dev', 'Role/init-cdk8s-attach-alice-example-com']));
+      expect(summary.attached).toEqual(['dev']);
+    } else {
+      expect(tested.stdout).toMatch(/^\d+ resources, dev pod dev-0:$/m);
+      for (const r of ['kubedev:index:TeamNamespace init-pulumi', 'kubernetes:core/v1:Namespace init-pulumi-namespace', 'kubedev:index:DevEnvironment dev', 'kubernetes:apps/v1:StatefulSet dev-statefulset']) {
+        expect(tested.stdout).toContain(`  ${r}\n`);
+      }
+    }
   });
 });
