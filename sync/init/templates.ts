@@ -24,8 +24,34 @@ function json(value: unknown): string {
   return JSON.stringify(value, null, 2) + '\n';
 }
 
+/** The packages each engine's project depends on; their versions come from kubedev's package.json. */
+const PACKAGES: Readonly<Record<Engine, { readonly dependencies: readonly string[]; readonly devDependencies: readonly string[] }>> = {
+  cdk8s: { dependencies: ['cdk8s', 'cdk8s-plus-28', 'constructs'], devDependencies: ['@types/node', 'tsx', 'typescript'] },
+  pulumi: { dependencies: ['@pulumi/kubernetes', '@pulumi/pulumi'], devDependencies: ['@types/node', 'tsx', 'typescript', 'yaml'] },
+};
+
+/** Every package an engine's project needs a version of. */
+export const TEMPLATE_PACKAGES: Readonly<Record<Engine, readonly string[]>> = {
+  cdk8s: [...PACKAGES.cdk8s.dependencies, ...PACKAGES.cdk8s.devDependencies],
+  pulumi: [...PACKAGES.pulumi.dependencies, ...PACKAGES.pulumi.devDependencies],
+};
+
 function pick(v: TemplateValues, names: readonly string[]): Record<string, string> {
   return Object.fromEntries(names.map((n) => [n, v.versions[n]]));
+}
+
+/** The project's package.json: `npm test` type-checks, then runs the `run` script (synth, or the mocked run). */
+function manifest(v: TemplateValues, engine: Engine, run: [name: string, command: string], extra: Record<string, string> = {}): string {
+  const [name, command] = run;
+  return json({
+    name: v.project,
+    version: '0.1.0',
+    private: true,
+    ...extra,
+    scripts: { [name]: command, typecheck: 'tsc --noEmit', test: `npm run typecheck && npm run ${name}` },
+    dependencies: { kubedev: `^${v.kubedevVersion}`, ...pick(v, PACKAGES[engine].dependencies) },
+    devDependencies: pick(v, PACKAGES[engine].devDependencies),
+  });
 }
 
 const TSCONFIG = {
@@ -43,14 +69,7 @@ const TSCONFIG = {
 function cdk8sFiles(v: TemplateValues): Record<string, string> {
   const namespace = `team-${v.team}`;
   return {
-    'package.json': json({
-      name: v.project,
-      version: '0.1.0',
-      private: true,
-      scripts: { synth: 'tsx main.ts', typecheck: 'tsc --noEmit', test: 'npm run typecheck && npm run synth' },
-      dependencies: { kubedev: `^${v.kubedevVersion}`, ...pick(v, ['cdk8s', 'cdk8s-plus-28', 'constructs']) },
-      devDependencies: pick(v, ['@types/node', 'tsx', 'typescript']),
-    }),
+    'package.json': manifest(v, 'cdk8s', ['synth', 'tsx main.ts']),
     'tsconfig.json': json({ ...TSCONFIG, include: ['*.ts'] }),
     'cdk8s.yaml': 'language: typescript\napp: npx tsx main.ts\noutput: dist\n',
     '.gitignore': 'node_modules/\ndist/\n',
@@ -90,15 +109,7 @@ app.synth();
 function pulumiFiles(v: TemplateValues): Record<string, string> {
   const namespace = `team-${v.team}`;
   return {
-    'package.json': json({
-      name: v.project,
-      version: '0.1.0',
-      private: true,
-      main: 'index.ts',
-      scripts: { typecheck: 'tsc --noEmit', mocks: 'tsx mocks.ts', test: 'npm run typecheck && npm run mocks' },
-      dependencies: { kubedev: `^${v.kubedevVersion}`, ...pick(v, ['@pulumi/kubernetes', '@pulumi/pulumi']) },
-      devDependencies: pick(v, ['@types/node', 'tsx', 'typescript', 'yaml']),
-    }),
+    'package.json': manifest(v, 'pulumi', ['mocks', 'tsx mocks.ts'], { main: 'index.ts' }),
     'tsconfig.json': json({ ...TSCONFIG, include: ['*.ts'] }),
     // tsx loads the TypeScript program (Pulumi's own ts-node is switched off).
     'Pulumi.yaml': `name: ${v.project}\ndescription: ${v.team}'s namespace and development environments (kubedev)\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n    nodeargs: --import tsx\n`,
@@ -187,9 +198,3 @@ main().catch((e: unknown) => {
 export function templateFiles(engine: Engine, values: TemplateValues): Record<string, string> {
   return engine === 'cdk8s' ? cdk8sFiles(values) : pulumiFiles(values);
 }
-
-/** The packages each engine's project needs (their versions come from kubedev's package.json). */
-export const TEMPLATE_PACKAGES: Readonly<Record<Engine, readonly string[]>> = {
-  cdk8s: ['cdk8s', 'cdk8s-plus-28', 'constructs', '@types/node', 'tsx', 'typescript'],
-  pulumi: ['@pulumi/kubernetes', '@pulumi/pulumi', '@types/node', 'tsx', 'typescript', 'yaml'],
-};
