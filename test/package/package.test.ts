@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Packed, lastJson, node, npmInstall, pack, removeTemp, report, run, tempDir, testedVersion, writeFiles } from './support';
+import { Packed, consumerTypescript, lastJson, node, npmInstall, pack, peerSpec, removeTemp, report, run, tempDir, testedVersion, writeFiles } from './support';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const ENGINES = ['cdk8s', 'cdk8s-plus-28', 'constructs', '@pulumi/pulumi', '@pulumi/kubernetes'];
@@ -23,7 +23,9 @@ function tsconfig(variant: { module: string; moduleResolution: string }): object
   return {
     compilerOptions: {
       target: 'ES2022', module: variant.module, moduleResolution: variant.moduleResolution, strict: true, esModuleInterop: true,
-      skipLibCheck: true, types: ['node'], outDir: 'out', rootDir: '.', ignoreDeprecations: '6.0',
+      skipLibCheck: true, types: ['node'], outDir: 'out', rootDir: '.',
+      // TypeScript 6 deprecates node10 resolution; 5 knows no '6.0' here.
+      ...(consumerTypescript().startsWith('5.') ? {} : { ignoreDeprecations: '6.0' }),
     },
     files: ['app.ts'],
   };
@@ -38,10 +40,15 @@ beforeAll(() => {
   packed = pack(work);
   report(`npm pack ${packed.ms} ms: ${packed.size} bytes, ${packed.unpackedSize} unpacked, ${packed.files.length} files`);
   consumer = path.join(work, 'consumer');
-  const deps = Object.fromEntries([...ENGINES, 'yaml', 'kubernetes-models', 'typescript', '@types/node'].map((n) => [n, testedVersion(n)]));
+  const deps = {
+    ...Object.fromEntries(ENGINES.map((n) => [n, peerSpec(n)])),
+    ...Object.fromEntries(['yaml', 'kubernetes-models', '@types/node'].map((n) => [n, testedVersion(n)])),
+    typescript: consumerTypescript(),
+  };
   writeFiles(consumer, { 'package.json': { name: 'consumer', version: '1.0.0', private: true, dependencies: { kubedev: `file:${packed.tarball}`, ...deps } } });
   const installed = npmInstall(consumer);
-  report(`npm install of kubedev and its peers into a fresh project: ${installed.ms} ms`);
+  const versions = ENGINES.map((n) => `${n}@${JSON.parse(fs.readFileSync(path.join(consumer, 'node_modules', n, 'package.json'), 'utf8')).version}`);
+  report(`npm install of kubedev and its peers (${versions.join(', ')}) into a fresh project: ${installed.ms} ms`);
   for (const [name, variant] of Object.entries(VARIANTS)) {
     writeFiles(path.join(consumer, name), {
       'package.json': { type: variant.type },
@@ -61,6 +68,7 @@ afterAll(() => removeTemp(work));
 describe('the tarball', () => {
   test('holds the compiled package, its declarations and maps, the command and the sidecar; no sources or tests', () => {
     const files = packed.files;
+    expect(packed.warnings).toEqual([]);
     for (const f of ['package.json', 'README.md', 'bin/kubedev.js', 'build/sync/cli.js', 'sync/sidecar/Containerfile']) expect(files).toContain(f);
     for (const entry of ['lib', 'constructs', 'stacks']) {
       for (const ext of ['js', 'd.ts', 'js.map']) expect(files).toContain(`build/${entry}/index.${ext}`);
@@ -120,6 +128,21 @@ describe('the kubedev command', () => {
     expect(run('npx', ['--no-install', 'kubedev', 'sync', '--help'], consumer).stdout).toMatch(/--known-hosts/);
     const bad = run('npx', ['--no-install', 'kubedev', 'sync', '--local', '.'], consumer, { expect: 2 });
     expect(bad.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('kubedev alone, no engine installed', () => {
+  test('the model loads and the command runs', () => {
+    const dir = path.join(work, 'alone');
+    writeFiles(dir, { 'package.json': { name: 'alone', version: '1.0.0', private: true } });
+    const installed = npmInstall(dir, [packed.tarball]);
+    report(`npm install of kubedev alone: ${installed.ms} ms`);
+    for (const engine of ENGINES) expect(fs.existsSync(path.join(dir, 'node_modules', engine))).toBe(false);
+    const model = node(['-e', "const k = require('kubedev'); process.stdout.write(JSON.stringify(k.renderDevEnvironment({ name: 'api', namespace: 'ns', owner: 'a@example.com', image: 'node:22' }).map((o) => o.kind)))"], dir);
+    expect(JSON.parse(model.stdout)).toContain('StatefulSet');
+    expect(run('npx', ['--no-install', 'kubedev', 'sync', '--help'], dir).stdout).toMatch(/--known-hosts/);
+    const engineless = node(['-e', "require('kubedev/cdk8s')"], dir, { expect: 1 });
+    expect(engineless.stderr).toMatch(/Cannot find module '(cdk8s|constructs|cdk8s-plus-28)'/);
   });
 });
 

@@ -13,6 +13,7 @@ const OWN = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
   version: string;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
 };
 
 /** The version this repository tests with, for a consumer's package.json. */
@@ -21,6 +22,31 @@ export function testedVersion(name: string): string {
   if (!v) throw new Error(`${name} is not a dependency of kubedev`);
   return v;
 }
+
+/**
+ * What a consumer asks for of a peer dependency (cdk8s, Pulumi, ...), by KUBEDEV_PACKAGE_TEST_PEERS:
+ * `tested` (default) the version this repository tests with; `newest` the peer range itself, so npm
+ * takes the newest release it allows (what a new user gets); `oldest` the range's lower bound.
+ */
+export function peerSpec(name: string): string {
+  const mode = peerMode();
+  const range = OWN.peerDependencies[name];
+  if (!range) throw new Error(`${name} is not a peer dependency of kubedev`);
+  if (mode === 'tested') return testedVersion(name);
+  if (mode === 'newest') return range;
+  if (mode === 'oldest') return range.replace(/^[\^~]/, '');
+  throw new Error(`KUBEDEV_PACKAGE_TEST_PEERS must be tested, newest or oldest (got '${mode}')`);
+}
+
+function peerMode(): string {
+  return process.env.KUBEDEV_PACKAGE_TEST_PEERS ?? 'tested';
+}
+
+/** The consumer's TypeScript: the tested one, or with the oldest peers TypeScript 5 (old Pulumi refuses 6). */
+export function consumerTypescript(): string {
+  return peerMode() === 'oldest' ? OLDEST_TYPESCRIPT : testedVersion('typescript');
+}
+const OLDEST_TYPESCRIPT = '5.9.3';
 
 /** The child environment: this Node first on PATH, so npm, npx and bins run on it too. */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -59,13 +85,22 @@ export function npmInstall(cwd: string, args: readonly string[] = []): Ran {
   return run('npm', ['install', mode, '--no-audit', '--no-fund', '--loglevel=error', ...args], cwd);
 }
 
-export interface Packed { readonly tarball: string; readonly size: number; readonly unpackedSize: number; readonly files: readonly string[]; readonly ms: number }
+export interface Packed {
+  readonly tarball: string;
+  readonly size: number;
+  readonly unpackedSize: number;
+  readonly files: readonly string[];
+  /** npm's warnings while packing (a clean `npm pack` has none). */
+  readonly warnings: readonly string[];
+  readonly ms: number;
+}
 
 /** `npm pack` of this repository (its `prepare` script builds first) into `dir`. */
 export function pack(dir: string): Packed {
   const r = run('npm', ['pack', '--json', '--pack-destination', dir], REPO);
   const [info] = JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
-  return { tarball: path.join(dir, info.filename), size: info.size, unpackedSize: info.unpackedSize, files: info.files.map((f) => f.path).sort(), ms: r.ms };
+  const warnings = r.stderr.split('\n').filter((l) => /^npm (warn|WARN)/.test(l));
+  return { tarball: path.join(dir, info.filename), size: info.size, unpackedSize: info.unpackedSize, files: info.files.map((f) => f.path).sort(), warnings, ms: r.ms };
 }
 
 /** A fresh temporary folder, removed by `removeTemp`. */
