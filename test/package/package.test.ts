@@ -96,11 +96,12 @@ describe.each(Object.keys(VARIANTS))('a cdk8s consumer (%s)', (name) => {
     const built = node([path.join(consumer, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir);
     const ran = node([path.join('out', 'app.js')], dir);
     report(`${name}: tsc ${built.ms} ms, synth ${ran.ms} ms`);
-    const summary = lastJson<{ objects: string[]; attached: string[]; problems: string[]; early: string[]; kubedevLoaded: boolean; pulumiLoaded: number }>(ran);
+    const summary = lastJson<{ objects: string[]; attached: string[]; problems: string[]; early: string[]; invalid: string; kubedevLoaded: boolean; pulumiLoaded: number }>(ran);
     expect(summary.problems).toEqual([]);
     expect(summary.objects).toEqual(expect.arrayContaining(['Namespace/team-web', 'StatefulSet/api', 'StatefulSet/shop-dev', 'Deployment/shop', 'Role/web-developer']));
     expect(summary.attached.sort()).toEqual(['api', 'shop-dev']);
     expect(summary.early).toEqual([expect.stringMatching(/^DevEnvironment 'Not A Name': /)]);
+    expect(summary.invalid).toContain(summary.early[0]);
     expect(summary.kubedevLoaded).toBe(true);
     expect(summary.pulumiLoaded).toBe(0);
   });
@@ -110,7 +111,8 @@ describe('a Pulumi consumer', () => {
   test('type-checks and runs under setMocks without loading cdk8s or constructs', () => {
     const dir = path.join(consumer, 'pulumi');
     node([path.join(consumer, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir);
-    const summary = lastJson<{ registered: string[]; pod: string; cdk8sLoaded: number }>(node([path.join('out', 'pulumi.js')], dir));
+    const summary = lastJson<{ registered: string[]; pod: string; invalid: string; cdk8sLoaded: number }>(node([path.join('out', 'pulumi.js')], dir));
+    expect(summary.invalid).toMatch(/^true: kubedev:index:DevEnvironment 'bad': 1 invalid input property:\n {2}- name: /);
     expect(summary.registered).toEqual(expect.arrayContaining([
       'kubedev:index:TeamNamespace:web', 'kubernetes:core/v1:Namespace:web-namespace',
       'kubedev:index:DevEnvironment:api', 'kubernetes:apps/v1:StatefulSet:api-statefulset',

@@ -34,8 +34,21 @@ export function peerSpec(name: string): string {
   if (!range) throw new Error(`${name} is not a peer dependency of kubedev`);
   if (mode === 'tested') return testedVersion(name);
   if (mode === 'newest') return range;
-  if (mode === 'oldest') return range.replace(/^[\^~]/, '');
+  if (mode === 'oldest') return oldestRelease(name, range);
   throw new Error(`KUBEDEV_PACKAGE_TEST_PEERS must be tested, newest or oldest (got '${mode}')`);
+}
+
+/** The lowest release in `range`, as the registry lists them (a range's bound need not be a release). */
+function oldestRelease(name: string, range: string): string {
+  const listed = JSON.parse(run('npm', ['view', `${name}@${range}`, 'version', '--json'], REPO).stdout) as string | string[];
+  const parts = (v: string) => v.split(/[.-]/).slice(0, 3).map(Number);
+  const versions = (Array.isArray(listed) ? listed : [listed]).filter((v) => !v.includes('-'));
+  versions.sort((a, b) => {
+    const [x, y] = [parts(a), parts(b)];
+    return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+  });
+  if (versions.length === 0) throw new Error(`no release of ${name} matches ${range}`);
+  return versions[0];
 }
 
 function peerMode(): string {
