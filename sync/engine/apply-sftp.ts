@@ -19,10 +19,22 @@ const SFTP_WINDOW = 64;
 
 export type Call = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void) => Promise<T>;
 
-/** SFTP requests race the connection's loss: ssh2 leaves pending requests unanswered when it drops. */
-export function caller(lost: Promise<never>): Call {
+/**
+ * SFTP requests race the connection's loss: ssh2 leaves pending requests unanswered when it drops. Each
+ * request registers its own drop listener and removes it when answered (racing every request against
+ * one long-lived promise would keep every request's closure alive for the connection's lifetime: the
+ * soak test measured +28 MB over 8,000 saves).
+ */
+export function caller(conn: Connection): Call {
   return <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
-    Promise.race([new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v)))), lost]);
+    new Promise<T>((resolve, reject) => {
+      const off = conn.onDrop(reject);
+      fn((err, v) => {
+        off();
+        if (err) reject(err);
+        else resolve(v);
+      });
+    });
 }
 
 export function sftpFailure(conn: Connection, remoteRoot: string, what: string, rel: string, e: Error & { code?: number | string }): Error {
@@ -138,7 +150,7 @@ async function explainFailure(ctx: ApplyContext, e: Error): Promise<Error> {
 
 async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   const sftp = await ctx.conn.sftp();
-  const call = caller(ctx.conn.lost);
+  const call = caller(ctx.conn);
   await deleteNow(ctx, plan.deletes);
   const remoteOf = (rel: string): string => path.posix.join(ctx.remoteRoot, rel);
   const wrap = async (what: string, rel: string, fn: () => Promise<void>): Promise<void> => {

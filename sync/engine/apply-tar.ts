@@ -197,7 +197,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
     ctx.onStep?.(`moving ${moves.length} items into place`);
     const sftp = await ctx.conn.sftp();
-    const call = caller(ctx.conn.lost);
+    const call = caller(ctx.conn);
     const limit = new Limiter(SFTP_PARALLEL * 2);
     await Promise.all(
       moves.filter((rel) => !unsent.has(rel)).map((rel) =>
