@@ -40,6 +40,6 @@ describe('package entry points', () => {
   });
 
   test('the command loads no engine', () => {
-    expect(enginesLoadedBy(path.join(ROOT, 'build', 'sync', 'cli.js'))).toEqual([]);
+    expect(enginesLoadedBy(path.join(ROOT, 'build', 'sync', 'cli', 'main.js'))).toEqual([]);
   });
 });
