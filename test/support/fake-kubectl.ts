@@ -13,6 +13,10 @@
  *   failAll?: string                              every call prints this on stderr and exits 1
  *   podList: Pod[]                                answered to `get pods -l` (items)
  *   secretsForbidden?: boolean                    `get secret` answers Forbidden
+ *   deployments: { "<ns>/<name>": Deployment }   `get deployment NAME -o json`; `patch deployment NAME --type=json -p OPS`
+ *                                                 applies OPS (add, replace, remove, test) and writes the result back
+ *   deploymentsForbidden?: string[]              verbs ('get', 'patch') on deployments that answer Forbidden
+ *   patchConflicts?: number                      the first N patches fail as if the object changed meanwhile
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -29,6 +33,12 @@ export interface FakeWorld {
   podList?: unknown[];
   /** `get secret` answers Forbidden (a role without read access to Secrets). */
   secretsForbidden?: boolean;
+  /** Deployments by "<ns>/<name>", read and patched (take-over and release). */
+  deployments?: Record<string, unknown>;
+  /** Verbs on deployments that answer Forbidden. */
+  deploymentsForbidden?: string[];
+  /** The first N patches fail with a failed test operation (the object changed meanwhile). */
+  patchConflicts?: number;
 }
 
 export interface FakeKubectl {
@@ -130,6 +140,37 @@ const readStdin = () => new Promise((res) => {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     setInterval(() => undefined, 1 << 30);
+    return;
+  }
+  if ((verb === 'get' || verb === 'patch') && args[1] === 'deployment') {
+    const key = ns + '/' + args[2];
+    if ((w.deploymentsForbidden || []).includes(verb)) fail('Error from server (Forbidden): deployments.apps "' + args[2] + '" is forbidden: User "alice" cannot ' + verb + ' resource "deployments" in API group "apps" in the namespace "' + ns + '"');
+    const found = (w.deployments || {})[key];
+    if (!found) fail('Error from server (NotFound): deployments.apps "' + args[2] + '" not found');
+    if (verb === 'get') { process.stdout.write(JSON.stringify(found)); return; }
+    if (flag('--type') !== 'json') fail('fake kubectl: only --type=json patches');
+    if (w.patchConflicts > 0) {
+      w.patchConflicts -= 1;
+      fs.writeFileSync(worldFile, JSON.stringify(w));
+      fail('The request is invalid: the server rejected our request due to an error in our request');
+    }
+    const doc = JSON.parse(JSON.stringify(found));
+    const walk = (path) => {
+      const parts = path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+      let at = doc;
+      for (const p of parts.slice(0, -1)) { if (at[p] === undefined) fail('The request is invalid: missing path ' + path); at = at[p]; }
+      return [at, parts[parts.length - 1]];
+    };
+    for (const op of JSON.parse(flag('-p'))) {
+      const [at, last] = walk(op.path);
+      if (op.op === 'test' && JSON.stringify(at[last]) !== JSON.stringify(op.value)) fail('The request is invalid: the server rejected our request due to an error in our request');
+      if (op.op === 'add' || op.op === 'replace') at[last] = op.value;
+      if (op.op === 'remove') { if (!(last in at)) fail('The request is invalid: missing path ' + op.path); delete at[last]; }
+    }
+    doc.metadata.resourceVersion = String(Number(doc.metadata.resourceVersion || '1') + 1);
+    w.deployments[key] = doc;
+    fs.writeFileSync(worldFile, JSON.stringify(w));
+    process.stdout.write('deployment.apps/' + args[2] + ' patched\n');
     return;
   }
   fail('fake kubectl: no answer for: kubectl ' + args.join(' '));
