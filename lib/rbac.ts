@@ -175,6 +175,16 @@ export function attachRules(pods: readonly string[], keySecrets: readonly string
   return out;
 }
 
+/**
+ * Take-over of the named Deployments (`kubedev up` of a replace-mode twin): `get` to read the replica
+ * count, `patch` to keep it in an annotation and scale to 0 in one guarded JSON patch, and to restore
+ * it. Not `deployments/scale`: the count and the annotation must change together. No rule for an empty
+ * list (an empty `resourceNames` means every Deployment).
+ */
+export function takeOverRules(deployments: readonly string[]): PolicyRule[] {
+  return deployments.length === 0 ? [] : [rule('apps', ['deployments'], ['get', 'patch'], [...new Set(deployments)].sort())];
+}
+
 /** The API group and resource of each built-in kind kubedev renders. */
 export const KIND_RESOURCES: Readonly<Record<string, { readonly group: string; readonly resource: string }>> = {
   ConfigMap: { group: '', resource: 'configmaps' },
