@@ -54,6 +54,15 @@ describe('devModeOf(): the two modes', () => {
     expect(own.spec.ports.map((p) => p.port)).toEqual([8080, 2222]);
   });
 
+  test('golden: what each mode writes on the twin (labels, annotations, the record\'s takeOver)', () => {
+    const golden = (mode: 'replace' | 'side-by-side', scaleOriginal?: 'output' | 'up') => {
+      const objects = twinObjects(mode, SHOP, scaleOriginal);
+      const { 'kubedev.io/attach': _record, ...annotations } = twinOf(objects).metadata.annotations!;
+      return { annotations, podLabels: twinOf(objects).spec.template.metadata.labels, takeOver: recordOf(objects).takeOver ?? null };
+    };
+    expect({ replaceUp: golden('replace'), replaceOutput: golden('replace', 'output'), sideBySide: golden('side-by-side') }).toMatchSnapshot();
+  });
+
   test('the default mode is replace, scaled by `kubedev up`', () => {
     expect(attachRecordOf(devModeOf(SHOP, OWNER)).takeOver).toEqual({ kind: 'Deployment', name: 'shop', namespace: 'team-web' });
   });
