@@ -185,7 +185,8 @@ function renderStatefulSet(env: ResolvedDevEnvironment): KubeObject {
     kind: 'StatefulSet',
     metadata: metadata(env, spec.name, { ...twinAnnotations(env), [ATTACH_ANNOTATION]: JSON.stringify(attachRecord(env)) }),
     spec: {
-      replicas: 1,
+      // A twin that `kubedev up` swaps in is parked at 0: it runs only while the original is at 0.
+      replicas: env.takeOver ? 0 : 1,
       serviceName: spec.name,
       selector: { matchLabels: { ...env.selector } },
       template: {

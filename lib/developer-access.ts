@@ -27,8 +27,9 @@ export interface DeveloperAccessSpec {
    */
   readonly keySecrets?: readonly string[];
   /**
-   * Deployments the subject's `kubedev up` may take over for a replace-mode twin (get and patch of
-   * those Deployments, by name): scale to 0 keeping the count, and restore it.
+   * Deployments the subject's `kubedev up` may take over for a replace-mode twin: get and patch of
+   * those Deployments (scale to 0 keeping the count, and restore it), and get and scale of the
+   * environments' StatefulSets (start and park the twin), all by name.
    * @default none
    */
   readonly takeOver?: readonly string[];
@@ -79,7 +80,7 @@ export function renderDeveloperAccess(spec: DeveloperAccessSpec): KubeObject[] {
       ? { kind: 'ServiceAccount', name: spec.subject.name, namespace: spec.subject.namespace ?? spec.namespace }
       : { kind: spec.subject.kind, apiGroup: RBAC_GROUP, name: spec.subject.name };
   const out: KubeObject[] = [
-    { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(name), rules: [...attachRules(spec.environments.map(environmentPod), keySecretsOf(spec), ['get']), ...takeOverRules(spec.takeOver ?? [])] },
+    { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(name), rules: [...attachRules(spec.environments.map(environmentPod), keySecretsOf(spec), ['get']), ...takeOverRules(spec.takeOver ?? [], spec.environments)] },
     { apiVersion: `${RBAC_GROUP}/v1`, kind: 'RoleBinding', metadata: meta(name), roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name }, subjects: [subject] },
   ];
   if (spec.developerRole !== undefined) {

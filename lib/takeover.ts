@@ -4,7 +4,9 @@
  * - `replace`: the twin keeps the original's pod labels, so the original's Services reach it, and the
  *   original runs no pod while the twin exists — scaled to 0 in the synthesized output when the same
  *   app writes it (`scaleOriginal: 'output'`), else by `kubedev up` at run time, which keeps the count
- *   in the annotation REPLICAS_ANNOTATION and `kubedev down` restores it (`scaleOriginal: 'up'`);
+ *   in the annotation REPLICAS_ANNOTATION and `kubedev down` restores it (`scaleOriginal: 'up'`); such a
+ *   twin is written parked (replicas 0), and `up` swaps it in, `down` swaps it out: the two never run
+ *   together, not between `kubectl apply` and `up`, nor after `down`;
  * - `side-by-side`: the twin carries none of the original's selector labels and is reached through its
  *   own Service; the original keeps running untouched.
  * trafficProblems() is the rule both must meet: no Service selects a running workload and a twin.
@@ -94,8 +96,8 @@ const isTwin = (o: KubeObject): boolean => o.metadata.annotations?.[TWIN_OF_ANNO
 const id = (o: KubeObject): string => `${o.kind}/${o.metadata.name}`;
 
 /**
- * Every Service among `objects` that selects a dev twin together with a running workload, or two
- * twins at once (two developers' breakpoints would share the requests). Services without a selector
+ * Every Service among `objects` that selects a running dev twin together with a running workload, or
+ * two running twins at once (two developers' breakpoints would share the requests). Services without a selector
  * select nothing. Namespaces left out count as 'default'.
  */
 export function trafficSplits(objects: readonly KubeObject[]): TrafficSplit[] {
@@ -107,12 +109,12 @@ export function trafficSplits(objects: readonly KubeObject[]): TrafficSplit[] {
     const wanted = Object.entries(selector);
     if (wanted.length === 0) continue;
     const selected = workloads.filter((w) => ns(w) === ns(service) && wanted.every(([k, v]) => podLabels(w)![k] === v));
-    const twins = selected.filter(isTwin).map(id);
+    const twins = selected.filter((w) => isTwin(w) && replicasOf(w) > 0).map(id);
     const running = selected.filter((w) => !isTwin(w) && replicasOf(w) > 0).map(id);
     if (twins.length === 0 || (running.length === 0 && twins.length < 2)) continue;
     const message = running.length > 0
       ? problem('Service', service.metadata.name, `selects the dev twin ${twins.join(', ')} and the running ${running.join(', ')}, so it splits their traffic`,
-        selector, "Give the twin mode 'replace' (the original runs no pod while the twin exists) or 'side-by-side' (the twin gets its own Service)")
+        selector, "Write the original with replicas 0 while the twin exists (mode 'replace' with scaleOriginal 'output', the default for an original in the same app) or give the twin mode 'side-by-side' (its own Service)")
       : problem('Service', service.metadata.name, `selects ${twins.length} dev twins (${twins.join(', ')}), so it splits their traffic`,
         selector, "Let one developer replace the original and give the other twins mode 'side-by-side'");
     out.push({ service: { name: service.metadata.name, namespace: ns(service) }, twins, running, message });

@@ -58,19 +58,24 @@ describe('devModeOf(): the two modes', () => {
     const golden = (mode: 'replace' | 'side-by-side', scaleOriginal?: 'output' | 'up') => {
       const objects = twinObjects(mode, SHOP, scaleOriginal);
       const { 'kubedev.io/attach': _record, ...annotations } = twinOf(objects).metadata.annotations!;
-      return { annotations, podLabels: twinOf(objects).spec.template.metadata.labels, takeOver: recordOf(objects).takeOver ?? null };
+      const twin = twinOf(objects) as unknown as { spec: { replicas: number; template: { metadata: { labels: Record<string, string> } } } };
+      return { annotations, replicas: twin.spec.replicas, podLabels: twin.spec.template.metadata.labels, takeOver: recordOf(objects).takeOver ?? null };
     };
     expect({ replaceUp: golden('replace'), replaceOutput: golden('replace', 'output'), sideBySide: golden('side-by-side') }).toMatchSnapshot();
   });
 
-  test('the default mode is replace, scaled by `kubedev up`', () => {
+  test('the default mode is replace, scaled by `kubedev up`, and such a twin is written parked', () => {
     expect(attachRecordOf(devModeOf(SHOP, OWNER)).takeOver).toEqual({ kind: 'Deployment', name: 'shop', namespace: 'team-web' });
+    const parked = twinObjects('replace', SHOP, 'up');
+    expect((twinOf(parked) as unknown as { spec: { replicas: number } }).spec.replicas).toBe(0);
+    // Beside a running original it splits nothing until `kubedev up` swaps it in.
+    expect(trafficSplits([SHOP, SERVICE, ...parked])).toEqual([]);
   });
 
-  test('a running original beside a replace twin splits traffic; scaled to 0 it does not', () => {
-    const twin = twinObjects('replace');
+  test('a running original beside a running replace twin splits traffic; scaled to 0 it does not', () => {
+    const twin = twinObjects('replace', SHOP, 'output');
     expect(trafficSplits([SHOP, SERVICE, ...twin]).map((s) => s.message)).toEqual([
-      "Service 'shop': selects the dev twin StatefulSet/shop-dev and the running Deployment/shop, so it splits their traffic (got {\"app\":\"shop\"}). Give the twin mode 'replace' (the original runs no pod while the twin exists) or 'side-by-side' (the twin gets its own Service).",
+      "Service 'shop': selects the dev twin StatefulSet/shop-dev and the running Deployment/shop, so it splits their traffic (got {\"app\":\"shop\"}). Write the original with replicas 0 while the twin exists (mode 'replace' with scaleOriginal 'output', the default for an original in the same app) or give the twin mode 'side-by-side' (its own Service).",
     ]);
     expect(trafficSplits([scaledDownOriginal(SHOP, 'shop-dev'), SERVICE, ...twin])).toEqual([]);
   });
@@ -80,12 +85,12 @@ describe('devModeOf(): the two modes', () => {
   });
 
   test('two twins behind one Service split it too; other namespaces and selector-less Services do not count', () => {
-    const a = renderDevEnvironment(devModeOf(SHOP, { ...OWNER, name: 'alice-shop' }));
-    const b = renderDevEnvironment(devModeOf(SHOP, { ...OWNER, name: 'bob-shop', owner: 'bob' }));
+    const a = renderDevEnvironment(devModeOf(SHOP, { ...OWNER, name: 'alice-shop', scaleOriginal: 'output' }));
+    const b = renderDevEnvironment(devModeOf(SHOP, { ...OWNER, name: 'bob-shop', owner: 'bob', scaleOriginal: 'output' }));
     expect(trafficSplits([scaledDownOriginal(SHOP, 'x'), SERVICE, ...a, ...b]).map((s) => s.twins)).toEqual([['StatefulSet/alice-shop', 'StatefulSet/bob-shop']]);
     const elsewhere = { ...SERVICE, metadata: { name: 'shop', namespace: 'other' } };
     const headless = { ...SERVICE, metadata: { name: 'external', namespace: 'team-web' }, spec: { ports: [{ port: 80 }] } };
-    expect(trafficSplits([SHOP, elsewhere, headless, ...twinObjects('replace')])).toEqual([]);
+    expect(trafficSplits([SHOP, elsewhere, headless, ...twinObjects('replace', SHOP, 'output')])).toEqual([]);
   });
 });
 
@@ -170,7 +175,7 @@ describe('cdk8s: DevEnvironment.fromDeployment', () => {
     new kplus.Service(chart, 'by-tier', { metadata: { name: 'by-tier', namespace: 'team-web' }, selector: kplus.Pods.select(chart, 'tier', { labels: { tier: 'web' } }), ports: [{ port: 80 }] });
     DevEnvironment.fromDeployment(chart, 'twin', shop, { ...OWNER, mode: 'side-by-side' });
     expect(problems(chart)).toEqual([
-      "Service 'by-tier': selects the dev twin StatefulSet/shop-dev and the running Deployment/shop, so it splits their traffic (got {\"tier\":\"web\"}). Give the twin mode 'replace' (the original runs no pod while the twin exists) or 'side-by-side' (the twin gets its own Service).",
+      "Service 'by-tier': selects the dev twin StatefulSet/shop-dev and the running Deployment/shop, so it splits their traffic (got {\"tier\":\"web\"}). Write the original with replicas 0 while the twin exists (mode 'replace' with scaleOriginal 'output', the default for an original in the same app) or give the twin mode 'side-by-side' (its own Service).",
     ]);
   });
 
@@ -194,13 +199,17 @@ describe('cdk8s: DevEnvironment.fromDeployment', () => {
 });
 
 describe('RBAC for take-over', () => {
-  test('DeveloperAccess grants get and patch of the named Deployments only, and none for an empty list', () => {
+  test('DeveloperAccess grants get and patch of the named Deployments and scale of its twins only, and none for an empty list', () => {
     const base = { namespace: 'team-web', subject: { kind: 'User' as const, name: 'bob' }, environments: ['shop-dev'] };
     const rules = (o: KubeObject) => (o as unknown as { rules: { resources: string[]; verbs: string[]; resourceNames?: string[] }[] }).rules;
     const [role] = renderDeveloperAccess({ ...base, takeOver: ['shop', 'shop'] });
-    expect(rules(role).filter((r) => r.resources.includes('deployments'))).toEqual([{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'patch'], resourceNames: ['shop'] }]);
+    expect(rules(role).filter((r) => r.resources.some((x) => x.startsWith('deployments') || x.startsWith('statefulsets')))).toEqual([
+      { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'patch'], resourceNames: ['shop'] },
+      { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get'], resourceNames: ['shop-dev'] },
+      { apiGroups: ['apps'], resources: ['statefulsets/scale'], verbs: ['get', 'patch'], resourceNames: ['shop-dev'] },
+    ]);
     const [none] = renderDeveloperAccess({ ...base, takeOver: [] });
-    expect(rules(none).some((r) => r.resources.includes('deployments'))).toBe(false);
+    expect(rules(none).some((r) => r.resources.some((x) => x.startsWith('deployments') || x.startsWith('statefulsets')))).toBe(false);
   });
 
   test('the DeveloperAccess construct adds the originals its environments take over at run time', () => {

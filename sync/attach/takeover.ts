@@ -1,14 +1,19 @@
 /**
- * The run-time half of replace mode: `kubedev up` takes the original Deployment over (scales it to 0,
- * keeping its replica count in the annotation `kubedev.io/replicas`) and `kubedev down` releases it
- * (restores that count, removes the annotation). The twins holding it are listed in
- * `kubedev.io/replaced-by`, so two developers' twins of one original never restore it under each other.
+ * The run-time half of replace mode (an attach record with `takeOver`): `kubedev up` swaps the twin in
+ * — scales the original Deployment to 0, keeping its replica count in the annotation
+ * `kubedev.io/replicas`, then starts the twin, which the output writes parked at 0 replicas — and
+ * `kubedev down` swaps it out — parks the twin, then restores the count and removes the annotation.
+ * In that order the two never serve together (there is a gap of one pod start instead). The twins
+ * holding an original are listed in `kubedev.io/replaced-by`, so two developers' twins of one original
+ * never restore it under each other. For a record without `takeOver` both calls do nothing.
  *
  * Each change is one JSON patch of the Deployment guarded by a `test` of its resourceVersion: the
  * count, the annotations and the scale change together or not at all, and a patch that raced another
- * writer is read again and retried. RBAC: `get` and `patch` of that Deployment (by resourceNames in
- * DeveloperAccess.takeOver; the team developer Role has them for the namespace's Deployments).
+ * writer is read again and retried; the twin is scaled through its scale subresource. RBAC: `get` and
+ * `patch` of that Deployment, `get` of the twin's StatefulSet and `get`/`patch` of its scale (by
+ * resourceNames in DeveloperAccess.takeOver; the owner and the team developer Role have them).
  */
+import { AttachRecord } from '../../lib/attach';
 import { REPLACED_BY_ANNOTATION, REPLICAS_ANNOTATION, TakeOverTarget } from '../../lib/takeover';
 import { KubectlError, kubectl } from './kubectl';
 
@@ -23,9 +28,13 @@ export interface TakeOverOptions {
 /** Tries of one change when the Deployment changes between read and patch. */
 export const DEFAULT_PATCH_ATTEMPTS = 5;
 
+/** What takeOver() and release() read of an attach record. */
+export type TakeOverRecord = Pick<AttachRecord, 'name' | 'namespace' | 'workload' | 'takeOver'>;
+
 /** What takeOver() or release() did, with one line for the developer. */
 export interface TakeOverResult {
-  readonly target: TakeOverTarget;
+  /** The original; undefined when the record takes nothing over. */
+  readonly target?: TakeOverTarget;
   /** The count kept in `kubedev.io/replicas` (takeOver), or restored (release); undefined when none was kept. */
   readonly replicas?: number;
   /** Whether the cluster was changed. */
@@ -37,10 +46,20 @@ export interface TakeOverResult {
 
 /** Thrown when the original cannot be taken over or released; `message` names the cause and the fix. */
 export class TakeOverError extends Error {
-  constructor(message: string) {
+  /** 'not-found': the workload does not exist; 'forbidden': RBAC refused; 'raced': it kept changing. */
+  public readonly kind: 'not-found' | 'forbidden' | 'raced' | 'invalid';
+  constructor(message: string, kind: TakeOverError['kind']) {
     super(message);
     this.name = 'TakeOverError';
+    this.kind = kind;
   }
+}
+
+/** A workload by kind, name and namespace (the original, or the twin's StatefulSet). */
+interface Workload {
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace: string;
 }
 
 interface Deployment {
@@ -51,14 +70,66 @@ interface Deployment {
 type Op = { op: 'add' | 'replace' | 'remove' | 'test'; path: string; value?: unknown };
 
 const pointer = (key: string): string => `/metadata/annotations/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-const what = (t: TakeOverTarget): string => `Deployment '${t.name}' in namespace '${t.namespace}'`;
+const what = (t: Workload): string => `${t.kind} '${t.name}' in namespace '${t.namespace}'`;
 const scaleBy = (t: TakeOverTarget): string => `kubectl scale deployment ${t.name} -n ${t.namespace} --replicas=N`;
 
 /**
- * Scales the original to 0 for `twin`, keeping its count. Idempotent: a second call (or another
- * twin's) keeps the first count, and scales to 0 again anything that brought the original back up.
+ * Swaps the twin in: scales the original to 0 (keeping its count), then starts the twin (1 replica).
+ * Idempotent: a second call (or another twin's) keeps the first count, and scales to 0 again anything
+ * that brought the original back up. If the twin cannot be started, the original is given back.
  */
-export async function takeOver(target: TakeOverTarget, twin: string, options: TakeOverOptions = {}): Promise<TakeOverResult> {
+export async function takeOver(record: TakeOverRecord, options: TakeOverOptions = {}): Promise<TakeOverResult> {
+  const target = record.takeOver;
+  if (!target) return nothing(record);
+  const held = await holdOriginal(target, record.name, options);
+  let started: boolean;
+  try {
+    started = await setReplicas(record, 1, options);
+  } catch (e) {
+    await giveBackOriginal(target, record.name, options).catch(() => undefined);
+    throw e;
+  }
+  return started ? { ...held, changed: true, message: `${held.message} Started ${record.workload.kind} '${record.workload.name}'.` } : held;
+}
+
+/**
+ * Swaps the twin out: parks it (0 replicas), then, when no other twin holds the original, restores
+ * the kept count and removes both annotations. Idempotent: without the annotation there is nothing to
+ * restore, and it says so.
+ */
+export async function release(record: TakeOverRecord, options: TakeOverOptions = {}): Promise<TakeOverResult> {
+  const target = record.takeOver;
+  if (!target) return nothing(record);
+  let parked = false;
+  try {
+    parked = await setReplicas(record, 0, options);
+  } catch (e) {
+    // A twin already deleted is parked enough; anything else must not leave both running.
+    if (!(e instanceof TakeOverError && e.kind === 'not-found')) throw e;
+  }
+  const given = await giveBackOriginal(target, record.name, options);
+  return parked ? { ...given, changed: true, message: `Stopped ${record.workload.kind} '${record.workload.name}'; ${given.message}` } : given;
+}
+
+function nothing(record: TakeOverRecord): TakeOverResult {
+  return { changed: false, holders: [], message: `environment '${record.name}' takes nothing over (it is not a replace-mode twin scaled by kubedev up).` };
+}
+
+/** Sets the twin's replicas; resolves whether it changed anything. */
+async function setReplicas(record: TakeOverRecord, replicas: number, options: TakeOverOptions): Promise<boolean> {
+  const twin = { kind: record.workload.kind, name: record.workload.name, namespace: record.namespace };
+  const current = await read(twin, options);
+  if ((current.spec?.replicas ?? 1) === replicas) return false;
+  try {
+    // The scale subresource: the twin's owner, and a DeveloperAccess with takeOver, may scale it but not change it.
+    await kubectl(['scale', twin.kind.toLowerCase(), twin.name, '-n', twin.namespace, `--replicas=${replicas}`], options);
+  } catch (e) {
+    throw explain(twin, e, 'scale');
+  }
+  return true;
+}
+
+async function holdOriginal(target: TakeOverTarget, twin: string, options: TakeOverOptions): Promise<TakeOverResult> {
   return retried(target, options, (d) => {
     const annotations = d.metadata.annotations ?? {};
     const kept = annotations[REPLICAS_ANNOTATION];
@@ -78,11 +149,7 @@ export async function takeOver(target: TakeOverTarget, twin: string, options: Ta
   });
 }
 
-/**
- * Gives the original back for `twin`: when no other twin holds it, restores the kept count and removes
- * both annotations. Idempotent: without the annotation there is nothing to restore, and it says so.
- */
-export async function release(target: TakeOverTarget, twin: string, options: TakeOverOptions = {}): Promise<TakeOverResult> {
+async function giveBackOriginal(target: TakeOverTarget, twin: string, options: TakeOverOptions): Promise<TakeOverResult> {
   return retried(target, options, (d) => {
     const kept = d.metadata.annotations?.[REPLICAS_ANNOTATION];
     const holders = holdersOf(d);
@@ -120,6 +187,7 @@ function keptCount(target: TakeOverTarget, kept: string): number {
   if (/^\d{1,6}$/.test(kept)) return Number(kept);
   throw new TakeOverError(
     `${what(target)}: annotation '${REPLICAS_ANNOTATION}' is not a replica count (got '${kept}'). Scale it by hand (${scaleBy(target)}) and remove the annotation: kubectl annotate deployment ${target.name} -n ${target.namespace} ${REPLICAS_ANNOTATION}-`,
+    'invalid',
   );
 }
 
@@ -151,10 +219,11 @@ async function retried(
   }
 }
 
-async function read(target: TakeOverTarget, options: TakeOverOptions): Promise<Deployment> {
+async function read(target: Workload, options: TakeOverOptions): Promise<Deployment> {
+  const kind = target.kind.toLowerCase();
   let out: string;
   try {
-    out = (await kubectl(['get', 'deployment', target.name, '-n', target.namespace, '-o', 'json'], options)).stdout;
+    out = (await kubectl(['get', kind, target.name, '-n', target.namespace, '-o', 'json'], options)).stdout;
   } catch (e) {
     throw explain(target, e, 'get');
   }
@@ -164,17 +233,23 @@ async function read(target: TakeOverTarget, options: TakeOverOptions): Promise<D
   } catch {
     // reported below
   }
-  throw new TakeOverError(`kubectl get deployment ${target.name} -n ${target.namespace} printed something that is not a Deployment. Check your kubectl: kubectl version`);
+  throw new TakeOverError(`kubectl get ${kind} ${target.name} -n ${target.namespace} printed something that is not a ${target.kind}. Check your kubectl: kubectl version`, 'invalid');
 }
 
-function explain(target: TakeOverTarget, e: unknown, verb: 'get' | 'patch'): Error {
+function explain(target: Workload, e: unknown, verb: 'get' | 'patch' | 'scale'): Error {
   if (!(e instanceof KubectlError)) return e as Error;
+  const original = target.kind === 'Deployment';
   if (e.kind === 'not-found') {
-    return new TakeOverError(`${what(target)} does not exist, so there is nothing to scale. Apply the original first, or give the twin mode 'side-by-side'.`);
+    return new TakeOverError(original
+      ? `${what(target)} does not exist, so there is nothing to scale. Apply the original first, or give the twin mode 'side-by-side'.`
+      : `${what(target)} does not exist. Apply the environment first (kubectl apply -f dist/<app>.k8s.yaml).`, 'not-found');
   }
   if (e.kind === 'forbidden') {
+    const needs = original ? `get and patch on it: ask your admin for the team's developer Role, or a DeveloperAccess with takeOver: ['${target.name}']`
+      : `get on it and patch of its scale: ask your admin for the team's developer Role, or a DeveloperAccess with environments: ['${target.name}'] and takeOver`;
     return new TakeOverError(
-      `the cluster refused to ${verb} ${what(target)} (${e.stderr.trim().split('\n').pop()}). Replace mode needs get and patch on it: ask your admin for the team's developer Role, or a DeveloperAccess with takeOver: ['${target.name}'].`,
+      `the cluster refused to ${verb} ${what(target)} (${e.stderr.trim().split('\n').pop()}). Replace mode needs ${needs}.`,
+      'forbidden',
     );
   }
   return e;
@@ -185,5 +260,5 @@ const RACED = /testing value|test operation|rejected our request|the object has 
 
 function raceError(target: TakeOverTarget, e: KubectlError): TakeOverError {
   const said = e.stderr.trim().split('\n').pop();
-  return new TakeOverError(`${what(target)} kept changing while kubedev scaled it (${said}). Is a controller (an HPA with minReplicas 0, KEDA, Argo CD, Flux) scaling it? See the README, "Take-over".`);
+  return new TakeOverError(`${what(target)} kept changing while kubedev scaled it (${said}). Is a controller (an HPA with minReplicas 0, KEDA, Argo CD, Flux) scaling it? See the README, "Take-over".`, 'raced');
 }

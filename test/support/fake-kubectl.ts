@@ -13,9 +13,11 @@
  *   failAll?: string                              every call prints this on stderr and exits 1
  *   podList: Pod[]                                answered to `get pods -l` (items)
  *   secretsForbidden?: boolean                    `get secret` answers Forbidden
- *   deployments: { "<ns>/<name>": Deployment }   `get deployment NAME -o json`; `patch deployment NAME --type=json -p OPS`
- *                                                 applies OPS (add, replace, remove, test) and writes the result back
- *   deploymentsForbidden?: string[]              verbs ('get', 'patch') on deployments that answer Forbidden
+ *   deployments, statefulsets: { "<ns>/<name>": object }   `get deployment|statefulset NAME -o json`;
+ *                                                 `patch deployment|statefulset NAME --type json -p OPS` applies OPS
+ *                                                 (add, replace, remove, test) and writes the result back
+ *                                                 `scale deployment|statefulset NAME --replicas=N` sets spec.replicas
+ *   forbidden?: string[]                         '<verb> <kind>' calls that answer Forbidden ('patch deployment')
  *   patchConflicts?: number                      the first N patches fail as if the object changed meanwhile
  */
 import * as fs from 'node:fs';
@@ -35,8 +37,10 @@ export interface FakeWorld {
   secretsForbidden?: boolean;
   /** Deployments by "<ns>/<name>", read and patched (take-over and release). */
   deployments?: Record<string, unknown>;
-  /** Verbs on deployments that answer Forbidden. */
-  deploymentsForbidden?: string[];
+  /** StatefulSets by "<ns>/<name>", likewise. */
+  statefulsets?: Record<string, unknown>;
+  /** '<verb> <kind>' calls that answer Forbidden, e.g. 'patch deployment'. */
+  forbidden?: string[];
   /** The first N patches fail with a failed test operation (the object changed meanwhile). */
   patchConflicts?: number;
 }
@@ -142,11 +146,12 @@ const readStdin = () => new Promise((res) => {
     setInterval(() => undefined, 1 << 30);
     return;
   }
-  if ((verb === 'get' || verb === 'patch') && args[1] === 'deployment') {
+  if ((verb === 'get' || verb === 'patch') && (args[1] === 'deployment' || args[1] === 'statefulset')) {
     const key = ns + '/' + args[2];
-    if ((w.deploymentsForbidden || []).includes(verb)) fail('Error from server (Forbidden): deployments.apps "' + args[2] + '" is forbidden: User "alice" cannot ' + verb + ' resource "deployments" in API group "apps" in the namespace "' + ns + '"');
-    const found = (w.deployments || {})[key];
-    if (!found) fail('Error from server (NotFound): deployments.apps "' + args[2] + '" not found');
+    const plural = args[1] + 's';
+    if ((w.forbidden || []).includes(verb + ' ' + args[1])) fail('Error from server (Forbidden): ' + plural + '.apps "' + args[2] + '" is forbidden: User "alice" cannot ' + verb + ' resource "' + plural + '" in API group "apps" in the namespace "' + ns + '"');
+    const found = (w[plural] || {})[key];
+    if (!found) fail('Error from server (NotFound): ' + plural + '.apps "' + args[2] + '" not found');
     if (verb === 'get') { process.stdout.write(JSON.stringify(found)); return; }
     if (flag('--type') !== 'json') fail('fake kubectl: only --type=json patches');
     if (w.patchConflicts > 0) {
@@ -168,9 +173,19 @@ const readStdin = () => new Promise((res) => {
       if (op.op === 'remove') { if (!(last in at)) fail('The request is invalid: missing path ' + op.path); delete at[last]; }
     }
     doc.metadata.resourceVersion = String(Number(doc.metadata.resourceVersion || '1') + 1);
-    w.deployments[key] = doc;
+    w[plural][key] = doc;
     fs.writeFileSync(worldFile, JSON.stringify(w));
-    process.stdout.write('deployment.apps/' + args[2] + ' patched\n');
+    process.stdout.write(args[1] + '.apps/' + args[2] + ' patched\n');
+    return;
+  }
+  if (verb === 'scale' && (args[1] === 'deployment' || args[1] === 'statefulset')) {
+    const plural = args[1] + 's';
+    if ((w.forbidden || []).includes('scale ' + args[1])) fail('Error from server (Forbidden): ' + plural + '.apps "' + args[2] + '" is forbidden: User "alice" cannot patch resource "' + plural + '/scale" in API group "apps" in the namespace "' + ns + '"');
+    const found = (w[plural] || {})[ns + '/' + args[2]];
+    if (!found) fail('Error from server (NotFound): ' + plural + '.apps "' + args[2] + '" not found');
+    found.spec = { ...found.spec, replicas: Number((args.find((a) => a.startsWith('--replicas=')) || '').slice(11)) };
+    fs.writeFileSync(worldFile, JSON.stringify(w));
+    process.stdout.write(args[1] + '.apps/' + args[2] + ' scaled\n');
     return;
   }
   fail('fake kubectl: no answer for: kubectl ' + args.join(' '));
