@@ -13,6 +13,9 @@ import { childName, inputPropertiesError, kubeResource } from './kube';
 
 export const DEV_ENVIRONMENT_TYPE = 'kubedev:index:DevEnvironment';
 
+/** For a program that creates the original too (scaleOriginal 'output'), and for checking its objects. */
+export { scaledDownOriginal, trafficSplits } from '../lib/takeover';
+
 /** The component's args: lib's spec, as plain values (they decide which resources exist). */
 export type DevEnvironmentArgs = DevEnvironmentSpec;
 
