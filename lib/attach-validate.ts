@@ -96,6 +96,12 @@ export function validateAttachRecord(record: unknown): string[] {
     });
     if (ports.length !== r.ports.length) ports = [];
   }
+  if (r.takeOver !== undefined) {
+    const t = r.takeOver;
+    if (!isObject(t) || t.kind !== 'Deployment' || !isDnsSubdomain(t.name) || !isDnsLabel(t.namespace)) {
+      bad('takeOver', 'is not a Deployment with a valid name and namespace', t);
+    }
+  }
   if (out.length > 0) return out;
 
   // Then lib's validation, as if the user had written the spec the record was made from.

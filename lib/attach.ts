@@ -5,6 +5,7 @@
  */
 import { validateAttachRecord } from './attach-validate';
 import { KubeObject } from './k8s';
+import { TakeOverTarget } from './takeover';
 
 /** The annotation that carries the record. */
 export const ATTACH_ANNOTATION = 'kubedev.io/attach';
@@ -51,6 +52,11 @@ export interface AttachRecord {
   readonly folders: readonly AttachFolder[];
   /** Ports the environment declares, to forward. */
   readonly ports: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
+  /**
+   * A replace-mode twin's original, when the synthesized output does not scale it to 0 itself:
+   * `kubedev up` scales it to 0 (keeping its count in `kubedev.io/replicas`), `kubedev down` restores it.
+   */
+  readonly takeOver?: TakeOverTarget;
 }
 
 /** Thrown when a record is missing or malformed. */

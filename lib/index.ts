@@ -10,3 +10,4 @@ export * from './dev-mode';
 export * from './rbac';
 export * from './team-namespace';
 export * from './developer-access';
+export * from './takeover';
