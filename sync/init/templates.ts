@@ -90,9 +90,10 @@ const team = new TeamNamespace(chart, 'team', {
   members: [{ user: '${v.owner}', role: 'developer' }],
 });
 
+// Each developer's environments live in a namespace of their own (personal isolation, the default).
 const dev = new DevEnvironment(chart, 'dev', {
   name: 'dev',
-  namespace: '${namespace}',
+  namespace: team.namespaceFor('${v.owner}'),
   owner: '${v.owner}',
   image: 'node:22-bookworm',
   sync: [{ local: '.', remote: '/workspace', ignore: ['node_modules/', 'dist/'] }],
@@ -121,15 +122,18 @@ function pulumiFiles(v: TemplateValues): Record<string, string> {
  * Settings come from the stack's config (Pulumi.dev.yaml).
  */
 import * as pulumi from '@pulumi/pulumi';
+import { personalNamespaceName } from 'kubedev';
 import { DevEnvironment, TeamNamespace } from 'kubedev/pulumi';
 
 const config = new pulumi.Config();
 const namespace = config.require('namespace');
 const owner = config.require('owner');
 
+// Each developer's environments live in a namespace of their own (personal isolation, the default),
+// made by the TeamNamespace below.
 const environment = {
   name: 'dev',
-  namespace,
+  namespace: personalNamespaceName('${v.team}', owner),
   owner,
   image: 'node:22-bookworm',
   sync: [{ local: '.', remote: '/workspace', ignore: ['node_modules/'] }],
