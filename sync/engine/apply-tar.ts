@@ -99,6 +99,8 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   // Deletes (type changes included) and mode changes run before the extraction's moves.
   const script = ['set -e', ...deleteLines(plan.deletes), ...chmodLines(earlyChmods(plan)), ''];
+  // A folder without u+rwx gets its mode after its contents (the archive lists folders first).
+  const delayModes = plan.dirs.some((d) => (d.entry.mode & OWNER_RWX) !== OWNER_RWX) ? ' --delay-directory-restore' : '';
   const scriptName = '.kubedev-apply.sh';
   let r: ExecResult;
   if (localTarAvailable()) {
@@ -109,7 +111,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
     const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
     const packed = localTar(ctx.localRoot, names);
-    const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', 'tar -x -p -o --delay-directory-restore -f - -C "$S"', 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
+    const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     ctx.onStep?.(`sending ${files.length} files (tar)`);
     try {
       const [res, { skipped }] = await Promise.all([ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal }), packed.done]);
@@ -130,7 +132,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   /** tar-stream in-process: the script rides in the archive; a file that cannot be read whole is marked. */
   async function packInProcess(): Promise<ExecResult> {
-    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o --delay-directory-restore -f - -C "$S" && sh "$S/${scriptName}"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
+    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S" && sh "$S/${scriptName}"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     const pack = tar.pack();
     const now = new Date();
     const feed = async (): Promise<void> => {
