@@ -34,6 +34,7 @@ export interface SyncCommandOptions {
   readonly ignore?: string[];
   readonly env?: string;
   readonly name?: string;
+  readonly mode?: string;
 }
 
 export interface SyncIo {
@@ -68,6 +69,12 @@ function needFile(file: string, flag: string, what: string): string {
   return abs;
 }
 
+function parseMode(v: string | undefined): 'mirror' | 'two-way' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'mirror' && v !== 'two-way') throw new UsageError(`--mode must be 'mirror' or 'two-way' (got '${v}'). Pass --mode mirror (one-way, local wins) or --mode two-way`);
+  return v;
+}
+
 function needDir(dir: string, flag: string): string {
   const abs = path.resolve(dir);
   let st: fs.Stats | undefined;
@@ -84,6 +91,7 @@ function needDir(dir: string, flag: string): string {
 export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
   const ignore = checkIgnore(o.ignore ?? [], '--ignore');
   const watch = !o.once;
+  const mode = parseMode(o.mode);
   if (o.env !== undefined || o.name !== undefined) {
     if (o.env === undefined) throw new UsageError(`--name needs --env: pass --env dist/<app>.k8s.yaml --name ${o.name}`);
     if (o.name === undefined) throw new UsageError(`--env needs --name: pass the environment's name, e.g. --env ${o.env} --name my-env`);
@@ -125,6 +133,9 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       knownHosts,
       ignore: [...checkIgnore(f.ignore, `folders[${i}].ignore`), ...ignore],
       watch,
+      mode: mode ?? f.mode ?? 'mirror',
+      remoteOwns: checkIgnore(f.remoteOwns ?? [], `folders[${i}].remoteOwns`),
+      localOwns: checkIgnore(f.localOwns ?? [], `folders[${i}].localOwns`),
     }));
   }
   const missing = (['local', 'remote', 'host', 'port', 'user', 'identity', 'knownHosts'] as const).filter((k) => o[k] === undefined);
@@ -143,6 +154,7 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       knownHosts: needFile(o.knownHosts as string, '--known-hosts', "a known_hosts file that lists the server's host key"),
       ignore,
       watch,
+      mode: mode ?? 'mirror',
     },
   ];
 }
@@ -265,6 +277,7 @@ export function registerSync(program: Command): void {
     .option('--env <file>', 'synthesized YAML holding the environment (with --name)')
     .option('--name <name>', 'environment name inside --env')
     .option('--ignore <pattern...>', 'gitignore-syntax pattern neither sent nor deleted (repeatable)')
+    .option('--mode <mode>', "'mirror' (one-way, local wins; the default) or 'two-way' (default with --env: the folder's)")
     .option('--once', 'mirror once and exit')
     .option('--json', 'one JSON event per line on stdout')
     .option('--progress', 'human progress on stderr even when it is not a terminal')
