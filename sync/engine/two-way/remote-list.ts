@@ -1,0 +1,58 @@
+/**
+ * The remote listing for two-way: the same `find -printf` as the mirror's (after a random marker,
+ * internal names reported apart, foreign names left alone), with mtimes kept to the nanosecond (a
+ * container that rewrites a file twice in one second with the same size is still seen), and the root's
+ * identity (`dev:ino`) so that a root replaced by another folder (a pod restarted on a new volume) halts.
+ */
+import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
+import { fieldsAfterMarker, listingMarker, remoteScanCommand, topMost } from '../remote-scan';
+import { Connection, RemoteError } from '../transport';
+import { Entry, EntryType, shQuote } from '../tree';
+
+export interface ExactListing {
+  readonly tree: Map<string, Entry>;
+  readonly leftovers: string[];
+  readonly foreign: string[];
+  /** `dev:ino` of the root. */
+  readonly rootId: string;
+}
+
+/** Thrown when the remote root is gone: the session halts, nothing is deleted locally. */
+export class RemoteRootGoneError extends Error {}
+
+const GONE = 41;
+
+export async function listRemoteExact(conn: Connection, root: string, ig: IgnoreMatcher, signal?: AbortSignal): Promise<ExactListing> {
+  const marker = listingMarker();
+  const q = shQuote(root);
+  const command = `[ -d ${q} ] || exit ${GONE}; stat -c 'KUBEDEV-ROOT-ID %d:%i' -- ${q} >&2 || exit ${GONE}; ${remoteScanCommand(root, ig.prunableNames, marker)}`;
+  const res = await conn.exec(command, undefined, { signal });
+  if (res.code === GONE) {
+    throw new RemoteRootGoneError(`remote folder '${root}' is gone or is no longer a folder; the sync stopped and deleted nothing locally. Restore it (or the pod's volume) and start the sync again`);
+  }
+  if (res.code !== 0) throw new RemoteError(`listing remote folder '${root}' failed (exit ${res.code}): ${res.stderr.trim()}. Check that the user may read it and that GNU find is installed`, res.code, res.stderr);
+  const rootId = /KUBEDEV-ROOT-ID (\d+:\d+)/.exec(res.stderr)?.[1] ?? '';
+  const { fields, foreignAt } = fieldsAfterMarker(res.stdout, marker);
+  const tree = new Map<string, Entry>();
+  const leftovers: string[] = [];
+  const foreign: string[] = [];
+  for (let i = 0; i + 5 < fields.length; i += 6) {
+    const [y, size, mtime, mode, rel, target] = fields.slice(i, i + 6);
+    if (foreignAt.has(i + 4) || (y === 'l' && foreignAt.has(i + 5))) {
+      foreign.push(rel);
+      continue;
+    }
+    const type: EntryType | undefined = y === 'f' ? 'file' : y === 'd' ? 'dir' : y === 'l' ? 'symlink' : undefined;
+    if (rel.slice(rel.lastIndexOf('/') + 1).startsWith(INTERNAL_PREFIX)) {
+      leftovers.push(rel);
+      continue;
+    }
+    if (!type || ig.ignores(rel, type === 'dir')) continue;
+    tree.set(rel, { type, size: Number(size), mtimeMs: Number(mtime) * 1000, mode: type === 'symlink' ? 0o777 : parseInt(mode, 8), target: type === 'symlink' ? target : undefined });
+  }
+  for (const rel of tree.keys()) {
+    const slash = rel.lastIndexOf('/');
+    if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
+  }
+  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId };
+}
