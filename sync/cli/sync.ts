@@ -19,6 +19,7 @@ import { EXIT_FAILURE, UsageError } from '../errors';
 import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
 import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from '../attach/checks';
 import { keyPaths } from '../attach/key-store';
+import { createSession, TwoWaySession } from '../engine/two-way';
 
 export interface SyncCommandOptions {
   readonly local?: string;
@@ -176,7 +177,9 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
   const say = (line: string): void => {
     if (progress) io.stderr.write(`kubedev: ${line}\n`);
   };
-  const sessions = configs.map((c) => new SyncSession(c));
+  const all = configs.map((c) => createSession(c));
+  // Both kinds share SyncSession's lifecycle and events; two-way adds 'pulled' and 'conflict' (below).
+  const sessions = all.map((s) => s as unknown as SyncSession);
   const stopCtl = new AbortController();
   const stop = (): void => stopCtl.abort();
   process.once('SIGINT', stop);
@@ -202,6 +205,18 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
           say(`synced ${b.files} file(s), deleted ${b.deleted}, ${human(b.bytes)} in ${b.ms.toFixed(0)} ms`);
         });
         s.on('error', (e) => json({ event: 'error', folder: c.localRoot, message: e.message }));
+        // ---- two-way events ----
+        const tw = all[sessions.indexOf(s)];
+        if (tw instanceof TwoWaySession) {
+          tw.on('pulled', (p) => {
+            json({ event: 'pulled', folder: c.localRoot, remote: c.remoteRoot, files: p.paths.length, deleted: p.deleted.length, bytes: p.bytes, ms: Math.round(p.ms * 10) / 10 });
+            say(`pulled ${p.paths.length} file(s), deleted ${p.deleted.length} locally, ${human(p.bytes)} in ${p.ms.toFixed(0)} ms`);
+          });
+          tw.on('conflict', (k) => {
+            json({ event: 'conflict', folder: c.localRoot, remote: c.remoteRoot, path: k.rel, copy: k.copy, why: k.why });
+            io.stderr.write(`kubedev: conflict: '${k.rel}' ${k.why}; the local file is unchanged${k.copy ? `, the remote version is in '${k.copy}'` : ', the remote version stays on the server'}. Resolve with: kubedev conflicts --take local|remote ${k.rel}\n`);
+          });
+        }
         // Progress of a big batch: a bar on a terminal, a line a second otherwise (with --progress).
         let bar: SingleBar | undefined;
         let lastLine = 0;
@@ -230,7 +245,7 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
         const onStop = (): void => void s.close();
         stopCtl.signal.addEventListener('abort', onStop, { once: true });
         try {
-          say(`mirroring ${c.localRoot} to ${where}`);
+          say(`${c.mode === 'two-way' ? 'syncing (two-way)' : 'mirroring'} ${c.localRoot} ${c.mode === 'two-way' ? 'with' : 'to'} ${where}`);
           const r = await s.start({ signal: stopCtl.signal }).finally(endBar);
           if (o.once) {
             json({ event: 'synced', folder: c.localRoot, remote: c.remoteRoot, files: r.files, deleted: r.deleted, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10, method: r.method, total: r.total });
