@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerSync } from './sync';
 import { registerKeys } from './keys';
 import { registerUp } from './up';
+import { registerConflicts } from './conflicts';
 import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
@@ -31,6 +32,7 @@ export function program(): Command {
   registerSync(cmd);
   registerKeys(cmd);
   registerUp(cmd);
+  registerConflicts(cmd);
   return cmd;
 }
 

@@ -14,3 +14,4 @@ export type { ConflictRecord } from './state-store';
 export function createSession(o: SyncOptions | TwoWayOptions): SyncSession | TwoWaySession {
   return o.mode === 'two-way' ? new TwoWaySession(o) : new SyncSession(o);
 }
+export { listConflicts, takeSide } from './resolve';
