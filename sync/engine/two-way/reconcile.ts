@@ -50,6 +50,8 @@ export interface PassStats {
   readonly conflicts: number;
   readonly bytes: number;
   readonly ms: number;
+  /** Something changed while the pass ran (left as it was): another pass is owed. */
+  readonly retry: boolean;
 }
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -85,9 +87,10 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
     await delay(SETTLE_MS);
     return twoWayPass(h, conn, true);
   }
-  const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0 };
+  const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
   const skip = (d: Decision, e: unknown): void => {
-    if (e instanceof ChangedMeanwhile || e instanceof LocalPathError) h.warn(e.message);
+    if (e instanceof ChangedMeanwhile) done.retry = true; // a race with the user: the next pass looks again
+    else if (e instanceof LocalPathError) h.warn(e.message);
     else if ((e as NodeJS.ErrnoException).code) h.warn(`'${d.rel}' was not ${d.action === 'pull' ? 'fetched' : 'changed'} locally (${(e as NodeJS.ErrnoException).code}); it is left as it is and tried again next pass`);
     else throw e;
   };

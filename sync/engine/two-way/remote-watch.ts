@@ -55,7 +55,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
           clearTimeout(t);
           if (this.channel === ch) this.channel = undefined;
           if (code === NO_INOTIFY) return resolve(false);
-          if (!this.stopped) {
+          if (!this.stopped && conn.alive) {
             this.emit('warning', `the remote watcher stopped (${err.trim().split('\n').pop() || `exit ${code}`}); remote changes are found by listing every ${this.pollMs} ms until the next reconnect`);
             this.poll();
           }

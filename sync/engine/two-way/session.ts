@@ -17,12 +17,12 @@ import { prepareRemote } from '../remote';
 import { RootHaltError, RootIdentity, rootIdentity } from '../safety';
 import { Scheduler } from '../scheduler';
 import { BatchStats, delay, SyncEvents, SyncOptions } from '../session';
-import { Connection, ConnectionError, HostKeyError } from '../transport';
+import { Connection, ConnectionError, HostKeyError, RemoteError } from '../transport';
 import { Entry, Refusal } from '../tree';
 import { TreeWatcher } from '../watch';
 import { Ownership } from './classify';
 import { CONFLICT_IGNORE } from './local-write';
-import { PassStats, twoWayPass } from './reconcile';
+import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
 import { RemoteWatcher } from './remote-watch';
 import { ConflictRecord, StateStore, statePath } from './state-store';
 
@@ -48,6 +48,9 @@ export interface TwoWayEvents extends SyncEvents {
   /** Both sides changed a path: neither version is lost; `copy` holds the remote version locally. */
   conflict: [c: ConflictRecord];
 }
+
+/** A pass refused by the server this many times in a row stops the session. */
+const RETRIES = 3;
 
 function matcher(patterns: readonly string[]): (rel: string, isDir: boolean) => boolean {
   if (patterns.length === 0) return () => false;
@@ -230,19 +233,30 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       files: s.pushed.length, deleted: s.deletedRemote.length, bytes: s.bytes, ms: s.ms, method: s.pushed.length > 0 ? 'sftp' : 'none',
       paths: [...s.pushed, ...s.deletedRemote], pulled: s.pulled, deletedLocal: s.deletedLocal, conflicts: s.conflicts,
     };
+    if (s.retry) this.owedPass = true;
     if (s.pulled.length + s.deletedLocal.length > 0) this.emit('pulled', { paths: s.pulled, deleted: s.deletedLocal, bytes: s.bytes, ms: s.ms });
     return stats;
   }
 
   private async drain(): Promise<void> {
+    let refused = 0;
     while (!this.closing && !this.fatal && (this.owedPass || !this.conn?.alive)) {
       try {
         const stats = await this.runPass();
+        refused = 0;
         if (stats.files + stats.deleted > 0) this.emit('synced', stats);
       } catch (e) {
         if (this.closing || this.abort.signal.aborted) return;
         if (e instanceof ConnectionError) {
           this.owedPass = true;
+          continue;
+        }
+        // The server changed between the listing and the writes (a folder made there meanwhile): the
+        // next pass lists again. The same refusal RETRIES times in a row is a real fault.
+        if (e instanceof RemoteError && !(e instanceof RemoteRootHaltError) && ++refused <= RETRIES) {
+          this.emit('warning', `${e.message} (the server changed while the pass ran; listing again)`);
+          this.owedPass = true;
+          await delay(100 * refused, this.abort.signal).catch(() => undefined);
           continue;
         }
         this.fail(e as Error);
