@@ -16,7 +16,7 @@ const { sshd, arena } = useArena();
 let session: TwoWaySession | undefined;
 let hook: ChildProcess | undefined;
 afterEach(async () => {
-  hook?.kill('SIGKILL');
+  if (hook?.pid) process.kill(-hook.pid, 'SIGKILL'); // the whole group: sh, inotifywait, the loop
   hook = undefined;
   await session?.close();
   session = undefined;
@@ -98,7 +98,7 @@ test('a remote hook that rewrites what it is sent settles: no loop', async () =>
   // A "formatter" in the container: upper-cases src.txt in place whenever it is written (idempotent).
   const s = sshd();
   hook = spawn('setpriv', [`--reuid=${s.uid}`, `--regid=${s.gid}`, '--clear-groups', '--', 'sh', '-c',
-    'cd "$1" && while inotifywait -qq -e close_write,moved_to . ; do t=$(tr a-z A-Z < src.txt); [ "$t" = "$(cat src.txt)" ] || printf %s "$t" > src.txt; done', 'sh', a.remote], { stdio: 'ignore' });
+    'cd "$1" && inotifywait -m -q -e close_write,moved_to --format %f . | while read -r f; do [ "$f" = src.txt ] || continue; t=$(tr a-z A-Z < src.txt); [ "$t" = "$(cat src.txt)" ] || printf %s "$t" > src.txt; done', 'sh', a.remote], { stdio: 'ignore', detached: true });
   await sleep(300);
   fs.writeFileSync(path.join(a.local, 'src.txt'), 'hello world');
   await arrival(path.join(a.local, 'src.txt'), 'HELLO WORLD', 3000);

@@ -11,12 +11,14 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { SFTPWrapper } from 'ssh2';
 import { INTERNAL_PREFIX } from '../ignore';
 import { linkStaysInside } from '../safety';
 import { entryFromStats } from '../tree';
 import { sameSig, Sig, sigOf } from './state-store';
+
+/** A remote file's bytes: an SFTP read stream or a tar member. */
+export type Bytes = AsyncIterable<unknown> & { resume(): unknown };
 
 /** A local write refused for safety (a symlink or a file where a folder should be); a warning. */
 export class LocalPathError extends Error {}
@@ -59,16 +61,39 @@ function expectUnchanged(abs: string, rel: string, expected: Sig | undefined): v
 }
 
 /** Streams the remote file into a new temporary file beside `abs`; returns the temp's path. */
-async function fetchToTemp(sftp: SFTPWrapper, remoteAbs: string, dir: string, r: Sig): Promise<string> {
+function fetchToTemp(sftp: SFTPWrapper, remoteAbs: string, dir: string, r: Sig): Promise<string> {
+  return writeTemp(readRemote(sftp, remoteAbs), dir, r, remoteAbs);
+}
+
+/**
+ * An SFTP read stream. Errors while reading reach the reader (the iteration rejects); the handle's
+ * close, which can fail after the last byte when the connection ends, must not be an unhandled error.
+ */
+function readRemote(sftp: SFTPWrapper, remoteAbs: string): Bytes {
+  const rs = sftp.createReadStream(remoteAbs);
+  rs.on('error', () => undefined);
+  return rs;
+}
+
+/** Writes `source` into a new temporary file in `dir` (exactly `r.s` bytes, or nothing); returns its path. */
+async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Promise<string> {
   const tmp = tempIn(dir);
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-  const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  } catch (e) {
+    source.resume(); // drained, never written (a bulk stream goes on to the next file)
+    throw e;
+  }
   let ok = false;
   try {
-    const out = fs.createWriteStream('', { fd, autoClose: false });
-    await pipeline(sftp.createReadStream(remoteAbs), out);
+    for await (const chunk of source) {
+      const b = chunk as Buffer;
+      for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off);
+    }
     const st = fs.fstatSync(fd);
-    if (st.size !== r.s) throw new ChangedMeanwhile(`remote '${remoteAbs}' changed while it was fetched (${st.size} bytes, listed ${r.s}); fetched again next pass`);
+    if (st.size !== r.s) throw new ChangedMeanwhile(`remote '${what}' changed while it was fetched (${st.size} bytes, listed ${r.s}); fetched again next pass`);
     fs.fchmodSync(fd, r.p);
     fs.futimesSync(fd, r.m / 1000, r.m / 1000);
     ok = true;
@@ -80,10 +105,21 @@ async function fetchToTemp(sftp: SFTPWrapper, remoteAbs: string, dir: string, r:
 }
 
 /** Puts the remote file at `rel` locally (temp + rename), if the local side is still `expected`. */
-export async function pullFile(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Sig> {
-  const dir = checkedParent(root, rel);
+export function pullFile(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Sig> {
+  return placeFile(readRemote(sftp, remoteAbs), root, rel, r, expected);
+}
+
+/** Puts `source` (the remote file's bytes) at `rel` locally: temp + rename, if the local side is still `expected`. */
+export async function placeFile(source: Bytes, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Sig> {
+  let dir: string;
+  try {
+    dir = checkedParent(root, rel);
+  } catch (e) {
+    source.resume(); // the bytes are drained, never written
+    throw e;
+  }
   const abs = path.join(dir, path.basename(rel));
-  const tmp = await fetchToTemp(sftp, remoteAbs, dir, r);
+  const tmp = await writeTemp(source, dir, r, rel);
   try {
     expectUnchanged(abs, rel, expected);
     if (expected?.t === 'd') fs.rmdirSync(abs); // replaced by a file remotely; its contents went first

@@ -16,6 +16,7 @@ import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, scanLocal, shQuote } from '../tree';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
+import { pullFilesTar } from './pull-bulk';
 import { listRemoteExact } from './remote-list';
 import { ConflictRecord, Sig, sigOf, StateStore } from './state-store';
 
@@ -26,6 +27,8 @@ export class RemoteRootHaltError extends Error {}
 const MASS_DELETE_SHARE = 0.5;
 const SETTLE_MS = 300;
 const PULL_PARALLEL = 16;
+/** More files than this to fetch go as one tar stream. */
+const BULK_PULL = 32;
 
 export interface PassHost {
   readonly localRoot: string;
@@ -87,6 +90,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
     await delay(SETTLE_MS);
     return twoWayPass(h, conn, true);
   }
+  for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
   const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
   const skip = (d: Decision, e: unknown): void => {
     if (e instanceof ChangedMeanwhile) done.retry = true; // a race with the user: the next pass looks again
@@ -147,8 +151,17 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
         skip(d, e);
       }
     }
+    const files = pull.filter((x) => x.r?.t === 'f');
+    const bulk = files.length > BULK_PULL ? files : [];
+    if (bulk.length > 0) {
+      const byRel = new Map(bulk.map((d) => [d.rel, d]));
+      await pullFilesTar(conn, h.remoteRoot, h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (rel, sig) => {
+        pulledSig.set(rel, sig);
+        done.bytes += sig.s;
+      }, (rel, e) => skip(byRel.get(rel) as Decision, e));
+    }
     const limit = new Limiter(PULL_PARALLEL);
-    await Promise.all(pull.filter((x) => x.r?.t !== 'd').map((d) => limit.run(async () => {
+    await Promise.all(pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f')).map((d) => limit.run(async () => {
       try {
         const r = d.r as Sig;
         pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : await Promise.race([pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l), conn.lost]));
