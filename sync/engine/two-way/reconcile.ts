@@ -17,7 +17,7 @@ import { Entry, Refusal, scanLocal, shQuote } from '../tree';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
-import { listRemoteExact } from './remote-list';
+import { changedSinceListing, listRemoteExact } from './remote-list';
 import { ConflictRecord, Sig, sigOf, StateStore } from './state-store';
 
 /** Thrown when the remote root was emptied or replaced: the session stops, nothing local is deleted. */
@@ -121,9 +121,13 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
   const pushedOk = new Set<string>();
   if (push.length > 0) {
     h.step('sending');
+    // A remote file written since the listing is not overwritten: it is left for the next pass.
+    const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
+    const moved = await changedSinceListing(conn, h.remoteRoot, overwrites, (rel) => remote.tree.get(rel));
+    if (moved.size > 0) done.retry = true;
     const want = new Map<string, Entry>();
     const have = new Map<string, Entry>();
-    for (const d of push) {
+    for (const d of push.filter((x) => !moved.has(x.rel))) {
       want.set(d.rel, local.tree.get(d.rel) as Entry);
       const r = remote.tree.get(d.rel);
       if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
@@ -132,7 +136,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
     const res = await applyPlan(h.ctx(conn, remote.tree), plan);
     for (const w of res.warnings) h.warn(w);
     const failed = new Set([...res.unsent, ...res.changed]);
-    for (const d of push) if (!failed.has(d.rel)) pushedOk.add(d.rel);
+    for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
     done.pushed.push(...pushedOk);
     done.bytes += res.bytes;
   }

@@ -56,3 +56,25 @@ export async function listRemoteExact(conn: Connection, root: string, ig: Ignore
   }
   return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId };
 }
+
+/**
+ * Of `rels` (remote files the pass is about to overwrite, as listed in `listed`), the ones that changed
+ * on the server since: one `find -maxdepth 0 -printf` over exactly those paths, just before the
+ * writes. A process in the container writing a file meanwhile is not overwritten (the next pass sees a
+ * conflict); the window left is the upload itself.
+ */
+export async function changedSinceListing(conn: Connection, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined): Promise<Set<string>> {
+  const changed = new Set<string>();
+  if (rels.length === 0) return changed;
+  const command = `cd ${shQuote(root)} && xargs -0 sh -c 'find "$@" -maxdepth 0 -printf "%p\\\\0%y\\\\0%s\\\\0%T@\\\\0%m\\\\0" 2>/dev/null; exit 0' sh`;
+  const res = await conn.exec(command, Buffer.from(rels.map((r) => `./${r}\0`).join('')));
+  const now = new Map<string, string[]>();
+  const f = res.stdout.toString('utf8').split('\0');
+  for (let i = 0; i + 4 < f.length; i += 5) now.set(f[i].slice(2), f.slice(i + 1, i + 5));
+  for (const rel of rels) {
+    const e = listed(rel);
+    const n = now.get(rel);
+    if (!e || !n || n[0] !== 'f' || Number(n[1]) !== e.size || Number(n[2]) * 1000 !== e.mtimeMs || parseInt(n[3], 8) !== e.mode) changed.add(rel);
+  }
+  return changed;
+}
