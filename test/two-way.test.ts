@@ -173,3 +173,26 @@ test('a local root emptied halts: nothing deleted remotely', async () => {
   await expect(pass(sshd(), a)).rejects.toThrow(/was emptied.*deleted nothing remotely/);
   expect(snapshot(a.remote)).toEqual(before);
 });
+
+test('the same bytes on both sides with different modes agree on the local mode', async () => {
+  const a = arena();
+  writeTree(a.local, { 'run.sh': { content: 'x', mode: 0o755 } });
+  remote(sshd(), a, 'printf x > run.sh && chmod 600 run.sh');
+  const r = await pass(sshd(), a);
+  expect(r.conflicts).toEqual([]);
+  expect(fs.statSync(path.join(a.remote, 'run.sh')).mode & 0o777).toBe(0o755);
+  expect(same()).toEqual([]);
+  const before = snapshot(a.remote);
+  await pass(sshd(), a);
+  expect(snapshot(a.remote)).toEqual(before);
+});
+
+test('temporary files of a pull killed mid-write are removed by the next session; nothing else is', async () => {
+  const a = arena();
+  writeTree(a.local, { 'd/.kubedev-0123456789ab.tmp': 'half', '.kubedev-ffffffffffff.tmp': 'half', 'd/keep.txt': 'k', '.kubedev-notes': 'mine' });
+  await pass(sshd(), a);
+  expect(fs.existsSync(path.join(a.local, 'd/.kubedev-0123456789ab.tmp'))).toBe(false);
+  expect(fs.existsSync(path.join(a.local, '.kubedev-ffffffffffff.tmp'))).toBe(false);
+  expect(fs.readFileSync(path.join(a.local, '.kubedev-notes'), 'utf8')).toBe('mine');
+  expect(fs.readFileSync(path.join(a.remote, 'd/keep.txt'), 'utf8')).toBe('k');
+});

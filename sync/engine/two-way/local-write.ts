@@ -203,6 +203,25 @@ export function deleteLocal(root: string, rel: string, expected: Sig): void {
   else fs.unlinkSync(abs);
 }
 
+/**
+ * Removes the temporary files a killed pull left in the local folder `rel` (`.kubedev-*.tmp`, plain files
+ * or links only; the listing ignores them). Called once per folder by the first pass of a session.
+ */
+export function removeLocalLeftovers(root: string, rel: string): void {
+  const dir = path.join(root, rel);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(INTERNAL_PREFIX) || !n.endsWith('.tmp')) continue;
+    const st = fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false });
+    if (st && (st.isFile() || st.isSymbolicLink())) fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
 /** `dir/name.ext` -> `dir/name.conflict-remote-20261130-232200.ext` (a name the runner never syncs). */
 export function conflictCopyName(rel: string, when = new Date()): string {
   const slash = rel.lastIndexOf('/');

@@ -194,7 +194,9 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
           try {
             const kept = await Promise.race([keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r), conn.lost]);
             if (kept === 'same') {
-              agreedNow.set(d.rel, { l: d.l, r: d.r });
+              // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
+              if (d.l.p !== d.r.p) await remoteChmod(conn, h.remoteRoot, d.rel, d.l.p);
+              agreedNow.set(d.rel, { l: d.l, r: { ...d.r, p: d.l.p } });
               copy = undefined;
             }
             break;
@@ -262,4 +264,9 @@ async function remoteDeletes(conn: Connection, root: string, deepestFirst: reado
   lines.push('exit 0');
   const res = await conn.exec('sh -s', `${lines.join('\n')}\n`);
   if (res.code !== 0) throw new RemoteError(`deleting in '${root}' failed (exit ${res.code}): ${res.stderr.trim()}`, res.code, res.stderr);
+}
+
+async function remoteChmod(conn: Connection, root: string, rel: string, mode: number): Promise<void> {
+  const res = await conn.exec(`cd ${shQuote(root)} && chmod ${mode.toString(8)} -- ${shQuote(rp(rel))}`);
+  if (res.code !== 0) throw new RemoteError(`changing the mode of '${rel}' in '${root}' failed: ${res.stderr.trim()}`, res.code, res.stderr);
 }

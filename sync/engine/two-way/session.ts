@@ -21,7 +21,7 @@ import { Connection, ConnectionError, HostKeyError, RemoteError } from '../trans
 import { Entry, Refusal } from '../tree';
 import { TreeWatcher } from '../watch';
 import { Ownership } from './classify';
-import { CONFLICT_IGNORE } from './local-write';
+import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
 import { RemoteWatcher } from './remote-watch';
 import { ConflictRecord, StateStore, statePath } from './state-store';
@@ -273,7 +273,10 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       own: this.own,
       store: this.store,
       rootId: this.rootId as RootIdentity,
-      onDir: (rel) => this.watcher?.add(rel),
+      onDir: (rel) => {
+        this.watcher?.add(rel);
+        if (!this.started) removeLocalLeftovers(this.options.localRoot, rel);
+      },
       warn: (m) => this.warnOnce(m),
       refused: (r: readonly Refusal[]) => r.forEach((x) => this.warnOnce(x.reason)),
       conflict: (c) => this.emit('conflict', c),
