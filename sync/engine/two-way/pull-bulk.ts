@@ -10,6 +10,7 @@ import * as tar from 'tar-stream';
 import { Connection } from '../transport';
 import { shQuote } from '../tree';
 import { placeFile } from './local-write';
+import { unlessDropped } from './remote-list';
 import { Sig } from './state-store';
 
 export interface BulkItem {
@@ -46,6 +47,6 @@ export async function pullFilesTar(conn: Connection, remoteRoot: string, localRo
     );
   });
   ch.end(Buffer.from(items.map((i) => `./${i.rel}\0`).join('')));
-  await Promise.race([pipeline(ch, extract), conn.lost]);
+  await unlessDropped(conn, pipeline(ch, extract));
   return { stderr };
 }

@@ -17,7 +17,7 @@ import { Entry, Refusal, scanLocal, shQuote } from '../tree';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
-import { changedSinceListing, listRemoteExact } from './remote-list';
+import { changedSinceListing, listRemoteExact, unlessDropped } from './remote-list';
 import { ConflictRecord, Sig, sigOf, StateStore } from './state-store';
 
 /** Thrown when the remote root was emptied or replaced: the session stops, nothing local is deleted. */
@@ -168,7 +168,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
     await Promise.all(pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f')).map((d) => limit.run(async () => {
       try {
         const r = d.r as Sig;
-        pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : await Promise.race([pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l), conn.lost]));
+        pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : await unlessDropped(conn, pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l)));
         if (r.t === 'f') done.bytes += r.s;
       } catch (e) {
         skip(d, e);
@@ -192,7 +192,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
         copy = conflictCopyName(d.rel);
         for (let n = 2; ; n++) {
           try {
-            const kept = await Promise.race([keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r), conn.lost]);
+            const kept = await unlessDropped(conn, keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r));
             if (kept === 'same') {
               // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
               if (d.l.p !== d.r.p) await remoteChmod(conn, h.remoteRoot, d.rel, d.l.p);

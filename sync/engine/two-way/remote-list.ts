@@ -78,3 +78,16 @@ export async function changedSinceListing(conn: Connection, root: string, rels: 
   }
   return changed;
 }
+
+/** `p`, or the connection's loss if that comes first (the drop listener is removed either way). */
+export async function unlessDropped<T>(conn: Connection, p: Promise<T>): Promise<T> {
+  let off: () => void = () => undefined;
+  const dropped = new Promise<never>((_, reject) => {
+    off = conn.onDrop(reject);
+  });
+  try {
+    return await Promise.race([p, dropped]);
+  } finally {
+    off();
+  }
+}
