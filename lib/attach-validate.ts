@@ -79,7 +79,11 @@ export function validateAttachRecord(record: unknown): string[] {
       const ok = [str(`folders[${i}].local`, f.local), str(`folders[${i}].remote`, f.remote)].every(Boolean);
       const ignoreOk = Array.isArray(f.ignore) && f.ignore.every((p) => typeof p === 'string');
       if (!ignoreOk) bad(`folders[${i}].ignore`, 'is not a list of patterns', f.ignore);
-      if (ok && ignoreOk) folders.push(f as unknown as SyncFolderSpec);
+      // mode, remoteOwns and localOwns are checked by lib below (as the spec's sync[i] fields).
+      const optOk = (f.mode === undefined || typeof f.mode === 'string')
+        && [f.remoteOwns, f.localOwns].every((g) => g === undefined || (Array.isArray(g) && g.every((p) => typeof p === 'string')));
+      if (!optOk) bad(`folders[${i}]`, 'has a mode that is not text or ownership patterns that are not a list of text', { mode: f.mode, remoteOwns: f.remoteOwns, localOwns: f.localOwns });
+      if (ok && ignoreOk && optOk) folders.push(f as unknown as SyncFolderSpec);
     });
     if (folders.length !== r.folders.length) folders = [];
   }

@@ -4,6 +4,7 @@
  * truth between synthesis and the runner; bump ATTACH_RECORD_VERSION on any incompatible change.
  */
 import { validateAttachRecord } from './attach-validate';
+import { SyncMode } from './dev-environment-spec';
 import { KubeObject } from './k8s';
 import { TakeOverTarget } from './takeover';
 
@@ -21,6 +22,12 @@ export interface AttachFolder {
   readonly remote: string;
   /** gitignore-syntax patterns neither sent nor deleted remotely (includes caches inside the folder). */
   readonly ignore: readonly string[];
+  /** @default 'mirror' */
+  readonly mode?: SyncMode;
+  /** Patterns that flow only container -> laptop (`two-way`). @default [] */
+  readonly remoteOwns?: readonly string[];
+  /** Patterns that flow only laptop -> container (`two-way`). @default [] */
+  readonly localOwns?: readonly string[];
 }
 
 export interface AttachRecord {

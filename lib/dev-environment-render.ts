@@ -245,7 +245,13 @@ function attachRecord(env: ResolvedDevEnvironment): AttachRecord {
       authorizedKeysSecret: env.authorizedKeysSecret,
     },
     workspace: env.workingDir,
-    folders: env.folders.map((f) => ({ local: f.local, remote: f.remote, ignore: [...f.ignore] })),
+    folders: env.folders.map((f) => ({
+      local: f.local, remote: f.remote, ignore: [...f.ignore],
+      // Written only when not the default, so mirror-only records stay as they were.
+      ...(f.mode !== 'mirror' ? { mode: f.mode } : {}),
+      ...(f.remoteOwns.length > 0 ? { remoteOwns: [...f.remoteOwns] } : {}),
+      ...(f.localOwns.length > 0 ? { localOwns: [...f.localOwns] } : {}),
+    })),
     ports: env.ports.map((p) => ({ ...p })),
     ...(env.takeOver ? { takeOver: { ...env.takeOver } } : {}),
   };

@@ -45,7 +45,30 @@ export interface SyncFolderSpec {
    * @default []
    */
   readonly ignore?: readonly string[];
+  /**
+   * `mirror`: one-way, local wins (remote files that are not local are deleted). `two-way`: changes flow
+   * both ways, three-way against the last agreed state; changes on both sides are conflicts that keep
+   * both versions.
+   * @default 'mirror'
+   */
+  readonly mode?: SyncMode;
+  /**
+   * gitignore-syntax patterns that flow only container -> laptop (build output, lock files written by
+   * hooks). `two-way` only.
+   * @default []
+   */
+  readonly remoteOwns?: readonly string[];
+  /**
+   * gitignore-syntax patterns that flow only laptop -> container. `two-way` only.
+   * @default []
+   */
+  readonly localOwns?: readonly string[];
 }
+
+/** How a sync folder flows. */
+export type SyncMode = 'mirror' | 'two-way';
+export const SYNC_MODES: readonly SyncMode[] = ['mirror', 'two-way'];
+export const DEFAULT_SYNC_MODE: SyncMode = 'mirror';
 
 /** An environment variable: a value, or a reference. Exactly one source. */
 export interface EnvVarSpec {
@@ -202,6 +225,9 @@ export interface ResolvedFolder {
   readonly remote: string;
   readonly subPath: string;
   readonly ignore: readonly string[];
+  readonly mode: SyncMode;
+  readonly remoteOwns: readonly string[];
+  readonly localOwns: readonly string[];
 }
 
 export interface ResolvedCache {
@@ -275,7 +301,7 @@ export function resolveDevEnvironment(spec: DevEnvironmentSpec): ResolvedDevEnvi
       .map((c) => `/${c.path.slice(remote.length + 1)}/`);
     const ignore = [...(f.ignore ?? [])];
     for (const extra of cacheIgnores) if (!ignore.includes(extra)) ignore.push(extra);
-    return { local: f.local, remote, subPath, ignore };
+    return { local: f.local, remote, subPath, ignore, mode: f.mode ?? DEFAULT_SYNC_MODE, remoteOwns: [...(f.remoteOwns ?? [])], localOwns: [...(f.localOwns ?? [])] };
   });
   return {
     spec,

@@ -2,7 +2,7 @@
  * validateDevEnvironment(): every problem of a DevEnvironment spec at once, each in the shape
  * `DevEnvironment '<name>': <problem> (got <value>). <fix>.`
  */
-import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DevEnvironmentSpec, MAX_NAME_LENGTH, cacheName } from './dev-environment-spec';
+import { DEFAULT_RUN_AS_USER, DEFAULT_SSH_PORT, DEFAULT_SYNC_MODE, DevEnvironmentSpec, MAX_NAME_LENGTH, SYNC_MODES, cacheName } from './dev-environment-spec';
 import { shapedSpec } from './dev-environment-shape';
 import { ResourceRequirements } from './k8s';
 import { hasControlCharacter, isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
@@ -145,6 +145,18 @@ function checkSync(spec: DevEnvironmentSpec, add: Add): void {
     }
     if (f.ignore !== undefined && (!Array.isArray(f.ignore) || f.ignore.some((p) => typeof p !== 'string' || hasControlCharacter(p)))) {
       add(`sync[${i}].ignore`, `sync folder #${n} ignore is not a list of one-line patterns`, f.ignore, "Give a list of gitignore-style patterns, e.g. ['*.log', 'build/']");
+    }
+    if (f.mode !== undefined && !SYNC_MODES.includes(f.mode)) {
+      add(`sync[${i}].mode`, `sync folder #${n} mode is not one of ${SYNC_MODES.map((m) => `'${m}'`).join(', ')}`, f.mode, "Set mode to 'mirror' (one-way, local wins) or 'two-way'");
+    }
+    for (const key of ['remoteOwns', 'localOwns'] as const) {
+      const globs = f[key];
+      if (globs === undefined) continue;
+      if (!Array.isArray(globs) || globs.some((p) => typeof p !== 'string' || p.trim() === '' || hasControlCharacter(p))) {
+        add(`sync[${i}].${key}`, `sync folder #${n} ${key} is not a list of one-line patterns`, globs, "Give a list of gitignore-style patterns, e.g. ['dist/', 'package-lock.json']");
+      } else if (globs.length > 0 && (f.mode ?? DEFAULT_SYNC_MODE) === 'mirror') {
+        add(`sync[${i}].${key}`, `sync folder #${n} ${key} needs mode 'two-way' (a mirror sends everything one way)`, globs, "Set mode: 'two-way' on the folder, or drop the patterns");
+      }
     }
   });
   for (let i = 0; i < folders.length; i++) {

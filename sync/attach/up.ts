@@ -11,6 +11,7 @@ import { UsageError } from '../errors';
 import { checkIdentity, checkLocalRoot, checkRemoteRoot } from './checks';
 import { keyPaths, missingKeys } from './key-store';
 import { HostKeyError, SyncSession } from '../engine/session';
+import { createSession, TwoWaySession } from '../engine/two-way';
 import { KubectlError, checkKubeconfig, kubectl } from './kubectl';
 import { ForwardMapping, PortForward } from './forward';
 import { waitForPod } from './pod';
@@ -173,7 +174,8 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
       const starts = folders.map(async (f) => {
         const folder: FolderStatus = { local: f.local, remote: f.remote, files: 0, bytes: 0, state: 'connecting' };
         status.folders.push(folder);
-        const session = new SyncSession({
+        // ---- two-way: the folder's mode picks the session (both share SyncSession's lifecycle and events) ----
+        const made = createSession({
           localRoot: f.localPath,
           remoteRoot: f.remote,
           host: '127.0.0.1',
@@ -182,7 +184,18 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
           identity: keys.clientKey,
           knownHosts: keys.knownHosts,
           ignore: f.ignore,
+          mode: f.mode,
+          remoteOwns: f.remoteOwns,
+          localOwns: f.localOwns,
         });
+        if (made instanceof TwoWaySession) {
+          made.on('pulled', (p) => status.event('pulled', { folder: f.remote, files: p.paths.length, deleted: p.deleted.length, bytes: p.bytes, ms: Math.round(p.ms) }));
+          made.on('conflict', (c) => {
+            status.say(`${f.remote}: conflict: '${c.rel}' ${c.why}; your file is unchanged${c.copy ? `, the container's version is in '${c.copy}'` : ''}. Resolve with kubedev conflicts`);
+            status.event('conflict', { folder: f.remote, path: c.rel, copy: c.copy, why: c.why });
+          });
+        }
+        const session = made as unknown as SyncSession;
         sessions.push(session);
         session.on('synced', (b) => {
           status.batch(folder, b);

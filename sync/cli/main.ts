@@ -9,6 +9,7 @@ import { registerSync } from './sync';
 import { registerKeys } from './keys';
 import { registerUp } from './up';
 import { registerInit } from './init';
+import { registerConflicts } from './conflicts';
 import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
@@ -33,6 +34,7 @@ export function program(): Command {
   registerKeys(cmd);
   registerUp(cmd);
   registerInit(cmd);
+  registerConflicts(cmd);
   return cmd;
 }
 

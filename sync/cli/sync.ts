@@ -8,33 +8,14 @@
  * Exit codes: 0 done (or interrupted by SIGINT/SIGTERM after the batch in flight), 2 bad usage or
  * configuration (checked before connecting), 1 failure at run time.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
-import { parseAllDocuments } from 'yaml';
-import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
-import { KubeObject } from '../../lib/k8s';
-import { EXIT_FAILURE, UsageError } from '../errors';
-import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
-import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from '../attach/checks';
-import { keyPaths } from '../attach/key-store';
+import { EXIT_FAILURE } from '../errors';
+import { BatchStats, SyncSession } from '../engine/session';
+import { resolveSessions, SyncCommandOptions } from '../attach/sync-options';
+import { createSession, TwoWaySession } from '../engine/two-way';
 
-export interface SyncCommandOptions {
-  readonly local?: string;
-  readonly remote?: string;
-  readonly host?: string;
-  readonly port?: string;
-  readonly user?: string;
-  readonly identity?: string;
-  readonly knownHosts?: string;
-  readonly once?: boolean;
-  readonly json?: boolean;
-  readonly progress?: boolean;
-  readonly ignore?: string[];
-  readonly env?: string;
-  readonly name?: string;
-}
+export type { SyncCommandOptions } from '../attach/sync-options';
 
 export interface SyncIo {
   readonly stdout: NodeJS.WritableStream;
@@ -43,109 +24,7 @@ export interface SyncIo {
   readonly signal?: AbortSignal;
 }
 
-function parsePort(v: string | undefined, flag: string): number {
-  const n = Number(v);
-  if (v === undefined || !/^\d+$/.test(v) || n < 1 || n > 65535) {
-    throw new UsageError(`${flag} must be a TCP port number from 1 to 65535 (got '${v}'). Pass the port the server's sshd listens on`);
-  }
-  return n;
-}
-
-function needFile(file: string, flag: string, what: string): string {
-  const abs = path.resolve(file);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(abs);
-  } catch {
-    throw new UsageError(`${flag} '${file}' does not exist. Pass ${what}`);
-  }
-  if (!st.isFile()) throw new UsageError(`${flag} '${file}' is not a file. Pass ${what}`);
-  try {
-    fs.accessSync(abs, fs.constants.R_OK);
-  } catch {
-    throw new UsageError(`${flag} '${file}' is not readable. Fix its permissions, or pass ${what}`);
-  }
-  return abs;
-}
-
-function needDir(dir: string, flag: string): string {
-  const abs = path.resolve(dir);
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.statSync(abs);
-  } catch {
-    st = undefined;
-  }
-  if (!st?.isDirectory()) throw new UsageError(`${flag} '${dir}' is not an existing folder. Pass the local folder to mirror`);
-  return abs;
-}
-
-/** Turns flags into one session per folder, or a UsageError naming the flag at fault. */
-export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
-  const ignore = checkIgnore(o.ignore ?? [], '--ignore');
-  const watch = !o.once;
-  if (o.env !== undefined || o.name !== undefined) {
-    if (o.env === undefined) throw new UsageError(`--name needs --env: pass --env dist/<app>.k8s.yaml --name ${o.name}`);
-    if (o.name === undefined) throw new UsageError(`--env needs --name: pass the environment's name, e.g. --env ${o.env} --name my-env`);
-    if (o.local !== undefined || o.remote !== undefined) throw new UsageError('--env takes the folders from the environment: drop --local and --remote, or drop --env and --name');
-    const file = needFile(o.env, '--env', 'a YAML file synthesized by kubedev (npm run synth)');
-    let objects: KubeObject[];
-    try {
-      const docs = parseAllDocuments(fs.readFileSync(file, 'utf8'));
-      objects = [];
-      for (const d of Array.isArray(docs) ? docs : [docs]) {
-        if (d.errors.length > 0) throw new Error(d.errors[0].message);
-        const v = d.toJS() as KubeObject | null;
-        if (v && typeof v === 'object') objects.push(v);
-      }
-    } catch (e) {
-      throw new UsageError(`--env '${o.env}' is not valid YAML (${(e as Error).message.split('\n')[0]}). Synthesize it again (npm run synth)`);
-    }
-    let record;
-    try {
-      record = pickAttachRecord(objects, o.name, o.env);
-    } catch (e) {
-      if (e instanceof AttachRecordError) throw new UsageError(e.message);
-      throw e;
-    }
-    const keys = keyPaths(record.namespace, record.name);
-    const keyFix = `the client key ('kubedev keys --env ${o.env} --name ${o.name}' makes one in ${keys.dir})`;
-    const identity = checkIdentity(needFile(o.identity ?? keys.clientKey, '--identity', keyFix), '--identity', keyFix);
-    const knownHosts = needFile(o.knownHosts ?? keys.knownHosts, '--known-hosts', `a known_hosts file listing the sidecar's host key ('kubedev keys --env ${o.env} --name ${o.name}' writes one)`);
-    const host = o.host ?? '127.0.0.1';
-    const port = o.port === undefined ? record.ssh.port : parsePort(o.port, '--port');
-    const user = o.user ?? record.ssh.user;
-    return record.folders.map((f, i) => ({
-      localRoot: checkLocalRoot(needDir(f.local, `local folder '${f.local}' of environment '${record.name}' (from --env; relative to the current folder)`), `folders[${i}].local`),
-      remoteRoot: checkRemoteRoot(f.remote, `folders[${i}].remote`, `attach record of '${record.name}', field`),
-      host,
-      port,
-      user,
-      identity,
-      knownHosts,
-      ignore: [...checkIgnore(f.ignore, `folders[${i}].ignore`), ...ignore],
-      watch,
-    }));
-  }
-  const missing = (['local', 'remote', 'host', 'port', 'user', 'identity', 'knownHosts'] as const).filter((k) => o[k] === undefined);
-  if (missing.length > 0) {
-    const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new UsageError(`missing ${missing.map(flag).join(', ')}. Pass --local DIR --remote /abs/path --host H --port P --user U --identity KEY --known-hosts FILE, or --env FILE --name NAME`);
-  }
-  return [
-    {
-      localRoot: checkLocalRoot(needDir(o.local as string, '--local'), '--local'),
-      remoteRoot: checkRemoteRoot(o.remote, '--remote'),
-      host: o.host as string,
-      port: parsePort(o.port, '--port'),
-      user: o.user as string,
-      identity: checkIdentity(needFile(o.identity as string, '--identity', 'the private key the server accepts'), '--identity', 'the private key the server accepts'),
-      knownHosts: needFile(o.knownHosts as string, '--known-hosts', "a known_hosts file that lists the server's host key"),
-      ignore,
-      watch,
-    },
-  ];
-}
+export { resolveSessions };
 
 function human(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -164,7 +43,9 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
   const say = (line: string): void => {
     if (progress) io.stderr.write(`kubedev: ${line}\n`);
   };
-  const sessions = configs.map((c) => new SyncSession(c));
+  const all = configs.map((c) => createSession(c));
+  // Both kinds share SyncSession's lifecycle and events; two-way adds 'pulled' and 'conflict' (below).
+  const sessions = all.map((s) => s as unknown as SyncSession);
   const stopCtl = new AbortController();
   const stop = (): void => stopCtl.abort();
   process.once('SIGINT', stop);
@@ -190,6 +71,18 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
           say(`synced ${b.files} file(s), deleted ${b.deleted}, ${human(b.bytes)} in ${b.ms.toFixed(0)} ms`);
         });
         s.on('error', (e) => json({ event: 'error', folder: c.localRoot, message: e.message }));
+        // ---- two-way events ----
+        const tw = all[sessions.indexOf(s)];
+        if (tw instanceof TwoWaySession) {
+          tw.on('pulled', (p) => {
+            json({ event: 'pulled', folder: c.localRoot, remote: c.remoteRoot, files: p.paths.length, deleted: p.deleted.length, bytes: p.bytes, ms: Math.round(p.ms * 10) / 10 });
+            say(`pulled ${p.paths.length} file(s), deleted ${p.deleted.length} locally, ${human(p.bytes)} in ${p.ms.toFixed(0)} ms`);
+          });
+          tw.on('conflict', (k) => {
+            json({ event: 'conflict', folder: c.localRoot, remote: c.remoteRoot, path: k.rel, copy: k.copy, why: k.why });
+            io.stderr.write(`kubedev: conflict: '${k.rel}' ${k.why}; the local file is unchanged${k.copy ? `, the remote version is in '${k.copy}'` : ', the remote version stays on the server'}. Resolve with: kubedev conflicts --take local|remote ${k.rel}\n`);
+          });
+        }
         // Progress of a big batch: a bar on a terminal, a line a second otherwise (with --progress).
         let bar: SingleBar | undefined;
         let lastLine = 0;
@@ -218,7 +111,7 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
         const onStop = (): void => void s.close();
         stopCtl.signal.addEventListener('abort', onStop, { once: true });
         try {
-          say(`mirroring ${c.localRoot} to ${where}`);
+          say(`${c.mode === 'two-way' ? 'syncing (two-way)' : 'mirroring'} ${c.localRoot} ${c.mode === 'two-way' ? 'with' : 'to'} ${where}`);
           const r = await s.start({ signal: stopCtl.signal }).finally(endBar);
           if (o.once) {
             json({ event: 'synced', folder: c.localRoot, remote: c.remoteRoot, files: r.files, deleted: r.deleted, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10, method: r.method, total: r.total });
@@ -265,6 +158,7 @@ export function registerSync(program: Command): void {
     .option('--env <file>', 'synthesized YAML holding the environment (with --name)')
     .option('--name <name>', 'environment name inside --env')
     .option('--ignore <pattern...>', 'gitignore-syntax pattern neither sent nor deleted (repeatable)')
+    .option('--mode <mode>', "'mirror' (one-way, local wins; the default) or 'two-way' (default with --env: the folder's)")
     .option('--once', 'mirror once and exit')
     .option('--json', 'one JSON event per line on stdout')
     .option('--progress', 'human progress on stderr even when it is not a terminal')

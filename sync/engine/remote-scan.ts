@@ -43,7 +43,7 @@ export function remoteScanCommand(root: string, prune: readonly string[], marker
 }
 
 /** The listing's fields after its marker: one string split when all is UTF-8 (the usual case), else per field. */
-function fieldsAfterMarker(out: Buffer, marker: string): { fields: string[]; foreignAt: Set<number> } {
+export function fieldsAfterMarker(out: Buffer, marker: string): { fields: string[]; foreignAt: Set<number> } {
   const m = Buffer.from(`${marker}\0`);
   const at = out.indexOf(m);
   if (at < 0) throw new Error('the remote listing did not start with its marker');

@@ -59,6 +59,13 @@ export interface SyncOptions {
    * connection is dropped and a full pass runs, with a warning naming what hung. @default 60000
    */
   readonly stallMs?: number;
+  // ---- two-way (sync/engine/two-way/; SyncSession itself only mirrors) ----
+  /** `two-way` is run by TwoWaySession (see createSession in two-way/index.ts). @default 'mirror' */
+  readonly mode?: 'mirror' | 'two-way';
+  /** gitignore-syntax patterns that flow only remote -> local (two-way). @default [] */
+  readonly remoteOwns?: readonly string[];
+  /** gitignore-syntax patterns that flow only local -> remote (two-way). @default [] */
+  readonly localOwns?: readonly string[];
 }
 
 export interface BatchStats {

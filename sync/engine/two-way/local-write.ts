@@ -1,0 +1,238 @@
+/**
+ * Writing on the developer's side (two-way pulls): the same guarantees the runner keeps remotely.
+ * - Never outside the root, never through a symlink: every folder above the target is lstat'ed and
+ *   must be a real folder (checkedParent); files are opened O_NOFOLLOW | O_EXCL under a temporary name.
+ * - Atomic: the bytes land in `.kubedev-<random>.tmp` beside the target, get the remote's mode and
+ *   mtime, and are renamed over it; a file that did not come whole is never put in place.
+ * - Never over a local change: just before the rename the target is lstat'ed again and must still be
+ *   what the classification saw; otherwise nothing is written (the next pass sees a conflict).
+ * - Conflict copies never overwrite anything (link(2) refuses an existing name).
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SFTPWrapper } from 'ssh2';
+import { INTERNAL_PREFIX } from '../ignore';
+import { linkStaysInside } from '../safety';
+import { entryFromStats } from '../tree';
+import { sameSig, Sig, sigOf } from './state-store';
+
+/** A remote file's bytes: an SFTP read stream or a tar member. */
+export type Bytes = AsyncIterable<unknown> & { resume(): unknown };
+
+/** A local write refused for safety (a symlink or a file where a folder should be); a warning. */
+export class LocalPathError extends Error {}
+
+/** Thrown when the target changed since it was classified: nothing was written. */
+export class ChangedMeanwhile extends Error {}
+
+function tempIn(dir: string): string {
+  return path.join(dir, `${INTERNAL_PREFIX}${crypto.randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** The absolute parent folder of `rel`, after checking every folder from the root down is a real folder. */
+export function checkedParent(root: string, rel: string): string {
+  const parts = rel.split('/');
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) throw new LocalPathError(`'${rel}' is not a plain relative path; nothing was written`);
+  let at = root;
+  for (const p of parts.slice(0, -1)) {
+    at = path.join(at, p);
+    const st = fs.lstatSync(at, { throwIfNoEntry: false });
+    if (!st) throw new LocalPathError(`local folder '${path.relative(root, at)}' is missing; '${rel}' was not written`);
+    if (!st.isDirectory()) throw new LocalPathError(`local '${path.relative(root, at)}' is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}; '${rel}' was not written through it`);
+  }
+  return at;
+}
+
+/** The local sig of `abs` now (undefined when absent). */
+export function localSig(abs: string): Sig | undefined {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(abs);
+  } catch {
+    return undefined;
+  }
+  const e = entryFromStats(st, st.isSymbolicLink() ? fs.readlinkSync(abs) : undefined);
+  return e ? sigOf(e) : undefined;
+}
+
+function expectUnchanged(abs: string, rel: string, expected: Sig | undefined): void {
+  if (!sameSig(localSig(abs), expected)) throw new ChangedMeanwhile(`'${rel}' changed locally while it was fetched; left as it is`);
+}
+
+/** Streams the remote file into a new temporary file beside `abs`; returns the temp's path. */
+function fetchToTemp(sftp: SFTPWrapper, remoteAbs: string, dir: string, r: Sig): Promise<string> {
+  return writeTemp(readRemote(sftp, remoteAbs), dir, r, remoteAbs);
+}
+
+/**
+ * An SFTP read stream. Errors while reading reach the reader (the iteration rejects); the handle's
+ * close, which can fail after the last byte when the connection ends, must not be an unhandled error.
+ */
+function readRemote(sftp: SFTPWrapper, remoteAbs: string): Bytes {
+  const rs = sftp.createReadStream(remoteAbs);
+  rs.on('error', () => undefined);
+  return rs;
+}
+
+/** Writes `source` into a new temporary file in `dir` (exactly `r.s` bytes, or nothing); returns its path. */
+async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Promise<string> {
+  const tmp = tempIn(dir);
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  } catch (e) {
+    source.resume(); // drained, never written (a bulk stream goes on to the next file)
+    throw e;
+  }
+  let ok = false;
+  try {
+    for await (const chunk of source) {
+      const b = chunk as Buffer;
+      for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off);
+    }
+    const st = fs.fstatSync(fd);
+    if (st.size !== r.s) throw new ChangedMeanwhile(`remote '${what}' changed while it was fetched (${st.size} bytes, listed ${r.s}); fetched again next pass`);
+    fs.fchmodSync(fd, r.p);
+    fs.futimesSync(fd, r.m / 1000, r.m / 1000);
+    ok = true;
+    return tmp;
+  } finally {
+    fs.closeSync(fd);
+    if (!ok) fs.rmSync(tmp, { force: true });
+  }
+}
+
+/** Puts the remote file at `rel` locally (temp + rename), if the local side is still `expected`. */
+export function pullFile(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Sig> {
+  return placeFile(readRemote(sftp, remoteAbs), root, rel, r, expected);
+}
+
+/** Puts `source` (the remote file's bytes) at `rel` locally: temp + rename, if the local side is still `expected`. */
+export async function placeFile(source: Bytes, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Sig> {
+  let dir: string;
+  try {
+    dir = checkedParent(root, rel);
+  } catch (e) {
+    source.resume(); // the bytes are drained, never written
+    throw e;
+  }
+  const abs = path.join(dir, path.basename(rel));
+  const tmp = await writeTemp(source, dir, r, rel);
+  try {
+    expectUnchanged(abs, rel, expected);
+    if (expected?.t === 'd') fs.rmdirSync(abs); // replaced by a file remotely; its contents went first
+    fs.renameSync(tmp, abs);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  return localSig(abs) as Sig;
+}
+
+/** Keeps the remote version beside the local file under `copyRel`, never over an existing name. */
+export async function keepRemoteCopy(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, copyRel: string, r: Sig): Promise<'kept' | 'same'> {
+  const dir = checkedParent(root, rel);
+  const tmp = await fetchToTemp(sftp, remoteAbs, dir, r);
+  try {
+    if (sameBytes(tmp, path.join(dir, path.basename(rel)))) return 'same';
+    fs.linkSync(tmp, path.join(root, copyRel)); // fails with EEXIST rather than overwrite
+    return 'kept';
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+function sameBytes(a: string, b: string): boolean {
+  const sa = fs.lstatSync(a);
+  const sb = fs.lstatSync(b, { throwIfNoEntry: false });
+  if (!sb?.isFile() || sa.size !== sb.size) return false;
+  const fa = fs.openSync(a, 'r');
+  const fb = fs.openSync(b, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const ba = Buffer.alloc(64 * 1024);
+    const bb = Buffer.alloc(64 * 1024);
+    for (let pos = 0; pos < sa.size; ) {
+      const n = fs.readSync(fa, ba, 0, ba.length, pos);
+      const m = fs.readSync(fb, bb, 0, bb.length, pos);
+      if (n !== m || n === 0 || !ba.subarray(0, n).equals(bb.subarray(0, m))) return false;
+      pos += n;
+    }
+    return true;
+  } finally {
+    fs.closeSync(fa);
+    fs.closeSync(fb);
+  }
+}
+
+/** Makes the folder `rel` locally (or gives it the remote's mode). */
+export function pullDir(root: string, rel: string, r: Sig, expected: Sig | undefined): Sig {
+  const abs = path.join(checkedParent(root, rel), path.basename(rel));
+  expectUnchanged(abs, rel, expected);
+  if (expected && expected.t !== 'd') fs.unlinkSync(abs); // replaced by a folder remotely
+  if (!expected || expected.t !== 'd') fs.mkdirSync(abs, { mode: 0o700 });
+  fs.chmodSync(abs, r.p);
+  return localSig(abs) as Sig;
+}
+
+/** Makes the symlink `rel` locally (temp + rename), if it stays inside the root by resolution. */
+export function pullLink(root: string, rel: string, r: Sig, expected: Sig | undefined): Sig {
+  const dir = checkedParent(root, rel);
+  const target = r.x ?? '';
+  if (!linkStaysInside(root, rel, target)) throw new LocalPathError(`remote symlink '${rel}' -> '${target}' leads outside the folder (or is absolute); it was not made locally`);
+  const abs = path.join(dir, path.basename(rel));
+  const tmp = tempIn(dir);
+  fs.symlinkSync(target, tmp);
+  try {
+    expectUnchanged(abs, rel, expected);
+    if (expected?.t === 'd') fs.rmdirSync(abs);
+    fs.renameSync(tmp, abs);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  return localSig(abs) as Sig;
+}
+
+/** Deletes `rel` locally if it is still `expected` (a folder only when empty). */
+export function deleteLocal(root: string, rel: string, expected: Sig): void {
+  const abs = path.join(checkedParent(root, rel), path.basename(rel));
+  expectUnchanged(abs, rel, expected);
+  if (expected.t === 'd') fs.rmdirSync(abs);
+  else fs.unlinkSync(abs);
+}
+
+/**
+ * Removes the temporary files a killed pull left in the local folder `rel` (`.kubedev-*.tmp`, plain files
+ * or links only; the listing ignores them). Called once per folder by the first pass of a session.
+ */
+export function removeLocalLeftovers(root: string, rel: string): void {
+  const dir = path.join(root, rel);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(INTERNAL_PREFIX) || !n.endsWith('.tmp')) continue;
+    const st = fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false });
+    if (st && (st.isFile() || st.isSymbolicLink())) fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
+/** `dir/name.ext` -> `dir/name.conflict-remote-20261130-232200.ext` (a name the runner never syncs). */
+export function conflictCopyName(rel: string, when = new Date()): string {
+  const slash = rel.lastIndexOf('/');
+  const dir = rel.slice(0, slash + 1);
+  const base = rel.slice(slash + 1);
+  const dot = base.lastIndexOf('.');
+  const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
+  const ts = when.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${dir}${stem}${CONFLICT_INFIX}${ts}${ext}`;
+}
+
+export const CONFLICT_INFIX = '.conflict-remote-';
+/** Conflict copies are the user's to look at: never sent, never deleted by the runner. */
+export const CONFLICT_IGNORE = `*${CONFLICT_INFIX}[0-9]*`;

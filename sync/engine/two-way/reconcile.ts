@@ -1,0 +1,272 @@
+/**
+ * One two-way pass: list both sides, classify every path against the ancestor (classify.ts), and carry
+ * out the result — deletes (deepest first, each only if the path is still what was classified),
+ * pushes (the mirror's apply: temp + rename remotely), pulls (local-write.ts: temp + rename locally),
+ * conflict copies — then record what both sides now agree on. Halts before anything is written when
+ * either root is gone, replaced or emptied.
+ */
+import * as path from 'node:path';
+import { applyPlan, ApplyContext } from '../apply';
+import { rp } from '../apply-common';
+import { Limiter } from '../apply-sftp';
+import { IgnoreMatcher } from '../ignore';
+import { planDiff } from '../plan';
+import { haltIfRootGone, RootIdentity } from '../safety';
+import { Connection, RemoteError } from '../transport';
+import { Entry, Refusal, scanLocal, shQuote } from '../tree';
+import { classify, Decision, Ownership, treeOrder } from './classify';
+import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
+import { pullFilesTar } from './pull-bulk';
+import { changedSinceListing, listRemoteExact, unlessDropped } from './remote-list';
+import { ConflictRecord, Sig, sigOf, StateStore } from './state-store';
+
+/** Thrown when the remote root was emptied or replaced: the session stops, nothing local is deleted. */
+export class RemoteRootHaltError extends Error {}
+
+/** A pass that would delete at least this share of the agreed paths locally waits and looks again. */
+const MASS_DELETE_SHARE = 0.5;
+const SETTLE_MS = 300;
+const PULL_PARALLEL = 16;
+/** More files than this to fetch go as one tar stream. */
+const BULK_PULL = 32;
+
+export interface PassHost {
+  readonly localRoot: string;
+  readonly remoteRoot: string;
+  readonly ig: IgnoreMatcher;
+  readonly own?: Ownership;
+  readonly store: StateStore;
+  readonly rootId: RootIdentity;
+  onDir(rel: string): void;
+  warn(message: string): void;
+  refused(refused: readonly Refusal[]): void;
+  conflict(c: ConflictRecord, isNew: boolean): void;
+  step(what: string): void;
+  ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext;
+}
+
+export interface PassStats {
+  readonly pushed: string[];
+  readonly pulled: string[];
+  readonly deletedLocal: string[];
+  readonly deletedRemote: string[];
+  readonly conflicts: number;
+  readonly bytes: number;
+  readonly ms: number;
+  /** Something changed while the pass ran (left as it was): another pass is owed. */
+  readonly retry: boolean;
+}
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function twoWayPass(h: PassHost, conn: Connection, settled = false): Promise<PassStats> {
+  const t0 = performance.now();
+  const store = h.store;
+  store.reload();
+  // A vanished, replaced or emptied local folder must not read as "delete everything remotely".
+  haltIfRootGone(h.localRoot, h.rootId, store.size, (name, isDir) => h.ig.ignores(name, isDir));
+  h.step(`listing '${h.remoteRoot}' and the local folder`);
+  const refused: Refusal[] = [];
+  const [remote, local] = await Promise.all([listRemoteExact(conn, h.remoteRoot, h.ig), scanLocal(h.localRoot, h.ig, '', new Map(), refused, { onDir: h.onDir })]);
+  h.refused(refused);
+  checkRemoteRoot(h, remote.tree.size, remote.rootId);
+  const lsig = (rel: string): Sig | undefined => {
+    const e = local.tree.get(rel);
+    return e ? sigOf(e) : undefined;
+  };
+  const rsig = (rel: string): Sig | undefined => {
+    const e = remote.tree.get(rel);
+    return e ? sigOf(e) : undefined;
+  };
+  const paths = new Set<string>([...store.paths(), ...local.tree.keys(), ...remote.tree.keys()]);
+  const decisions = classify(paths, (r) => store.agreed(r), lsig, rsig, h.own);
+  // What could not be read locally (or leads outside) is held, with everything below it.
+  for (const r of refused) for (const d of decisions.values()) if (d.rel === r.rel || d.rel.startsWith(`${r.rel}/`)) d.action = d.action === 'none' ? 'none' : 'hold';
+  const of = (a: Decision['action']): Decision[] => treeOrder([...decisions.values()].filter((d) => d.action === a).map((d) => d.rel)).map((rel) => decisions.get(rel) as Decision);
+  const delLocal = of('delete-local');
+  if (!settled && store.size >= 4 && delLocal.length >= store.size * MASS_DELETE_SHARE) {
+    // An `rm -rf` of the remote root under way is seen whole, not mirrored half-way.
+    h.step('waiting before a mass delete');
+    await delay(SETTLE_MS);
+    return twoWayPass(h, conn, true);
+  }
+  for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
+  const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
+  const skip = (d: Decision, e: unknown): void => {
+    if (e instanceof ChangedMeanwhile) done.retry = true; // a race with the user: the next pass looks again
+    else if (e instanceof LocalPathError) h.warn(e.message);
+    else if ((e as NodeJS.ErrnoException).code) h.warn(`'${d.rel}' was not ${d.action === 'pull' ? 'fetched' : 'changed'} locally (${(e as NodeJS.ErrnoException).code}); it is left as it is and tried again next pass`);
+    else throw e;
+  };
+
+  // 1. Deletes, deepest first; locally each only if still what was classified.
+  h.step('deleting');
+  for (const d of [...delLocal].reverse()) {
+    try {
+      deleteLocal(h.localRoot, d.rel, d.l as Sig);
+      done.deletedLocal.push(d.rel);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY') continue; // something new inside: kept
+      skip(d, e);
+    }
+  }
+  const delRemote = of('delete-remote');
+  if (delRemote.length > 0 || remote.leftovers.length > 0) {
+    await remoteDeletes(conn, h.remoteRoot, [...delRemote].reverse(), remote.leftovers);
+    done.deletedRemote.push(...delRemote.map((d) => d.rel));
+  }
+
+  // 2. Pushes: the mirror's apply over exactly these paths (files always sent: the decision was made).
+  const push = of('push');
+  const pushedOk = new Set<string>();
+  if (push.length > 0) {
+    h.step('sending');
+    // A remote file written since the listing is not overwritten: it is left for the next pass.
+    const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
+    const moved = await changedSinceListing(conn, h.remoteRoot, overwrites, (rel) => remote.tree.get(rel));
+    if (moved.size > 0) done.retry = true;
+    const want = new Map<string, Entry>();
+    const have = new Map<string, Entry>();
+    for (const d of push.filter((x) => !moved.has(x.rel))) {
+      want.set(d.rel, local.tree.get(d.rel) as Entry);
+      const r = remote.tree.get(d.rel);
+      if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
+    }
+    const plan = planDiff(want, have);
+    const res = await applyPlan(h.ctx(conn, remote.tree), plan);
+    for (const w of res.warnings) h.warn(w);
+    const failed = new Set([...res.unsent, ...res.changed]);
+    for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
+    done.pushed.push(...pushedOk);
+    done.bytes += res.bytes;
+  }
+
+  // 3. Pulls: folders (parents first), then files and links.
+  const pull = of('pull');
+  const pulledSig = new Map<string, Sig>();
+  if (pull.length > 0) {
+    h.step('fetching');
+    const sftp = await conn.sftp();
+    const remoteAbs = (rel: string): string => path.posix.join(h.remoteRoot, rel);
+    for (const d of pull.filter((x) => x.r?.t === 'd')) {
+      try {
+        pulledSig.set(d.rel, pullDir(h.localRoot, d.rel, d.r as Sig, d.l));
+      } catch (e) {
+        skip(d, e);
+      }
+    }
+    const files = pull.filter((x) => x.r?.t === 'f');
+    const bulk = files.length > BULK_PULL ? files : [];
+    if (bulk.length > 0) {
+      const byRel = new Map(bulk.map((d) => [d.rel, d]));
+      await pullFilesTar(conn, h.remoteRoot, h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (rel, sig) => {
+        pulledSig.set(rel, sig);
+        done.bytes += sig.s;
+      }, (rel, e) => skip(byRel.get(rel) as Decision, e));
+    }
+    const limit = new Limiter(PULL_PARALLEL);
+    await Promise.all(pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f')).map((d) => limit.run(async () => {
+      try {
+        const r = d.r as Sig;
+        pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : await unlessDropped(conn, pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l)));
+        if (r.t === 'f') done.bytes += r.s;
+      } catch (e) {
+        skip(d, e);
+      }
+    })));
+    done.pulled.push(...pulledSig.keys());
+  }
+
+  // 4. Conflicts: the remote version kept beside the local file (unless the bytes are the same).
+  const agreedNow = new Map<string, { l: Sig; r: Sig }>();
+  for (const d of of('conflict')) {
+    const known = store.conflict(d.rel);
+    if (known && sameKnown(known.r, d.r)) {
+      if (!sameKnown(known.l, d.l)) store.setConflict({ ...known, l: d.l });
+      continue;
+    }
+    let copy: string | undefined;
+    if (d.l?.t === 'f' && d.r?.t === 'f') {
+      try {
+        const sftp = await conn.sftp();
+        copy = conflictCopyName(d.rel);
+        for (let n = 2; ; n++) {
+          try {
+            const kept = await unlessDropped(conn, keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r));
+            if (kept === 'same') {
+              // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
+              if (d.l.p !== d.r.p) await remoteChmod(conn, h.remoteRoot, d.rel, d.l.p);
+              agreedNow.set(d.rel, { l: d.l, r: { ...d.r, p: d.l.p } });
+              copy = undefined;
+            }
+            break;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || n > 99) throw e;
+            copy = conflictCopyName(d.rel).replace(/(\.conflict-remote-\d{8}-\d{6})/, `$1-${n}`);
+          }
+        }
+      } catch (e) {
+        skip(d, e);
+        continue;
+      }
+      if (agreedNow.has(d.rel)) continue;
+    }
+    const c: ConflictRecord = { rel: d.rel, copy, l: d.l, r: d.r, at: new Date().toISOString(), why: d.why ?? 'changed on both sides' };
+    store.setConflict(c);
+    done.conflicts++;
+    h.conflict(c, true);
+  }
+
+  // 5. The ancestor: what both sides agree on now.
+  for (const d of decisions.values()) {
+    if (d.action !== 'conflict' && store.conflict(d.rel) && d.action !== 'hold') store.clearConflict(d.rel);
+    if (d.action === 'none') store.agree(d.rel, d.l && d.r ? { l: d.l, r: d.r } : undefined);
+    else if (d.action === 'delete-local' && done.deletedLocal.includes(d.rel)) store.agree(d.rel, undefined);
+    else if (d.action === 'delete-remote') store.agree(d.rel, undefined);
+    else if (d.action === 'push' && pushedOk.has(d.rel)) store.agree(d.rel, { l: d.l as Sig, r: remoteAfterPush(d.l as Sig) });
+    else if (d.action === 'pull' && pulledSig.has(d.rel)) store.agree(d.rel, { l: pulledSig.get(d.rel) as Sig, r: d.r as Sig });
+    else if (agreedNow.has(d.rel)) {
+      store.agree(d.rel, agreedNow.get(d.rel));
+      store.clearConflict(d.rel);
+    }
+  }
+  store.remoteRootId = remote.rootId || store.remoteRootId;
+  store.save();
+  return { ...done, ms: performance.now() - t0 };
+}
+
+function sameKnown(a: Sig | undefined, b: Sig | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** What the remote listing shows after the runner sent `l`: whole-second mtime (tar and SFTP carry those). */
+function remoteAfterPush(l: Sig): Sig {
+  return l.t === 'f' ? { ...l, m: Math.floor(l.m / 1000) * 1000 } : l;
+}
+
+/** Halts when the remote root was emptied (it held at least 2 agreed entries) or replaced by another folder. */
+function checkRemoteRoot(h: PassHost, listed: number, rootId: string): void {
+  const where = `remote folder '${h.remoteRoot}'`;
+  const state = `If that is what you want, delete the two-way state file '${h.store.file}' and start again`;
+  if (h.store.remoteRootId && rootId && rootId !== h.store.remoteRootId) {
+    throw new RemoteRootHaltError(`${where} was replaced by another folder (a new volume, another mount); the sync stopped and deleted nothing locally. ${state}`);
+  }
+  if (listed === 0 && h.store.size >= 2) {
+    throw new RemoteRootHaltError(`${where} was emptied (both sides agreed on ${h.store.size} entries); the sync stopped and deleted nothing locally. ${state}, or restore the remote files`);
+  }
+}
+
+/** Remote deletes: files and links one by one, folders with rmdir (kept when something new is inside). */
+async function remoteDeletes(conn: Connection, root: string, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<void> {
+  const lines = [`cd ${shQuote(root)} || exit 3`];
+  for (const l of leftovers) lines.push(`rm -rf -- ${shQuote(rp(l))}`);
+  for (const d of deepestFirst) lines.push(d.r?.t === 'd' ? `rmdir -- ${shQuote(rp(d.rel))} 2>/dev/null` : `rm -f -- ${shQuote(rp(d.rel))}`);
+  lines.push('exit 0');
+  const res = await conn.exec('sh -s', `${lines.join('\n')}\n`);
+  if (res.code !== 0) throw new RemoteError(`deleting in '${root}' failed (exit ${res.code}): ${res.stderr.trim()}`, res.code, res.stderr);
+}
+
+async function remoteChmod(conn: Connection, root: string, rel: string, mode: number): Promise<void> {
+  const res = await conn.exec(`cd ${shQuote(root)} && chmod ${mode.toString(8)} -- ${shQuote(rp(rel))}`);
+  if (res.code !== 0) throw new RemoteError(`changing the mode of '${rel}' in '${root}' failed: ${res.stderr.trim()}`, res.code, res.stderr);
+}

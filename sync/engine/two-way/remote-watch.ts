@@ -1,0 +1,102 @@
+/**
+ * Remote changes, seen fast: `inotifywait -m -r` on the server (the sidecar image ships inotify-tools),
+ * streamed over the connection the session already holds; every line only says "something changed"
+ * (events are hints: the pass lists and compares). A server without inotifywait is listed every
+ * `pollMs` instead, and the runner says so once.
+ */
+import { EventEmitter } from 'node:events';
+import { ClientChannel } from 'ssh2';
+import { Connection } from '../transport';
+import { shQuote } from '../tree';
+
+export interface RemoteWatchEvents {
+  /** Something changed under the remote root (or may have: a restart of the watcher). */
+  change: [];
+  warning: [message: string];
+}
+
+const NO_INOTIFY = 42;
+/** How long the server may take to set up its watches before the first listing goes ahead anyway. */
+const SETUP_MS = 10_000;
+
+export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
+  private channel?: ClientChannel;
+  private timer?: NodeJS.Timeout;
+  private saidPolling = false;
+  private stopped = false;
+  /** 'inotify' or 'poll' once started. */
+  how?: 'inotify' | 'poll';
+
+  constructor(private readonly root: string, private readonly pollMs: number, pollOnly = false) {
+    super();
+    if (pollOnly) this.how = 'poll';
+  }
+
+  /** Starts watching over `conn`; resolves once the server's watches are in place (or polling began). */
+  async start(conn: Connection): Promise<'inotify' | 'poll'> {
+    this.halt();
+    this.stopped = false;
+    if (this.how !== 'poll') {
+      const command = `command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; exec inotifywait -m -r -e close_write,create,delete,move,attrib --format . -- ${shQuote(this.root)}`;
+      const ch = await conn.channel(command);
+      this.channel = ch;
+      const ready = await new Promise<boolean>((resolve) => {
+        let err = '';
+        const t = setTimeout(() => resolve(true), SETUP_MS);
+        ch.stderr.on('data', (b: Buffer) => {
+          if (err.length > 4096) return;
+          err += b.toString('utf8');
+          if (/Watches established/.test(err)) {
+            clearTimeout(t);
+            resolve(true);
+          }
+        });
+        ch.once('close', (code: number | null) => {
+          clearTimeout(t);
+          if (this.channel === ch) this.channel = undefined;
+          if (code === NO_INOTIFY) return resolve(false);
+          if (!this.stopped && conn.alive) {
+            this.emit('warning', `the remote watcher stopped (${err.trim().split('\n').pop() || `exit ${code}`}); remote changes are found by listing every ${this.pollMs} ms until the next reconnect`);
+            this.poll();
+          }
+          resolve(false);
+        });
+        ch.on('data', () => {
+          if (!this.stopped) this.emit('change');
+        });
+      });
+      if (ready && this.channel) return (this.how = 'inotify');
+      if (this.how === undefined) this.how = 'poll';
+    }
+    if (!this.saidPolling) {
+      this.saidPolling = true;
+      this.emit('warning', `the server has no 'inotifywait' (inotify-tools); remote changes are found by listing '${this.root}' every ${this.pollMs} ms. Install inotify-tools on the server (the kubedev sidecar image has it) for changes seen at once`);
+    }
+    this.poll();
+    return 'poll';
+  }
+
+  private poll(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => this.emit('change'), this.pollMs);
+    this.timer.unref?.();
+  }
+
+  private halt(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    const ch = this.channel;
+    this.channel = undefined;
+    if (ch) {
+      ch.on('error', () => undefined);
+      ch.signal?.('KILL');
+      ch.close();
+    }
+  }
+
+  /** Stops watching (idempotent). */
+  close(): void {
+    this.stopped = true;
+    this.halt();
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * TwoWaySession: `kubedev sync --mode two-way`. Same lifecycle and events as SyncSession (start, close,
+ * done; connected, ready, synced, reconnecting, warning, error), plus `pulled` (remote changes written
+ * locally) and `conflict`. Every batch is a whole two-way pass (reconcile.ts): events on either side —
+ * the local watcher, the server's inotifywait stream or the listing interval — are hints that one is
+ * owed. What the runner wrote on one side is what the ancestor now says of it, so the echo of its
+ * own writes compares equal and is never sent back.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import ignore from 'ignore';
+import { assertSafeRemoteRoot } from '../../../lib/remote-root';
+import { ApplyContext } from '../apply';
+import { buildIgnore, IgnoreMatcher } from '../ignore';
+import { prepareRemote } from '../remote';
+import { RootHaltError, RootIdentity, rootIdentity } from '../safety';
+import { Scheduler } from '../scheduler';
+import { BatchStats, delay, SyncEvents, SyncOptions } from '../session';
+import { Connection, ConnectionError, HostKeyError, RemoteError } from '../transport';
+import { Entry, Refusal } from '../tree';
+import { TreeWatcher } from '../watch';
+import { Ownership } from './classify';
+import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
+import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
+import { RemoteWatcher } from './remote-watch';
+import { ConflictRecord, StateStore, statePath } from './state-store';
+
+export interface TwoWayOptions extends SyncOptions {
+  /** How often a server without inotifywait is listed. @default 500 */
+  readonly remotePollMs?: number;
+  /** `poll`: list the server at an interval even when it has inotifywait. @default 'auto' */
+  readonly remoteWatch?: 'auto' | 'poll';
+  /** Where the state (ancestor, conflicts) lives. @default statePath(host, port, remoteRoot, localRoot) */
+  readonly stateFile?: string;
+}
+
+export interface TwoWayStats extends BatchStats {
+  /** Paths written locally from the remote. */
+  readonly pulled: readonly string[];
+  readonly deletedLocal: readonly string[];
+  readonly conflicts: number;
+}
+
+export interface TwoWayEvents extends SyncEvents {
+  /** Remote changes written locally (or deleted locally). */
+  pulled: [info: { paths: readonly string[]; deleted: readonly string[]; bytes: number; ms: number }];
+  /** Both sides changed a path: neither version is lost; `copy` holds the remote version locally. */
+  conflict: [c: ConflictRecord];
+}
+
+/** A pass refused by the server this many times in a row stops the session. */
+const RETRIES = 3;
+
+function matcher(patterns: readonly string[]): (rel: string, isDir: boolean) => boolean {
+  if (patterns.length === 0) return () => false;
+  const ig = ignore().add([...patterns]);
+  return (rel, isDir) => ig.ignores(isDir ? `${rel}/` : rel);
+}
+
+export class TwoWaySession extends EventEmitter<TwoWayEvents> {
+  readonly options: TwoWayOptions;
+  readonly ig: IgnoreMatcher;
+  readonly store: StateStore;
+  private readonly own: Ownership;
+  private conn?: Connection;
+  private watcher?: TreeWatcher;
+  private readonly remoteWatcher: RemoteWatcher;
+  private owedPass = true;
+  private closing?: Promise<void>;
+  private fatal?: Error;
+  private started = false;
+  private readonly abort = new AbortController();
+  private rootId?: RootIdentity;
+  private readonly scheduler: Scheduler;
+  private readonly said = new Set<string>();
+  private readonly doneP: Promise<void>;
+  private resolveDone!: () => void;
+  private rejectDone!: (e: Error) => void;
+  private hostFingerprint?: string;
+
+  constructor(options: TwoWayOptions) {
+    super();
+    assertSafeRemoteRoot(options.remoteRoot, 'remoteRoot', 'SyncSession option');
+    this.options = { ...options, localRoot: path.resolve(options.localRoot) };
+    this.ig = buildIgnore(this.options.localRoot, [...(options.ignore ?? []), CONFLICT_IGNORE]);
+    this.own = { remoteOwns: matcher(options.remoteOwns ?? []), localOwns: matcher(options.localOwns ?? []) };
+    this.store = new StateStore(options.stateFile ?? statePath(this.options), this.options);
+    this.remoteWatcher = new RemoteWatcher(options.remoteRoot, options.remotePollMs ?? 500, options.remoteWatch === 'poll');
+    this.remoteWatcher.on('change', () => this.kick());
+    this.remoteWatcher.on('warning', (m) => this.warnOnce(m));
+    this.scheduler = new Scheduler({
+      coalesceMs: options.coalesceMs ?? 5,
+      stallMs: options.stallMs ?? 60_000,
+      drain: () => this.drain(),
+      owed: () => this.owedPass || !this.conn?.alive,
+      open: () => this.started && !this.closing && !this.fatal,
+      onStall: (what) => {
+        this.emit('warning', `no progress while ${what}; dropping the connection and running a full pass`);
+        this.conn?.destroy(`stalled while ${what}`);
+      },
+      onStuck: () => undefined,
+    });
+    this.doneP = new Promise<void>((res, rej) => {
+      this.resolveDone = res;
+      this.rejectDone = rej;
+    });
+    this.doneP.catch(() => undefined);
+  }
+
+  get done(): Promise<void> {
+    return this.doneP;
+  }
+
+  get fingerprint(): string | undefined {
+    return this.hostFingerprint;
+  }
+
+  /** Connects, runs the first two-way pass and (unless watch: false) starts watching both sides. */
+  async start(options: { signal?: AbortSignal } = {}): Promise<BatchStats & { total: number }> {
+    const onAbort = (): void => void this.close();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const st = await fs.promises.stat(this.options.localRoot).catch(() => undefined);
+      if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
+      this.rootId = rootIdentity(this.options.localRoot);
+      if (this.options.watch !== false) {
+        this.watcher = new TreeWatcher(this.options.localRoot);
+        this.watcher.on('dirty', () => this.kick());
+        this.watcher.on('warning', (m) => this.emit('warning', m));
+        this.watcher.on('error', (e) => this.fail(e));
+      }
+      this.scheduler.startWatchdog();
+      await this.connect(this.options.initialAttempts ?? 4, true);
+      const stats = await this.runPass();
+      this.started = true;
+      const ready = { ...stats, total: this.store.size };
+      this.emit('ready', ready);
+      if (this.owedPass) this.scheduler.schedule();
+      return ready;
+    } catch (e) {
+      const err = this.fatal ?? (e as Error);
+      await this.shutdown();
+      this.rejectDone(err);
+      throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Stops after the pass in flight; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.abort.abort(new Error('closed'));
+      await this.shutdown();
+      if (this.fatal) this.rejectDone(this.fatal);
+      else this.resolveDone();
+    })();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.scheduler.stop();
+    this.remoteWatcher.close();
+    await this.watcher?.close();
+    await this.scheduler.running?.catch(() => undefined);
+    await this.conn?.close();
+  }
+
+  private fail(e: Error): void {
+    if (this.fatal || this.closing) return;
+    this.fatal = e;
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+    void this.close();
+  }
+
+  private kick(): void {
+    if (this.closing || this.fatal) return;
+    this.owedPass = true;
+    this.scheduler.event();
+  }
+
+  private warnOnce(m: string): void {
+    if (this.said.has(m)) return;
+    this.said.add(m);
+    this.emit('warning', m);
+  }
+
+  private async connect(attempts: number, first: boolean): Promise<Connection> {
+    let wait = 200;
+    for (let attempt = 1; ; attempt++) {
+      this.abort.signal.throwIfAborted();
+      try {
+        const conn = await Connection.open({ ...this.options, signal: this.abort.signal });
+        this.conn = conn;
+        this.hostFingerprint = conn.fingerprint;
+        conn.onDrop(() => {
+          if (!this.closing) this.scheduler.schedule(0);
+        });
+        if (first) await prepareRemote(conn, this.options, this.abort.signal);
+        // The server's watches are in place before the listing, so nothing made meanwhile is missed.
+        if (this.options.watch !== false) await this.remoteWatcher.start(conn);
+        this.emit('connected', { host: this.options.host, port: this.options.port, fingerprint: this.hostFingerprint });
+        return conn;
+      } catch (e) {
+        if (e instanceof HostKeyError) throw e;
+        if (!(e instanceof ConnectionError) || this.abort.signal.aborted) throw e;
+        if (attempts > 0 && attempt >= attempts) throw e;
+        const delayMs = Math.min(wait, this.options.maxBackoffMs ?? 10_000) * (0.8 + Math.random() * 0.4);
+        this.emit('reconnecting', { attempt, delayMs: Math.round(delayMs), reason: e.message });
+        await delay(delayMs, this.abort.signal);
+        wait *= 2;
+      }
+    }
+  }
+
+  private async runPass(): Promise<TwoWayStats> {
+    let conn = this.conn;
+    if (!conn?.alive) {
+      if (conn) this.emit('reconnecting', { attempt: 0, delayMs: 0, reason: `connection to ${conn.where} lost` });
+      await conn?.close();
+      conn = await this.connect(0, false);
+    }
+    this.owedPass = false;
+    let s: PassStats;
+    try {
+      s = await twoWayPass(this.host(), conn);
+    } catch (e) {
+      this.owedPass = true;
+      throw e;
+    }
+    const stats: TwoWayStats = {
+      files: s.pushed.length, deleted: s.deletedRemote.length, bytes: s.bytes, ms: s.ms, method: s.pushed.length > 0 ? 'sftp' : 'none',
+      paths: [...s.pushed, ...s.deletedRemote], pulled: s.pulled, deletedLocal: s.deletedLocal, conflicts: s.conflicts,
+    };
+    if (s.retry) this.owedPass = true;
+    if (s.pulled.length + s.deletedLocal.length > 0) this.emit('pulled', { paths: s.pulled, deleted: s.deletedLocal, bytes: s.bytes, ms: s.ms });
+    return stats;
+  }
+
+  private async drain(): Promise<void> {
+    let refused = 0;
+    while (!this.closing && !this.fatal && (this.owedPass || !this.conn?.alive)) {
+      try {
+        const stats = await this.runPass();
+        refused = 0;
+        if (stats.files + stats.deleted > 0) this.emit('synced', stats);
+      } catch (e) {
+        if (this.closing || this.abort.signal.aborted) return;
+        if (e instanceof ConnectionError) {
+          this.owedPass = true;
+          continue;
+        }
+        // The server changed between the listing and the writes (a folder made there meanwhile): the
+        // next pass lists again. The same refusal RETRIES times in a row is a real fault.
+        if (e instanceof RemoteError && !(e instanceof RemoteRootHaltError) && ++refused <= RETRIES) {
+          this.emit('warning', `${e.message} (the server changed while the pass ran; listing again)`);
+          this.owedPass = true;
+          await delay(100 * refused, this.abort.signal).catch(() => undefined);
+          continue;
+        }
+        this.fail(e as Error);
+        return;
+      }
+    }
+  }
+
+  private host(): Parameters<typeof twoWayPass>[0] {
+    return {
+      localRoot: this.options.localRoot,
+      remoteRoot: this.options.remoteRoot,
+      ig: this.ig,
+      own: this.own,
+      store: this.store,
+      rootId: this.rootId as RootIdentity,
+      onDir: (rel) => {
+        this.watcher?.add(rel);
+        if (!this.started) removeLocalLeftovers(this.options.localRoot, rel);
+      },
+      warn: (m) => this.warnOnce(m),
+      refused: (r: readonly Refusal[]) => r.forEach((x) => this.warnOnce(x.reason)),
+      conflict: (c) => this.emit('conflict', c),
+      step: this.scheduler.setStep,
+      ctx: (conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext => ({ conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, method: this.options.method, onBytes: () => this.scheduler.progress(), onStep: this.scheduler.setStep }),
+    };
+  }
+}
+
+export { RootHaltError };

@@ -1,0 +1,101 @@
+/**
+ * Two-way on hostile ground: the runner now writes locally, so the local side gets the remote side's
+ * guarantees — never outside the root, never through a symlink, odd names and modes carried — and
+ * ownership globs route paths one way.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { useArena } from './support/hostile';
+import { snapshot, tempDir, writeTree } from './support/trees';
+import { ChangedMeanwhile, checkedParent, deleteLocal, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
+import { Sig } from '../sync/engine/two-way/state-store';
+import { changedSinceListing, listRemoteExact } from '../sync/engine/two-way/remote-list';
+import { buildIgnore } from '../sync/engine/ignore';
+import { Connection } from '../sync/engine/transport';
+import { pass, remote } from './support/two-way';
+
+jest.setTimeout(30_000);
+const { sshd, arena } = useArena();
+
+test('ownership: remoteOwns flows only container -> laptop, localOwns only laptop -> container', async () => {
+  const a = arena();
+  const own = { remoteOwns: ['dist/', 'package-lock.json'], localOwns: ['src/'] };
+  writeTree(a.local, { 'src/main.ts': 'v1', 'dist/local-only.js': 'never sent' });
+  remote(sshd(), a, 'mkdir dist && printf v1 > dist/app.js && printf v1 > package-lock.json');
+  await pass(sshd(), a, own);
+  expect(fs.existsSync(path.join(a.remote, 'dist/local-only.js'))).toBe(false);
+  expect(fs.readFileSync(path.join(a.remote, 'src/main.ts'), 'utf8')).toBe('v1');
+  expect(fs.readFileSync(path.join(a.local, 'dist/app.js'), 'utf8')).toBe('v1');
+  fs.writeFileSync(path.join(a.local, 'dist/app.js'), 'edited on the laptop');
+  remote(sshd(), a, 'printf built > dist/new.js && printf "edited in the container" > src/main.ts && printf v2 > package-lock.json');
+  fs.writeFileSync(path.join(a.local, 'src/other.ts'), 'new on the laptop');
+  const r = await pass(sshd(), a, own);
+  expect(r.conflicts).toEqual([]);
+  const rd = (root: string, rel: string): string => fs.readFileSync(path.join(root, rel), 'utf8');
+  expect(rd(a.local, 'dist/new.js')).toBe('built');
+  expect(rd(a.local, 'package-lock.json')).toBe('v2');
+  expect(rd(a.remote, 'dist/app.js')).toBe('v1'); // the laptop's edit is held, not sent
+  expect(rd(a.local, 'dist/app.js')).toBe('edited on the laptop'); // and not lost
+  expect(rd(a.remote, 'src/other.ts')).toBe('new on the laptop');
+  expect(rd(a.local, 'src/main.ts')).toBe('v1'); // the container's edit is held, not fetched
+  expect(rd(a.remote, 'src/main.ts')).toBe('edited in the container');
+});
+
+test('odd names and modes come back byte for byte', async () => {
+  const a = arena();
+  remote(sshd(), a, `mkdir -p 'sp ace/ünï' && printf one > ' lead' && printf two > -dash && printf three > 'sp ace/ünï/née.txt' && printf four > "$(printf 'new\\nline')" && printf x > ro.txt && chmod 440 ro.txt && printf '#!/bin/sh' > run && chmod 750 run && ln -s 'sp ace/ünï/née.txt' link`);
+  const r = await pass(sshd(), a);
+  expect(r.conflicts).toEqual([]);
+  expect(a.differences()).toEqual([]);
+  expect(fs.readFileSync(path.join(a.local, 'new\nline'), 'utf8')).toBe('four');
+  expect(fs.statSync(path.join(a.local, 'ro.txt')).mode & 0o777).toBe(0o440);
+  expect(fs.readlinkSync(path.join(a.local, 'link'))).toBe('sp ace/ünï/née.txt');
+});
+
+test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {
+  const a = arena();
+  const outside = tempDir('two-way-outside');
+  writeTree(outside, { 'victim.txt': 'untouched' });
+  const before = snapshot(outside);
+  fs.symlinkSync(outside, path.join(a.local, 'out')); // leads outside: refused locally, never followed
+  remote(sshd(), a, 'ln -s ../../../../../etc evil && mkdir out && printf pwned > out/victim.txt && printf ok > fine.txt');
+  const r = await pass(sshd(), a);
+  expect(snapshot(outside)).toEqual(before);
+  expect(fs.lstatSync(path.join(a.local, 'out')).isSymbolicLink()).toBe(true);
+  expect(fs.existsSync(path.join(a.local, 'evil'))).toBe(false);
+  expect(fs.readFileSync(path.join(a.local, 'fine.txt'), 'utf8')).toBe('ok');
+  expect(r.warnings.join('\n')).toMatch(/evil' -> '..\/..\/..\/..\/..\/etc' leads outside/);
+  // Passes again: still nothing outside, the remote's own files untouched.
+  await pass(sshd(), a);
+  expect(snapshot(outside)).toEqual(before);
+  expect(fs.readFileSync(path.join(a.remote, 'out/victim.txt'), 'utf8')).toBe('pwned');
+  fs.rmSync(outside, { recursive: true });
+});
+
+test('a local file changed since it was classified is never deleted or replaced; no write passes a symlink', () => {
+  const a = arena();
+  writeTree(a.local, { 'x.txt': 'v1', 'real/in.txt': 'in' });
+  const stale = localSig(path.join(a.local, 'x.txt')) as Sig;
+  fs.writeFileSync(path.join(a.local, 'x.txt'), 'edited meanwhile');
+  expect(() => deleteLocal(a.local, 'x.txt', stale)).toThrow(ChangedMeanwhile);
+  expect(() => pullDir(a.local, 'x.txt', { t: 'd', s: 0, m: 0, p: 0o755 }, stale)).toThrow(ChangedMeanwhile);
+  expect(fs.readFileSync(path.join(a.local, 'x.txt'), 'utf8')).toBe('edited meanwhile');
+  fs.symlinkSync('real', path.join(a.local, 'via'));
+  expect(() => checkedParent(a.local, 'via/in.txt')).toThrow(new LocalPathError("local 'via' is a symlink; 'via/in.txt' was not written through it"));
+  expect(() => checkedParent(a.local, '../x')).toThrow(LocalPathError);
+});
+
+test('a remote file written after the listing is not overwritten by the push (seen just before the writes)', async () => {
+  const a = arena();
+  const s = sshd();
+  remote(s, a, `printf one > a.txt && printf two > -b && printf three > "$(printf 'c\\nd')" && printf four > same.txt`);
+  const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  try {
+    const listed = await listRemoteExact(conn, a.remote, buildIgnore(a.local));
+    remote(s, a, `printf ONE > a.txt && printf TWO > -b && printf THREE > "$(printf 'c\\nd')"`);
+    const moved = await changedSinceListing(conn, a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], (rel) => listed.tree.get(rel));
+    expect([...moved].sort()).toEqual(['-b', 'a.txt', 'c\nd', 'gone.txt']);
+  } finally {
+    await conn.close();
+  }
+});
