@@ -18,7 +18,7 @@ import { keyPaths } from '../sync/attach/key-store';
 import { fetchPod, fixFor, podState } from '../sync/attach/pod';
 import { runUp, UpOptions } from '../sync/attach/up';
 import { FakeKubectl, FakeWorld, makeFakeKubectl } from './support/fake-kubectl';
-import { startSshd, Sshd } from './support/sshd';
+import { freePort, startSshd, Sshd } from './support/sshd';
 import { differences, eventually, snapshot, tempDir, writeTree } from './support/trees';
 
 const USER = 'kubedev-test';
@@ -177,7 +177,8 @@ describe('kubedev up', () => {
     const echo = net.createServer((c) => c.pipe(c));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => echo.close(() => r())));
-    const appPort = (echo.address() as net.AddressInfo).port + 1; // the pod's port number; locally the same when free
+    // The pod's port number: one free right now, so locally it is the same (echo+1 was often taken on a busy machine).
+    const appPort = await freePort();
     writeEnv(spec({ ports: [{ name: 'http', port: appPort }] }));
     const sshd = await startSidecar();
     writeTree(path.join(project, 'src'), { 'index.js': 'console.log(1)\n', 'lib/util.js': 'module.exports = 2\n', 'run.sh': { content: '#!/bin/sh\n', mode: 0o755 }, 'debug.log': 'ignored' });
