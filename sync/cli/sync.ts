@@ -2,7 +2,7 @@
  * `kubedev sync`: mirror local folders into a dev environment over SSH (one-way, local wins).
  *
  *   kubedev sync --local DIR --remote /abs --host H --port P --user U --identity KEY --known-hosts FILE
- *                [--once] [--json] [--ignore PATTERN ...]
+ *                [--once] [--json] [--ignore PATTERN ...] [--watch auto|per-folder|parcel|recursive|poll]
  *   kubedev sync --env dist/app.k8s.yaml --name NAME [--once] [--json]
  *
  * Exit codes: 0 done (or interrupted by SIGINT/SIGTERM after the batch in flight), 2 bad usage or
@@ -19,6 +19,7 @@ import { EXIT_FAILURE, UsageError } from '../errors';
 import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
 import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from '../attach/checks';
 import { keyPaths } from '../attach/key-store';
+import { WATCH_CHOICES, WatchChoice } from '../engine/watch';
 
 export interface SyncCommandOptions {
   readonly local?: string;
@@ -34,6 +35,7 @@ export interface SyncCommandOptions {
   readonly ignore?: string[];
   readonly env?: string;
   readonly name?: string;
+  readonly watch?: string;
 }
 
 export interface SyncIo {
@@ -80,10 +82,17 @@ function needDir(dir: string, flag: string): string {
   return abs;
 }
 
+function parseWatch(v: string | undefined): WatchChoice {
+  if (v === undefined) return 'auto';
+  if ((WATCH_CHOICES as readonly string[]).includes(v)) return v as WatchChoice;
+  throw new UsageError(`--watch '${v}' is not a watch backend. Pass one of ${WATCH_CHOICES.join(', ')} (auto picks by platform; poll for network folders)`);
+}
+
 /** Turns flags into one session per folder, or a UsageError naming the flag at fault. */
 export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
   const ignore = checkIgnore(o.ignore ?? [], '--ignore');
   const watch = !o.once;
+  const watchBackend = parseWatch(o.watch);
   if (o.env !== undefined || o.name !== undefined) {
     if (o.env === undefined) throw new UsageError(`--name needs --env: pass --env dist/<app>.k8s.yaml --name ${o.name}`);
     if (o.name === undefined) throw new UsageError(`--env needs --name: pass the environment's name, e.g. --env ${o.env} --name my-env`);
@@ -125,6 +134,7 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       knownHosts,
       ignore: [...checkIgnore(f.ignore, `folders[${i}].ignore`), ...ignore],
       watch,
+      watchBackend,
     }));
   }
   const missing = (['local', 'remote', 'host', 'port', 'user', 'identity', 'knownHosts'] as const).filter((k) => o[k] === undefined);
@@ -143,6 +153,7 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       knownHosts: needFile(o.knownHosts as string, '--known-hosts', "a known_hosts file that lists the server's host key"),
       ignore,
       watch,
+      watchBackend,
     },
   ];
 }
@@ -266,6 +277,7 @@ export function registerSync(program: Command): void {
     .option('--name <name>', 'environment name inside --env')
     .option('--ignore <pattern...>', 'gitignore-syntax pattern neither sent nor deleted (repeatable)')
     .option('--once', 'mirror once and exit')
+    .option('--watch <backend>', `how changes are noticed: ${WATCH_CHOICES.join('|')} (default auto: per-folder inotify on Linux, native recursive on macOS/Windows, poll on network folders)`)
     .option('--json', 'one JSON event per line on stdout')
     .option('--progress', 'human progress on stderr even when it is not a terminal')
     .action(async (opts: SyncCommandOptions) => {

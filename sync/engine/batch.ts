@@ -15,7 +15,7 @@ import { emptyPlan, Plan, planDiff } from './plan';
 import { keepRemoteFor, linkStaysInside } from './safety';
 import { Connection } from './transport';
 import { Entry, lstatOrUndefined, Refusal, scanLocal, ScanOptions, Tree } from './tree';
-import { TreeWatcher } from './watch';
+import { WatchedFolders } from './watch';
 
 /** A batch deleting at least this share of what the remote holds waits SETTLE_MS and looks at the root again. */
 const MASS_DELETE_SHARE = 0.5;
@@ -26,7 +26,7 @@ export interface BatchHost {
   readonly options: { readonly localRoot: string };
   readonly ig: IgnoreMatcher;
   index: CompactIndex;
-  readonly watcher?: TreeWatcher;
+  readonly watcher?: WatchedFolders;
   readonly hardLinks: HardLinks;
   step(what: string): void;
   warn(message: string): void;
