@@ -12,6 +12,7 @@ import { HardLinks } from './hard-links';
 import { IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
 import { emptyPlan, Plan, planDiff } from './plan';
+import { portabilityWarnings } from './portable-names';
 import { keepRemoteFor, linkStaysInside } from './safety';
 import { Connection } from './transport';
 import { Entry, lstatOrUndefined, Refusal, scanLocal, ScanOptions, Tree } from './tree';
@@ -108,6 +109,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
     }
   }
   h.reportRefused(refused);
+  h.reportRefused(portabilityWarnings(local.keys()));
   keepRemoteFor(refused, local, remote);
   const plan = local.size + remote.size === 0 ? emptyPlan() : planDiff(local, remote);
   if (plan.deletes.length + plan.dirs.length + plan.files.length + plan.links.length + plan.chmods.length === 0) return undefined;

@@ -30,6 +30,7 @@ import { openWatcher, WatchChoice, WatchGuard, BackendFactory } from './watch';
 import { changedSince } from './watch/rescan';
 import { applyDirty, subtreeOf } from './batch';
 import { HardLinks } from './hard-links';
+import { portabilityWarnings } from './portable-names';
 
 export interface SyncOptions {
   /** Local folder to mirror. */
@@ -347,6 +348,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
     this.reportRefused(local.refused);
+    this.reportRefused(portabilityWarnings(local.tree.keys()));
     this.reportForeign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
     const plan = planDiff(local.tree, remote.tree);

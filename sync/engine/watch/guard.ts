@@ -46,6 +46,12 @@ export interface GuardOptions {
   readonly rescanMs?: number;
   /** Polling interval (poll backend). @default max(POLL_MIN_MS, POLL_COST_FACTOR x last scan) */
   readonly pollMs?: number;
+  /**
+   * Names compare letter case aside (NTFS, APFS): lstat finds `readme.md` after its rename to
+   * `README.md`, so a created path also marks its folder, whose listing has the exact names.
+   * @default true on Windows and macOS
+   */
+  readonly caseInsensitive?: boolean;
   /** Wall clock (tests move it to fake a sleep). @default Date.now */
   readonly now?: () => number;
 }
@@ -69,7 +75,7 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
     this.backend = o.backend;
     this.now = o.now ?? Date.now;
     this.backend.on('dirty', (rels) => this.onDirty(rels));
-    this.backend.on('created', (rels) => this.relook(rels));
+    this.backend.on('created', (rels) => this.onCreated(rels));
     this.backend.on('rescan', (rel, reason) => this.request(rel, reason));
     this.backend.on('warning', (m) => this.emit('warning', m));
     this.backend.on('error', (e) => this.emit('error', e));
@@ -136,6 +142,31 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
     if (this.closed) return;
     this.periodic = setTimeout(() => this.request('', this.backend.polls ? 'polling' : 'periodic rescan'), this.interval());
     this.periodic.unref();
+  }
+
+  private onCreated(rels: readonly string[]): void {
+    if (this.o.caseInsensitive ?? (process.platform === 'win32' || process.platform === 'darwin')) {
+      for (const rel of rels) void this.checkCase(rel);
+    }
+    this.relook(rels);
+  }
+
+  /**
+   * A path lstat finds but its folder does not list by that exact name changed letter case: its folder
+   * is marked dirty (listed whole, with exact names), or the tree rescanned when it is the root.
+   */
+  private async checkCase(rel: string): Promise<void> {
+    const i = rel.lastIndexOf('/');
+    const [parent, name] = i < 0 ? ['', rel] : [rel.slice(0, i), rel.slice(i + 1)];
+    try {
+      const names = await fs.promises.readdir(path.join(this.o.root, parent));
+      if (names.includes(name)) return;
+      await fs.promises.lstat(path.join(this.o.root, rel));
+    } catch {
+      return; // gone: the batch sees that by itself
+    }
+    if (parent === '') this.request('', `'${rel}' changed letter case`);
+    else this.onDirty([parent]);
   }
 
   private relook(rels: readonly string[]): void {
