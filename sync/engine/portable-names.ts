@@ -11,7 +11,6 @@
 import { Refusal } from './tree';
 
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
-// eslint-disable-next-line no-control-regex
 const FORBIDDEN = /[<>:"\\|?*\x00-\x1f]/;
 
 /** Why Windows cannot hold the name `name`, or undefined. */
