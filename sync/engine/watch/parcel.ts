@@ -10,6 +10,7 @@
  * events were lost: a full rescan, never a fatal error.
  */
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { relOf, WatchBackend, WatchEvents } from './backend';
 
@@ -52,6 +53,8 @@ export class ParcelWatcher extends EventEmitter<WatchEvents> implements WatchBac
   async start(): Promise<void> {
     const parcel = loadParcel();
     if (parcel instanceof Error) throw parcel;
+    // FSEvents reports real paths (/private/var/... for /var/...): match both spellings of the root.
+    const real = await fs.promises.realpath(this.root).catch(() => this.root);
     const sub = await parcel.subscribe(this.root, (err, events) => {
       if (this.closed) return;
       if (err) {
@@ -61,7 +64,7 @@ export class ParcelWatcher extends EventEmitter<WatchEvents> implements WatchBac
       const dirty: string[] = [];
       const created: string[] = [];
       for (const ev of events) {
-        const rel = relOf(this.root, ev.path, path.sep);
+        const rel = relOf(this.root, ev.path, path.sep) ?? (real === this.root ? undefined : relOf(real, ev.path, path.sep));
         if (rel === undefined) continue;
         dirty.push(rel);
         if (ev.type === 'create') created.push(rel);

@@ -22,6 +22,7 @@ function under(rel: string, scope: string): boolean {
 
 /** Paths under `scope` ('' = the whole tree) whose local state differs from the index. */
 export async function changedSince(h: RescanHost, scope: string): Promise<string[]> {
+  if (scope !== '' && h.ig.ignores(scope, true)) return [];
   const local = new CompactIndex();
   const refused: Refusal[] = [];
   // onDir: a per-folder backend re-adds any watch it lost (add is idempotent).
