@@ -22,9 +22,25 @@ async function child(root: string, choice: WatchChoice): Promise<void> {
   const ig = buildIgnore(root);
   const seen = new Set<string>();
   const t0 = performance.now();
-  const w = await openWatcher({ root, ig, choice, warn: (m) => process.stderr.write(`${m}\n`), rescan: async () => [] });
+  // The guard's scoped rescans (the second look at new folders) are counted apart; full ones are not run.
+  const relooked = new Set<string>();
+  const rescan = async (scope: string): Promise<string[]> => {
+    if (scope !== '') for (const k of scanLocalSync(root, ig, scope, new Map(), [], {}).tree.keys()) relooked.add(k);
+    return [];
+  };
+  const w = await openWatcher({ root, ig, choice, warn: (m) => process.stderr.write(`${m}\n`), rescan });
+  // As a batch does: a path reported is seen; a folder reported is listed whole (watched first).
   w.on('dirty', (rels) => {
-    for (const r of rels) seen.add(r);
+    for (const r of rels) {
+      seen.add(r);
+      let isDir = false;
+      try {
+        isDir = fs.lstatSync(path.join(root, r)).isDirectory();
+      } catch {
+        continue;
+      }
+      if (isDir) for (const k of scanLocalSync(root, ig, r, new Map(), [], { onDir: (d) => w.add(d) }).tree.keys()) seen.add(k);
+    }
   });
   const index = new CompactIndex();
   scanLocalSync(root, ig, '', index, [], { onDir: (rel) => w.add(rel) });
@@ -32,6 +48,7 @@ async function child(root: string, choice: WatchChoice): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   await new Promise((r) => setTimeout(r, 300));
+  w.arm();
   const rssMB = process.memoryUsage().rss / 1e6;
   // One cheap rescan, as the guard runs it (nothing differs): its time, and memory after it.
   const t1 = performance.now();
@@ -42,7 +59,10 @@ async function child(root: string, choice: WatchChoice): Promise<void> {
   process.stdout.write(`READY ${JSON.stringify({ readyMs, rssMB, rescanMs, changed: changed.length, rssAfterRescanMB: process.memoryUsage().rss / 1e6, entries: index.size })}\n`);
   process.stdin.once('data', () => {
     const burst = [...seen].filter((r) => /(^|\/)burst-\d+\.txt$/.test(r)).length;
-    process.stdout.write(`SEEN ${JSON.stringify({ burst })}\n`);
+    const isNested = (r: string): boolean => /(^|\/)nested-\d+\.txt$/.test(r);
+    const nested = [...seen].filter(isNested).length;
+    const nestedGuard = new Set([...seen, ...relooked].filter(isNested)).size;
+    process.stdout.write(`SEEN ${JSON.stringify({ burst, nested, nestedGuard })}\n`);
     void w.close().then(() => process.exit(0));
   });
 }
@@ -60,13 +80,20 @@ function runChild(root: string, choice: WatchChoice): Promise<Record<string, num
         // The burst: BURST new files spread over the tree's existing folders.
         const dirs = fs.readdirSync(root, { recursive: true, withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(e.parentPath, e.name));
         for (let i = 0; i < BURST; i++) fs.writeFileSync(path.join(dirs[i % dirs.length], `burst-${i}.txt`), 'b');
+        // The second burst: BURST files in 1,000 new folders three deep, each written as soon as made.
+        for (let i = 0; i < BURST; i++) {
+          const d = path.join(root, 'new-burst', `a${i % 10}`, `b${i % 100}`, `c${i % 1000}`);
+          fs.mkdirSync(d, { recursive: true });
+          fs.writeFileSync(path.join(d, `nested-${i}.txt`), 'n');
+        }
         setTimeout(() => p.stdin.write('done\n'), 3000);
       }
       const s = /SEEN (.*)\n/.exec(out);
       if (s && ready) {
-        const seen = JSON.parse(s[1]).burst as number;
+        const seen = JSON.parse(s[1]) as { burst: number; nested: number; nestedGuard: number };
         for (const d of fs.readdirSync(root, { recursive: true }) as string[]) if (/burst-\d+\.txt$/.test(d)) fs.rmSync(path.join(root, d));
-        resolve({ ...ready, lost: BURST - seen });
+        fs.rmSync(path.join(root, 'new-burst'), { recursive: true, force: true });
+        resolve({ ...ready, lost: BURST - seen.burst, lostNested: BURST - seen.nested, lostNestedGuard: BURST - seen.nestedGuard });
       }
     });
     p.on('exit', (code) => {
@@ -95,7 +122,7 @@ async function main(): Promise<void> {
     process.stdout.write(`scan cost (median of 3): ${small.files} files ${scanCost(path.join(base, 'small')).toFixed(0)} ms; ${big.files} files in ${big.dirs} folders ${scanCost(path.join(base, 'big')).toFixed(0)} ms\n`);
     for (const choice of ['per-folder', 'parcel', 'recursive', 'poll'] as const) {
       const r = await runChild(path.join(base, 'big'), choice);
-      process.stdout.write(`${choice.padEnd(10)} ready ${(r.readyMs / 1000).toFixed(2)} s  rss ${r.rssMB.toFixed(0)} MB  rescan ${r.rescanMs.toFixed(0)} ms (${r.changed} differ), rss after ${r.rssAfterRescanMB.toFixed(0)} MB  lost ${choice === 'poll' ? 'n/a (polls)' : `${r.lost} of ${BURST}`}\n`);
+      process.stdout.write(`${choice.padEnd(10)} ready ${(r.readyMs / 1000).toFixed(2)} s  rss ${r.rssMB.toFixed(0)} MB  rescan ${r.rescanMs.toFixed(0)} ms (${r.changed} differ), rss after ${r.rssAfterRescanMB.toFixed(0)} MB  lost ${choice === 'poll' ? 'n/a (polls)' : `${r.lost} of ${BURST}, in new nested folders ${r.lostNested} of ${BURST} by events, ${r.lostNestedGuard} after the guard's second look`}\n`);
     }
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
