@@ -12,6 +12,7 @@ import { UsageError } from '../errors';
 import { SyncOptions } from '../engine/session';
 import { checkIdentity, checkIgnore, checkLocalRoot, checkRemoteRoot } from './checks';
 import { keyPaths } from './key-store';
+import { WATCH_CHOICES, WatchChoice } from '../engine/watch';
 
 export interface SyncCommandOptions {
   readonly local?: string;
@@ -28,6 +29,7 @@ export interface SyncCommandOptions {
   readonly env?: string;
   readonly name?: string;
   readonly mode?: string;
+  readonly watch?: string;
 }
 
 function parsePort(v: string | undefined, flag: string): number {
@@ -61,6 +63,12 @@ function parseMode(v: string | undefined): 'mirror' | 'two-way' | undefined {
   return v;
 }
 
+function parseWatch(v: string | undefined): WatchChoice {
+  if (v === undefined) return 'auto';
+  if ((WATCH_CHOICES as readonly string[]).includes(v)) return v as WatchChoice;
+  throw new UsageError(`--watch '${v}' is not a watch backend. Pass one of ${WATCH_CHOICES.join(', ')} (auto picks by platform; poll for network folders)`);
+}
+
 function needDir(dir: string, flag: string): string {
   const abs = path.resolve(dir);
   let st: fs.Stats | undefined;
@@ -78,6 +86,7 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
   const ignore = checkIgnore(o.ignore ?? [], '--ignore');
   const watch = !o.once;
   const mode = parseMode(o.mode);
+  const watchBackend = parseWatch(o.watch);
   if (o.env !== undefined || o.name !== undefined) {
     if (o.env === undefined) throw new UsageError(`--name needs --env: pass --env dist/<app>.k8s.yaml --name ${o.name}`);
     if (o.name === undefined) throw new UsageError(`--env needs --name: pass the environment's name, e.g. --env ${o.env} --name my-env`);
@@ -119,6 +128,7 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       knownHosts,
       ignore: [...checkIgnore(f.ignore, `folders[${i}].ignore`), ...ignore],
       watch,
+      watchBackend,
       mode: mode ?? f.mode ?? 'mirror',
       remoteOwns: checkIgnore(f.remoteOwns ?? [], `folders[${i}].remoteOwns`),
       localOwns: checkIgnore(f.localOwns ?? [], `folders[${i}].localOwns`),
@@ -140,6 +150,7 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
       knownHosts: needFile(o.knownHosts as string, '--known-hosts', "a known_hosts file that lists the server's host key"),
       ignore,
       watch,
+      watchBackend,
       mode: mode ?? 'mirror',
     },
   ];

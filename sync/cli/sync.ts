@@ -2,7 +2,7 @@
  * `kubedev sync`: mirror local folders into a dev environment over SSH (one-way, local wins).
  *
  *   kubedev sync --local DIR --remote /abs --host H --port P --user U --identity KEY --known-hosts FILE
- *                [--once] [--json] [--ignore PATTERN ...]
+ *                [--once] [--json] [--ignore PATTERN ...] [--watch auto|per-folder|parcel|recursive|poll]
  *   kubedev sync --env dist/app.k8s.yaml --name NAME [--once] [--json]
  *
  * Exit codes: 0 done (or interrupted by SIGINT/SIGTERM after the batch in flight), 2 bad usage or
@@ -14,6 +14,7 @@ import { EXIT_FAILURE } from '../errors';
 import { BatchStats, SyncSession } from '../engine/session';
 import { resolveSessions, SyncCommandOptions } from '../attach/sync-options';
 import { createSession, TwoWaySession } from '../engine/two-way';
+import { WATCH_CHOICES } from '../engine/watch';
 
 export type { SyncCommandOptions } from '../attach/sync-options';
 
@@ -159,6 +160,7 @@ export function registerSync(program: Command): void {
     .option('--name <name>', 'environment name inside --env')
     .option('--ignore <pattern...>', 'gitignore-syntax pattern neither sent nor deleted (repeatable)')
     .option('--mode <mode>', "'mirror' (one-way, local wins; the default) or 'two-way' (default with --env: the folder's)")
+    .option('--watch <backend>', `how changes are noticed: ${WATCH_CHOICES.join('|')} (default auto: per-folder inotify on Linux, native recursive on macOS/Windows, poll on network folders)`)
     .option('--once', 'mirror once and exit')
     .option('--json', 'one JSON event per line on stdout')
     .option('--progress', 'human progress on stderr even when it is not a terminal')

@@ -12,10 +12,11 @@ import { HardLinks } from './hard-links';
 import { IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
 import { emptyPlan, Plan, planDiff } from './plan';
+import { portabilityWarnings } from './portable-names';
 import { keepRemoteFor, linkStaysInside } from './safety';
 import { Connection } from './transport';
 import { Entry, lstatOrUndefined, Refusal, scanLocal, ScanOptions, Tree } from './tree';
-import { TreeWatcher } from './watch';
+import { WatchedFolders } from './watch';
 
 /** A batch deleting at least this share of what the remote holds waits SETTLE_MS and looks at the root again. */
 const MASS_DELETE_SHARE = 0.5;
@@ -26,7 +27,7 @@ export interface BatchHost {
   readonly options: { readonly localRoot: string };
   readonly ig: IgnoreMatcher;
   index: CompactIndex;
-  readonly watcher?: TreeWatcher;
+  readonly watcher?: WatchedFolders;
   readonly hardLinks: HardLinks;
   step(what: string): void;
   warn(message: string): void;
@@ -108,6 +109,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
     }
   }
   h.reportRefused(refused);
+  h.reportRefused(portabilityWarnings(local.keys()));
   keepRemoteFor(refused, local, remote);
   const plan = local.size + remote.size === 0 ? emptyPlan() : planDiff(local, remote);
   if (plan.deletes.length + plan.dirs.length + plan.files.length + plan.links.length + plan.chmods.length === 0) return undefined;

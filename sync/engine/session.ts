@@ -26,9 +26,11 @@ import { haltIfRootGone, keepRemoteFor, RootIdentity, rootIdentity } from './saf
 import { Entry, scanLocal, scanLocalSync, ScanOptions, ScanResult, Tree } from './tree';
 import { trimMemoryAfterStart } from './memory';
 import { Scheduler } from './scheduler';
-import { TreeWatcher } from './watch';
+import { openWatcher, WatchChoice, WatchGuard, BackendFactory } from './watch';
+import { changedSince } from './watch/rescan';
 import { applyDirty, subtreeOf } from './batch';
 import { HardLinks } from './hard-links';
+import { portabilityWarnings } from './portable-names';
 
 export interface SyncOptions {
   /** Local folder to mirror. */
@@ -66,6 +68,14 @@ export interface SyncOptions {
   readonly remoteOwns?: readonly string[];
   /** gitignore-syntax patterns that flow only local -> remote (two-way). @default [] */
   readonly localOwns?: readonly string[];
+  /** Watch backend (`--watch`); see watch/index.ts. @default 'auto' */
+  readonly watchBackend?: WatchChoice;
+  /** @internal Tests: a backend factory (the misbehaving fake) and a wall clock to move. */
+  readonly watchTest?: { readonly factory?: BackendFactory; readonly now?: () => number };
+  /** Periodic cheap rescan interval. @default scaled to the scan cost, at least 2 minutes (watch/guard.ts) */
+  readonly rescanMs?: number;
+  /** Polling interval with the poll backend. @default scaled to the scan cost, at least 2 s */
+  readonly pollMs?: number;
 }
 
 export interface BatchStats {
@@ -132,7 +142,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   readonly ig: IgnoreMatcher;
   private conn?: Connection;
   /** @internal */
-  watcher?: TreeWatcher;
+  watcher?: WatchGuard;
   /** @internal What the remote holds. */
   index = new CompactIndex();
   private readonly dirty = new Set<string>();
@@ -199,8 +209,9 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       this.rootId = rootIdentity(this.options.localRoot);
       this.scheduler.startWatchdog();
       if (this.options.watch !== false) {
-        // Folders are watched as the first pass lists them (TreeWatcher.add before each listing).
-        this.watcher = new TreeWatcher(this.options.localRoot);
+        // Started before the first scan; a per-folder backend watches folders as the scans list them.
+        const o = this.options;
+        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: (scope) => changedSince(this, scope) });
         this.watcher.on('dirty', (rels) => this.markDirty(rels));
         this.watcher.on('warning', (m) => this.emit('warning', m));
         this.watcher.on('error', (e) => this.fail(e));
@@ -228,6 +239,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       this.started = true;
       this.emit('ready', ready);
       if (this.dirty.size > 0) this.scheduler.schedule();
+      this.watcher?.arm(); // rescans (periodic, overflow, sleep) from now on
       if (this.watcher) this.cancelTrim = trimMemoryAfterStart(() => this.scheduler.busy, () => this.closing !== undefined);
       return ready;
     } catch (e) {
@@ -343,6 +355,7 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
     this.reportRefused(local.refused);
+    this.reportRefused(portabilityWarnings(local.tree.keys()));
     this.reportForeign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
     const plan = planDiff(local.tree, remote.tree);

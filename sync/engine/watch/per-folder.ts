@@ -13,22 +13,22 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { WatchBackend, WatchEvents } from './backend';
 
-export interface TreeWatcherEvents {
-  /** POSIX paths relative to the root that may have changed. */
-  dirty: [rels: string[]];
-  /** A problem the user should know of (a folder that cannot be watched). */
-  warning: [message: string];
-  /** The watcher cannot go on (e.g. the inotify watch limit). */
-  error: [err: Error];
-}
-
-export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
+/** The Linux backend (`--watch per-folder`): kept from before the interface, under its old name. */
+export class TreeWatcher extends EventEmitter<WatchEvents> implements WatchBackend {
+  readonly name = 'per-folder';
+  readonly recursive = false;
+  readonly polls = false;
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private closed = false;
 
   constructor(private readonly root: string) {
     super();
+  }
+
+  async start(): Promise<void> {
+    // Folders are watched one by one, as the scans list them (add).
   }
 
   /** Number of folders watched. */
@@ -44,7 +44,7 @@ export class TreeWatcher extends EventEmitter<TreeWatcherEvents> {
       w = fs.watch(path.join(this.root, rel), { persistent: true }, (_event, name) => {
         if (this.closed) return;
         if (name === null || name === undefined) {
-          this.emit('dirty', [rel]);
+          this.emit('rescan', rel, 'an event without a file name');
           return;
         }
         const child = String(name);

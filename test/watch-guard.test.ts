@@ -1,0 +1,149 @@
+/**
+ * The watch guard's rules without a server (issue 13): rescans wait for the first mirror, a full one
+ * makes scoped ones moot, the root reported dirty means a rescan, a clock jump means a sleep, a new
+ * folder is looked at again, a letter-case rename marks its folder; 'auto' by platform and file
+ * system; the Windows name rules; `--watch` parsing.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { resolveSessions } from '../sync/cli/sync';
+import { UsageError } from '../sync/errors';
+import { portabilityWarnings, windowsNameProblem } from '../sync/engine/portable-names';
+import { autoChoice, WatchBackend, WatchEvents, WatchGuard } from '../sync/engine/watch';
+import { darwinMountOf, networkFsOf } from '../sync/engine/watch/fs-kind';
+import { PAUSE_MS, RELOOK_MS, TICK_MS } from '../sync/engine/watch/guard';
+import { tempDir, writeTree } from './support/trees';
+
+class StubBackend extends EventEmitter<WatchEvents> implements WatchBackend {
+  readonly name = 'stub';
+  readonly recursive = true;
+  readonly polls = false;
+  async start(): Promise<void> {}
+  add(): void {}
+  removeTree(): void {}
+  async close(): Promise<void> {}
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function guard(extra: { now?: () => number; caseInsensitive?: boolean; root?: string } = {}): { g: WatchGuard; b: StubBackend; scans: string[]; dirty: string[][] } {
+  const b = new StubBackend();
+  const scans: string[] = [];
+  const dirty: string[][] = [];
+  const g = new WatchGuard({ root: extra.root ?? '/nonexistent', backend: b, rescanMs: 600_000, now: extra.now, caseInsensitive: extra.caseInsensitive, rescan: async (scope) => {
+    scans.push(scope);
+    await sleep(10);
+    return [`changed-under-${scope || 'root'}`];
+  } });
+  g.on('dirty', (r) => dirty.push(r));
+  return { g, b, scans, dirty };
+}
+
+test('rescans wait for arm(); a full rescan owed makes scoped ones moot; results are marked dirty', async () => {
+  const { g, b, scans, dirty } = guard();
+  await g.start();
+  b.emit('rescan', 'a', 'overflow');
+  b.emit('rescan', '', 'overflow');
+  b.emit('rescan', 'b', 'null name');
+  await sleep(30);
+  expect(scans).toEqual([]);
+  g.arm();
+  await sleep(50);
+  expect(scans).toEqual(['']);
+  expect(dirty).toEqual([['changed-under-root']]);
+  await g.close();
+});
+
+test('the root reported dirty (a coalesced event) becomes a full rescan; other paths pass through', async () => {
+  const { g, b, scans, dirty } = guard();
+  await g.start();
+  g.arm();
+  b.emit('dirty', ['', 'src/a.ts']);
+  await sleep(50);
+  expect(scans).toEqual(['']);
+  expect(dirty[0]).toEqual(['src/a.ts']);
+  await g.close();
+});
+
+test('a wall-clock jump (sleep/wake) rescans the whole tree; a normal tick does not', async () => {
+  let offset = 0;
+  const { g, scans } = guard({ now: () => Date.now() + offset });
+  await g.start();
+  g.arm();
+  g.checkPause();
+  await sleep(20);
+  expect(scans).toEqual([]);
+  offset += TICK_MS + PAUSE_MS + 1_000;
+  g.checkPause();
+  await sleep(30);
+  expect(scans).toEqual(['']);
+  await g.close();
+});
+
+test('a folder reported created is looked at again RELOOK_MS later; a file is not', async () => {
+  const root = tempDir('guard');
+  writeTree(root, { 'new/a/b.txt': 'b', 'file.txt': 'f' });
+  const { g, b, scans } = guard({ root, caseInsensitive: false });
+  await g.start();
+  g.arm();
+  b.emit('created', ['new', 'file.txt']);
+  await sleep(RELOOK_MS + 100);
+  expect(scans).toEqual(['new']);
+  await g.close();
+  fs.rmSync(root, { recursive: true });
+});
+
+test('case-insensitive file systems: a path found under another letter case marks its folder', async () => {
+  const root = tempDir('guard');
+  writeTree(root, { 'src/README.md': 'r' });
+  // lstat on Linux is exact: a link stands in for the case-insensitive match of 'src/readme.md'.
+  fs.symlinkSync('README.md', path.join(root, 'src/readme-alias'));
+  const { g, b, dirty, scans } = guard({ root, caseInsensitive: true });
+  await g.start();
+  b.emit('created', ['src/README.md']);
+  await sleep(50);
+  expect(dirty).toEqual([]); // listed under its exact name: nothing more
+  fs.renameSync(path.join(root, 'src/readme-alias'), path.join(root, 'src/other'));
+  b.emit('created', ['src/README.md', 'src/gone.md']);
+  await sleep(50);
+  expect(dirty).toEqual([]);
+  // A name lstat finds that the folder's listing lacks (as 'readme.md' after a rename to 'README.md'
+  // on APFS or NTFS); on Linux 'src/.' is one: its folder is marked dirty, and at the root, a rescan.
+  b.emit('created', ['src/.']);
+  await sleep(50);
+  expect(dirty).toEqual([['src']]);
+  g.arm();
+  b.emit('created', ['.']);
+  await sleep(50);
+  expect(scans).toEqual(['']);
+  await g.close();
+  fs.rmSync(root, { recursive: true });
+});
+
+test("'auto' on Linux is per-folder on a local file system; network file systems are recognised", () => {
+  expect(autoChoice(__dirname, 'linux').choice).toBe('per-folder');
+  expect(networkFsOf(__dirname, 'linux')).toBeUndefined();
+  expect(networkFsOf('\\\\fileserver\\share\\repo', 'win32')).toBe('unc');
+  expect(networkFsOf('C:\\Users\\dev\\repo', 'win32')).toBeUndefined();
+  const mount = ['/dev/disk3s1s1 on / (apfs, sealed, local, read-only, journaled)', '/dev/disk3s5 on /System/Volumes/Data (apfs, local, journaled)', '//dev@nas/code on /Volumes/code (smbfs, nodev, nosuid, mounted by dev)'].join('\n');
+  expect(darwinMountOf(mount, '/Volumes/code/app')).toEqual({ point: '/Volumes/code', type: 'smbfs' });
+  expect(darwinMountOf(mount, '/Users/dev/app')).toEqual({ point: '/', type: 'apfs' });
+});
+
+test('names Windows cannot hold, and names that collide letter case or Unicode form aside, are reported', () => {
+  for (const n of ['CON', 'nul.txt', 'com1.log', 'LPT9', 'a:b', 'what?', 'tab\tname', 'trailing.', 'trailing ']) expect(windowsNameProblem(n)).toBeDefined();
+  for (const n of ['console.ts', 'nullable.ts', 'README.md', 'a.b.c', '.env']) expect(windowsNameProblem(n)).toBeUndefined();
+  const w = portabilityWarnings(['src/Makefile', 'src/makefile', 'docs/Makefile', 'caf\u00e9.txt', 'cafe\u0301.txt', 'aux.c']);
+  expect(w.map((r) => r.reason)).toEqual([
+    expect.stringMatching(/^'src\/makefile' and 'src\/Makefile' differ only in letter case/),
+    expect.stringMatching(/^'cafe\u0301.txt' and 'caf\u00e9.txt' differ only/),
+    expect.stringMatching(/^'aux.c' is a reserved device name on Windows/),
+  ]);
+});
+
+test('--watch takes a backend name; anything else is a usage error naming the choices', () => {
+  const base = { local: __dirname, remote: '/srv/ws', host: 'h', port: '22', user: 'u', identity: __filename, knownHosts: __filename };
+  expect(() => resolveSessions({ ...base, watch: 'inotify' })).toThrow(UsageError);
+  expect(() => resolveSessions({ ...base, watch: 'inotify' })).toThrow(/--watch 'inotify' is not a watch backend. Pass one of auto, per-folder, parcel, recursive, poll/);
+});
