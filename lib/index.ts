@@ -10,3 +10,5 @@ export * from './dev-mode';
 export * from './rbac';
 export * from './team-namespace';
 export * from './developer-access';
+export * from './dev-process';
+export * from './supervisor';
