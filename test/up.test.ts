@@ -63,7 +63,7 @@ function pod(sidecar: 'ready' | { reason: string; message?: string }, dev: 'runn
 interface Running {
   events: Record<string, unknown>[];
   stderr: () => string;
-  done: Promise<void>;
+  done: Promise<number>;
   stop: () => Promise<void>;
   waitFor: (event: string, ms: number) => Promise<Record<string, unknown>>;
 }

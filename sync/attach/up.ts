@@ -16,6 +16,8 @@ import { ForwardMapping, PortForward } from './forward';
 import { waitForPod } from './pod';
 import { loadTarget, TargetOptions } from './record';
 import { FolderStatus, StatusIO, StatusLine } from './status';
+import { DevLoop } from './dev-loop';
+import { SHELL, execInDev } from './shell';
 
 /** How long `up` waits for the pod by default. */
 export const DEFAULT_UP_TIMEOUT_SECONDS = 300;
@@ -31,6 +33,14 @@ export interface UpOptions extends TargetOptions {
   readonly json?: boolean;
   /** Poll interval while waiting for the pod. @default 1000 */
   readonly pollMs?: number;
+  /**
+   * Open an interactive shell when the environment declares no process. `up` passes true when stdin
+   * and stdout are terminals and --json is off.
+   * @default false
+   */
+  readonly shell?: boolean;
+  /** Tests: the supervisor's control folder as the (harness) sshd sees it. @default the record's */
+  readonly controlDir?: string;
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks). */
@@ -65,7 +75,7 @@ function usage(e: unknown): never {
  * Runs `kubedev up` until `signal` aborts (resolves) or something fatal happens (rejects with a
  * message naming the fault and the fix).
  */
-export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSignal): Promise<void> {
+export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSignal): Promise<number> {
   const target = await loadTarget(options);
   const { record, flags } = target;
   const id = `${record.namespace}/${record.name}`;
@@ -96,6 +106,8 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
   const status = new StatusLine(record.name, io, { json: options.json ?? false });
   const forwards: PortForward[] = [];
   const sessions: SyncSession[] = [];
+  let loop: DevLoop | undefined;
+  let exitCode = 0;
   let attached = false;
   try {
     // The key Secrets must exist, or the pod never starts: say so now rather than after the timeout.
@@ -110,6 +122,8 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
       if (!(e instanceof KubectlError && e.kind === 'forbidden')) usage(e);
     }
 
+    // TAKEOVER (issue 11, replace mode): takeOver() of sync/attach/takeover.ts is called here, before
+    // waiting for the pod: it scales the original to 0 and keeps its count in kubedev.io/replicas.
     status.setPhase('waiting for the pod');
     status.event('waiting', { namespace: record.namespace, pod: record.pod });
     let pod;
@@ -126,7 +140,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
         },
       });
     } catch (e) {
-      if (signal.aborted) return; // Ctrl-C while waiting: nothing to undo
+      if (signal.aborted) return 0; // Ctrl-C while waiting: nothing to undo
       if (e instanceof KubectlError) throw new Error(e.message);
       throw e;
     }
@@ -159,8 +173,18 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     const shown = [ssh, ...appPorts].map((m) => `${m.name} 127.0.0.1:${m.local} -> ${m.remote}${m.name !== 'ssh' && m.local !== m.remote ? ' (port was busy)' : ''}`);
     status.say(`forwarding ${shown.join(', ')}`);
 
+    // The dev process: its log followed from now on, so the first start's output is seen.
+    const connect = { host: '127.0.0.1', port: ssh.local, user: record.ssh.user, identity: keys.clientKey, knownHosts: keys.knownHosts };
+    if (record.process) {
+      loop = new DevLoop({ record, connect, status, json: options.json ?? false, context: options.context, controlDir: options.controlDir });
+      loop.startLog();
+    }
+
     // One mirror per sync folder.
     attached = true;
+    const firstPaths: string[] = [];
+    let everything = false;
+    let changed = false;
     status.setPhase('first mirror');
     let fatal: Error | undefined;
     let wake: () => void = () => undefined;
@@ -185,6 +209,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
         });
         sessions.push(session);
         session.on('synced', (b) => {
+          loop?.synced(b.paths);
           status.batch(folder, b);
           status.event('synced', { folder: f.remote, files: b.files, deleted: b.deleted, bytes: b.bytes, ms: Math.round(b.ms) });
         });
@@ -200,6 +225,9 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
           wake();
         });
         const ready = await session.start({ signal });
+        if (ready.paths === undefined) everything = true;
+        else firstPaths.push(...ready.paths);
+        if (ready.files + ready.deleted > 0) changed = true;
         folder.files += ready.files + ready.deleted;
         folder.bytes += ready.bytes;
         status.event('folder-ready', { folder: f.remote, files: ready.files, bytes: ready.bytes, total: ready.total, ms: Math.round(ready.ms) });
@@ -211,6 +239,14 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
         status.setPhase('watching');
         status.say(`mirroring ${folders.map((f) => `${f.local} -> ${f.remote}`).join(', ')}; Ctrl-C to stop`);
         status.event('ready', { folders: folders.map((f) => f.remote), ssh: ssh.local, ports: Object.fromEntries(appPorts.map((m) => [m.name, m.local])) });
+        loop?.firstMirror(everything ? undefined : firstPaths, changed);
+        if (options.shell && (loop?.interactive ?? true)) {
+          // No process declared: the developer's shell in the dev container; `up` ends when it does, with its code.
+          status.say('no dev process declared: opening a shell in the dev container (exit it to stop kubedev up)');
+          status.end();
+          exitCode = await execInDev(record, SHELL, { stdin: true, tty: true, context: options.context, signal });
+          wake();
+        }
         await stopped;
       }
       if (fatal) throw fatal;
@@ -219,6 +255,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     }
   } finally {
     status.setPhase('stopping');
+    await loop?.close();
     // Sessions first (each finishes its batch in flight), then the forwards they ran over.
     await Promise.allSettled(sessions.map((s) => s.close()));
     await Promise.allSettled(forwards.map((f) => f.close()));
@@ -226,6 +263,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     if (attached) io.stderr.write(`kubedev: stopped ${record.name}: ${status.summary()}\n`);
     status.event('stopped', {});
   }
+  return exitCode;
 }
 
 /** A mirror's fatal error, with the fix for the cases `up` knows. */
