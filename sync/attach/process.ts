@@ -129,6 +129,8 @@ export class SupervisorControl {
 }
 
 export interface ProcessLogEvents {
+  /** Every line as the container wrote it. */
+  line: [line: string];
   output: [line: string];
   event: [event: ProcessEvent];
   /** kubectl logs ended (the pod went away, or close()); `stderr` says why. */
@@ -156,6 +158,7 @@ export class ProcessLog extends EventEmitter<ProcessLogEvents> {
     });
     const lines = readline.createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
+      this.emit('line', line);
       const parsed = parseProcessLine(line);
       if ('event' in parsed) this.emit('event', parsed.event);
       else this.emit('output', parsed.output);

@@ -17,6 +17,7 @@ import { waitForPod } from './pod';
 import { loadTarget, TargetOptions } from './record';
 import { FolderStatus, StatusIO, StatusLine } from './status';
 import { DevLoop } from './dev-loop';
+import { recordSession } from './leave';
 import { SHELL, execInDev } from './shell';
 
 /** How long `up` waits for the pod by default. */
@@ -104,6 +105,8 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
   }
 
   const status = new StatusLine(record.name, io, { json: options.json ?? false });
+  // `kubedev down` finds this process by this file and ends it.
+  const forgetSession = recordSession(record);
   const forwards: PortForward[] = [];
   const sessions: SyncSession[] = [];
   let loop: DevLoop | undefined;
@@ -255,6 +258,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     }
   } finally {
     status.setPhase('stopping');
+    forgetSession();
     await loop?.close();
     // Sessions first (each finishes its batch in flight), then the forwards they ran over.
     await Promise.allSettled(sessions.map((s) => s.close()));

@@ -8,6 +8,9 @@ import { Command, CommanderError } from 'commander';
 import { registerSync } from './sync';
 import { registerKeys } from './keys';
 import { registerUp } from './up';
+import { registerExec } from './exec';
+import { registerLogs } from './logs';
+import { registerDown } from './down';
 import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
@@ -31,6 +34,9 @@ export function program(): Command {
   registerSync(cmd);
   registerKeys(cmd);
   registerUp(cmd);
+  registerExec(cmd);
+  registerLogs(cmd);
+  registerDown(cmd);
   return cmd;
 }
 
