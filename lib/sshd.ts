@@ -81,7 +81,7 @@ function forwardingLines(reversePorts: readonly number[]): string[] {
   return [
     'AllowTcpForwarding remote',
     'GatewayPorts no',
-    `PermitListen ${reversePorts.map((p) => `127.0.0.1:${p} localhost:${p}`).join(' ')}`,
+    `PermitListen ${reversePorts.join(' ')}`,
     'PermitOpen none',
   ];
 }

@@ -109,7 +109,7 @@ describe('dev process: rendering', () => {
 
   test('sshd allows reverse forwards on the declared ports, on loopback only', () => {
     const text: string = cm.data.sshd_config;
-    expect(text).toContain('AllowTcpForwarding remote\nGatewayPorts no\nPermitListen 127.0.0.1:9229 localhost:9229\nPermitOpen none\n');
+    expect(text).toContain('AllowTcpForwarding remote\nGatewayPorts no\nPermitListen 9229\nPermitOpen none\n');
     expect(kind(renderDevEnvironment(base), 'ConfigMap').data.sshd_config).toContain('AllowTcpForwarding no\nPermitListen none\n');
   });
 

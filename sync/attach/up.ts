@@ -18,6 +18,7 @@ import { loadTarget, TargetOptions } from './record';
 import { FolderStatus, StatusIO, StatusLine } from './status';
 import { DevLoop } from './dev-loop';
 import { recordSession } from './leave';
+import { ReverseForwards } from './reverse';
 import { SHELL, execInDev } from './shell';
 
 /** How long `up` waits for the pod by default. */
@@ -110,6 +111,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
   const forwards: PortForward[] = [];
   const sessions: SyncSession[] = [];
   let loop: DevLoop | undefined;
+  let reverse: ReverseForwards | undefined;
   let exitCode = 0;
   let attached = false;
   try {
@@ -181,6 +183,15 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     if (record.process) {
       loop = new DevLoop({ record, connect, status, json: options.json ?? false, context: options.context, controlDir: options.controlDir });
       loop.startLog();
+    }
+
+    if (record.reverse && record.reverse.length > 0) {
+      reverse = new ReverseForwards(connect, record.reverse);
+      reverse.on('warning', (m) => status.say(m));
+      await reverse.start();
+      const shownReverse = record.reverse.map((r) => `${r.name} pod 127.0.0.1:${r.remote} -> here 127.0.0.1:${r.local}`);
+      status.say(`reverse forwarding ${shownReverse.join(', ')}`);
+      for (const r of record.reverse) status.event('reverse', { ...r });
     }
 
     // One mirror per sync folder.
@@ -260,6 +271,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     status.setPhase('stopping');
     forgetSession();
     await loop?.close();
+    await reverse?.close();
     // Sessions first (each finishes its batch in flight), then the forwards they ran over.
     await Promise.allSettled(sessions.map((s) => s.close()));
     await Promise.allSettled(forwards.map((f) => f.close()));
