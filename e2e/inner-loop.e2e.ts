@@ -92,7 +92,7 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
   });
   fs.writeFileSync(path.join(project, 'dist', 'app.k8s.yaml'), rendered.map((o) => stringify(o)).join('---\n'));
   const kubectl = makeKubectlPodman();
-  const env = { ...process.env, ...kubectl.env, XDG_CONFIG_HOME: path.join(tmp, 'config'), CONTAINERS_CONF };
+  const env = { ...process.env, ...kubectl.env, XDG_CONFIG_HOME: path.join(tmp, 'config'), CONTAINERS_CONF: path.resolve(CONTAINERS_CONF) };
   const target = ['--env', 'dist/app.k8s.yaml', '--name', NAME];
   const keys = execFileSync(process.execPath, ['--import', TSX, path.join(REPO, 'e2e', 'kubedev-cli.ts'), 'keys', ...target], { cwd: project, env, encoding: 'utf8' });
   const play = toPodmanPlay(rendered, parseAllDocuments(keys).map((d) => d.toJS() as KubeObject));
@@ -109,7 +109,9 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
   // kubedev up: mirror, start the process, stream its output.
   const events: Record<string, unknown>[] = [];
   let stderr = '';
-  up = cli(['up', ...target, '--json', '--timeout', '60'], env, project);
+  // --no-ports: the pod is on the host network here, so its port is this machine's already (a forward
+  // on the same number would take it from the server).
+  up = cli(['up', ...target, '--json', '--timeout', '60', '--no-ports'], env, project);
   const upExit = new Promise<number | null>((resolve) => up!.once('exit', (code) => resolve(code)));
   let buf = '';
   up.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -127,8 +129,11 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
     }
   };
   const ready = await waitFor((e) => e.event === 'ready', "'ready'", 90_000);
-  const local = (ready.ports as Record<string, number>).http;
-  await served(local, 'v0', performance.now(), 30_000);
+  expect(ready.ports).toEqual({});
+  const local = httpPort;
+  await served(local, 'v0', performance.now(), 30_000).catch(async (e: Error) => {
+    throw new Error(`${e.message}\nkubedev up said:\n${stderr}\ndev container log:\n${await podman(['logs', DEV]).catch((x: Error) => x.message)}`);
+  });
   await waitFor((e) => e.event === 'output' && e.line === 'listening v0', 'the process output');
 
   // 20 edits: save -> the new response.
@@ -138,7 +143,11 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
     fs.writeFileSync(path.join(project, 'app', 'server.js'), server(`v${i}`, httpPort));
     times.push(await served(local, `v${i}`, t0));
   }
-  results.saveToResponseMs = { p50: Math.round(percentile(times, 50)), p95: Math.round(percentile(times, 95)), max: Math.round(Math.max(...times)), n: times.length };
+  const [p50, p95] = [percentile(times, 50), percentile(times, 95)];
+  results.saveToResponseMs = { p50: Math.round(p50), p95: Math.round(p95), max: Math.round(Math.max(...times)), n: times.length };
+  // DESIGN.md's targets: p50 <= 500 ms, p95 <= 1 s.
+  expect(p50).toBeLessThanOrEqual(500);
+  expect(p95).toBeLessThanOrEqual(1000);
 
   // package.json: its hook runs exactly once.
   fs.writeFileSync(path.join(project, 'app', 'package.json'), '{"name":"loop"}\n');
@@ -161,8 +170,9 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
   expect(await new Promise((r) => down.once('exit', r))).toBe(0);
   expect(downErr).toMatch(/stopped kubedev up \(pid \d+\)\nkubedev: stopped the dev process\n/);
   expect(await upExit).toBe(0);
-  const top = await podman(['top', DEV, 'args']);
-  expect(top).not.toContain('node');
+  // Only the supervisor is left, waiting for the next `up` (its own arguments name the command).
+  const top = (await podman(['top', DEV, 'args'])).trim().split('\n').slice(1);
+  expect(top.map((l) => l.trim())).toEqual(['/bin/sh /etc/kubedev/supervisor/supervisor.sh node server.js']);
   expect(await accepts(httpPort)).toBe(false);
   kubectl.remove();
   await podman(['kube', 'down', playFile]);
