@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DevEnvironmentSpec } from '../lib/dev-environment';
 import { FakeDevContainer, startSupervisor } from './support/supervisor';
-import { SSH_PORT, cleanups, pod, project, remote, spec, startSidecar, startUp, tmp, world, writeEnv } from './support/up-harness';
+import { SSH_PORT, cleanups, fake, pod, project, remote, spec, startSidecar, startUp, tmp, world, writeEnv } from './support/up-harness';
 
 /** Retries an assertion until it holds; fails with its last message after `ms`. */
 async function until(check: () => void, ms: number): Promise<void> {
@@ -84,6 +84,18 @@ describe('kubedev up: the dev process', () => {
     expect(outputs(up.events)).toContain('broken lockfile');
     fs.writeFileSync(path.join(project, 'src', 'b.txt'), 'still mirrored\n');
     await until(() => expect(fs.readFileSync(path.join(remote, 'b.txt'), 'utf8')).toBe('still mirrored\n'), 15_000);
+  }, 60_000);
+
+  test('no process declared and a terminal: up opens a shell in the dev container and ends with its exit code', async () => {
+    writeEnv(spec());
+    const sshd = await startSidecar();
+    world({ pods: { 'team-web/api-0': [pod('ready')] }, forward: { [SSH_PORT]: sshd.port }, exec: { code: 7 } });
+    const up = startUp({ shell: true });
+    expect(await up.done).toBe(7);
+    expect(up.stderr()).toContain('no dev process declared: opening a shell in the dev container (exit it to stop kubedev up)');
+    expect(fake.calls().find((c) => c.args[0] === 'exec')?.args).toEqual([
+      'exec', '-i', '-t', '-n', 'team-web', 'api-0', '-c', 'dev', '--', 'sh', '-c', 'command -v bash >/dev/null 2>&1 && exec bash || exec sh',
+    ]);
   }, 60_000);
 
   test('a pod without the supervisor: the hook request names the cause and the fix, and the mirror goes on', async () => {

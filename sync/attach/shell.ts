@@ -32,6 +32,7 @@ export function execArgs(record: AttachRecord, command: readonly string[], o: Pi
 export function execInDev(record: AttachRecord, command: readonly string[], o: ExecOptions): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(kubectlBinary(), withContext(execArgs(record, command, o), o.context), {
+      env: process.env,
       stdio: [o.stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'],
       signal: o.signal,
     });
