@@ -4,6 +4,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // test/package/ is the package test: its own config (jest.package.config.js), `npm run test:package`.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/package/'],
   testTimeout: 60_000,
   transform: { '^.+\\.ts$': ['ts-jest', {}] },
 };

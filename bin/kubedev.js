@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// Entry point of the `kubedev` command. The TypeScript sources are compiled to build/ by
-// `npm ci` (the `prepare` script), so this file only loads them.
+// Entry point of the `kubedev` command. The installed package ships the compiled build/; in a checkout
+// of the repository, `npm ci` (the `prepare` script) or `npm run build` makes it. This file only loads it.
 let cli;
 try {
   cli = require('../build/sync/cli/main.js');

@@ -2,7 +2,7 @@
  * cdk8s constructs for dev environments: `DevEnvironment`, and `DevEnvironment.fromDeployment()` for
  * the development twin of a workload the user already defines.
  */
-import { ApiObject, Chart } from 'cdk8s';
+import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { AttachRecord } from '../lib/attach';
@@ -12,6 +12,8 @@ import {
 } from '../lib/dev-environment';
 import { DevModeOptions, devModeOf } from '../lib/dev-mode';
 import { KubeObject } from '../lib/k8s';
+import { problem } from '../lib/problems';
+import { DEFAULT_DEV_MODE, REPLACED_BY_ANNOTATION, takeOverProblems } from '../lib/takeover';
 import { RenderedObject } from './rendered-object';
 
 /** Props of a DevEnvironment: the lib spec, with the namespace taken from the chart when left out. */
@@ -36,18 +38,38 @@ export type DeploymentSource = kplus.Deployment | ApiObject | KubeObject;
 export class DevEnvironment extends Construct {
   /**
    * The development twin of an existing Deployment, as `okteto up` makes it: same env, config
-   * mounts, service account and labels; dev image and command, no probes, one replica. The
-   * original is left untouched and is read at synthesis time, so later changes to it carry over.
+   * mounts, service account and labels; dev image and command, no probes, one replica. The original
+   * is read at synthesis time, so later changes to it carry over. In `replace` mode (the default) an
+   * original in the same app is written with replicas 0 (and `kubedev.io/replaced-by`); one from
+   * elsewhere is scaled to 0 by `kubedev up`. In `side-by-side` mode the original is left untouched
+   * and the twin drops its selector labels. Validation reports any Service of the app that would
+   * select the twin and a running workload.
    */
   public static fromDeployment(scope: Construct, id: string, deployment: DeploymentSource, options: DevModeProps): DevEnvironment {
     const { apiObject, read } = sourceOf(deployment);
     const name = options.name ?? `${apiObject?.name ?? (deployment as KubeObject).metadata.name}-dev`;
     const namespace = options.namespace ?? apiObject?.metadata.namespace ?? (deployment as KubeObject).metadata?.namespace;
+    const inApp = apiObject !== undefined && apiObject.node.root === scope.node.root;
+    const mode = options.mode ?? DEFAULT_DEV_MODE;
+    const scaleOriginal = options.scaleOriginal ?? (inApp ? 'output' : 'up');
     const env = new DevEnvironment(scope, id, { ...options, name, namespace, image: options.image ?? '' });
     env.deriveFrom = (spec) => {
-      const twin = devModeOf(read(), { ...spec, image: options.image, container: options.container });
+      const twin = devModeOf(read(), { ...spec, image: options.image, container: options.container, mode, scaleOriginal });
       return { ...twin, namespace: spec.namespace };
     };
+    if (mode === 'replace' && scaleOriginal === 'output') {
+      if (inApp) {
+        // lib's scaledDownOriginal(), applied to the user's own object (the parity test holds them equal).
+        apiObject.addJsonPatch(JsonPatch.add('/spec/replicas', 0));
+        apiObject.metadata.addAnnotation(REPLACED_BY_ANNOTATION, name);
+      } else {
+        env.node.addValidation({
+          validate: () => [problem('DevEnvironment', name, "scaleOriginal is 'output' but the original Deployment is not in this app, so nothing would scale it to 0", 'output',
+            "Leave scaleOriginal out (kubedev up scales it at run time), or define the original in this app")],
+        });
+      }
+    }
+    env.node.addValidation({ validate: () => takeOverProblems(appObjects(env), { name, namespace: env.namespace }) });
     return env;
   }
 
@@ -177,4 +199,18 @@ function sourceOf(deployment: DeploymentSource): { apiObject?: ApiObject; read: 
     return { apiObject, read: () => apiObject.toJson() as KubeObject };
   }
   return { read: () => deployment };
+}
+
+/** Every object of the app, as synthesized; objects that cannot render are their own validation's to report. */
+function appObjects(scope: Construct): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const c of scope.node.root.node.findAll()) {
+    if (!(c instanceof ApiObject)) continue;
+    try {
+      out.push(c.toJson() as KubeObject);
+    } catch {
+      // reported by that object's own validation
+    }
+  }
+  return out;
 }

@@ -29,6 +29,13 @@ export interface DeveloperAccessProps {
    * @default true when `team` is given and the access is in the team namespace
    */
   readonly developer?: boolean;
+  /**
+   * Deployments the subject's `kubedev up` may take over (get and patch by name) for replace-mode
+   * twins. The originals of the DevEnvironments given, when `kubedev up` scales them and they live
+   * in this namespace, are added by themselves.
+   * @default those originals
+   */
+  readonly takeOver?: readonly string[];
   /** Role/RoleBinding name. @default `<team>-access-<subject>` with a team, else `access-<subject>` */
   readonly name?: string;
 }
@@ -75,6 +82,10 @@ export class DeveloperAccess extends Construct {
       ...base,
       name,
       environments: props.environments.map((e) => (typeof e === 'string' ? e : e.name)),
+      takeOver: [...new Set([...(props.takeOver ?? []), ...props.environments.flatMap((e) => {
+        const t = typeof e === 'string' ? undefined : e.attachRecord.takeOver;
+        return t && t.namespace === this.namespace ? [t.name] : [];
+      })])],
       keySecrets: props.environments.flatMap((e) =>
         typeof e === 'string' ? [`${e}-ssh-host-keys`, `${e}-ssh-authorized-keys`] : [e.attachRecord.ssh.hostKeySecret, e.attachRecord.ssh.authorizedKeysSecret]),
     });

@@ -5,7 +5,9 @@
  *   twins of its shared Deployments, which mount that namespace's ConfigMaps and ServiceAccount.
  * - team-data, personal isolation (the default): carol's Python worker, with a pip cache and a Secret
  *   reference, runs in her own namespace, `data-carol-example-com-<hash>`.
- * - web-shop: an application Deployment written with cdk8s-plus, and its development twin.
+ * - web-shop: an application Deployment and its Service written with cdk8s-plus, and its development
+ *   twin in replace mode: the Service's traffic goes to the twin, and the original is written with
+ *   replicas 0 while the twin exists (delete the twin and the original's 3 replicas come back).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -115,13 +117,16 @@ export function buildApp(props: AppProps = {}): App {
       volumeMounts: [{ path: '/etc/shop', volume: kplus.Volume.fromConfigMap(shopChart, 'config-volume', config) }],
     }],
   });
+  shop.exposeViaService({ name: 'shop', ports: [{ port: 80, targetPort: 8080 }] });
   // The team runs it under Pod Security "restricted"; cdk8s-plus has no field for these two, so patch them.
   ApiObject.of(shop).addJsonPatch(
     JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', { type: 'RuntimeDefault' }),
     JsonPatch.add('/spec/template/spec/containers/0/securityContext/capabilities', { drop: ['ALL'] }),
   );
   // ...and its development twin: same env, config and service account; dev image, no probes, one replica.
+  // Replace mode: the Service `shop` now reaches the twin only (the original is written at replicas 0).
   const shopDev = DevEnvironment.fromDeployment(shopChart, 'shop-dev', shop, {
+    mode: 'replace',
     owner: 'alice@example.com',
     image: 'node:20-bookworm',
     sync: [{ local: 'examples/sources/api', remote: '/app' }],

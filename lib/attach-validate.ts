@@ -99,6 +99,12 @@ export function validateAttachRecord(record: unknown): string[] {
     });
     if (ports.length !== r.ports.length) ports = [];
   }
+  if (r.takeOver !== undefined) {
+    const t = r.takeOver;
+    if (!isObject(t) || t.kind !== 'Deployment' || !isDnsSubdomain(t.name) || !isDnsLabel(t.namespace)) {
+      bad('takeOver', 'is not a Deployment with a valid name and namespace', t);
+    }
+  }
   const proc = checkProcessFields(r, bad);
   if (out.length > 0) return out;
 

@@ -5,6 +5,7 @@
  */
 import { validateAttachRecord } from './attach-validate';
 import { KubeObject } from './k8s';
+import { TakeOverTarget } from './takeover';
 
 /** The annotation that carries the record. */
 export const ATTACH_ANNOTATION = 'kubedev.io/attach';
@@ -60,6 +61,11 @@ export interface AttachRecord {
   readonly hooks?: readonly AttachHook[];
   /** Reverse forwards: 127.0.0.1:<local> on the developer's machine, reachable in the pod at 127.0.0.1:<remote>. */
   readonly reverse?: readonly AttachReverse[];
+  /**
+   * A replace-mode twin's original, when the synthesized output does not scale it to 0 itself:
+   * `kubedev up` scales it to 0 (keeping its count in `kubedev.io/replicas`), `kubedev down` restores it.
+   */
+  readonly takeOver?: TakeOverTarget;
 }
 
 export interface AttachProcess {

@@ -12,6 +12,7 @@ import { CONTROL_DIR, SUPERVISOR_DIR, SUPERVISOR_FILE, hookFile } from './dev-pr
 import { KubeObject, plain } from './k8s';
 import { SUPERVISOR_SCRIPT } from './supervisor';
 import { assertValid } from './problems';
+import { TWIN_MODE_ANNOTATION, TWIN_OF_ANNOTATION } from './takeover';
 import {
   AUTHORIZED_KEYS_DIR, HOST_KEYS_DIR, HOST_KEY_FILE, HOST_PUBLIC_KEY_FILE, SSHD_CONFIG_DIR, SSHD_CONFIG_FILE, renderSshdConfig,
 } from './sshd';
@@ -209,9 +210,10 @@ function renderStatefulSet(env: ResolvedDevEnvironment): KubeObject {
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
-    metadata: metadata(env, spec.name, { [ATTACH_ANNOTATION]: JSON.stringify(attachRecord(env)) }),
+    metadata: metadata(env, spec.name, { ...twinAnnotations(env), [ATTACH_ANNOTATION]: JSON.stringify(attachRecord(env)) }),
     spec: {
-      replicas: 1,
+      // A twin that `kubedev up` swaps in is parked at 0: it runs only while the original is at 0.
+      replicas: env.takeOver ? 0 : 1,
       serviceName: spec.name,
       selector: { matchLabels: { ...env.selector } },
       template: {
@@ -244,6 +246,13 @@ function renderStatefulSet(env: ResolvedDevEnvironment): KubeObject {
   };
 }
 
+/** A twin says what it copies and how, for readers and for trafficSplits(). */
+function twinAnnotations(env: ResolvedDevEnvironment): Record<string, string> {
+  const source = env.spec.inherit?.source;
+  if (!source || !env.mode) return {};
+  return { [TWIN_OF_ANNOTATION]: `${source.kind}/${source.name}`, [TWIN_MODE_ANNOTATION]: env.mode };
+}
+
 function attachRecord(env: ResolvedDevEnvironment): AttachRecord {
   const { spec } = env;
   return {
@@ -268,5 +277,6 @@ function attachRecord(env: ResolvedDevEnvironment): AttachRecord {
     process: { command: [...env.process], control: CONTROL_DIR },
     hooks: env.hooks.map((h) => (h.run !== undefined ? { paths: [...h.paths], run: h.run } : { paths: [...h.paths], restart: true as const })),
     reverse: env.reverse.map((r) => ({ ...r })),
+    ...(env.takeOver ? { takeOver: { ...env.takeOver } } : {}),
   };
 }

@@ -3,6 +3,7 @@
  */
 import { ResourceRequirements, Toleration } from './k8s';
 import { isWithin, normalizePath, slug } from './names';
+import { DEFAULT_DEV_MODE, DEFAULT_SCALE_ORIGINAL, DevMode, ScaleOriginal, TakeOverTarget } from './takeover';
 
 /** SSH port the sidecar listens on. */
 export const DEFAULT_SSH_PORT = 2222;
@@ -139,8 +140,19 @@ export interface ReversePortSpec {
 
 /** Settings a dev-mode twin inherits from the workload it copies (see devModeOf()). */
 export interface InheritedPodSettings {
-  /** The workload copied, for the record. */
-  readonly source: { readonly kind: string; readonly name: string };
+  /** The workload copied. @default namespace: the environment's */
+  readonly source: { readonly kind: string; readonly name: string; readonly namespace?: string };
+  /**
+   * How the twin and the original share the original's Services (see lib/takeover.ts).
+   * @default DEFAULT_DEV_MODE ('replace')
+   */
+  readonly mode?: DevMode;
+  /**
+   * In replace mode, who scales the original to 0: 'output' (the same app writes it at 0) or 'up'
+   * (`kubedev up` at run time; the attach record names the original as `takeOver`).
+   * @default DEFAULT_SCALE_ORIGINAL ('up')
+   */
+  readonly scaleOriginal?: ScaleOriginal;
   readonly podLabels?: Readonly<Record<string, string>>;
   readonly podAnnotations?: Readonly<Record<string, string>>;
   /** Volumes other than those kubedev adds (config maps, secrets, ...). */
@@ -254,6 +266,10 @@ export interface ResolvedDevEnvironment {
   readonly workspaceSize: string;
   readonly sshdConfigMap: string;
   readonly selector: Readonly<Record<string, string>>;
+  /** A twin's mode; undefined for an environment that copies nothing. */
+  readonly mode?: DevMode;
+  /** What `kubedev up` scales to 0 (a replace-mode twin whose original the output does not scale). */
+  readonly takeOver?: TakeOverTarget;
 }
 
 /** Shells that, given alone, mean "interactive": `up` opens a TTY session instead of running a process. */
@@ -323,5 +339,14 @@ export function resolveDevEnvironment(spec: DevEnvironmentSpec): ResolvedDevEnvi
     workspaceSize: spec.workspace?.size ?? DEFAULT_WORKSPACE_SIZE,
     sshdConfigMap: `${name}-sshd`,
     selector: { [ENVIRONMENT_LABEL]: name },
+    ...twinOf(spec),
   };
+}
+
+function twinOf(spec: DevEnvironmentSpec): Pick<ResolvedDevEnvironment, 'mode' | 'takeOver'> {
+  const inherit = spec.inherit;
+  if (!inherit) return {};
+  const mode = inherit.mode ?? DEFAULT_DEV_MODE;
+  if (mode !== 'replace' || (inherit.scaleOriginal ?? DEFAULT_SCALE_ORIGINAL) !== 'up') return { mode };
+  return { mode, takeOver: { kind: 'Deployment', name: inherit.source.name, namespace: inherit.source.namespace ?? spec.namespace } };
 }

@@ -8,6 +8,7 @@ import { ResourceRequirements } from './k8s';
 import { hasControlCharacter, isAbsoluteSubPath, isDnsLabel, isDnsSubdomain, isPortName, isQuantity, isWithin, normalizePath, parseQuantity } from './names';
 import { Problem, Shown, both, problem, show } from './problems';
 import { isSafeRemoteRoot, remoteRootProblem } from './remote-root';
+import { DEV_MODES, SCALE_ORIGINAL } from './takeover';
 import { AUTHORIZED_KEYS_DIR, HOST_KEYS_DIR, SSHD_CONFIG_DIR } from './sshd';
 import { CONTROL_DIR, SUPERVISOR_DIR, checkProcess } from './dev-process';
 
@@ -254,6 +255,20 @@ function checkInherited(spec: DevEnvironmentSpec, add: Add): void {
   const inherit = spec.inherit;
   if (!inherit) return;
   const from = `${inherit.source?.kind ?? 'workload'} '${inherit.source?.name ?? '?'}'`;
+  if (inherit.mode !== undefined && !(DEV_MODES as readonly unknown[]).includes(inherit.mode)) {
+    add('inherit.mode', `mode is not ${DEV_MODES.map((m) => `'${m}'`).join(' or ')}`, inherit.mode,
+      "Use 'replace' (the original runs no pod while the twin exists) or 'side-by-side' (the twin gets its own Service)");
+  }
+  if (inherit.scaleOriginal !== undefined && !(SCALE_ORIGINAL as readonly unknown[]).includes(inherit.scaleOriginal)) {
+    add('inherit.scaleOriginal', `scaleOriginal is not ${SCALE_ORIGINAL.map((m) => `'${m}'`).join(' or ')}`, inherit.scaleOriginal,
+      "Use 'output' when the same app writes the original, else 'up' (kubedev up scales it at run time)");
+  }
+  if (inherit.source?.kind !== 'Deployment' || !isDnsSubdomain(inherit.source.name)) {
+    add('inherit.source', 'the original is not a Deployment with a valid name', inherit.source, 'Derive the twin with devModeOf() or DevEnvironment.fromDeployment()');
+  }
+  if (inherit.source?.namespace !== undefined && !isDnsLabel(inherit.source.namespace)) {
+    add('inherit.source.namespace', "the original's namespace is not a DNS-1123 label", inherit.source.namespace, "Give the namespace the original Deployment runs in");
+  }
   const own = [...(spec.sync ?? []).map((f) => f.remote), ...(spec.caches ?? []).map((c) => c.path)].filter(isAbsoluteSubPath).map(normalizePath);
   (inherit.volumeMounts ?? []).forEach((m, i) => {
     const at = typeof m.mountPath === 'string' ? normalizePath(m.mountPath) : undefined;

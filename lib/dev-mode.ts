@@ -2,12 +2,15 @@
  * Dev mode of an existing workload, as `okteto up` does it: a development twin of a Deployment that
  * keeps its env, config mounts, service account, pull secrets and labels, and swaps the image,
  * command, probes (none) and replicas (one) — plus the sync sidecar, the workspace and the caches.
- * The original is only read, never changed.
+ * The twin never shares the original's Services with a running original (lib/takeover.ts): in
+ * `replace` mode the original is scaled to 0 while the twin exists, in `side-by-side` mode the twin
+ * drops the original's selector labels. devModeOf() only reads the original.
  */
 import { DevEnvironmentSpec, PortSpec } from './dev-environment-spec';
 import { KubeObject, plain } from './k8s';
 import { problem } from './problems';
 import { isWithin } from './names';
+import { DEFAULT_DEV_MODE, DevMode, ScaleOriginal, selectorKeys } from './takeover';
 
 /** What the twin changes; everything else of DevEnvironmentSpec may be set too. */
 export interface DevModeOptions extends Partial<Omit<DevEnvironmentSpec, 'inherit'>> {
@@ -19,6 +22,22 @@ export interface DevModeOptions extends Partial<Omit<DevEnvironmentSpec, 'inheri
   readonly container?: string;
   /** @default `<original>-dev` */
   readonly name?: string;
+  /**
+   * 'replace': the twin keeps the original's pod labels and receives its Services' traffic while the
+   * original runs no pod. 'side-by-side': the twin carries none of the labels the original's selector
+   * reads (all of the original's pod labels when its selector names none) and is reached through
+   * its own Service `<name>`; the original keeps serving.
+   * @default 'replace'
+   */
+  readonly mode?: DevMode;
+  /**
+   * In replace mode, who scales the original to 0: 'output' when the same app or program writes the
+   * original (it is written with replicas 0), 'up' when it is deployed elsewhere (`kubedev up` scales
+   * it at run time and `kubedev down` restores it). The cdk8s adapter picks 'output' by itself for an
+   * original in the same app.
+   * @default 'up'
+   */
+  readonly scaleOriginal?: ScaleOriginal;
 }
 
 interface Container {
@@ -58,7 +77,7 @@ export function devModeOf(deployment: KubeObject, options: DevModeOptions): DevE
       options.container, `Name one of its containers: ${containers.map((c) => `'${c.name}'`).join(', ') || 'none'}`));
   }
 
-  const { container: _c, ...given } = options;
+  const { container: _c, mode: _m, scaleOriginal: _s, ...given } = options;
   // Fields left undefined fall back to the original's, so drop them before spreading.
   const rest = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Partial<DevEnvironmentSpec>;
   const sync = options.sync ?? [{ local: '.', remote: '/workspace' }];
@@ -83,8 +102,10 @@ export function devModeOf(deployment: KubeObject, options: DevModeOptions): DevE
     owner: options.owner,
     sync,
     inherit: {
-      source: { kind: 'Deployment', name: original },
-      podLabels: source.spec?.template?.metadata?.labels,
+      source: { kind: 'Deployment', name: original, namespace: source.metadata.namespace },
+      mode: options.mode,
+      scaleOriginal: options.scaleOriginal,
+      podLabels: twinLabels(source, options.mode ?? DEFAULT_DEV_MODE),
       podAnnotations: source.spec?.template?.metadata?.annotations,
       volumes: volumes.filter((v) => mounted.has(v.name)),
       volumeMounts,
@@ -94,4 +115,17 @@ export function devModeOf(deployment: KubeObject, options: DevModeOptions): DevE
       envFrom: container.envFrom,
     },
   };
+}
+
+/**
+ * The pod labels the twin keeps: all of them in replace mode; in side-by-side mode none that the
+ * original's selector reads (its Services select a subset of those), or none at all when the
+ * selector names no label and kubedev cannot tell which ones its Services use.
+ */
+function twinLabels(deployment: KubeObject, mode: DevMode): Record<string, string> | undefined {
+  const labels = (deployment as { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } }).spec?.template?.metadata?.labels;
+  if (mode !== 'side-by-side' || labels === undefined) return labels;
+  const keys = selectorKeys(deployment);
+  if (keys === undefined) return undefined;
+  return Object.fromEntries(Object.entries(labels).filter(([k]) => !keys.includes(k)));
 }

@@ -6,7 +6,7 @@
 import { KubeObject, plain } from './k8s';
 import { isDnsLabel, isDnsSubdomain, slug } from './names';
 import { ValidationError, problem } from './problems';
-import { attachRules } from './rbac';
+import { attachRules, takeOverRules } from './rbac';
 import { Subject, environmentPod } from './team-namespace';
 
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
@@ -26,6 +26,13 @@ export interface DeveloperAccessSpec {
    * @default `<env>-ssh-host-keys` and `<env>-ssh-authorized-keys` of each environment
    */
   readonly keySecrets?: readonly string[];
+  /**
+   * Deployments the subject's `kubedev up` may take over for a replace-mode twin: get and patch of
+   * those Deployments (scale to 0 keeping the count, and restore it), and get and scale of the
+   * environments' StatefulSets (start and park the twin), all by name.
+   * @default none
+   */
+  readonly takeOver?: readonly string[];
   /** Also bind the subject to this Role (e.g. `<team>-developer`). @default none */
   readonly developerRole?: string;
   /** Extra labels. @default {} */
@@ -50,6 +57,8 @@ export function validateDeveloperAccess(spec: DeveloperAccessSpec): string[] {
   } else {
     for (const e of spec.environments) if (!isDnsLabel(e, 52)) add('names an invalid environment', e, 'Environment names are DNS-1123 labels of at most 52 characters');
   }
+  if (spec.takeOver !== undefined && !Array.isArray(spec.takeOver)) add('takeOver is not a list of Deployment names', spec.takeOver, "Give takeOver as a list, e.g. ['shop']");
+  else for (const d of spec.takeOver ?? []) if (!isDnsSubdomain(d)) add('takeOver names an invalid Deployment', d, 'Deployment names are DNS-1123 subdomains');
   for (const k of spec.keySecrets ?? []) if (!isDnsSubdomain(k)) add('keySecrets names an invalid Secret', k, 'Secret names are DNS-1123 subdomains');
   if (spec.developerRole !== undefined && !isDnsSubdomain(spec.developerRole)) add('developerRole is not a Role name', spec.developerRole, "Name the team's developer Role, e.g. 'payments-developer'");
   return out;
@@ -71,7 +80,7 @@ export function renderDeveloperAccess(spec: DeveloperAccessSpec): KubeObject[] {
       ? { kind: 'ServiceAccount', name: spec.subject.name, namespace: spec.subject.namespace ?? spec.namespace }
       : { kind: spec.subject.kind, apiGroup: RBAC_GROUP, name: spec.subject.name };
   const out: KubeObject[] = [
-    { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(name), rules: attachRules(spec.environments.map(environmentPod), keySecretsOf(spec), ['get']) },
+    { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(name), rules: [...attachRules(spec.environments.map(environmentPod), keySecretsOf(spec), ['get']), ...takeOverRules(spec.takeOver ?? [], spec.environments)] },
     { apiVersion: `${RBAC_GROUP}/v1`, kind: 'RoleBinding', metadata: meta(name), roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name }, subjects: [subject] },
   ];
   if (spec.developerRole !== undefined) {

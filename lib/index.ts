@@ -12,3 +12,4 @@ export * from './team-namespace';
 export * from './developer-access';
 export * from './dev-process';
 export * from './supervisor';
+export * from './takeover';

@@ -175,6 +175,22 @@ export function attachRules(pods: readonly string[], keySecrets: readonly string
   return out;
 }
 
+/**
+ * Take-over for replace-mode twins (`kubedev up`/`down`): of the named original Deployments, `get` to
+ * read the replica count and `patch` to keep it in an annotation and scale to 0 in one guarded JSON
+ * patch (not `deployments/scale`: the count and the annotation must change together); of the twins'
+ * StatefulSets, `get` and their scale subresource only (`kubectl scale`), never the StatefulSet itself
+ * (a patch of it could change its image or ServiceAccount). No rule for an empty list (an empty
+ * `resourceNames` means every name).
+ */
+export function takeOverRules(deployments: readonly string[], twins: readonly string[]): PolicyRule[] {
+  if (deployments.length === 0) return [];
+  const names = (xs: readonly string[]) => [...new Set(xs)].sort();
+  const out = [rule('apps', ['deployments'], ['get', 'patch'], names(deployments))];
+  if (twins.length > 0) out.push(rule('apps', ['statefulsets'], ['get'], names(twins)), rule('apps', ['statefulsets/scale'], ['get', 'patch'], names(twins)));
+  return out;
+}
+
 /** The API group and resource of each built-in kind kubedev renders. */
 export const KIND_RESOURCES: Readonly<Record<string, { readonly group: string; readonly resource: string }>> = {
   ConfigMap: { group: '', resource: 'configmaps' },

@@ -6,11 +6,15 @@ import * as pulumi from '@pulumi/pulumi';
 import { AttachRecord } from '../lib/attach';
 import { DevEnvironmentSpec, attachRecordOf, renderDevEnvironment, validateDevEnvironmentAt } from '../lib/dev-environment';
 import { Problem } from '../lib/problems';
+import { DevModeOptions, devModeOf } from '../lib/dev-mode';
 import { KubeObject } from '../lib/k8s';
 import { environmentPod } from '../lib/team-namespace';
 import { childName, inputPropertiesError, kubeResource } from './kube';
 
 export const DEV_ENVIRONMENT_TYPE = 'kubedev:index:DevEnvironment';
+
+/** For a program that creates the original too (scaleOriginal 'output'), and for checking its objects. */
+export { scaledDownOriginal, trafficSplits } from '../lib/takeover';
 
 /** The component's args: lib's spec, as plain values (they decide which resources exist). */
 export type DevEnvironmentArgs = DevEnvironmentSpec;
@@ -31,6 +35,20 @@ export function planDevEnvironment(name: string, args: DevEnvironmentArgs): { na
 }
 
 export class DevEnvironment extends pulumi.ComponentResource {
+  /**
+   * The development twin of a Deployment (lib's devModeOf(); parity with the cdk8s
+   * `DevEnvironment.fromDeployment`). Pulumi cannot change the inputs of a resource it did not
+   * create, so in replace mode (the default) the original is scaled to 0 either by `kubedev up` at
+   * run time (`scaleOriginal: 'up'`, the default) or, when this program creates the original too, by
+   * the program itself: pass `scaleOriginal: 'output'` and create the original from
+   * `scaledDownOriginal(args, twinName)` (replicas 0) while the twin exists.
+   * @param deployment the original's args as plain values (what the program passes to its
+   *   `k8s.apps.v1.Deployment`, or the object read from the cluster)
+   */
+  public static fromDeployment(name: string, deployment: KubeObject, options: DevModeOptions, opts?: pulumi.ComponentResourceOptions): DevEnvironment {
+    return new DevEnvironment(name, devModeOf(deployment, options), opts);
+  }
+
   /** The namespace it runs in. */
   public readonly namespace: pulumi.Output<string>;
   /** The StatefulSet's name. */

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApiObject, App, Chart, JsonPatch, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
+import { scaledDownOriginal } from '../lib/takeover';
 import { DevEnvironment } from '../constructs';
 import { DevEnvironmentSpec, KubeObject, renderDevEnvironment } from '../lib';
 
@@ -125,12 +126,25 @@ describe('DevEnvironment.fromDeployment (dev mode)', () => {
     expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['dev', 'sync']);
   });
 
-  test('leaves the original untouched', () => {
+  test('side-by-side leaves the original untouched', () => {
+    const { chart: before } = shopChart();
+    const original = Testing.synth(before).find((o) => o.kind === 'Deployment');
+    const { chart, shop } = shopChart();
+    DevEnvironment.fromDeployment(chart, 'twin', shop, { owner: 'alice@example.com', mode: 'side-by-side' });
+    expect(Testing.synth(chart).find((o) => o.kind === 'Deployment')).toEqual(original);
+  });
+
+  test("replace (the default) writes the original in the same app as lib's scaledDownOriginal(): replicas 0", () => {
     const { chart: before } = shopChart();
     const original = Testing.synth(before).find((o) => o.kind === 'Deployment');
     const { chart, shop } = shopChart();
     DevEnvironment.fromDeployment(chart, 'twin', shop, { owner: 'alice@example.com' });
-    expect(Testing.synth(chart).find((o) => o.kind === 'Deployment')).toEqual(original);
+    const out = Testing.synth(chart);
+    expect(out.find((o) => o.kind === 'Deployment')).toEqual(scaledDownOriginal(original, 'shop-dev'));
+    const twin = out.find((o) => o.kind === 'StatefulSet');
+    // The output scales it, so `kubedev up` has nothing to take over.
+    expect(JSON.parse(twin.metadata.annotations['kubedev.io/attach']).takeOver).toBeUndefined();
+    expect(twin.metadata.annotations).toMatchObject({ 'kubedev.io/twin-of': 'Deployment/shop', 'kubedev.io/twin-mode': 'replace' });
   });
 
   test('reads the original at synthesis time, so later changes carry over', () => {

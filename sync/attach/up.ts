@@ -19,6 +19,7 @@ import { FolderStatus, StatusIO, StatusLine } from './status';
 import { DevLoop } from './dev-loop';
 import { recordSession } from './leave';
 import { ReverseForwards } from './reverse';
+import { TakeOverError, takeOver } from './takeover';
 import { SHELL, execInDev } from './shell';
 
 /** How long `up` waits for the pod by default. */
@@ -127,8 +128,16 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
       if (!(e instanceof KubectlError && e.kind === 'forbidden')) usage(e);
     }
 
-    // TAKEOVER (issue 11, replace mode): takeOver() of sync/attach/takeover.ts is called here, before
-    // waiting for the pod: it scales the original to 0 and keeps its count in kubedev.io/replicas.
+    // Replace mode: the original is scaled to 0 (its count kept in kubedev.io/replicas) and the parked
+    // twin started, before waiting for its pod. No-op for a record without takeOver; `down` releases.
+    if (record.takeOver) {
+      try {
+        status.say((await takeOver(record, { context: options.context, signal })).message);
+      } catch (e) {
+        if (e instanceof TakeOverError && e.kind !== 'raced') throw new UsageError(e.message);
+        throw e;
+      }
+    }
     status.setPhase('waiting for the pod');
     status.event('waiting', { namespace: record.namespace, pod: record.pod });
     let pod;

@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { UsageError } from '../errors';
 import { loadTarget, TargetOptions } from '../attach/record';
 import { deleteVolumes, endSession, stopDevProcess } from '../attach/leave';
+import { release } from '../attach/takeover';
 import { targetOptions } from './target-options';
 
 interface DownFlags extends TargetOptions {
@@ -41,10 +42,10 @@ export function registerDown(program: Command): void {
       }
       const pid = await endSession(record);
       process.stderr.write(`kubedev: ${pid === undefined ? `no kubedev up was running for ${id}` : `stopped kubedev up (pid ${pid})`}\n`);
-      // TAKEOVER (issue 11, replace mode): release() of sync/attach/takeover.ts goes here — it restores the
-      // original's replica count from kubedev.io/replicas — before the dev process and volumes go.
       const stopped = await stopDevProcess(record, { context: opts.context });
       process.stderr.write(`kubedev: ${stopped ? 'stopped the dev process' : 'no dev process was running (no pod, or no supervisor)'}\n`);
+      // Replace mode: the twin parked and the original's count restored from kubedev.io/replicas.
+      if (record.takeOver) process.stderr.write(`kubedev: ${(await release(record, { context: opts.context })).message}\n`);
       if (opts.volumes) {
         await deleteVolumes(record, { context: opts.context });
         process.stderr.write(`kubedev: scaled ${record.workload.kind} ${record.workload.name} to 0 and deleted its volumes; apply the environment again to recreate them\n`);

@@ -11,6 +11,7 @@ import { registerUp } from './up';
 import { registerExec } from './exec';
 import { registerLogs } from './logs';
 import { registerDown } from './down';
+import { registerInit } from './init';
 import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
@@ -37,6 +38,7 @@ export function program(): Command {
   registerExec(cmd);
   registerLogs(cmd);
   registerDown(cmd);
+  registerInit(cmd);
   return cmd;
 }
 

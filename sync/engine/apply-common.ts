@@ -151,8 +151,10 @@ export async function deleteNow(ctx: ApplyContext, deletes: readonly string[]): 
 export function foldersToOpen(ctx: ApplyContext, plan: Plan): { open: PlanItem[]; final: PlanItem[] } {
   const open = new Map<string, PlanItem>();
   const final = new Map<string, PlanItem>();
+  const looked = new Set<string>(); // each folder is looked at once (a 10,000-file plan shares few parents)
   const consider = (rel: string): void => {
-    for (let p = parentOf(rel); p !== '' && !open.has(p); p = parentOf(p)) {
+    for (let p = parentOf(rel); p !== '' && !looked.has(p); p = parentOf(p)) {
+      looked.add(p);
       const e = ctx.remote.get(p);
       if (e?.type !== 'dir' || (e.mode & OWNER_RWX) === OWNER_RWX) continue;
       open.set(p, { rel: p, entry: { ...e, mode: e.mode | OWNER_RWX } });

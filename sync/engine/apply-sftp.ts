@@ -19,10 +19,22 @@ const SFTP_WINDOW = 64;
 
 export type Call = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void) => Promise<T>;
 
-/** SFTP requests race the connection's loss: ssh2 leaves pending requests unanswered when it drops. */
-export function caller(lost: Promise<never>): Call {
+/**
+ * SFTP requests race the connection's loss: ssh2 leaves pending requests unanswered when it drops. Each
+ * request registers its own drop listener and removes it when answered (racing every request against
+ * one long-lived promise would keep every request's closure alive for the connection's lifetime: the
+ * soak test measured +28 MB over 8,000 saves).
+ */
+export function caller(conn: Connection): Call {
   return <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
-    Promise.race([new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v)))), lost]);
+    new Promise<T>((resolve, reject) => {
+      const off = conn.onDrop(reject);
+      fn((err, v) => {
+        off();
+        if (err) reject(err);
+        else resolve(v);
+      });
+    });
 }
 
 export function sftpFailure(conn: Connection, remoteRoot: string, what: string, rel: string, e: Error & { code?: number | string }): Error {
@@ -56,11 +68,18 @@ function tempName(remoteAbs: string): string {
   return path.posix.join(path.posix.dirname(remoteAbs), `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`);
 }
 
-/** Uploads one file; resolves 'sent', or rejects with LocalReadError (nothing changed remotely). */
+/**
+ * Uploads one file; rejects with LocalReadError when it could not be read whole (nothing changed remotely).
+ * Round trips for a small file: open; then the writes, the times (fsetstat), the read-back (fstat)
+ * and the close, sent together (the server runs them in order, so fstat sees every write); then the
+ * rename, only once the read-back matched. Three instead of six; the rename is never sent ahead, or a
+ * failed write could still take the target's name.
+ */
 async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
   const tmp = tempName(remote);
   const mtime = Math.floor(item.entry.mtimeMs / 1000);
   const handle = await call<Buffer>((cb) => sftp.open(tmp, 'w', { mode: item.entry.mode }, cb));
+  let closing: Promise<void> | undefined;
   try {
     // Exactly `size` bytes, streamed (never the whole file in memory), up to SFTP_WINDOW writes in flight.
     const inflight = new Set<Promise<void>>();
@@ -86,18 +105,18 @@ async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: st
       }
       pos += buf.length;
     }
-    await Promise.all(inflight);
+    const times = call<void>((cb) => sftp.fsetstat(handle, { mode: item.entry.mode, atime: mtime, mtime }, (err) => cb(err, undefined)));
+    const stat = call<{ size?: number }>((cb) => sftp.fstat(handle, cb));
+    closing = call<void>((cb) => sftp.close(handle, (err) => cb(err, undefined)));
+    const [, , st] = await Promise.all([Promise.all(inflight), times, stat, closing]);
     if (failure) throw failure;
-    await call<void>((cb) => sftp.fsetstat(handle, { mode: item.entry.mode, atime: mtime, mtime }, (err) => cb(err, undefined)));
     // Read back what the server holds before the file takes its name.
-    const st = await call<{ size?: number }>((cb) => sftp.fstat(handle, cb));
     if (st.size !== item.entry.size) throw new RemoteError(`the server holds ${st.size} bytes of '${item.rel}' after writing ${item.entry.size}`, null, '');
   } catch (e) {
-    await call<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))).catch(() => undefined);
+    await (closing ?? call<void>((cb) => sftp.close(handle, (err) => cb(err, undefined)))).catch(() => undefined);
     await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
     throw e;
   }
-  await call<void>((cb) => sftp.close(handle, (err) => cb(err, undefined)));
   // The last look before the name changes: a file edited while it was sent is not put in place.
   if (changedSince(abs, item.entry)) {
     await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
@@ -138,7 +157,7 @@ async function explainFailure(ctx: ApplyContext, e: Error): Promise<Error> {
 
 async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   const sftp = await ctx.conn.sftp();
-  const call = caller(ctx.conn.lost);
+  const call = caller(ctx.conn);
   await deleteNow(ctx, plan.deletes);
   const remoteOf = (rel: string): string => path.posix.join(ctx.remoteRoot, rel);
   const wrap = async (what: string, rel: string, fn: () => Promise<void>): Promise<void> => {

@@ -14,7 +14,7 @@ import * as tar from 'tar-stream';
 import { caller, Limiter, sftpFailure } from './apply-sftp';
 import { ApplyContext, ApplyResult, chmodLines, chunked, COALESCE_BYTES, deleteLines, earlyChmods, OWNER_RWX, parentOf, remoteFailure, SFTP_PARALLEL } from './apply-common';
 import { Coalesce } from './coalesce';
-import { changedSince, LocalReadError, readable, readExactly, readSmallSync } from './local-read';
+import { changedSince, LocalReadError, readExactly, readSmallSync } from './local-read';
 import { Plan, PlanItem } from './plan';
 import { ExecResult } from './transport';
 import { shQuote } from './tree';
@@ -42,19 +42,20 @@ const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
 
 /**
  * Packs `names` (relative to `root`, no recursion) with the local tar: the fastest feed measured
- * (tar-stream in-process costs about twice the CPU). Members it cannot open are returned in `skipped`.
+ * (tar-stream in-process costs about twice the CPU). Members it cannot open are returned in `skipped`
+ * (name, tar's reason).
  */
-function localTar(root: string, names: readonly string[]): { stream: Readable; done: Promise<{ skipped: string[] }> } {
+function localTar(root: string, names: readonly string[]): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
   const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     if (stderr.length < 1_000_000) stderr += d;
   });
-  const done = new Promise<{ skipped: string[] }>((resolve, reject) => {
+  const done = new Promise<{ skipped: [string, string][] }>((resolve, reject) => {
     child.once('error', (e) => reject(new Error(`cannot run the local 'tar': ${e.message}. Install tar, or set KUBEDEV_TAR=js`)));
     child.once('close', (code) => {
       const lines = stderr.split('\n').filter((l) => l.trim() !== '');
-      const skipped = lines.map((l) => UNREADABLE_LINE.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+      const skipped = lines.map((l) => UNREADABLE_LINE.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m): [string, string] => [m[1], m[2]]);
       const serious = lines.filter((l) => !UNREADABLE_LINE.test(l) && !/No such file|Cannot stat|file changed as we read it|File removed before we read it|File shrank|Exiting with failure status/.test(l));
       if (code === 0 || code === 1 || (code === 2 && serious.length === 0)) resolve({ skipped });
       else reject(new Error(`local tar failed (exit ${code}): ${serious.slice(0, 3).join('; ') || stderr.trim()}`));
@@ -76,12 +77,9 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     if (e.kind === 'changed') changed.push(rel);
     else warnings.push(e.message);
   };
-  // Files this process may not read are left out before packing (their remote copy stays).
-  const files: PlanItem[] = [];
-  for (const f of plan.files) {
-    if (readable(path.join(ctx.localRoot, f.rel))) files.push(f);
-    else skip(f.rel, new LocalReadError(f.rel, 'unreadable', `'${f.rel}' cannot be read (EACCES); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
-  }
+  // Files this process may not read: the local tar leaves them out and names them (skipped below);
+  // tar-stream's read fails. Either way their remote copy stays.
+  const files = plan.files;
   const deleted = new Set(plan.deletes);
   const isGone = (rel: string): boolean => {
     for (let p = rel; p !== ''; p = parentOf(p)) if (deleted.has(p)) return true;
@@ -116,7 +114,10 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     try {
       const [res, { skipped }] = await Promise.all([ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal }), packed.done]);
       r = res;
-      for (const s of skipped) skip(s, new LocalReadError(s, 'unreadable', `'${s}' cannot be read; it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
+      for (const [rel, reason] of skipped) {
+        const code = /Permission denied/.test(reason) ? 'EACCES' : reason;
+        skip(rel, new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read (${code}); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
+      }
     } catch (e) {
       packed.stream.destroy();
       throw e;
@@ -196,7 +197,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
     ctx.onStep?.(`moving ${moves.length} items into place`);
     const sftp = await ctx.conn.sftp();
-    const call = caller(ctx.conn.lost);
+    const call = caller(ctx.conn);
     const limit = new Limiter(SFTP_PARALLEL * 2);
     await Promise.all(
       moves.filter((rel) => !unsent.has(rel)).map((rel) =>

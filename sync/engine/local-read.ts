@@ -90,14 +90,3 @@ export function changedSince(abs: string, e: { size: number; mtimeMs: number }):
     return true;
   }
 }
-
-/** Whether this process may read `abs` (false only for a permission refusal; a vanished file is left to the read). */
-export function readable(abs: string): boolean {
-  try {
-    fs.accessSync(abs, fs.constants.R_OK);
-    return true;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code !== 'EACCES' && code !== 'EPERM';
-  }
-}

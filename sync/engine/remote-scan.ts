@@ -42,20 +42,26 @@ export function remoteScanCommand(root: string, prune: readonly string[], marker
   return `printf '%s\\0' ${shQuote(marker)} && cd ${shQuote(root)} && find . -mindepth 1 \\( ${internal}${ignored} \\) -o -printf ${FORMAT}`;
 }
 
-/** Splits the listing after its marker into fields (Buffers), or throws if the marker is missing. */
-function fieldsAfterMarker(out: Buffer, marker: string): Buffer[] {
+/** The listing's fields after its marker: one string split when all is UTF-8 (the usual case), else per field. */
+function fieldsAfterMarker(out: Buffer, marker: string): { fields: string[]; foreignAt: Set<number> } {
   const m = Buffer.from(`${marker}\0`);
   const at = out.indexOf(m);
   if (at < 0) throw new Error('the remote listing did not start with its marker');
-  const fields: Buffer[] = [];
-  let start = at + m.length;
-  for (;;) {
-    const nul = out.indexOf(0, start);
+  const body = out.subarray(at + m.length);
+  const foreignAt = new Set<number>();
+  if (isUtf8(body)) return { fields: body.toString('utf8').split('\0'), foreignAt };
+  // Some name is not UTF-8: decode field by field and remember which ones were not.
+  const fields: string[] = [];
+  for (let start = 0; ; ) {
+    const nul = body.indexOf(0, start);
+    const end = nul < 0 ? body.length : nul;
+    const f = body.subarray(start, end);
+    if (!isUtf8(f)) foreignAt.add(fields.length);
+    fields.push(f.toString('utf8'));
     if (nul < 0) break;
-    fields.push(out.subarray(start, nul));
     start = nul + 1;
   }
-  return fields;
+  return { fields, foreignAt };
 }
 
 /** Parses remoteScanCommand's output (ignored paths dropped, internal temp names reported apart). */
@@ -63,12 +69,10 @@ export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher, marker: string):
   const tree: Tree = new CompactIndex();
   const leftovers: string[] = [];
   const foreign: string[] = [];
-  const fields = fieldsAfterMarker(out, marker);
+  const { fields, foreignAt } = fieldsAfterMarker(out, marker);
   for (let i = 0; i + 5 < fields.length; i += 6) {
-    const y = fields[i].toString('latin1');
-    const relBuf = fields[i + 4];
-    const rel = relBuf.toString('utf8');
-    if (!isUtf8(relBuf)) {
+    const [y, size, mtime, mode, rel, target] = fields.slice(i, i + 6);
+    if (foreignAt.size > 0 && (foreignAt.has(i + 4) || (y === 'l' && foreignAt.has(i + 5)))) {
       foreign.push(rel);
       continue;
     }
@@ -79,19 +83,13 @@ export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher, marker: string):
       continue;
     }
     if (!type || ig.ignores(rel, type === 'dir')) continue;
-    const mtime = fields[i + 2].toString('latin1');
-    const target = fields[i + 5];
-    if (type === 'symlink' && !isUtf8(target)) {
-      foreign.push(rel);
-      continue;
-    }
     tree.set(rel, {
       type,
-      size: Number(fields[i + 1].toString('latin1')),
+      size: Number(size),
       // Whole seconds; + 0.5 ms marks a fraction (a time the runner did not set: never equal).
       mtimeMs: Number(mtime.split('.')[0]) * 1000 + (/^\d+\.0*$/.test(mtime) || !mtime.includes('.') ? 0 : 0.5),
-      mode: type === 'symlink' ? 0o777 : parseInt(fields[i + 3].toString('latin1'), 8),
-      target: type === 'symlink' ? target.toString('utf8') : undefined,
+      mode: type === 'symlink' ? 0o777 : parseInt(mode, 8),
+      target: type === 'symlink' ? target : undefined,
     });
   }
   // Drop entries whose parent is not in the tree (inside ignored, leftover or foreign folders).

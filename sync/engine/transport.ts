@@ -67,17 +67,10 @@ export class Connection {
   private dropReason?: Error;
   private readonly dropListeners = new Set<(e: Error) => void>();
 
-  /** Rejects with a ConnectionError when the connection drops (for racing requests against it). */
-  readonly lost: Promise<never>;
-
   /**
    * @param fingerprint `SHA256:...` of the host key the handshake accepted
    */
   private constructor(private readonly client: Client, readonly where: string, readonly fingerprint: string) {
-    this.lost = new Promise<never>((_, reject) => {
-      this.dropListeners.add(reject);
-    });
-    this.lost.catch(() => undefined);
     client.on('error', (e) => this.dropped(new ConnectionError(`connection to ${where} failed: ${e.message}`)));
     client.on('close', () => this.dropped(new ConnectionError(`connection to ${where} closed`)));
   }

@@ -13,6 +13,12 @@
  *   failAll?: string                              every call prints this on stderr and exits 1
  *   podList: Pod[]                                answered to `get pods -l` (items)
  *   secretsForbidden?: boolean                    `get secret` answers Forbidden
+ *   deployments, statefulsets: { "<ns>/<name>": object }   `get deployment|statefulset NAME -o json`;
+ *                                                 `patch deployment|statefulset NAME --type json -p OPS` applies OPS
+ *                                                 (add, replace, remove, test) and writes the result back
+ *                                                 `scale deployment|statefulset NAME --replicas=N` sets spec.replicas
+ *   forbidden?: string[]                         '<verb> <kind>' calls that answer Forbidden ('patch deployment')
+ *   patchConflicts?: number                      the first N patches fail as if the object changed meanwhile
  *   logsFile?: string                             `logs` prints this file (`--tail=N` lines of it); with -f follows it until killed
  *   exec?: { local?: boolean; stdout?: string; code?: number }   `exec ... -- CMD`: runs CMD here (local) or prints stdout, exits code
  *   missing?: string[]                            "<kind>/<name>" that `scale`/`delete` answer NotFound for
@@ -32,6 +38,14 @@ export interface FakeWorld {
   podList?: unknown[];
   /** `get secret` answers Forbidden (a role without read access to Secrets). */
   secretsForbidden?: boolean;
+  /** Deployments by "<ns>/<name>", read and patched (take-over and release). */
+  deployments?: Record<string, unknown>;
+  /** StatefulSets by "<ns>/<name>", likewise. */
+  statefulsets?: Record<string, unknown>;
+  /** '<verb> <kind>' calls that answer Forbidden, e.g. 'patch deployment'. */
+  forbidden?: string[];
+  /** The first N patches fail with a failed test operation (the object changed meanwhile). */
+  patchConflicts?: number;
   logsFile?: string;
   exec?: { local?: boolean; stdout?: string; code?: number };
   missing?: string[];
@@ -136,6 +150,48 @@ const readStdin = () => new Promise((res) => {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     setInterval(() => undefined, 1 << 30);
+    return;
+  }
+  if ((verb === 'get' || verb === 'patch') && (args[1] === 'deployment' || args[1] === 'statefulset')) {
+    const key = ns + '/' + args[2];
+    const plural = args[1] + 's';
+    if ((w.forbidden || []).includes(verb + ' ' + args[1])) fail('Error from server (Forbidden): ' + plural + '.apps "' + args[2] + '" is forbidden: User "alice" cannot ' + verb + ' resource "' + plural + '" in API group "apps" in the namespace "' + ns + '"');
+    const found = (w[plural] || {})[key];
+    if (!found) fail('Error from server (NotFound): ' + plural + '.apps "' + args[2] + '" not found');
+    if (verb === 'get') { process.stdout.write(JSON.stringify(found)); return; }
+    if (flag('--type') !== 'json') fail('fake kubectl: only --type=json patches');
+    if (w.patchConflicts > 0) {
+      w.patchConflicts -= 1;
+      fs.writeFileSync(worldFile, JSON.stringify(w));
+      fail('The request is invalid: the server rejected our request due to an error in our request');
+    }
+    const doc = JSON.parse(JSON.stringify(found));
+    const walk = (path) => {
+      const parts = path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+      let at = doc;
+      for (const p of parts.slice(0, -1)) { if (at[p] === undefined) fail('The request is invalid: missing path ' + path); at = at[p]; }
+      return [at, parts[parts.length - 1]];
+    };
+    for (const op of JSON.parse(flag('-p'))) {
+      const [at, last] = walk(op.path);
+      if (op.op === 'test' && JSON.stringify(at[last]) !== JSON.stringify(op.value)) fail('The request is invalid: the server rejected our request due to an error in our request');
+      if (op.op === 'add' || op.op === 'replace') at[last] = op.value;
+      if (op.op === 'remove') { if (!(last in at)) fail('The request is invalid: missing path ' + op.path); delete at[last]; }
+    }
+    doc.metadata.resourceVersion = String(Number(doc.metadata.resourceVersion || '1') + 1);
+    w[plural][key] = doc;
+    fs.writeFileSync(worldFile, JSON.stringify(w));
+    process.stdout.write(args[1] + '.apps/' + args[2] + ' patched\n');
+    return;
+  }
+  if (verb === 'scale' && (args[1] === 'deployment' || args[1] === 'statefulset')) {
+    const plural = args[1] + 's';
+    if ((w.forbidden || []).includes('scale ' + args[1])) fail('Error from server (Forbidden): ' + plural + '.apps "' + args[2] + '" is forbidden: User "alice" cannot patch resource "' + plural + '/scale" in API group "apps" in the namespace "' + ns + '"');
+    const found = (w[plural] || {})[ns + '/' + args[2]];
+    if (!found) fail('Error from server (NotFound): ' + plural + '.apps "' + args[2] + '" not found');
+    found.spec = { ...found.spec, replicas: Number((args.find((a) => a.startsWith('--replicas=')) || '').slice(11)) };
+    fs.writeFileSync(worldFile, JSON.stringify(w));
+    process.stdout.write(args[1] + '.apps/' + args[2] + ' scaled\n');
     return;
   }
   if (verb === 'logs') {
