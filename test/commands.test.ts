@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { renderDevEnvironment } from '../lib/dev-environment';
+import { devModeOf } from '../lib/dev-mode';
 import { sessionFile } from '../sync/attach/leave';
 import { startCli } from './support/cli';
 import { FakeKubectl, makeFakeKubectl } from './support/fake-kubectl';
@@ -143,5 +144,32 @@ describe('kubedev down', () => {
     });
     expect(await run(['down', ...target(), '--yes'])).toMatchObject({ code: 2, stderr: 'kubedev: --yes only confirms --volumes; pass both, or neither\n' });
     expect(fake.calls()).toEqual([]);
+  });
+});
+
+describe('kubedev down: a replace-mode twin', () => {
+  test('the original is released (its count restored from kubedev.io/replicas) after the dev process stops', async () => {
+    const original = {
+      apiVersion: 'apps/v1', kind: 'Deployment',
+      metadata: { name: 'shop', namespace: 'team-web', resourceVersion: '7', annotations: { 'kubedev.io/replicas': '3', 'kubedev.io/held-by': 'shop-dev' } },
+      spec: {
+        replicas: 0, selector: { matchLabels: { app: 'shop' } },
+        template: { metadata: { labels: { app: 'shop' } }, spec: { containers: [{ name: 'shop', image: 'shop:1' }] } },
+      },
+    };
+    const twin = renderDevEnvironment(devModeOf(original, { owner: 'alice', image: 'node:20', mode: 'replace', scaleOriginal: 'up' }));
+    fs.writeFileSync(envFile, twin.map((o) => stringify(o)).join('---\n'));
+    fake.setWorld({
+      exec: {},
+      deployments: { 'team-web/shop': original },
+      statefulsets: { 'team-web/shop-dev': { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'shop-dev', namespace: 'team-web', resourceVersion: '1' }, spec: { replicas: 1 } } },
+    });
+    const r = await run(['down', '--env', envFile, '--name', 'shop-dev']);
+    expect(r.code).toBe(0);
+    const verbs = fake.calls().map((c) => `${c.args[0]} ${c.args[1]}`);
+    expect(verbs[0]).toBe('exec -n');
+    expect(verbs.slice(1)).toEqual(expect.arrayContaining(['get deployment']));
+    const w = JSON.parse(fs.readFileSync(fake.worldFile, 'utf8')) as { deployments: Record<string, { spec: { replicas: number } }> };
+    expect(w.deployments['team-web/shop'].spec.replicas).toBe(3);
   });
 });
