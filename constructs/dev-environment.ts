@@ -7,7 +7,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { AttachRecord } from '../lib/attach';
 import {
-  CacheSpec, DevEnvironmentSpec, EnvVarSpec, PortSpec, SyncFolderSpec, attachRecordOf, cacheClaimName, renderDevEnvironment,
+  CacheSpec, DevEnvironmentSpec, EnvVarSpec, OnSyncHookSpec, PortSpec, ReversePortSpec, SyncFolderSpec, attachRecordOf, cacheClaimName, renderDevEnvironment,
   validateDevEnvironment,
 } from '../lib/dev-environment';
 import { DevModeOptions, devModeOf } from '../lib/dev-mode';
@@ -84,6 +84,8 @@ export class DevEnvironment extends Construct {
   private readonly portList: PortSpec[] = [];
   private readonly cacheList: CacheSpec[] = [];
   private readonly envList: EnvVarSpec[] = [];
+  private readonly hookList: OnSyncHookSpec[] = [];
+  private readonly reverseList: ReversePortSpec[] = [];
   private deriveFrom?: (spec: DevEnvironmentSpec) => DevEnvironmentSpec;
   private cached?: { key: string; objects: KubeObject[] };
 
@@ -114,6 +116,18 @@ export class DevEnvironment extends Construct {
     for (const p of props.ports ?? []) this.addPort(p);
     for (const c of props.caches ?? []) this.addCache(c);
     for (const e of props.env ?? []) this.addEnv(e);
+    for (const h of props.onSync ?? []) this.addOnSync(h);
+    for (const r of props.reverse ?? []) this.addReverse(r);
+  }
+
+  /** After a sync batch that changed matching paths: run a command in the dev container, or restart the dev process. */
+  public addOnSync(hook: OnSyncHookSpec): void {
+    this.hookList.push({ ...hook, paths: Array.isArray(hook.paths) ? [...hook.paths] : hook.paths });
+  }
+
+  /** Makes a port on the developer's machine reachable in the pod at 127.0.0.1:<remote> while `kubedev up` runs. */
+  public addReverse(forward: ReversePortSpec): void {
+    this.reverseList.push({ ...forward });
   }
 
   /** Mirrors a local folder to an absolute path in the dev container. */
@@ -147,6 +161,8 @@ export class DevEnvironment extends Construct {
       ports: [...this.portList],
       caches: [...this.cacheList],
       env: [...this.envList],
+      onSync: this.hookList.length > 0 ? [...this.hookList] : undefined,
+      reverse: this.reverseList.length > 0 ? [...this.reverseList] : undefined,
     };
     if (!this.deriveFrom) return own;
     // Dev mode: what the user did not set comes from the original Deployment.

@@ -4,6 +4,8 @@
  *   get secret A B -n NS -o name     the Secret exists if podman holds the volume played for it
  *   get pod NAME -n NS -o json       podman pod inspect + inspect of its containers, as Pod status
  *   port-forward ... pod/NAME L:R    a relay from 127.0.0.1:L to 127.0.0.1:R (the pod is on the host network)
+ *   logs -n NS POD -c C [--tail=N] [-f]   podman logs of the container <POD>-<C>
+ *   exec [-i] -n NS POD -c C -- CMD...    podman exec [-i] <POD>-<C> CMD...
  * Anything else fails loudly. Every call is logged to $KUBECTL_PODMAN_LOG.
  */
 import * as fs from 'node:fs';
@@ -64,6 +66,16 @@ if (args[0] === 'get' && args[1] === 'secret') {
     process.on('SIGINT', stop);
     setInterval(() => undefined, 1 << 30);
   })();
+} else if (args[0] === 'logs' || args[0] === 'exec') {
+  const pod = args[args.indexOf('-n') + 2];
+  const ctr = pod + '-' + flag('-c');
+  const dashdash = args.indexOf('--');
+  const a = args[0] === 'logs'
+    ? ['logs', ...(args.includes('-f') ? ['-f'] : []), ...args.filter((x) => x.startsWith('--tail=')), ctr]
+    : ['exec', ...(args.slice(1, dashdash).includes('-i') ? ['-i'] : []), ctr, ...args.slice(dashdash + 1)];
+  const child = require('child_process').spawn('podman', a, { stdio: 'inherit' });
+  process.on('SIGTERM', () => { child.kill('SIGTERM'); });
+  child.on('exit', (code) => process.exit(code === null ? 1 : code));
 } else {
   fail('kubectl (podman stand-in): no answer for: kubectl ' + args.join(' '));
 }

@@ -20,7 +20,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { renderDevEnvironment } from '../lib/dev-environment';
 import { KubeObject } from '../lib/k8s';
 import { makeKubectlPodman } from './kubectl-podman';
-import { CONTAINERS_CONF, podman, podmanQuiet, requirePodman, toPodmanPlay } from './podman';
+import { CONTAINERS_CONF, podman, podmanQuiet, requirePodman, sidecarPort, toPodmanPlay } from './podman';
 import { accepts } from '../test/support/sshd';
 
 const REPO = path.resolve(__dirname, '..');
@@ -59,24 +59,6 @@ function kubedev(args: string[], env: NodeJS.ProcessEnv): string {
   } catch (e) {
     throw new Error(`kubedev ${args.join(' ')} failed: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
   }
-}
-
-/**
- * A free port for the sidecar's sshd, below the kernel's ephemeral range (ip_local_port_range,
- * 32768-60999 on Linux): on the host network an ephemeral port can be taken at any moment by some
- * process's outgoing connection, and sshd would then fail to bind it.
- */
-async function sidecarPort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 20_000 + crypto.randomInt(12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = net.createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('found no free port between 20000 and 32000 on 127.0.0.1');
 }
 
 async function waitForPort(port: number, ms: number): Promise<void> {

@@ -11,6 +11,8 @@
  * Every other field of the rendered objects is played as synthesized.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { KubeObject } from '../lib/k8s';
@@ -124,3 +126,22 @@ export function toPodmanPlay(rendered: readonly KubeObject[], secrets: readonly 
   } as KubeObject);
   return { objects: out, pod, volumes };
 }
+
+/**
+ * A free port for the sidecar's sshd, below the kernel's ephemeral range (ip_local_port_range,
+ * 32768-60999 on Linux): on the host network an ephemeral port can be taken at any moment by some
+ * process's outgoing connection, and sshd would then fail to bind it.
+ */
+export async function sidecarPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + crypto.randomInt(12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('found no free port between 20000 and 32000 on 127.0.0.1');
+}
+

@@ -3,7 +3,8 @@
  * Every field is checked: first its type, then with lib's own validation of a DevEnvironment, exactly
  * as if the user had written the spec it stands for. Each problem names the record field at fault.
  */
-import { DevEnvironmentSpec, ENVIRONMENT_LABEL, PortSpec, SyncFolderSpec } from './dev-environment-spec';
+import { DevEnvironmentSpec, ENVIRONMENT_LABEL, OnSyncHookSpec, PortSpec, ReversePortSpec, SyncFolderSpec } from './dev-environment-spec';
+import { CONTROL_DIR } from './dev-process';
 import { validateDevEnvironmentAt } from './dev-environment-validate';
 import { hasControlCharacter, isDnsLabel, isDnsSubdomain } from './names';
 import { show } from './problems';
@@ -18,7 +19,9 @@ function recordPath(specPath: string): string {
   return specPath
     .replace(/^sync\[/, 'folders[')
     .replace(/^sidecar\./, 'ssh.')
-    .replace(/^workingDir$/, 'workspace');
+    .replace(/^workingDir$/, 'workspace')
+    .replace(/^command$/, 'process.command')
+    .replace(/^onSync\[/, 'hooks[');
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -106,6 +109,7 @@ export function validateAttachRecord(record: unknown): string[] {
       bad('takeOver', 'is not a Deployment with a valid name and namespace', t);
     }
   }
+  const proc = checkProcessFields(r, bad);
   if (out.length > 0) return out;
 
   // Then lib's validation, as if the user had written the spec the record was made from.
@@ -114,11 +118,53 @@ export function validateAttachRecord(record: unknown): string[] {
     name: r.name, namespace: r.namespace, owner: 'record', image: 'record',
     workingDir: r.workspace, sync: folders, ports,
     sidecar: { port: s.port, user: s.user, hostKeySecret: s.hostKeySecret, authorizedKeysSecret: s.authorizedKeysSecret },
+    ...proc,
   } as DevEnvironmentSpec;
   const prefix = `DevEnvironment '${r.name as string}': `;
   for (const p of validateDevEnvironmentAt(spec)) {
     const text = p.message.startsWith(prefix) ? p.message.slice(prefix.length) : p.message;
     out.push(`attach record field '${recordPath(p.path)}': ${text}`);
+  }
+  return out;
+}
+
+type Bad = (field: string, what: string, got: unknown, fix?: string) => void;
+
+/** The types of process, hooks and reverse (all optional: records of earlier kubedevs have none); their spec fields for lib's checks. */
+function checkProcessFields(r: Record<string, unknown>, bad: Bad): Partial<DevEnvironmentSpec> {
+  const out: { command?: readonly string[]; onSync?: OnSyncHookSpec[]; reverse?: ReversePortSpec[] } = {};
+  const p = r.process;
+  if (p !== undefined) {
+    if (!isObject(p) || !Array.isArray(p.command) || !p.command.every((c) => typeof c === 'string')) {
+      bad('process', 'is not a process (command: a list of words, control: a folder)', p);
+    } else if (p.control !== CONTROL_DIR) {
+      // The runner writes requests into <control>/control over SSH: any other path is refused.
+      bad('process.control', `is not kubedev's control folder '${CONTROL_DIR}'`, p.control);
+    } else if (p.command.length > 0) {
+      out.command = p.command as string[];
+    }
+  }
+  if (r.hooks !== undefined) {
+    if (!Array.isArray(r.hooks)) {
+      bad('hooks', 'is not a list', r.hooks);
+    } else {
+      const hooks: OnSyncHookSpec[] = [];
+      r.hooks.forEach((h: unknown, i) => {
+        if (!isObject(h) || !Array.isArray(h.paths) || (h.run !== undefined && typeof h.run !== 'string') || (h.restart !== undefined && h.restart !== true)) {
+          bad(`hooks[${i}]`, 'is not a hook (paths, and run or restart: true)', h);
+        } else {
+          hooks.push(h as unknown as OnSyncHookSpec);
+        }
+      });
+      if (hooks.length === r.hooks.length) out.onSync = hooks;
+    }
+  }
+  if (r.reverse !== undefined) {
+    if (!Array.isArray(r.reverse) || !r.reverse.every((x) => isObject(x) && typeof x.name === 'string' && typeof x.remote === 'number' && typeof x.local === 'number')) {
+      bad('reverse', 'is not a list of reverse forwards (name, remote, local)', r.reverse);
+    } else {
+      out.reverse = r.reverse as unknown as ReversePortSpec[];
+    }
   }
   return out;
 }

@@ -60,10 +60,36 @@ export interface AttachRecord {
   /** Ports the environment declares, to forward. */
   readonly ports: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
   /**
+   * The dev process the supervisor runs (empty command: interactive, `up` opens a shell), and the
+   * folder both containers share for its control FIFO. Absent in records of earlier kubedevs.
+   */
+  readonly process?: AttachProcess;
+  /** onSync hooks in declared order; `run` is shown, never sent: the runner asks the supervisor for hook <index>. */
+  readonly hooks?: readonly AttachHook[];
+  /** Reverse forwards: 127.0.0.1:<local> on the developer's machine, reachable in the pod at 127.0.0.1:<remote>. */
+  readonly reverse?: readonly AttachReverse[];
+  /**
    * A replace-mode twin's original, when the synthesized output does not scale it to 0 itself:
    * `kubedev up` scales it to 0 (keeping its count in `kubedev.io/replicas`), `kubedev down` restores it.
    */
   readonly takeOver?: TakeOverTarget;
+}
+
+export interface AttachProcess {
+  readonly command: readonly string[];
+  readonly control: string;
+}
+
+export interface AttachHook {
+  readonly paths: readonly string[];
+  readonly run?: string;
+  readonly restart?: true;
+}
+
+export interface AttachReverse {
+  readonly name: string;
+  readonly remote: number;
+  readonly local: number;
 }
 
 /** Thrown when a record is missing or malformed. */

@@ -8,7 +8,9 @@ import {
   ResolvedDevEnvironment, SIDECAR_CONTAINER, resolveDevEnvironment,
 } from './dev-environment-spec';
 import { validateDevEnvironment } from './dev-environment-validate';
+import { CONTROL_DIR, SUPERVISOR_DIR, SUPERVISOR_FILE, hookFile } from './dev-process';
 import { KubeObject, plain } from './k8s';
+import { SUPERVISOR_SCRIPT } from './supervisor';
 import { assertValid } from './problems';
 import { TWIN_MODE_ANNOTATION, TWIN_OF_ANNOTATION } from './takeover';
 import {
@@ -20,6 +22,13 @@ const SSHD_CONFIG_VOLUME = 'kubedev-sshd-config';
 const HOST_KEYS_VOLUME = 'kubedev-host-keys';
 const AUTHORIZED_KEYS_VOLUME = 'kubedev-authorized-keys';
 const SIDECAR_TMP_VOLUME = 'kubedev-sshd-tmp';
+const SUPERVISOR_VOLUME = 'kubedev-supervisor';
+const CONTROL_VOLUME = 'kubedev-control';
+
+/** The run hooks' ConfigMap keys, by their index in onSync. */
+function runHooks(env: ResolvedDevEnvironment): { index: number; file: string; run: string }[] {
+  return env.hooks.flatMap((h, index) => (h.run !== undefined ? [{ index, file: hookFile(index), run: h.run }] : []));
+}
 
 /**
  * Renders an environment: PersistentVolumeClaims, the sshd ConfigMap, a headless Service and the
@@ -70,7 +79,11 @@ function renderSshdConfigMap(env: ResolvedDevEnvironment): KubeObject {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: metadata(env, env.sshdConfigMap),
-    data: { [SSHD_CONFIG_FILE]: renderSshdConfig({ port: env.sshPort, user: env.sshUser }) },
+    data: {
+      [SSHD_CONFIG_FILE]: renderSshdConfig({ port: env.sshPort, user: env.sshUser, reversePorts: env.reverse.map((r) => r.remote) }),
+      [SUPERVISOR_FILE]: SUPERVISOR_SCRIPT,
+      ...Object.fromEntries(runHooks(env).map((h) => [h.file, `${h.run}\n`])),
+    },
   };
 }
 
@@ -130,8 +143,9 @@ function renderStatefulSet(env: ResolvedDevEnvironment): KubeObject {
   const dev = {
     name: DEV_CONTAINER,
     image: spec.image,
-    command: [...env.command],
-    args: spec.args ? [...spec.args] : undefined,
+    // The supervisor runs the dev process (its arguments); without one it waits for `up` to open a shell.
+    command: ['/bin/sh', `${SUPERVISOR_DIR}/${SUPERVISOR_FILE}`],
+    args: env.process.length > 0 ? [...env.process] : undefined,
     workingDir: env.workingDir,
     env: env_.length > 0 ? env_ : undefined,
     envFrom: envFrom.length > 0 ? envFrom : undefined,
@@ -141,6 +155,8 @@ function renderStatefulSet(env: ResolvedDevEnvironment): KubeObject {
       ...workspaceMounts,
       ...env.caches.map((c) => ({ name: c.volumeName, mountPath: c.path })),
       ...(inherit?.volumeMounts ?? []),
+      { name: SUPERVISOR_VOLUME, mountPath: SUPERVISOR_DIR, readOnly: true },
+      { name: CONTROL_VOLUME, mountPath: CONTROL_DIR },
     ],
     securityContext: containerSecurity(env, true),
   };
@@ -158,6 +174,7 @@ function renderStatefulSet(env: ResolvedDevEnvironment): KubeObject {
       { name: HOST_KEYS_VOLUME, mountPath: HOST_KEYS_DIR, readOnly: true },
       { name: AUTHORIZED_KEYS_VOLUME, mountPath: AUTHORIZED_KEYS_DIR, readOnly: true },
       { name: SIDECAR_TMP_VOLUME, mountPath: '/tmp' },
+      { name: CONTROL_VOLUME, mountPath: CONTROL_DIR },
     ],
     securityContext: containerSecurity(env, false),
   };
@@ -177,6 +194,16 @@ function renderStatefulSet(env: ResolvedDevEnvironment): KubeObject {
     },
     { name: AUTHORIZED_KEYS_VOLUME, secret: { secretName: env.authorizedKeysSecret, defaultMode: 0o444 } },
     { name: SIDECAR_TMP_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+    {
+      name: SUPERVISOR_VOLUME,
+      configMap: {
+        name: env.sshdConfigMap,
+        defaultMode: 0o444,
+        items: [SUPERVISOR_FILE, ...runHooks(env).map((h) => h.file)].map((key) => ({ key, path: key })),
+      },
+    },
+    // The control FIFO and hook logs: shared by the supervisor (dev) and the runner's SSH commands (sidecar).
+    { name: CONTROL_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
     ...(inherit?.volumes ?? []),
   ];
 
@@ -253,6 +280,9 @@ function attachRecord(env: ResolvedDevEnvironment): AttachRecord {
       ...(f.localOwns.length > 0 ? { localOwns: [...f.localOwns] } : {}),
     })),
     ports: env.ports.map((p) => ({ ...p })),
+    process: { command: [...env.process], control: CONTROL_DIR },
+    hooks: env.hooks.map((h) => (h.run !== undefined ? { paths: [...h.paths], run: h.run } : { paths: [...h.paths], restart: true as const })),
+    reverse: env.reverse.map((r) => ({ ...r })),
     ...(env.takeOver ? { takeOver: { ...env.takeOver } } : {}),
   };
 }

@@ -7,7 +7,7 @@ import { DevEnvironmentSpec } from './dev-environment-spec';
 
 type Add = (path: string, what: string, got: unknown, fix: string) => void;
 
-const LISTS_OF_OBJECTS = ['sync', 'env', 'envFrom', 'ports', 'caches', 'tolerations'] as const;
+const LISTS_OF_OBJECTS = ['sync', 'env', 'envFrom', 'ports', 'caches', 'tolerations', 'onSync', 'reverse'] as const;
 const LISTS_OF_STRINGS = ['command', 'args'] as const;
 const OBJECTS = ['resources', 'nodeSelector', 'labels', 'annotations', 'workspace', 'sidecar', 'security', 'inherit'] as const;
 

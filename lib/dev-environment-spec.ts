@@ -17,8 +17,6 @@ export const DEFAULT_SIDECAR_IMAGE = 'ghcr.io/kubedev/sync-sidecar:0.1.0';
 export const DEFAULT_REMOTE_PATH = '/workspace';
 /** Size of the workspace volume that holds every sync folder. */
 export const DEFAULT_WORKSPACE_SIZE = '10Gi';
-/** Keeps the dev container alive, and stops at once on SIGTERM (it is PID 1). */
-export const DEFAULT_COMMAND: readonly string[] = ['sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"];
 /** Sidecar resources: sshd and tar need little. */
 export const DEFAULT_SIDECAR_RESOURCES: ResourceRequirements = {
   requests: { cpu: '50m', memory: '32Mi' },
@@ -140,6 +138,29 @@ export interface SecurityRelaxations {
   readonly addCapabilities?: readonly string[];
 }
 
+/**
+ * A step the supervisor takes after a sync batch that changed matching paths reached the remote:
+ * `run` a shell command in the dev container, or `restart` the dev process. Exactly one of the two.
+ */
+export interface OnSyncHookSpec {
+  /** gitignore-style patterns, matched against paths relative to their sync folder (e.g. 'package.json', 'src/**'). */
+  readonly paths: readonly string[];
+  /** A shell command (`sh -c`) run in the working directory of the dev container, e.g. 'npm ci'. @default none */
+  readonly run?: string;
+  /** Restart the dev process (requires `command`). @default false */
+  readonly restart?: boolean;
+}
+
+/** A port on the developer's machine reachable from inside the pod at 127.0.0.1:<remote> (a debugger, a local service). */
+export interface ReversePortSpec {
+  /** The port in the pod (on its loopback only), 1024-65535. */
+  readonly remote: number;
+  /** The port on the developer's machine (127.0.0.1). @default remote */
+  readonly local?: number;
+  /** @default `reverse-<remote>` */
+  readonly name?: string;
+}
+
 /** Settings a dev-mode twin inherits from the workload it copies (see devModeOf()). */
 export interface InheritedPodSettings {
   /** The workload copied. @default namespace: the environment's */
@@ -177,12 +198,20 @@ export interface DevEnvironmentSpec {
   readonly owner: string;
   /** The dev container image. */
   readonly image: string;
-  /** @default DEFAULT_COMMAND (keeps the container alive) */
+  /**
+   * The dev process, run (and restarted) by the supervisor that is the dev container's entrypoint.
+   * Left out, or a bare shell (`['sh']`, `['bash']`): interactive — `kubedev up` opens a shell instead.
+   * @default none (interactive)
+   */
   readonly command?: readonly string[];
-  /** @default none */
+  /** Appended to command. @default none */
   readonly args?: readonly string[];
-  /** @default the first sync folder's remote path */
+  /** The dev process's (and hooks') working directory: the issue's `workdir`. @default the first sync folder's remote path */
   readonly workingDir?: string;
+  /** Steps after a sync batch (run a command, restart the process), in declared order, once per batch. @default [] */
+  readonly onSync?: readonly OnSyncHookSpec[];
+  /** Reverse forwards: developer's machine -> pod loopback. @default [] */
+  readonly reverse?: readonly ReversePortSpec[];
   /** @default [{ local: '.', remote: '/workspace' }] */
   readonly sync?: readonly SyncFolderSpec[];
   /** @default [] */
@@ -245,7 +274,10 @@ export interface ResolvedDevEnvironment {
   readonly caches: readonly ResolvedCache[];
   readonly ports: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
   readonly workingDir: string;
-  readonly command: readonly string[];
+  /** The dev process (command + args); empty when interactive. */
+  readonly process: readonly string[];
+  readonly hooks: readonly { readonly paths: readonly string[]; readonly run?: string; readonly restart: boolean }[];
+  readonly reverse: readonly { readonly name: string; readonly remote: number; readonly local: number }[];
   /** uid of the sidecar, group and fsGroup of the pod. */
   readonly runAsUser: number;
   /** uid of the dev container: runAsUser, or 0 where security.runAsRoot asks for it. */
@@ -264,6 +296,15 @@ export interface ResolvedDevEnvironment {
   readonly mode?: DevMode;
   /** What `kubedev up` scales to 0 (a replace-mode twin whose original the output does not scale). */
   readonly takeOver?: TakeOverTarget;
+}
+
+/** Shells that, given alone, mean "interactive": `up` opens a TTY session instead of running a process. */
+const SHELLS = new Set(['sh', 'bash', 'zsh', 'ash', 'dash', 'fish']);
+
+/** Whether a command means "no dev process, open a shell": none, or a bare shell without arguments. */
+export function isInteractive(command: readonly string[] | undefined, args?: readonly string[]): boolean {
+  if (command === undefined || command.length === 0) return (args ?? []).length === 0;
+  return command.length === 1 && (args ?? []).length === 0 && SHELLS.has(command[0].split('/').pop() ?? '');
 }
 
 /** A cache's name: given, or a slug of its path. */
@@ -309,7 +350,9 @@ export function resolveDevEnvironment(spec: DevEnvironmentSpec): ResolvedDevEnvi
     caches,
     ports: (spec.ports ?? []).map((p) => ({ name: p.name ?? `port-${p.port}`, port: p.port, protocol: p.protocol ?? 'TCP' })),
     workingDir: spec.workingDir ?? folders[0].remote,
-    command: spec.command ?? DEFAULT_COMMAND,
+    process: isInteractive(spec.command, spec.args) ? [] : [...(spec.command ?? []), ...(spec.args ?? [])],
+    hooks: (spec.onSync ?? []).map((h) => ({ paths: [...h.paths], run: h.run, restart: h.restart === true })),
+    reverse: (spec.reverse ?? []).map((r) => ({ name: r.name ?? `reverse-${r.remote}`, remote: r.remote, local: r.local ?? r.remote })),
     runAsUser: spec.runAsUser ?? DEFAULT_RUN_AS_USER,
     devRunAsUser: spec.security?.runAsRoot ? 0 : (spec.runAsUser ?? DEFAULT_RUN_AS_USER),
     sshPort: spec.sidecar?.port ?? DEFAULT_SSH_PORT,

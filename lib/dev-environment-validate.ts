@@ -10,6 +10,7 @@ import { Problem, Shown, both, problem, show } from './problems';
 import { isSafeRemoteRoot, remoteRootProblem } from './remote-root';
 import { DEV_MODES, SCALE_ORIGINAL } from './takeover';
 import { AUTHORIZED_KEYS_DIR, HOST_KEYS_DIR, SSHD_CONFIG_DIR } from './sshd';
+import { CONTROL_DIR, SUPERVISOR_DIR, checkProcess } from './dev-process';
 
 const KIND = 'DevEnvironment';
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
@@ -47,8 +48,9 @@ export function validateDevEnvironmentAt(given: DevEnvironmentSpec): Problem[] {
     add('workingDir', 'workingDir is not an absolute path', spec.workingDir, "Use an absolute path such as '/workspace'");
   }
   if (spec.command !== undefined && spec.command.length === 0) {
-    add('command', 'command is empty', spec.command, 'Leave command out to keep the container alive, or give the program to run');
+    add('command', 'command is empty', spec.command, 'Leave command out for an interactive environment, or give the program to run');
   }
+  checkProcess(spec, add);
 
   checkSync(spec, add);
   checkPorts(spec, add);
@@ -101,7 +103,7 @@ export function validateDevEnvironmentAt(given: DevEnvironmentSpec): Problem[] {
 type Add = (path: string, what: string, got: unknown, fix: string) => void;
 
 /** Where the sidecar mounts its own volumes: no sync folder may be at, inside or above one. */
-const SIDECAR_MOUNTS: readonly string[] = [SSHD_CONFIG_DIR, HOST_KEYS_DIR, AUTHORIZED_KEYS_DIR, '/tmp'];
+const SIDECAR_MOUNTS: readonly string[] = [SSHD_CONFIG_DIR, HOST_KEYS_DIR, AUTHORIZED_KEYS_DIR, CONTROL_DIR, SUPERVISOR_DIR, '/tmp'];
 /** Characters that make a path a pattern when it becomes an ignore rule (`/<cache>/`). */
 const GLOB = /[*?[\]{}!\\]/;
 

@@ -10,4 +10,6 @@ export * from './dev-mode';
 export * from './rbac';
 export * from './team-namespace';
 export * from './developer-access';
+export * from './dev-process';
+export * from './supervisor';
 export * from './takeover';

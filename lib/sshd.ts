@@ -29,6 +29,11 @@ export interface SshdConfigOptions {
   readonly pidFile?: string;
   /** @default '0.0.0.0' (inside the pod; reached through a port-forward) */
   readonly listenAddress?: string;
+  /**
+   * Ports the client may listen on with reverse forwards (`ssh -R`), on the pod's loopback only.
+   * @default [] (no forwarding of any kind)
+   */
+  readonly reversePorts?: readonly number[];
 }
 
 const KIND = 'renderSshdConfig';
@@ -59,7 +64,26 @@ export function validateSshdConfigOptions(options: SshdConfigOptions): string[] 
   if (addr !== undefined && (typeof addr !== 'string' || !ADDRESS.test(addr))) {
     out.push(problem(KIND, 'listenAddress', 'listenAddress is not an IP address or host name', addr, "Use an address such as '0.0.0.0' or '127.0.0.1'"));
   }
+  const rev = o.reversePorts;
+  if (rev !== undefined && (!Array.isArray(rev) || rev.some((p) => !Number.isInteger(p) || p < 1024 || p > 65535))) {
+    out.push(problem(KIND, 'reversePorts', 'reversePorts is not a list of ports from 1024 to 65535', rev, 'Pass unprivileged port numbers, e.g. [9229]'));
+  }
   return out;
+}
+
+/**
+ * The forwarding lines. Without reverse ports: none at all. With them: remote (reverse) forwarding
+ * only, listening only on the declared ports, and only on loopback (GatewayPorts no makes sshd bind
+ * 127.0.0.1 whatever address the client asks for), so only the pod's own containers reach them.
+ */
+function forwardingLines(reversePorts: readonly number[]): string[] {
+  if (reversePorts.length === 0) return ['AllowTcpForwarding no', 'PermitListen none'];
+  return [
+    'AllowTcpForwarding remote',
+    'GatewayPorts no',
+    `PermitListen ${reversePorts.join(' ')}`,
+    'PermitOpen none',
+  ];
 }
 
 /**
@@ -87,7 +111,7 @@ export function renderSshdConfig(options: SshdConfigOptions): string {
     'UsePAM no',
     // Kubernetes mounts Secret files through symlinks owned by root; their modes are set by the volume.
     'StrictModes no',
-    'AllowTcpForwarding no',
+    ...forwardingLines(options.reversePorts ?? []),
     'AllowStreamLocalForwarding no',
     'AllowAgentForwarding no',
     'X11Forwarding no',

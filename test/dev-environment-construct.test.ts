@@ -115,7 +115,7 @@ describe('DevEnvironment.fromDeployment (dev mode)', () => {
     expect(twin.spec.template.metadata.labels).toMatchObject({ app: 'shop', 'kubedev.io/environment': 'shop-dev' });
     const dev = pod.containers[0];
     expect(dev.image).toBe('node:20');
-    expect(dev.command[0]).toBe('sh');
+    expect(dev.command).toEqual(['/bin/sh', '/etc/kubedev/supervisor/supervisor.sh']);
     expect(dev.env).toEqual([{ name: 'LOG_LEVEL', value: 'info' }]);
     expect(dev.ports).toEqual([{ name: 'port-8080', containerPort: 8080, protocol: 'TCP' }]);
     expect(dev.livenessProbe).toBeUndefined();
@@ -167,5 +167,33 @@ describe('DevEnvironment.fromDeployment (dev mode)', () => {
     const other = Testing.chart();
     const env = DevEnvironment.fromDeployment(other, 'bad', plainDeployment, { owner: 'a', container: 'api' });
     expect(() => env.toSpec()).toThrow("DevMode 'web': container not found (got 'api'). Name one of its containers: 'web'.");
+  });
+});
+
+describe('DevEnvironment dev process', () => {
+  test('addOnSync and addReverse equal the same props, and render as lib does', () => {
+    const spec = {
+      name: 'web', namespace: 'team-web', owner: 'alice', image: 'node:20', command: ['node', 'server.js'],
+      onSync: [{ paths: ['package.json'], run: 'npm ci' }, { paths: ['*.js'], restart: true }], reverse: [{ remote: 9229 }],
+    };
+    const a = Testing.chart();
+    new DevEnvironment(a, 'web', spec);
+    const b = Testing.chart();
+    const env = new DevEnvironment(b, 'web', { ...spec, onSync: undefined, reverse: undefined });
+    env.addOnSync({ paths: ['package.json'], run: 'npm ci' });
+    env.addOnSync({ paths: ['*.js'], restart: true });
+    env.addReverse({ remote: 9229 });
+    expect(Testing.synth(b)).toEqual(Testing.synth(a));
+    expect(Testing.synth(a)).toEqual(renderDevEnvironment(spec));
+    expect(env.attachRecord.hooks).toEqual([{ paths: ['package.json'], run: 'npm ci' }, { paths: ['*.js'], restart: true }]);
+  });
+
+  test('a bad hook is a validation error of the chart', () => {
+    const chart = Testing.chart();
+    const env = new DevEnvironment(chart, 'web', { name: 'web', namespace: 'team-web', owner: 'alice', image: 'node:20' });
+    env.addOnSync({ paths: ['*.js'], restart: true });
+    expect(env.node.validate()).toEqual([
+      "DevEnvironment 'web': onSync #1 restarts the dev process, but no command is declared (got true). Declare command (the dev process), or use run instead of restart.",
+    ]);
   });
 });

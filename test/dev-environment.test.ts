@@ -31,6 +31,8 @@ const custom: DevEnvironmentSpec = {
   workspace: { size: '20Gi', storageClass: 'fast' },
   runAsUser: 1001,
   sidecar: { port: 2022, user: 'alice', image: 'registry.example.com/sync:1', authorizedKeysSecret: 'alice-keys', hostKeySecret: 'api-hostkey' },
+  onSync: [{ paths: ['package.json', 'package-lock.json'], run: 'npm ci' }, { paths: ['src/**'], restart: true }],
+  reverse: [{ remote: 9230, local: 9229, name: 'debug' }],
 };
 
 function byKind(objects: KubeObject[], kind: string): any[] {
@@ -108,6 +110,9 @@ describe('renderDevEnvironment', () => {
         { local: 'shared', remote: '/workspace/shared', ignore: [] },
       ],
       ports: [{ name: 'http', port: 3000, protocol: 'TCP' }, { name: 'port-9229', port: 9229, protocol: 'TCP' }],
+      process: { command: ['npm', 'run', 'dev'], control: '/etc/kubedev/control' },
+      hooks: [{ paths: ['package.json', 'package-lock.json'], run: 'npm ci' }, { paths: ['src/**'], restart: true }],
+      reverse: [{ name: 'debug', remote: 9230, local: 9229 }],
     });
   });
 

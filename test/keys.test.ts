@@ -12,7 +12,7 @@ import { utils } from 'ssh2';
 import { renderDevEnvironment } from '../lib/dev-environment';
 import { UsageError } from '../sync/errors';
 import { runKeys, KeysOptions } from '../sync/cli/keys';
-import { generateEd25519, keyPaths } from '../sync/attach/key-store';
+import { authorizedKeysLine, generateEd25519, keyPaths } from '../sync/attach/key-store';
 import { checkHostKey } from '../sync/engine/known-hosts';
 import { makeFakeKubectl, FakeKubectl } from './support/fake-kubectl';
 import { startSshd, Sshd } from './support/sshd';
@@ -293,5 +293,12 @@ describe('generateEd25519', () => {
     fs.writeFileSync(file, pair.private, { mode: 0o600 });
     expect(execFileSync('ssh-keygen', ['-y', '-f', file], { encoding: 'utf8' }).trim().split(/\s+/).slice(0, 2).join(' ')).toBe(pair.public.split(/\s+/).slice(0, 2).join(' '));
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('authorized_keys with reverse forwards', () => {
+  test('restrict, with remote forwarding back on the declared ports only', () => {
+    expect(authorizedKeysLine('ssh-ed25519 AAAA c', [9229, 9230])).toBe('restrict,port-forwarding,permitlisten="9229",permitlisten="9230" ssh-ed25519 AAAA c\n');
+    expect(authorizedKeysLine('ssh-ed25519 AAAA c')).toBe('restrict ssh-ed25519 AAAA c\n');
   });
 });

@@ -77,4 +77,9 @@ describe('bad input', () => {
       'sync[0].local', 'sync[1].remote', 'ports[0].port', 'caches[0].size', 'resources.requests.cpu',
     ]);
   });
+
+  test('the dev process: onSync and reverse problems carry their paths', () => {
+    const bad = { ...API, onSync: [{ paths: [], run: 'npm ci' }, { paths: ['*.js'], restart: true }], reverse: [{ remote: 80 }] };
+    expect(stacks.devEnvironmentProblems(bad).map((p: { path: string }) => p.path)).toEqual(['onSync[0].paths', 'onSync[1].restart', 'reverse[0].remote']);
+  });
 });

@@ -168,10 +168,14 @@ export function missingKeys(paths: KeyPaths): string[] {
 
 /**
  * The authorized_keys line for the client key: `restrict` turns off forwarding, agent, X11 and pty
- * for this key (sync needs only SFTP and a command), whatever the server's config says.
+ * for this key (sync needs only SFTP and a command), whatever the server's config says. With reverse
+ * forwards declared, remote forwarding comes back for this key on exactly those ports
+ * (`permitlisten`), as the server's PermitListen also says: both must allow it.
  */
-export function authorizedKeysLine(clientPublicLine: string): string {
-  return `restrict ${clientPublicLine.trim()}\n`;
+export function authorizedKeysLine(clientPublicLine: string, reversePorts: readonly number[] = []): string {
+  const ports = reversePorts.filter((p) => Number.isInteger(p) && p >= 1024 && p <= 65535);
+  const options = ports.length === 0 ? 'restrict' : ['restrict', 'port-forwarding', ...ports.map((p) => `permitlisten="${p}"`)].join(',');
+  return `${options} ${clientPublicLine.trim()}\n`;
 }
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -194,6 +198,6 @@ export function renderKeySecrets(record: AttachRecord, paths: KeyPaths): KubeObj
       [HOST_KEY_FILE]: b64(fs.readFileSync(paths.hostKey, 'utf8')),
       [HOST_PUBLIC_KEY_FILE]: b64(fs.readFileSync(paths.hostPublicKey, 'utf8')),
     }),
-    secret(record.ssh.authorizedKeysSecret, { [AUTHORIZED_KEYS_FILE]: b64(authorizedKeysLine(fs.readFileSync(paths.clientPublicKey, 'utf8'))) }),
+    secret(record.ssh.authorizedKeysSecret, { [AUTHORIZED_KEYS_FILE]: b64(authorizedKeysLine(fs.readFileSync(paths.clientPublicKey, 'utf8'), (record.reverse ?? []).map((r) => r.remote))) }),
   ];
 }

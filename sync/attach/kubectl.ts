@@ -86,7 +86,7 @@ export function classify(args: readonly string[], code: number | null, stderr: s
   return new KubectlError(`'${cmd}' failed: ${said}`, 'failed', stderr);
 }
 
-function withContext(args: readonly string[], context: string | undefined): string[] {
+export function withContext(args: readonly string[], context: string | undefined): string[] {
   return context ? ['--context', context, ...args] : [...args];
 }
 

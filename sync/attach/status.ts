@@ -59,6 +59,13 @@ export class StatusLine {
     this.draw();
   }
 
+  /** A line of the dev process's output, on stdout (the live line on stderr redrawn below it). */
+  output(line: string): void {
+    this.clear();
+    this.io.stdout.write(`${line}\n`);
+    this.draw();
+  }
+
   setPhase(phase: string): void {
     this.phase = phase;
     this.draw();

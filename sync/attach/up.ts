@@ -17,6 +17,11 @@ import { ForwardMapping, PortForward } from './forward';
 import { waitForPod } from './pod';
 import { loadTarget, TargetOptions } from './record';
 import { FolderStatus, StatusIO, StatusLine } from './status';
+import { DevLoop } from './dev-loop';
+import { recordSession } from './leave';
+import { ReverseForwards } from './reverse';
+import { TakeOverError, takeOver } from './takeover';
+import { SHELL, execInDev } from './shell';
 
 /** How long `up` waits for the pod by default. */
 export const DEFAULT_UP_TIMEOUT_SECONDS = 300;
@@ -32,6 +37,14 @@ export interface UpOptions extends TargetOptions {
   readonly json?: boolean;
   /** Poll interval while waiting for the pod. @default 1000 */
   readonly pollMs?: number;
+  /**
+   * Open an interactive shell when the environment declares no process. `up` passes true when stdin
+   * and stdout are terminals and --json is off.
+   * @default false
+   */
+  readonly shell?: boolean;
+  /** Tests: the supervisor's control folder as the (harness) sshd sees it. @default the record's */
+  readonly controlDir?: string;
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks). */
@@ -66,7 +79,7 @@ function usage(e: unknown): never {
  * Runs `kubedev up` until `signal` aborts (resolves) or something fatal happens (rejects with a
  * message naming the fault and the fix).
  */
-export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSignal): Promise<void> {
+export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSignal): Promise<number> {
   const target = await loadTarget(options);
   const { record, flags } = target;
   const id = `${record.namespace}/${record.name}`;
@@ -95,8 +108,13 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
   }
 
   const status = new StatusLine(record.name, io, { json: options.json ?? false });
+  // `kubedev down` finds this process by this file and ends it.
+  const forgetSession = recordSession(record);
   const forwards: PortForward[] = [];
   const sessions: SyncSession[] = [];
+  let loop: DevLoop | undefined;
+  let reverse: ReverseForwards | undefined;
+  let exitCode = 0;
   let attached = false;
   try {
     // The key Secrets must exist, or the pod never starts: say so now rather than after the timeout.
@@ -111,6 +129,16 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
       if (!(e instanceof KubectlError && e.kind === 'forbidden')) usage(e);
     }
 
+    // Replace mode: the original is scaled to 0 (its count kept in kubedev.io/replicas) and the parked
+    // twin started, before waiting for its pod. No-op for a record without takeOver; `down` releases.
+    if (record.takeOver) {
+      try {
+        status.say((await takeOver(record, { context: options.context, signal })).message);
+      } catch (e) {
+        if (e instanceof TakeOverError && e.kind !== 'raced') throw new UsageError(e.message);
+        throw e;
+      }
+    }
     status.setPhase('waiting for the pod');
     status.event('waiting', { namespace: record.namespace, pod: record.pod });
     let pod;
@@ -127,7 +155,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
         },
       });
     } catch (e) {
-      if (signal.aborted) return; // Ctrl-C while waiting: nothing to undo
+      if (signal.aborted) return 0; // Ctrl-C while waiting: nothing to undo
       if (e instanceof KubectlError) throw new Error(e.message);
       throw e;
     }
@@ -160,8 +188,27 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     const shown = [ssh, ...appPorts].map((m) => `${m.name} 127.0.0.1:${m.local} -> ${m.remote}${m.name !== 'ssh' && m.local !== m.remote ? ' (port was busy)' : ''}`);
     status.say(`forwarding ${shown.join(', ')}`);
 
+    // The dev process: its log followed from now on, so the first start's output is seen.
+    const connect = { host: '127.0.0.1', port: ssh.local, user: record.ssh.user, identity: keys.clientKey, knownHosts: keys.knownHosts };
+    if (record.process) {
+      loop = new DevLoop({ record, connect, status, json: options.json ?? false, context: options.context, controlDir: options.controlDir });
+      loop.startLog();
+    }
+
+    if (record.reverse && record.reverse.length > 0) {
+      reverse = new ReverseForwards(connect, record.reverse);
+      reverse.on('warning', (m) => status.say(m));
+      await reverse.start();
+      const shownReverse = record.reverse.map((r) => `${r.name} pod 127.0.0.1:${r.remote} -> here 127.0.0.1:${r.local}`);
+      status.say(`reverse forwarding ${shownReverse.join(', ')}`);
+      for (const r of record.reverse) status.event('reverse', { ...r });
+    }
+
     // One mirror per sync folder.
     attached = true;
+    const firstPaths: string[] = [];
+    let everything = false;
+    let changed = false;
     status.setPhase('first mirror');
     let fatal: Error | undefined;
     let wake: () => void = () => undefined;
@@ -198,6 +245,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
         const session = made as unknown as SyncSession;
         sessions.push(session);
         session.on('synced', (b) => {
+          loop?.synced(b.paths);
           status.batch(folder, b);
           status.event('synced', { folder: f.remote, files: b.files, deleted: b.deleted, bytes: b.bytes, ms: Math.round(b.ms) });
         });
@@ -213,6 +261,9 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
           wake();
         });
         const ready = await session.start({ signal });
+        if (ready.paths === undefined) everything = true;
+        else firstPaths.push(...ready.paths);
+        if (ready.files + ready.deleted > 0) changed = true;
         folder.files += ready.files + ready.deleted;
         folder.bytes += ready.bytes;
         status.event('folder-ready', { folder: f.remote, files: ready.files, bytes: ready.bytes, total: ready.total, ms: Math.round(ready.ms) });
@@ -224,6 +275,14 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
         status.setPhase('watching');
         status.say(`mirroring ${folders.map((f) => `${f.local} -> ${f.remote}`).join(', ')}; Ctrl-C to stop`);
         status.event('ready', { folders: folders.map((f) => f.remote), ssh: ssh.local, ports: Object.fromEntries(appPorts.map((m) => [m.name, m.local])) });
+        loop?.firstMirror(everything ? undefined : firstPaths, changed);
+        if (options.shell && (loop?.interactive ?? true)) {
+          // No process declared: the developer's shell in the dev container; `up` ends when it does, with its code.
+          status.say('no dev process declared: opening a shell in the dev container (exit it to stop kubedev up)');
+          status.end();
+          exitCode = await execInDev(record, SHELL, { stdin: true, tty: true, context: options.context, signal });
+          wake();
+        }
         await stopped;
       }
       if (fatal) throw fatal;
@@ -232,6 +291,9 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     }
   } finally {
     status.setPhase('stopping');
+    forgetSession();
+    await loop?.close();
+    await reverse?.close();
     // Sessions first (each finishes its batch in flight), then the forwards they ran over.
     await Promise.allSettled(sessions.map((s) => s.close()));
     await Promise.allSettled(forwards.map((f) => f.close()));
@@ -239,6 +301,7 @@ export async function runUp(options: UpOptions, io: StatusIO, signal: AbortSigna
     if (attached) io.stderr.write(`kubedev: stopped ${record.name}: ${status.summary()}\n`);
     status.event('stopped', {});
   }
+  return exitCode;
 }
 
 /** A mirror's fatal error, with the fix for the cases `up` knows. */

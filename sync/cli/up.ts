@@ -15,7 +15,7 @@ function seconds(value: string): number {
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description("Wait for an environment's pod, port-forward its SSH and declared ports to 127.0.0.1, and mirror every sync folder into it until Ctrl-C.")
+    .description("Wait for an environment's pod, port-forward its SSH and declared ports to 127.0.0.1, mirror every sync folder into it, start the dev process and stream its output, and run its onSync hooks after each batch, until Ctrl-C. With no process declared and a terminal: an interactive shell in the dev container instead.")
     .option('--env <file>', 'a synthesized YAML file holding the environment (e.g. dist/app.k8s.yaml)')
     .option('--namespace <ns>', 'look the environment up on the live cluster, in this namespace (instead of --env)')
     .requiredOption('--name <name>', "the environment's name")
@@ -30,7 +30,9 @@ export function registerUp(program: Command): void {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        await runUp(opts, { stdout: process.stdout, stderr: process.stderr }, ctl.signal);
+        const shell = process.stdin.isTTY === true && process.stdout.isTTY === true && !opts.json;
+        const code = await runUp({ ...opts, shell }, { stdout: process.stdout, stderr: process.stderr }, ctl.signal);
+        if (code !== 0) process.exitCode = code;
       } finally {
         process.removeListener('SIGINT', stop);
         process.removeListener('SIGTERM', stop);

@@ -234,6 +234,34 @@ export class Connection {
     return this.sftpP;
   }
 
+  /**
+   * A reverse forward: asks the server to listen on its 127.0.0.1:`port` and hands each connection
+   * made there to `accept`. Rejects when the server refuses (its PermitListen does not name the port).
+   */
+  forwardIn(port: number, accept: (stream: ClientChannel) => void): Promise<void> {
+    this.assertAlive();
+    if (!this.routing) {
+      this.routing = true;
+      this.client.on('tcp connection', (info, take, refuse) => {
+        const to = this.forwarded.get(info.destPort);
+        if (to) to(take());
+        else refuse();
+      });
+    }
+    return new Promise((resolve, reject) => {
+      this.client.forwardIn('127.0.0.1', port, (err) => {
+        if (err) reject(new ConnectionError(`${this.where} refused to listen on its 127.0.0.1:${port} (${err.message})`));
+        else {
+          this.forwarded.set(port, accept);
+          resolve();
+        }
+      });
+    });
+  }
+
+  private readonly forwarded = new Map<number, (stream: ClientChannel) => void>();
+  private routing = false;
+
   /** Drops the connection at once (a hung operation): every pending request fails with ConnectionError. */
   destroy(reason: string): void {
     this.dropped(new ConnectionError(reason));

@@ -225,7 +225,7 @@ describe('--env: a forged or damaged attach record is bad input (rows 2 and 16)'
   test('kubedev up refuses the same records and keys before asking the cluster anything', async () => {
     const saved = process.env.XDG_CONFIG_HOME;
     process.env.XDG_CONFIG_HOME = path.join(tmp, 'config');
-    const up = (): Promise<void> => runUp({ env: file, name: 'web', root: cwd() }, { stdout: new PassThrough(), stderr: new PassThrough() }, new AbortController().signal);
+    const up = (): Promise<number> => runUp({ env: file, name: 'web', root: cwd() }, { stdout: new PassThrough(), stderr: new PassThrough() }, new AbortController().signal);
     try {
       forge((r) => { r.folders[0].remote = '/'; });
       await expect(up()).rejects.toThrow(new UsageError(`${ID()}: attach record field 'folders[0].remote': sync folder #1 remote path is '/', the whole file system (got '/'). Mirror into a folder of its own, e.g. '/workspace'.`));

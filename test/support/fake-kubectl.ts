@@ -19,6 +19,9 @@
  *                                                 `scale deployment|statefulset NAME --replicas=N` sets spec.replicas
  *   forbidden?: string[]                         '<verb> <kind>' calls that answer Forbidden ('patch deployment')
  *   patchConflicts?: number                      the first N patches fail as if the object changed meanwhile
+ *   logsFile?: string                             `logs` prints this file (`--tail=N` lines of it); with -f follows it until killed
+ *   exec?: { local?: boolean; stdout?: string; code?: number }   `exec ... -- CMD`: runs CMD here (local) or prints stdout, exits code
+ *   missing?: string[]                            "<kind>/<name>" that `scale`/`delete` answer NotFound for
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -43,6 +46,9 @@ export interface FakeWorld {
   forbidden?: string[];
   /** The first N patches fail with a failed test operation (the object changed meanwhile). */
   patchConflicts?: number;
+  logsFile?: string;
+  exec?: { local?: boolean; stdout?: string; code?: number };
+  missing?: string[];
 }
 
 export interface FakeKubectl {
@@ -186,6 +192,45 @@ const readStdin = () => new Promise((res) => {
     found.spec = { ...found.spec, replicas: Number((args.find((a) => a.startsWith('--replicas=')) || '').slice(11)) };
     fs.writeFileSync(worldFile, JSON.stringify(w));
     process.stdout.write(args[1] + '.apps/' + args[2] + ' scaled\n');
+    return;
+  }
+  if (verb === 'logs') {
+    const tail = Number((args.find((a) => a.startsWith('--tail=')) || '--tail=-1').slice(7));
+    const file = w.logsFile;
+    if (!file || !fs.existsSync(file)) fail('Error from server (BadRequest): container "dev" in pod "' + args[3] + '" is waiting to start: ContainerCreating');
+    let text = fs.readFileSync(file, 'utf8');
+    if (tail >= 0) text = tail === 0 ? '' : text.split('\n').slice(-tail - 1).join('\n');
+    process.stdout.write(text);
+    if (!args.includes('-f')) return;
+    let at = fs.statSync(file).size;
+    setInterval(() => {
+      const size = fs.statSync(file).size;
+      if (size <= at) return;
+      const fd = fs.openSync(file, 'r');
+      const buf = Buffer.alloc(size - at);
+      fs.readSync(fd, buf, 0, buf.length, at);
+      fs.closeSync(fd);
+      at = size;
+      process.stdout.write(buf);
+    }, 20);
+    process.on('SIGTERM', () => process.exit(0));
+    return;
+  }
+  if (verb === 'exec') {
+    const cmd = args.slice(args.indexOf('--') + 1);
+    const e = w.exec || {};
+    if (e.local) {
+      const r = require('child_process').spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit' });
+      process.exit(r.status === null ? 1 : r.status);
+    }
+    process.stdout.write(e.stdout || '');
+    process.exit(e.code || 0);
+  }
+  if (verb === 'scale' || verb === 'delete') {
+    const names = args.slice(1).filter((a) => /^[a-z.]+\/[a-z0-9.-]+$/.test(a));
+    const gone = names.find((n) => (w.missing || []).includes(n));
+    if (gone) fail('Error from server (NotFound): ' + gone.split('/')[0] + ' "' + gone.split('/')[1] + '" not found');
+    process.stdout.write(names.map((n) => n + (verb === 'scale' ? ' scaled' : ' deleted')).join('\n') + '\n');
     return;
   }
   fail('fake kubectl: no answer for: kubectl ' + args.join(' '));

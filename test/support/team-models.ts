@@ -31,7 +31,10 @@ export const PAYMENTS: TeamNamespaceSpec = {
   },
   environments: [
     { name: 'api', owner: 'alice@example.com', image: 'node:20', resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '4Gi' } }, caches: [{ path: '/home/dev/.npm', size: '5Gi' }] },
-    { name: 'api-bob', owner: 'bob@example.com', image: 'node:20' },
+    {
+      name: 'api-bob', owner: 'bob@example.com', image: 'node:20', command: ['node', 'server.js'], ports: [{ port: 3000 }],
+      onSync: [{ paths: ['package.json'], run: 'npm ci' }, { paths: ['*.js'], restart: true }], reverse: [{ remote: 9229 }],
+    },
     { name: 'worker', owner: 'alice@example.com', image: 'python:3.12', sync: [{ local: '.', remote: '/workspace', mode: 'two-way', remoteOwns: ['dist/', 'package-lock.json'], localOwns: ['src/'] }] },
   ],
 };
