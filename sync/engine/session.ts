@@ -24,6 +24,7 @@ import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } fro
 import { listRemote, prepareRemote } from './remote';
 import { haltIfRootGone, keepRemoteFor, RootIdentity, rootIdentity } from './safety';
 import { Entry, scanLocal, scanLocalSync, ScanOptions, ScanResult, Tree } from './tree';
+import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
 import { Scheduler } from './scheduler';
 import { openWatcher, WatchChoice, WatchGuard, BackendFactory } from './watch';
@@ -115,26 +116,7 @@ const MAX_PATHS = 10_000;
 const ONCE_ROUNDS = 5;
 
 
-/** Sleeps, or rejects when `signal` aborts. */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Whether an error means the connection is gone (retry) rather than a fault to report. */
-export function isTransient(e: unknown): boolean {
-  return e instanceof ConnectionError;
-}
+export { delay, isTransient } from './connect';
 
 export class SyncSession extends EventEmitter<SyncEvents> {
   readonly options: SyncOptions;
@@ -286,35 +268,26 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   // ---- connection ----
 
   private async connectWithRetry(attempts: number, first: boolean): Promise<void> {
-    let wait = 200;
-    for (let attempt = 1; ; attempt++) {
-      this.abort.signal.throwIfAborted();
-      try {
-        const conn = await Connection.open({ ...this.options, signal: this.abort.signal });
-        this.conn = conn;
-        this.hostFingerprint = conn.fingerprint;
-        conn.onDrop(() => {
-          if (!this.closing) this.scheduler.schedule(0);
-        });
-        if (first) await prepareRemote(conn, this.options, this.abort.signal);
-        this.emit('connected', { host: this.options.host, port: this.options.port, fingerprint: this.hostFingerprint });
-        return;
-      } catch (e) {
-        if (e instanceof HostKeyError) {
-          this.hostFingerprint = e.verdict.fingerprint;
-          throw e;
-        }
-        if (!(e instanceof ConnectionError) || this.abort.signal.aborted) throw e;
-        if (attempts > 0 && attempt >= attempts) throw e;
-        const delayMs = Math.min(wait, this.options.maxBackoffMs ?? 10_000) * (0.8 + Math.random() * 0.4);
-        this.emit('reconnecting', { attempt, delayMs: Math.round(delayMs), reason: e.message });
-        await delay(delayMs, this.abort.signal);
-        wait *= 2;
-      }
+    try {
+      await connectWithBackoff(this.options, attempts, this.abort.signal, {
+        setup: async (conn) => {
+          this.conn = conn; // from here on the stall watchdog can drop it
+          this.hostFingerprint = conn.fingerprint;
+          conn.onDrop(() => {
+            if (!this.closing) this.scheduler.schedule(0);
+          });
+          if (first) await prepareRemote(conn, this.options, this.abort.signal);
+        },
+        reconnecting: (r) => this.emit('reconnecting', r),
+      });
+    } catch (e) {
+      if (e instanceof HostKeyError) this.hostFingerprint = e.verdict.fingerprint;
+      throw e;
     }
+    this.emit('connected', { host: this.options.host, port: this.options.port, fingerprint: this.hostFingerprint });
   }
 
-  /** Creates the remote folder and checks it is a writable folder. */
+  /** The live connection, or a new one (a full pass is then owed). */
   private async ensureConnected(): Promise<Connection> {
     if (this.conn?.alive) return this.conn;
     if (this.conn) this.emit('reconnecting', { attempt: 0, delayMs: 0, reason: `connection to ${this.conn.where} lost` });

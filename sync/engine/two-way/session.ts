@@ -16,8 +16,9 @@ import { buildIgnore, IgnoreMatcher } from '../ignore';
 import { prepareRemote } from '../remote';
 import { RootHaltError, RootIdentity, rootIdentity } from '../safety';
 import { Scheduler } from '../scheduler';
-import { BatchStats, delay, SyncEvents, SyncOptions } from '../session';
-import { Connection, ConnectionError, HostKeyError, RemoteError } from '../transport';
+import { connectWithBackoff, delay } from '../connect';
+import { BatchStats, SyncEvents, SyncOptions } from '../session';
+import { Connection, ConnectionError, RemoteError } from '../transport';
 import { Entry, Refusal } from '../tree';
 import { TreeWatcher } from '../watch';
 import { Ownership } from './classify';
@@ -187,31 +188,21 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   }
 
   private async connect(attempts: number, first: boolean): Promise<Connection> {
-    let wait = 200;
-    for (let attempt = 1; ; attempt++) {
-      this.abort.signal.throwIfAborted();
-      try {
-        const conn = await Connection.open({ ...this.options, signal: this.abort.signal });
-        this.conn = conn;
-        this.hostFingerprint = conn.fingerprint;
-        conn.onDrop(() => {
+    const conn = await connectWithBackoff(this.options, attempts, this.abort.signal, {
+      setup: async (c) => {
+        this.conn = c;
+        this.hostFingerprint = c.fingerprint;
+        c.onDrop(() => {
           if (!this.closing) this.scheduler.schedule(0);
         });
-        if (first) await prepareRemote(conn, this.options, this.abort.signal);
+        if (first) await prepareRemote(c, this.options, this.abort.signal);
         // The server's watches are in place before the listing, so nothing made meanwhile is missed.
-        if (this.options.watch !== false) await this.remoteWatcher.start(conn);
-        this.emit('connected', { host: this.options.host, port: this.options.port, fingerprint: this.hostFingerprint });
-        return conn;
-      } catch (e) {
-        if (e instanceof HostKeyError) throw e;
-        if (!(e instanceof ConnectionError) || this.abort.signal.aborted) throw e;
-        if (attempts > 0 && attempt >= attempts) throw e;
-        const delayMs = Math.min(wait, this.options.maxBackoffMs ?? 10_000) * (0.8 + Math.random() * 0.4);
-        this.emit('reconnecting', { attempt, delayMs: Math.round(delayMs), reason: e.message });
-        await delay(delayMs, this.abort.signal);
-        wait *= 2;
-      }
-    }
+        if (this.options.watch !== false) await this.remoteWatcher.start(c);
+      },
+      reconnecting: (r) => this.emit('reconnecting', r),
+    });
+    this.emit('connected', { host: this.options.host, port: this.options.port, fingerprint: this.hostFingerprint });
+    return conn;
   }
 
   private async runPass(): Promise<TwoWayStats> {
