@@ -160,7 +160,10 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
   await fetch(`http://127.0.0.1:${local}/crash`).then((r) => r.text(), () => undefined);
   const crashed = await waitFor((e) => e.event === 'process' && e.kind === 'crashed', 'a crash report');
   expect(crashed).toMatchObject({ code: 3 });
-  expect(stderr).toContain('dev process crashed (exit code 3); restarting in');
+  // The status line goes to stderr, a pipe of its own: it may arrive just after the JSON event.
+  const said = 'dev process crashed (exit code 3); restarting in';
+  for (const deadline = Date.now() + 5_000; !stderr.includes(said) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  expect(stderr).toContain(said);
   await served(local, 'v20', performance.now(), 30_000);
 
   // kubedev down: up ends, the process stops; nothing of the dev process runs.
