@@ -31,7 +31,8 @@ export interface BatchHost {
   readonly hardLinks: HardLinks;
   step(what: string): void;
   warn(message: string): void;
-  checkRoot(): void;
+  /** Halts when the local root is gone or replaced; `withContents` also when it was emptied (lists it). */
+  checkRoot(withContents: boolean): void;
   scanOptions(withDirs: boolean): ScanOptions;
   reportRefused(refused: readonly Refusal[]): void;
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext;
@@ -68,7 +69,7 @@ export function subtreeOf(index: Tree, rel: string): Tree {
 
 export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: string[]): Promise<{ plan: Plan; res: ApplyResult } | undefined> {
   h.step('looking at changed paths');
-  h.checkRoot();
+  h.checkRoot(false); // one stat; the root is listed only when the batch would delete (below)
   const anchors = new Set<string>();
   for (const r of h.hardLinks.expand(dirtyRels)) {
     if (r === '' || h.ig.ignores(r, false) && h.ig.ignores(r, true)) continue;
@@ -113,6 +114,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
   keepRemoteFor(refused, local, remote);
   const plan = local.size + remote.size === 0 ? emptyPlan() : planDiff(local, remote);
   if (plan.deletes.length + plan.dirs.length + plan.files.length + plan.links.length + plan.chmods.length === 0) return undefined;
+  if (plan.deletes.length > 0) h.checkRoot(true);
   await settleMassDelete(h, plan);
   const res: ApplyResult = plan.files.length + plan.dirs.length + plan.links.length + plan.chmods.length === 0
     ? (await remoteDelete(h.ctx(conn, h.index), plan.deletes), { changed: [], unsent: [], warnings: [], bytes: 0, method: 'sftp' as const })
@@ -162,10 +164,22 @@ async function dropEscapedLinks(h: BatchHost, conn: Connection): Promise<void> {
  */
 async function settleMassDelete(h: BatchHost, plan: Plan): Promise<void> {
   if (plan.deletes.length === 0 || h.index.size < 20) return;
-  let doomed = 0;
-  for (const d of plan.deletes) doomed += subtreeOf(h.index, d).size;
+  // Deleted files count one each; deleted folders are counted in one walk of the index (only then).
+  const folders = new Set(plan.deletes.filter((d) => h.index.get(d)?.type === 'dir'));
+  let doomed = plan.deletes.length - folders.size;
+  if (folders.size > 0) {
+    for (const k of h.index.keys()) {
+      for (let p = k; ; p = parentOf(p)) {
+        if (folders.has(p)) {
+          doomed++;
+          break;
+        }
+        if (!p.includes('/')) break;
+      }
+    }
+  }
   if (doomed < h.index.size * MASS_DELETE_SHARE) return;
   h.step('waiting before a mass delete');
   await delay(SETTLE_MS);
-  h.checkRoot();
+  h.checkRoot(true);
 }

@@ -100,11 +100,28 @@ export function haltIfRootGone(localRoot: string, id: RootIdentity, known: numbe
  * say what `remote` holds at and below that path, so the plan neither sends nor deletes anything there.
  */
 export function keepRemoteFor(refused: readonly Refusal[], local: Tree, remote: Tree): void {
+  const folders: string[] = [];
   for (const r of refused) {
     if (!r.keep) continue;
-    const prefix = r.rel === '' ? '' : `${r.rel}/`;
-    const under = (k: string): boolean => k === r.rel || k.startsWith(prefix);
-    for (const k of [...local.keys()]) if (under(k)) local.delete(k);
-    for (const [k, v] of remote) if (under(k)) local.set(k, { ...(v as Entry), kept: true });
+    // A file (or a path that is a file on both sides) is one entry; only folders need the trees walked.
+    if (local.get(r.rel)?.type !== 'dir' && remote.get(r.rel)?.type !== 'dir' && r.rel !== '') {
+      local.delete(r.rel);
+      const e = remote.get(r.rel);
+      if (e) local.set(r.rel, { ...e, kept: true });
+    } else folders.push(r.rel);
   }
+  if (folders.length === 0) return;
+  // One walk of each tree for all refused folders (not one per folder).
+  const kept = new Set(folders);
+  const under = (k: string): boolean => {
+    if (kept.has('')) return true;
+    for (let p = k; ; ) {
+      if (kept.has(p)) return true;
+      const i = p.lastIndexOf('/');
+      if (i < 0) return false;
+      p = p.slice(0, i);
+    }
+  };
+  for (const k of [...local.keys()]) if (under(k)) local.delete(k);
+  for (const [k, v] of remote) if (under(k)) local.set(k, { ...(v as Entry), kept: true });
 }

@@ -317,9 +317,9 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   }
 
   /** @internal */
-  checkRoot(): void {
+  checkRoot(withContents = true): void {
     if (!this.rootId) return;
-    haltIfRootGone(this.options.localRoot, this.rootId, this.index.size, (name, isDir) => this.ig.ignores(name, isDir));
+    haltIfRootGone(this.options.localRoot, this.rootId, withContents ? this.index.size : 0, (name, isDir) => this.ig.ignores(name, isDir));
   }
 
   /** @internal */
