@@ -5,7 +5,7 @@
  */
 import { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { delay } from '../engine/session';
+import { delay } from '../engine/connect';
 import { spawnKubectl } from './kubectl';
 
 export interface ForwardMapping {

@@ -5,7 +5,7 @@
  * reported, not waited for.
  */
 import { AttachRecord } from '../../lib/attach';
-import { delay } from '../engine/session';
+import { delay } from '../engine/connect';
 import { KubectlError, kubectl } from './kubectl';
 
 interface ContainerStatusJson {

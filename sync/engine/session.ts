@@ -44,7 +44,6 @@ const MAX_PATHS = 10_000;
 const ONCE_ROUNDS = 5;
 
 
-export { delay, isTransient } from './connect';
 
 export class SyncSession extends EventEmitter<SyncEvents> {
   readonly options: SyncOptions;
