@@ -43,8 +43,6 @@ const MAX_PATHS = 10_000;
 /** `--once`: rounds that re-send files which changed while they were sent, before giving up on them. */
 const ONCE_ROUNDS = 5;
 
-
-
 export class SyncSession extends EventEmitter<SyncEvents> {
   readonly options: SyncOptions;
   /** @internal */
