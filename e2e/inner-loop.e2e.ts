@@ -9,33 +9,29 @@
  * mounted into the dev container read-only (same Debian release, so the same libc and libstdc++).
  * That hostPath is the e2e's own addition; the synthesized environment stays "restricted".
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { renderDevEnvironment } from '../lib/dev-environment';
 import { KubeObject } from '../lib/k8s';
 import { accepts } from '../test/support/sshd';
+import { cleanUp, CliRun, playWithHostNode, runCli } from './harness';
 import { makeKubectlPodman } from './kubectl-podman';
-import { CONTAINERS_CONF, podman, podmanQuiet, requirePodman, sidecarPort, toPodmanPlay } from './podman';
+import { CONTAINERS_CONF, podman, podmanQuiet, requirePodman, sidecarPort } from './podman';
 
 const REPO = path.resolve(__dirname, '..');
 const NAME = 'kubedev-loop';
 const POD = `${NAME}-0`;
 const DEV = `${POD}-dev`;
 const TSX = pathToFileURL(require.resolve('tsx')).href;
-const NODE = '/usr/bin/node';
 
 let tmp = '';
-let playFile = '';
 let volumes: string[] = [];
-let up: ChildProcess | undefined;
+let up: CliRun | undefined;
 const results: Record<string, unknown> = {};
-
-const cli = (args: string[], env: NodeJS.ProcessEnv, cwd: string): ChildProcess =>
-  spawn(process.execPath, ['--import', TSX, path.join(REPO, 'e2e', 'kubedev-cli.ts'), ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
 
 const server = (version: string, port: number): string => `const http = require('http');
 http.createServer((req, res) => {
@@ -61,10 +57,7 @@ const percentile = (xs: number[], p: number): number => {
 };
 
 afterAll(async () => {
-  if (up && up.exitCode === null && up.signalCode === null) up.kill('SIGKILL');
-  await podmanQuiet(['pod', 'rm', '-f', '-t', '0', POD]);
-  if (volumes.length > 0) await podmanQuiet(['volume', 'rm', '-f', ...volumes]);
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  await cleanUp([up?.proc], POD, volumes, tmp);
   process.stdout.write(`e2e inner loop: ${JSON.stringify(results)}\n`);
 }, 120_000);
 
@@ -95,44 +88,20 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
   const env = { ...process.env, ...kubectl.env, XDG_CONFIG_HOME: path.join(tmp, 'config'), CONTAINERS_CONF: path.resolve(CONTAINERS_CONF) };
   const target = ['--env', 'dist/app.k8s.yaml', '--name', NAME];
   const keys = execFileSync(process.execPath, ['--import', TSX, path.join(REPO, 'e2e', 'kubedev-cli.ts'), 'keys', ...target], { cwd: project, env, encoding: 'utf8' });
-  const play = toPodmanPlay(rendered, parseAllDocuments(keys).map((d) => d.toJS() as KubeObject));
-  const pod = play.objects.find((o) => o.kind === 'Pod') as unknown as { spec: { volumes: unknown[]; containers: { name: string; volumeMounts: unknown[] }[] } };
-  pod.spec.volumes.push({ name: 'host-node', hostPath: { path: NODE, type: 'File' } });
-  pod.spec.containers[0].volumeMounts.push({ name: 'host-node', mountPath: '/usr/local/bin/node', readOnly: true });
-  volumes = play.volumes;
-  playFile = path.join(tmp, 'play.yaml');
-  fs.writeFileSync(playFile, play.objects.map((o) => stringify(o)).join('---\n'));
   fs.writeFileSync(path.join(project, 'app', 'server.js'), server('v0', httpPort));
-  await podmanQuiet(['volume', 'rm', '-f', ...volumes]);
-  await podman(['kube', 'play', '--network', 'host', playFile]);
+  const played = await playWithHostNode(rendered, keys, tmp);
+  volumes = played.volumes;
 
   // kubedev up: mirror, start the process, stream its output.
-  const events: Record<string, unknown>[] = [];
-  let stderr = '';
   // --no-ports: the pod is on the host network here, so its port is this machine's already (a forward
   // on the same number would take it from the server).
-  up = cli(['up', ...target, '--json', '--timeout', '60', '--no-ports'], env, project);
-  const upExit = new Promise<number | null>((resolve) => up!.once('exit', (code) => resolve(code)));
-  let buf = '';
-  up.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) events.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
-  });
-  up.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const waitFor = async (pred: (e: Record<string, unknown>) => boolean, what: string, ms = 60_000): Promise<Record<string, unknown>> => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const e = events.find(pred);
-      if (e) return e;
-      if (up!.exitCode !== null || Date.now() > deadline) throw new Error(`no ${what} from kubedev up:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
+  up = runCli(['up', ...target, '--json', '--timeout', '60', '--no-ports'], env, project);
+  const { events, waitFor, stderr, exit } = up;
   const ready = await waitFor((e) => e.event === 'ready', "'ready'", 90_000);
   expect(ready.ports).toEqual({});
   const local = httpPort;
   await served(local, 'v0', performance.now(), 30_000).catch(async (e: Error) => {
-    throw new Error(`${e.message}\nkubedev up said:\n${stderr}\ndev container log:\n${await podman(['logs', DEV]).catch((x: Error) => x.message)}`);
+    throw new Error(`${e.message}\nkubedev up said:\n${stderr()}\ndev container log:\n${await podman(['logs', DEV]).catch((x: Error) => x.message)}`);
   });
   await waitFor((e) => e.event === 'output' && e.line === 'listening v0', 'the process output');
 
@@ -162,21 +131,19 @@ test('save -> new response, hooks once, crash restarted, down leaves nothing run
   expect(crashed).toMatchObject({ code: 3 });
   // The status line goes to stderr, a pipe of its own: it may arrive just after the JSON event.
   const said = 'dev process crashed (exit code 3); restarting in';
-  for (const deadline = Date.now() + 5_000; !stderr.includes(said) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
-  expect(stderr).toContain(said);
+  for (const deadline = Date.now() + 5_000; !stderr().includes(said) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  expect(stderr()).toContain(said);
   await served(local, 'v20', performance.now(), 30_000);
 
   // kubedev down: up ends, the process stops; nothing of the dev process runs.
-  const down = cli(['down', ...target], env, project);
-  let downErr = '';
-  down.stderr!.setEncoding('utf8').on('data', (d: string) => (downErr += d));
-  expect(await new Promise((r) => down.once('exit', r))).toBe(0);
-  expect(downErr).toMatch(/stopped kubedev up \(pid \d+\)\nkubedev: stopped the dev process\n/);
-  expect(await upExit).toBe(0);
+  const down = runCli(['down', ...target], env, project);
+  expect(await down.exit).toBe(0);
+  expect(down.stderr()).toMatch(/stopped kubedev up \(pid \d+\)\nkubedev: stopped the dev process\n/);
+  expect(await exit).toBe(0);
   // Only the supervisor is left, waiting for the next `up` (its own arguments name the command).
   const top = (await podman(['top', DEV, 'args'])).trim().split('\n').slice(1);
   expect(top.map((l) => l.trim())).toEqual(['/bin/sh /etc/kubedev/supervisor/supervisor.sh node server.js']);
   expect(await accepts(httpPort)).toBe(false);
   kubectl.remove();
-  await podman(['kube', 'down', playFile]);
+  await podman(['kube', 'down', played.playFile]);
 });
