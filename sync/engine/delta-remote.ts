@@ -1,35 +1,29 @@
 /**
- * The server's side of a changed-blocks transfer, with stock tools only (sh and coreutils, GNU find):
+ * The server's side of a changed-blocks transfer, with stock tools only (sh, coreutils, GNU find), as
+ * one `sh` per file on one exec channel (a process per step, never one per block: `split --filter`
+ * forks a shell per block, 4 ms each on a loaded machine):
  *
- * - `prepare`: one `sh` copies the remote file to a temporary name beside it (`cp`, in the background)
- *   while `split` cuts it into block files in a temporary folder that one `cksum` then checksums: one
- *   process per step, not one per block (`split --filter` forks a shell per block: 4 ms each here).
- * - the runner writes the differing blocks into the copy at their offsets (SFTP, pipelined).
- * - `commit`: one `sh` sets the exact size, checksums the whole copy, compares it with the local file's
- *   checksum, checks that the remote file is still the one that was copied, gives the copy the file's
- *   mode and mtime and renames it over the file. On any mismatch it removes the copy and says why.
+ * 1. `cp` copies the remote file to a temporary name beside it while `split` cuts it into block files
+ *    that one `cksum` checksums; the block files are removed in the background. The script prints the
+ *    file's `size mtime` (find -printf), the block checksums, and waits for one line on stdin.
+ * 2. The runner writes the differing blocks into the copy (SFTP, delta-write.ts), then sends
+ *    `commit SUM SIZE`, or closes stdin to give up (the script then removes the copy).
+ * 3. On `commit`, the script checksums the whole copy, compares it with the local file's, checks that
+ *    the remote file is still the one it copied, and renames the copy over it. On any mismatch it
+ *    removes the copy and says why.
  *
  * Temporary names start with `.kubedev-`: a killed run's leftovers are deleted by the next pass.
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { SFTPWrapper } from 'ssh2';
-import { Call } from './apply-sftp';
+import { ClientChannel } from 'ssh2';
 import { Connection } from './transport';
 import { shQuote } from './tree';
 
-/** A remote block: `cksum` of its bytes and its length. */
+/** A block: `cksum` of its bytes and its length. */
 export interface BlockSum {
   readonly sum: number;
   readonly size: number;
-}
-
-export interface Prepared {
-  /** The temporary copy's absolute path. */
-  readonly temp: string;
-  /** `size mtime` of the remote file as `find -printf '%s %T@'` printed it when it was copied. */
-  readonly seen: string;
-  readonly blocks: BlockSum[];
 }
 
 /** Something the changed-blocks path cannot handle: the caller sends the file whole instead. */
@@ -42,44 +36,46 @@ export class DeltaFallback extends Error {
 
 const MARK = 'KUBEDEV-DELTA';
 
-export function tempBeside(remoteAbs: string): string {
-  return path.posix.join(path.posix.dirname(remoteAbs), `.kubedev-${crypto.randomBytes(6).toString('hex')}`);
-}
-
-/** The `prepare` script: copy, block checksums, the file's size and mtime, after a marker line. */
-export function prepareScript(remoteAbs: string, temp: string, blockSize: number): string {
-  const blocks = `${temp}.blocks`;
+/** The script for the file `name` in the current folder, its copy `temp` (a plain name) there too. */
+export function deltaScript(folder: string, name: string, temp: string, blockSize: number, writable: boolean): string {
   return [
-    `f=${shQuote(remoteAbs)} t=${shQuote(temp)} d=${shQuote(blocks)} ok=`,
-    // The block files are removed in the background: the runner need not wait for that.
-    `trap '[ -n "$ok" ] || rm -f -- "$t"; rm -rf -- "$d" </dev/null >/dev/null 2>&1 &' EXIT`,
+    `cd -- ${shQuote(folder)} || exit 65`,
+    `f=./${shQuote(name)} t=${temp} ok=`,
+    `trap '[ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[0-9]*' EXIT`,
+    `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
     'set -e',
     `s=$(find "$f" -maxdepth 0 -type f -printf '%s %T@')`,
     '[ -n "$s" ] || { echo "not a regular file" >&2; exit 65; }',
-    'mkdir -m 700 -- "$d"',
     'cp -- "$f" "$t" & c=$!',
-    `split -a 6 -d -b ${blockSize} -- "$f" "$d/"`,
+    `split -a 6 -d -b ${blockSize} -- "$f" "$t."`,
     'wait $c',
-    'chmod u+w -- "$t"',
+    ...(writable ? [] : ['chmod u+w -- "$t"']),
     `printf '%s\\n%s\\n' ${MARK} "$s"`,
-    'cd "$d"',
-    '[ -z "$(ls -A)" ] || cksum -- *',
+    'cksum -- "$t".[0-9]*',
+    `rm -f -- "$t".[0-9]* </dev/null >/dev/null 2>&1 &`,
+    `printf '%s end\\n' ${MARK}`,
+    'read -r cmd sum size',
+    '[ "$cmd" = commit ] || exit 3',
+    'set -- $(cksum < "$t")',
+    '[ "$1 $2" = "$sum $size" ] || no "verify $1 $2"',
+    `[ "$(find "$f" -maxdepth 0 -type f -printf '%s %T@')" = "$s" ] || no remote-changed`,
+    'mv -fT -- "$t" "$f" || no rename',
     'ok=1',
-    '',
+    `printf '%s ok\\n' ${MARK}`,
   ].join('\n');
 }
 
-/** Parses `prepare`'s output: the marker, `size mtime`, then `sum size name` per block in order. */
-export function parsePrepared(rel: string, temp: string, out: string, blockSize: number): Prepared {
+/** Parses the output up to `MARK end`: `size mtime`, then `sum size name.NNNNNN` per block in order. */
+export function parseBlocks(rel: string, out: string, blockSize: number): { seen: string; blocks: BlockSum[] } {
   const lines = out.split('\n');
   const at = lines.indexOf(MARK);
-  if (at < 0 || at + 1 >= lines.length) throw new DeltaFallback(rel, 'the server printed no block checksums');
+  const end = lines.indexOf(`${MARK} end`);
+  if (at < 0 || end < at + 1) throw new DeltaFallback(rel, 'the server printed no block checksums');
   const seen = lines[at + 1];
   const size = Number(seen.split(' ')[0]);
   const blocks: BlockSum[] = [];
-  for (const line of lines.slice(at + 2)) {
-    if (line === '') continue;
-    const m = /^(\d+) (\d+) (\d{6,})$/.exec(line);
+  for (const line of lines.slice(at + 2, end)) {
+    const m = /^(\d+) (\d+) \S+\.(\d{6,})$/.exec(line);
     if (!m || Number(m[3]) !== blocks.length) throw new DeltaFallback(rel, `unexpected checksum line '${line.slice(0, 80)}'`);
     blocks.push({ sum: Number(m[1]), size: Number(m[2]) });
   }
@@ -87,51 +83,70 @@ export function parsePrepared(rel: string, temp: string, out: string, blockSize:
   if (!Number.isSafeInteger(size) || total !== size || blocks.some((b, i) => b.size !== Math.min(blockSize, size - i * blockSize))) {
     throw new DeltaFallback(rel, `the block checksums cover ${total} bytes of ${size}`);
   }
-  return { temp, seen, blocks };
+  return { seen, blocks };
 }
 
-/** Runs `prepare` for the file at `remoteAbs`. */
-export async function prepare(conn: Connection, rel: string, remoteAbs: string, blockSize: number, signal?: AbortSignal): Promise<Prepared> {
-  const temp = `${tempBeside(remoteAbs)}.tmp`;
-  const r = await conn.exec('sh -s', prepareScript(remoteAbs, temp, blockSize), { signal });
-  if (r.code !== 0) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}`);
-  return parsePrepared(rel, temp, r.stdout.toString('utf8'), blockSize);
-}
+/** One file's script on its exec channel: the checksums once started, then `commit` or `abort`. */
+export class RemoteDelta {
+  private out = '';
+  private err = '';
+  private closed = false;
+  private wake: () => void = () => undefined;
 
-export interface Commit {
-  readonly size: number;
-  /** `cksum` of the whole local file, as computed while it was read. */
-  readonly sum: number;
-  readonly mode: number;
-  /** Whole seconds. */
-  readonly mtime: number;
-}
+  private constructor(private readonly conn: Connection, private readonly ch: ClientChannel, readonly rel: string, readonly temp: string) {
+    ch.on('data', (d: Buffer) => {
+      this.out += d.toString('utf8');
+      this.wake();
+    });
+    ch.stderr.on('data', (d: Buffer) => {
+      if (this.err.length < 4096) this.err += d.toString('utf8');
+    });
+    ch.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
 
-/** The `commit` script: exact size, whole-file check, remote unchanged, mode and mtime, rename. */
-export function commitScript(remoteAbs: string, p: Prepared, c: Commit): string {
-  return [
-    `f=${shQuote(remoteAbs)} t=${shQuote(p.temp)}`,
-    `no() { rm -f -- "$t"; printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
-    `truncate -s ${c.size} -- "$t" || no truncate`,
-    'set -- $(cksum < "$t")',
-    `[ "$1 $2" = ${shQuote(`${c.sum} ${c.size}`)} ] || no "verify $1 $2"`,
-    `[ "$(find "$f" -maxdepth 0 -type f -printf '%s %T@')" = ${shQuote(p.seen)} ] || no remote-changed`,
-    `chmod ${c.mode.toString(8)} -- "$t" || no chmod`,
-    `touch -d @${c.mtime} -- "$t" || no touch`,
-    'mv -fT -- "$t" "$f" || no rename',
-    `printf '%s ok\\n' ${MARK}`,
-    '',
-  ].join('\n');
-}
+  /** Starts the script for the remote file `remoteAbs`; resolves with its block checksums. */
+  static async start(conn: Connection, rel: string, remoteAbs: string, blockSize: number, writable: boolean): Promise<RemoteDelta & { blocks: BlockSum[] }> {
+    const temp = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
+    const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, writable);
+    const d = new RemoteDelta(conn, await conn.channel(`sh -c ${shQuote(script)}`), rel, path.posix.join(path.posix.dirname(remoteAbs), temp));
+    if (!(await d.until(`${MARK} end`))) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`);
+    const parsed = parseBlocks(rel, d.out, blockSize);
+    d.seen = parsed.seen;
+    return Object.assign(d, { blocks: parsed.blocks });
+  }
 
-/** Runs `commit`; throws DeltaFallback when the server refused (the copy is then removed). */
-export async function commit(conn: Connection, rel: string, remoteAbs: string, p: Prepared, c: Commit, signal?: AbortSignal): Promise<void> {
-  const r = await conn.exec('sh -s', commitScript(remoteAbs, p, c), { signal });
-  const said = r.stdout.toString('utf8').split('\n').find((l) => l.startsWith(`${MARK} `))?.slice(MARK.length + 1);
-  if (r.code !== 0 || said !== 'ok') throw new DeltaFallback(rel, `the result was not put in place: ${said ?? (r.stderr.trim() || `exit ${r.code}`)}`);
-}
+  /** `size mtime` of the remote file when it was copied. */
+  seen = '';
 
-/** Removes the temporary copy (best effort: a leftover is removed by the next pass anyway). */
-export async function discard(call: Call, sftp: SFTPWrapper, p: Prepared): Promise<void> {
-  await call<void>((cb) => sftp.unlink(p.temp, (err) => cb(err, undefined))).catch(() => undefined);
+  /** Resolves true once a line `line` was printed, false if the script ended first. */
+  private until(line: string): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const off = this.conn.onDrop(reject);
+      const check = (): void => {
+        if (this.out.includes(`\n${line}\n`) || this.out.startsWith(`${line}\n`)) resolve(true);
+        else if (this.closed) resolve(false);
+        else return;
+        off();
+      };
+      this.wake = check;
+      check();
+    });
+  }
+
+  /** Asks the script to check the copy against `sum`/`size` and rename it; DeltaFallback if it refused. */
+  async commit(sum: number, size: number): Promise<void> {
+    this.ch.end(`commit ${sum} ${size}\n`);
+    await this.until(`${MARK} ok`);
+    const said = this.out.split('\n').find((l) => l.startsWith(`${MARK} `) && l !== `${MARK} end`)?.slice(MARK.length + 1);
+    if (said !== 'ok') throw new DeltaFallback(this.rel, `the result was not put in place: ${said ?? (this.err.trim() || 'the server said nothing')}`);
+  }
+
+  /** Gives up: the script removes the copy when its stdin ends. */
+  async abort(): Promise<void> {
+    this.ch.end();
+    await this.until('\0never').catch(() => undefined);
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * Writes byte ranges of a local file into the remote temporary copy at the same offsets: one SFTP open
- * (read-write, no truncation), 32 KiB write requests with up to 64 in flight, one close. The local file
+ * (read-write, no truncation), 32 KiB write requests with up to 64 in flight, then the file's exact
+ * size, mode and mtime (one fsetstat, after the writes), one close. The local file
  * is read again for exactly those ranges and must still be a file of its planned size; a short read is
  * a LocalReadError ('changed'), never padding.
  */
@@ -9,6 +10,7 @@ import { ApplyContext } from './apply-common';
 import { caller } from './apply-sftp';
 import { DeltaFallback } from './delta-remote';
 import { LocalReadError } from './local-read';
+import { PlanItem } from './plan';
 
 const SFTP_CHUNK = 32 * 1024;
 const SFTP_WINDOW = 64;
@@ -38,8 +40,9 @@ class Window {
 }
 
 /** Writes `ranges` ([start, end) of the local file `abs`) into `temp` at the same offsets; returns the bytes written. */
-export async function writeRanges(ctx: ApplyContext, abs: string, rel: string, size: number, temp: string, ranges: readonly [number, number][]): Promise<number> {
-  if (ranges.length === 0) return 0;
+export async function writeRanges(ctx: ApplyContext, abs: string, item: PlanItem, temp: string, ranges: readonly [number, number][]): Promise<number> {
+  const { rel, entry } = item;
+  const size = entry.size;
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -74,6 +77,9 @@ export async function writeRanges(ctx: ApplyContext, abs: string, rel: string, s
         }
       }
     }
+    // The exact size, the mode and the mtime, in order after the writes (no round trip of their own).
+    const mtime = Math.floor(entry.mtimeMs / 1000);
+    await window.add(() => call<void>((cb) => sftp.fsetstat(h, { size, mode: entry.mode, atime: mtime, mtime }, (err) => cb(err, undefined))));
     await window.drain();
     return written;
   } catch (e) {

@@ -21,9 +21,9 @@
  */
 import * as path from 'node:path';
 import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
-import { caller, Limiter } from './apply-sftp';
+import { Limiter } from './apply-sftp';
 import { cksumOf, crcCombine, crcUpdate, shiftFor } from './cksum';
-import { BlockSum, commit, DeltaFallback, discard, prepare, Prepared } from './delta-remote';
+import { BlockSum, DeltaFallback, RemoteDelta } from './delta-remote';
 import { writeRanges } from './delta-write';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
@@ -103,42 +103,34 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
   const remoteAbs = path.posix.join(ctx.remoteRoot, item.rel);
   const size = item.entry.size;
   const blockSize = blockSizeFor(size);
+  const writable = ((ctx.remote.get(item.rel)?.mode ?? 0) & 0o200) !== 0;
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
-  const remote = prepare(ctx.conn, item.rel, remoteAbs, blockSize, ctx.signal);
-  const local = localSums(abs, item.rel, size, blockSize);
-  const [rs, ls] = await Promise.allSettled([remote, local]);
-  if (rs.status === 'fulfilled' && ls.status === 'rejected') await discardAfter(ctx, rs.value);
+  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, blockSize, writable), localSums(abs, item.rel, size, blockSize)]);
   if (rs.status === 'rejected') throw rs.reason;
-  if (ls.status === 'rejected') throw ls.reason;
-  const prepared = rs.value;
-  const ranges = changedRanges(ls.value.blocks, prepared.blocks, blockSize);
-  let written = 0;
+  const remote = rs.value;
   try {
-    await hooks.afterPrepare?.(prepared);
+    if (ls.status === 'rejected') throw ls.reason;
+    await hooks.afterPrepare?.(remote);
+    const ranges = changedRanges(ls.value.blocks, remote.blocks, blockSize);
     ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
-    written = await writeRanges(ctx, abs, item.rel, size, prepared.temp, ranges);
-    await hooks.beforeCommit?.(prepared);
+    const written = await writeRanges(ctx, abs, item, remote.temp, ranges);
+    await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
+    await remote.commit(ls.value.sum, size);
+    return written;
   } catch (e) {
-    await discardAfter(ctx, prepared);
+    await remote.abort();
     throw e;
   }
-  await commit(ctx.conn, item.rel, remoteAbs, prepared, { size, sum: ls.value.sum, mode: item.entry.mode, mtime: Math.floor(item.entry.mtimeMs / 1000) }, ctx.signal);
-  return written;
 }
 
 /** Test hooks: run between the steps (the remote copy modified, the local file cut...). */
 export interface DeltaHooks {
-  readonly afterPrepare?: (p: Prepared) => Promise<void> | void;
-  readonly beforeCommit?: (p: Prepared) => Promise<void> | void;
+  readonly afterPrepare?: (r: RemoteDelta) => Promise<void> | void;
+  readonly beforeCommit?: (r: RemoteDelta) => Promise<void> | void;
   /** Told why a file is sent whole after all. */
   readonly onFallback?: (why: string) => void;
-}
-
-async function discardAfter(ctx: ApplyContext, p: Prepared): Promise<void> {
-  if (!ctx.conn.alive) return;
-  await discard(caller(ctx.conn), await ctx.conn.sftp(), p);
 }
 
 /**
