@@ -47,7 +47,7 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
     `s=$(find "$f" -maxdepth 0 -type f -printf '%s %T@')`,
     '[ -n "$s" ] || { echo "not a regular file" >&2; exit 65; }',
     'cp -- "$f" "$t" & c=$!',
-    `split -a 6 -d -b ${blockSize} -- "$f" "$t."`,
+    `split --verbose -a 6 -d -b ${blockSize} -- "$f" "$t."`, // a line per block: progress for the watchdog
     'wait $c',
     ...(writable ? [] : ['chmod u+w -- "$t"']),
     `printf '%s\\n%s\\n' ${MARK} "$s"`,
@@ -93,9 +93,10 @@ export class RemoteDelta {
   private closed = false;
   private wake: () => void = () => undefined;
 
-  private constructor(private readonly conn: Connection, private readonly ch: ClientChannel, readonly rel: string, readonly temp: string) {
+  private constructor(private readonly conn: Connection, private readonly ch: ClientChannel, readonly rel: string, readonly temp: string, onProgress: () => void) {
     ch.on('data', (d: Buffer) => {
       this.out += d.toString('utf8');
+      onProgress();
       this.wake();
     });
     ch.stderr.on('data', (d: Buffer) => {
@@ -107,11 +108,22 @@ export class RemoteDelta {
     });
   }
 
-  /** Starts the script for the remote file `remoteAbs`; resolves with its block checksums. */
-  static async start(conn: Connection, rel: string, remoteAbs: string, blockSize: number, writable: boolean): Promise<RemoteDelta & { blocks: BlockSum[] }> {
+  /**
+   * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
+   * told of each line the server prints (split says each block it makes: the stall watchdog sees work).
+   */
+  static async start(conn: Connection, rel: string, remoteAbs: string, o: { blockSize: number; writable: boolean; onProgress: () => void }): Promise<RemoteDelta & { blocks: BlockSum[] }> {
+    const { blockSize } = o;
     const temp = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
-    const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, writable);
-    const d = new RemoteDelta(conn, await conn.channel(`sh -c ${shQuote(script)}`), rel, path.posix.join(path.posix.dirname(remoteAbs), temp));
+    const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, o.writable);
+    let ch: ClientChannel;
+    try {
+      ch = await conn.channel(`sh -c ${shQuote(script)}`);
+    } catch (e) {
+      if (!conn.alive) throw e;
+      throw new DeltaFallback(rel, `no exec channel (${(e as Error).message})`); // the server's MaxSessions, say
+    }
+    const d = new RemoteDelta(conn, ch, rel, path.posix.join(path.posix.dirname(remoteAbs), temp), o.onProgress);
     if (!(await d.until(`${MARK} end`))) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`);
     const parsed = parseBlocks(rel, d.out, blockSize);
     d.seen = parsed.seen;
@@ -146,7 +158,11 @@ export class RemoteDelta {
 
   /** Gives up: the script removes the copy when its stdin ends. */
   async abort(): Promise<void> {
-    this.ch.end();
+    try {
+      this.ch.end();
+    } catch {
+      return; // the channel is gone: so is the script (its EXIT trap removed the copy)
+    }
     await this.until('\0never').catch(() => undefined);
   }
 }

@@ -105,7 +105,7 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
   const blockSize = blockSizeFor(size);
   const writable = ((ctx.remote.get(item.rel)?.mode ?? 0) & 0o200) !== 0;
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
-  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, blockSize, writable), localSums(abs, item.rel, size, blockSize)]);
+  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, { blockSize, writable, onProgress: () => ctx.onBytes?.(0) }), localSums(abs, item.rel, size, blockSize)]);
   if (rs.status === 'rejected') throw rs.reason;
   const remote = rs.value;
   try {
