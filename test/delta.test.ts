@@ -44,7 +44,7 @@ describe('cksum', () => {
 describe('blocks', () => {
   test('block size: 64 KiB up to 128 MiB files, then about 2048 blocks a file, at most 4 MiB', () => {
     const MiB = 1024 * 1024;
-    expect(blockSizeFor(8 * MiB)).toBe(64 * 1024);
+    expect(blockSizeFor(16 * MiB)).toBe(64 * 1024);
     expect(blockSizeFor(128 * MiB)).toBe(64 * 1024);
     expect(blockSizeFor(200 * MiB)).toBe(128 * 1024);
     expect(blockSizeFor(1024 * MiB)).toBe(512 * 1024);

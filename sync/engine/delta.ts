@@ -28,8 +28,12 @@ import { writeRanges } from './delta-write';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 
-/** Files from this size up, with a remote copy of at least a quarter of it, go by changed blocks. */
-export const DELTA_MIN_BYTES = 8 * 1024 * 1024;
+/**
+ * Files from this size up, with a remote copy of at least a quarter of it, go by changed blocks. Measured
+ * (one 64 KiB change, loaded 2-core machine, medians of 3): whole vs changed blocks 0.70 vs 0.95 s at
+ * 16 MiB and 1.37 vs 1.13 s at 32 MiB over 127.0.0.1; 2.15 vs 1.87 s at 16 MiB with 50 ms round trips.
+ */
+export const DELTA_MIN_BYTES = 16 * 1024 * 1024;
 /** About this many blocks per file, each a power of two between the two bounds below. */
 const BLOCKS_PER_FILE = 2048;
 const MIN_BLOCK = 64 * 1024;
