@@ -4,13 +4,19 @@
 import { applySftp } from './apply-sftp';
 import { applyTar } from './apply-tar';
 import { ApplyContext, ApplyResult, BULK_BYTES, BULK_FILES, remoteDelete, withWritableParents } from './apply-common';
+import { withDeltas } from './delta';
 import { Plan } from './plan';
 
 export type { ApplyContext, ApplyResult } from './apply-common';
 export { remoteDelete, remoteFailure, COALESCE_BYTES, BULK_FILES, BULK_BYTES, SFTP_PARALLEL } from './apply-common';
 
+/** Applies `plan`: large files whose remote copy exists by changed blocks (delta.ts), the rest by applyWhole. */
+export function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
+  return withDeltas(ctx, plan, (p) => applyWhole(ctx, p));
+}
+
 /** Applies `plan` choosing tar for bulk, SFTP otherwise. */
-export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
+async function applyWhole(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
   const bytes = plan.files.reduce((n, f) => n + f.entry.size, 0);
   const count = plan.files.length + plan.links.length + plan.dirs.length;
   if (count === 0 && plan.chmods.length === 0) {

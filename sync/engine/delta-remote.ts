@@ -1,0 +1,168 @@
+/**
+ * The server's side of a changed-blocks transfer, with stock tools only (sh, coreutils, GNU find), as
+ * one `sh` per file on one exec channel (a process per step, never one per block: `split --filter`
+ * forks a shell per block, 4 ms each on a loaded machine):
+ *
+ * 1. `cp` copies the remote file to a temporary name beside it while `split` cuts it into block files
+ *    that one `cksum` checksums; the block files are removed in the background. The script prints the
+ *    file's `size mtime` (find -printf), the block checksums, and waits for one line on stdin.
+ * 2. The runner writes the differing blocks into the copy (SFTP, delta-write.ts), then sends
+ *    `commit SUM SIZE`, or closes stdin to give up (the script then removes the copy).
+ * 3. On `commit`, the script checksums the whole copy, compares it with the local file's, checks that
+ *    the remote file is still the one it copied, and renames the copy over it. On any mismatch it
+ *    removes the copy and says why.
+ *
+ * Temporary names start with `.kubedev-`: a killed run's leftovers are deleted by the next pass.
+ */
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import { ClientChannel } from 'ssh2';
+import { Connection } from './transport';
+import { shQuote } from './tree';
+
+/** A block: `cksum` of its bytes and its length. */
+export interface BlockSum {
+  readonly sum: number;
+  readonly size: number;
+}
+
+/** Something the changed-blocks path cannot handle: the caller sends the file whole instead. */
+export class DeltaFallback extends Error {
+  constructor(readonly rel: string, why: string) {
+    super(`changed-blocks transfer of '${rel}' not possible (${why})`);
+    this.name = 'DeltaFallback';
+  }
+}
+
+const MARK = 'KUBEDEV-DELTA';
+
+/** The script for the file `name` in the current folder, its copy `temp` (a plain name) there too. */
+export function deltaScript(folder: string, name: string, temp: string, blockSize: number, writable: boolean): string {
+  return [
+    `cd -- ${shQuote(folder)} || exit 65`,
+    `f=./${shQuote(name)} t=${temp} ok=`,
+    `trap '[ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[0-9]*' EXIT`,
+    `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
+    'set -e',
+    `s=$(find "$f" -maxdepth 0 -type f -printf '%s %T@')`,
+    '[ -n "$s" ] || { echo "not a regular file" >&2; exit 65; }',
+    'cp -- "$f" "$t" & c=$!',
+    `split --verbose -a 6 -d -b ${blockSize} -- "$f" "$t."`, // a line per block: progress for the watchdog
+    'wait $c',
+    ...(writable ? [] : ['chmod u+w -- "$t"']),
+    `printf '%s\\n%s\\n' ${MARK} "$s"`,
+    'cksum -- "$t".[0-9]*',
+    `rm -f -- "$t".[0-9]* </dev/null >/dev/null 2>&1 &`,
+    `printf '%s end\\n' ${MARK}`,
+    'read -r cmd sum size',
+    '[ "$cmd" = commit ] || exit 3',
+    'set -- $(cksum < "$t")',
+    '[ "$1 $2" = "$sum $size" ] || no "verify $1 $2"',
+    `[ "$(find "$f" -maxdepth 0 -type f -printf '%s %T@')" = "$s" ] || no remote-changed`,
+    'mv -fT -- "$t" "$f" || no rename',
+    'ok=1',
+    `printf '%s ok\\n' ${MARK}`,
+  ].join('\n');
+}
+
+/** Parses the output up to `MARK end`: `size mtime`, then `sum size name.NNNNNN` per block in order. */
+export function parseBlocks(rel: string, out: string, blockSize: number): { seen: string; blocks: BlockSum[] } {
+  const lines = out.split('\n');
+  const at = lines.indexOf(MARK);
+  const end = lines.indexOf(`${MARK} end`);
+  if (at < 0 || end < at + 1) throw new DeltaFallback(rel, 'the server printed no block checksums');
+  const seen = lines[at + 1];
+  const size = Number(seen.split(' ')[0]);
+  const blocks: BlockSum[] = [];
+  for (const line of lines.slice(at + 2, end)) {
+    const m = /^(\d+) (\d+) \S+\.(\d{6,})$/.exec(line);
+    if (!m || Number(m[3]) !== blocks.length) throw new DeltaFallback(rel, `unexpected checksum line '${line.slice(0, 80)}'`);
+    blocks.push({ sum: Number(m[1]), size: Number(m[2]) });
+  }
+  const total = blocks.reduce((n, b) => n + b.size, 0);
+  if (!Number.isSafeInteger(size) || total !== size || blocks.some((b, i) => b.size !== Math.min(blockSize, size - i * blockSize))) {
+    throw new DeltaFallback(rel, `the block checksums cover ${total} bytes of ${size}`);
+  }
+  return { seen, blocks };
+}
+
+/** One file's script on its exec channel: the checksums once started, then `commit` or `abort`. */
+export class RemoteDelta {
+  private out = '';
+  private err = '';
+  private closed = false;
+  private wake: () => void = () => undefined;
+
+  private constructor(private readonly conn: Connection, private readonly ch: ClientChannel, readonly rel: string, readonly temp: string, onProgress: () => void) {
+    ch.on('data', (d: Buffer) => {
+      this.out += d.toString('utf8');
+      onProgress();
+      this.wake();
+    });
+    ch.stderr.on('data', (d: Buffer) => {
+      if (this.err.length < 4096) this.err += d.toString('utf8');
+    });
+    ch.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  /**
+   * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
+   * told of each line the server prints (split says each block it makes: the stall watchdog sees work).
+   */
+  static async start(conn: Connection, rel: string, remoteAbs: string, o: { blockSize: number; writable: boolean; onProgress: () => void }): Promise<RemoteDelta & { blocks: BlockSum[] }> {
+    const { blockSize } = o;
+    const temp = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
+    const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, o.writable);
+    let ch: ClientChannel;
+    try {
+      ch = await conn.channel(`sh -c ${shQuote(script)}`);
+    } catch (e) {
+      if (!conn.alive) throw e;
+      throw new DeltaFallback(rel, `no exec channel (${(e as Error).message})`); // the server's MaxSessions, say
+    }
+    const d = new RemoteDelta(conn, ch, rel, path.posix.join(path.posix.dirname(remoteAbs), temp), o.onProgress);
+    if (!(await d.until(`${MARK} end`))) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`);
+    const parsed = parseBlocks(rel, d.out, blockSize);
+    d.seen = parsed.seen;
+    return Object.assign(d, { blocks: parsed.blocks });
+  }
+
+  /** `size mtime` of the remote file when it was copied. */
+  seen = '';
+
+  /** Resolves true once a line `line` was printed, false if the script ended first. */
+  private until(line: string): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const off = this.conn.onDrop(reject);
+      const check = (): void => {
+        if (this.out.includes(`\n${line}\n`) || this.out.startsWith(`${line}\n`)) resolve(true);
+        else if (this.closed) resolve(false);
+        else return;
+        off();
+      };
+      this.wake = check;
+      check();
+    });
+  }
+
+  /** Asks the script to check the copy against `sum`/`size` and rename it; DeltaFallback if it refused. */
+  async commit(sum: number, size: number): Promise<void> {
+    this.ch.end(`commit ${sum} ${size}\n`);
+    await this.until(`${MARK} ok`);
+    const said = this.out.split('\n').find((l) => l.startsWith(`${MARK} `) && l !== `${MARK} end`)?.slice(MARK.length + 1);
+    if (said !== 'ok') throw new DeltaFallback(this.rel, `the result was not put in place: ${said ?? (this.err.trim() || 'the server said nothing')}`);
+  }
+
+  /** Gives up: the script removes the copy when its stdin ends. */
+  async abort(): Promise<void> {
+    try {
+      this.ch.end();
+    } catch {
+      return; // the channel is gone: so is the script (its EXIT trap removed the copy)
+    }
+    await this.until('\0never').catch(() => undefined);
+  }
+}

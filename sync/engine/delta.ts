@@ -1,0 +1,181 @@
+/**
+ * Changed-blocks transfer for large files whose remote copy exists (issue 13, "Large files"): only the
+ * blocks that differ cross the wire, with nothing but sh and coreutils on the server.
+ *
+ * 1. At once: the server copies its file to a temporary name and checksums its blocks
+ *    (delta-remote.ts `prepare`), while the runner reads the local file once, checksumming the same
+ *    blocks and, from them, the whole file (cksum.ts; streamed, one read buffer at a time).
+ * 2. The blocks whose checksum or length differ are written into the copy at their offsets (SFTP,
+ *    pipelined), read again from the local file, which must still have its planned size.
+ * 3. If the local file did not change meanwhile, the server sets the exact size, checks the whole
+ *    copy's checksum against the local one, checks that its own file is still the one it copied, and
+ *    renames the copy over it with the file's mode and mtime (`commit`).
+ *
+ * Anything unexpected (a tool missing, an unreadable remote file, a checksum mismatch, the remote file
+ * changed meanwhile) is a DeltaFallback: the copy is removed and the file is sent whole. A local file
+ * that changed is a LocalReadError, as on the whole-file path: the remote file stays as it was.
+ *
+ * Fixed-offset blocks: an insertion shifts every later block, so everything after it is sent (still
+ * never more than the whole file plus the checksums). rsync's rolling checksum would find the shifted
+ * blocks; that needs a program on the server.
+ */
+import * as path from 'node:path';
+import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
+import { Limiter } from './apply-sftp';
+import { cksumOf, crcCombine, crcUpdate, shiftFor } from './cksum';
+import { BlockSum, DeltaFallback, RemoteDelta } from './delta-remote';
+import { writeRanges } from './delta-write';
+import { changedSince, LocalReadError, readExactly } from './local-read';
+import { Plan, PlanItem } from './plan';
+
+/**
+ * Files from this size up, with a remote copy of at least a quarter of it, go by changed blocks. Measured
+ * (one 64 KiB change, loaded 2-core machine, medians of 3): whole vs changed blocks 0.70 vs 0.95 s at
+ * 16 MiB and 1.37 vs 1.13 s at 32 MiB over 127.0.0.1; 2.15 vs 1.87 s at 16 MiB with 50 ms round trips.
+ */
+export const DELTA_MIN_BYTES = 16 * 1024 * 1024;
+/** About this many blocks per file, each a power of two between the two bounds below. */
+const BLOCKS_PER_FILE = 2048;
+const MIN_BLOCK = 64 * 1024;
+const MAX_BLOCK = 4 * 1024 * 1024;
+/** Large files sent by changed blocks at the same time. */
+const DELTA_PARALLEL = 2;
+
+/** The block size for a file of `size` bytes: size / 2048 rounded up to a power of two, in [64 KiB, 4 MiB]. */
+export function blockSizeFor(size: number): number {
+  let b = MIN_BLOCK;
+  while (b < MAX_BLOCK && b * BLOCKS_PER_FILE < size) b *= 2;
+  return b;
+}
+
+export interface LocalSums {
+  readonly blocks: BlockSum[];
+  /** `cksum` of the whole file. */
+  readonly sum: number;
+}
+
+/** Reads exactly `size` bytes of `abs` once: each block's `cksum` and the whole file's (from the blocks). */
+export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<LocalSums> {
+  const blocks: BlockSum[] = [];
+  const full = shiftFor(blockSize);
+  let whole = 0;
+  let crc = 0;
+  let inBlock = 0;
+  const close = (): void => {
+    blocks.push({ sum: cksumOf(crc, inBlock), size: inBlock });
+    whole = crcCombine(whole, crc, inBlock === blockSize ? full : shiftFor(inBlock));
+    crc = 0;
+    inBlock = 0;
+  };
+  for await (const buf of readExactly(abs, rel, size)) {
+    for (let off = 0; off < buf.length; ) {
+      const n = Math.min(blockSize - inBlock, buf.length - off);
+      crc = crcUpdate(crc, buf.subarray(off, off + n));
+      inBlock += n;
+      off += n;
+      if (inBlock === blockSize) close();
+    }
+  }
+  if (inBlock > 0) close();
+  return { blocks, sum: cksumOf(whole, size) };
+}
+
+/** Byte ranges [start, end) of the local file to write: differing blocks, adjacent ones joined. */
+export function changedRanges(local: readonly BlockSum[], remote: readonly BlockSum[], blockSize: number): [number, number][] {
+  const out: [number, number][] = [];
+  local.forEach((b, i) => {
+    const r = remote[i];
+    const start = i * blockSize;
+    if (!r || r.sum !== b.sum || r.size !== b.size) {
+      const last = out[out.length - 1];
+      if (last && last[1] === start) last[1] = start + b.size;
+      else out.push([start, start + b.size]);
+    }
+  });
+  return out;
+}
+
+/** Whether `item` goes by changed blocks: large, and its remote copy a file of at least a quarter its size. */
+export function deltaCandidate(ctx: ApplyContext, item: PlanItem): boolean {
+  const r = ctx.remote.get(item.rel);
+  return item.entry.size >= DELTA_MIN_BYTES && r?.type === 'file' && r.size >= item.entry.size / 4;
+}
+
+/** Sends one file by changed blocks; returns the bytes written. Throws DeltaFallback or LocalReadError. */
+export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks = {}): Promise<number> {
+  const abs = path.join(ctx.localRoot, item.rel);
+  const remoteAbs = path.posix.join(ctx.remoteRoot, item.rel);
+  const size = item.entry.size;
+  const blockSize = blockSizeFor(size);
+  const writable = ((ctx.remote.get(item.rel)?.mode ?? 0) & 0o200) !== 0;
+  ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
+  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, { blockSize, writable, onProgress: () => ctx.onBytes?.(0) }), localSums(abs, item.rel, size, blockSize)]);
+  if (rs.status === 'rejected') throw rs.reason;
+  const remote = rs.value;
+  try {
+    if (ls.status === 'rejected') throw ls.reason;
+    await hooks.afterPrepare?.(remote);
+    const ranges = changedRanges(ls.value.blocks, remote.blocks, blockSize);
+    ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
+    const written = await writeRanges(ctx, abs, item, remote.temp, ranges);
+    await hooks.beforeCommit?.(remote);
+    // The last look before the name changes: a file edited while it was sent is not put in place.
+    if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
+    await remote.commit(ls.value.sum, size);
+    return written;
+  } catch (e) {
+    await remote.abort();
+    throw e;
+  }
+}
+
+/** Test hooks: run between the steps (the remote copy modified, the local file cut...). */
+export interface DeltaHooks {
+  readonly afterPrepare?: (r: RemoteDelta) => Promise<void> | void;
+  readonly beforeCommit?: (r: RemoteDelta) => Promise<void> | void;
+  /** Told why a file is sent whole after all. */
+  readonly onFallback?: (why: string) => void;
+}
+
+/**
+ * Applies `plan`: the whole-file way (`whole`) for everything but large files with a remote copy, which
+ * then go by changed blocks; one that cannot (DeltaFallback) is sent whole after all.
+ */
+export async function withDeltas(ctx: ApplyContext, plan: Plan, whole: (p: Plan) => Promise<ApplyResult>, hooks: DeltaHooks = {}): Promise<ApplyResult> {
+  const big = plan.files.filter((f) => deltaCandidate(ctx, f));
+  if (big.length === 0) return whole(plan);
+  const rest = await whole({ ...plan, files: plan.files.filter((f) => !big.includes(f)) });
+  const fallback: PlanItem[] = [];
+  const res = { changed: [...rest.changed], unsent: [...rest.unsent], warnings: [...rest.warnings], bytes: rest.bytes, method: 'sftp' as ApplyResult['method'] };
+  const limit = new Limiter(DELTA_PARALLEL);
+  // The copy is made beside the file: a read-only folder is opened for it and closed again after.
+  const only = { deletes: [], dirs: [], files: big, links: [], chmods: [] };
+  const one = async (f: PlanItem): Promise<void> => {
+    try {
+      await sendDelta(ctx, f, hooks);
+      res.bytes += f.entry.size;
+    } catch (e) {
+      if (e instanceof DeltaFallback) {
+        hooks.onFallback?.(e.message);
+        fallback.push(f);
+      }
+      else if (e instanceof LocalReadError) {
+        res.unsent.push(f.rel);
+        if (e.kind === 'changed') res.changed.push(f.rel);
+        else res.warnings.push(e.message);
+      } else throw e;
+    }
+  };
+  await withWritableParents(ctx, only, () => Promise.all(big.map((f) => limit.run(() => one(f)))));
+  if (fallback.length > 0) {
+    const again = await whole({ ...only, files: fallback });
+    res.changed.push(...again.changed);
+    res.unsent.push(...again.unsent);
+    res.warnings.push(...again.warnings);
+    res.bytes += again.bytes;
+  }
+  if (rest.method === 'tar') res.method = 'tar';
+  return res;
+}
+
+export { DeltaFallback } from './delta-remote';
