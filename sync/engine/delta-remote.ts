@@ -4,8 +4,12 @@
  * forks a shell per block, 4 ms each on a loaded machine):
  *
  * 1. `cp` copies the remote file to a temporary name beside it while `split` cuts it into block files
- *    that one `cksum` checksums; the block files are removed in the background. The script prints the
- *    file's `size mtime` (find -printf), the block checksums, and waits for one line on stdin.
+ *    that one `md5sum` hashes; the block files are removed in the background. The script prints the
+ *    file's `size mtime` (find -printf), the block hashes, and waits for one line on stdin.
+ *    Blocks are compared by MD5, not CRC-32: a block is left as it is only when its hash matches, and
+ *    a CRC is linear (a changed block keeping its CRC-32 would also keep the whole file's, so the final
+ *    check could not catch it). The final check stays a CRC (`cksum`, memory speed): it catches what
+ *    happens to the copy after hashing and any write gone wrong.
  * 2. The runner writes the differing blocks into the copy (SFTP, delta-write.ts), then sends
  *    `commit SUM SIZE`, or closes stdin to give up (the script then removes the copy).
  * 3. On `commit`, the script checksums the whole copy, compares it with the local file's, checks that
@@ -20,9 +24,9 @@ import { ClientChannel } from 'ssh2';
 import { Connection } from './transport';
 import { shQuote } from './tree';
 
-/** A block: `cksum` of its bytes and its length. */
+/** A block: the MD5 of its bytes (hex) and its length. */
 export interface BlockSum {
-  readonly sum: number;
+  readonly sum: string;
   readonly size: number;
 }
 
@@ -51,7 +55,7 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
     'wait $c',
     ...(writable ? [] : ['chmod u+w -- "$t"']),
     `printf '%s\\n%s\\n' ${MARK} "$s"`,
-    'cksum -- "$t".[0-9]*',
+    'md5sum -- "$t".[0-9]*',
     `rm -f -- "$t".[0-9]* </dev/null >/dev/null 2>&1 &`,
     `printf '%s end\\n' ${MARK}`,
     'read -r cmd sum size',
@@ -65,7 +69,7 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
   ].join('\n');
 }
 
-/** Parses the output up to `MARK end`: `size mtime`, then `sum size name.NNNNNN` per block in order. */
+/** Parses the output up to `MARK end`: `size mtime`, then `md5  name.NNNNNN` per block in order. */
 export function parseBlocks(rel: string, out: string, blockSize: number): { seen: string; blocks: BlockSum[] } {
   const lines = out.split('\n');
   const at = lines.indexOf(MARK);
@@ -74,15 +78,13 @@ export function parseBlocks(rel: string, out: string, blockSize: number): { seen
   const seen = lines[at + 1];
   const size = Number(seen.split(' ')[0]);
   const blocks: BlockSum[] = [];
+  if (!Number.isSafeInteger(size) || size < 0) throw new DeltaFallback(rel, `unexpected size line '${seen.slice(0, 80)}'`);
   for (const line of lines.slice(at + 2, end)) {
-    const m = /^(\d+) (\d+) \S+\.(\d{6,})$/.exec(line);
-    if (!m || Number(m[3]) !== blocks.length) throw new DeltaFallback(rel, `unexpected checksum line '${line.slice(0, 80)}'`);
-    blocks.push({ sum: Number(m[1]), size: Number(m[2]) });
+    const m = /^([0-9a-f]{32}) [ *]\S+\.(\d{6,})$/.exec(line);
+    if (!m || Number(m[2]) !== blocks.length) throw new DeltaFallback(rel, `unexpected checksum line '${line.slice(0, 80)}'`);
+    blocks.push({ sum: m[1], size: Math.min(blockSize, size - blocks.length * blockSize) });
   }
-  const total = blocks.reduce((n, b) => n + b.size, 0);
-  if (!Number.isSafeInteger(size) || total !== size || blocks.some((b, i) => b.size !== Math.min(blockSize, size - i * blockSize))) {
-    throw new DeltaFallback(rel, `the block checksums cover ${total} bytes of ${size}`);
-  }
+  if (blocks.length !== Math.ceil(size / blockSize)) throw new DeltaFallback(rel, `${blocks.length} block checksums for ${size} bytes in blocks of ${blockSize}`);
   return { seen, blocks };
 }
 

@@ -2,10 +2,10 @@
  * Changed-blocks transfer for large files whose remote copy exists (issue 13, "Large files"): only the
  * blocks that differ cross the wire, with nothing but sh and coreutils on the server.
  *
- * 1. At once: the server copies its file to a temporary name and checksums its blocks
- *    (delta-remote.ts `prepare`), while the runner reads the local file once, checksumming the same
- *    blocks and, from them, the whole file (cksum.ts; streamed, one read buffer at a time).
- * 2. The blocks whose checksum or length differ are written into the copy at their offsets (SFTP,
+ * 1. At once: the server copies its file to a temporary name and hashes its blocks (MD5,
+ *    delta-remote.ts), while the runner reads the local file once, hashing the same blocks and
+ *    checksumming the whole file (CRC-32 as `cksum`, cksum.ts; streamed, one read buffer at a time).
+ * 2. The blocks whose hash or length differ are written into the copy at their offsets (SFTP,
  *    pipelined), read again from the local file, which must still have its planned size.
  * 3. If the local file did not change meanwhile, the server sets the exact size, checks the whole
  *    copy's checksum against the local one, checks that its own file is still the one it copied, and
@@ -19,6 +19,7 @@
  * never more than the whole file plus the checksums). rsync's rolling checksum would find the shifted
  * blocks; that needs a program on the server.
  */
+import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
 import { Limiter } from './apply-sftp';
@@ -49,20 +50,23 @@ export function blockSizeFor(size: number): number {
 }
 
 export interface LocalSums {
+  /** Each block's MD5 (what decides whether it is sent). */
   readonly blocks: BlockSum[];
   /** `cksum` of the whole file. */
   readonly sum: number;
 }
 
-/** Reads exactly `size` bytes of `abs` once: each block's `cksum` and the whole file's (from the blocks). */
+/** Reads exactly `size` bytes of `abs` once: each block's MD5, and the whole file's `cksum` (from the blocks' CRCs). */
 export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<LocalSums> {
   const blocks: BlockSum[] = [];
   const full = shiftFor(blockSize);
   let whole = 0;
   let crc = 0;
+  let md5 = crypto.createHash('md5');
   let inBlock = 0;
   const close = (): void => {
-    blocks.push({ sum: cksumOf(crc, inBlock), size: inBlock });
+    blocks.push({ sum: md5.digest('hex'), size: inBlock });
+    md5 = crypto.createHash('md5');
     whole = crcCombine(whole, crc, inBlock === blockSize ? full : shiftFor(inBlock));
     crc = 0;
     inBlock = 0;
@@ -70,7 +74,9 @@ export async function localSums(abs: string, rel: string, size: number, blockSiz
   for await (const buf of readExactly(abs, rel, size)) {
     for (let off = 0; off < buf.length; ) {
       const n = Math.min(blockSize - inBlock, buf.length - off);
-      crc = crcUpdate(crc, buf.subarray(off, off + n));
+      const part = buf.subarray(off, off + n);
+      crc = crcUpdate(crc, part);
+      md5.update(part);
       inBlock += n;
       off += n;
       if (inBlock === blockSize) close();
