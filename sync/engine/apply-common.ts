@@ -47,8 +47,8 @@ export interface ApplyContext {
   /** What the remote holds now (to know which parents exist). */
   readonly remote: { get(rel: string): Entry | undefined };
   readonly signal?: AbortSignal;
-  /** Force a method (benchmarks, tests). */
-  readonly method?: 'tar' | 'sftp';
+  /** Force a method (benchmarks, tests; `helper`: SFTP's way with the remote helper whatever the round trip). */
+  readonly method?: 'tar' | 'sftp' | 'helper';
   /** Told of bytes as they are sent (progress display). */
   readonly onBytes?: (n: number) => void;
   /** Told what the batch is doing now (the stall watchdog names it). */

@@ -10,6 +10,7 @@ import { SFTPWrapper } from 'ssh2';
 import { ApplyContext, ApplyResult, creationMode, deleteNow, earlyChmods, SFTP_PARALLEL } from './apply-common';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
+import { helperCanSend, helperFor, HelperRefused, helperStarted, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';
 
@@ -128,6 +129,23 @@ async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: st
   });
 }
 
+/**
+ * One file: through the remote helper when the link is slow (one round trip, remote-helper.ts), by
+ * SFTP otherwise or when the helper cannot do it (then SFTP writes it again from the start).
+ */
+async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
+  if (helper && helperCanSend(item)) {
+    try {
+      await helper.write(abs, item);
+      onBytes?.(item.entry.size);
+      return;
+    } catch (e) {
+      if (!(e instanceof HelperRefused)) throw e;
+    }
+  }
+  await sftpUpload(call, sftp, abs, remote, item, onBytes);
+}
+
 /** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
 export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   try {
@@ -189,7 +207,8 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
       ),
     );
   }
-  ctx.onStep?.(`writing ${plan.files.length} files (sftp)`);
+  const helper = ctx.method === 'sftp' || !plan.files.some(helperCanSend) ? undefined : ctx.method === 'helper' ? await helperStarted(ctx.conn, ctx.remoteRoot) : helperFor(ctx.conn, ctx.remoteRoot);
+  ctx.onStep?.(`writing ${plan.files.length} files (${helper ? 'remote helper' : 'sftp'})`);
   const limit = new Limiter(SFTP_PARALLEL);
   const changed: string[] = [];
   const unsent: string[] = [];
@@ -198,7 +217,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     ...plan.files.map((f) =>
       limit.run(async () => {
         try {
-          await wrap('writing', f.rel, () => sftpUpload(call, sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
+          await wrap('writing', f.rel, () => upload(call, sftp, helper, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
         } catch (e) {
           if (!(e instanceof LocalReadError)) throw e;
           unsent.push(f.rel);

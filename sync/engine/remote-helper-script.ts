@@ -1,0 +1,68 @@
+/**
+ * The remote helper's program: POSIX sh plus GNU coreutils (`head`, `touch`, `chmod`, `mv`, `rm`), all
+ * in a stock Debian base. It runs on one exec channel for the whole connection and reads requests from
+ * stdin; it answers each with one line `<id> <word>` on stdout.
+ *
+ * Framing (remote-helper.ts writes it; nothing in it is ever evaluated by the shell):
+ *   K<key> p <id>                                         a no-op (answers `<id> ok`): measures the round trip
+ *   K<key> w <id> <size> <umask> <mode|-> <mtime> <len>   then the path (<len> bytes, one line, no newline in it),
+ *                                                         then exactly <size> bytes, then
+ *   K<key> c|a <id>                                       commit (rename into place) or abort (remove)
+ * `<key>` is random for each helper: file contents cannot pass for a header. Any line that does not
+ * start with it, a path whose length differs, or a trailer for another id means the stream is out of
+ * step: the helper exits (removing its temporary file), and the runner sends what is pending by SFTP.
+ *
+ * A write: the folder is entered with `cd -P` (symlinks resolved) and must lie inside the physical
+ * root; the temporary file `.kubedev-<key>-<id>.tmp` is created with noclobber (O_EXCL: never through
+ * a planted link) and the file's mode by umask; `head -c` reads exactly <size> bytes from the pipe
+ * (GNU head reads no further than asked); on commit it gets its mode (only when umask cannot give it),
+ * its mtime, and `mv -T` renames it over the target (never into a folder of that name). Answers:
+ * ok, aborted, nodir, outside, create, write, mode, time, rename — anything but ok left the target as
+ * it was and removed the temporary file.
+ */
+export const HELPER_SCRIPT = `
+LC_ALL=C; export LC_ALL
+set -f -C
+K=$2
+cd -P -- "$1" || { echo "noroot"; exit 3; }
+R=$PWD
+case $(head --version 2>/dev/null) in *GNU*) ;; *) echo "nognuhead"; exit 4 ;; esac
+T=
+trap '[ -n "$T" ] && rm -f -- "$T" </dev/null' EXIT
+trap 'exit 1' HUP INT TERM PIPE
+echo "ready K$K $$"
+while IFS= read -r h; do
+  set -- $h
+  [ "$1" = "K$K" ] || exit 2
+  case $2 in
+  p) echo "$3 ok" ;;
+  w)
+    id=$3 n=$4 u=$5 m=$6 t=$7 l=$8
+    IFS= read -r rel || exit 2
+    [ "\${#rel}" = "$l" ] || exit 2
+    case $rel in */*) d=\${rel%/*} b=\${rel##*/} ;; *) d=. b=$rel ;; esac
+    r=ok ran=0
+    cd -P -- "$R" && cd -P -- "./$d" 2>/dev/null || r=nodir
+    case $PWD/ in "$R"/*) ;; *) r=outside ;; esac
+    if [ $r = ok ]; then
+      umask "$u"
+      T=$PWD/.kubedev-$K-$id.tmp
+      { ran=1; head -c "$n" || r=write; } >"$T" || { r=create; T=; }
+    fi
+    [ $ran = 1 ] || head -c "$n" >/dev/null || exit 2
+    IFS= read -r h || exit 2
+    set -- $h
+    [ "$1" = "K$K" ] && [ "$3" = "$id" ] || exit 2
+    [ $r = ok ] && [ "$2" != c ] && r=aborted
+    [ $r = ok ] && [ "$m" != - ] && { chmod "$m" -- "$T" </dev/null || r=mode; }
+    [ $r = ok ] && { touch -d "@$t" -- "$T" </dev/null || r=time; }
+    [ $r = ok ] && { mv -f -T -- "$T" "./$b" </dev/null || r=rename; }
+    [ $r = ok ] || { [ -n "$T" ] && rm -f -- "$T" </dev/null; }
+    T=
+    echo "$id $r"
+    ;;
+  *) exit 2 ;;
+  esac
+done
+`;
+

@@ -1,0 +1,230 @@
+/**
+ * A persistent helper on one exec channel of the session's SSH connection, for saves over a slow link.
+ *
+ * Over SFTP one saved file takes three round trips (open; the writes, times, read-back and close; the
+ * rename, sent only once the read-back matched). The helper takes one: the runner streams each file as
+ * one request (header, path, bytes, commit) and never waits between requests; the helper answers each
+ * once (remote-helper-script.ts holds its program and framing). Each request spawns `head`, `touch` and
+ * `mv` on the server (about 1 ms each), so on a fast link SFTP stays quicker: the helper is used only
+ * when the measured round trip is at least HELPER_MIN_RTT_MS.
+ *
+ * Guarantees, the same as apply-sftp.ts's:
+ * - exactly the planned bytes (read whole before the request is sent: a file that shrank, grew or
+ *   vanished is never sent) and a file changed since it was planned (`changedSince`, looked at after the
+ *   read) is sent with an abort instead of a commit: its temporary file is removed, the target untouched;
+ * - temporary name beside the target, renamed over it; never into a folder of that name (`mv -T`);
+ * - never outside the root: the folder is entered with `cd -P` and must lie inside the physical root;
+ * - a helper that refuses a request, dies or falls out of step: that file (and every request still
+ *   unanswered) goes by SFTP; leftovers are `.kubedev-` names, removed by the next pass.
+ */
+import * as crypto from 'node:crypto';
+import { ClientChannel } from 'ssh2';
+import { HELPER_SCRIPT } from './remote-helper-script';
+import { changedSince, LocalReadError, readSmallSync } from './local-read';
+import { PlanItem } from './plan';
+import { Connection } from './transport';
+import { shQuote } from './tree';
+
+/** Round trips shorter than this: SFTP is as fast or faster (see the note in the module comment). */
+export const HELPER_MIN_RTT_MS = 4;
+/** Files larger than this go by SFTP (read whole into memory before they are sent). */
+export const HELPER_MAX_BYTES = 1024 * 1024;
+/** How long the helper may take to start and answer its first pings. */
+const START_TIMEOUT_MS = 10_000;
+/** Pings at start: the smallest of their round trips is the link's. */
+const PINGS = 3;
+/** A helper that died this many times on one connection is not started again there. */
+const MAX_STARTS = 3;
+
+/** The helper could not do a request (or is gone): send that file by SFTP. */
+export class HelperRefused extends Error {
+  constructor(readonly rel: string, readonly why: string) {
+    super(`the remote helper did not write '${rel}' (${why})`);
+    this.name = 'HelperRefused';
+  }
+}
+
+interface Pending {
+  readonly rel: string;
+  resolve(word: string): void;
+  reject(e: Error): void;
+}
+
+/** Whether the helper can carry this file at all (else: SFTP). */
+export function helperCanSend(item: PlanItem): boolean {
+  return item.entry.type === 'file' && item.entry.size <= HELPER_MAX_BYTES && !item.rel.includes('\n') && item.rel !== '';
+}
+
+/** The mode as umask (what `>` creates: 0666 & ~umask) and, when umask cannot give it, for chmod. */
+export function modeArgs(mode: number): { umask: string; chmod: string } {
+  const bits = mode & 0o7777;
+  if ((bits & ~0o666) === 0) return { umask: (~bits & 0o777).toString(8).padStart(3, '0'), chmod: '-' };
+  return { umask: '077', chmod: bits.toString(8) };
+}
+
+export class RemoteHelper {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private out = '';
+  private err = '';
+  private gone?: string;
+  private ready?: (pid: number) => void;
+  private failedStart?: (e: Error) => void;
+  /** The smallest round trip of a no-op request (ms), measured at start. */
+  rttMs = Infinity;
+  /** The helper's process id on the server (tests kill it). */
+  pid = 0;
+
+  private constructor(private readonly ch: ClientChannel, private readonly key: string) {
+    ch.on('data', (b: Buffer) => this.onData(b.toString('latin1')));
+    ch.stderr.on('data', (b: Buffer) => {
+      if (this.err.length < 4096) this.err += b.toString();
+    });
+    ch.on('close', () => this.die('the helper exited'));
+    ch.on('error', (e: Error) => this.die(e.message));
+  }
+
+  /** Starts a helper in `remoteRoot` and measures the round trip. Rejects when it cannot run there. */
+  static async start(conn: Connection, remoteRoot: string): Promise<RemoteHelper> {
+    const key = crypto.randomBytes(12).toString('hex');
+    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)} ${key}`), key);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      h.pid = await new Promise<number>((resolve, reject) => {
+        h.ready = resolve;
+        h.failedStart = reject;
+        timer = setTimeout(() => reject(new Error(`the remote helper did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      });
+      for (let i = 0; i < PINGS; i++) h.rttMs = Math.min(h.rttMs, await h.ping());
+    } catch (e) {
+      h.close();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      h.ready = undefined;
+      h.failedStart = undefined;
+    }
+    return h;
+  }
+
+  private why(): string {
+    return this.err.trim().split('\n').slice(-2).join('; ') || this.out.trim().split('\n').pop() || 'no message';
+  }
+
+  get alive(): boolean {
+    return this.gone === undefined;
+  }
+
+  private onData(s: string): void {
+    this.out += s;
+    let nl: number;
+    while ((nl = this.out.indexOf('\n')) >= 0) {
+      const line = this.out.slice(0, nl);
+      this.out = this.out.slice(nl + 1);
+      const ready = /^ready K([0-9a-f]+) (\d+)$/.exec(line);
+      if (ready && ready[1] === this.key) {
+        this.ready?.(Number(ready[2]));
+        continue;
+      }
+      const m = /^(\d+) (\w+)$/.exec(line);
+      const p = m ? this.pending.get(Number(m[1])) : undefined;
+      if (!m || !p) continue; // what a login shell prints before the helper runs
+      this.pending.delete(Number(m[1]));
+      p.resolve(m[2]);
+    }
+  }
+
+  private die(why: string): void {
+    if (this.gone !== undefined) return;
+    this.gone = `${why}: ${this.why()}`;
+    this.failedStart?.(new Error(`the remote helper could not start: ${this.gone}`));
+    for (const [, p] of this.pending) p.reject(new HelperRefused(p.rel, this.gone));
+    this.pending.clear();
+  }
+
+  private request(rel: string, parts: (string | Buffer)[]): { id: number; answer: Promise<string> } {
+    const id = this.nextId++;
+    if (this.gone !== undefined) return { id, answer: Promise.reject(new HelperRefused(rel, this.gone)) };
+    const answer = new Promise<string>((resolve, reject) => this.pending.set(id, { rel, resolve, reject }));
+    for (const p of parts) this.ch.write(p);
+    return { id, answer };
+  }
+
+  /** One no-op request; resolves with its round trip in ms. */
+  async ping(): Promise<number> {
+    const t0 = performance.now();
+    const { answer } = this.request('', [`K${this.key} p ${this.nextId}\n`]);
+    await answer;
+    return performance.now() - t0;
+  }
+
+  /**
+   * Writes one file: read whole (exactly its planned size, else LocalReadError), sent, committed only
+   * if it did not change since it was planned. Resolves once the server renamed it into place; rejects
+   * with LocalReadError (nothing changed remotely) or HelperRefused (send it by SFTP).
+   */
+  async write(abs: string, item: PlanItem): Promise<void> {
+    const e = item.entry;
+    const data = readSmallSync(abs, item.rel, e.size);
+    const commit = changedSince(abs, e) ? 'a' : 'c';
+    const { umask, chmod } = modeArgs(e.mode);
+    const relBytes = Buffer.from(item.rel, 'utf8');
+    const id = this.nextId;
+    const { answer } = this.request(item.rel, [
+      `K${this.key} w ${id} ${e.size} ${umask} ${chmod} ${Math.floor(e.mtimeMs / 1000)} ${relBytes.length}\n`,
+      Buffer.concat([relBytes, Buffer.from('\n'), data, Buffer.from(`K${this.key} ${commit} ${id}\n`)]),
+    ]);
+    const word = await answer;
+    if (word === 'ok') return;
+    if (word === 'aborted') throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
+    throw new HelperRefused(item.rel, word);
+  }
+
+  /** Ends the helper (it exits at the end of its input). */
+  close(): void {
+    this.die('closed');
+    this.ch.end();
+  }
+}
+
+interface Slot {
+  helper?: RemoteHelper;
+  starting?: Promise<void>;
+  starts: number;
+}
+
+const slots = new WeakMap<Connection, Map<string, Slot>>();
+
+/**
+ * The helper for `conn` and `remoteRoot` when one is running and the link is slow enough for it to win;
+ * otherwise undefined, and (unless it failed MAX_STARTS times) one is started in the background for the
+ * next batches: a batch never waits for the helper to start.
+ */
+export function helperFor(conn: Connection, remoteRoot: string): RemoteHelper | undefined {
+  let byRoot = slots.get(conn);
+  if (!byRoot) slots.set(conn, (byRoot = new Map()));
+  let slot = byRoot.get(remoteRoot);
+  if (!slot) byRoot.set(remoteRoot, (slot = { starts: 0 }));
+  if (slot.helper?.alive) return slot.helper.rttMs >= HELPER_MIN_RTT_MS ? slot.helper : undefined;
+  if (!slot.starting && slot.starts < MAX_STARTS && conn.alive) {
+    const s = slot;
+    s.starts++;
+    s.starting = RemoteHelper.start(conn, remoteRoot)
+      .then((h) => {
+        s.helper = h;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        s.starting = undefined;
+      });
+  }
+  return undefined;
+}
+
+/** Waits for a helper being started for `conn` and `remoteRoot` (tests, benchmarks). */
+export async function helperStarted(conn: Connection, remoteRoot: string): Promise<RemoteHelper | undefined> {
+  helperFor(conn, remoteRoot);
+  const slot = slots.get(conn)?.get(remoteRoot);
+  await slot?.starting;
+  return slot?.helper?.alive ? slot.helper : undefined;
+}
