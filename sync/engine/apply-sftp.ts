@@ -10,7 +10,7 @@ import { SFTPWrapper } from 'ssh2';
 import { ApplyContext, ApplyResult, creationMode, deleteNow, earlyChmods, SFTP_PARALLEL } from './apply-common';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
-import { helperCanSend, helperFor, HelperRefused, helperStarted, RemoteHelper } from './remote-helper';
+import { HELPER_BATCH_FILES, helperCanSend, helperFor, HelperRefused, helperStarted, OutsideRootError, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';
 
@@ -130,11 +130,12 @@ async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: st
 }
 
 /**
- * One file: through the remote helper when the link is slow (one round trip, remote-helper.ts), by
- * SFTP otherwise or when the helper cannot do it (then SFTP writes it again from the start).
+ * One file: through the remote helper when it was given (one round trip, remote-helper.ts; requests
+ * are pipelined, so not held by `limit`), by SFTP otherwise or when the helper cannot do it (then SFTP
+ * writes it again from the start, within `limit`).
  */
-async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
-  if (helper && helperCanSend(item)) {
+async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, limit: Limiter, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
+  if (helper) {
     try {
       await helper.write(abs, item);
       onBytes?.(item.entry.size);
@@ -143,7 +144,7 @@ async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | unde
       if (!(e instanceof HelperRefused)) throw e;
     }
   }
-  await sftpUpload(call, sftp, abs, remote, item, onBytes);
+  await limit.run(() => sftpUpload(call, sftp, abs, remote, item, onBytes));
 }
 
 /** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
@@ -182,7 +183,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     try {
       await fn();
     } catch (e) {
-      if (e instanceof LocalReadError) throw e;
+      if (e instanceof LocalReadError || e instanceof OutsideRootError) throw e;
       throw sftpFailure(ctx.conn, ctx.remoteRoot, what, rel, e as Error);
     }
   };
@@ -208,24 +209,25 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     );
   }
   const helper = ctx.method === 'sftp' || !plan.files.some(helperCanSend) ? undefined : ctx.method === 'helper' ? await helperStarted(ctx.conn, ctx.remoteRoot) : helperFor(ctx.conn, ctx.remoteRoot);
-  ctx.onStep?.(`writing ${plan.files.length} files (${helper ? 'remote helper' : 'sftp'})`);
+  // The helper carries the first HELPER_BATCH_FILES files it can (it writes one file at a time, SFTP 48
+  // at once: a large batch is shared between them).
+  const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, HELPER_BATCH_FILES) : []);
+  ctx.onStep?.(`writing ${plan.files.length} files (${viaHelper.size > 0 ? `${viaHelper.size} by the remote helper` : 'sftp'})`);
   const limit = new Limiter(SFTP_PARALLEL);
   const changed: string[] = [];
   const unsent: string[] = [];
   const warnings: string[] = [];
   await Promise.all([
-    ...plan.files.map((f) =>
-      limit.run(async () => {
-        try {
-          await wrap('writing', f.rel, () => upload(call, sftp, helper, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
-        } catch (e) {
-          if (!(e instanceof LocalReadError)) throw e;
-          unsent.push(f.rel);
-          if (e.kind === 'changed') changed.push(f.rel);
-          else warnings.push(e.message);
-        }
-      }),
-    ),
+    ...plan.files.map(async (f) => {
+      try {
+        await wrap('writing', f.rel, () => upload(call, sftp, viaHelper.has(f) ? helper : undefined, limit, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
+      } catch (e) {
+        if (!(e instanceof LocalReadError)) throw e;
+        unsent.push(f.rel);
+        if (e.kind === 'changed') changed.push(f.rel);
+        else warnings.push(e.message);
+      }
+    }),
     ...plan.links.map((l) =>
       limit.run(() =>
         wrap('creating symlink', l.rel, async () => {

@@ -8,13 +8,14 @@
  *   K<key> w <id> <size> <umask> <mode|-> <mtime> <len>   then the path (<len> bytes, one line, no newline in it),
  *                                                         then exactly <size> bytes, then
  *   K<key> c|a <id>                                       commit (rename into place) or abort (remove)
- * `<key>` is random for each helper: file contents cannot pass for a header. Any line that does not
+ * The first line the helper reads is `<key> <tmp>`, both random for each helper (sent on stdin, so no
+ * process listing shows them). `<key>` starts every header: file contents cannot pass for one. Any line that does not
  * start with it, a path whose length differs, or a trailer for another id means the stream is out of
  * step: the helper exits (removing its temporary file), and the runner sends what is pending by SFTP.
  *
  * A write: the folder is entered with `cd -P` (symlinks resolved) and must lie inside the physical
- * root; the temporary file `.kubedev-<key>-<id>.tmp` is created with noclobber (O_EXCL: never through
- * a planted link) and the file's mode by umask; `head -c` reads exactly <size> bytes from the pipe
+ * root; the temporary file `.kubedev-<tmp>-<id>.tmp` must not exist (not even as a dangling link)
+ * and is created with noclobber (O_EXCL) and the file's mode by umask; `head -c` reads exactly <size> bytes from the pipe
  * (GNU head reads no further than asked); on commit it gets its mode (only when umask cannot give it),
  * its mtime, and `mv -T` renames it over the target (never into a folder of that name). Answers:
  * ok, aborted, nodir, outside, create, write, mode, time, rename — anything but ok left the target as
@@ -23,7 +24,7 @@
 export const HELPER_SCRIPT = `
 LC_ALL=C; export LC_ALL
 set -f -C
-K=$2
+IFS=' ' read -r K F || exit 2
 cd -P -- "$1" || { echo "noroot"; exit 3; }
 R=$PWD
 case $(head --version 2>/dev/null) in *GNU*) ;; *) echo "nognuhead"; exit 4 ;; esac
@@ -46,7 +47,10 @@ while IFS= read -r h; do
     case $PWD/ in "$R"/*) ;; *) r=outside ;; esac
     if [ $r = ok ]; then
       umask "$u"
-      T=$PWD/.kubedev-$K-$id.tmp
+      T=$PWD/.kubedev-$F-$id.tmp
+      [ -e "$T" ] || [ -L "$T" ] && { r=create; T=; }
+    fi
+    if [ $r = ok ]; then
       { ran=1; head -c "$n" || r=write; } >"$T" || { r=create; T=; }
     fi
     [ $ran = 1 ] || head -c "$n" >/dev/null || exit 2

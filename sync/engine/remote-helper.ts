@@ -22,13 +22,15 @@ import { ClientChannel } from 'ssh2';
 import { HELPER_SCRIPT } from './remote-helper-script';
 import { changedSince, LocalReadError, readSmallSync } from './local-read';
 import { PlanItem } from './plan';
-import { Connection } from './transport';
+import { Connection, RemoteError } from './transport';
 import { shQuote } from './tree';
 
 /** Round trips shorter than this: SFTP is as fast or faster (see the note in the module comment). */
 export const HELPER_MIN_RTT_MS = 4;
 /** Files larger than this go by SFTP (read whole into memory before they are sent). */
 export const HELPER_MAX_BYTES = 1024 * 1024;
+/** A batch gives the helper at most this many files; SFTP sends the rest at the same time. */
+export const HELPER_BATCH_FILES = 32;
 /** How long the helper may take to start and answer its first pings. */
 const START_TIMEOUT_MS = 10_000;
 /** Pings at start: the smallest of their round trips is the link's. */
@@ -41,6 +43,17 @@ export class HelperRefused extends Error {
   constructor(readonly rel: string, readonly why: string) {
     super(`the remote helper did not write '${rel}' (${why})`);
     this.name = 'HelperRefused';
+  }
+}
+
+/**
+ * The folder of a file resolves outside the remote root on the server (a symlink made there since it
+ * was listed): nothing was written, and SFTP must not try either (it would follow the link).
+ */
+export class OutsideRootError extends RemoteError {
+  constructor(rel: string, remoteRoot: string) {
+    super(`the remote folder of '${rel}' resolves outside '${remoteRoot}' on the server (a symlink made there since it was listed); nothing was written through it. Remove that symlink on the server (or make it a folder), then start the sync again`, null, '');
+    this.name = 'OutsideRootError';
   }
 }
 
@@ -74,8 +87,11 @@ export class RemoteHelper {
   rttMs = Infinity;
   /** The helper's process id on the server (tests kill it). */
   pid = 0;
+  /** Files it was asked to write, and of those how many it wrote (tests, benchmarks). */
+  writes = 0;
+  written = 0;
 
-  private constructor(private readonly ch: ClientChannel, private readonly key: string) {
+  private constructor(private readonly ch: ClientChannel, private readonly key: string, private readonly root: string) {
     ch.on('data', (b: Buffer) => this.onData(b.toString('latin1')));
     ch.stderr.on('data', (b: Buffer) => {
       if (this.err.length < 4096) this.err += b.toString();
@@ -87,7 +103,8 @@ export class RemoteHelper {
   /** Starts a helper in `remoteRoot` and measures the round trip. Rejects when it cannot run there. */
   static async start(conn: Connection, remoteRoot: string): Promise<RemoteHelper> {
     const key = crypto.randomBytes(12).toString('hex');
-    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)} ${key}`), key);
+    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)}`), key, remoteRoot);
+    h.ch.write(`${key} ${crypto.randomBytes(6).toString('hex')}\n`);
     let timer: NodeJS.Timeout | undefined;
     try {
       h.pid = await new Promise<number>((resolve, reject) => {
@@ -164,6 +181,7 @@ export class RemoteHelper {
    * with LocalReadError (nothing changed remotely) or HelperRefused (send it by SFTP).
    */
   async write(abs: string, item: PlanItem): Promise<void> {
+    this.writes++;
     const e = item.entry;
     const data = readSmallSync(abs, item.rel, e.size);
     const commit = changedSince(abs, e) ? 'a' : 'c';
@@ -175,8 +193,12 @@ export class RemoteHelper {
       Buffer.concat([relBytes, Buffer.from('\n'), data, Buffer.from(`K${this.key} ${commit} ${id}\n`)]),
     ]);
     const word = await answer;
-    if (word === 'ok') return;
+    if (word === 'ok') {
+      this.written++;
+      return;
+    }
     if (word === 'aborted') throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
+    if (word === 'outside') throw new OutsideRootError(item.rel, this.root);
     throw new HelperRefused(item.rel, word);
   }
 
