@@ -44,6 +44,14 @@ function fileItem(a: Arena, rel: string): PlanItem {
   return { rel, entry: { type: 'file', size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 } };
 }
 
+/** `count` files of `bytes` random bytes in a fresh remote root's local folder; their names. */
+function randomFiles(a: Arena, count: number, bytes: number): string[] {
+  remoteRoot(a);
+  const names = Array.from({ length: count }, (_, i) => `f${i}.bin`);
+  for (const n of names) fs.writeFileSync(path.join(a.local, n), crypto.randomBytes(bytes));
+  return names;
+}
+
 function plan(files: PlanItem[], dirs: PlanItem[] = []): Plan {
   return { ...emptyPlan(), files, dirs };
 }
@@ -101,9 +109,7 @@ describe('remote helper', () => {
 
   test('a helper killed mid-batch: the unanswered files go by SFTP, no target is half-written, the next pass removes leftovers, and a new helper starts', async () => {
     const a = arena();
-    remoteRoot(a);
-    const names = Array.from({ length: 30 }, (_, i) => `f${i}.bin`);
-    for (const n of names) fs.writeFileSync(path.join(a.local, n), crypto.randomBytes(256 * 1024));
+    const names = randomFiles(a, 30, 256 * 1024);
     const c = await connect();
     const helper = (await helperStarted(c, a.remote)) as RemoteHelper;
     let killed = false;
@@ -127,9 +133,7 @@ describe('remote helper', () => {
 
   test('a connection cut mid-batch: the batch fails as a connection error, every target is whole or untouched, the next pass converges', async () => {
     const a = arena();
-    remoteRoot(a);
-    const names = Array.from({ length: 30 }, (_, i) => `f${i}.bin`);
-    for (const n of names) fs.writeFileSync(path.join(a.local, n), crypto.randomBytes(128 * 1024));
+    const names = randomFiles(a, 30, 128 * 1024);
     const c = await connect();
     await helperStarted(c, a.remote);
     let cut = false;

@@ -209,9 +209,8 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     );
   }
   const helper = ctx.method === 'sftp' || !plan.files.some(helperCanSend) ? undefined : ctx.method === 'helper' ? await helperStarted(ctx.conn, ctx.remoteRoot) : helperFor(ctx.conn, ctx.remoteRoot);
-  // The helper carries the first HELPER_BATCH_FILES files it can (it writes one file at a time, SFTP 48
-  // at once: a large batch is shared between them).
-  const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, HELPER_BATCH_FILES) : []);
+  // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
+  const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
   ctx.onStep?.(`writing ${plan.files.length} files (${viaHelper.size > 0 ? `${viaHelper.size} by the remote helper` : 'sftp'})`);
   const limit = new Limiter(SFTP_PARALLEL);
   const changed: string[] = [];

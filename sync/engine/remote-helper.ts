@@ -29,8 +29,14 @@ import { shQuote } from './tree';
 export const HELPER_MIN_RTT_MS = 4;
 /** Files larger than this go by SFTP (read whole into memory before they are sent). */
 export const HELPER_MAX_BYTES = 1024 * 1024;
-/** A batch gives the helper at most this many files; SFTP sends the rest at the same time. */
+/**
+ * A batch gives the helper at most this many files; SFTP sends the rest at the same time. Within that,
+ * the helper takes as many as it writes in two round trips (the time SFTP takes beyond the helper's
+ * one), by its measured time per file (`share`).
+ */
 export const HELPER_BATCH_FILES = 32;
+/** The server's time per file before any was measured (ms; 3 process starts on a loaded machine). */
+const FIRST_SERVER_MS = 5;
 /** How long the helper may take to start and answer its first pings. */
 const START_TIMEOUT_MS = 10_000;
 /** Pings at start: the smallest of their round trips is the link's. */
@@ -59,6 +65,8 @@ export class OutsideRootError extends RemoteError {
 
 interface Pending {
   readonly rel: string;
+  /** When it was sent (ms), for writes only: their answers measure the server's time per file. */
+  readonly sentAt?: number;
   resolve(word: string): void;
   reject(e: Error): void;
 }
@@ -85,6 +93,9 @@ export class RemoteHelper {
   private failedStart?: (e: Error) => void;
   /** The smallest round trip of a no-op request (ms), measured at start. */
   rttMs = Infinity;
+  /** The server's time per file (ms): a moving average over the answers to writes. */
+  serverMs = FIRST_SERVER_MS;
+  private lastAnswerAt = 0;
   /** The helper's process id on the server (tests kill it). */
   pid = 0;
   /** Files it was asked to write, and of those how many it wrote (tests, benchmarks). */
@@ -147,8 +158,22 @@ export class RemoteHelper {
       const p = m ? this.pending.get(Number(m[1])) : undefined;
       if (!m || !p) continue; // what a login shell prints before the helper runs
       this.pending.delete(Number(m[1]));
+      if (p.sentAt !== undefined) this.measure(p.sentAt);
       p.resolve(m[2]);
     }
+  }
+
+  /** A write answered: queued behind another, its time is the gap since that one's answer; else its time less a round trip. */
+  private measure(sentAt: number): void {
+    const now = performance.now();
+    const sample = sentAt < this.lastAnswerAt ? now - this.lastAnswerAt : now - sentAt - this.rttMs;
+    this.lastAnswerAt = now;
+    if (sample >= 0) this.serverMs = 0.7 * this.serverMs + 0.3 * sample;
+  }
+
+  /** How many files of a batch the helper should take: what it writes in two round trips, 1 to HELPER_BATCH_FILES. */
+  share(): number {
+    return Math.max(1, Math.min(HELPER_BATCH_FILES, Math.floor((2 * this.rttMs) / Math.max(this.serverMs, 0.1))));
   }
 
   private die(why: string): void {
@@ -159,10 +184,11 @@ export class RemoteHelper {
     this.pending.clear();
   }
 
-  private request(rel: string, parts: (string | Buffer)[]): { id: number; answer: Promise<string> } {
+  private request(rel: string, parts: (string | Buffer)[], write = false): { id: number; answer: Promise<string> } {
     const id = this.nextId++;
     if (this.gone !== undefined) return { id, answer: Promise.reject(new HelperRefused(rel, this.gone)) };
-    const answer = new Promise<string>((resolve, reject) => this.pending.set(id, { rel, resolve, reject }));
+    const sentAt = write ? performance.now() : undefined;
+    const answer = new Promise<string>((resolve, reject) => this.pending.set(id, { rel, sentAt, resolve, reject }));
     for (const p of parts) this.ch.write(p);
     return { id, answer };
   }
@@ -191,7 +217,7 @@ export class RemoteHelper {
     const { answer } = this.request(item.rel, [
       `K${this.key} w ${id} ${e.size} ${umask} ${chmod} ${Math.floor(e.mtimeMs / 1000)} ${relBytes.length}\n`,
       Buffer.concat([relBytes, Buffer.from('\n'), data, Buffer.from(`K${this.key} ${commit} ${id}\n`)]),
-    ]);
+    ], true);
     const word = await answer;
     if (word === 'ok') {
       this.written++;
