@@ -212,6 +212,30 @@ describe('remote helper', () => {
     expect(leftovers(path.join(a.base, 'sentinel'))).toEqual([]);
   });
 
+  test('deletes: odd names and trees holding read-only folders go in one request each; a parent leading out of the root is an error, nothing deleted there', async () => {
+    const a = arena();
+    const root = remoteRoot(a);
+    const gone = ['gone.txt', 'dir with space', '-rf', "q'uote\\"];
+    for (const g of ['gone.txt', '-rf', "q'uote\\", 'ünï\nline', 'keep.txt']) fs.writeFileSync(path.join(root, g), g);
+    fs.mkdirSync(path.join(root, 'dir with space/ro'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'dir with space/ro/f'), 'f');
+    execFileSync('chown', ['-R', `${sshd().uid}:${sshd().gid}`, root]);
+    fs.chmodSync(path.join(root, 'dir with space/ro'), 0o555);
+    fs.symlinkSync(path.join(a.base, 'sentinel'), path.join(root, 'sub'));
+    const c = await connect();
+    const helper = (await helperStarted(c, a.remote)) as RemoteHelper;
+    await applyPlan(ctx(c, a), { ...emptyPlan(), deletes: gone });
+    expect(helper.removed).toBe(gone.length);
+    expect(fs.readdirSync(root).sort()).toEqual(['keep.txt', 'sub', 'ünï\nline']);
+    // A name with a newline cannot be framed in one line: the script deletes it.
+    await applyPlan(ctx(c, a), { ...emptyPlan(), deletes: ['ünï\nline'] });
+    expect(helper.removed).toBe(gone.length);
+    expect(fs.readdirSync(root).sort()).toEqual(['keep.txt', 'sub']);
+    const index = new Map<string, Entry>([['sub', { type: 'dir', size: 0, mtimeMs: 0, mode: 0o755 }]]);
+    await expect(applyPlan(ctx(c, a, index), { ...emptyPlan(), deletes: ['sub/keep.txt'] })).rejects.toThrow(OutsideRootError);
+    expect(fs.readdirSync(root).sort()).toEqual(['keep.txt', 'sub']);
+  });
+
   test('a helper that cannot start (the root is not a folder) leaves every file to SFTP', async () => {
     const a = arena();
     const c = await connect();

@@ -10,7 +10,7 @@ import { SFTPWrapper } from 'ssh2';
 import { ApplyContext, ApplyResult, creationMode, deleteNow, earlyChmods, SFTP_PARALLEL } from './apply-common';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
-import { HELPER_BATCH_FILES, helperCanSend, helperFor, HelperRefused, helperStarted, OutsideRootError, RemoteHelper } from './remote-helper';
+import { HELPER_BATCH_FILES, helperCanSend, HelperRefused, helperToUse, OutsideRootError, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';
 
@@ -208,7 +208,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
       ),
     );
   }
-  const helper = ctx.method === 'sftp' || !plan.files.some(helperCanSend) ? undefined : ctx.method === 'helper' ? await helperStarted(ctx.conn, ctx.remoteRoot) : helperFor(ctx.conn, ctx.remoteRoot);
+  const helper = plan.files.some(helperCanSend) ? await helperToUse(ctx) : undefined;
   // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
   const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
   ctx.onStep?.(`writing ${plan.files.length} files (${viaHelper.size > 0 ? `${viaHelper.size} by the remote helper` : 'sftp'})`);

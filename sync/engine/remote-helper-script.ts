@@ -8,6 +8,7 @@
  *   K<key> w <id> <size> <umask> <mode|-> <mtime> <len>   then the path (<len> bytes, one line, no newline in it),
  *                                                         then exactly <size> bytes, then
  *   K<key> c|a <id>                                       commit (rename into place) or abort (remove)
+ *   K<key> r <id> <len>                                   then the path: `rm -rf` it (read-only folders opened)
  * The first line the helper reads is `<key> <tmp>`, both random for each helper (sent on stdin, so no
  * process listing shows them). `<key>` starts every header: file contents cannot pass for one. Any line that does not
  * start with it, a path whose length differs, or a trailer for another id means the stream is out of
@@ -18,8 +19,8 @@
  * and is created with noclobber (O_EXCL) and the file's mode by umask; `head -c` reads exactly <size> bytes from the pipe
  * (GNU head reads no further than asked); on commit it gets its mode (only when umask cannot give it),
  * its mtime, and `mv -T` renames it over the target (never into a folder of that name). Answers:
- * ok, aborted, nodir, outside, create, write, mode, time, rename — anything but ok left the target as
- * it was and removed the temporary file.
+ * ok, aborted, nodir, outside, refused, create, write, mode, time, rename — anything but ok left the
+ * target as it was and removed the temporary file. A delete enters the folder the same way.
  */
 export const HELPER_SCRIPT = `
 LC_ALL=C; export LC_ALL
@@ -31,6 +32,16 @@ case $(head --version 2>/dev/null) in *GNU*) ;; *) echo "nognuhead"; exit 4 ;; e
 T=
 trap '[ -n "$T" ] && rm -f -- "$T" </dev/null' EXIT
 trap 'exit 1' HUP INT TERM PIPE
+# enter LEN: reads the path (LEN bytes), enters its folder (d) physically, names it (b); r=ok, nodir, outside or refused.
+enter() {
+  IFS= read -r rel || exit 2
+  [ "\${#rel}" = "$1" ] || exit 2
+  case $rel in */*) d=\${rel%/*} b=\${rel##*/} ;; *) d=. b=$rel ;; esac
+  r=ok
+  cd -P -- "$R" && cd -P -- "./$d" 2>/dev/null || r=nodir
+  case $PWD/ in "$R"/*) ;; *) r=outside ;; esac
+  case $b in ''|.|..) r=refused ;; esac
+}
 echo "ready K$K $$"
 while IFS= read -r h; do
   set -- $h
@@ -38,13 +49,9 @@ while IFS= read -r h; do
   case $2 in
   p) echo "$3 ok" ;;
   w)
-    id=$3 n=$4 u=$5 m=$6 t=$7 l=$8
-    IFS= read -r rel || exit 2
-    [ "\${#rel}" = "$l" ] || exit 2
-    case $rel in */*) d=\${rel%/*} b=\${rel##*/} ;; *) d=. b=$rel ;; esac
-    r=ok ran=0
-    cd -P -- "$R" && cd -P -- "./$d" 2>/dev/null || r=nodir
-    case $PWD/ in "$R"/*) ;; *) r=outside ;; esac
+    id=$3 n=$4 u=$5 m=$6 t=$7
+    enter "$8"
+    ran=0
     if [ $r = ok ]; then
       umask "$u"
       T=$PWD/.kubedev-$F-$id.tmp
@@ -63,6 +70,12 @@ while IFS= read -r h; do
     [ $r = ok ] && { mv -f -T -- "$T" "./$b" </dev/null || r=rename; }
     [ $r = ok ] || { [ -n "$T" ] && rm -f -- "$T" </dev/null; }
     T=
+    echo "$id $r"
+    ;;
+  r)
+    id=$3
+    enter "$4"
+    [ $r = ok ] && { rm -rf -- "./$b" </dev/null 2>/dev/null || { chmod -R u+rwx -- "./$b" </dev/null 2>/dev/null; rm -rf -- "./$b" </dev/null; } || r=delete; }
     echo "$id $r"
     ;;
   *) exit 2 ;;

@@ -37,6 +37,8 @@ export const HELPER_MAX_BYTES = 1024 * 1024;
 export const HELPER_BATCH_FILES = 32;
 /** The server's time per file before any was measured (ms; 3 process starts on a loaded machine). */
 const FIRST_SERVER_MS = 5;
+/** Deletes of one batch the helper takes (one `rm` each); more go as one script. */
+const HELPER_DELETES = 16;
 /** How long the helper may take to start and answer its first pings. */
 const START_TIMEOUT_MS = 10_000;
 /** Pings at start: the smallest of their round trips is the link's. */
@@ -101,6 +103,8 @@ export class RemoteHelper {
   /** Files it was asked to write, and of those how many it wrote (tests, benchmarks). */
   writes = 0;
   written = 0;
+  /** Paths it removed (tests). */
+  removed = 0;
 
   private constructor(private readonly ch: ClientChannel, private readonly key: string, private readonly root: string) {
     ch.on('data', (b: Buffer) => this.onData(b.toString('latin1')));
@@ -228,6 +232,17 @@ export class RemoteHelper {
     throw new HelperRefused(item.rel, word);
   }
 
+  /**
+   * Removes one path (`rm -rf`, read-only folders below it opened). Resolves with the helper's word
+   * (ok, nodir, outside, refused, delete); rejects with HelperRefused when the helper is gone.
+   */
+  async remove(rel: string): Promise<string> {
+    const relBytes = Buffer.from(rel, 'utf8');
+    const word = await this.request(rel, [Buffer.concat([Buffer.from(`K${this.key} r ${this.nextId} ${relBytes.length}\n`), relBytes, Buffer.from('\n')])]).answer;
+    if (word === 'ok') this.removed++;
+    return word;
+  }
+
   /** Ends the helper (it exits at the end of its input). */
   close(): void {
     this.die('closed');
@@ -267,6 +282,28 @@ export function helperFor(conn: Connection, remoteRoot: string): RemoteHelper | 
       });
   }
   return undefined;
+}
+
+/** The helper a batch should use: none when SFTP or tar is forced, the started one when it is forced, else helperFor's choice. */
+export async function helperToUse(o: { readonly conn: Connection; readonly remoteRoot: string; readonly method?: string }): Promise<RemoteHelper | undefined> {
+  if (o.method === 'sftp' || o.method === 'tar') return undefined;
+  return o.method === 'helper' ? helperStarted(o.conn, o.remoteRoot) : helperFor(o.conn, o.remoteRoot);
+}
+
+/**
+ * Deletes `deletes` (top-most remote paths) through the helper, all requests sent at once: one round
+ * trip. False when it could not do them all (the caller then runs its delete script for every path:
+ * `rm -rf` of what is gone already is a no-op). Throws OutsideRootError when a path's folder leads out
+ * of the root on the server (a script would follow that link).
+ */
+export async function deleteByHelper(o: { readonly conn: Connection; readonly remoteRoot: string; readonly method?: string }, deletes: readonly string[]): Promise<boolean> {
+  if (deletes.length === 0 || deletes.length > HELPER_DELETES || deletes.some((d) => d === '' || d.includes('\n'))) return false;
+  const helper = await helperToUse(o);
+  if (!helper) return false;
+  const words = await Promise.all(deletes.map((d) => helper.remove(d).catch(() => 'gone')));
+  const out = deletes.find((_, i) => words[i] === 'outside');
+  if (out !== undefined) throw new OutsideRootError(out, o.remoteRoot);
+  return words.every((w) => w === 'ok');
 }
 
 /** Waits for a helper being started for `conn` and `remoteRoot` (tests, benchmarks). */
