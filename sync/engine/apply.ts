@@ -5,12 +5,16 @@ import { applySftp } from './apply-sftp';
 import { applyTar } from './apply-tar';
 import { ApplyContext, ApplyResult, BULK_BYTES, BULK_FILES, remoteDelete, withWritableParents } from './apply-common';
 import { Plan } from './plan';
+import { helperFor } from './remote-helper';
 
 export type { ApplyContext, ApplyResult } from './apply-common';
 export { remoteDelete, remoteFailure, COALESCE_BYTES, BULK_FILES, BULK_BYTES, SFTP_PARALLEL } from './apply-common';
 
 /** Applies `plan` choosing tar for bulk, SFTP otherwise. */
 export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
+  // The remote helper starts in the background on the first plan of a connection (the first pass), so
+  // the first save over a slow link already finds it (remote-helper.ts).
+  if (ctx.method === undefined) helperFor(ctx.conn, ctx.remoteRoot);
   const bytes = plan.files.reduce((n, f) => n + f.entry.size, 0);
   const count = plan.files.length + plan.links.length + plan.dirs.length;
   if (count === 0 && plan.chmods.length === 0) {

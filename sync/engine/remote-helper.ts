@@ -43,6 +43,13 @@ const HELPER_DELETES = 16;
 const START_TIMEOUT_MS = 10_000;
 /** Pings at start: the smallest of their round trips is the link's. */
 const PINGS = 3;
+/**
+ * The round trip is the smallest of the last RTT_SAMPLES pings; a batch starts a new one (in the
+ * background) when the last is older than REPING_MS: pings made while a bulk transfer filled the link
+ * read too long, and a link can get slower.
+ */
+const RTT_SAMPLES = 8;
+const REPING_MS = 2_000;
 /** A helper that died this many times on one connection is not started again there. */
 const MAX_STARTS = 3;
 
@@ -98,6 +105,8 @@ export class RemoteHelper {
   /** The server's time per file (ms): a moving average over the answers to writes. */
   serverMs = FIRST_SERVER_MS;
   private lastAnswerAt = 0;
+  private readonly samples: number[] = [];
+  private lastPing = 0;
   /** The helper's process id on the server (tests kill it). */
   pid = 0;
   /** Files it was asked to write, and of those how many it wrote (tests, benchmarks). */
@@ -127,7 +136,7 @@ export class RemoteHelper {
         h.failedStart = reject;
         timer = setTimeout(() => reject(new Error(`the remote helper did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       });
-      for (let i = 0; i < PINGS; i++) h.rttMs = Math.min(h.rttMs, await h.ping());
+      for (let i = 0; i < PINGS; i++) await h.ping();
     } catch (e) {
       h.close();
       throw e;
@@ -197,12 +206,22 @@ export class RemoteHelper {
     return { id, answer };
   }
 
-  /** One no-op request; resolves with its round trip in ms. */
+  /** One no-op request; resolves with its round trip in ms (which joins the samples of rttMs). */
   async ping(): Promise<number> {
     const t0 = performance.now();
+    this.lastPing = t0;
     const { answer } = this.request('', [`K${this.key} p ${this.nextId}\n`]);
     await answer;
-    return performance.now() - t0;
+    const ms = performance.now() - t0;
+    this.samples.push(ms);
+    if (this.samples.length > RTT_SAMPLES) this.samples.shift();
+    this.rttMs = Math.min(...this.samples);
+    return ms;
+  }
+
+  /** Starts a ping in the background when the last one is older than REPING_MS. */
+  refresh(): void {
+    if (performance.now() - this.lastPing > REPING_MS) void this.ping().catch(() => undefined);
   }
 
   /**
@@ -268,7 +287,10 @@ export function helperFor(conn: Connection, remoteRoot: string): RemoteHelper | 
   if (!byRoot) slots.set(conn, (byRoot = new Map()));
   let slot = byRoot.get(remoteRoot);
   if (!slot) byRoot.set(remoteRoot, (slot = { starts: 0 }));
-  if (slot.helper?.alive) return slot.helper.rttMs >= HELPER_MIN_RTT_MS ? slot.helper : undefined;
+  if (slot.helper?.alive) {
+    slot.helper.refresh();
+    return slot.helper.rttMs >= HELPER_MIN_RTT_MS ? slot.helper : undefined;
+  }
   if (!slot.starting && slot.starts < MAX_STARTS && conn.alive) {
     const s = slot;
     s.starts++;
