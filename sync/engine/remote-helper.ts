@@ -100,7 +100,7 @@ export class RemoteHelper {
   private gone?: string;
   private ready?: (pid: number) => void;
   private failedStart?: (e: Error) => void;
-  /** The smallest round trip of a no-op request (ms), measured at start. */
+  /** The link's round trip (ms): the smallest of the last RTT_SAMPLES no-op requests. */
   rttMs = Infinity;
   /** The server's time per file (ms): a moving average over the answers to writes. */
   serverMs = FIRST_SERVER_MS;
@@ -118,7 +118,7 @@ export class RemoteHelper {
   private constructor(private readonly ch: ClientChannel, private readonly key: string, private readonly root: string) {
     ch.on('data', (b: Buffer) => this.onData(b.toString('latin1')));
     ch.stderr.on('data', (b: Buffer) => {
-      if (this.err.length < 4096) this.err += b.toString();
+      this.err = (this.err + b.toString()).slice(-4096);
     });
     ch.on('close', () => this.die('the helper exited'));
     ch.on('error', (e: Error) => this.die(e.message));
