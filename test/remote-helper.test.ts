@@ -83,10 +83,15 @@ describe('remote helper', () => {
       fs.writeFileSync(abs, i === 3 ? Buffer.alloc(0) : body);
       fs.chmodSync(abs, MODES[i % MODES.length]);
     });
+    fs.mkdirSync(path.join(a.local, 'ro new'));
+    fs.writeFileSync(path.join(a.local, 'ro new/f.txt'), 'in a new read-only folder');
     fs.writeFileSync(path.join(a.local, 'limit.bin'), crypto.randomBytes(HELPER_MAX_BYTES));
     fs.writeFileSync(path.join(a.local, 'over.bin'), crypto.randomBytes(HELPER_MAX_BYTES + 1));
-    const dirs: PlanItem[] = ['sub', 'sub/deeper'].map((rel) => ({ rel, entry: { type: 'dir', size: 0, mtimeMs: 0, mode: 0o755 } }));
-    const files = [...ODD_NAMES, 'limit.bin', 'over.bin'].map((n) => fileItem(a, n));
+    const files = [...ODD_NAMES, 'ro new/f.txt', 'limit.bin', 'over.bin'].map((n) => fileItem(a, n));
+    fs.chmodSync(path.join(a.local, 'ro new'), 0o555);
+    // New folders go through the helper too, in the same stream as the files after them.
+    const dirs: PlanItem[] = [['sub', 0o755], ['sub/deeper', 0o700], ['ro new', 0o555]].map(([rel, mode]) => ({ rel: rel as string, entry: { type: 'dir', size: 0, mtimeMs: 0, mode: mode as number } }));
+    fs.chmodSync(path.join(a.local, 'sub/deeper'), 0o700);
     const c = await connect();
     const helper = (await helperStarted(c, a.remote)) as RemoteHelper;
     expect(helper).toBeDefined();

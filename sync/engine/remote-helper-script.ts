@@ -9,6 +9,7 @@
  *                                                         then exactly <size> bytes, then
  *   K<key> c|a <id>                                       commit (rename into place) or abort (remove)
  *   K<key> r <id> <len>                                   then the path: `rm -rf` it (read-only folders opened)
+ *   K<key> d <id> <mode> <len>                            then the path: `mkdir -m <mode>` it
  * The first line the helper reads is `<key> <tmp>`, both random for each helper (sent on stdin, so no
  * process listing shows them). `<key>` starts every header: file contents cannot pass for one. Any line that does not
  * start with it, a path whose length differs, or a trailer for another id means the stream is out of
@@ -70,6 +71,12 @@ while IFS= read -r h; do
     [ $r = ok ] && { mv -f -T -- "$T" "./$b" </dev/null || r=rename; }
     [ $r = ok ] || { [ -n "$T" ] && rm -f -- "$T" </dev/null; }
     T=
+    echo "$id $r"
+    ;;
+  d)
+    id=$3 m=$4
+    enter "$5"
+    [ $r = ok ] && { mkdir -m "$m" -- "./$b" </dev/null || r=mkdir; }
     echo "$id $r"
     ;;
   r)

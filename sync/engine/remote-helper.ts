@@ -256,10 +256,19 @@ export class RemoteHelper {
    * (ok, nodir, outside, refused, delete); rejects with HelperRefused when the helper is gone.
    */
   async remove(rel: string): Promise<string> {
-    const relBytes = Buffer.from(rel, 'utf8');
-    const word = await this.request(rel, [Buffer.concat([Buffer.from(`K${this.key} r ${this.nextId} ${relBytes.length}\n`), relBytes, Buffer.from('\n')])]).answer;
+    const word = await this.pathRequest('r', rel, '');
     if (word === 'ok') this.removed++;
     return word;
+  }
+
+  /** Makes one folder with `mode` (exactly: `mkdir -m`). Resolves with the helper's word (ok, mkdir, nodir, outside, refused). */
+  mkdir(rel: string, mode: number): Promise<string> {
+    return this.pathRequest('d', rel, `${(mode & 0o7777).toString(8)} `);
+  }
+
+  private pathRequest(op: 'r' | 'd', rel: string, args: string): Promise<string> {
+    const relBytes = Buffer.from(rel, 'utf8');
+    return this.request(rel, [Buffer.concat([Buffer.from(`K${this.key} ${op} ${this.nextId} ${args}${relBytes.length}\n`), relBytes, Buffer.from('\n')])]).answer;
   }
 
   /** Ends the helper (it exits at the end of its input). */
