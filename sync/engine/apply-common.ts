@@ -14,6 +14,7 @@
  * final mode last, deepest first; so a 0555 folder with contents mirrors like any other.
  */
 import { Plan, PlanItem } from './plan';
+import { deleteByHelper } from './remote-helper';
 import { Connection, RemoteError } from './transport';
 import { Entry, shQuote } from './tree';
 
@@ -47,8 +48,8 @@ export interface ApplyContext {
   /** What the remote holds now (to know which parents exist). */
   readonly remote: { get(rel: string): Entry | undefined };
   readonly signal?: AbortSignal;
-  /** Force a method (benchmarks, tests). */
-  readonly method?: 'tar' | 'sftp';
+  /** Force a method (benchmarks, tests; `helper`: SFTP's way with the remote helper whatever the round trip). */
+  readonly method?: 'tar' | 'sftp' | 'helper';
   /** Told of bytes as they are sent (progress display). */
   readonly onBytes?: (n: number) => void;
   /** Told what the batch is doing now (the stall watchdog names it). */
@@ -139,8 +140,9 @@ export async function remoteDelete(ctx: ApplyContext, deletes: readonly string[]
   await withWritableParents(ctx, { deletes: [...deletes], dirs: [], files: [], links: [], chmods: [] }, () => deleteNow(ctx, deletes));
 }
 
-/** The deletes alone (inside a withWritableParents of the caller's). */
+/** The deletes alone (inside a withWritableParents of the caller's): by the remote helper when it is used, else a script. */
 export async function deleteNow(ctx: ApplyContext, deletes: readonly string[]): Promise<void> {
+  if (await deleteByHelper(ctx, deletes)) return;
   await remoteScript(ctx, 'deleting', deleteLines(deletes));
 }
 

@@ -10,6 +10,7 @@ import { SFTPWrapper } from 'ssh2';
 import { ApplyContext, ApplyResult, creationMode, deleteNow, earlyChmods, SFTP_PARALLEL } from './apply-common';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
+import { HELPER_BATCH_FILES, helperCanSend, HelperRefused, helperToUse, OutsideRootError, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';
 
@@ -128,6 +129,37 @@ async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: st
   });
 }
 
+/**
+ * One file: through the remote helper when it was given (one round trip, remote-helper.ts; requests
+ * are pipelined, so not held by `limit`), by SFTP otherwise or when the helper cannot do it (then SFTP
+ * writes it again from the start, within `limit`).
+ */
+async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, limit: Limiter, dirsReady: Promise<void>, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
+  if (helper) {
+    try {
+      await helper.write(abs, item);
+      onBytes?.(item.entry.size);
+      return;
+    } catch (e) {
+      if (!(e instanceof HelperRefused)) throw e;
+    }
+  }
+  await dirsReady;
+  await limit.run(() => sftpUpload(call, sftp, abs, remote, item, onBytes));
+}
+
+/**
+ * Folders through the helper, all requests at once (it makes them in order, parents first); those it
+ * could not make go to `sftp` (whose error then names the problem). A parent leading out of the root
+ * is an error: SFTP would follow it.
+ */
+async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remoteRoot: string, sftp: (dirs: readonly PlanItem[]) => Promise<void>): Promise<void> {
+  const words = await Promise.all(dirs.map((d) => helper.mkdir(d.rel, creationMode(d.entry.mode)).catch(() => 'gone')));
+  const out = dirs.find((_, i) => words[i] === 'outside');
+  if (out) throw new OutsideRootError(out.rel, remoteRoot);
+  await sftp(dirs.filter((_, i) => words[i] !== 'ok'));
+}
+
 /** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
 export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   try {
@@ -164,60 +196,72 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     try {
       await fn();
     } catch (e) {
-      if (e instanceof LocalReadError) throw e;
+      if (e instanceof LocalReadError || e instanceof OutsideRootError) throw e;
       throw sftpFailure(ctx.conn, ctx.remoteRoot, what, rel, e as Error);
     }
   };
   // Folders: parents first; one depth at a time, pipelined within a depth. Created writable by their
   // owner; a read-only folder gets its own mode after its contents (apply-common.ts).
-  ctx.onStep?.(`creating ${plan.dirs.length} folders (sftp)`);
-  const byDepth = new Map<number, PlanItem[]>();
-  for (const d of plan.dirs) {
-    const depth = d.rel.split('/').length;
-    const l = byDepth.get(depth) ?? [];
-    l.push(d);
-    byDepth.set(depth, l);
-  }
-  for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
-    await Promise.all(
-      (byDepth.get(depth) ?? []).map((d) =>
-        wrap('creating folder', d.rel, async () => {
-          const mode = creationMode(d.entry.mode);
-          await call<void>((cb) => sftp.mkdir(remoteOf(d.rel), { mode }, (err) => cb(err, undefined)));
-          await call<void>((cb) => sftp.chmod(remoteOf(d.rel), mode, (err) => cb(err, undefined)));
-        }),
-      ),
-    );
-  }
-  ctx.onStep?.(`writing ${plan.files.length} files (sftp)`);
+  const sftpDirs = async (dirs: readonly PlanItem[]): Promise<void> => {
+    const byDepth = new Map<number, PlanItem[]>();
+    for (const d of dirs) {
+      const depth = d.rel.split('/').length;
+      const l = byDepth.get(depth) ?? [];
+      l.push(d);
+      byDepth.set(depth, l);
+    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+      await Promise.all(
+        (byDepth.get(depth) ?? []).map((d) =>
+          wrap('creating folder', d.rel, async () => {
+            const mode = creationMode(d.entry.mode);
+            await call<void>((cb) => sftp.mkdir(remoteOf(d.rel), { mode }, (err) => cb(err, undefined)));
+            await call<void>((cb) => sftp.chmod(remoteOf(d.rel), mode, (err) => cb(err, undefined)));
+          }),
+        ),
+      );
+    }
+  };
+  const helper = plan.files.some(helperCanSend) || plan.dirs.length > 0 ? await helperToUse(ctx) : undefined;
+  // With the helper, folders are requests in its stream like the files after them (one round trip for
+  // a file in a new folder); what it could not make SFTP makes, and everything SFTP sends waits for them.
+  const dirsByHelper = helper !== undefined && plan.dirs.length > 0 && plan.dirs.length <= HELPER_BATCH_FILES && !plan.dirs.some((d) => d.rel.includes('\n'));
+  ctx.onStep?.(`creating ${plan.dirs.length} folders (${dirsByHelper ? 'remote helper' : 'sftp'})`);
+  const dirsReady = dirsByHelper ? helperDirs(helper, plan.dirs, ctx.remoteRoot, sftpDirs) : sftpDirs(plan.dirs);
+  if (!dirsByHelper) await dirsReady;
+  const afterDirs = <T>(fn: () => Promise<T>): Promise<T> => dirsReady.then(fn);
+  // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
+  const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
+  ctx.onStep?.(`writing ${plan.files.length} files (${viaHelper.size > 0 ? `${viaHelper.size} by the remote helper` : 'sftp'})`);
   const limit = new Limiter(SFTP_PARALLEL);
   const changed: string[] = [];
   const unsent: string[] = [];
   const warnings: string[] = [];
   await Promise.all([
-    ...plan.files.map((f) =>
-      limit.run(async () => {
-        try {
-          await wrap('writing', f.rel, () => sftpUpload(call, sftp, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
-        } catch (e) {
-          if (!(e instanceof LocalReadError)) throw e;
-          unsent.push(f.rel);
-          if (e.kind === 'changed') changed.push(f.rel);
-          else warnings.push(e.message);
-        }
-      }),
-    ),
+    dirsReady,
+    ...plan.files.map(async (f) => {
+      try {
+        await wrap('writing', f.rel, () => upload(call, sftp, viaHelper.has(f) ? helper : undefined, limit, dirsReady, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
+      } catch (e) {
+        if (!(e instanceof LocalReadError)) throw e;
+        unsent.push(f.rel);
+        if (e.kind === 'changed') changed.push(f.rel);
+        else warnings.push(e.message);
+      }
+    }),
     ...plan.links.map((l) =>
-      limit.run(() =>
-        wrap('creating symlink', l.rel, async () => {
-          const tmp = tempName(remoteOf(l.rel));
-          await call<void>((cb) => sftp.symlink(l.entry.target as string, tmp, (err) => cb(err, undefined)));
-          await call<void>((cb) => sftp.ext_openssh_rename(tmp, remoteOf(l.rel), (err) => cb(err, undefined)));
-        }),
+      afterDirs(() =>
+        limit.run(() =>
+          wrap('creating symlink', l.rel, async () => {
+            const tmp = tempName(remoteOf(l.rel));
+            await call<void>((cb) => sftp.symlink(l.entry.target as string, tmp, (err) => cb(err, undefined)));
+            await call<void>((cb) => sftp.ext_openssh_rename(tmp, remoteOf(l.rel), (err) => cb(err, undefined)));
+          }),
+        ),
       ),
     ),
     ...earlyChmods(plan).map((c) =>
-      limit.run(() => wrap('changing mode of', c.rel, () => call<void>((cb) => sftp.chmod(remoteOf(c.rel), c.entry.mode, (err) => cb(err, undefined))))),
+      afterDirs(() => limit.run(() => wrap('changing mode of', c.rel, () => call<void>((cb) => sftp.chmod(remoteOf(c.rel), c.entry.mode, (err) => cb(err, undefined)))))),
     ),
   ]);
   return { changed, unsent, warnings, bytes, method: 'sftp' };

@@ -6,12 +6,16 @@ import { applyTar } from './apply-tar';
 import { ApplyContext, ApplyResult, BULK_BYTES, BULK_FILES, remoteDelete, withWritableParents } from './apply-common';
 import { withDeltas } from './delta';
 import { Plan } from './plan';
+import { helperFor } from './remote-helper';
 
 export type { ApplyContext, ApplyResult } from './apply-common';
 export { remoteDelete, remoteFailure, COALESCE_BYTES, BULK_FILES, BULK_BYTES, SFTP_PARALLEL } from './apply-common';
 
 /** Applies `plan`: large files whose remote copy exists by changed blocks (delta.ts), the rest by applyWhole. */
 export function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
+  // The remote helper starts in the background on the first plan of a connection (the first pass), so
+  // the first save over a slow link already finds it (remote-helper.ts).
+  if (ctx.method === undefined) helperFor(ctx.conn, ctx.remoteRoot);
   return withDeltas(ctx, plan, (p) => applyWhole(ctx, p));
 }
 

@@ -19,8 +19,11 @@ export interface SyncOptions {
   readonly watch?: boolean;
   /** Events are gathered this long before a batch starts. @default 5 */
   readonly coalesceMs?: number;
-  /** Force the transfer method (benchmarks). @default chosen by batch size */
-  readonly method?: 'tar' | 'sftp';
+  /**
+   * Force the transfer method (benchmarks, tests): `sftp` never uses the remote helper, `helper` uses it
+   * for every file it can carry whatever the round trip. @default chosen by batch size and round trip
+   */
+  readonly method?: 'tar' | 'sftp' | 'helper';
   /** Connection attempts before giving up when the first connection fails. @default 4 */
   readonly initialAttempts?: number;
   /** Longest wait between reconnection attempts. @default 10000 */
