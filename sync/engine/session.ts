@@ -24,7 +24,7 @@ import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } fro
 import { listRemote, prepareAndList } from './remote';
 import type { RemoteListing } from './remote-scan';
 import { haltIfRootGone, keepRemoteFor, RootIdentity, rootIdentity } from './safety';
-import { Entry, scanLocal, scanLocalSync, ScanOptions, ScanResult, Tree } from './tree';
+import { Entry, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
 import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
 import { Scheduler } from './scheduler';
@@ -127,16 +127,15 @@ export class SyncSession extends EventEmitter<SyncEvents> {
         this.watcher.on('error', (e) => this.fail(e));
       }
       const t0 = performance.now();
-      // List the local tree while the SSH handshake is under way (the listing is synchronous; the
-      // handshake's first packets are already out once the event loop turned once).
+      // List the local tree while the SSH handshake, the remote preparation and the remote listing are
+      // under way: the walk runs in slices and lets the event loop answer the server in between.
       this.scheduler.setStep('connecting');
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
-      await new Promise((r) => setImmediate(r));
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = scanLocalSync(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true));
+        pre = await scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true));
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
