@@ -2,6 +2,20 @@
 'use strict';
 // Entry point of the `kubedev` command. The installed package ships the compiled build/; in a checkout
 // of the repository, `npm ci` (the `prepare` script) or `npm run build` makes it. This file only loads it.
+const argv = process.argv.slice(2);
+// `--version` alone needs none of the CLI: answered from package.json (start-up is what users wait on).
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  process.stdout.write(`${require('../package.json').version}\n`);
+  return;
+}
+// Node >= 22.1 keeps compiled code on disk between runs (a cold start compiles every module again).
+// Failures (read-only cache folder, older Node) only mean no cache.
+try {
+  const mod = require('node:module');
+  if (typeof mod.enableCompileCache === 'function' && !process.env.NODE_DISABLE_COMPILE_CACHE) mod.enableCompileCache();
+} catch {
+  // no cache: start-up as before
+}
 let cli;
 try {
   cli = require('../build/sync/cli/main.js');
@@ -12,7 +26,7 @@ try {
   }
   throw e;
 }
-cli.main(process.argv.slice(2)).then(
+cli.main(argv).then(
   (code) => { process.exitCode = code; },
   (err) => { process.stderr.write(`kubedev: ${err && err.message ? err.message : err}\n`); process.exitCode = 1; },
 );

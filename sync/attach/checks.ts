@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { utils } from 'ssh2';
+import { parseKey } from '../engine/ssh2-lite';
 import { hasControlCharacter } from '../../lib/names';
 import { UnsafeRemoteRootError, assertSafeRemoteRoot } from '../../lib/remote-root';
 import { UsageError } from '../errors';
@@ -58,7 +58,7 @@ export function checkIdentity(file: string, flag: string, fix: string): string {
     throw new UsageError(`${flag} '${file}' cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). Pass ${fix}`);
   }
   if (data.toString('utf8').trim() === '') throw new UsageError(`${flag} '${file}' is empty. Pass ${fix}`);
-  const parsed = utils.parseKey(data);
+  const parsed = parseKey(data);
   if (parsed instanceof Error) {
     if (/passphrase/i.test(parsed.message)) {
       throw new UsageError(`${flag} '${file}' is protected by a passphrase, which kubedev cannot ask for. Pass a key without one: ${fix}`);

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { utils } from 'ssh2';
+import { generateKeyPairSync, parseKey } from '../engine/ssh2-lite';
 import { AttachRecord } from '../../lib/attach';
 import { KubeObject } from '../../lib/k8s';
 import { isDnsLabel } from '../../lib/names';
@@ -73,7 +73,7 @@ function writeAtomic(file: string, data: string, mode: number): void {
 
 /** The OpenSSH public line of a private key file's key, or undefined if the file is not a usable key. */
 function publicLineOf(privateKeyPem: string, comment: string): string | undefined {
-  const parsed = utils.parseKey(privateKeyPem);
+  const parsed = parseKey(privateKeyPem);
   if (parsed instanceof Error || Array.isArray(parsed) || !parsed.isPrivateKey()) return undefined;
   return `${parsed.type} ${parsed.getPublicSSH().toString('base64')} ${comment}`;
 }
@@ -121,7 +121,7 @@ function ensurePair(privateFile: string, publicFile: string, comment: string, ro
  */
 export function generateEd25519(comment: string): { private: string; public: string } {
   for (;;) {
-    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const pair = generateKeyPairSync('ed25519', { comment });
     const blob = Buffer.from(pair.public.trim().split(/\s+/)[1] ?? '', 'base64');
     // string "ssh-ed25519" (4 + 11 bytes), then the key as a string: 4 bytes of length, 32 of key.
     if (blob.length === 4 + 11 + 4 + 32 && blob.readUInt32BE(15) === 32) return pair;

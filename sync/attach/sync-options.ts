@@ -5,7 +5,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { AttachRecordError, pickAttachRecord } from '../../lib/attach';
 import { KubeObject } from '../../lib/k8s';
 import { UsageError } from '../errors';
@@ -94,7 +93,9 @@ export function resolveSessions(o: SyncCommandOptions): SyncOptions[] {
     const file = needFile(o.env, '--env', 'a YAML file synthesized by kubedev (npm run synth)');
     let objects: KubeObject[];
     try {
-      const docs = parseAllDocuments(fs.readFileSync(file, 'utf8'));
+      // yaml loads only here: `kubedev sync --local ...` never needs it (start-up is part of every run).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const docs = (require('yaml') as typeof import('yaml')).parseAllDocuments(fs.readFileSync(file, 'utf8'));
       objects = [];
       for (const d of Array.isArray(docs) ? docs : [docs]) {
         if (d.errors.length > 0) throw new Error(d.errors[0].message);

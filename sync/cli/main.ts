@@ -1,18 +1,13 @@
 /**
  * The `kubedev` command line. Each subcommand lives in sync/cli/<name>.ts and registers itself
  * here; this file only wires them and maps errors to exit codes (0 done, 2 usage, 1 run time).
+ *
+ * Start-up is part of every command's time: only the module of the command named on the line is
+ * loaded (all of them for top-level help or an unknown command, so commander lists and suggests).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { registerSync } from './sync';
-import { registerKeys } from './keys';
-import { registerUp } from './up';
-import { registerExec } from './exec';
-import { registerLogs } from './logs';
-import { registerDown } from './down';
-import { registerInit } from './init';
-import { registerConflicts } from './conflicts';
 import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
@@ -26,27 +21,39 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
-/** Builds the program; exported for tests. */
-export function program(): Command {
+/** Each subcommand's module, loaded only when needed (its register function's name is `register<Name>`). */
+const COMMANDS: Readonly<Record<string, () => (program: Command) => void>> = {
+  /* eslint-disable @typescript-eslint/no-require-imports -- lazy on purpose: a command loads only its own modules */
+  sync: () => (require('./sync') as typeof import('./sync')).registerSync,
+  keys: () => (require('./keys') as typeof import('./keys')).registerKeys,
+  up: () => (require('./up') as typeof import('./up')).registerUp,
+  exec: () => (require('./exec') as typeof import('./exec')).registerExec,
+  logs: () => (require('./logs') as typeof import('./logs')).registerLogs,
+  down: () => (require('./down') as typeof import('./down')).registerDown,
+  init: () => (require('./init') as typeof import('./init')).registerInit,
+  conflicts: () => (require('./conflicts') as typeof import('./conflicts')).registerConflicts,
+  /* eslint-enable @typescript-eslint/no-require-imports */
+};
+
+/**
+ * Builds the program; exported for tests. With `argv`, a command named first registers alone (the
+ * others' modules are not loaded); without, or for anything else, every command registers.
+ */
+export function program(argv?: readonly string[]): Command {
   const cmd = new Command('kubedev')
     .description('Development environments for Kubernetes, as code; live file sync into them.')
     .version(packageVersion())
     .showHelpAfterError()
     .exitOverride();
-  registerSync(cmd);
-  registerKeys(cmd);
-  registerUp(cmd);
-  registerExec(cmd);
-  registerLogs(cmd);
-  registerDown(cmd);
-  registerInit(cmd);
-  registerConflicts(cmd);
+  const first = argv?.[0];
+  const only = first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+  for (const name of only) COMMANDS[name]()(cmd);
   return cmd;
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const cmd = program();
+  const cmd = program(argv);
   try {
     await cmd.parseAsync([...argv], { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;

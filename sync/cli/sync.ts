@@ -8,12 +8,12 @@
  * Exit codes: 0 done (or interrupted by SIGINT/SIGTERM after the batch in flight), 2 bad usage or
  * configuration (checked before connecting), 1 failure at run time.
  */
-import { SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { EXIT_FAILURE } from '../errors';
-import { BatchStats, SyncSession } from '../engine/session';
+import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
 import { resolveSessions, SyncCommandOptions } from '../attach/sync-options';
-import { createSession, TwoWaySession } from '../engine/two-way';
+import type { TwoWayOptions, TwoWaySession } from '../engine/two-way';
 import { WATCH_CHOICES } from '../engine/watch';
 
 export type { SyncCommandOptions } from '../attach/sync-options';
@@ -34,6 +34,19 @@ function human(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded only when used: start-up is part of every run */
+/** The session for a folder; the two-way engine's modules load only for a two-way folder. */
+function sessionFor(c: SyncOptions | TwoWayOptions): SyncSession | TwoWaySession {
+  if (c.mode !== 'two-way') return new SyncSession(c);
+  return (require('../engine/two-way') as typeof import('../engine/two-way')).createSession(c);
+}
+
+/** A progress bar on a terminal (cli-progress loads on the first one). */
+function newBar(options: ConstructorParameters<typeof SingleBar>[0]): SingleBar {
+  return new (require('cli-progress') as typeof import('cli-progress')).SingleBar(options);
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 /** Runs the command; resolves to the exit code. */
 export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Promise<number> {
   const configs = resolveSessions(o);
@@ -44,7 +57,7 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
   const say = (line: string): void => {
     if (progress) io.stderr.write(`kubedev: ${line}\n`);
   };
-  const all = configs.map((c) => createSession(c));
+  const all = configs.map((c) => sessionFor(c));
   // Both kinds share SyncSession's lifecycle and events; two-way adds 'pulled' and 'conflict' (below).
   const sessions = all.map((s) => s as unknown as SyncSession);
   const stopCtl = new AbortController();
@@ -73,8 +86,8 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
         });
         s.on('error', (e) => json({ event: 'error', folder: c.localRoot, message: e.message }));
         // ---- two-way events ----
-        const tw = all[sessions.indexOf(s)];
-        if (tw instanceof TwoWaySession) {
+        if (c.mode === 'two-way') {
+          const tw = all[sessions.indexOf(s)] as TwoWaySession;
           tw.on('pulled', (p) => {
             json({ event: 'pulled', folder: c.localRoot, remote: c.remoteRoot, files: p.paths.length, deleted: p.deleted.length, bytes: p.bytes, ms: Math.round(p.ms * 10) / 10 });
             say(`pulled ${p.paths.length} file(s), deleted ${p.deleted.length} locally, ${human(p.bytes)} in ${p.ms.toFixed(0)} ms`);
@@ -98,7 +111,7 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
           if (io.stderr.isTTY) {
             if (!bar) {
               t0Batch.at = performance.now();
-              bar = new SingleBar({ stream: io.stderr, format: `kubedev: {bar} {percentage}% | {value}/{total} MB | {rate} MB/s | ${p.files} entries`, hideCursor: true, clearOnComplete: true });
+              bar = newBar({ stream: io.stderr, format: `kubedev: {bar} {percentage}% | {value}/{total} MB | {rate} MB/s | ${p.files} entries`, hideCursor: true, clearOnComplete: true });
               bar.start(Math.ceil(p.total / 1e6), 0, { rate: '0' });
             }
             bar.update(Math.floor(p.sent / 1e6), { rate: rate.toFixed(1) });

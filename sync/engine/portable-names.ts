@@ -13,8 +13,13 @@ import { Refusal } from './tree';
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 const FORBIDDEN = /[<>:"\\|?*\x00-\x1f]/;
 
+/** Every name windowsNameProblem could object to matches this (one test for the common, clean name). */
+const SUSPECT = /[<>:"\\|?*\x00-\x1f]|[. ]$|^(?:con|prn|aux|nul|com|lpt)/i;
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** Why Windows cannot hold the name `name`, or undefined. */
 export function windowsNameProblem(name: string): string | undefined {
+  if (!SUSPECT.test(name)) return undefined;
   if (RESERVED.test(name)) return 'is a reserved device name on Windows';
   const bad = FORBIDDEN.exec(name);
   if (bad) return `holds '${bad[0].charCodeAt(0) < 32 ? `\\x${bad[0].charCodeAt(0).toString(16).padStart(2, '0')}` : bad[0]}', which Windows forbids in names`;
@@ -39,7 +44,7 @@ export function portabilityWarnings(rels: Iterable<string>): Refusal[] {
     const [parent, name] = split(rel);
     const problem = windowsNameProblem(name);
     if (problem) out.push({ rel: `portable:${rel}`, reason: `'${rel}' ${problem}; it is sent, but a Windows checkout cannot hold it. Rename it` });
-    const key = `${parent}/${name.normalize('NFC').toLowerCase()}`;
+    const key = `${parent}/${(NON_ASCII.test(name) ? name.normalize('NFC') : name).toLowerCase()}`;
     const other = folded.get(key);
     if (other === undefined) folded.set(key, rel);
     else out.push({ rel: `portable:${rel}`, reason: `'${rel}' and '${other}' differ only in letter case or Unicode form; both are sent, but a Windows or macOS checkout holds only one. Rename one` });

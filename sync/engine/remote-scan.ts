@@ -64,32 +64,50 @@ export function fieldsAfterMarker(out: Buffer, marker: string): { fields: string
   return { fields, foreignAt };
 }
 
-/** Parses remoteScanCommand's output (ignored paths dropped, internal temp names reported apart). */
+/**
+ * Parses remoteScanCommand's output (ignored paths dropped, internal temp names reported apart). It
+ * reads the bytes in place: one string per entry (its path), numbers read from their digits.
+ */
 export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher, marker: string): RemoteListing {
   const tree: Tree = new CompactIndex();
   const leftovers: string[] = [];
   const foreign: string[] = [];
-  const { fields, foreignAt } = fieldsAfterMarker(out, marker);
-  for (let i = 0; i + 5 < fields.length; i += 6) {
-    const [y, size, mtime, mode, rel, target] = fields.slice(i, i + 6);
-    if (foreignAt.size > 0 && (foreignAt.has(i + 4) || (y === 'l' && foreignAt.has(i + 5)))) {
-      foreign.push(rel);
+  const m = Buffer.from(`${marker}\0`);
+  const at = out.indexOf(m);
+  if (at < 0) throw new Error('the remote listing did not start with its marker');
+  const allUtf8 = isUtf8(out.subarray(at + m.length));
+  // Field k of the entry at hand spans [start[k], stop[k]); as String.split('\0') would cut them.
+  const start = [0, 0, 0, 0, 0, 0];
+  const stop = [0, 0, 0, 0, 0, 0];
+  let pos = at + m.length;
+  for (;;) {
+    let k = 0;
+    for (; k < 6 && pos <= out.length; k++) {
+      const nul = out.indexOf(0, pos);
+      start[k] = pos;
+      stop[k] = nul < 0 ? out.length : nul;
+      pos = nul < 0 ? out.length + 1 : nul + 1;
+    }
+    if (k < 6) break;
+    const y = stop[0] - start[0] === 1 ? out[start[0]] : 0;
+    const isLink = y === 0x6c; // l
+    if (!allUtf8 && (!isUtf8(out.subarray(start[4], stop[4])) || (isLink && !isUtf8(out.subarray(start[5], stop[5]))))) {
+      foreign.push(out.toString('utf8', start[4], stop[4]));
       continue;
     }
-    const type: EntryType | undefined = y === 'f' ? 'file' : y === 'd' ? 'dir' : y === 'l' ? 'symlink' : undefined;
-    const base = rel.slice(rel.lastIndexOf('/') + 1);
-    if (base.startsWith(INTERNAL_PREFIX)) {
+    const rel = out.toString('utf8', start[4], stop[4]);
+    const type: EntryType | undefined = y === 0x66 ? 'file' : y === 0x64 ? 'dir' : isLink ? 'symlink' : undefined;
+    if (rel.startsWith(INTERNAL_PREFIX, rel.lastIndexOf('/') + 1)) {
       leftovers.push(rel);
       continue;
     }
     if (!type || ig.ignores(rel, type === 'dir')) continue;
     tree.set(rel, {
       type,
-      size: Number(size),
-      // Whole seconds; + 0.5 ms marks a fraction (a time the runner did not set: never equal).
-      mtimeMs: Number(mtime.split('.')[0]) * 1000 + (/^\d+\.0*$/.test(mtime) || !mtime.includes('.') ? 0 : 0.5),
-      mode: type === 'symlink' ? 0o777 : parseInt(mode, 8),
-      target: type === 'symlink' ? target : undefined,
+      size: decimal(out, start[1], stop[1]),
+      mtimeMs: mtimeOf(out, start[2], stop[2]),
+      mode: type === 'symlink' ? 0o777 : octal(out, start[3], stop[3]),
+      target: type === 'symlink' ? out.toString('utf8', start[5], stop[5]) : undefined,
     });
   }
   // Drop entries whose parent is not in the tree (inside ignored, leftover or foreign folders).
@@ -98,6 +116,54 @@ export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher, marker: string):
     if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
   return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign) };
+}
+
+/** A run of decimal digits (anything else: read as Number() reads it). */
+function decimal(b: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return Number(b.toString('latin1', from, to));
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** A run of octal digits (anything else: read as parseInt(s, 8) reads it). */
+function octal(b: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 7) return parseInt(b.toString('latin1', from, to), 8);
+    n = n * 8 + d;
+  }
+  return from === to ? NaN : n;
+}
+
+/**
+ * `%T@` (seconds.fraction) as whole-second milliseconds; + 0.5 ms marks a fraction (a time the runner
+ * did not set: never equal). Anything but digits and one dot: read from the string, the same rule.
+ */
+function mtimeOf(b: Buffer, from: number, to: number): number {
+  let whole = 0;
+  let i = from;
+  for (; i < to && b[i] !== 0x2e; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return mtimeOfString(b.toString('latin1', from, to));
+    whole = whole * 10 + d;
+  }
+  if (i === from) return mtimeOfString(b.toString('latin1', from, to));
+  let fraction = false;
+  for (i++; i < to; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return mtimeOfString(b.toString('latin1', from, to));
+    if (d !== 0) fraction = true;
+  }
+  return whole * 1000 + (fraction ? 0.5 : 0);
+}
+
+function mtimeOfString(mtime: string): number {
+  return Number(mtime.split('.')[0]) * 1000 + (/^\d+\.0*$/.test(mtime) || !mtime.includes('.') ? 0 : 0.5);
 }
 
 /** Drops paths below another path of the list. */

@@ -21,9 +21,10 @@ import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { Plan, planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
-import { listRemote, prepareRemote } from './remote';
+import { listRemote, prepareAndList } from './remote';
+import type { RemoteListing } from './remote-scan';
 import { haltIfRootGone, keepRemoteFor, RootIdentity, rootIdentity } from './safety';
-import { Entry, scanLocal, scanLocalSync, ScanOptions, ScanResult, Tree } from './tree';
+import { Entry, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
 import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
 import { Scheduler } from './scheduler';
@@ -69,6 +70,8 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   readonly hardLinks = new HardLinks();
   private readonly foreignReported = new Set<string>();
   private readonly scheduler: Scheduler;
+  /** The listing made with the first connection's preparation, for the first full pass only. */
+  private firstListing?: { conn: Connection; listing: RemoteListing };
 
   constructor(options: SyncOptions) {
     super();
@@ -124,16 +127,15 @@ export class SyncSession extends EventEmitter<SyncEvents> {
         this.watcher.on('error', (e) => this.fail(e));
       }
       const t0 = performance.now();
-      // List the local tree while the SSH handshake is under way (the listing is synchronous; the
-      // handshake's first packets are already out once the event loop turned once).
+      // List the local tree while the SSH handshake, the remote preparation and the remote listing are
+      // under way: the walk runs in slices and lets the event loop answer the server in between.
       this.scheduler.setStep('connecting');
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
-      await new Promise((r) => setImmediate(r));
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = scanLocalSync(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true));
+        pre = await scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true));
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
@@ -201,7 +203,9 @@ export class SyncSession extends EventEmitter<SyncEvents> {
           conn.onDrop(() => {
             if (!this.closing) this.scheduler.schedule(0);
           });
-          if (first) await prepareRemote(conn, this.options, this.abort.signal);
+          // The first connection prepares the remote folder and lists it in the same command (one
+          // process start, one round trip); the first full pass takes that listing.
+          if (first) this.firstListing = { conn, listing: await prepareAndList(conn, this.options, this.ig, this.abort.signal) };
         },
         reconnecting: (r) => this.emit('reconnecting', r),
       });
@@ -248,8 +252,10 @@ export class SyncSession extends EventEmitter<SyncEvents> {
     if (!prescanned) this.hardLinks.clear();
     // Both listings go straight into compact indexes: no Map of 100,000 objects, even for a moment.
     this.scheduler.setStep(`listing remote folder '${this.options.remoteRoot}'`);
+    const listed = this.firstListing?.conn === conn ? this.firstListing.listing : undefined;
+    this.firstListing = undefined;
     const [remote, local] = await Promise.all([
-      listRemote(conn, this.options.remoteRoot, this.ig, this.abort.signal),
+      listed ?? listRemote(conn, this.options.remoteRoot, this.ig, this.abort.signal),
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
     this.reportRefused(local.refused);

@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Client, ClientChannel, SFTPWrapper } from 'ssh2';
+import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
+import { ssh2Client } from './ssh2-lite';
 import { checkHostKey, HostKeyVerdict } from './known-hosts';
 
 export interface ConnectOptions {
@@ -85,7 +86,7 @@ export class Connection {
       throw new AuthError(`identity '${o.identity}' is unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). Pass --identity with the private key the server accepts`);
     }
     o.signal?.throwIfAborted();
-    const client = new Client();
+    const client = new (ssh2Client())();
     let verdict: HostKeyVerdict | undefined;
     return new Promise<Connection>((resolve, reject) => {
       let settled = false;

@@ -93,21 +93,33 @@ function vanished(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** How long the asynchronous walk works before it lets the event loop run (SSH packets, watch events). */
+const SLICE_MS = 5;
+
 /**
  * Walks `root/base` (base '' for the whole root) with lstat, skipping ignored paths. Paths that vanish
  * during the walk are skipped (a race with the user's edits is normal). A path that cannot be read
  * (permissions, a name too long, an I/O error) or named (not UTF-8) is refused with a reason; refusals
  * marked `keep` tell the caller to leave the remote copy as it is, never to delete it.
+ *
+ * The walk is synchronous in slices of a few milliseconds (lstat of a small file costs a few
+ * microseconds, far less than a thread-pool round trip); between slices the event loop runs, so an SSH
+ * handshake or a remote listing under way meanwhile is not held up until the whole tree is walked.
  */
 export async function scanLocal(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], options: ScanOptions = {}): Promise<ScanResult> {
-  return scanLocalSync(root, ig, base, into, refused, options);
+  const w = walker(root, ig, base, into, refused, options);
+  while (!w(performance.now() + SLICE_MS)) await new Promise((resolve) => setImmediate(resolve));
+  return { tree: into, refused };
 }
 
-/**
- * The walk itself, synchronous: lstat of a small file costs a few microseconds, far less than a
- * thread-pool round trip, so a synchronous walk of 10,000 files takes tens of milliseconds.
- */
+/** The walk in one go, without yielding (see scanLocal). */
 export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], options: ScanOptions = {}): ScanResult {
+  walker(root, ig, base, into, refused, options)(Infinity);
+  return { tree: into, refused };
+}
+
+/** The walk's state; each call lists folders until `until` (performance.now()) has passed; true once done. */
+function walker(root: string, ig: IgnoreMatcher, base: string, into: Tree, refused: Refusal[], options: ScanOptions): (until: number) => boolean {
   const stack: string[] = [base];
   const take = (rel: string, st: fs.Stats): Entry | undefined => {
     const e = toEntry(root, rel, st, refused);
@@ -118,42 +130,49 @@ export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: 
   };
   if (base !== '') {
     const st = lstatForScan(root, base, refused);
-    if (!st) return { tree: into, refused };
-    if (take(base, st)?.type !== 'dir') return { tree: into, refused };
+    if (!st || take(base, st)?.type !== 'dir') stack.length = 0;
   }
-  while (stack.length > 0) {
-    const dir = stack.pop() as string;
-    options.onDir?.(dir);
-    let names: fs.Dirent[];
-    try {
-      names = fs.readdirSync(path.join(root, dir), { withFileTypes: true });
-    } catch (e) {
-      if (vanished(e)) continue;
-      refused.push(unreadable(root, dir, e, 'listed'));
-      continue;
-    }
-    let spelled: Set<string> | undefined;
-    for (const d of names) {
-      if (d.name.includes('\uFFFD')) {
-        spelled ??= utf8Names(root, dir, refused);
-        if (!spelled.has(d.name)) continue;
+  return (until) => {
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      options.onDir?.(dir);
+      let names: fs.Dirent[];
+      try {
+        names = fs.readdirSync(under(root, dir), { withFileTypes: true });
+      } catch (e) {
+        if (vanished(e)) continue;
+        refused.push(unreadable(root, dir, e, 'listed'));
+        continue;
       }
-      const rel = dir === '' ? d.name : `${dir}/${d.name}`;
-      const isDir = d.isDirectory();
-      if (ig.ignores(rel, isDir)) continue;
-      const st = lstatForScan(root, rel, refused);
-      if (!st) continue;
-      if (st.isDirectory() !== isDir && ig.ignores(rel, st.isDirectory())) continue;
-      if (take(rel, st)?.type === 'dir') stack.push(rel);
+      let spelled: Set<string> | undefined;
+      for (const d of names) {
+        if (d.name.includes('\uFFFD')) {
+          spelled ??= utf8Names(root, dir, refused);
+          if (!spelled.has(d.name)) continue;
+        }
+        const rel = dir === '' ? d.name : `${dir}/${d.name}`;
+        const isDir = d.isDirectory();
+        if (ig.ignores(rel, isDir)) continue;
+        const st = lstatForScan(root, rel, refused);
+        if (!st) continue;
+        if (st.isDirectory() !== isDir && ig.ignores(rel, st.isDirectory())) continue;
+        if (take(rel, st)?.type === 'dir') stack.push(rel);
+      }
+      if (until !== Infinity && performance.now() >= until) return stack.length === 0;
     }
-  }
-  return { tree: into, refused };
+    return true;
+  };
+}
+
+/** `root/rel` for the walk's own names (no '.', '..' or '//' to normalize): path.join costs more than the lstat's setup. */
+function under(root: string, rel: string): string {
+  return rel === '' ? root : `${root}/${rel}`;
 }
 
 /** lstat for the walk: undefined when vanished; a refusal (remote kept) when it cannot be read. */
 function lstatForScan(root: string, rel: string, refused: Refusal[]): fs.Stats | undefined {
   try {
-    return fs.lstatSync(path.join(root, rel));
+    return fs.lstatSync(under(root, rel));
   } catch (e) {
     if (!vanished(e)) refused.push(unreadable(root, rel, e, 'read'));
     return undefined;
