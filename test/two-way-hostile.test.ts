@@ -9,7 +9,7 @@ import { useArena } from './support/hostile';
 import { snapshot, tempDir, writeTree } from './support/trees';
 import { ChangedMeanwhile, checkedParent, deleteLocal, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
 import { Sig } from '../sync/engine/two-way/state-store';
-import { changedSinceListing, listRemoteExact } from '../sync/engine/two-way/remote-list';
+import { changedSinceListing, execRun, listRemoteExact } from '../sync/engine/two-way/remote-list';
 import { buildIgnore } from '../sync/engine/ignore';
 import { Connection } from '../sync/engine/transport';
 import { pass, remote } from './support/two-way';
@@ -91,9 +91,9 @@ test('a remote file written after the listing is not overwritten by the push (se
   remote(s, a, `printf one > a.txt && printf two > -b && printf three > "$(printf 'c\\nd')" && printf four > same.txt`);
   const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
   try {
-    const listed = await listRemoteExact(conn, a.remote, buildIgnore(a.local));
+    const listed = await listRemoteExact(execRun(conn), a.remote, buildIgnore(a.local));
     remote(s, a, `printf ONE > a.txt && printf TWO > -b && printf THREE > "$(printf 'c\\nd')"`);
-    const moved = await changedSinceListing(conn, a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], (rel) => listed.tree.get(rel));
+    const moved = await changedSinceListing(execRun(conn), a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], (rel) => listed.tree.get(rel));
     expect([...moved].sort()).toEqual(['-b', 'a.txt', 'c\nd', 'gone.txt']);
   } finally {
     await conn.close();

@@ -20,10 +20,12 @@ import { connectWithBackoff, delay } from '../connect';
 import { BatchStats, SyncEvents, SyncOptions } from '../session';
 import { Connection, ConnectionError, RemoteError } from '../transport';
 import { Entry, Refusal } from '../tree';
-import { TreeWatcher } from '../watch';
+import { openWatcher, WatchGuard } from '../watch';
 import { Ownership } from './classify';
 import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
+import { TarStandby } from './pull-bulk';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
+import { RemoteShell } from './remote-shell';
 import { RemoteWatcher } from './remote-watch';
 import { ConflictRecord, StateStore, statePath } from './state-store';
 
@@ -65,9 +67,14 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   readonly store: StateStore;
   private readonly own: Ownership;
   private conn?: Connection;
-  private watcher?: TreeWatcher;
+  private watcher?: WatchGuard;
   private readonly remoteWatcher: RemoteWatcher;
+  private shell?: RemoteShell;
+  private standby?: TarStandby;
   private owedPass = true;
+  /** Paths either watcher named since the last pass; `whole`: the next pass lists everything. */
+  private readonly dirty = new Set<string>();
+  private whole = true;
   private closing?: Promise<void>;
   private fatal?: Error;
   private started = false;
@@ -88,7 +95,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     this.own = { remoteOwns: matcher(options.remoteOwns ?? []), localOwns: matcher(options.localOwns ?? []) };
     this.store = new StateStore(options.stateFile ?? statePath(this.options), this.options);
     this.remoteWatcher = new RemoteWatcher(options.remoteRoot, options.remotePollMs ?? 500, options.remoteWatch === 'poll');
-    this.remoteWatcher.on('change', () => this.kick());
+    this.remoteWatcher.on('change', (rels) => this.kick(rels));
     this.remoteWatcher.on('warning', (m) => this.warnOnce(m));
     this.scheduler = new Scheduler({
       coalesceMs: options.coalesceMs ?? 5,
@@ -126,8 +133,11 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
       this.rootId = rootIdentity(this.options.localRoot);
       if (this.options.watch !== false) {
-        this.watcher = new TreeWatcher(this.options.localRoot);
-        this.watcher.on('dirty', () => this.kick());
+        // Started before the first listing (a per-folder backend watches folders as they are listed).
+        // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
+        const o = this.options;
+        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
+        this.watcher.on('dirty', (rels) => this.kick(rels));
         this.watcher.on('warning', (m) => this.emit('warning', m));
         this.watcher.on('error', (e) => this.fail(e));
       }
@@ -135,6 +145,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       await this.connect(this.options.initialAttempts ?? 4, true);
       const stats = await this.runPass();
       this.started = true;
+      this.watcher?.arm();
       const ready = { ...stats, total: this.store.size };
       this.emit('ready', ready);
       if (this.owedPass) this.scheduler.schedule();
@@ -163,6 +174,8 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   private async shutdown(): Promise<void> {
     this.scheduler.stop();
     this.remoteWatcher.close();
+    this.shell?.close();
+    this.standby?.close();
     await this.watcher?.close();
     await this.scheduler.running?.catch(() => undefined);
     await this.conn?.close();
@@ -175,8 +188,11 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     void this.close();
   }
 
-  private kick(): void {
+  /** Something changed: `rels` (POSIX, relative; '' = the root), or undefined when a watcher lost track. */
+  private kick(rels?: readonly string[]): void {
     if (this.closing || this.fatal) return;
+    if (!rels) this.whole = true;
+    else for (const r of rels) this.dirty.add(r);
     this.owedPass = true;
     this.scheduler.event();
   }
@@ -195,9 +211,18 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
         c.onDrop(() => {
           if (!this.closing) this.scheduler.schedule(0);
         });
+        this.shell?.close();
+        this.standby?.close();
+        this.standby = new TarStandby(c, this.options.remoteRoot);
+        this.standby.warm(); // its tar waits for a line before it enters the root: safe before prepareRemote
+        // The remote shell opens while the root is prepared; the server's watches are in place before
+        // the listing, so nothing made meanwhile is missed.
+        const shell = RemoteShell.open(c);
+        shell.catch(() => undefined);
         if (first) await prepareRemote(c, this.options, this.abort.signal);
-        // The server's watches are in place before the listing, so nothing made meanwhile is missed.
         if (this.options.watch !== false) await this.remoteWatcher.start(c);
+        this.shell = await shell;
+        this.whole = true; // after a reconnect both sides are listed whole
       },
       reconnecting: (r) => this.emit('reconnecting', r),
     });
@@ -212,12 +237,17 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       await conn?.close();
       conn = await this.connect(0, false);
     }
+    if (!this.shell?.alive) this.shell = await RemoteShell.open(conn);
     this.owedPass = false;
+    const dirty = this.whole ? undefined : new Set(this.dirty);
+    this.whole = false;
+    this.dirty.clear();
     let s: PassStats;
     try {
-      s = await twoWayPass(this.host(), conn);
+      s = await twoWayPass(this.host(), conn, dirty);
     } catch (e) {
       this.owedPass = true;
+      this.whole = true;
       throw e;
     }
     const stats: TwoWayStats = {
@@ -264,6 +294,9 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       own: this.own,
       store: this.store,
       rootId: this.rootId as RootIdentity,
+      run: (command) => (this.shell as RemoteShell).run(command),
+      tar: () => (this.standby as TarStandby).take(),
+      forget: (rel) => this.watcher?.removeTree(rel),
       onDir: (rel) => {
         this.watcher?.add(rel);
         if (!this.started) removeLocalLeftovers(this.options.localRoot, rel);
