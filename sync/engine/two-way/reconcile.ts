@@ -38,6 +38,8 @@ export interface PassHost extends GatherHost {
   readonly rootId: RootIdentity;
   /** Runs a command on the server (the session's remote shell). */
   readonly run: RemoteRun;
+  /** Saves the ancestor (now, or soon while watching: an older ancestor is safe, see StateStore.reload). */
+  persist(): void;
   /** A started `tar -c` channel (pull-bulk.ts TarStandby). */
   tar(): Promise<ClientChannel>;
   warn(message: string): void;
@@ -255,7 +257,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     }
   }
   store.remoteRootId = remote.rootId || store.remoteRootId;
-  store.save();
+  h.persist();
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0 };
 }
 

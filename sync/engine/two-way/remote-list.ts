@@ -46,14 +46,16 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
   let command: string;
   if (!scope) command = `${head}; ${remoteScanCommand(root, ig.prunableNames, marker)}`;
   else {
+    // One find (one fork): '.' first prints the root's identity and the marker, then each starting
+    // point is listed; the shell's own glob says whether the root holds anything at all.
     const internal = `-name ${shQuote(`${INTERNAL_PREFIX}*`)} -prune -printf ${FORMAT}`;
     const prune = ig.prunableNames.length > 0 ? ` -o \\( ${ig.prunableNames.map((n) => `-name ${shQuote(n)}`).join(' -o ')} \\) -type d -prune` : '';
-    const find = `find "$@" \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null; exit 0`;
+    const rootFirst = `\\( -path . -prune -printf ${shQuote(`KUBEDEV-ROOT-ID %D:%i\\n${marker}\\0`)} \\)`;
     command = [
-      `${head}; cd ${q} || exit ${GONE}`,
-      `[ -n "$(find . -mindepth 1 -maxdepth 1 -print -quit)" ] || echo KUBEDEV-ROOT-EMPTY`,
-      `printf '%s\\0' ${shQuote(marker)}`,
-      scope.length === 0 ? 'exit 0' : `printf '%s\\0' ${scope.map((r) => shQuote(`./${r}`)).join(' ')} | xargs -0 sh -c ${shQuote(find)} sh`,
+      `cd -- ${q} || exit ${GONE}`,
+      'e=1; for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then e=0; break; fi; done; [ $e = 0 ] || echo KUBEDEV-ROOT-EMPTY',
+      `find . ${scope.map((r) => shQuote(`./${r}`)).join(' ')} ${rootFirst} -o \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null`,
+      'exit 0',
     ].join('\n');
   }
   const res = await run(command);

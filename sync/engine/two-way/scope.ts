@@ -16,6 +16,9 @@ import { checkedParent, LocalPathError } from './local-write';
 import { ExactListing, listRemoteExact, RemoteRun } from './remote-list';
 import { StateStore } from './state-store';
 
+/** Bytes of starting points a scoped listing puts on one command line (Linux allows 2 MiB with the environment). */
+const ARGS_MAX = 128 * 1024;
+
 /** A scoped pass cannot answer; a full pass must run. */
 export class ScopeTooWide extends Error {}
 
@@ -75,6 +78,8 @@ export async function gatherFull(h: GatherHost, run: RemoteRun): Promise<Gathere
 
 /** Only `anchors` (see anchorsOf) and what is below them, on both sides and in the ancestor. */
 export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[]): Promise<Gathered> {
+  // The starting points go on one command line (one find, no xargs): past this size a full pass.
+  if (anchors.reduce((n, a) => n + a.length + 4, 0) > ARGS_MAX) throw new ScopeTooWide('too many changed paths for one command line');
   for (const a of anchors) {
     try {
       checkedParent(h.localRoot, a);

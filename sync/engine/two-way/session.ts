@@ -54,6 +54,11 @@ export interface TwoWayEvents extends SyncEvents {
 
 /** A pass refused by the server this many times in a row stops the session. */
 const RETRIES = 3;
+/**
+ * While watching, the ancestor is written at most this often (a 10,000-path state file costs tens of
+ * ms to write, and a pass that pulled one file should not wait for it); always at close.
+ */
+const SAVE_MS = 1000;
 
 function matcher(patterns: readonly string[]): (rel: string, isDir: boolean) => boolean {
   if (patterns.length === 0) return () => false;
@@ -86,6 +91,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   private resolveDone!: () => void;
   private rejectDone!: (e: Error) => void;
   private hostFingerprint?: string;
+  private saveTimer?: NodeJS.Timeout;
 
   constructor(options: TwoWayOptions) {
     super();
@@ -178,6 +184,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     this.standby?.close();
     await this.watcher?.close();
     await this.scheduler.running?.catch(() => undefined);
+    this.saveNow();
     await this.conn?.close();
   }
 
@@ -195,6 +202,21 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     else for (const r of rels) this.dirty.add(r);
     this.owedPass = true;
     this.scheduler.event();
+  }
+
+  private persist(): void {
+    if (!this.started || this.options.watch === false) return this.store.save();
+    this.saveTimer ??= setTimeout(() => this.saveNow(), SAVE_MS);
+  }
+
+  private saveNow(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    try {
+      this.store.save();
+    } catch (e) {
+      this.warnOnce(`the two-way state '${this.store.file}' could not be written (${(e as Error).message}); it is tried again after the next pass`);
+    }
   }
 
   private warnOnce(m: string): void {
@@ -297,6 +319,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       run: (command) => (this.shell as RemoteShell).run(command),
       tar: () => (this.standby as TarStandby).take(),
       forget: (rel) => this.watcher?.removeTree(rel),
+      persist: () => this.persist(),
       onDir: (rel) => {
         this.watcher?.add(rel);
         if (!this.started) removeLocalLeftovers(this.options.localRoot, rel);
