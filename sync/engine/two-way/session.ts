@@ -47,7 +47,7 @@ export interface TwoWayStats extends BatchStats {
 
 export interface TwoWayEvents extends SyncEvents {
   /** Remote changes written locally (or deleted locally). */
-  pulled: [info: { paths: readonly string[]; deleted: readonly string[]; bytes: number; ms: number }];
+  pulled: [info: { paths: readonly string[]; deleted: readonly string[]; bytes: number; ms: number; scoped: boolean }];
   /** Both sides changed a path: neither version is lost; `copy` holds the remote version locally. */
   conflict: [c: ConflictRecord];
 }
@@ -72,7 +72,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   readonly store: StateStore;
   private readonly own: Ownership;
   private conn?: Connection;
-  private watcher?: WatchGuard;
+  private guard?: WatchGuard;
   private readonly remoteWatcher: RemoteWatcher;
   private shell?: RemoteShell;
   private standby?: TarStandby;
@@ -126,6 +126,11 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     return this.doneP;
   }
 
+  /** The local watcher (its backend's name: `watcher.name`), while watching. */
+  get watcher(): WatchGuard | undefined {
+    return this.guard;
+  }
+
   get fingerprint(): string | undefined {
     return this.hostFingerprint;
   }
@@ -142,16 +147,16 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
         // Started before the first listing (a per-folder backend watches folders as they are listed).
         // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
         const o = this.options;
-        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
-        this.watcher.on('dirty', (rels) => this.kick(rels));
-        this.watcher.on('warning', (m) => this.emit('warning', m));
-        this.watcher.on('error', (e) => this.fail(e));
+        this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
+        this.guard.on('dirty', (rels) => this.kick(rels));
+        this.guard.on('warning', (m) => this.emit('warning', m));
+        this.guard.on('error', (e) => this.fail(e));
       }
       this.scheduler.startWatchdog();
       await this.connect(this.options.initialAttempts ?? 4, true);
       const stats = await this.runPass();
       this.started = true;
-      this.watcher?.arm();
+      this.guard?.arm();
       const ready = { ...stats, total: this.store.size };
       this.emit('ready', ready);
       if (this.owedPass) this.scheduler.schedule();
@@ -182,7 +187,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     this.remoteWatcher.close();
     this.shell?.close();
     this.standby?.close();
-    await this.watcher?.close();
+    await this.guard?.close();
     await this.scheduler.running?.catch(() => undefined);
     this.saveNow();
     await this.conn?.close();
@@ -277,7 +282,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       paths: [...s.pushed, ...s.deletedRemote], pulled: s.pulled, deletedLocal: s.deletedLocal, conflicts: s.conflicts,
     };
     if (s.retry) this.owedPass = true;
-    if (s.pulled.length + s.deletedLocal.length > 0) this.emit('pulled', { paths: s.pulled, deleted: s.deletedLocal, bytes: s.bytes, ms: s.ms });
+    if (s.pulled.length + s.deletedLocal.length > 0) this.emit('pulled', { paths: s.pulled, deleted: s.deletedLocal, bytes: s.bytes, ms: s.ms, scoped: s.scoped });
     return stats;
   }
 
@@ -318,10 +323,10 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       rootId: this.rootId as RootIdentity,
       run: (command) => (this.shell as RemoteShell).run(command),
       tar: () => (this.standby as TarStandby).take(),
-      forget: (rel) => this.watcher?.removeTree(rel),
+      forget: (rel) => this.guard?.removeTree(rel),
       persist: () => this.persist(),
       onDir: (rel) => {
-        this.watcher?.add(rel);
+        this.guard?.add(rel);
         if (!this.started) removeLocalLeftovers(this.options.localRoot, rel);
       },
       warn: (m) => this.warnOnce(m),
