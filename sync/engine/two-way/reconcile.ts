@@ -19,6 +19,7 @@ import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
 import { changedSinceListing, RemoteRun, unlessDropped } from './remote-list';
+import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
 import { ConflictRecord, Sig, sigOf } from './state-store';
 
@@ -38,6 +39,8 @@ export interface PassHost extends GatherHost {
   readonly rootId: RootIdentity;
   /** Runs a command on the server (the session's remote shell). */
   readonly run: RemoteRun;
+  /** Sides taken by `kubedev conflicts --take`, applied to the ancestor once both sides are listed. */
+  readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
   /** Saves the ancestor (now, or soon while watching: an older ancestor is safe, see StateStore.reload). */
   persist(): void;
   /** A started `tar -c` channel (pull-bulk.ts TarStandby). */
@@ -103,6 +106,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     const e = remote.tree.get(rel);
     return e ? sigOf(e) : undefined;
   };
+  if (h.take) applyTake(store, h.take, got.paths, lsig, rsig);
   const decisions = classify(got.paths, (r) => store.agreed(r), lsig, rsig, h.own);
   // What could not be read locally (or leads outside) is held, with everything below it.
   for (const r of refused) for (const d of decisions.values()) if (d.rel === r.rel || d.rel.startsWith(`${r.rel}/`)) d.action = d.action === 'none' ? 'none' : 'hold';

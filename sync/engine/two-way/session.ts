@@ -36,6 +36,8 @@ export interface TwoWayOptions extends SyncOptions {
   readonly remoteWatch?: 'auto' | 'poll';
   /** Where the state (ancestor, conflicts) lives. @default statePath(host, port, remoteRoot, localRoot) */
   readonly stateFile?: string;
+  /** `kubedev conflicts --take` (resolve.ts): the side taken for these paths, by the first pass. */
+  readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
 }
 
 export interface TwoWayStats extends BatchStats {
@@ -324,6 +326,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       run: (command) => (this.shell as RemoteShell).run(command),
       tar: () => (this.standby as TarStandby).take(),
       forget: (rel) => this.guard?.removeTree(rel),
+      take: this.started ? undefined : this.options.take,
       persist: () => this.persist(),
       onDir: (rel) => {
         this.guard?.add(rel);
