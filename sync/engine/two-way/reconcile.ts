@@ -18,7 +18,8 @@ import { Entry, Refusal, shQuote } from '../tree';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
-import { changedSinceListing, RemoteRun, unlessDropped } from './remote-list';
+import { guardOverwrites, releaseGuards } from './remote-guard';
+import { RemoteRun, unlessDropped } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
 import { ConflictRecord, Sig, sigOf } from './state-store';
@@ -149,9 +150,12 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   const pushedOk = new Set<string>();
   if (push.length > 0) {
     h.step('sending');
-    // A remote file written since the listing is not overwritten: it is left for the next pass.
+    // A remote file written since the listing is not overwritten (left for the next pass); one written
+    // in place during the upload is kept beside it (remote-guard.ts).
     const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
-    const moved = await changedSinceListing(h.run, h.remoteRoot, overwrites, (rel) => remote.tree.get(rel));
+    const listed = (rel: string): Entry | undefined => remote.tree.get(rel);
+    const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed);
+    const moved = guards.moved;
     if (moved.size > 0) done.retry = true;
     const want = new Map<string, Entry>();
     const have = new Map<string, Entry>();
@@ -161,7 +165,17 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
       if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
     }
     const plan = planDiff(want, have);
-    const res = await applyPlan(h.ctx(conn, remote.tree), plan);
+    let res: Awaited<ReturnType<typeof applyPlan>>;
+    try {
+      res = await applyPlan(h.ctx(conn, remote.tree), plan);
+    } finally {
+      if (conn.alive) {
+        for (const [rel, copy] of await releaseGuards(h.run, h.remoteRoot, guards, listed)) {
+          h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
+          done.retry = true;
+        }
+      }
+    }
     for (const w of res.warnings) h.warn(w);
     const failed = new Set([...res.unsent, ...res.changed]);
     for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
