@@ -14,6 +14,7 @@ import { changedSinceListing, execRun, listRemoteExact } from '../sync/engine/tw
 import { RemoteShell } from '../sync/engine/two-way/remote-shell';
 import { buildIgnore } from '../sync/engine/ignore';
 import { Connection } from '../sync/engine/transport';
+import { Entry } from '../sync/engine/tree';
 import { pass, remote } from './support/two-way';
 
 jest.setTimeout(30_000);
