@@ -9,9 +9,12 @@ import { useArena } from './support/hostile';
 import { snapshot, tempDir, writeTree } from './support/trees';
 import { ChangedMeanwhile, checkedParent, deleteLocal, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
 import { Sig } from '../sync/engine/two-way/state-store';
-import { changedSinceListing, listRemoteExact } from '../sync/engine/two-way/remote-list';
+import { guardOverwrites, releaseGuards } from '../sync/engine/two-way/remote-guard';
+import { changedSinceListing, execRun, listRemoteExact } from '../sync/engine/two-way/remote-list';
+import { RemoteShell } from '../sync/engine/two-way/remote-shell';
 import { buildIgnore } from '../sync/engine/ignore';
 import { Connection } from '../sync/engine/transport';
+import { Entry } from '../sync/engine/tree';
 import { pass, remote } from './support/two-way';
 
 jest.setTimeout(30_000);
@@ -91,11 +94,43 @@ test('a remote file written after the listing is not overwritten by the push (se
   remote(s, a, `printf one > a.txt && printf two > -b && printf three > "$(printf 'c\\nd')" && printf four > same.txt`);
   const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
   try {
-    const listed = await listRemoteExact(conn, a.remote, buildIgnore(a.local));
+    const listed = await listRemoteExact(execRun(conn), a.remote, buildIgnore(a.local));
     remote(s, a, `printf ONE > a.txt && printf TWO > -b && printf THREE > "$(printf 'c\\nd')"`);
-    const moved = await changedSinceListing(conn, a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], (rel) => listed.tree.get(rel));
+    const moved = await changedSinceListing(execRun(conn), a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], (rel) => listed.tree.get(rel));
     expect([...moved].sort()).toEqual(['-b', 'a.txt', 'c\nd', 'gone.txt']);
   } finally {
+    await conn.close();
+  }
+});
+
+test('a container write in place during the upload is kept beside the file (guard link), over the long-lived shell', async () => {
+  const a = arena();
+  const s = sshd();
+  remote(s, a, `printf one > a.txt && printf two > -b && printf three > "$(printf 'c\\nd')"`);
+  const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  const shell = await RemoteShell.open(conn);
+  const run = (c: string): ReturnType<RemoteShell['run']> => shell.run(c);
+  try {
+    const listed = await listRemoteExact(run, a.remote, buildIgnore(a.local));
+    const get = (rel: string): Entry | undefined => listed.tree.get(rel);
+    const guards = await guardOverwrites(run, a.remote, ['a.txt', '-b', 'c\nd'], get);
+    expect([...guards.moved]).toEqual([]);
+    // The container writes two files in place while "the upload" runs; then the runner's renames land.
+    remote(s, a, `printf ONE-container > a.txt && printf THREE-container > "$(printf 'c\\nd')"`);
+    remote(s, a, `for f in a.txt -b "$(printf 'c\\nd')"; do printf laptop > .up && mv -f .up "./$f"; done`);
+    const kept = await releaseGuards(run, a.remote, guards, get);
+    expect([...kept.keys()].sort()).toEqual(['a.txt', 'c\nd']);
+    expect(fs.readFileSync(path.join(a.remote, kept.get('a.txt') as string), 'utf8')).toBe('ONE-container');
+    expect(fs.readFileSync(path.join(a.remote, kept.get('c\nd') as string), 'utf8')).toBe('THREE-container');
+    expect(fs.readFileSync(path.join(a.remote, 'a.txt'), 'utf8')).toBe('laptop');
+    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]); // guards gone
+    // A scoped listing over the same shell: names with a newline and a leading dash, the root's identity.
+    const scoped = await listRemoteExact(run, a.remote, buildIgnore(a.local), ['-b', 'c\nd', 'missing']);
+    expect([...scoped.tree.keys()].sort()).toEqual(['-b', 'c\nd']);
+    expect(scoped.rootId).toBe(listed.rootId);
+    expect(scoped.rootEmpty).toBe(false);
+  } finally {
+    shell.close();
     await conn.close();
   }
 });

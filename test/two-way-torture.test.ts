@@ -4,13 +4,17 @@
  * `--take` as a user would, then a watching phase with the connection cut half-way. After every pass:
  * a path changed on one side only holds that side's version on both; a path changed on both holds
  * both versions (the local file and the conflict copy) or their agreement. Nothing is lost.
+ * A second mix adds folder<->file flips and mode changes on both sides (restarts, then watching
+ * through a cut): every version written is in a tree or a conflict copy, and once the conflicts are
+ * taken the trees are equal, modes included.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '../sync/engine/transport';
 import { listConflicts, takeSide, TwoWayOptions } from '../sync/engine/two-way';
 import { useArena } from './support/hostile';
-import { eventually } from './support/trees';
+import { eventually, snapshot } from './support/trees';
 import { pass, remote, stateFileOf, twoWay } from './support/two-way';
 
 jest.setTimeout(120_000);
@@ -106,13 +110,19 @@ test('random two-sided changes with a restart before every pass: nothing lost, o
   expect(conflictsSeen).toBeGreaterThan(0);
 });
 
-test('watching through a cut connection: both sides converge, every conflict keeps both versions', async () => {
-  const a = arena();
-  const rand = rng(7);
+/** A watching session (quick reconnects) and the conflicts it reports (path -> copy). */
+async function watching(a: ReturnType<typeof arena>): Promise<{ s: ReturnType<typeof twoWay>; conflicts: Map<string, string | undefined> }> {
   const s = twoWay(sshd(), a, { maxBackoffMs: 200 });
   const conflicts = new Map<string, string | undefined>();
   s.on('conflict', (c) => conflicts.set(c.rel, c.copy));
   await s.start();
+  return { s, conflicts };
+}
+
+test('watching through a cut connection: both sides converge, every conflict keeps both versions', async () => {
+  const a = arena();
+  const rand = rng(7);
+  const { s, conflicts } = await watching(a);
   try {
     for (let i = 0; i < 30; i++) {
       const rel = PATHS[Math.floor(rand() * PATHS.length)];
@@ -127,6 +137,95 @@ test('watching through a cut connection: both sides converge, every conflict kee
     const skip = (rel: string): boolean => isCopy(rel) || conflicts.has(rel);
     await eventually(() => a.differences(skip), 10_000, 'convergence after the cut');
     for (const copy of conflicts.values()) if (copy) expect(fs.existsSync(path.join(a.local, copy))).toBe(true);
+  } finally {
+    await s.close();
+  }
+});
+
+/** Paths for the flip mix: 'c' and 'd' are files or folders by turns ('c/x', 'd/e' inside them). */
+const FLIP_PATHS = ['a', 'b', 'c', 'c/x', 'd', 'd/e', 'd/f', 'g/h/i'];
+const MODES = ['755', '644', '600', '750'];
+/** More paths while watching, so that more versions stay untouched to the end. */
+const WATCH_PATHS = [...FLIP_PATHS, 'k', 'l/m', 'n', 'o/p/q', 'r', 's/t'];
+
+/**
+ * One random operation as a shell script (the same for either side): write, delete, chmod or flip. A
+ * folder above the path that is a file ('c', 'd') is made a folder first; `rel` is the path it touches.
+ */
+function randomOp(rand: () => number, content: string, paths = FLIP_PATHS): { rel: string; script: string } {
+  const rel = paths[Math.floor(rand() * paths.length)];
+  const x = rand();
+  const parent = `d=$(dirname '${rel}'); [ "$d" = . ] || { [ -d "$d" ] || rm -f "$d"; mkdir -p "$d"; }`;
+  if (x < 0.45) return { rel, script: `${parent}; rm -rf '${rel}'; printf %s '${content}' > '${rel}'` };
+  if (x < 0.6) return { rel, script: `rm -rf '${rel}'` };
+  if (x < 0.85) return { rel, script: `[ ! -f '${rel}' ] || chmod ${MODES[Math.floor(rand() * MODES.length)]} '${rel}'` };
+  // A flip: a file becomes a folder holding one file, a folder becomes a file.
+  return { rel, script: `${parent}; if [ -d '${rel}' ]; then rm -rf '${rel}' && printf %s '${content}' > '${rel}'; else rm -f '${rel}' && mkdir -p '${rel}' && printf %s '${content}' > '${rel}/flipped'; fi` };
+}
+
+/** Two paths touch when one is the other or below it. */
+const touch = (x: string, y: string): boolean => x === y || x.startsWith(`${y}/`) || y.startsWith(`${x}/`);
+
+/** Every file's content under `root` (conflict copies included). */
+function contents(root: string): Set<string> {
+  const snap = snapshot(root);
+  return new Set(Object.keys(snap).filter((rel) => snap[rel].startsWith('file')).map((rel) => fs.readFileSync(path.join(root, rel), 'utf8')));
+}
+
+function localScript(root: string, script: string): void {
+  execFileSync('sh', ['-c', script], { cwd: root });
+}
+
+test('random flips (folder <-> file) and mode changes on both sides: every version kept, equal after the conflicts are taken', async () => {
+  const a = arena();
+  const rand = rng(31);
+  const o = { localRoot: a.local, remoteRoot: a.remote, host: sshd().host, port: sshd().port, user: sshd().user, identity: sshd().identity, knownHosts: sshd().knownHosts, stateFile: stateFileOf(a) };
+  let version = 0;
+  let conflictsSeen = 0;
+  for (let round = 0; round < 10; round++) {
+    const ops = { local: [] as string[], remote: [] as string[] };
+    for (const side of ['local', 'remote'] as const) for (let k = 0; k < 3; k++) ops[side].push(randomOp(rand, `${side}-${round}-${version++}`).script);
+    localScript(a.local, ops.local.join('; '));
+    remote(sshd(), a, ops.remote.join('; '));
+    // The versions this round left on each side: each must survive the pass somewhere.
+    const written = [...contents(a.local), ...contents(a.remote)].filter((c) => c.includes(`-${round}-`));
+    const r = await pass(sshd(), a);
+    conflictsSeen += r.conflicts.length;
+    const after = new Set([...contents(a.local), ...contents(a.remote)]);
+    expect([round, written.filter((c) => !after.has(c))]).toEqual([round, []]);
+    const open = listConflicts(o).map((c) => c.rel);
+    if (open.length > 0) await takeSide(o, 'local', open);
+    expect([round, listConflicts(o)]).toEqual([round, []]);
+    expect([round, a.differences(isCopy)]).toEqual([round, []]);
+  }
+  expect(conflictsSeen).toBeGreaterThan(0);
+});
+
+test('flips and mode changes while watching, through a cut connection: converges, every version kept', async () => {
+  const a = arena();
+  const rand = rng(5);
+  const { s, conflicts } = await watching(a);
+  const ops: { side: string; rel: string; content: string; made: boolean }[] = [];
+  try {
+    for (let i = 0; i < 40; i++) {
+      const side = rand() < 0.5 ? 'local' : 'remote';
+      const content = `${side}-w-${i}`;
+      const op = randomOp(rand, content, WATCH_PATHS);
+      if (side === 'local') localScript(a.local, op.script);
+      else remote(sshd(), a, op.script);
+      ops.push({ side, rel: op.rel, content, made: contents(side === 'local' ? a.local : a.remote).has(content) });
+      if (i === 20) (s as unknown as { conn: Connection }).conn.destroy('cut by the test');
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    const under = (rel: string): boolean => [...conflicts.keys()].some((c) => rel === c || rel.startsWith(`${c}/`));
+    await eventually(() => a.differences((rel) => isCopy(rel) || under(rel)), 10_000, 'convergence after the cut');
+    for (const copy of conflicts.values()) if (copy) expect(fs.existsSync(path.join(a.local, copy))).toBe(true);
+    // A version no later operation (either side) touched is still somewhere: a tree or a copy (a
+    // container write in place while the runner uploads the laptop's version is kept by the guard link).
+    const after = new Set([...contents(a.local), ...contents(a.remote)]);
+    const untouched = ops.filter((o, i) => o.made && !ops.slice(i + 1).some((later) => touch(later.rel, o.rel)));
+    expect(untouched.length).toBeGreaterThanOrEqual(3);
+    expect(untouched.map((o) => o.content).filter((c) => !after.has(c))).toEqual([]);
   } finally {
     await s.close();
   }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TwoWaySession } from '../sync/engine/two-way';
 import { useArena } from './support/hostile';
-import { eventually } from './support/trees';
+import { eventually, snapshot, writeTree } from './support/trees';
 import { remote, twoWay } from './support/two-way';
 
 jest.setTimeout(60_000);
@@ -121,4 +121,38 @@ test('without inotifywait the server is listed at an interval, said once', async
   expect(Date.now() - t0).toBeLessThan(1000);
   await sleep(500);
   expect(c.warnings.filter((w) => /inotifywait/.test(w))).toHaveLength(1);
+});
+
+test('while watching, a remote change is fetched by a pass scoped to its path', async () => {
+  const a = arena();
+  for (let d = 0; d < 20; d++) for (let f = 0; f < 20; f++) writeTree(a.local, { [`src/d${d}/f${f}.ts`]: `file ${d} ${f}` });
+  session = twoWay(sshd(), a);
+  const pulled: { paths: readonly string[]; scoped: boolean }[] = [];
+  session.on('pulled', (p) => pulled.push(p));
+  await session.start();
+  remote(sshd(), a, 'printf edited > src/d7/f3.ts && mkdir -p src/d7/new/deeper && printf made > src/d7/new/deeper/n.ts');
+  await eventually(() => a.differences(), 3000, 'remote change local');
+  expect(pulled.length).toBeGreaterThan(0);
+  expect(pulled.every((p) => p.scoped)).toBe(true);
+  expect(pulled.flatMap((p) => p.paths).sort()).toEqual(['src/d7/f3.ts', 'src/d7/new', 'src/d7/new/deeper', 'src/d7/new/deeper/n.ts']);
+});
+
+// The remote side is listed only every minute here, so the pass that runs is the one a local edit
+// starts: scoped to that one path. It must still see that the remote root was replaced or emptied.
+test.each([
+  ['replaced', 'cd .. && mv ws ws.old && mkdir ws && printf other > ws/a.txt', /was replaced by another folder.*deleted nothing locally/],
+  ['emptied', 'rm -rf ./* ./.[!.]* 2>/dev/null; true', /was emptied .*deleted nothing locally/],
+])('while watching, a remote root %s halts a scoped pass: nothing local deleted or overwritten', async (_what, script, message) => {
+  const a = arena();
+  writeTree(a.local, { 'a.txt': 'a', 'b.txt': 'b', 'c/d.txt': 'd' });
+  session = twoWay(sshd(), a, { remoteWatch: 'poll', remotePollMs: 60_000 });
+  const errors: Error[] = [];
+  session.on('error', (e) => errors.push(e));
+  await session.start();
+  remote(sshd(), a, script);
+  fs.writeFileSync(path.join(a.local, 'b.txt'), 'edited locally');
+  const before = snapshot(a.local);
+  await expect(session.done).rejects.toThrow(message);
+  expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(message)]);
+  expect(snapshot(a.local)).toEqual(before);
 });

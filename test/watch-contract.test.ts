@@ -12,6 +12,7 @@ import { TreeWatcher, WatchChoice } from '../sync/engine/watch';
 import { MISBEHAVIOURS, Misbehaviour, MisbehavingWatcher } from '../sync/engine/watch/fake';
 import { useArena } from './support/hostile';
 import { eventually, writeTree } from './support/trees';
+import { twoWay } from './support/two-way';
 
 jest.setTimeout(60_000);
 
@@ -78,6 +79,31 @@ describe('every backend available here converges', () => {
   test.each(backends)('%s', async (backend) => {
     const s = await converge({ watchBackend: backend, pollMs: 300 });
     expect(s.watcher?.name).toBe(backend);
+  });
+});
+
+describe('two-way mode on the backends: the same churn reaches the remote', () => {
+  const sessions: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const s of sessions.splice(0)) await s.close();
+  });
+  const cases: [string, Partial<SyncOptions>][] = [
+    ['per-folder', { watchBackend: 'per-folder' }],
+    ['poll', { watchBackend: 'poll', pollMs: 300 }],
+    ['fake-overflow(per-folder)', { rescanMs: 600_000, watchTest: { factory: (root) => new MisbehavingWatcher(new TreeWatcher(root), 'overflow') } }],
+  ];
+  test.each(cases)('%s', async (name, extra) => {
+    const a = h.arena();
+    seed(a.local);
+    const s = twoWay(h.sshd(), a, extra);
+    sessions.push(s);
+    const warnings: string[] = [];
+    s.on('warning', (m) => warnings.push(m));
+    await s.start();
+    expect(s.watcher?.name).toBe(name);
+    await churn(a.local);
+    await eventually(() => a.differences(), 20_000, `two-way ${name}`);
+    expect(warnings).toEqual([]);
   });
 });
 

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { SFTPWrapper } from 'ssh2';
 import { INTERNAL_PREFIX } from '../ignore';
 import { linkStaysInside } from '../safety';
-import { entryFromStats } from '../tree';
+import { Entry, entryFromStats } from '../tree';
 import { sameSig, Sig, sigOf } from './state-store';
 
 /** A remote file's bytes: an SFTP read stream or a tar member. */
@@ -26,14 +26,38 @@ export class LocalPathError extends Error {}
 /** Thrown when the target changed since it was classified: nothing was written. */
 export class ChangedMeanwhile extends Error {}
 
+/** Temporary names: a random part per process and a counter (O_EXCL refuses any name that exists). */
+const TEMP_STEM = `${INTERNAL_PREFIX}${crypto.randomBytes(6).toString('hex')}-`;
+let tempCount = 0;
+
 function tempIn(dir: string): string {
-  return path.join(dir, `${INTERNAL_PREFIX}${crypto.randomBytes(6).toString('hex')}.tmp`);
+  return path.join(dir, `${TEMP_STEM}${(tempCount++).toString(36)}.tmp`);
 }
 
-/** The absolute parent folder of `rel`, after checking every folder from the root down is a real folder. */
+/** realpath of each local root, once. */
+const realRoots = new Map<string, string>();
+
+/**
+ * The absolute parent folder of `rel`, after checking every folder from the root down is a real folder.
+ * One realpath(3) answers for the whole chain when it resolves to the same path below the root (no
+ * component is a symlink: a link always resolves elsewhere); otherwise each folder is lstat'ed in
+ * turn, which gives the exact refusal (or passes, on a file system that folds letter case).
+ */
 export function checkedParent(root: string, rel: string): string {
   const parts = rel.split('/');
   if (parts.some((p) => p === '' || p === '.' || p === '..')) throw new LocalPathError(`'${rel}' is not a plain relative path; nothing was written`);
+  if (parts.length === 1) return root;
+  const dir = path.join(root, ...parts.slice(0, -1));
+  let realRoot = realRoots.get(root);
+  if (realRoot === undefined) {
+    realRoot = fs.realpathSync.native(root);
+    realRoots.set(root, realRoot);
+  }
+  try {
+    if (fs.realpathSync.native(dir) === path.join(realRoot, ...parts.slice(0, -1))) return dir;
+  } catch {
+    // missing or not a folder: the walk below says which
+  }
   let at = root;
   for (const p of parts.slice(0, -1)) {
     at = path.join(at, p);
@@ -46,12 +70,14 @@ export function checkedParent(root: string, rel: string): string {
 
 /** The local sig of `abs` now (undefined when absent). */
 export function localSig(abs: string): Sig | undefined {
+  // throwIfNoEntry: an absent target is the usual case of a pull, and a thrown error costs ~20 µs.
   let st: fs.Stats | undefined;
   try {
-    st = fs.lstatSync(abs);
+    st = fs.lstatSync(abs, { throwIfNoEntry: false });
   } catch {
-    return undefined;
+    return undefined; // ENOTDIR and the like: nothing there either
   }
+  if (!st) return undefined;
   const e = entryFromStats(st, st.isSymbolicLink() ? fs.readlinkSync(abs) : undefined);
   return e ? sigOf(e) : undefined;
 }
@@ -75,13 +101,28 @@ function readRemote(sftp: SFTPWrapper, remoteAbs: string): Bytes {
   return rs;
 }
 
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+
+/** A new temporary file in `dir`, opened O_EXCL | O_NOFOLLOW (never an existing name, never through a link). */
+function openTemp(dir: string): { tmp: string; fd: number } {
+  const tmp = tempIn(dir);
+  return { tmp, fd: fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600) };
+}
+
+/** Checks the temp holds exactly `r.s` bytes, gives it the remote's mode and mtime; returns its stat. */
+function finishTemp(fd: number, r: Sig, what: string): fs.Stats {
+  fs.fchmodSync(fd, r.p);
+  fs.futimesSync(fd, r.m / 1000, r.m / 1000);
+  const st = fs.fstatSync(fd);
+  if (st.size !== r.s) throw new ChangedMeanwhile(`remote '${what}' changed while it was fetched (${st.size} bytes, listed ${r.s}); fetched again next pass`);
+  return st;
+}
+
 /** Writes `source` into a new temporary file in `dir` (exactly `r.s` bytes, or nothing); returns its path. */
 async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Promise<string> {
-  const tmp = tempIn(dir);
-  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-  let fd: number;
+  let t: { tmp: string; fd: number };
   try {
-    fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    t = openTemp(dir);
   } catch (e) {
     source.resume(); // drained, never written (a bulk stream goes on to the next file)
     throw e;
@@ -90,18 +131,39 @@ async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Prom
   try {
     for await (const chunk of source) {
       const b = chunk as Buffer;
-      for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off);
+      for (let off = 0; off < b.length; ) off += fs.writeSync(t.fd, b, off);
     }
-    const st = fs.fstatSync(fd);
-    if (st.size !== r.s) throw new ChangedMeanwhile(`remote '${what}' changed while it was fetched (${st.size} bytes, listed ${r.s}); fetched again next pass`);
-    fs.fchmodSync(fd, r.p);
-    fs.futimesSync(fd, r.m / 1000, r.m / 1000);
+    finishTemp(t.fd, r, what);
     ok = true;
-    return tmp;
+    return t.tmp;
   } finally {
-    fs.closeSync(fd);
-    if (!ok) fs.rmSync(tmp, { force: true });
+    fs.closeSync(t.fd);
+    if (!ok) fs.rmSync(t.tmp, { force: true });
   }
+}
+
+/**
+ * placeFile for bytes already in memory (a small tar member), all synchronous: the same checks in the
+ * same order (real folders above, O_EXCL | O_NOFOLLOW temp, exact size, mode + mtime, the target
+ * re-checked right before the rename), without a promise per file.
+ */
+export function placeBytes(chunks: readonly Buffer[], root: string, rel: string, r: Sig, expected: Sig | undefined): Sig {
+  const dir = checkedParent(root, rel);
+  const abs = path.join(dir, path.basename(rel));
+  const { tmp, fd } = openTemp(dir);
+  let st: fs.Stats;
+  try {
+    for (const b of chunks) for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off);
+    st = finishTemp(fd, r, rel);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  putInPlace(tmp, abs, rel, expected);
+  // The inode renamed is the one written: its stat is the local side now.
+  return sigOf(entryFromStats(st) as Entry);
 }
 
 /** Puts the remote file at `rel` locally (temp + rename), if the local side is still `expected`. */
@@ -119,7 +181,12 @@ export async function placeFile(source: Bytes, root: string, rel: string, r: Sig
     throw e;
   }
   const abs = path.join(dir, path.basename(rel));
-  const tmp = await writeTemp(source, dir, r, rel);
+  putInPlace(await writeTemp(source, dir, r, rel), abs, rel, expected);
+  return localSig(abs) as Sig;
+}
+
+/** Renames the finished temp over `abs` if the local side is still `expected` (else the temp goes). */
+function putInPlace(tmp: string, abs: string, rel: string, expected: Sig | undefined): void {
   try {
     expectUnchanged(abs, rel, expected);
     if (expected?.t === 'd') fs.rmdirSync(abs); // replaced by a file remotely; its contents went first
@@ -128,7 +195,6 @@ export async function placeFile(source: Bytes, root: string, rel: string, r: Sig
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  return localSig(abs) as Sig;
 }
 
 /** Keeps the remote version beside the local file under `copyRel`, never over an existing name. */
@@ -184,14 +250,7 @@ export function pullLink(root: string, rel: string, r: Sig, expected: Sig | unde
   const abs = path.join(dir, path.basename(rel));
   const tmp = tempIn(dir);
   fs.symlinkSync(target, tmp);
-  try {
-    expectUnchanged(abs, rel, expected);
-    if (expected?.t === 'd') fs.rmdirSync(abs);
-    fs.renameSync(tmp, abs);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  putInPlace(tmp, abs, rel, expected);
   return localSig(abs) as Sig;
 }
 

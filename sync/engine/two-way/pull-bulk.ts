@@ -4,14 +4,22 @@
  * placeFile — the same checks as one file fetched over SFTP (real folders above it, O_EXCL |
  * O_NOFOLLOW temporary file, exact size, the local side still as classified, rename). A member missing
  * from the stream (gone or unreadable on the server) is left for the next pass.
+ *
+ * The `tar` runs on a channel opened ahead of time (TarStandby): it waits for one line on stdin before
+ * it starts, so the channel's set-up (a fork on the server, several round trips) is not paid while a
+ * pull waits.
  */
+import { ClientChannel } from 'ssh2';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { Connection } from '../transport';
 import { shQuote } from '../tree';
-import { placeFile } from './local-write';
+import { placeBytes, placeFile } from './local-write';
 import { unlessDropped } from './remote-list';
 import { Sig } from './state-store';
+
+/** Members up to this size are held in memory and placed in one go. */
+const IN_MEMORY = 4 * 1024 * 1024;
 
 export interface BulkItem {
   readonly rel: string;
@@ -20,9 +28,53 @@ export interface BulkItem {
 }
 
 /** Fetches `items` (files) with one tar stream; calls `done` or `failed` for each member seen. */
-export async function pullFilesTar(conn: Connection, remoteRoot: string, localRoot: string, items: readonly BulkItem[], done: (rel: string, sig: Sig) => void, failed: (rel: string, e: unknown) => void): Promise<{ stderr: string }> {
+/** One `tar -c` channel kept open, waiting; `take()` hands it over and opens the next in the background. */
+export class TarStandby {
+  private next?: Promise<ClientChannel>;
+
+  constructor(private readonly conn: Connection, private readonly remoteRoot: string) {}
+
+  private open(): Promise<ClientChannel> {
+    const p = this.conn.channel(`IFS= read -r _ || exit 0; cd -- ${shQuote(this.remoteRoot)} || exit 3; exec tar -c -f - --no-recursion --null -T -`).then((ch) => {
+      let closed = false;
+      ch.once('close', () => {
+        closed = true;
+        if (this.next === p) this.next = undefined;
+      });
+      ch.on('error', () => undefined);
+      return Object.assign(ch, { isClosed: () => closed });
+    });
+    p.catch(() => {
+      if (this.next === p) this.next = undefined;
+    });
+    return p;
+  }
+
+  /** Opens the waiting channel now (after the remote root exists). */
+  warm(): void {
+    if (this.conn.alive) this.next ??= this.open();
+  }
+
+  /** A started `tar` channel (stdin: the NUL-separated names, then end). */
+  async take(): Promise<ClientChannel> {
+    let ch = await (this.next ?? this.open()).catch(() => undefined);
+    this.next = undefined;
+    if (!ch || (ch as ClientChannel & { isClosed(): boolean }).isClosed()) ch = await this.open(); // one fresh try; its error reaches the pass
+    this.warm();
+    ch.write('\n');
+    return ch;
+  }
+
+  close(): void {
+    const p = this.next;
+    this.next = undefined;
+    void p?.then((ch) => ch.close(), () => undefined);
+  }
+}
+
+export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<ClientChannel>, localRoot: string, items: readonly BulkItem[], done: (rel: string, sig: Sig) => void, failed: (rel: string, e: unknown) => void): Promise<{ stderr: string }> {
   const byName = new Map(items.map((i) => [`./${i.rel}`, i]));
-  const ch = await conn.channel(`cd ${shQuote(remoteRoot)} && exec tar -c -f - --no-recursion --null -T -`);
+  const ch = await tarChannel();
   let stderr = '';
   ch.stderr.on('data', (b: Buffer) => {
     if (stderr.length < 16 * 1024) stderr += b.toString('utf8');
@@ -33,6 +85,20 @@ export async function pullFilesTar(conn: Connection, remoteRoot: string, localRo
     if (!item || header.type !== 'file') {
       stream.on('end', () => next());
       stream.resume();
+      return;
+    }
+    if (item.r.s <= IN_MEMORY) {
+      // Small members are gathered and placed synchronously: no promise or async iteration per file.
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: unknown) => void chunks.push(c as Buffer));
+      stream.on('end', () => {
+        try {
+          done(item.rel, placeBytes(chunks, localRoot, item.rel, item.r, item.l));
+        } catch (e) {
+          failed(item.rel, e);
+        }
+        next();
+      });
       return;
     }
     placeFile(stream, localRoot, item.rel, item.r, item.l).then(

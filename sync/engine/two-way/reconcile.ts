@@ -8,17 +8,21 @@
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../apply';
 import { rp } from '../apply-common';
+import { ClientChannel } from 'ssh2';
 import { Limiter } from '../apply-sftp';
 import { IgnoreMatcher } from '../ignore';
 import { planDiff } from '../plan';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
-import { Entry, Refusal, scanLocal, shQuote } from '../tree';
+import { Entry, Refusal, shQuote } from '../tree';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
-import { changedSinceListing, listRemoteExact, unlessDropped } from './remote-list';
-import { ConflictRecord, Sig, sigOf, StateStore } from './state-store';
+import { guardOverwrites, releaseGuards } from './remote-guard';
+import { RemoteRun, unlessDropped } from './remote-list';
+import { applyTake } from './take';
+import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
+import { ConflictRecord, Sig, sigOf } from './state-store';
 
 /** Thrown when the remote root was emptied or replaced: the session stops, nothing local is deleted. */
 export class RemoteRootHaltError extends Error {}
@@ -30,14 +34,18 @@ const PULL_PARALLEL = 16;
 /** More files than this to fetch go as one tar stream. */
 const BULK_PULL = 32;
 
-export interface PassHost {
-  readonly localRoot: string;
-  readonly remoteRoot: string;
+export interface PassHost extends GatherHost {
   readonly ig: IgnoreMatcher;
   readonly own?: Ownership;
-  readonly store: StateStore;
   readonly rootId: RootIdentity;
-  onDir(rel: string): void;
+  /** Runs a command on the server (the session's remote shell). */
+  readonly run: RemoteRun;
+  /** Sides taken by `kubedev conflicts --take`, applied to the ancestor once both sides are listed. */
+  readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
+  /** Saves the ancestor (now, or soon while watching: an older ancestor is safe, see StateStore.reload). */
+  persist(): void;
+  /** A started `tar -c` channel (pull-bulk.ts TarStandby). */
+  tar(): Promise<ClientChannel>;
   warn(message: string): void;
   refused(refused: readonly Refusal[]): void;
   conflict(c: ConflictRecord, isNew: boolean): void;
@@ -55,21 +63,42 @@ export interface PassStats {
   readonly ms: number;
   /** Something changed while the pass ran (left as it was): another pass is owed. */
   readonly retry: boolean;
+  /** Looked only at the dirty paths. */
+  readonly scoped: boolean;
 }
+
+/** More dirty paths than this make a full pass (one listing is then cheaper than many starting points). */
+export const SCOPED_MAX = 1000;
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function twoWayPass(h: PassHost, conn: Connection, settled = false): Promise<PassStats> {
+/**
+ * One pass: whole (`dirty` undefined), or scoped to the paths the watchers named (falls back to a
+ * whole pass when they are too many, name the root, or the scoped pass would delete a large share).
+ */
+export async function twoWayPass(h: PassHost, conn: Connection, dirty?: ReadonlySet<string>, settled = false): Promise<PassStats> {
   const t0 = performance.now();
   const store = h.store;
   store.reload();
   // A vanished, replaced or emptied local folder must not read as "delete everything remotely".
   haltIfRootGone(h.localRoot, h.rootId, store.size, (name, isDir) => h.ig.ignores(name, isDir));
-  h.step(`listing '${h.remoteRoot}' and the local folder`);
-  const refused: Refusal[] = [];
-  const [remote, local] = await Promise.all([listRemoteExact(conn, h.remoteRoot, h.ig), scanLocal(h.localRoot, h.ig, '', new Map(), refused, { onDir: h.onDir })]);
+  const anchors = dirty && dirty.size <= SCOPED_MAX ? anchorsOf(store, h.ig, dirty) : undefined;
+  let got: Gathered;
+  if (anchors) {
+    h.step(`looking at ${anchors.length} changed path(s) in '${h.remoteRoot}' and the local folder`);
+    try {
+      got = await gatherScoped(h, h.run, anchors);
+    } catch (e) {
+      if (e instanceof ScopeTooWide) return twoWayPass(h, conn, undefined, settled);
+      throw e;
+    }
+  } else {
+    h.step(`listing '${h.remoteRoot}' and the local folder`);
+    got = await gatherFull(h, h.run);
+  }
+  const { remote, local, refused } = { remote: got.remote, local: { tree: got.local }, refused: got.refused };
   h.refused(refused);
-  checkRemoteRoot(h, remote.tree.size, remote.rootId);
+  checkRemoteRoot(h, anchors ? (remote.rootEmpty ? 0 : Infinity) : remote.tree.size, remote.rootId);
   const lsig = (rel: string): Sig | undefined => {
     const e = local.tree.get(rel);
     return e ? sigOf(e) : undefined;
@@ -78,17 +107,17 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
     const e = remote.tree.get(rel);
     return e ? sigOf(e) : undefined;
   };
-  const paths = new Set<string>([...store.paths(), ...local.tree.keys(), ...remote.tree.keys()]);
-  const decisions = classify(paths, (r) => store.agreed(r), lsig, rsig, h.own);
+  if (h.take) applyTake(store, h.take, got.paths, lsig, rsig);
+  const decisions = classify(got.paths, (r) => store.agreed(r), lsig, rsig, h.own);
   // What could not be read locally (or leads outside) is held, with everything below it.
   for (const r of refused) for (const d of decisions.values()) if (d.rel === r.rel || d.rel.startsWith(`${r.rel}/`)) d.action = d.action === 'none' ? 'none' : 'hold';
   const of = (a: Decision['action']): Decision[] => treeOrder([...decisions.values()].filter((d) => d.action === a).map((d) => d.rel)).map((rel) => decisions.get(rel) as Decision);
   const delLocal = of('delete-local');
   if (!settled && store.size >= 4 && delLocal.length >= store.size * MASS_DELETE_SHARE) {
-    // An `rm -rf` of the remote root under way is seen whole, not mirrored half-way.
+    // An `rm -rf` of the remote root under way is seen whole (a full pass), not mirrored half-way.
     h.step('waiting before a mass delete');
     await delay(SETTLE_MS);
-    return twoWayPass(h, conn, true);
+    return twoWayPass(h, conn, undefined, true);
   }
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
   const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
@@ -121,9 +150,12 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
   const pushedOk = new Set<string>();
   if (push.length > 0) {
     h.step('sending');
-    // A remote file written since the listing is not overwritten: it is left for the next pass.
+    // A remote file written since the listing is not overwritten (left for the next pass); one written
+    // in place during the upload is kept beside it (remote-guard.ts).
     const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
-    const moved = await changedSinceListing(conn, h.remoteRoot, overwrites, (rel) => remote.tree.get(rel));
+    const listed = (rel: string): Entry | undefined => remote.tree.get(rel);
+    const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed);
+    const moved = guards.moved;
     if (moved.size > 0) done.retry = true;
     const want = new Map<string, Entry>();
     const have = new Map<string, Entry>();
@@ -133,7 +165,17 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
       if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
     }
     const plan = planDiff(want, have);
-    const res = await applyPlan(h.ctx(conn, remote.tree), plan);
+    let res: Awaited<ReturnType<typeof applyPlan>>;
+    try {
+      res = await applyPlan(h.ctx(conn, remote.tree), plan);
+    } finally {
+      if (conn.alive) {
+        for (const [rel, copy] of await releaseGuards(h.run, h.remoteRoot, guards, listed)) {
+          h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
+          done.retry = true;
+        }
+      }
+    }
     for (const w of res.warnings) h.warn(w);
     const failed = new Set([...res.unsent, ...res.changed]);
     for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
@@ -146,7 +188,6 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
   const pulledSig = new Map<string, Sig>();
   if (pull.length > 0) {
     h.step('fetching');
-    const sftp = await conn.sftp();
     const remoteAbs = (rel: string): string => path.posix.join(h.remoteRoot, rel);
     for (const d of pull.filter((x) => x.r?.t === 'd')) {
       try {
@@ -159,13 +200,16 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
     const bulk = files.length > BULK_PULL ? files : [];
     if (bulk.length > 0) {
       const byRel = new Map(bulk.map((d) => [d.rel, d]));
-      await pullFilesTar(conn, h.remoteRoot, h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (rel, sig) => {
+      await pullFilesTar(conn, () => h.tar(), h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (rel, sig) => {
         pulledSig.set(rel, sig);
         done.bytes += sig.s;
       }, (rel, e) => skip(byRel.get(rel) as Decision, e));
     }
     const limit = new Limiter(PULL_PARALLEL);
-    await Promise.all(pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f')).map((d) => limit.run(async () => {
+    const single = pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f'));
+    // SFTP is opened only when a file goes one by one (a process pulling in bulk never starts it).
+    const sftp = single.some((d) => d.r?.t === 'f') ? await conn.sftp() : (undefined as unknown as Awaited<ReturnType<Connection['sftp']>>);
+    await Promise.all(single.map((d) => limit.run(async () => {
       try {
         const r = d.r as Sig;
         pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : await unlessDropped(conn, pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l)));
@@ -231,8 +275,8 @@ export async function twoWayPass(h: PassHost, conn: Connection, settled = false)
     }
   }
   store.remoteRootId = remote.rootId || store.remoteRootId;
-  store.save();
-  return { ...done, ms: performance.now() - t0 };
+  h.persist();
+  return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0 };
 }
 
 function sameKnown(a: Sig | undefined, b: Sig | undefined): boolean {

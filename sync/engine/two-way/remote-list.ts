@@ -15,29 +15,64 @@ export interface ExactListing {
   readonly foreign: string[];
   /** `dev:ino` of the root. */
   readonly rootId: string;
+  /** The root holds nothing at all (scoped listings only; a full listing tells by its size). */
+  readonly rootEmpty?: boolean;
 }
+
+/** Runs a shell command on the server: the session's RemoteShell, or an exec channel (`conn.exec`). */
+export type RemoteRun = (command: string) => Promise<{ readonly code: number | null; readonly stdout: Buffer; readonly stderr: string }>;
 
 /** Thrown when the remote root is gone: the session halts, nothing is deleted locally. */
 export class RemoteRootGoneError extends Error {}
 
 const GONE = 41;
+/** `%p` (not `%P`): a scoped listing names its starting points too (`./a/b`). */
+const FORMAT = `'%y\\0%s\\0%T@\\0%m\\0%p\\0%l\\0'`;
 
-export async function listRemoteExact(conn: Connection, root: string, ig: IgnoreMatcher, signal?: AbortSignal): Promise<ExactListing> {
+/** `conn.exec` as a RemoteRun. */
+export function execRun(conn: Connection): RemoteRun {
+  return (command) => conn.exec(command);
+}
+
+/**
+ * Lists the remote root whole, or (`scope`) only the given paths and everything below the folders
+ * among them. Either way the root is checked first (gone: RemoteRootGoneError) and its `dev:ino` read;
+ * a scoped listing also says whether the root is empty, so a scoped pass keeps every halt.
+ */
+export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMatcher, scope?: readonly string[]): Promise<ExactListing> {
   const marker = listingMarker();
   const q = shQuote(root);
-  const command = `[ -d ${q} ] || exit ${GONE}; stat -c 'KUBEDEV-ROOT-ID %d:%i' -- ${q} >&2 || exit ${GONE}; ${remoteScanCommand(root, ig.prunableNames, marker)}`;
-  const res = await conn.exec(command, undefined, { signal });
+  const head = `[ -d ${q} ] || exit ${GONE}; stat -c 'KUBEDEV-ROOT-ID %d:%i' -- ${q} || exit ${GONE}`;
+  let command: string;
+  if (!scope) command = `${head}; ${remoteScanCommand(root, ig.prunableNames, marker)}`;
+  else {
+    // One find (one fork): '.' first prints the root's identity and the marker, then each starting
+    // point is listed; the shell's own glob says whether the root holds anything at all.
+    const internal = `-name ${shQuote(`${INTERNAL_PREFIX}*`)} -prune -printf ${FORMAT}`;
+    const prune = ig.prunableNames.length > 0 ? ` -o \\( ${ig.prunableNames.map((n) => `-name ${shQuote(n)}`).join(' -o ')} \\) -type d -prune` : '';
+    const rootFirst = `\\( -path . -prune -printf ${shQuote(`KUBEDEV-ROOT-ID %D:%i\\n${marker}\\0`)} \\)`;
+    command = [
+      `cd -- ${q} || exit ${GONE}`,
+      'e=1; for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then e=0; break; fi; done; [ $e = 0 ] || echo KUBEDEV-ROOT-EMPTY',
+      `find . ${scope.map((r) => shQuote(`./${r}`)).join(' ')} ${rootFirst} -o \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null`,
+      'exit 0',
+    ].join('\n');
+  }
+  const res = await run(command);
   if (res.code === GONE) {
     throw new RemoteRootGoneError(`remote folder '${root}' is gone or is no longer a folder; the sync stopped and deleted nothing locally. Restore it (or the pod's volume) and start the sync again`);
   }
-  if (res.code !== 0) throw new RemoteError(`listing remote folder '${root}' failed (exit ${res.code}): ${res.stderr.trim()}. Check that the user may read it and that GNU find is installed`, res.code, res.stderr);
-  const rootId = /KUBEDEV-ROOT-ID (\d+:\d+)/.exec(res.stderr)?.[1] ?? '';
+  if (res.code !== 0) throw new RemoteError(`listing remote folder '${root}' failed (exit ${res.code}): ${res.stderr.trim()}. Check that the user may read it and that GNU find is installed`, res.code ?? -1, res.stderr);
+  const before = res.stdout.subarray(0, Math.max(0, res.stdout.indexOf(marker))).toString('latin1');
+  const rootId = /KUBEDEV-ROOT-ID (\d+:\d+)/.exec(before)?.[1] ?? '';
   const { fields, foreignAt } = fieldsAfterMarker(res.stdout, marker);
   const tree = new Map<string, Entry>();
   const leftovers: string[] = [];
   const foreign: string[] = [];
+  const starts = new Set(scope ?? []);
   for (let i = 0; i + 5 < fields.length; i += 6) {
-    const [y, size, mtime, mode, rel, target] = fields.slice(i, i + 6);
+    const [y, size, mtime, mode, named, target] = fields.slice(i, i + 6);
+    const rel = scope ? named.slice(2) : named;
     if (foreignAt.has(i + 4) || (y === 'l' && foreignAt.has(i + 5))) {
       foreign.push(rel);
       continue;
@@ -52,9 +87,9 @@ export async function listRemoteExact(conn: Connection, root: string, ig: Ignore
   }
   for (const rel of tree.keys()) {
     const slash = rel.lastIndexOf('/');
-    if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
+    if (slash > 0 && !starts.has(rel) && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
-  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId };
+  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined };
 }
 
 /**
@@ -63,11 +98,12 @@ export async function listRemoteExact(conn: Connection, root: string, ig: Ignore
  * writes. A process in the container writing a file meanwhile is not overwritten (the next pass sees a
  * conflict); the window left is the upload itself.
  */
-export async function changedSinceListing(conn: Connection, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined): Promise<Set<string>> {
+export async function changedSinceListing(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined): Promise<Set<string>> {
   const changed = new Set<string>();
   if (rels.length === 0) return changed;
-  const command = `cd ${shQuote(root)} && xargs -0 sh -c 'find "$@" -maxdepth 0 -printf "%p\\\\0%y\\\\0%s\\\\0%T@\\\\0%m\\\\0" 2>/dev/null; exit 0' sh`;
-  const res = await conn.exec(command, Buffer.from(rels.map((r) => `./${r}\0`).join('')));
+  // printf is a shell builtin: no argument-length limit however many names.
+  const find = 'find "$@" -maxdepth 0 -printf "%p\\0%y\\0%s\\0%T@\\0%m\\0" 2>/dev/null; exit 0';
+  const res = await run(`cd ${shQuote(root)} && printf '%s\\0' ${rels.map((r) => shQuote(`./${r}`)).join(' ')} | xargs -0 sh -c ${shQuote(find)} sh`);
   const now = new Map<string, string[]>();
   const f = res.stdout.toString('utf8').split('\0');
   for (let i = 0; i + 4 < f.length; i += 5) now.set(f[i].slice(2), f.slice(i + 1, i + 5));

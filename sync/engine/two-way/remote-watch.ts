@@ -1,17 +1,20 @@
 /**
  * Remote changes, seen fast: `inotifywait -m -r` on the server (the sidecar image ships inotify-tools),
- * streamed over the connection the session already holds; every line only says "something changed"
- * (events are hints: the pass lists and compares). A server without inotifywait is listed every
- * `pollMs` instead, and the runner says so once.
+ * streamed over the connection the session already holds. Each event names a path (`%w%f`, NUL-ended):
+ * a hint — the next pass looks at that path (and its folder, when new) on both sides and compares. An
+ * overflow of the server's inotify queue, a name that is not UTF-8 or a path outside the root says
+ * "lost track": the next pass lists everything. A server without inotifywait is listed every `pollMs`
+ * instead, and the runner says so once.
  */
+import { isUtf8 } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { ClientChannel } from 'ssh2';
 import { Connection } from '../transport';
 import { shQuote } from '../tree';
 
 export interface RemoteWatchEvents {
-  /** Something changed under the remote root (or may have: a restart of the watcher). */
-  change: [];
+  /** Paths under the remote root that may have changed ('' = the root); undefined: anything may have. */
+  change: [rels: string[] | undefined];
   warning: [message: string];
 }
 
@@ -37,7 +40,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
     this.halt();
     this.stopped = false;
     if (this.how !== 'poll') {
-      const command = `command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; exec inotifywait -m -r -e close_write,create,delete,move,attrib --format . -- ${shQuote(this.root)}`;
+      const command = `command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; exec inotifywait -m -r -e close_write,create,delete,move,attrib,delete_self,move_self --no-newline --format '%e %w%f%0' -- ${shQuote(this.root)}`;
       const ch = await conn.channel(command);
       this.channel = ch;
       const ready = await new Promise<boolean>((resolve) => {
@@ -61,8 +64,20 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
           }
           resolve(false);
         });
-        ch.on('data', () => {
-          if (!this.stopped) this.emit('change');
+        let rest: Buffer = Buffer.alloc(0);
+        ch.on('data', (b: Buffer) => {
+          rest = rest.length > 0 ? Buffer.concat([rest, b]) : b;
+          const rels: string[] = [];
+          let lost = false;
+          for (let nul = rest.indexOf(0); nul >= 0; nul = rest.indexOf(0)) {
+            const rel = this.relOf(rest.subarray(0, nul));
+            if (rel === undefined) lost = true;
+            else rels.push(rel);
+            rest = rest.subarray(nul + 1);
+          }
+          if (this.stopped) return;
+          if (lost) this.emit('change', undefined);
+          else if (rels.length > 0) this.emit('change', rels);
         });
       });
       if (ready && this.channel) return (this.how = 'inotify');
@@ -76,9 +91,22 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
     return 'poll';
   }
 
+  /** `EVENTS /root/a/b` -> 'a/b'; undefined when the watcher lost track (or the path is not plainly below the root). */
+  private relOf(record: Buffer): string | undefined {
+    if (!isUtf8(record)) return undefined;
+    const text = record.toString('utf8');
+    const sp = text.indexOf(' ');
+    if (sp < 0 || /Q_OVERFLOW|UNMOUNT/.test(text.slice(0, sp))) return undefined;
+    const abs = text.slice(sp + 1);
+    const prefix = `${this.root.replace(/\/+$/, '')}/`;
+    if (abs === prefix || abs === prefix.slice(0, -1)) return '';
+    if (!abs.startsWith(prefix)) return undefined;
+    return abs.slice(prefix.length).replace(/\/+$/, '');
+  }
+
   private poll(): void {
     if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => this.emit('change'), this.pollMs);
+    this.timer = setInterval(() => this.emit('change', undefined), this.pollMs);
     this.timer.unref?.();
   }
 

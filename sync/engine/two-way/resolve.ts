@@ -8,12 +8,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkedParent, localSig } from './local-write';
+import { checkedParent } from './local-write';
 import { TwoWayOptions, TwoWaySession } from './session';
-import { ConflictRecord, Sig, StateStore, statePath } from './state-store';
-
-/** A sig no real entry has: "this side changed". */
-const CHANGED: Sig = { t: 'f', s: -1, m: -1, p: -1 };
+import { ConflictRecord, StateStore, statePath } from './state-store';
 
 export function stateOf(o: TwoWayOptions): StateStore {
   return new StateStore(o.stateFile ?? statePath(o), o);
@@ -31,13 +28,12 @@ export async function takeSide(o: TwoWayOptions, side: 'local' | 'remote', rels:
   for (const rel of rels) {
     const c = store.conflict(rel);
     if (!c) throw new Error(`'${rel}' is not in conflict`);
-    if (side === 'local') store.agree(rel, { l: CHANGED, r: c.r ?? CHANGED });
-    else store.agree(rel, { l: localSig(path.join(o.localRoot, rel)) ?? CHANGED, r: CHANGED });
     store.clearConflict(rel);
     taken.push(c);
   }
   store.save();
-  const s = new TwoWaySession({ ...o, watch: false });
+  // The pass sets the ancestors below each path once it has listed both sides (applyTake).
+  const s = new TwoWaySession({ ...o, watch: false, take: new Map(rels.map((r) => [r, side])) });
   try {
     await s.start(options);
   } finally {

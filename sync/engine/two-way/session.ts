@@ -20,10 +20,12 @@ import { connectWithBackoff, delay } from '../connect';
 import { BatchStats, SyncEvents, SyncOptions } from '../session';
 import { Connection, ConnectionError, RemoteError } from '../transport';
 import { Entry, Refusal } from '../tree';
-import { TreeWatcher } from '../watch';
+import { openWatcher, WatchGuard } from '../watch';
 import { Ownership } from './classify';
 import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
+import { TarStandby } from './pull-bulk';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
+import { RemoteShell } from './remote-shell';
 import { RemoteWatcher } from './remote-watch';
 import { ConflictRecord, StateStore, statePath } from './state-store';
 
@@ -34,6 +36,8 @@ export interface TwoWayOptions extends SyncOptions {
   readonly remoteWatch?: 'auto' | 'poll';
   /** Where the state (ancestor, conflicts) lives. @default statePath(host, port, remoteRoot, localRoot) */
   readonly stateFile?: string;
+  /** `kubedev conflicts --take` (resolve.ts): the side taken for these paths, by the first pass. */
+  readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
 }
 
 export interface TwoWayStats extends BatchStats {
@@ -45,13 +49,18 @@ export interface TwoWayStats extends BatchStats {
 
 export interface TwoWayEvents extends SyncEvents {
   /** Remote changes written locally (or deleted locally). */
-  pulled: [info: { paths: readonly string[]; deleted: readonly string[]; bytes: number; ms: number }];
+  pulled: [info: { paths: readonly string[]; deleted: readonly string[]; bytes: number; ms: number; scoped: boolean }];
   /** Both sides changed a path: neither version is lost; `copy` holds the remote version locally. */
   conflict: [c: ConflictRecord];
 }
 
 /** A pass refused by the server this many times in a row stops the session. */
 const RETRIES = 3;
+/**
+ * While watching, the ancestor is written at most this often (a 10,000-path state file costs tens of
+ * ms to write, and a pass that pulled one file should not wait for it); always at close.
+ */
+const SAVE_MS = 1000;
 
 function matcher(patterns: readonly string[]): (rel: string, isDir: boolean) => boolean {
   if (patterns.length === 0) return () => false;
@@ -65,9 +74,14 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   readonly store: StateStore;
   private readonly own: Ownership;
   private conn?: Connection;
-  private watcher?: TreeWatcher;
+  private guard?: WatchGuard;
   private readonly remoteWatcher: RemoteWatcher;
+  private shell?: RemoteShell;
+  private standby?: TarStandby;
   private owedPass = true;
+  /** Paths either watcher named since the last pass; `whole`: the next pass lists everything. */
+  private readonly dirty = new Set<string>();
+  private whole = true;
   private closing?: Promise<void>;
   private fatal?: Error;
   private started = false;
@@ -79,6 +93,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   private resolveDone!: () => void;
   private rejectDone!: (e: Error) => void;
   private hostFingerprint?: string;
+  private saveTimer?: NodeJS.Timeout;
 
   constructor(options: TwoWayOptions) {
     super();
@@ -88,7 +103,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     this.own = { remoteOwns: matcher(options.remoteOwns ?? []), localOwns: matcher(options.localOwns ?? []) };
     this.store = new StateStore(options.stateFile ?? statePath(this.options), this.options);
     this.remoteWatcher = new RemoteWatcher(options.remoteRoot, options.remotePollMs ?? 500, options.remoteWatch === 'poll');
-    this.remoteWatcher.on('change', () => this.kick());
+    this.remoteWatcher.on('change', (rels) => this.kick(rels));
     this.remoteWatcher.on('warning', (m) => this.warnOnce(m));
     this.scheduler = new Scheduler({
       coalesceMs: options.coalesceMs ?? 5,
@@ -113,6 +128,11 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     return this.doneP;
   }
 
+  /** The local watcher (its backend's name: `watcher.name`), while watching. */
+  get watcher(): WatchGuard | undefined {
+    return this.guard;
+  }
+
   get fingerprint(): string | undefined {
     return this.hostFingerprint;
   }
@@ -126,15 +146,19 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
       this.rootId = rootIdentity(this.options.localRoot);
       if (this.options.watch !== false) {
-        this.watcher = new TreeWatcher(this.options.localRoot);
-        this.watcher.on('dirty', () => this.kick());
-        this.watcher.on('warning', (m) => this.emit('warning', m));
-        this.watcher.on('error', (e) => this.fail(e));
+        // Started before the first listing (a per-folder backend watches folders as they are listed).
+        // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
+        const o = this.options;
+        this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
+        this.guard.on('dirty', (rels) => this.kick(rels));
+        this.guard.on('warning', (m) => this.emit('warning', m));
+        this.guard.on('error', (e) => this.fail(e));
       }
       this.scheduler.startWatchdog();
       await this.connect(this.options.initialAttempts ?? 4, true);
       const stats = await this.runPass();
       this.started = true;
+      this.guard?.arm();
       const ready = { ...stats, total: this.store.size };
       this.emit('ready', ready);
       if (this.owedPass) this.scheduler.schedule();
@@ -163,8 +187,11 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   private async shutdown(): Promise<void> {
     this.scheduler.stop();
     this.remoteWatcher.close();
-    await this.watcher?.close();
+    this.shell?.close();
+    this.standby?.close();
+    await this.guard?.close();
     await this.scheduler.running?.catch(() => undefined);
+    this.saveNow();
     await this.conn?.close();
   }
 
@@ -175,10 +202,28 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     void this.close();
   }
 
-  private kick(): void {
+  /** Something changed: `rels` (POSIX, relative; '' = the root), or undefined when a watcher lost track. */
+  private kick(rels?: readonly string[]): void {
     if (this.closing || this.fatal) return;
+    if (!rels) this.whole = true;
+    else for (const r of rels) this.dirty.add(r);
     this.owedPass = true;
     this.scheduler.event();
+  }
+
+  private persist(): void {
+    if (!this.started || this.options.watch === false) return this.store.save();
+    this.saveTimer ??= setTimeout(() => this.saveNow(), SAVE_MS);
+  }
+
+  private saveNow(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    try {
+      this.store.save();
+    } catch (e) {
+      this.warnOnce(`the two-way state '${this.store.file}' could not be written (${(e as Error).message}); it is tried again after the next pass`);
+    }
   }
 
   private warnOnce(m: string): void {
@@ -195,9 +240,18 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
         c.onDrop(() => {
           if (!this.closing) this.scheduler.schedule(0);
         });
+        this.shell?.close();
+        this.standby?.close();
+        this.standby = new TarStandby(c, this.options.remoteRoot);
+        this.standby.warm(); // its tar waits for a line before it enters the root: safe before prepareRemote
+        // The remote shell opens while the root is prepared; the server's watches are in place before
+        // the listing, so nothing made meanwhile is missed.
+        const shell = RemoteShell.open(c);
+        shell.catch(() => undefined);
         if (first) await prepareRemote(c, this.options, this.abort.signal);
-        // The server's watches are in place before the listing, so nothing made meanwhile is missed.
         if (this.options.watch !== false) await this.remoteWatcher.start(c);
+        this.shell = await shell;
+        this.whole = true; // after a reconnect both sides are listed whole
       },
       reconnecting: (r) => this.emit('reconnecting', r),
     });
@@ -212,12 +266,17 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       await conn?.close();
       conn = await this.connect(0, false);
     }
+    if (!this.shell?.alive) this.shell = await RemoteShell.open(conn);
     this.owedPass = false;
+    const dirty = this.whole ? undefined : new Set(this.dirty);
+    this.whole = false;
+    this.dirty.clear();
     let s: PassStats;
     try {
-      s = await twoWayPass(this.host(), conn);
+      s = await twoWayPass(this.host(), conn, dirty);
     } catch (e) {
       this.owedPass = true;
+      this.whole = true;
       throw e;
     }
     const stats: TwoWayStats = {
@@ -225,7 +284,7 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       paths: [...s.pushed, ...s.deletedRemote], pulled: s.pulled, deletedLocal: s.deletedLocal, conflicts: s.conflicts,
     };
     if (s.retry) this.owedPass = true;
-    if (s.pulled.length + s.deletedLocal.length > 0) this.emit('pulled', { paths: s.pulled, deleted: s.deletedLocal, bytes: s.bytes, ms: s.ms });
+    if (s.pulled.length + s.deletedLocal.length > 0) this.emit('pulled', { paths: s.pulled, deleted: s.deletedLocal, bytes: s.bytes, ms: s.ms, scoped: s.scoped });
     return stats;
   }
 
@@ -264,8 +323,13 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       own: this.own,
       store: this.store,
       rootId: this.rootId as RootIdentity,
+      run: (command) => (this.shell as RemoteShell).run(command),
+      tar: () => (this.standby as TarStandby).take(),
+      forget: (rel) => this.guard?.removeTree(rel),
+      take: this.started ? undefined : this.options.take,
+      persist: () => this.persist(),
       onDir: (rel) => {
-        this.watcher?.add(rel);
+        this.guard?.add(rel);
         if (!this.started) removeLocalLeftovers(this.options.localRoot, rel);
       },
       warn: (m) => this.warnOnce(m),

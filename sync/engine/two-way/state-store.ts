@@ -89,13 +89,19 @@ export class StateStore {
   private agreedMap = new Map<string, Agreed>();
   private conflictMap = new Map<string, ConflictRecord>();
   private loadedMtime = -1;
+  /** Changed since the last save. */
+  private changed = false;
 
   constructor(readonly file: string, key: PairKey) {
     this.meta = { version: 1, localRoot: path.resolve(key.localRoot), remote: `${key.host}:${key.port}:${key.remoteRoot}` };
     this.reload();
   }
 
-  /** Reads the file again when someone else (`kubedev conflicts --take`) changed it. */
+  /**
+   * Reads the file again when someone else (`kubedev conflicts --take`) changed it. Changes not saved
+   * yet are dropped then: an ancestor older than the trees is safe (both sides read as changed, and
+   * equal ones agree again; different ones are a conflict, never a lost version).
+   */
   reload(): void {
     let st: fs.Stats;
     try {
@@ -111,6 +117,7 @@ export class StateStore {
       this.agreedMap = new Map(parsed.agreed);
       this.conflictMap = new Map(parsed.conflicts.map((c) => [c.rel, c]));
       this.loadedMtime = st.mtimeMs;
+      this.changed = false;
     } catch (e) {
       throw new Error(`two-way state file '${this.file}' cannot be read (${(e as Error).message}); nothing was synced. Move it away to start over (every path present on both sides that differs becomes a conflict)`);
     }
@@ -125,7 +132,13 @@ export class StateStore {
   }
 
   set remoteRootId(v: string | undefined) {
+    if (v !== this.meta.remoteRootId) this.changed = true;
     this.meta.remoteRootId = v;
+  }
+
+  /** Something changed since the last save. */
+  get unsaved(): boolean {
+    return this.changed || this.loadedMtime < 0;
   }
 
   agreed(rel: string): Agreed | undefined {
@@ -137,8 +150,12 @@ export class StateStore {
   }
 
   agree(rel: string, a: Agreed | undefined): void {
-    if (a) this.agreedMap.set(rel, a);
-    else this.agreedMap.delete(rel);
+    const was = this.agreedMap.get(rel);
+    if (a) {
+      if (was && sameSig(was.l, a.l) && sameSig(was.r, a.r)) return;
+      this.agreedMap.set(rel, a);
+    } else if (!this.agreedMap.delete(rel)) return;
+    this.changed = true;
   }
 
   conflict(rel: string): ConflictRecord | undefined {
@@ -151,14 +168,16 @@ export class StateStore {
 
   setConflict(c: ConflictRecord): void {
     this.conflictMap.set(c.rel, c);
+    this.changed = true;
   }
 
   clearConflict(rel: string): void {
-    this.conflictMap.delete(rel);
+    if (this.conflictMap.delete(rel)) this.changed = true;
   }
 
-  /** Writes the file atomically (temporary name, fsync, rename), mode 0600. */
+  /** Writes the file atomically (temporary name, fsync, rename), mode 0600; nothing when nothing changed. */
   save(): void {
+    if (!this.unsaved) return;
     fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
     const fd = fs.openSync(tmp, 'wx', 0o600);
@@ -171,5 +190,6 @@ export class StateStore {
     }
     fs.renameSync(tmp, this.file);
     this.loadedMtime = fs.statSync(this.file).mtimeMs;
+    this.changed = false;
   }
 }

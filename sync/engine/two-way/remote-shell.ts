@@ -1,0 +1,108 @@
+/**
+ * A long-lived `sh` on the server, over one channel of the session's connection: the two-way pass runs
+ * its listings and stats there. Opening an exec channel costs several round trips and a fork of the
+ * server's session process (measured on 127.0.0.1, loaded: 150-220 ms each; a command on an open shell:
+ * 1-2 ms), and a two-way pass runs on every remote change.
+ *
+ * One command at a time. Each runs in a subshell (its `exit` and `cd` stay there) with stdin from /dev/null (the shell's stdin is the channel: only
+ * the runner writes there) and its stdout framed by `NUL <marker> <exit code> NUL`, the marker random
+ * per command (a name cannot hold a NUL, so no listing can end a frame early). Stderr is collected
+ * loosely (for messages only; exit codes decide). The shell ending, or the connection, rejects what is
+ * pending with a ConnectionError; the next pass opens a new shell.
+ */
+import * as crypto from 'node:crypto';
+import { ClientChannel } from 'ssh2';
+import { Connection, ConnectionError } from '../transport';
+
+export interface ShellResult {
+  readonly code: number;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+interface Pending {
+  readonly end: Buffer;
+  resolve(r: ShellResult): void;
+  reject(e: Error): void;
+}
+
+export class RemoteShell {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private tail = Buffer.alloc(0);
+  private stderr = '';
+  private pending?: Pending;
+  private queue: Promise<unknown> = Promise.resolve();
+  private ended?: Error;
+
+  private constructor(private readonly ch: ClientChannel, private readonly where: string) {
+    ch.on('data', (b: Buffer) => this.onData(b));
+    ch.stderr.on('data', (b: Buffer) => {
+      if (this.stderr.length < 16 * 1024) this.stderr += b.toString('utf8');
+    });
+    ch.on('error', () => undefined);
+    ch.once('close', () => this.end(new ConnectionError(`the remote shell on ${where} ended`)));
+  }
+
+  /** Opens the shell over `conn` (one channel). */
+  static async open(conn: Connection): Promise<RemoteShell> {
+    const ch = await conn.channel('exec sh');
+    const shell = new RemoteShell(ch, conn.where);
+    conn.onDrop((e) => shell.end(e));
+    return shell;
+  }
+
+  get alive(): boolean {
+    return !this.ended;
+  }
+
+  /** Runs `script` (sh) and resolves with its exit code and stdout; one at a time, in call order. */
+  run(script: string): Promise<ShellResult> {
+    const p = this.queue.then(() => this.runNow(script));
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private runNow(script: string): Promise<ShellResult> {
+    if (this.ended) return Promise.reject(this.ended);
+    const marker = `KUBEDEV-END-${crypto.randomBytes(8).toString('hex')}`;
+    return new Promise<ShellResult>((resolve, reject) => {
+      this.chunks = [];
+      this.size = 0;
+      this.tail = Buffer.alloc(0);
+      this.stderr = '';
+      this.pending = { end: Buffer.from(`\0${marker} `), resolve, reject };
+      this.ch.write(`(\n${script}\n) </dev/null; printf '\\0%s %d\\0' ${marker} $?\n`);
+    });
+  }
+
+  private onData(b: Buffer): void {
+    const p = this.pending;
+    if (!p) return; // nothing asked: a login shell's greeting
+    this.chunks.push(b);
+    this.size += b.length;
+    // The frame's end is looked for in the new bytes and the few before them (never the whole output again).
+    const look = Buffer.concat([this.tail, b]);
+    this.tail = look.subarray(Math.max(0, look.length - p.end.length - 32));
+    const at = look.indexOf(p.end);
+    if (at < 0) return;
+    const close = look.indexOf(0, at + p.end.length);
+    if (close < 0) return;
+    this.pending = undefined;
+    const all = Buffer.concat(this.chunks, this.size);
+    const code = Number(look.subarray(at + p.end.length, close).toString('latin1'));
+    p.resolve({ code, stdout: all.subarray(0, all.length - (look.length - at)), stderr: this.stderr });
+  }
+
+  private end(e: Error): void {
+    if (this.ended) return;
+    this.ended = e;
+    this.pending?.reject(e);
+    this.pending = undefined;
+    this.ch.close();
+  }
+
+  close(): void {
+    this.end(new ConnectionError(`the remote shell on ${this.where} was closed`));
+  }
+}
