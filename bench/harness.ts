@@ -78,7 +78,7 @@ export function timed(cmd: string, args: readonly string[], env?: NodeJS.Process
     child.once('close', (code) => {
       const ms = performance.now() - t0;
       if (code === 0) resolve({ ms, events, stderr });
-      else reject(new Error(`${path.basename(cmd)} ${args.slice(0, 3).join(' ')} ... exited with ${code}: ${stderr.trim().slice(-800)}`));
+      else reject(new Error(`'${[path.basename(cmd), ...args].join(' ').slice(0, 100)}...' exited with ${code}: ${stderr.trim().slice(-600)}`));
     });
   });
 }
@@ -203,9 +203,14 @@ export class Bench {
     return timed('bash', ['-c', `set -o pipefail; tar -C ${src} -cf - ${what} | ${this.ssh(l)} ${this.at} 'mkdir -p ${dest} && tar -x -C ${dest} -f -'`]);
   }
 
+  /** Where a remote folder of this name goes (shell-safe: only word characters, '/', '.' and '-'). */
+  private remote(name: string): string {
+    return path.join(this.work, 'remote', name.replace(/[^\w/.-]+/g, '-'));
+  }
+
   /** A new empty folder the ssh user owns. */
   fresh(name: string): string {
-    const d = path.join(this.work, 'remote', name);
+    const d = this.remote(name);
     fs.mkdirSync(d, { recursive: true });
     fs.chownSync(d, this.sshd.uid, this.sshd.gid);
     return d;
@@ -213,7 +218,7 @@ export class Bench {
 
   /** A new folder holding a copy of `src` (times and modes kept), owned by the ssh user. */
   seeded(src: string, name: string): string {
-    const d = path.join(this.work, 'remote', name);
+    const d = this.remote(name);
     fs.mkdirSync(path.dirname(d), { recursive: true });
     execFileSync('cp', ['-a', src, d]);
     execFileSync('chown', ['-R', `${this.sshd.uid}:${this.sshd.gid}`, d]);

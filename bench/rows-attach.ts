@@ -103,7 +103,7 @@ export const ATTACH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   noop: async (c) => [await reattach(c, 'no-op re-attach', c.d.small.src, c.d.small.src, 0)],
   change: async (c) => {
     const ch = c.d.smallChanged;
-    return [await reattach(c, `${ch.changed.length} files changed, re-attach`, c.d.small.src, ch.src, ch.changed.length, { tarList: ch.changed })];
+    return [await reattach(c, `${ch.changed.length.toLocaleString("en-US")} files changed, re-attach`, c.d.small.src, ch.src, ch.changed.length, { tarList: ch.changed })];
   },
   'real-first': async (c) => {
     const r = c.d.real;
