@@ -114,10 +114,12 @@ export const WATCH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
     }
     const p = (q: number): string => `${percentile(lat, q).toFixed(1)} ms`;
     const rp = (q: number): string => `${percentile(rlat, q).toFixed(1)} ms`;
+    // The millisecond targets are for the direct link; with a delay the round-trip row below is the target.
+    const t = (ms: number, q: number): Partial<Row> => (l.delayMs === 0 ? { target: `≤ ${ms} ms`, met: percentile(lat, q) <= ms } : {});
     const rows: Row[] = [
-      { what: `single edit -> byte-equal remote, p50 (${EDITS} edits; rsync: a run after each of 10)`, kubedev: p(50), rsync: rp(50), target: '≤ 15 ms', met: percentile(lat, 50) <= 15 },
-      { what: 'single edit, p95', kubedev: p(95), rsync: rp(95), target: '≤ 75 ms', met: percentile(lat, 95) <= 75 },
-      { what: 'single edit, p99', kubedev: p(99), rsync: `${rp(100)} (max)`, target: '≤ 75 ms', met: percentile(lat, 99) <= 75 },
+      { what: `single edit -> byte-equal remote, p50 (${EDITS} edits; rsync: a run after each of 10)`, kubedev: p(50), rsync: rp(50), ...t(15, 50) },
+      { what: 'single edit, p95', kubedev: p(95), rsync: rp(95) },
+      { what: 'single edit, p99', kubedev: p(99), rsync: `${rp(100)} (max)`, ...t(75, 99) },
     ];
     if (l.delayMs > 0) {
       const rtt = 2 * l.delayMs;
