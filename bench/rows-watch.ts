@@ -23,6 +23,14 @@ function workCopy(c: Ctx, src: string, name: string): string {
   return d;
 }
 
+/** A working copy of `src` watched by a kubedev process into a copy of it; rsync's copy beside. */
+async function watching(c: Ctx, name: string, src: string): Promise<{ local: string; kdDest: string; rsDest: string; w: Watcher }> {
+  const local = workCopy(c, src, name);
+  const kdDest = c.b.seeded(src, `${c.tag}/${name}/kd`);
+  const rsDest = c.b.seeded(src, `${c.tag}/${name}/rs`);
+  return { local, kdDest, rsDest, w: await c.b.watch(c.l, local, kdDest) };
+}
+
 /**
  * Waits for `synced` events from index `from` on until at least `need` entries were sent or deleted
  * and `ok()` holds; returns the time of that event after `t0`.
@@ -58,10 +66,7 @@ export const WATCH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   burst: async (c) => {
     const { b, l } = c;
     const { src, tree } = c.d.small;
-    const local = workCopy(c, src, 'burst');
-    const kdDest = b.seeded(src, `${c.tag}/burst/kd`);
-    const rsDest = b.seeded(src, `${c.tag}/burst/rs`);
-    const w = await b.watch(l, local, kdDest);
+    const { local, kdDest, rsDest, w } = await watching(c, 'burst', src);
     const kd: number[] = [];
     const rs: number[] = [];
     const writes: number[] = [];
@@ -84,10 +89,7 @@ export const WATCH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   edits: async (c) => {
     const { b, l } = c;
     const { src, tree } = c.d.small;
-    const local = workCopy(c, src, 'edits');
-    const kdDest = b.seeded(src, `${c.tag}/edits/kd`);
-    const rsDest = b.seeded(src, `${c.tag}/edits/rs`);
-    const w = await b.watch(l, local, kdDest);
+    const { local, kdDest, rsDest, w } = await watching(c, 'edits', src);
     const lat: number[] = [];
     const r = rng(99);
     try {
@@ -132,10 +134,7 @@ export const WATCH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   'real-switch-watch': async (c) => {
     const { b, l } = c;
     const r = c.d.real;
-    const local = workCopy(c, r.a, 'real-switch');
-    const kdDest = b.seeded(r.a, `${c.tag}/real-switch-watch/kd`);
-    const rsDest = b.seeded(r.a, `${c.tag}/real-switch-watch/rs`);
-    const w = await b.watch(l, local, kdDest);
+    const { local, kdDest, rsDest, w } = await watching(c, 'real-switch-watch', r.a);
     const kd: number[] = [];
     const rs: number[] = [];
     const writes: number[] = [];
