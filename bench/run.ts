@@ -68,6 +68,7 @@ async function main(): Promise<void> {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const work = fs.mkdtempSync(path.join(base, 'kubedev-bench-'));
   fs.chmodSync(work, 0o755); // the ssh user must reach the remote folders inside
+  process.env.XDG_STATE_HOME = path.join(work, 'state'); // two-way's ancestor files: removed with the rest
   const d = new Data(path.join(work, 'data'), Number(process.env.KUBEDEV_BENCH_FILES ?? 10_000), Number(process.env.KUBEDEV_BENCH_WATCH_FILES ?? 100_000));
   const b = await Bench.start(work);
   const out: string[] = [];
