@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KUBEDEV_BIN, timed } from './harness';
+import { KUBEDEV_BIN, ssh2Handshake, timed } from './harness';
 import { median } from './report';
 import { Ctx } from './rows-attach';
 
@@ -31,6 +31,11 @@ function phases(marks: Marks, wallMs: number): Map<string, number> {
     const e = /^(.*) end$/.exec(m);
     if (s) open[s[1]] = t;
     else if (e && open[e[1]] !== undefined) add(`step: ${e[1]}`, t - open[e[1]]);
+  }
+  // The first local scan is synchronous and runs inside the handshake: no packet moves meanwhile.
+  const [hs0, hs1, sc0, sc1] = ['ssh handshake start', 'ssh handshake end', 'local scan start', 'local scan end'].map(at);
+  if (hs0 !== undefined && hs1 !== undefined && sc0 !== undefined && sc1 !== undefined) {
+    add('step: ssh handshake less the (blocking) local scan inside it', hs1 - hs0 - Math.max(0, Math.min(hs1, sc1) - Math.max(hs0, sc0)));
   }
   const lastEnd = [...marks].reverse().find(([m]) => / end$/.test(m))?.[1];
   const exit = at('exit');
@@ -59,9 +64,14 @@ async function runs(c: Ctx, first: boolean): Promise<Array<Map<string, number>>>
 export async function breakdown(c: Ctx): Promise<string> {
   const bare: number[] = [];
   const version: number[] = [];
+  const hs: number[] = [];
+  const sshTrue: number[] = [];
+  const { b, l } = c;
   for (let i = 0; i < c.runs; i++) {
     bare.push((await timed(process.execPath, ['-e', '0'])).ms);
     version.push((await timed(process.execPath, [KUBEDEV_BIN, '--version'])).ms);
+    hs.push(await ssh2Handshake(b.sshd, l.port));
+    sshTrue.push((await timed('sh', ['-c', `${b.ssh(l)} ${b.at} true`])).ms);
   }
   const first = await runs(c, true);
   const noop = await runs(c, false);
@@ -79,6 +89,8 @@ export async function breakdown(c: Ctx): Promise<string> {
     ...keys.map((k) => `| ${k} | ${med(first, k)} | ${med(noop, k)} |`),
     `| for scale: \`node -e 0\` | ${median(bare).toFixed(0)} ms | |`,
     `| for scale: \`kubedev --version\` (node + the CLI's modules) | ${median(version).toFixed(0)} ms | |`,
+    `| for scale: ssh2 handshake alone, in the (warm) harness process | ${median(hs).toFixed(0)} ms | |`,
+    `| for scale: \`ssh ... true\` (OpenSSH, whole process, same algorithms) | ${median(sshTrue).toFixed(0)} ms | |`,
   ];
   return lines.join('\n');
 }
