@@ -220,8 +220,9 @@ export class Bench {
   seeded(src: string, name: string): string {
     const d = this.remote(name);
     fs.mkdirSync(path.dirname(d), { recursive: true });
-    execFileSync('cp', ['-a', src, d]);
-    execFileSync('chown', ['-R', `${this.sshd.uid}:${this.sshd.gid}`, d]);
+    fs.chownSync(path.dirname(d), this.sshd.uid, this.sshd.gid);
+    // Copied as the ssh user (one pass, no chown -R after): the copy is theirs, times and modes kept.
+    execFileSync('setpriv', [`--reuid=${this.sshd.uid}`, `--regid=${this.sshd.gid}`, '--clear-groups', '--', 'cp', '-a', src, d]);
     return d;
   }
 

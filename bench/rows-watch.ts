@@ -33,7 +33,8 @@ async function watching(c: Ctx, name: string, src: string): Promise<{ local: str
 
 /**
  * Waits for `synced` events from index `from` on until at least `need` entries were sent or deleted
- * and `ok()` holds; returns the time of that event after `t0`.
+ * and `ok()` holds; returns the time of that event after `t0`. With no event for a minute, the bytes
+ * are checked once more (the counts can differ from `need`: folders count too) before giving up.
  */
 export async function settled(w: Watcher, from: number, t0: number, need: number, ok: () => boolean, event = 'synced'): Promise<number> {
   let sum = 0;
@@ -41,7 +42,8 @@ export async function settled(w: Watcher, from: number, t0: number, need: number
   for (;;) {
     let i: number;
     try {
-      i = await w.next(from, (e) => e.event === event, last < 0 ? 60_000 : 5_000);
+      // Batches of a big change can be seconds apart on a loaded machine: give up after a minute.
+      i = await w.next(from, (e) => e.event === event, 60_000);
     } catch (e) {
       if (last >= 0 && ok()) return w.events[last].at - t0;
       throw e;

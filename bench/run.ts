@@ -64,6 +64,7 @@ async function main(): Promise<void> {
   requireTool('ssh', 'openssh-client');
   requireTool('tar', 'tar');
   requireTool('diff', 'diffutils');
+  requireTool('setpriv', 'util-linux');
 
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const work = fs.mkdtempSync(path.join(base, 'kubedev-bench-'));
