@@ -147,7 +147,10 @@ export const WATCH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
         const t0 = performance.now();
         const touched = applySwitch(local, from, to);
         writes.push(performance.now() - t0);
-        kd.push(await settled(w, at, t0, touched.length, () => sameFiles(local, kdDest, touched)));
+        // A deleted folder may be counted once for all its files: expect at least the rest.
+        const gone = from.dirs.filter((d) => !to.dirs.includes(d)).map((d) => `${d}/`);
+        const need = touched.filter((rel) => to.files.has(rel) || !gone.some((g) => rel.startsWith(g))).length;
+        kd.push(await settled(w, at, t0, need, () => sameFiles(local, kdDest, touched)));
         rs.push((await b.rsync(l, local, rsDest, ['--delete'])).ms);
       }
     } finally {
