@@ -45,7 +45,7 @@ function phases(marks: Marks, wallMs: number): Map<string, number> {
   return out;
 }
 
-async function runs(c: Ctx, first: boolean): Promise<Array<Map<string, number>>> {
+async function runs(c: Ctx, first: boolean, missing: Set<string>): Promise<Array<Map<string, number>>> {
   const { b, l } = c;
   const src = c.d.small.src;
   const preload = path.join(__dirname, 'phases.js');
@@ -55,7 +55,9 @@ async function runs(c: Ctx, first: boolean): Promise<Array<Map<string, number>>>
     const file = path.join(b.work, `phases-${first ? 'first' : 'noop'}-${i}.json`);
     const dest = first ? b.fresh(`${c.tag}/breakdown/first${i}`) : noopDest;
     const r = await b.kubedevOnce(l, src, dest, { ...process.env, KUBEDEV_BENCH_PHASES: file }, ['-r', preload]);
-    res.push(phases(JSON.parse(fs.readFileSync(file, 'utf8')) as Marks, r.ms));
+    const marks = JSON.parse(fs.readFileSync(file, 'utf8')) as Marks;
+    for (const [m] of marks) if (m.startsWith('(not found')) missing.add(m);
+    res.push(phases(marks, r.ms));
   }
   return res;
 }
@@ -73,8 +75,9 @@ export async function breakdown(c: Ctx): Promise<string> {
     hs.push(await ssh2Handshake(b.sshd, l.port));
     sshTrue.push((await timed('sh', ['-c', `${b.ssh(l)} ${b.at} true`])).ms);
   }
-  const first = await runs(c, true);
-  const noop = await runs(c, false);
+  const missing = new Set<string>();
+  const first = await runs(c, true, missing);
+  const noop = await runs(c, false, missing);
   const keys = [...new Set([...first, ...noop].flatMap((m) => [...m.keys()]))];
   keys.sort((a, z) => (a.startsWith('wall') ? 1 : z.startsWith('wall') ? -1 : 0));
   const med = (ms: Array<Map<string, number>>, k: string): string => {
@@ -92,5 +95,6 @@ export async function breakdown(c: Ctx): Promise<string> {
     `| for scale: ssh2 handshake alone, in the (warm) harness process | ${median(hs).toFixed(0)} ms | |`,
     `| for scale: \`ssh ... true\` (OpenSSH, whole process, same algorithms) | ${median(sshTrue).toFixed(0)} ms | |`,
   ];
+  if (missing.size > 0) lines.push('', `Engine functions the breakdown could not find (renamed or moved? see bench/phases.ts): ${[...missing].join(', ')}`);
   return lines.join('\n');
 }

@@ -42,20 +42,33 @@ function withNote(r: Row, note: string | undefined): Row {
   return note ? { ...r, note } : r;
 }
 
+/** Removes a destination once measured (untimed); returns `ms`. */
+function dropped(dest: string, ms: number): number {
+  fs.rmSync(dest, { recursive: true, force: true });
+  return ms;
+}
+
 /** A first mirror of `src` into fresh folders. */
 async function firstMirror(c: Ctx, what: string, src: string, files: number, target: number): Promise<Row> {
   const { b, l } = c;
   const w = { kd: [] as number[], rs: [] as number[] };
+  // Each destination is removed after its run (untimed): tmpfs is memory, shared with others.
   const [kd, rs, tar] = await alternate(c.runs, [
     async (i) => {
       const dest = b.fresh(`${c.tag}/${what}/kd${i}`);
       const r = await wired(l, w.kd, () => b.kubedevOnce(l, src, dest));
       if (summary(r).files < files) throw new Error(`kubedev sent ${summary(r).files} entries, expected at least ${files}`);
       sameTrees(src, dest);
-      return r.ms;
+      return dropped(dest, r.ms);
     },
-    async (i) => (await wired(l, w.rs, () => b.rsync(l, src, b.fresh(`${c.tag}/${what}/rs${i}`)))).ms,
-    async (i) => (await b.tar(l, src, b.fresh(`${c.tag}/${what}/tar${i}`))).ms,
+    async (i) => {
+      const dest = b.fresh(`${c.tag}/${what}/rs${i}`);
+      return dropped(dest, (await wired(l, w.rs, () => b.rsync(l, src, dest))).ms);
+    },
+    async (i) => {
+      const dest = b.fresh(`${c.tag}/${what}/tar${i}`);
+      return dropped(dest, (await b.tar(l, src, dest)).ms);
+    },
   ]);
   return withNote(ratioRow(what, kd, rs, tar, target), wireNote(w.kd, w.rs));
 }
@@ -80,16 +93,20 @@ async function reattach(c: Ctx, what: string, before: string, after: string, exp
       // New or removed folders count too: at least the paths touched, and exactly 0 for a no-op.
       if (noop ? s.files + s.deleted !== 0 : s.files + s.deleted < expect) throw new Error(`kubedev sent ${s.files} and deleted ${s.deleted}, expected ${noop ? 'nothing' : `at least ${expect} in all`}`);
       if (i === 0) sameTrees(after, dest);
-      return r.ms;
+      return noop ? r.ms : dropped(dest, r.ms);
     },
     async (i) => {
       const dest = noop ? rsNoop : b.seeded(before, `${c.tag}/${what}/rs${i}`);
-      return (await wired(l, w.rs, () => b.rsync(l, after, dest, opts.rsync))).ms;
+      const ms = (await wired(l, w.rs, () => b.rsync(l, after, dest, opts.rsync))).ms;
+      return noop ? ms : dropped(dest, ms);
     },
   ];
   if (list) {
     const l2 = list;
-    tools.push(async (i) => (await b.tar(l, after, b.seeded(before, `${c.tag}/${what}/tar${i}`), l2)).ms);
+    tools.push(async (i) => {
+      const dest = b.seeded(before, `${c.tag}/${what}/tar${i}`);
+      return dropped(dest, (await b.tar(l, after, dest, l2)).ms);
+    });
   }
   const [kd, rs, tar] = await alternate(c.runs, tools);
   return withNote(ratioRow(what, kd, rs, tar, 1.0), wireNote(w.kd, w.rs));

@@ -83,13 +83,16 @@ async function main(): Promise<void> {
       for (const name of rows.filter((r) => r !== BREAKDOWN)) {
         say(`${delay} ms: ${name} ...`);
         const t = performance.now();
+        const before = got.length;
         try {
           got.push(...(await ROWS[name](c)));
         } catch (e) {
           failed++;
           got.push(failedRow(name, e));
         }
-        say(`${delay} ms: ${name} took ${((performance.now() - t) / 1000).toFixed(1)} s`);
+        // What the row made is removed (tmpfs is memory); its figures are printed now, in case of a kill.
+        for (const d of ['remote', 'local']) fs.rmSync(path.join(work, d, c.tag), { recursive: true, force: true });
+        say(`${delay} ms: ${name} took ${((performance.now() - t) / 1000).toFixed(1)} s\n${table(got.slice(before)).split('\n').slice(2).join('\n')}`);
       }
       const link = delay === 0 ? 'direct to sshd' : `through the delay proxy, ${delay / 2} ms each way`;
       const text = `\n### ${delay} ms round trip (${link})\n\n${table(got)}\n`;
