@@ -1,0 +1,158 @@
+/**
+ * Re-attach rows: `kubedev sync --once` as a fresh process against `rsync -a` (and `tar | ssh` where it
+ * is the physical limit), alternated, each timed run into its own destination: a fresh folder for a
+ * first mirror, a `cp -a` copy of the old state for a re-attach (made untimed).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Data, LARGE_BYTES } from './data';
+import { Bench, Link, Run, sameFiles, sameTrees } from './harness';
+import { alternate, mb, median, ratioRow, Row } from './report';
+
+export interface Ctx {
+  readonly b: Bench;
+  readonly l: Link;
+  readonly runs: number;
+  readonly d: Data;
+  /** Unique per delay: destination folders are never reused across delays. */
+  readonly tag: string;
+}
+
+/** The last `synced` event of a `--once` run (its totals). */
+export function summary(r: Run): { files: number; deleted: number; bytes: number } {
+  const last = [...r.events].reverse().find((e) => e.event === 'synced');
+  if (!last) throw new Error(`kubedev printed no 'synced' event: ${r.stderr.slice(-400)}`);
+  return { files: Number(last.files), deleted: Number(last.deleted), bytes: Number(last.bytes) };
+}
+
+/** Times `f`, counting the link's bytes on the wire around it into `wire` (when the link counts). */
+async function wired(l: Link, wire: number[], f: () => Promise<Run>): Promise<Run> {
+  await l.bytes();
+  const r = await f();
+  const w = await l.bytes();
+  if (w) wire.push(w.up + w.down);
+  return r;
+}
+
+function wireNote(kd: number[], rs: number[]): string | undefined {
+  return kd.length > 0 ? `on the wire: kubedev ${mb(median(kd))}, rsync ${mb(median(rs))}` : undefined;
+}
+
+function withNote(r: Row, note: string | undefined): Row {
+  return note ? { ...r, note } : r;
+}
+
+/** Removes a destination once measured (untimed); returns `ms`. */
+function dropped(dest: string, ms: number): number {
+  fs.rmSync(dest, { recursive: true, force: true });
+  return ms;
+}
+
+/** A first mirror of `src` into fresh folders. */
+async function firstMirror(c: Ctx, what: string, src: string, files: number, target: number): Promise<Row> {
+  const { b, l } = c;
+  const w = { kd: [] as number[], rs: [] as number[] };
+  // Each destination is removed after its run (untimed): tmpfs is memory, shared with others.
+  const [kd, rs, tar] = await alternate(c.runs, [
+    async (i) => {
+      const dest = b.fresh(`${c.tag}/${what}/kd${i}`);
+      const r = await wired(l, w.kd, () => b.kubedevOnce(l, src, dest));
+      if (summary(r).files < files) throw new Error(`kubedev sent ${summary(r).files} entries, expected at least ${files}`);
+      sameTrees(src, dest);
+      return dropped(dest, r.ms);
+    },
+    async (i) => {
+      const dest = b.fresh(`${c.tag}/${what}/rs${i}`);
+      return dropped(dest, (await wired(l, w.rs, () => b.rsync(l, src, dest))).ms);
+    },
+    async (i) => {
+      const dest = b.fresh(`${c.tag}/${what}/tar${i}`);
+      return dropped(dest, (await b.tar(l, src, dest)).ms);
+    },
+  ]);
+  return withNote(ratioRow(what, kd, rs, tar, target), wireNote(w.kd, w.rs));
+}
+
+/** Re-attach: the remote holds `before` (a copy made untimed), the local folder is `after`. */
+async function reattach(c: Ctx, what: string, before: string, after: string, expect: number, opts: { rsync?: string[]; tarList?: string[] } = {}): Promise<Row> {
+  const { b, l } = c;
+  const w = { kd: [] as number[], rs: [] as number[] };
+  const noop = before === after;
+  const kdNoop = noop ? b.seeded(before, `${c.tag}/${what}/kd`) : '';
+  const rsNoop = noop ? b.seeded(before, `${c.tag}/${what}/rs`) : '';
+  let list: string | undefined;
+  if (opts.tarList) {
+    list = path.join(c.b.work, `${c.tag}-${what.replace(/\W+/g, '-')}.list`);
+    fs.writeFileSync(list, opts.tarList.join('\n') + '\n');
+  }
+  const tools: Array<(i: number) => Promise<number>> = [
+    async (i) => {
+      const dest = noop ? kdNoop : b.seeded(before, `${c.tag}/${what}/kd${i}`);
+      const r = await wired(l, w.kd, () => b.kubedevOnce(l, after, dest));
+      const s = summary(r);
+      // New or removed folders count too: at least the paths touched, and exactly 0 for a no-op.
+      if (noop ? s.files + s.deleted !== 0 : s.files + s.deleted < expect) throw new Error(`kubedev sent ${s.files} and deleted ${s.deleted}, expected ${noop ? 'nothing' : `at least ${expect} in all`}`);
+      if (i === 0) sameTrees(after, dest);
+      return noop ? r.ms : dropped(dest, r.ms);
+    },
+    async (i) => {
+      const dest = noop ? rsNoop : b.seeded(before, `${c.tag}/${what}/rs${i}`);
+      const ms = (await wired(l, w.rs, () => b.rsync(l, after, dest, opts.rsync))).ms;
+      return noop ? ms : dropped(dest, ms);
+    },
+  ];
+  if (list) {
+    const l2 = list;
+    tools.push(async (i) => {
+      const dest = b.seeded(before, `${c.tag}/${what}/tar${i}`);
+      return dropped(dest, (await b.tar(l, after, dest, l2)).ms);
+    });
+  }
+  const [kd, rs, tar] = await alternate(c.runs, tools);
+  return withNote(ratioRow(what, kd, rs, tar, 1.0), wireNote(w.kd, w.rs));
+}
+
+export const ATTACH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
+  first: async (c) => {
+    const { src, tree } = c.d.small;
+    return [await firstMirror(c, `first mirror (${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB)`, src, tree.files, 0.8)];
+  },
+  noop: async (c) => [await reattach(c, 'no-op re-attach', c.d.small.src, c.d.small.src, 0)],
+  change: async (c) => {
+    const ch = c.d.smallChanged;
+    return [await reattach(c, `${ch.changed.length.toLocaleString("en-US")} files changed, re-attach`, c.d.small.src, ch.src, ch.changed.length, { tarList: ch.changed })];
+  },
+  'real-first': async (c) => {
+    const r = c.d.real;
+    return [await firstMirror(c, `real-shaped tree: first mirror (${r.specA.files.size} files, ${(r.bytes / 1e6).toFixed(0)} MB)`, r.a, r.specA.files.size, 0.8)];
+  },
+  'real-noop': async (c) => [await reattach(c, 'real-shaped tree: no-op re-attach', c.d.real.a, c.d.real.a, 0)],
+  'real-switch': async (c) => {
+    const r = c.d.real;
+    return [await reattach(c, `real-shaped tree: branch switch (${r.touched} paths), re-attach (rsync -a --delete)`, r.a, r.b, r.touched, { rsync: ['--delete'] })];
+  },
+  large: async (c) => {
+    const { b } = c;
+    // Bytes on the wire need the proxy's counter: at 0 ms the large row goes through a 0 ms proxy.
+    const l = c.l.delayMs === 0 ? await b.link(0, true) : c.l;
+    const lg = c.d.large;
+    const w = { kd: [] as number[], rs: [] as number[] };
+    const one = async (tool: 'kd' | 'rs', i: number): Promise<number> => {
+      const dest = b.seeded(lg.old, `${c.tag}/large/${tool}${i}`);
+      try {
+        const r = await wired(l, w[tool], () => (tool === 'kd' ? b.kubedevOnce(l, lg.new, dest) : b.rsync(l, lg.new, dest)));
+        if (!sameFiles(lg.new, dest, ['big.bin'])) throw new Error(`${tool === 'kd' ? 'kubedev' : 'rsync'}: the remote big.bin differs after the run`);
+        return r.ms;
+      } finally {
+        fs.rmSync(dest, { recursive: true, force: true }); // 200 MiB each, on tmpfs (untimed)
+      }
+    };
+    const [kd, rs] = await alternate(c.runs, [(i) => one('kd', i), (i) => one('rs', i)]);
+    const via = c.l.delayMs === 0 ? ' (both through a 0 ms proxy, to count bytes)' : '';
+    const share = median(w.kd) / LARGE_BYTES;
+    return [
+      ratioRow(`200 MiB file, 1 MiB changed in 4 places, re-attach: time${via}`, kd, rs, undefined, 1.2),
+      { what: '200 MiB file, 1 MiB changed: bytes on the wire (both ways)', kubedev: `${mb(median(w.kd))} (${(share * 100).toFixed(1)} % of the file)`, rsync: mb(median(w.rs)), target: '≤ 5 % of the file', met: share <= 0.05 },
+    ];
+  },
+};
