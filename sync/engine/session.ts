@@ -11,8 +11,6 @@
  * (size + whole-second mtime + mode + link target), so a reconnect never resends what is there. Watch
  * events name dirty paths; each batch lstat's them, compares with the index and sends the difference.
  */
-import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
@@ -23,7 +21,8 @@ import { Plan, planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
 import { listRemote, prepareAndList } from './remote';
 import type { RemoteListing } from './remote-scan';
-import { haltIfRootGone, keepRemoteFor, RootIdentity, rootIdentity } from './safety';
+import { SessionLifecycle } from './lifecycle';
+import { haltIfRootGone, keepRemoteFor } from './safety';
 import { Entry, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
 import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
@@ -44,7 +43,7 @@ const MAX_PATHS = 10_000;
 /** `--once`: rounds that re-send files which changed while they were sent, before giving up on them. */
 const ONCE_ROUNDS = 5;
 
-export class SyncSession extends EventEmitter<SyncEvents> {
+export class SyncSession extends SessionLifecycle<SyncEvents> {
   readonly options: SyncOptions;
   /** @internal */
   readonly ig: IgnoreMatcher;
@@ -55,17 +54,8 @@ export class SyncSession extends EventEmitter<SyncEvents> {
   index = new CompactIndex();
   private readonly dirty = new Set<string>();
   private needFull = true;
-  private closing?: Promise<void>;
-  private fatal?: Error;
-  private readonly abort = new AbortController();
-  private hostFingerprint?: string;
-  private readonly doneP: Promise<void>;
-  private resolveDone!: () => void;
-  private rejectDone!: (e: Error) => void;
   private readonly refusedReported = new Set<string>();
-  private started = false;
   private cancelTrim?: () => void;
-  private rootId?: RootIdentity;
   /** @internal Files with several hard links (their names are marked dirty together). */
   readonly hardLinks = new HardLinks();
   private readonly foreignReported = new Set<string>();
@@ -92,31 +82,11 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       },
       onStuck: () => this.emit('warning', `${this.dirty.size} changed path(s) were waiting with no batch under way; sending them now`),
     });
-    this.doneP = new Promise<void>((res, rej) => {
-      this.resolveDone = res;
-      this.rejectDone = rej;
-    });
-    this.doneP.catch(() => undefined);
-  }
-
-  /** Settles when the session ends: resolves on close(), rejects with the fatal error. */
-  get done(): Promise<void> {
-    return this.doneP;
-  }
-
-  /** Fingerprint of the server's host key once connected. */
-  get fingerprint(): string | undefined {
-    return this.hostFingerprint;
   }
 
   /** Connects, mirrors, and (unless watch: false) starts watching. Resolves when the first mirror is done. */
-  async start(options: { signal?: AbortSignal } = {}): Promise<BatchStats & { total: number }> {
-    const onAbort = (): void => void this.close();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const st = await fs.promises.stat(this.options.localRoot).catch(() => undefined);
-      if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
-      this.rootId = rootIdentity(this.options.localRoot);
+  start(options: { signal?: AbortSignal } = {}): Promise<BatchStats & { total: number }> {
+    return this.starting(this.options.localRoot, options.signal, async () => {
       this.scheduler.startWatchdog();
       if (this.options.watch !== false) {
         // Started before the first scan; a per-folder backend watches folders as the scans list them.
@@ -151,45 +121,15 @@ export class SyncSession extends EventEmitter<SyncEvents> {
       this.watcher?.arm(); // rescans (periodic, overflow, sleep) from now on
       if (this.watcher) this.cancelTrim = trimMemoryAfterStart(() => this.scheduler.busy, () => this.closing !== undefined);
       return ready;
-    } catch (e) {
-      const err = this.fatal ?? (e as Error);
-      await this.shutdown();
-      this.rejectDone(err);
-      throw err;
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort);
-    }
+    });
   }
 
-  /** Stops: the batch in flight finishes, the watcher stops, the connection closes. Idempotent. */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.abortSoon();
-      await this.shutdown();
-      if (this.fatal) this.rejectDone(this.fatal);
-      else this.resolveDone();
-    })();
-    return this.closing;
-  }
-
-  private abortSoon(): void {
-    // Let the batch in flight finish; only backoff sleeps and watcher start-up are aborted.
-    this.abort.abort(new Error('closed'));
-  }
-
-  private async shutdown(): Promise<void> {
+  protected async shutdown(): Promise<void> {
     this.scheduler.stop();
     this.cancelTrim?.();
     await this.watcher?.close();
     await this.scheduler.running?.catch(() => undefined);
     await this.conn?.close();
-  }
-
-  private fail(e: Error): void {
-    if (this.fatal || this.closing) return;
-    this.fatal = e;
-    if (this.listenerCount('error') > 0) this.emit('error', e);
-    void this.close();
   }
 
   // ---- connection ----

@@ -6,15 +6,14 @@
  * owed. What the runner wrote on one side is what the ancestor now says of it, so the echo of its
  * own writes compares equal and is never sent back.
  */
-import { EventEmitter } from 'node:events';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ignore from 'ignore';
 import { assertSafeRemoteRoot } from '../../../lib/remote-root';
 import { ApplyContext } from '../apply';
 import { buildIgnore, IgnoreMatcher } from '../ignore';
 import { prepareRemote } from '../remote';
-import { RootHaltError, RootIdentity, rootIdentity } from '../safety';
+import { SessionLifecycle } from '../lifecycle';
+import { RootHaltError, RootIdentity } from '../safety';
 import { Scheduler } from '../scheduler';
 import { connectWithBackoff, delay } from '../connect';
 import { BatchStats, SyncEvents, SyncOptions } from '../session';
@@ -68,7 +67,7 @@ function matcher(patterns: readonly string[]): (rel: string, isDir: boolean) => 
   return (rel, isDir) => ig.ignores(isDir ? `${rel}/` : rel);
 }
 
-export class TwoWaySession extends EventEmitter<TwoWayEvents> {
+export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   readonly options: TwoWayOptions;
   readonly ig: IgnoreMatcher;
   readonly store: StateStore;
@@ -82,17 +81,8 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
   /** Paths either watcher named since the last pass; `whole`: the next pass lists everything. */
   private readonly dirty = new Set<string>();
   private whole = true;
-  private closing?: Promise<void>;
-  private fatal?: Error;
-  private started = false;
-  private readonly abort = new AbortController();
-  private rootId?: RootIdentity;
   private readonly scheduler: Scheduler;
   private readonly said = new Set<string>();
-  private readonly doneP: Promise<void>;
-  private resolveDone!: () => void;
-  private rejectDone!: (e: Error) => void;
-  private hostFingerprint?: string;
   private saveTimer?: NodeJS.Timeout;
 
   constructor(options: TwoWayOptions) {
@@ -117,15 +107,6 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       },
       onStuck: () => undefined,
     });
-    this.doneP = new Promise<void>((res, rej) => {
-      this.resolveDone = res;
-      this.rejectDone = rej;
-    });
-    this.doneP.catch(() => undefined);
-  }
-
-  get done(): Promise<void> {
-    return this.doneP;
   }
 
   /** The local watcher (its backend's name: `watcher.name`), while watching. */
@@ -133,18 +114,9 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     return this.guard;
   }
 
-  get fingerprint(): string | undefined {
-    return this.hostFingerprint;
-  }
-
   /** Connects, runs the first two-way pass and (unless watch: false) starts watching both sides. */
-  async start(options: { signal?: AbortSignal } = {}): Promise<BatchStats & { total: number }> {
-    const onAbort = (): void => void this.close();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const st = await fs.promises.stat(this.options.localRoot).catch(() => undefined);
-      if (!st?.isDirectory()) throw new Error(`local folder '${this.options.localRoot}' does not exist or is not a folder. Pass an existing folder to --local`);
-      this.rootId = rootIdentity(this.options.localRoot);
+  start(options: { signal?: AbortSignal } = {}): Promise<BatchStats & { total: number }> {
+    return this.starting(this.options.localRoot, options.signal, async () => {
       if (this.options.watch !== false) {
         // Started before the first listing (a per-folder backend watches folders as they are listed).
         // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
@@ -163,28 +135,10 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
       this.emit('ready', ready);
       if (this.owedPass) this.scheduler.schedule();
       return ready;
-    } catch (e) {
-      const err = this.fatal ?? (e as Error);
-      await this.shutdown();
-      this.rejectDone(err);
-      throw err;
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort);
-    }
+    });
   }
 
-  /** Stops after the pass in flight; idempotent. */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.abort.abort(new Error('closed'));
-      await this.shutdown();
-      if (this.fatal) this.rejectDone(this.fatal);
-      else this.resolveDone();
-    })();
-    return this.closing;
-  }
-
-  private async shutdown(): Promise<void> {
+  protected async shutdown(): Promise<void> {
     this.scheduler.stop();
     this.remoteWatcher.close();
     this.shell?.close();
@@ -193,13 +147,6 @@ export class TwoWaySession extends EventEmitter<TwoWayEvents> {
     await this.scheduler.running?.catch(() => undefined);
     this.saveNow();
     await this.conn?.close();
-  }
-
-  private fail(e: Error): void {
-    if (this.fatal || this.closing) return;
-    this.fatal = e;
-    if (this.listenerCount('error') > 0) this.emit('error', e);
-    void this.close();
   }
 
   /** Something changed: `rels` (POSIX, relative; '' = the root), or undefined when a watcher lost track. */
