@@ -44,15 +44,22 @@ live() {
   done
 }
 
-# Stops the process and all it started: TERM, up to 3 s, then KILL.
+# Stops the process and all it started: TERM, up to 3 s, then KILL. The wrapper subshell that started
+# it ($pid) is not signalled: it reaps the process (an orphan would stay a zombie: nobody here waits for
+# it) and ends; its tree is looked at again every 0.5 s (a process forked just now is caught too); what
+# was seen and still runs after 3 s is killed; then the wrapper is reaped.
 halt() {
   [ "$running" = 1 ] || return 0
   running=0
-  pids=$(tree "$pid")
-  for p in $pids; do kill -TERM "$p" 2>/dev/null; done
-  n=0
-  while [ -n "$(live "$pids")" ] && [ $n -lt 60 ]; do sleep 0.05 2>/dev/null || sleep 1; n=$((n + 1)); done
-  for p in $pids; do [ -n "$(live "$p")" ] && kill -KILL "$p" 2>/dev/null; done
+  seen= n=0
+  while [ -n "$(live "$pid")" ] && [ $n -lt 60 ]; do
+    if [ $((n % 10)) = 0 ]; then
+      for p in $(tree "$pid"); do [ "$p" = "$pid" ] || { kill -TERM "$p" 2>/dev/null; seen="$seen $p"; }; done
+    fi
+    sleep 0.05 2>/dev/null || sleep 1; n=$((n + 1))
+  done
+  for p in $(tree "$pid") $seen; do [ -n "$(live "$p")" ] && kill -KILL "$p" 2>/dev/null; done
+  wait "$pid" 2>/dev/null
   say "stopped $gen"
 }
 

@@ -20,7 +20,11 @@ export interface FakeDevContainer {
   stop(): Promise<void>;
 }
 
-export function startSupervisor(spec: DevEnvironmentSpec, dir: string, owner: { uid: number; gid: number }, cwd: string): FakeDevContainer {
+/**
+ * `pid1`: run it as the first process of a new PID namespace, as in a container (root only): orphans
+ * are then its children, as they are in the dev container.
+ */
+export function startSupervisor(spec: DevEnvironmentSpec, dir: string, owner: { uid: number; gid: number }, cwd: string, o: { pid1?: boolean } = {}): FakeDevContainer {
   const objects: KubeObject[] = renderDevEnvironment(spec);
   const cm = objects.find((o) => o.kind === 'ConfigMap') as KubeObject & { data: Record<string, string> };
   const sts = objects.find((o) => o.kind === 'StatefulSet') as KubeObject & { spec: { template: { spec: { containers: { args?: string[] }[] } } } };
@@ -34,7 +38,9 @@ export function startSupervisor(spec: DevEnvironmentSpec, dir: string, owner: { 
   const fd = fs.openSync(logFile, 'a');
   fs.chownSync(logFile, owner.uid, owner.gid);
   const args = sts.spec.template.spec.containers[0].args ?? [];
-  const child = spawn('dash', [path.join(hooks, SUPERVISOR_FILE), ...args], {
+  const argv = ['dash', path.join(hooks, SUPERVISOR_FILE), ...args];
+  if (o.pid1) argv.unshift('unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGTERM');
+  const child = spawn(argv[0], argv.slice(1), {
     cwd,
     uid: owner.uid,
     gid: owner.gid,
@@ -49,7 +55,12 @@ export function startSupervisor(spec: DevEnvironmentSpec, dir: string, owner: { 
     child,
     log: () => fs.readFileSync(logFile, 'utf8'),
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) {
+        // unshare ignores TERM while it waits: the supervisor (its one child) gets it, as from the kubelet.
+        const pid1 = o.pid1 ? Number(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ')[0]) : 0;
+        if (pid1 > 0) process.kill(pid1, 'SIGTERM');
+        else child.kill('SIGTERM');
+      }
       await exited;
     },
   };

@@ -1,0 +1,86 @@
+/**
+ * lib's supervisor (run by dash, as in the dev container) stopping its process: nothing of it keeps
+ * running and nothing is left as a zombie (the supervisor is the container's PID 1 and waits for no
+ * one it did not start), also for a process that ignores TERM and for restarts asked for back to back.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FakeDevContainer, startSupervisor } from './support/supervisor';
+
+/** Ignores TERM (the disposition survives exec); no children of its own. */
+const STUBBORN = `trap '' TERM; echo "up $$"; exec sleep 1000`;
+
+/** Every process below `pid`, as `pid state`. */
+function below(pid: number): string[] {
+  const kids = new Map<number, { state: string; ppid: number }>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      kids.set(Number(d), { state: f[0], ppid: Number(f[1]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: string[] = [];
+  const walk = (p: number): void => {
+    for (const [k, v] of kids) {
+      if (v.ppid !== p) continue;
+      out.push(`${k} ${v.state}`);
+      walk(k);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+async function until(check: () => boolean, ms: number, what: () => string): Promise<void> {
+  for (const deadline = Date.now() + ms; !check(); await new Promise((r) => setTimeout(r, 25))) {
+    if (Date.now() > deadline) throw new Error(what());
+  }
+}
+
+let tmp = '';
+let dev: FakeDevContainer | undefined;
+
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kubedev-halt-'));
+});
+afterEach(async () => {
+  await dev?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function start(command: string[]): FakeDevContainer {
+  const spec = { name: 'api', namespace: 'team-web', owner: 'a@example.com', image: 'debian', command, sync: [{ local: 'src', remote: '/workspace' }] };
+  const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  // The supervisor is the container's PID 1: an orphan becomes its child.
+  return (dev = startSupervisor(spec, tmp, me, tmp, { pid1: true }));
+}
+
+const ask = (d: FakeDevContainer, req: string): void => fs.appendFileSync(path.join(d.control, 'control'), `${req}\n`);
+
+test('stop: a process that ignores TERM is killed after 3 s, and nothing below the supervisor is left, not even a zombie', async () => {
+  const d = start(['sh', '-c', STUBBORN]);
+  await until(() => /up \d+/.test(d.log()), 5_000, () => `the process never started:\n${d.log()}`);
+  expect(below(d.child.pid as number)).toHaveLength(3); // dash (PID 1), the wrapper, the process
+  ask(d, 'stop');
+  await until(() => d.log().includes('[kubedev] stopped 1'), 6_000, () => `no 'stopped' line:\n${d.log()}`);
+  // Only the supervisor itself (below unshare) is left.
+  await until(() => below(d.child.pid as number).length === 1, 1_000, () => `left below the supervisor: ${below(d.child.pid as number).join(', ')}`);
+});
+
+test('restarts back to back: one process runs at the end, no zombie', async () => {
+  const d = start(['sh', '-c', 'echo "up $$"; exec sleep 1000']);
+  await until(() => /up \d+/.test(d.log()), 5_000, () => `the process never started:\n${d.log()}`);
+  for (let i = 0; i < 5; i++) ask(d, 'restart');
+  await until(() => d.log().includes('[kubedev] started 6'), 10_000, () => `not restarted 5 times:\n${d.log()}`);
+  await until(() => {
+    const left = below(d.child.pid as number);
+    // The supervisor, the wrapper subshell and the dev process (sleep), all running.
+    return left.length === 3 && left.every((l) => !l.endsWith(' Z'));
+  }, 3_000, () => `below the supervisor: ${below(d.child.pid as number).join(', ')}\n${d.log()}`);
+  expect(d.log()).not.toMatch(/crashed/);
+});
