@@ -10,7 +10,7 @@ import { snapshot, tempDir, writeTree } from './support/trees';
 import { ChangedMeanwhile, checkedParent, deleteLocal, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
 import { Sig } from '../sync/engine/two-way/state-store';
 import { guardOverwrites, releaseGuards } from '../sync/engine/two-way/remote-guard';
-import { changedSinceListing, execRun, listRemoteExact } from '../sync/engine/two-way/remote-list';
+import { execRun, listRemoteExact } from '../sync/engine/two-way/remote-list';
 import { RemoteShell } from '../sync/engine/two-way/remote-shell';
 import { buildIgnore } from '../sync/engine/ignore';
 import { Connection } from '../sync/engine/transport';
@@ -96,8 +96,11 @@ test('a remote file written after the listing is not overwritten by the push (se
   try {
     const listed = await listRemoteExact(execRun(conn), a.remote, buildIgnore(a.local));
     remote(s, a, `printf ONE > a.txt && printf TWO > -b && printf THREE > "$(printf 'c\\nd')"`);
-    const moved = await changedSinceListing(execRun(conn), a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], (rel) => listed.tree.get(rel));
-    expect([...moved].sort()).toEqual(['-b', 'a.txt', 'c\nd', 'gone.txt']);
+    const get = (rel: string): Entry | undefined => listed.tree.get(rel);
+    const guards = await guardOverwrites(execRun(conn), a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], get);
+    expect([...guards.moved].sort()).toEqual(['-b', 'a.txt', 'c\nd', 'gone.txt']);
+    await releaseGuards(execRun(conn), a.remote, guards, get);
+    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
   } finally {
     await conn.close();
   }

@@ -92,29 +92,6 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
   return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined };
 }
 
-/**
- * Of `rels` (remote files the pass is about to overwrite, as listed in `listed`), the ones that changed
- * on the server since: one `find -maxdepth 0 -printf` over exactly those paths, just before the
- * writes. A process in the container writing a file meanwhile is not overwritten (the next pass sees a
- * conflict); the window left is the upload itself.
- */
-export async function changedSinceListing(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined): Promise<Set<string>> {
-  const changed = new Set<string>();
-  if (rels.length === 0) return changed;
-  // printf is a shell builtin: no argument-length limit however many names.
-  const find = 'find "$@" -maxdepth 0 -printf "%p\\0%y\\0%s\\0%T@\\0%m\\0" 2>/dev/null; exit 0';
-  const res = await run(`cd ${shQuote(root)} && printf '%s\\0' ${rels.map((r) => shQuote(`./${r}`)).join(' ')} | xargs -0 sh -c ${shQuote(find)} sh`);
-  const now = new Map<string, string[]>();
-  const f = res.stdout.toString('utf8').split('\0');
-  for (let i = 0; i + 4 < f.length; i += 5) now.set(f[i].slice(2), f.slice(i + 1, i + 5));
-  for (const rel of rels) {
-    const e = listed(rel);
-    const n = now.get(rel);
-    if (!e || !n || n[0] !== 'f' || Number(n[1]) !== e.size || Number(n[2]) * 1000 !== e.mtimeMs || parseInt(n[3], 8) !== e.mode) changed.add(rel);
-  }
-  return changed;
-}
-
 /** `p`, or the connection's loss if that comes first (the drop listener is removed either way). */
 export async function unlessDropped<T>(conn: Connection, p: Promise<T>): Promise<T> {
   let off: () => void = () => undefined;
