@@ -249,6 +249,26 @@ describe('remote helper', () => {
     await expect(RemoteHelper.start(c, file)).rejects.toThrow(/the remote helper could not start: the helper exited: noroot|cd: /);
     expect(c.alive).toBe(true);
   });
+
+  test('a one-shot run (--once) starts no helper on the server; a watching session starts one with its first pass', async () => {
+    const a = arena();
+    fs.writeFileSync(path.join(a.local, 'f.txt'), 'x');
+    // The helper's exec names the root it serves in its arguments (its key goes on stdin).
+    const helpers = (): number => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('kubedev-helper') && l.includes(a.remote)).length;
+    const once = a.session({ watch: false });
+    await once.start();
+    await new Promise((r) => setTimeout(r, 500)); // a helper started in the background would be up by now
+    expect(helpers()).toBe(0);
+    await once.close();
+    const watching = a.session();
+    try {
+      await watching.start();
+      for (const deadline = Date.now() + 10_000; helpers() === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+      expect(helpers()).toBe(1);
+    } finally {
+      await watching.close();
+    }
+  });
 });
 
 describe('remote helper over a slow link', () => {

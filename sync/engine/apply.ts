@@ -13,9 +13,9 @@ export { remoteDelete, remoteFailure, COALESCE_BYTES, BULK_FILES, BULK_BYTES, SF
 
 /** Applies `plan`: large files whose remote copy exists by changed blocks (delta.ts), the rest by applyWhole. */
 export function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
-  // The remote helper starts in the background on the first plan of a connection (the first pass), so
-  // the first save over a slow link already finds it (remote-helper.ts).
-  if (ctx.method === undefined) helperFor(ctx.conn, ctx.remoteRoot);
+  // A watching session starts the remote helper in the background on the first plan of a connection
+  // (the first pass), so the first save over a slow link already finds it (remote-helper.ts).
+  if (ctx.method === undefined && ctx.watching !== false) helperFor(ctx.conn, ctx.remoteRoot);
   return withDeltas(ctx, plan, (p) => applyWhole(ctx, p));
 }
 

@@ -315,9 +315,20 @@ export function helperFor(conn: Connection, remoteRoot: string): RemoteHelper | 
   return undefined;
 }
 
-/** The helper a batch should use: none when SFTP or tar is forced, the started one when it is forced, else helperFor's choice. */
-export async function helperToUse(o: { readonly conn: Connection; readonly remoteRoot: string; readonly method?: string }): Promise<RemoteHelper | undefined> {
-  if (o.method === 'sftp' || o.method === 'tar') return undefined;
+/** What decides whether a batch uses the helper (ApplyContext's fields). */
+export interface HelperChoice {
+  readonly conn: Connection;
+  readonly remoteRoot: string;
+  readonly method?: string;
+  readonly watching?: boolean;
+}
+
+/**
+ * The helper a batch should use: none when SFTP or tar is forced or for a one-shot run (no save
+ * follows), the started one when it is forced, else helperFor's choice.
+ */
+export async function helperToUse(o: HelperChoice): Promise<RemoteHelper | undefined> {
+  if (o.method === 'sftp' || o.method === 'tar' || (o.watching === false && o.method !== 'helper')) return undefined;
   return o.method === 'helper' ? helperStarted(o.conn, o.remoteRoot) : helperFor(o.conn, o.remoteRoot);
 }
 
@@ -327,7 +338,7 @@ export async function helperToUse(o: { readonly conn: Connection; readonly remot
  * `rm -rf` of what is gone already is a no-op). Throws OutsideRootError when a path's folder leads out
  * of the root on the server (a script would follow that link).
  */
-export async function deleteByHelper(o: { readonly conn: Connection; readonly remoteRoot: string; readonly method?: string }, deletes: readonly string[]): Promise<boolean> {
+export async function deleteByHelper(o: HelperChoice, deletes: readonly string[]): Promise<boolean> {
   if (deletes.length === 0 || deletes.length > HELPER_DELETES || deletes.some((d) => d === '' || d.includes('\n'))) return false;
   const helper = await helperToUse(o);
   if (!helper) return false;

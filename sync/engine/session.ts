@@ -267,7 +267,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, onBytes: this.countBytes, onStep: this.scheduler.setStep };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep };
   }
 
   private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {
