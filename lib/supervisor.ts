@@ -3,7 +3,9 @@
  * entrypoint, so any image with /bin/sh works and nothing is injected into the user's image.
  *
  * It runs the dev process ("$@"), restarts it on request or after a crash (backoff 1 s doubling to
- * 30 s, reset after 10 s of life), and runs onSync hooks. Requests arrive one per line on a FIFO in
+ * 30 s, reset after 10 s of life), and runs onSync hooks. In a working directory that is still empty
+ * (a new pod, before the first mirror) it waits for the first start request instead of starting a
+ * process that could only crash. Requests arrive one per line on a FIFO in
  * the in-memory folder both containers mount (CONTROL_DIR): the runner writes them over the SSH
  * connection it already holds to the sidecar. The FIFO accepts only `restart`, `stop`, `start` and
  * `batch <id> run:<n>|restart...`, where n indexes the hook scripts in the ConfigMap: whoever can write
@@ -11,6 +13,7 @@
  *
  * Events go to the container's log as `[kubedev] <event> ...` lines, between the process's output:
  *   started <gen> | exited <gen> <code> | crashed <gen> <code> <delay-s> | stopped <gen>
+ *   waiting for the first mirror: <dir> is empty (...)
  *   hook <batch> <step> running | hook <batch> <step> ok | hook <batch> <step> failed <code> | batch <batch> done
  *   refused <request>
  */
@@ -113,8 +116,17 @@ trap 'halt; exit 0' TERM INT
 # The command stays in ARGV_1..ARGV_n (the loop below reuses "$@"); restart_cmd replays it.
 i=1; for a in "$@"; do eval "ARGV_$i=\$a"; i=$((i + 1)); done
 eval "restart_cmd() { halt; stopped=0; start $(i=1; for a in "$@"; do printf ' "${'$'}{ARGV_%d}"' $i; i=$((i + 1)); done); }"
-[ $# -gt 0 ] || say "no command: interactive (kubedev up opens a shell)"
-restart_cmd
+# True when the working directory holds nothing (globs, not ls: an image may have no ls).
+empty_here() {
+  for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then return 1; fi; done
+  return 0
+}
+if [ $# -eq 0 ]; then say "no command: interactive (kubedev up opens a shell)"
+elif empty_here; then
+  # A new pod's workspace is empty until the first mirror: started now, the process would only crash
+  # (and back off). kubedev up asks for the start once the files are there; so does any start request.
+  say "waiting for the first mirror: $PWD is empty (kubedev up starts the process after it)"
+else restart_cmd; fi
 while :; do
   if ! read -r req args <&3; then sleep 1; continue; fi
   set -f; set -- $args; set +f

@@ -51,8 +51,12 @@ describe('kubedev up: the dev process', () => {
       ],
     });
     await up.waitFor('ready', 30_000);
-    // The supervisor started the process before the files were there; up restarts it on the mirrored files.
+    // The workspace was empty when the supervisor started: it waited, and up's start after the first
+    // mirror is the first one, so the process never crashed on missing files.
     await until(() => expect(outputs(up.events)).toContain('serving 1'), 15_000);
+    expect(dev.log()).toContain(`[kubedev] waiting for the first mirror: ${remote} is empty`);
+    expect(dev.log()).not.toContain('[kubedev] crashed');
+    expect(dev.log().match(/\[kubedev\] started \d+/g)).toEqual(['[kubedev] started 1']);
 
     fs.writeFileSync(path.join(project, 'src', 'package.json'), '{}\n');
     await until(() => expect(up.events.filter((e) => e.event === 'process' && e.kind === 'hook' && e.step === 'run:0' && e.state === 'ok')).toHaveLength(1), 15_000);
