@@ -137,3 +137,25 @@ test('a container write in place during the upload is kept beside the file (guar
     await conn.close();
   }
 });
+
+test('small files the server named come inside a scoped listing byte for byte; links, folders, large and unreadable files do not', async () => {
+  const a = arena();
+  const s = sshd();
+  remote(s, a, `printf one > -b && printf 'two\\n' > "$(printf 'c\\nd')" && : > empty && head -c 70000 /dev/zero > big && printf x > locked && chmod 000 locked && ln -s ./-b link && mkdir dir && printf '\\377\\000bin' > bin`);
+  const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  try {
+    const names = ['-b', 'c\nd', 'empty', 'big', 'locked', 'link', 'dir', 'bin', 'missing'];
+    const scoped = await listRemoteExact(execRun(conn), a.remote, buildIgnore(a.local), names, names);
+    expect([...scoped.tree.keys()].sort()).toEqual(['-b', 'big', 'bin', 'c\nd', 'dir', 'empty', 'link', 'locked']);
+    const inline = scoped.inline as ReadonlyMap<string, Buffer>;
+    expect([...inline.keys()].sort()).toEqual(['-b', 'bin', 'c\nd', 'empty']);
+    expect(inline.get('bin')).toEqual(Buffer.from([0xff, 0, 0x62, 0x69, 0x6e]));
+    expect(inline.get('c\nd')?.toString()).toBe('two\n');
+    expect(inline.get('-b')?.toString()).toBe('one');
+    expect(inline.get('empty')?.length).toBe(0);
+    // Without names asked for, nothing comes inline.
+    expect((await listRemoteExact(execRun(conn), a.remote, buildIgnore(a.local), names)).inline).toBeUndefined();
+  } finally {
+    await conn.close();
+  }
+});

@@ -16,7 +16,7 @@ import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
 import { classify, Decision, Ownership, treeOrder } from './classify';
-import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
+import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
 import { guardOverwrites, releaseGuards } from './remote-guard';
 import { RemoteRun, unlessDropped } from './remote-list';
@@ -76,7 +76,7 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * One pass: whole (`dirty` undefined), or scoped to the paths the watchers named (falls back to a
  * whole pass when they are too many, name the root, or the scoped pass would delete a large share).
  */
-export async function twoWayPass(h: PassHost, conn: Connection, dirty?: ReadonlySet<string>, settled = false): Promise<PassStats> {
+export async function twoWayPass(h: PassHost, conn: Connection, dirty?: ReadonlySet<string>, settled = false, remoteNamed: ReadonlySet<string> = new Set()): Promise<PassStats> {
   const t0 = performance.now();
   const store = h.store;
   store.reload();
@@ -87,7 +87,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   if (anchors) {
     h.step(`looking at ${anchors.length} changed path(s) in '${h.remoteRoot}' and the local folder`);
     try {
-      got = await gatherScoped(h, h.run, anchors);
+      got = await gatherScoped(h, h.run, anchors, [...remoteNamed]);
     } catch (e) {
       if (e instanceof ScopeTooWide) return twoWayPass(h, conn, undefined, settled);
       throw e;
@@ -206,7 +206,18 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
       }, (rel, e) => skip(byRel.get(rel) as Decision, e));
     }
     const limit = new Limiter(PULL_PARALLEL);
-    const single = pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f'));
+    // Small files that came inside the listing with their listed size are placed at once, like a tar member.
+    const inline = remote.inline ?? new Map<string, Buffer>();
+    const fromListing = bulk.length > 0 ? [] : pull.filter((x) => x.r?.t === 'f' && inline.get(x.rel)?.length === x.r.s);
+    for (const d of fromListing) {
+      try {
+        pulledSig.set(d.rel, placeBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, d.r as Sig, d.l));
+        done.bytes += (d.r as Sig).s;
+      } catch (e) {
+        skip(d, e);
+      }
+    }
+    const single = pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f') && !fromListing.includes(x));
     // SFTP is opened only when a file goes one by one (a process pulling in bulk never starts it).
     const sftp = single.some((d) => d.r?.t === 'f') ? await conn.sftp() : (undefined as unknown as Awaited<ReturnType<Connection['sftp']>>);
     await Promise.all(single.map((d) => limit.run(async () => {

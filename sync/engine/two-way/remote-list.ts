@@ -17,7 +17,17 @@ export interface ExactListing {
   readonly rootId: string;
   /** The root holds nothing at all (scoped listings only; a full listing tells by its size). */
   readonly rootEmpty?: boolean;
+  /**
+   * The bytes of small regular files among the starting points asked for inline (read just after the
+   * listing: they may be newer than it, so they are placed only with the listed size, see placeBytes).
+   */
+  readonly inline?: ReadonlyMap<string, Buffer>;
 }
+
+/** Files up to this size are sent inside a scoped listing when asked (base64: a third more bytes). */
+export const INLINE_MAX = 64 * 1024;
+/** At most this many files inline per listing (each costs a fork of base64 on the server). */
+export const INLINE_COUNT = 16;
 
 /** Runs a shell command on the server: the session's RemoteShell, or an exec channel (`conn.exec`). */
 export type RemoteRun = (command: string) => Promise<{ readonly code: number | null; readonly stdout: Buffer; readonly stderr: string }>;
@@ -39,7 +49,7 @@ export function execRun(conn: Connection): RemoteRun {
  * among them. Either way the root is checked first (gone: RemoteRootGoneError) and its `dev:ino` read;
  * a scoped listing also says whether the root is empty, so a scoped pass keeps every halt.
  */
-export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMatcher, scope?: readonly string[]): Promise<ExactListing> {
+export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMatcher, scope?: readonly string[], inline: readonly string[] = []): Promise<ExactListing> {
   const marker = listingMarker();
   const q = shQuote(root);
   const head = `[ -d ${q} ] || exit ${GONE}; stat -c 'KUBEDEV-ROOT-ID %d:%i' -- ${q} || exit ${GONE}`;
@@ -55,6 +65,7 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
       `cd -- ${q} || exit ${GONE}`,
       'e=1; for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then e=0; break; fi; done; [ $e = 0 ] || echo KUBEDEV-ROOT-EMPTY',
       `find . ${scope.map((r) => shQuote(`./${r}`)).join(' ')} ${rootFirst} -o \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null`,
+      ...inlineCommand(inline.slice(0, INLINE_COUNT), marker),
       'exit 0',
     ].join('\n');
   }
@@ -65,7 +76,9 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
   if (res.code !== 0) throw new RemoteError(`listing remote folder '${root}' failed (exit ${res.code}): ${res.stderr.trim()}. Check that the user may read it and that GNU find is installed`, res.code ?? -1, res.stderr);
   const before = res.stdout.subarray(0, Math.max(0, res.stdout.indexOf(marker))).toString('latin1');
   const rootId = /KUBEDEV-ROOT-ID (\d+:\d+)/.exec(before)?.[1] ?? '';
-  const { fields, foreignAt } = fieldsAfterMarker(res.stdout, marker);
+  const cut = inline.length > 0 ? res.stdout.indexOf(`\0${marker}-INLINE\0`) : -1;
+  const listing = cut < 0 ? res.stdout : res.stdout.subarray(0, cut + 1);
+  const { fields, foreignAt } = fieldsAfterMarker(listing, marker);
   const tree = new Map<string, Entry>();
   const leftovers: string[] = [];
   const foreign: string[] = [];
@@ -89,7 +102,34 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     const slash = rel.lastIndexOf('/');
     if (slash > 0 && !starts.has(rel) && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
-  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined };
+  const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree);
+  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined };
+}
+
+/**
+ * After the listing: the marker, then for each of `rels` that is a regular file (not a link) of at most
+ * INLINE_MAX bytes, its name and its bytes in base64, NUL-terminated (one find, one base64 per file);
+ * a base64 that failed (the file unreadable meanwhile) ends in '!', which parseInline drops.
+ */
+function inlineCommand(rels: readonly string[], marker: string): string[] {
+  if (rels.length === 0) return [];
+  return [
+    `printf '%s\\0' ${shQuote(`${marker}-INLINE`)}`,
+    `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -type f -size -${INLINE_MAX + 1}c -printf '%p\\0' \\( -exec base64 -w 0 -- {} \\; -printf '\\0' -o -printf '!\\0' \\) 2>/dev/null`,
+  ];
+}
+
+/** The name/base64 pairs after the inline marker; only names the listing holds as files are kept. */
+function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>): Map<string, Buffer> {
+  const fields = out.toString('latin1').split('\0');
+  const got = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const rel = Buffer.from(fields[i], 'latin1').toString('utf8').slice(2);
+    const b64 = fields[i + 1];
+    if (tree.get(rel)?.type !== 'file' || !/^[A-Za-z0-9+/]*=*$/.test(b64)) continue;
+    got.set(rel, Buffer.from(b64, 'base64'));
+  }
+  return got;
 }
 
 /** `p`, or the connection's loss if that comes first (the drop listener is removed either way). */

@@ -77,7 +77,7 @@ export async function gatherFull(h: GatherHost, run: RemoteRun): Promise<Gathere
 }
 
 /** Only `anchors` (see anchorsOf) and what is below them, on both sides and in the ancestor. */
-export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[]): Promise<Gathered> {
+export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[], inline: readonly string[] = []): Promise<Gathered> {
   // The starting points go on one command line (one find, no xargs): past this size a full pass.
   if (anchors.reduce((n, a) => n + a.length + 4, 0) > ARGS_MAX) throw new ScopeTooWide('too many changed paths for one command line');
   for (const a of anchors) {
@@ -88,7 +88,8 @@ export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: reado
       throw e;
     }
   }
-  const remoteP = listRemoteExact(run, h.remoteRoot, h.ig, anchors);
+  // Small files the server's watcher named come inside the listing: a pull then needs no round trip more.
+  const remoteP = listRemoteExact(run, h.remoteRoot, h.ig, anchors, inline.filter((r) => anchors.includes(r)));
   remoteP.catch(() => undefined);
   const refused: Refusal[] = [];
   const local = new Map<string, Entry>();

@@ -80,6 +80,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private owedPass = true;
   /** Paths either watcher named since the last pass; `whole`: the next pass lists everything. */
   private readonly dirty = new Set<string>();
+  /** The dirty paths the server's watcher named (their small files come inside the scoped listing). */
+  private readonly remoteNamed = new Set<string>();
   private whole = true;
   private readonly scheduler: Scheduler;
   private readonly said = new Set<string>();
@@ -93,7 +95,10 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     this.own = { remoteOwns: matcher(options.remoteOwns ?? []), localOwns: matcher(options.localOwns ?? []) };
     this.store = new StateStore(options.stateFile ?? statePath(this.options), this.options);
     this.remoteWatcher = new RemoteWatcher(options.remoteRoot, options.remotePollMs ?? 500, options.remoteWatch === 'poll');
-    this.remoteWatcher.on('change', (rels) => this.kick(rels));
+    this.remoteWatcher.on('change', (rels) => {
+      for (const r of rels ?? []) this.remoteNamed.add(r);
+      this.kick(rels);
+    });
     this.remoteWatcher.on('warning', (m) => this.warnOnce(m));
     this.scheduler = new Scheduler({
       coalesceMs: options.coalesceMs ?? 5,
@@ -216,11 +221,13 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     if (!this.shell?.alive) this.shell = await RemoteShell.open(conn);
     this.owedPass = false;
     const dirty = this.whole ? undefined : new Set(this.dirty);
+    const remoteNamed = new Set(this.remoteNamed);
     this.whole = false;
     this.dirty.clear();
+    this.remoteNamed.clear();
     let s: PassStats;
     try {
-      s = await twoWayPass(this.host(), conn, dirty);
+      s = await twoWayPass(this.host(), conn, dirty, false, remoteNamed);
     } catch (e) {
       this.owedPass = true;
       this.whole = true;
