@@ -112,7 +112,12 @@ batch() {
 rm -f "$FIFO"
 mkfifo -m 660 "$FIFO" || { say "cannot make $FIFO; is ${CONTROL_DIR} mounted?"; exit 1; }
 exec 3<>"$FIFO"
-trap 'halt; exit 0' TERM INT
+# In the container the supervisor is PID 1: what the dev process orphans (a double fork, a killed
+# parent) becomes its child, and no one else reaps it. A tick every 5 s wakes the loop below, whose
+# 'jobs' reaps every child that ended (the shell waits for any child there, not only its own jobs).
+sh -c 'while sleep 5 && kill -0 "$1" 2>/dev/null; do echo tick >&3; done' kubedev-ticker $$ </dev/null >/dev/null 2>&1 &
+ticker=$!
+trap 'halt; kill "$ticker" 2>/dev/null; exit 0' TERM INT
 # The command stays in ARGV_1..ARGV_n (the loop below reuses "$@"); restart_cmd replays it.
 i=1; for a in "$@"; do eval "ARGV_$i=\$a"; i=$((i + 1)); done
 eval "restart_cmd() { halt; stopped=0; start $(i=1; for a in "$@"; do printf ' "${'$'}{ARGV_%d}"' $i; i=$((i + 1)); done); }"
@@ -139,6 +144,7 @@ while :; do
       elif [ "$1" = "$gen" ] && [ "$running" = 0 ] && [ "$stopped" = 0 ]; then restart_cmd; fi ;;
     exit) on_exit "$1" "$2" ;;
     batch) batch "$@" ;;
+    tick) ;;
     *) say "refused $req" ;;
   esac
   jobs >/dev/null 2>&1

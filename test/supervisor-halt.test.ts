@@ -11,15 +11,16 @@ import { FakeDevContainer, startSupervisor } from './support/supervisor';
 /** Ignores TERM (the disposition survives exec); no children of its own. */
 const STUBBORN = `trap '' TERM; echo "up $$"; exec sleep 1000`;
 
-/** Every process below `pid`, as `pid state`. */
+/** Every process below `pid`, as `pid state`; the supervisor's reaping ticker and its sleep are left out. */
 function below(pid: number): string[] {
-  const kids = new Map<number, { state: string; ppid: number }>();
+  const kids = new Map<number, { state: string; ppid: number; ticker: boolean }>();
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      kids.set(Number(d), { state: f[0], ppid: Number(f[1]) });
+      const ticker = fs.readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0').includes('kubedev-ticker');
+      kids.set(Number(d), { state: f[0], ppid: Number(f[1]), ticker });
     } catch {
       // gone meanwhile
     }
@@ -27,7 +28,7 @@ function below(pid: number): string[] {
   const out: string[] = [];
   const walk = (p: number): void => {
     for (const [k, v] of kids) {
-      if (v.ppid !== p) continue;
+      if (v.ppid !== p || v.ticker) continue;
       out.push(`${k} ${v.state}`);
       walk(k);
     }
@@ -84,3 +85,16 @@ test('restarts back to back: one process runs at the end, no zombie', async () =
   }, 3_000, () => `below the supervisor: ${below(d.child.pid as number).join(', ')}\n${d.log()}`);
   expect(d.log()).not.toMatch(/crashed/);
 });
+
+test('an orphan of the dev process (a double fork) that ends is reaped by the supervisor, PID 1, within a tick', async () => {
+  // The inner sh is orphaned at once (its parent subshell exits) and ends 0.3 s later: a zombie of PID 1
+  // unless the supervisor waits for it.
+  const d = start(['sh', '-c', '( sh -c "sleep 0.3" & ); echo "up $$"; exec sleep 1000']);
+  await until(() => /up \d+/.test(d.log()), 5_000, () => `the process never started:\n${d.log()}`);
+  await new Promise((r) => setTimeout(r, 1_000));
+  await until(() => {
+    const left = below(d.child.pid as number);
+    // The supervisor, the wrapper subshell and the dev process (sleep), none a zombie.
+    return left.length === 3 && left.every((l) => !l.endsWith(' Z'));
+  }, 7_000, () => `below the supervisor: ${below(d.child.pid as number).join(', ')}\n${d.log()}`);
+}, 15_000);
