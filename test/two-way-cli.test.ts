@@ -28,7 +28,7 @@ test('sync --mode two-way, then conflicts: listed, --take remote and --take loca
   expect(first.code).toBe(0);
   expect(events(first.stdout).map((e) => e.event)).toEqual(['pulled', 'synced']);
   expect(fs.readFileSync(path.join(a.local, 'lock.json'), 'utf8')).toBe('made-in-container');
-  expect(fs.readdirSync(path.join(state, 'kubedev', 'two-way'))).toHaveLength(1);
+  expect(fs.readdirSync(path.join(state, 'kubedev', 'two-way')).sort()).toEqual([expect.stringMatching(/^[0-9a-f]{32}\.json$/), expect.stringMatching(/^[0-9a-f]{32}\.json\.journal$/)]);
 
   fs.writeFileSync(path.join(a.local, 'a.txt'), 'a local');
   fs.writeFileSync(path.join(a.local, 'b.txt'), 'b local');
