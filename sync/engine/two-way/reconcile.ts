@@ -15,6 +15,7 @@ import { planDiff } from '../plan';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
+import { holdFoldedPulls } from './case-fold';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
@@ -119,6 +120,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     await delay(SETTLE_MS);
     return twoWayPass(h, conn, undefined, true);
   }
+  if (h.foldsCase) for (const w of holdFoldedPulls(decisions, h.localRoot)) h.warn(w);
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
   const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
   const skip = (d: Decision, e: unknown): void => {

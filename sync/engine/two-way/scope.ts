@@ -10,6 +10,8 @@
  * whether it is empty; the local root is checked by the pass. A scoped pass gives up (ScopeTooWide:
  * the caller runs a full pass) when a local folder above an anchor is not a real folder.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { IgnoreMatcher } from '../ignore';
 import { Entry, Refusal, scanLocal, Tree } from '../tree';
 import { checkedParent, LocalPathError } from './local-write';
@@ -33,6 +35,8 @@ export interface Gathered {
 export interface GatherHost {
   readonly localRoot: string;
   readonly remoteRoot: string;
+  /** The local file system folds letter case (case-fold.ts). */
+  readonly foldsCase?: boolean;
   readonly ig: IgnoreMatcher;
   readonly store: StateStore;
   onDir(rel: string): void;
@@ -95,6 +99,7 @@ export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: reado
   const local = new Map<string, Entry>();
   for (const a of anchors) h.forget?.(a);
   for (const a of anchors) await scanLocal(h.localRoot, h.ig, a, local, refused, { onDir: h.onDir });
+  if (h.foldsCase) dropAliases(h.localRoot, anchors, local);
   const remote = await remoteP;
   const set = new Set(anchors);
   const inScope = (rel: string): boolean => {
@@ -104,4 +109,25 @@ export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: reado
   const paths = new Set<string>([...local.keys(), ...remote.tree.keys()]);
   for (const rel of h.store.paths()) if (inScope(rel)) paths.add(rel);
   return { remote, local, refused, paths };
+}
+
+/**
+ * A folding file system answers a starting point spelled otherwise than on disk (`a.txt` finds
+ * `A.txt`): such a starting point and what was listed below it are dropped from `local`, as it is not
+ * there under that name (case-fold.ts then holds the remote one).
+ */
+function dropAliases(root: string, anchors: readonly string[], local: Map<string, Entry>): void {
+  for (const a of anchors) {
+    if (!local.has(a)) continue;
+    const parent = parentOf(a);
+    const name = a.slice(parent === '' ? 0 : parent.length + 1);
+    let names: string[];
+    try {
+      names = fs.readdirSync(path.join(root, parent));
+    } catch {
+      continue;
+    }
+    if (names.includes(name)) continue;
+    for (const rel of [...local.keys()]) if (rel === a || rel.startsWith(`${a}/`)) local.delete(rel);
+  }
 }

@@ -23,6 +23,7 @@ import { openWatcher, WatchGuard } from '../watch';
 import { Ownership } from './classify';
 import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
 import { TarStandby } from './pull-bulk';
+import { foldsCase } from './case-fold';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
 import { RemoteShell } from './remote-shell';
 import { RemoteWatcher } from './remote-watch';
@@ -37,6 +38,8 @@ export interface TwoWayOptions extends SyncOptions {
   readonly stateFile?: string;
   /** `kubedev conflicts --take` (resolve.ts): the side taken for these paths, by the first pass. */
   readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
+  /** The local file system folds letter case (macOS, Windows). @default probed in the local folder at start (case-fold.ts) */
+  readonly localFoldsCase?: boolean;
 }
 
 export interface TwoWayStats extends BatchStats {
@@ -82,6 +85,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private readonly dirty = new Set<string>();
   /** The dirty paths the server's watcher named (their small files come inside the scoped listing). */
   private readonly remoteNamed = new Set<string>();
+  private foldsCase = false;
   private whole = true;
   private readonly scheduler: Scheduler;
   private readonly said = new Set<string>();
@@ -132,6 +136,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         this.guard.on('error', (e) => this.fail(e));
       }
       this.scheduler.startWatchdog();
+      this.foldsCase = this.options.localFoldsCase ?? foldsCase(this.options.localRoot);
       await this.connect(this.options.initialAttempts ?? 4, true);
       const stats = await this.runPass();
       this.started = true;
@@ -273,6 +278,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     return {
       localRoot: this.options.localRoot,
       remoteRoot: this.options.remoteRoot,
+      foldsCase: this.foldsCase,
       ig: this.ig,
       own: this.own,
       store: this.store,

@@ -1,0 +1,78 @@
+/**
+ * Two-way onto a laptop whose file system folds names (macOS, Windows): names the container holds side
+ * by side but the laptop cannot (`README.md` and `readme.md`, a folder `Src` beside `src`, `é` in two
+ * Unicode forms) are held with a warning — nothing overwritten, nothing deleted on either side, no pass
+ * retried for ever. This machine's file systems are case-sensitive: the folding is declared
+ * (`localFoldsCase`, what the probe finds on macOS and Windows), and the folder read is the real one.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { foldsCase } from '../sync/engine/two-way/case-fold';
+import { useArena } from './support/hostile';
+import { snapshot, writeTree } from './support/trees';
+import { pass, remote, twoWay } from './support/two-way';
+
+jest.setTimeout(30_000);
+const { sshd, arena } = useArena();
+
+const NFC = 'caf\u00e9.txt';
+const NFD = 'cafe\u0301.txt';
+
+test('the probe: this machine folds no case, and the probe leaves nothing behind', () => {
+  const a = arena();
+  expect(foldsCase(a.local)).toBe(false);
+  expect(fs.readdirSync(a.local)).toEqual([]);
+});
+
+test('on a folding laptop the second spelling is held with a warning; both stay in the container, the first comes back', async () => {
+  const a = arena();
+  remote(sshd(), a, `printf upper > README.md && printf lower > readme.md && mkdir Src src && printf a > Src/a.txt && printf b > src/b.txt && printf nfc > '${NFC}' && printf nfd > '${NFD}' && printf plain > other.txt`);
+  const first = await pass(sshd(), a, { localFoldsCase: true });
+  expect(first.conflicts).toEqual([]);
+  expect(fs.readdirSync(a.local).sort()).toEqual(['README.md', 'Src', NFD, 'other.txt'].sort());
+  expect(fs.readFileSync(path.join(a.local, 'README.md'), 'utf8')).toBe('upper');
+  expect(fs.readdirSync(path.join(a.local, 'Src'))).toEqual(['a.txt']);
+  expect(first.warnings).toEqual(expect.arrayContaining([
+    "'readme.md' is held in the container: this laptop's file system does not tell 'readme.md' from 'README.md' (letter case or Unicode form); both stay there. Rename one of them in the container",
+    expect.stringContaining("'src' is held in the container: this laptop's file system does not tell 'src' from 'Src'"),
+    expect.stringContaining(`'${NFC}' is held in the container`),
+  ]));
+  // Again: the same holds, nothing deleted or overwritten on either side.
+  const local = snapshot(a.local);
+  const second = await pass(sshd(), a, { localFoldsCase: true });
+  expect(second.conflicts).toEqual([]);
+  expect(snapshot(a.local)).toEqual(local);
+  expect(fs.readFileSync(path.join(a.remote, 'readme.md'), 'utf8')).toBe('lower');
+  expect(fs.readFileSync(path.join(a.remote, 'src/b.txt'), 'utf8')).toBe('b');
+  expect(fs.readFileSync(path.join(a.remote, NFC), 'utf8')).toBe('nfc');
+});
+
+test('a new spelling made in the container while watching is held against the name already on the laptop', async () => {
+  const a = arena();
+  writeTree(a.local, { 'Makefile': 'local' });
+  const s = twoWay(sshd(), a, { localFoldsCase: true });
+  const warnings: string[] = [];
+  s.on('warning', (w) => warnings.push(w));
+  try {
+    await s.start();
+    remote(sshd(), a, 'printf container > makefile && printf new > fresh.txt');
+    for (const deadline = Date.now() + 10_000; !fs.existsSync(path.join(a.local, 'fresh.txt')) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.readFileSync(path.join(a.local, 'fresh.txt'), 'utf8')).toBe('new');
+    for (const deadline = Date.now() + 5_000; warnings.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    expect(warnings).toContain("'makefile' is held in the container: this laptop's file system does not tell 'makefile' from 'Makefile' (letter case or Unicode form); both stay there. Rename one of them in the container");
+    expect(fs.readdirSync(a.local).sort()).toEqual(['Makefile', 'fresh.txt']);
+    expect(fs.readFileSync(path.join(a.local, 'Makefile'), 'utf8')).toBe('local');
+  } finally {
+    await s.close();
+  }
+  expect(fs.readFileSync(path.join(a.remote, 'makefile'), 'utf8')).toBe('container');
+  expect(fs.readFileSync(path.join(a.remote, 'Makefile'), 'utf8')).toBe('local');
+});
+
+test('without folding (Linux) both spellings come back', async () => {
+  const a = arena();
+  remote(sshd(), a, 'printf upper > README.md && printf lower > readme.md');
+  const r = await pass(sshd(), a);
+  expect(r.warnings).toEqual([]);
+  expect(fs.readdirSync(a.local).sort()).toEqual(['README.md', 'readme.md']);
+});
