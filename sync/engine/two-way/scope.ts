@@ -35,7 +35,7 @@ export interface Gathered {
 export interface GatherHost {
   readonly localRoot: string;
   readonly remoteRoot: string;
-  /** The local file system folds letter case (case-fold.ts). */
+  /** The local file system folds letter case (pull-names.ts). */
   readonly foldsCase?: boolean;
   readonly ig: IgnoreMatcher;
   readonly store: StateStore;
@@ -114,7 +114,7 @@ export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: reado
 /**
  * A folding file system answers a starting point spelled otherwise than on disk (`a.txt` finds
  * `A.txt`): such a starting point and what was listed below it are dropped from `local`, as it is not
- * there under that name (case-fold.ts then holds the remote one).
+ * there under that name (pull-names.ts then holds the remote one).
  */
 function dropAliases(root: string, anchors: readonly string[], local: Map<string, Entry>): void {
   for (const a of anchors) {

@@ -23,7 +23,7 @@ import { openWatcher, WatchGuard } from '../watch';
 import { Ownership } from './classify';
 import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
 import { TarStandby } from './pull-bulk';
-import { foldsCase } from './case-fold';
+import { foldsCase } from './pull-names';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
 import { RemoteShell } from './remote-shell';
 import { RemoteWatcher } from './remote-watch';
@@ -38,8 +38,10 @@ export interface TwoWayOptions extends SyncOptions {
   readonly stateFile?: string;
   /** `kubedev conflicts --take` (resolve.ts): the side taken for these paths, by the first pass. */
   readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
-  /** The local file system folds letter case (macOS, Windows). @default probed in the local folder at start (case-fold.ts) */
+  /** The local file system folds letter case (macOS, Windows). @default probed in the local folder at start (pull-names.ts) */
   readonly localFoldsCase?: boolean;
+  /** Names Windows cannot hold are not pulled (pull-names.ts). @default process.platform === 'win32' */
+  readonly localWindowsNames?: boolean;
 }
 
 export interface TwoWayStats extends BatchStats {
@@ -279,6 +281,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       localRoot: this.options.localRoot,
       remoteRoot: this.options.remoteRoot,
       foldsCase: this.foldsCase,
+      names: { folds: this.foldsCase, windows: this.options.localWindowsNames ?? process.platform === 'win32' },
       ig: this.ig,
       own: this.own,
       store: this.store,

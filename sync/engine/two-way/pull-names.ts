@@ -1,15 +1,20 @@
 /**
- * Laptops whose file system folds names (macOS's APFS and HFS+ by default: letter case and Unicode
- * form; Windows' NTFS: letter case): a Linux container can hold `README.md` and `readme.md` side by
- * side, the laptop only one of them. A pull of the second would be refused by the re-check before the
- * rename (it sees the first under the other spelling) and tried again at every full pass, silently.
- * Instead, the second name is held with a warning that says why and what to do; nothing is
- * overwritten, nothing is deleted on either side, and the container's file stays where it is.
+ * Names the laptop cannot hold as the container does, held before they are pulled (never written under
+ * another name, never retried for ever):
+ * - Laptops whose file system folds names (macOS's APFS and HFS+ by default: letter case and Unicode
+ *   form; Windows' NTFS: letter case): a Linux container can hold `README.md` and `readme.md` side by
+ *   side, the laptop only one. A pull of the second would be refused by the re-check before the rename
+ *   (it sees the first under the other spelling) and tried again at every full pass, silently.
+ * - Windows: names it cannot hold (portable-names.ts: `a:b` would write an alternate data stream of
+ *   `a`, `a\b` a file `b`, `notes.` the file `notes`, `con.txt` the console).
+ * The name is held with a warning that says why and what to do; nothing is overwritten, nothing is
+ * deleted on either side, and the container's file stays where it is.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { INTERNAL_PREFIX } from '../ignore';
+import { windowsNameProblem } from '../portable-names';
 import { Decision } from './classify';
 
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -42,13 +47,21 @@ export function foldsCase(root: string): boolean {
   }
 }
 
+export interface LocalNames {
+  /** The laptop's file system folds letter case (and, on macOS, Unicode form). */
+  readonly folds: boolean;
+  /** The laptop is Windows: names it cannot hold are not pulled. */
+  readonly windows: boolean;
+}
+
 /**
- * Holds each pull of a new name that the laptop would fold onto another name in the same folder: one
- * on disk (read from the folder itself, so a scoped pass sees names outside its scope too) or one
- * pulled earlier in this pass (sorted order: the first spelling wins). Everything below a held folder
- * is held too. Returns one warning per held path.
+ * Holds each pull of a new name the laptop cannot hold: one Windows forbids (`names.windows`), or one
+ * the laptop would fold onto another name in the same folder (`names.folds`) — on disk (read from the
+ * folder itself, so a scoped pass sees names outside its scope too) or pulled earlier in this pass
+ * (sorted order: the first spelling wins). Everything below a held folder is held too. Returns one
+ * warning per held path.
  */
-export function holdFoldedPulls(decisions: ReadonlyMap<string, Decision>, localRoot: string): string[] {
+export function holdUnportablePulls(decisions: ReadonlyMap<string, Decision>, localRoot: string, names: LocalNames): string[] {
   const folders = new Map<string, Map<string, string>>();
   const namesIn = (parent: string): Map<string, string> => {
     let m = folders.get(parent);
@@ -65,6 +78,12 @@ export function holdFoldedPulls(decisions: ReadonlyMap<string, Decision>, localR
   };
   const warnings: string[] = [];
   const held: string[] = [];
+  const hold = (d: Decision, why: string, fix: string): void => {
+    d.action = 'hold';
+    d.why = why;
+    held.push(d.rel);
+    warnings.push(`'${d.rel}' is held in the container: ${why}. ${fix}`);
+  };
   const pulls = [...decisions.values()].filter((d) => d.action === 'pull' && d.l === undefined).sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   for (const d of pulls) {
     if (held.some((h) => d.rel.startsWith(`${h}/`))) {
@@ -74,17 +93,19 @@ export function holdFoldedPulls(decisions: ReadonlyMap<string, Decision>, localR
     const slash = d.rel.lastIndexOf('/');
     const parent = slash < 0 ? '' : d.rel.slice(0, slash);
     const name = d.rel.slice(slash + 1);
-    const names = namesIn(parent);
-    const other = names.get(foldKey(name));
-    if (other === undefined || other === name) {
-      names.set(foldKey(name), name);
+    const problem = names.windows ? windowsNameProblem(name) : undefined;
+    if (problem) {
+      hold(d, `the name ${problem}`, 'Rename it in the container');
       continue;
     }
-    const otherRel = parent === '' ? other : `${parent}/${other}`;
-    d.action = 'hold';
-    d.why = `this laptop's file system does not tell '${d.rel}' from '${otherRel}' (letter case or Unicode form)`;
-    held.push(d.rel);
-    warnings.push(`'${d.rel}' is held in the container: ${d.why}; both stay there. Rename one of them in the container`);
+    if (!names.folds) continue;
+    const inFolder = namesIn(parent);
+    const other = inFolder.get(foldKey(name));
+    if (other === undefined || other === name) {
+      inFolder.set(foldKey(name), name);
+      continue;
+    }
+    hold(d, `this laptop's file system does not tell '${d.rel}' from '${parent === '' ? other : `${parent}/${other}`}' (letter case or Unicode form)`, 'Both stay there; rename one of them in the container');
   }
   if (held.length > 0) {
     for (const d of decisions.values()) if (d.action !== 'none' && held.some((h) => d.rel.startsWith(`${h}/`))) d.action = 'hold';
