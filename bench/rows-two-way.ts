@@ -113,6 +113,26 @@ export const TWO_WAY_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
       ];
     }),
 
+  'two-way-saves': (c) =>
+    twoWay(c, 'two-way-saves', async (local, remote) => {
+      const paths = c.d.small.tree.paths;
+      const r = rng(13);
+      const lat: number[] = [];
+      for (let i = 0; i < EDITS; i++) {
+        const rel = paths[Math.floor(r() * paths.length)];
+        const want = Buffer.from(`laptop save ${i} of ${rel}\n`.repeat(1 + (i % 5)));
+        const t0 = performance.now();
+        fs.writeFileSync(path.join(local, rel), want);
+        lat.push((await arrival(path.join(remote, rel), want, 10_000)) - t0);
+        await sleep(20);
+      }
+      const p = (q: number): string => `${percentile(lat, q).toFixed(1)} ms`;
+      return [
+        { what: `two-way: laptop save -> byte-equal container, p50 (${EDITS} saves)`, kubedev: p(50), target: '≤ 15 ms (as one-way)', met: percentile(lat, 50) <= 15 },
+        { what: 'two-way: laptop save, p95', kubedev: p(95) },
+      ];
+    }),
+
   'two-way-gen': (c) =>
     twoWay(c, 'two-way-gen', async (local, remote, writer, pushed, w) => {
       const { b, l } = c;

@@ -35,6 +35,7 @@ const ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   'real-switch-watch': WATCH_ROWS['real-switch-watch'],
   large: ATTACH_ROWS.large,
   'two-way-edits': TWO_WAY_ROWS['two-way-edits'],
+  'two-way-saves': TWO_WAY_ROWS['two-way-saves'],
   'two-way-gen': TWO_WAY_ROWS['two-way-gen'],
   watch100k: WATCH_ROWS.watch100k,
 };

@@ -19,7 +19,7 @@ import { holdUnportablePulls, LocalNames } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
-import { guardOverwrites, releaseGuards } from './remote-guard';
+import { dropGuards, guardOverwrites, releaseGuards } from './remote-guard';
 import { RemoteRun, unlessDropped } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
@@ -56,6 +56,12 @@ export interface PassHost extends GatherHost {
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext;
 }
 
+/** The paths each side's watcher named (a scoped pass fetches small remote ones inline, guards local ones early). */
+export interface Named {
+  readonly local?: ReadonlySet<string>;
+  readonly remote?: ReadonlySet<string>;
+}
+
 export interface PassStats {
   readonly pushed: string[];
   readonly pulled: string[];
@@ -79,7 +85,7 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * One pass: whole (`dirty` undefined), or scoped to the paths the watchers named (falls back to a
  * whole pass when they are too many, name the root, or the scoped pass would delete a large share).
  */
-export async function twoWayPass(h: PassHost, conn: Connection, dirty?: ReadonlySet<string>, settled = false, remoteNamed: ReadonlySet<string> = new Set()): Promise<PassStats> {
+export async function twoWayPass(h: PassHost, conn: Connection, dirty?: ReadonlySet<string>, settled = false, named: Named = {}): Promise<PassStats> {
   const t0 = performance.now();
   const store = h.store;
   store.reload();
@@ -90,7 +96,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   if (anchors) {
     h.step(`looking at ${anchors.length} changed path(s) in '${h.remoteRoot}' and the local folder`);
     try {
-      got = await gatherScoped(h, h.run, anchors, [...remoteNamed]);
+      got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])], [...(named.local ?? [])]);
     } catch (e) {
       if (e instanceof ScopeTooWide) return twoWayPass(h, conn, undefined, settled);
       throw e;
@@ -152,13 +158,14 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   // 2. Pushes: the mirror's apply over exactly these paths (files always sent: the decision was made).
   const push = of('push');
   const pushedOk = new Set<string>();
-  if (push.length > 0) {
+  if (push.length === 0) dropGuards(h.run, h.remoteRoot, [...(remote.guards?.values() ?? [])].map((g) => g.guard));
+  else {
     h.step('sending');
     // A remote file written since the listing is not overwritten (left for the next pass); one written
     // in place during the upload is kept beside it (remote-guard.ts).
     const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
     const listed = (rel: string): Entry | undefined => remote.tree.get(rel);
-    const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed);
+    const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed, remote.guards);
     const moved = guards.moved;
     if (moved.size > 0) done.retry = true;
     const want = new Map<string, Entry>();
@@ -174,7 +181,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
       res = await applyPlan(h.ctx(conn, remote.tree), plan);
     } finally {
       if (conn.alive) {
-        for (const [rel, copy] of await releaseGuards(h.run, h.remoteRoot, guards, listed)) {
+        for (const [rel, copy] of await releaseGuards(h.run, h.remoteRoot, guards)) {
           h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
           done.retry = true;
         }

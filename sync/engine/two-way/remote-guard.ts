@@ -8,79 +8,122 @@
  * not lost — they are kept beside the file as `<stem>.conflict-container-<time><ext>`, which syncs to
  * the laptop like any new file, and the session warns. Left open: a container write that replaces the
  * file by rename in the same milliseconds (a new inode, unlinked by the runner's rename).
+ *
+ * Round trips: a scoped pass links the guards of the files the laptop changed in its listing command
+ * (remote-list.ts `guard`), so a save pays none for them; the release compares on the server and
+ * keeps, removes and reports in one command.
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { rp } from '../apply-common';
 import { Entry, shQuote } from '../tree';
 import { conflictCopyName } from './local-write';
-import { RemoteRun } from './remote-list';
+import type { RemoteRun } from './remote-list';
 
 export interface Guards {
   /** Files changed since the listing: not pushed. */
   readonly moved: Set<string>;
   /** rel -> the guard's path (relative to the root). */
   readonly held: Map<string, string>;
+  /** rel -> the guard's stat when it was made (`size/mtime/mode`, as find prints them). */
+  readonly seen: Map<string, string>;
 }
 
+/** A guard linked by the scoped listing itself (remote-list.ts), with its stat row then. */
+export interface PreGuard {
+  readonly guard: string;
+  readonly row: readonly string[];
+}
+
+/** Prints the stat row of `p` (size, mtime, mode; NUL-terminated), or a 'gone' row. */
 const stat = (p: string): string => `find ${shQuote(p)} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0' 2>/dev/null || printf 'gone\\0\\0\\0'`;
 
-function parseStats(out: Buffer, n: number): string[][] {
+/** A shell line linking a guard to `rel` and printing its stat row ('gone' when the file is not there). */
+export function guardLine(rel: string, guard: string): string {
+  return `if ln -- ${shQuote(rp(rel))} ${shQuote(rp(guard))} 2>/dev/null; then ${stat(rp(guard))}; else printf 'gone\\0\\0\\0'; fi`;
+}
+
+/** A fresh guard name beside `rel` (an internal name: never listed as a path, never sent). */
+export function guardNames(rels: readonly string[]): string[] {
+  const stem = `.kubedev-guard-${crypto.randomBytes(6).toString('hex')}-`;
+  return rels.map((rel, i) => path.posix.join(path.posix.dirname(rel), `${stem}${i}`));
+}
+
+export function parseStats(out: Buffer | string, n: number): string[][] {
   const f = out.toString('utf8').split('\0');
   const rows: string[][] = [];
   for (let i = 0; i < n; i++) rows.push(f.slice(i * 3, i * 3 + 3));
   return rows;
 }
 
-function same(row: string[] | undefined, e: Entry | undefined): boolean {
+function same(row: readonly string[] | undefined, e: Entry | undefined): boolean {
   return !!row && !!e && row[0] !== 'gone' && Number(row[0]) === e.size && Number(row[1]) * 1000 === e.mtimeMs && parseInt(row[2], 8) === e.mode;
 }
 
-/** Links a guard to each of `rels` (remote files about to be replaced) and says which changed since the listing. */
-export async function guardOverwrites(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined): Promise<Guards> {
+/**
+ * Links a guard to each of `rels` (remote files about to be replaced) and says which changed since the
+ * listing. Those the listing already guarded (`pre`) cost no round trip; its guards for files that are
+ * not replaced after all are removed here (without waiting).
+ */
+export async function guardOverwrites(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined, pre: ReadonlyMap<string, PreGuard> = new Map()): Promise<Guards> {
   const moved = new Set<string>();
   const held = new Map<string, string>();
-  if (rels.length === 0) return { moved, held };
-  const stem = `.kubedev-guard-${crypto.randomBytes(6).toString('hex')}-`;
-  const guards = rels.map((rel, i) => path.posix.join(path.posix.dirname(rel), `${stem}${i}`));
-  const lines = [`cd ${shQuote(root)} || exit 3`];
-  rels.forEach((rel, i) => lines.push(`if ln -- ${shQuote(rp(rel))} ${shQuote(rp(guards[i]))} 2>/dev/null; then ${stat(rp(guards[i]))}; else printf 'gone\\0\\0\\0'; fi`));
-  const res = await run(lines.join('\n'));
-  const rows = parseStats(res.stdout, rels.length);
+  const seen = new Map<string, string>();
   const drop: string[] = [];
-  rels.forEach((rel, i) => {
-    if (same(rows[i], listed(rel))) held.set(rel, guards[i]);
-    else {
+  const decide = (rel: string, guard: string, row: readonly string[] | undefined): void => {
+    if (same(row, listed(rel))) {
+      held.set(rel, guard);
+      seen.set(rel, (row as string[]).join('/'));
+    } else {
       moved.add(rel);
-      drop.push(guards[i]);
+      drop.push(guard);
     }
-  });
-  if (drop.length > 0) await run(`cd ${shQuote(root)} && rm -f -- ${drop.map((g) => shQuote(rp(g))).join(' ')}`);
-  return { moved, held };
+  };
+  const wanted = new Set(rels);
+  for (const [rel, g] of pre) {
+    if (wanted.has(rel)) decide(rel, g.guard, g.row);
+    else drop.push(g.guard);
+  }
+  const rest = rels.filter((rel) => !pre.has(rel));
+  if (rest.length > 0) {
+    const guards = guardNames(rest);
+    const res = await run([`cd ${shQuote(root)} || exit 3`, ...rest.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
+    const rows = parseStats(res.stdout, rest.length);
+    rest.forEach((rel, i) => decide(rel, guards[i], rows[i]));
+  }
+  dropGuards(run, root, drop);
+  return { moved, held, seen };
+}
+
+/** Removes guards no push needs, without waiting (one left by a dropped connection is a leftover the next listing reports and removes). */
+export function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): void {
+  if (guards.length > 0) run(`cd ${shQuote(root)} && rm -f -- ${guards.map((g) => shQuote(rp(g))).join(' ')}`).catch(() => undefined);
 }
 
 /**
- * After the writes: a guard whose inode changed since the listing kept a container's in-place write —
- * it becomes `<stem>.conflict-container-<time><ext>` (never over an existing name); the others go.
- * Returns the files whose container version was kept that way, with the copy's name.
+ * After the writes, in one round trip: a guard whose stat changed since it was made kept a container's
+ * in-place write — it becomes `<stem>.conflict-container-<time><ext>` (never over an existing name);
+ * every guard goes. Returns the files whose container version was kept that way, with the copy's name.
  */
-export async function releaseGuards(run: RemoteRun, root: string, g: Guards, listed: (rel: string) => Entry | undefined): Promise<Map<string, string>> {
+export async function releaseGuards(run: RemoteRun, root: string, g: Guards): Promise<Map<string, string>> {
   const kept = new Map<string, string>();
   if (g.held.size === 0) return kept;
   const rels = [...g.held.keys()];
-  const cd = `cd ${shQuote(root)} || exit 3`;
-  const res = await run([cd, ...rels.map((rel) => stat(rp(g.held.get(rel) as string)))].join('\n'));
-  const rows = parseStats(res.stdout, rels.length);
-  const lines = [cd];
+  const copies = rels.map((rel) => conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-'));
+  const lines = [`cd ${shQuote(root)} || exit 3`];
   rels.forEach((rel, i) => {
-    const guard = rp(g.held.get(rel) as string);
-    if (!same(rows[i], listed(rel)) && rows[i]?.[0] !== 'gone') {
-      const copy = conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-');
-      kept.set(rel, copy);
-      lines.push(`ln -- ${shQuote(guard)} ${shQuote(rp(copy))} 2>/dev/null || ln -- ${shQuote(guard)} ${shQuote(rp(`${copy}-${i}`))}`);
-    }
-    lines.push(`rm -f -- ${shQuote(guard)}`);
+    const guard = shQuote(rp(g.held.get(rel) as string));
+    const copy = rp(copies[i]);
+    lines.push(
+      `now=$(find ${guard} -maxdepth 0 -printf '%s/%T@/%m' 2>/dev/null)`,
+      `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi`,
+      `rm -f -- ${guard}`,
+    );
   });
-  await run(lines.join('\n'));
+  const res = await run(lines.join('\n'));
+  for (const line of res.stdout.toString('utf8').split('\n')) {
+    const m = /^kept(-\d+)? (\d+)$/.exec(line);
+    if (m) kept.set(rels[Number(m[2])], m[1] ? `${copies[Number(m[2])]}${m[1]}` : copies[Number(m[2])]);
+  }
   return kept;
 }

@@ -87,6 +87,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private readonly dirty = new Set<string>();
   /** The dirty paths the server's watcher named (their small files come inside the scoped listing). */
   private readonly remoteNamed = new Set<string>();
+  /** The dirty paths the local watcher named (their push guards are linked by the scoped listing). */
+  private readonly localNamed = new Set<string>();
   private foldsCase = false;
   private whole = true;
   private readonly scheduler: Scheduler;
@@ -133,7 +135,10 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
         const o = this.options;
         this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
-        this.guard.on('dirty', (rels) => this.kick(rels));
+        this.guard.on('dirty', (rels) => {
+          for (const r of rels ?? []) this.localNamed.add(r);
+          this.kick(rels);
+        });
         this.guard.on('warning', (m) => this.emit('warning', m));
         this.guard.on('error', (e) => this.fail(e));
       }
@@ -228,13 +233,14 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     if (!this.shell?.alive) this.shell = await RemoteShell.open(conn);
     this.owedPass = false;
     const dirty = this.whole ? undefined : new Set(this.dirty);
-    const remoteNamed = new Set(this.remoteNamed);
+    const named = { remote: new Set(this.remoteNamed), local: new Set(this.localNamed) };
     this.whole = false;
     this.dirty.clear();
     this.remoteNamed.clear();
+    this.localNamed.clear();
     let s: PassStats;
     try {
-      s = await twoWayPass(this.host(), conn, dirty, false, remoteNamed);
+      s = await twoWayPass(this.host(), conn, dirty, false, named);
     } catch (e) {
       this.owedPass = true;
       this.whole = true;
