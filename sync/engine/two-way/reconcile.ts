@@ -74,6 +74,8 @@ export interface PassStats {
   readonly retry: boolean;
   /** Looked only at the dirty paths. */
   readonly scoped: boolean;
+  /** The push guards' release, under way: true when a container write was kept (another pass is owed). */
+  readonly released?: Promise<boolean>;
 }
 
 /** More dirty paths than this make a full pass (one listing is then cheaper than many starting points). */
@@ -131,6 +133,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   if (h.names.folds || h.names.windows) for (const w of holdUnportablePulls(decisions, h.localRoot, h.names)) h.warn(w);
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
   const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
+  let released: Promise<boolean> | undefined;
   const skip = (d: Decision, e: unknown): void => {
     if (e instanceof ChangedMeanwhile) done.retry = true; // a race with the user: the next pass looks again
     else if (e instanceof LocalPathError) h.warn(e.message);
@@ -176,17 +179,21 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
       if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
     }
     const plan = planDiff(want, have);
+    const release = (): Promise<boolean> =>
+      releaseGuards(h.run, h.remoteRoot, guards).then((kept) => {
+        for (const [rel, copy] of kept) h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
+        return kept.size > 0;
+      });
     let res: Awaited<ReturnType<typeof applyPlan>>;
     try {
       res = await applyPlan(h.ctx(conn, remote.tree), plan);
-    } finally {
-      if (conn.alive) {
-        for (const [rel, copy] of await releaseGuards(h.run, h.remoteRoot, guards)) {
-          h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
-          done.retry = true;
-        }
-      }
+    } catch (e) {
+      if (conn.alive) await release().catch(() => undefined);
+      throw e;
     }
+    // Not waited for here: the session's next command is sent behind it on the same shell (the result,
+    // a kept container write, asks for another pass when it comes).
+    if (conn.alive) released = release();
     for (const w of res.warnings) h.warn(w);
     const failed = new Set([...res.unsent, ...res.changed]);
     for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
@@ -298,7 +305,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   }
   store.remoteRootId = remote.rootId || store.remoteRootId;
   h.persist();
-  return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0 };
+  return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
 }
 
 function sameKnown(a: Sig | undefined, b: Sig | undefined): boolean {

@@ -4,11 +4,14 @@
  * server's session process (measured on 127.0.0.1, loaded: 150-220 ms each; a command on an open shell:
  * 1-2 ms), and a two-way pass runs on every remote change.
  *
- * One command at a time. Each runs in a subshell (its `exit` and `cd` stay there) with stdin from /dev/null (the shell's stdin is the channel: only
- * the runner writes there) and its stdout framed by `NUL <marker> <exit code> NUL`, the marker random
- * per command (a name cannot hold a NUL, so no listing can end a frame early). Stderr is collected
- * loosely (for messages only; exit codes decide). The shell ending, or the connection, rejects what is
- * pending with a ConnectionError; the next pass opens a new shell.
+ * Commands are sent at once and run in order (pipelined: a command sent while another runs costs no
+ * round trip of its own). Each runs in a subshell (its `exit` and `cd` stay there) with stdin from
+ * /dev/null (the shell's stdin is the channel: only the runner writes there, and no command can read
+ * the next one) and its stdout framed by `NUL <marker> <exit code> NUL`, the marker random per command
+ * (a name cannot hold a NUL, so no listing can end a frame early); the bytes after a frame belong to
+ * the next command. Stderr is collected loosely (for messages only; exit codes decide). The shell
+ * ending, or the connection, rejects what is pending with a ConnectionError; the next pass opens a new
+ * shell.
  */
 import * as crypto from 'node:crypto';
 import { ClientChannel } from 'ssh2';
@@ -31,8 +34,8 @@ export class RemoteShell {
   private size = 0;
   private tail = Buffer.alloc(0);
   private stderr = '';
-  private pending?: Pending;
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Commands sent and not answered yet, oldest first. */
+  private waiting: Pending[] = [];
   private ended?: Error;
 
   private constructor(private readonly ch: ClientChannel, private readonly where: string) {
@@ -56,49 +59,45 @@ export class RemoteShell {
     return !this.ended;
   }
 
-  /** Runs `script` (sh) and resolves with its exit code and stdout; one at a time, in call order. */
+  /** Runs `script` (sh) and resolves with its exit code and stdout; sent at once, run in call order. */
   run(script: string): Promise<ShellResult> {
-    const p = this.queue.then(() => this.runNow(script));
-    this.queue = p.catch(() => undefined);
-    return p;
-  }
-
-  private runNow(script: string): Promise<ShellResult> {
     if (this.ended) return Promise.reject(this.ended);
     const marker = `KUBEDEV-END-${crypto.randomBytes(8).toString('hex')}`;
     return new Promise<ShellResult>((resolve, reject) => {
-      this.chunks = [];
-      this.size = 0;
-      this.tail = Buffer.alloc(0);
-      this.stderr = '';
-      this.pending = { end: Buffer.from(`\0${marker} `), resolve, reject };
+      this.waiting.push({ end: Buffer.from(`\0${marker} `), resolve, reject });
       this.ch.write(`(\n${script}\n) </dev/null; printf '\\0%s %d\\0' ${marker} $?\n`);
     });
   }
 
   private onData(b: Buffer): void {
-    const p = this.pending;
-    if (!p) return; // nothing asked: a login shell's greeting
-    this.chunks.push(b);
-    this.size += b.length;
-    // The frame's end is looked for in the new bytes and the few before them (never the whole output again).
-    const look = Buffer.concat([this.tail, b]);
-    this.tail = look.subarray(Math.max(0, look.length - p.end.length - 32));
-    const at = look.indexOf(p.end);
-    if (at < 0) return;
-    const close = look.indexOf(0, at + p.end.length);
-    if (close < 0) return;
-    this.pending = undefined;
-    const all = Buffer.concat(this.chunks, this.size);
-    const code = Number(look.subarray(at + p.end.length, close).toString('latin1'));
-    p.resolve({ code, stdout: all.subarray(0, all.length - (look.length - at)), stderr: this.stderr });
+    for (let rest = b; rest.length > 0; ) {
+      const p = this.waiting[0];
+      if (!p) return; // nothing asked: a login shell's greeting
+      this.chunks.push(rest);
+      this.size += rest.length;
+      // The frame's end is looked for in the new bytes and the few before them (never the whole output again).
+      const look = Buffer.concat([this.tail, rest]);
+      this.tail = look.subarray(Math.max(0, look.length - p.end.length - 32));
+      const at = look.indexOf(p.end);
+      if (at < 0) return;
+      const close = look.indexOf(0, at + p.end.length);
+      if (close < 0) return;
+      this.waiting.shift();
+      const all = Buffer.concat(this.chunks, this.size);
+      const code = Number(look.subarray(at + p.end.length, close).toString('latin1'));
+      p.resolve({ code, stdout: all.subarray(0, all.length - (look.length - at)), stderr: this.stderr });
+      this.chunks = [];
+      this.size = 0;
+      this.tail = Buffer.alloc(0);
+      this.stderr = '';
+      rest = look.subarray(close + 1); // the next command's output
+    }
   }
 
   private end(e: Error): void {
     if (this.ended) return;
     this.ended = e;
-    this.pending?.reject(e);
-    this.pending = undefined;
+    for (const p of this.waiting.splice(0)) p.reject(e);
     this.ch.close();
   }
 

@@ -90,6 +90,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   /** The dirty paths the local watcher named (their push guards are linked by the scoped listing). */
   private readonly localNamed = new Set<string>();
   private foldsCase = false;
+  /** The last pass's push guards being released (remote-guard.ts); waited for before the shell closes. */
+  private releasing?: Promise<void>;
   private whole = true;
   private readonly scheduler: Scheduler;
   private readonly said = new Set<string>();
@@ -158,6 +160,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   protected async shutdown(): Promise<void> {
     this.scheduler.stop();
     this.remoteWatcher.close();
+    await this.releasing;
     this.shell?.close();
     this.standby?.close();
     await this.guard?.close();
@@ -251,6 +254,18 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       paths: [...s.pushed, ...s.deletedRemote], pulled: s.pulled, deletedLocal: s.deletedLocal, conflicts: s.conflicts,
     };
     if (s.retry) this.owedPass = true;
+    if (s.released) {
+      const settled = s.released.then(
+        (kept) => kept,
+        () => true,
+      ).then((again) => {
+        if (!again || this.closing || this.fatal) return;
+        this.owedPass = true;
+        this.scheduler.schedule();
+      });
+      this.releasing = settled;
+      if (this.options.watch === false) await settled;
+    }
     if (s.pulled.length + s.deletedLocal.length > 0) this.emit('pulled', { paths: s.pulled, deleted: s.deletedLocal, bytes: s.bytes, ms: s.ms, scoped: s.scoped });
     return stats;
   }
