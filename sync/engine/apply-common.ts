@@ -85,9 +85,13 @@ export function chunked(prefix: string, args: string[], suffix = ''): string[] {
   return out;
 }
 
-/** `rm -rf` lines; a path holding read-only folders is opened (chmod -R u+rwx) and removed again. */
+/**
+ * `rm -rf` lines: one `rm` process per line of paths (a branch switch deletes thousands: one process each
+ * cost seconds); if it fails, each path of the line again, one holding read-only folders opened first
+ * (chmod -R u+rwx) and removed again.
+ */
 export function deleteLines(deletes: readonly string[]): string[] {
-  return chunked('for p in', deletes.map((d) => shQuote(rp(d))), '; do rm -rf -- "$p" 2>/dev/null || { chmod -R u+rwx -- "$p" 2>/dev/null; rm -rf -- "$p"; }; done');
+  return chunked('set --', deletes.map((d) => shQuote(rp(d))), '; rm -rf -- "$@" 2>/dev/null || for p in "$@"; do rm -rf -- "$p" 2>/dev/null || { chmod -R u+rwx -- "$p" 2>/dev/null; rm -rf -- "$p"; }; done');
 }
 
 /** chmod lines for `items`, deepest first (a folder's search bit may be taken away last). */
