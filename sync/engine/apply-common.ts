@@ -50,6 +50,8 @@ export interface ApplyContext {
   readonly signal?: AbortSignal;
   /** Force a method (benchmarks, tests; `helper`: SFTP's way with the remote helper whatever the round trip). */
   readonly method?: 'tar' | 'sftp' | 'helper';
+  /** Gzip the bulk archive: true, false, or undefined to decide by the round trip (apply-tar.ts). */
+  readonly compress?: boolean;
   /** false for a one-shot run (`--once`): no remote helper is started, as no save will follow. */
   readonly watching?: boolean;
   /** Told of bytes as they are sent (progress display). */

@@ -44,13 +44,14 @@ function remoteTree(a: Arena, tree: Record<string, string>, prepare: () => void 
   execFileSync('chown', ['-R', '-h', `${sshd().uid}:${sshd().gid}`, a.remote]);
 }
 
-/** A server without perl: the mover's probe looks for a command that does not exist. */
-function withoutPerl(c: Connection): Connection {
+/** A server without `tool`: its probe looks for a command that does not exist. */
+function without(tool: string, c: Connection): Connection {
   const exec = c.exec.bind(c);
   return Object.assign(Object.create(c) as Connection, {
-    exec: (command: string, ...rest: Parameters<Connection['exec']> extends [string, ...infer R] ? R : never) => exec(command.replace('command -v perl ', 'command -v kubedev-no-perl '), ...rest),
+    exec: (command: string, ...rest: Parameters<Connection['exec']> extends [string, ...infer R] ? R : never) => exec(command.replace(`command -v ${tool} `, `command -v kubedev-no-${tool} `), ...rest),
   });
 }
+const withoutPerl = (c: Connection): Connection => without('perl', c);
 
 function staging(a: Arena): string[] {
   return fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'));
@@ -117,4 +118,24 @@ test('many deletes go in one rm; a read-only folder among them is opened and rem
   const deletes = ['ro', ...Array.from({ length: 10 }, (_, i) => `gone${i}`), 'not-there'];
   await applyPlan({ conn: c, localRoot: a.local, remoteRoot: a.remote, remote: new Map(), method: 'tar' }, { ...emptyPlan(), deletes });
   expect(fs.readdirSync(a.remote)).toEqual(['keep.txt']);
+});
+
+test.each([
+  ['gzip on the server', (c: Connection) => c],
+  ['no gzip on the server: sent again as it is', (c: Connection) => without('gzip', c)],
+])('a gzipped archive (%s) arrives byte-equal, odd names and modes kept', async (_name, wrap) => {
+  const a = arena();
+  const names = ['plain.txt', ' lead space', '-rf x', "it's", 'line\nbreak', 'ünïcödé ✓.txt', 'sub/deeper/x y.txt', 'sub/empty.bin'];
+  const tree: Record<string, { content: string; mode: number }> = {};
+  names.forEach((n, i) => (tree[n] = { content: n === 'sub/empty.bin' ? '' : `${n}\n`.repeat(1000 + i * 37), mode: [0o644, 0o755, 0o600][i % 3] }));
+  writeTree(a.local, tree);
+  remoteTree(a, { 'old.txt': 'old' });
+  const plan: Plan = { ...emptyPlan(), deletes: ['old.txt'], dirs: ['sub', 'sub/deeper'].map((d) => item(a, d)), files: names.map((n) => item(a, n)) };
+  const c = wrap(await connect());
+  const steps: string[] = [];
+  const res = await applyPlan({ conn: c, localRoot: a.local, remoteRoot: a.remote, remote: new Map(), method: 'tar', compress: true, onStep: (w) => steps.push(w) }, plan);
+  expect(steps.filter((w) => w.startsWith('sending'))).toEqual(_name.startsWith('gzip') ? ['sending 8 files (tar, gzip)'] : ['sending 8 files (tar, gzip)', 'sending 8 files (tar)']);
+  expect(res.unsent).toEqual([]);
+  expect(a.differences()).toEqual([]);
+  expect(staging(a)).toEqual([]);
 });
