@@ -29,11 +29,12 @@ const MOVES_IN_FLIGHT = 1024;
 
 /**
  * The archive is gzipped (`gzip -1`: about 3 times smaller for source code, and tar's padding gone) when
- * an exec channel took at least this long to open (two round trips: a round trip of 15 ms and more) and
- * it is worth it: at 50 ms the channel's 2 MB window bounds the stream to ~40 MB/s, while at 0 ms the
- * compression's CPU costs more than the bytes it saves.
+ * every exec channel took at least this long to open (two round trips and a process start: a round trip
+ * of about 25 ms and more; a loaded 2-core machine took up to 35 ms at 0 ms) and it is worth it: at 50 ms
+ * the channel's 2 MB window bounds the stream to ~40 MB/s, while at 0 ms the compression's CPU costs
+ * more than the bytes it saves.
  */
-const COMPRESS_OPEN_MS = 30;
+const COMPRESS_OPEN_MS = 60;
 const COMPRESS_MIN_BYTES = 1024 * 1024;
 /** The extraction's exit code when the server has no gzip (nothing was written). */
 const NO_GZIP = 92;
