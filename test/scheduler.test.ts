@@ -122,3 +122,32 @@ test('watchdog: work owed with nothing running or armed is reported and schedule
     s.stop();
   }
 });
+
+test('a large backlog waits for its burst to end (30 ms quiet, 1 s at most); a small one does not wait', async () => {
+  const { s } = harness();
+  const burst = (ms: number): NodeJS.Timeout => {
+    const until = performance.now() + ms;
+    const t = setInterval(() => (performance.now() < until ? s.event() : clearInterval(t)), 5);
+    return t;
+  };
+  s.event();
+  let t0 = performance.now();
+  await s.settle(399);
+  expect(performance.now() - t0).toBeLessThan(15);
+  // Events every 5 ms for 200 ms: the settle returns once they stop (and 30 ms pass), not before.
+  burst(200);
+  s.event();
+  t0 = performance.now();
+  await s.settle(400);
+  const waited = performance.now() - t0;
+  expect(waited).toBeGreaterThanOrEqual(200);
+  expect(waited).toBeLessThan(900);
+  // A burst that never stops is sent after 1 s anyway.
+  const endless = burst(3_000);
+  s.event();
+  t0 = performance.now();
+  await s.settle(10_000);
+  expect(performance.now() - t0).toBeGreaterThanOrEqual(990);
+  expect(performance.now() - t0).toBeLessThan(2_000);
+  clearInterval(endless);
+});

@@ -50,6 +50,8 @@ export interface ApplyContext {
   readonly signal?: AbortSignal;
   /** Force a method (benchmarks, tests; `helper`: SFTP's way with the remote helper whatever the round trip). */
   readonly method?: 'tar' | 'sftp' | 'helper';
+  /** Gzip the bulk archive: true, false, or undefined to decide by the round trip (apply-tar.ts). */
+  readonly compress?: boolean;
   /** false for a one-shot run (`--once`): no remote helper is started, as no save will follow. */
   readonly watching?: boolean;
   /** Told of bytes as they are sent (progress display). */
@@ -85,9 +87,13 @@ export function chunked(prefix: string, args: string[], suffix = ''): string[] {
   return out;
 }
 
-/** `rm -rf` lines; a path holding read-only folders is opened (chmod -R u+rwx) and removed again. */
+/**
+ * `rm -rf` lines: one `rm` process per line of paths (a branch switch deletes thousands: one process each
+ * cost seconds); if it fails, each path of the line again, one holding read-only folders opened first
+ * (chmod -R u+rwx) and removed again.
+ */
 export function deleteLines(deletes: readonly string[]): string[] {
-  return chunked('for p in', deletes.map((d) => shQuote(rp(d))), '; do rm -rf -- "$p" 2>/dev/null || { chmod -R u+rwx -- "$p" 2>/dev/null; rm -rf -- "$p"; }; done');
+  return chunked('set --', deletes.map((d) => shQuote(rp(d))), '; rm -rf -- "$@" 2>/dev/null || for p in "$@"; do rm -rf -- "$p" 2>/dev/null || { chmod -R u+rwx -- "$p" 2>/dev/null; rm -rf -- "$p"; }; done');
 }
 
 /** chmod lines for `items`, deepest first (a folder's search bit may be taken away last). */

@@ -1,35 +1,25 @@
 /**
  * The bulk way: deletes and mode changes as one script, then one tar stream over one exec channel into
- * a staging folder inside the remote root, then each top-most new item renamed into place (pipelined
- * SFTP posix-renames: one rename(2) each on the server). Before the moves, every file is checked
+ * a staging folder inside the remote root, then each top-most new item renamed into place (one shell
+ * script, `mv` per target folder: apply-moves.ts; SFTP renames if something is mounted below the
+ * root). Before the moves, every file is checked
  * against the local file system: one that changed, vanished or could not be read while it was packed
  * has its staged copy removed, so no padded or cut file ever takes a real name.
  */
-import { execFile, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import { caller, Limiter, sftpFailure } from './apply-sftp';
-import { ApplyContext, ApplyResult, chmodLines, chunked, COALESCE_BYTES, deleteLines, earlyChmods, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
+import { ApplyContext, ApplyResult, chmodLines, COALESCE_BYTES, deleteLines, earlyChmods, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
+import { checkScript, moverCommand, moverInput, MoveReport, moveReport, NO_PERL, REMOVE_STAGE } from './apply-moves';
 import { Coalesce } from './coalesce';
+import { localGzipAvailable, localTar, localTarAvailable } from './local-tar';
 import { changedSince, LocalReadError, readExactly, readSmallSync } from './local-read';
 import { Plan, PlanItem } from './plan';
 import { ExecResult } from './transport';
-import type { SFTPWrapper } from 'ssh2';
 import { shQuote } from './tree';
-
-/** Whether a local `tar` can pack for us (GNU tar or bsdtar); `KUBEDEV_TAR=js` forces tar-stream. */
-let localTarChecked: Promise<boolean> | undefined;
-function localTarAvailable(): Promise<boolean> {
-  if (process.env.KUBEDEV_TAR === 'js') return Promise.resolve(false);
-  // Asked without blocking: the SFTP session and the clean-up shell are opening meanwhile.
-  localTarChecked ??= new Promise((resolve) => {
-    execFile('tar', ['--version'], { encoding: 'utf8', timeout: 5000 }, (err, out) => resolve(!err && /GNU tar|bsdtar/.test(out)));
-  });
-  return localTarChecked;
-}
 
 /**
  * Renames in flight at once: each is a ~100-byte request the server answers at once, so the window is
@@ -37,37 +27,19 @@ function localTarAvailable(): Promise<boolean> {
  */
 const MOVES_IN_FLIGHT = 1024;
 
-/** Removes the staging folder "$S", opening read-only folders inside it first if need be. */
-const REMOVE_STAGE = 'rm -rf -- "$S" 2>/dev/null || { chmod -R u+rwx -- "$S"; rm -rf -- "$S"; }';
-
-/** tar's words for a member it could not read (it is left out of the archive). */
-const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
-
 /**
- * Packs `names` (relative to `root`, no recursion) with the local tar: the fastest feed measured
- * (tar-stream in-process costs about twice the CPU). Members it cannot open are returned in `skipped`
- * (name, tar's reason).
+ * The archive is gzipped (`gzip -1`: about 3 times smaller for source code, and tar's padding gone) when
+ * every exec channel took at least this long to open (two round trips and a process start: a round trip
+ * of about 25 ms and more; a loaded 2-core machine took up to 35 ms at 0 ms) and it is worth it: at 50 ms
+ * the channel's 2 MB window bounds the stream to ~40 MB/s, while at 0 ms the compression's CPU costs
+ * more than the bytes it saves.
  */
-function localTar(root: string, names: readonly string[]): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
-  const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    if (stderr.length < 1_000_000) stderr += d;
-  });
-  const done = new Promise<{ skipped: [string, string][] }>((resolve, reject) => {
-    child.once('error', (e) => reject(new Error(`cannot run the local 'tar': ${e.message}. Install tar, or set KUBEDEV_TAR=js`)));
-    child.once('close', (code) => {
-      const lines = stderr.split('\n').filter((l) => l.trim() !== '');
-      const skipped = lines.map((l) => UNREADABLE_LINE.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m): [string, string] => [m[1], m[2]]);
-      const serious = lines.filter((l) => !UNREADABLE_LINE.test(l) && !/No such file|Cannot stat|file changed as we read it|File removed before we read it|File shrank|Exiting with failure status/.test(l));
-      if (code === 0 || code === 1 || (code === 2 && serious.length === 0)) resolve({ skipped });
-      else reject(new Error(`local tar failed (exit ${code}): ${serious.slice(0, 3).join('; ') || stderr.trim()}`));
-    });
-  });
-  child.stdin.on('error', () => undefined);
-  child.stdin.end(Buffer.from(names.map((n) => `${n}\0`).join('')));
-  return { stream: child.stdout, done };
-}
+const COMPRESS_OPEN_MS = 60;
+const COMPRESS_MIN_BYTES = 1024 * 1024;
+/** The extraction's exit code when the server has no gzip (nothing was written). */
+const NO_GZIP = 92;
+/** Connections whose server lacked gzip. */
+const noGzip = new WeakSet<object>();
 
 /** The bulk path: tar into a staging folder, checks, then the moves. */
 export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
@@ -105,7 +77,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
   // A folder without u+rwx gets its mode after its contents (the archive lists folders first).
   const delayModes = plan.dirs.some((d) => (d.entry.mode & OWNER_RWX) !== OWNER_RWX) ? ' --delay-directory-restore' : '';
   const scriptName = '.kubedev-apply.sh';
-  const ahead = openAhead(ctx);
+  const ahead = openAhead(ctx, stage);
   try {
     return await sendAndMove();
   } finally {
@@ -119,24 +91,16 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
       // while it is sent (one round trip and process start less), and are done before anything moves.
       const pre = plan.deletes.length + plan.chmods.length > 0 ? ctx.conn.exec('sh -s', [`cd ${shQuote(ctx.remoteRoot)}`, ...script].join('\n'), { signal: ctx.signal }) : undefined;
       pre?.catch(() => undefined); // awaited below
-      const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
-      const packed = localTar(ctx.localRoot, names);
-      const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
-      ctx.onStep?.(`sending ${files.length} files (tar)`);
-      try {
-        const [res, { skipped }] = await Promise.all([ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal }), packed.done]);
-        r = res;
-        for (const [rel, reason] of skipped) {
-          const code = /Permission denied/.test(reason) ? 'EACCES' : reason;
-          skip(rel, new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read (${code}); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
-        }
-      } catch (e) {
-        packed.stream.destroy();
-        throw e;
-      }
+      const distant = ctx.compress ?? (ctx.conn.execOpenMs >= COMPRESS_OPEN_MS && bytes >= COMPRESS_MIN_BYTES);
+      const gzip = distant && !noGzip.has(ctx.conn) && (await localGzipAvailable());
+      const sent = await sendArchive(gzip);
+      if (sent.code === NO_GZIP && gzip) {
+        noGzip.add(ctx.conn); // the server has no gzip: sent again as it is (once per connection)
+        r = (await sendArchive(false)).r;
+      } else r = sent.r;
       const before = await pre;
       if (before && before.code !== 0) {
-        if (r.code === 0) await ahead.run(`S=${shQuote(path.posix.join(ctx.remoteRoot, stage))}; ${REMOVE_STAGE}\n`).catch(() => undefined);
+        await ahead.run(Buffer.alloc(0)).catch(() => undefined); // nothing to move: the mover removes the staging folder
         throw remoteFailure('deleting and changing modes', ctx.remoteRoot, before.code, before.stderr);
       }
     } else {
@@ -144,6 +108,35 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
     if (r.code !== 0) throw remoteFailure('writing files (tar)', ctx.remoteRoot, r.code, r.stderr);
     return finish();
+  }
+
+  /** The archive by the local tar (gzipped or not) into the staging folder; unreadable members marked. */
+  async function sendArchive(gzip: boolean): Promise<{ r: ExecResult; code: number | null }> {
+    const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
+    const packed = localTar(ctx.localRoot, names, gzip);
+    const unpack = gzip ? `gzip -dc | tar -x -p -o${delayModes} -f - -C "$S"` : `tar -x -p -o${delayModes} -f - -C "$S"`;
+    const probe = gzip ? [`command -v gzip >/dev/null 2>&1 || exit ${NO_GZIP}`] : [];
+    const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...probe, `S=${stage}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
+    ctx.onStep?.(`sending ${files.length} files (tar${gzip ? ', gzip' : ''})`);
+    try {
+      const running = ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal });
+      const res = await running;
+      if (res.code === NO_GZIP && gzip) {
+        packed.stream.destroy();
+        packed.done.catch(() => undefined); // cut short on purpose
+        return { r: res, code: res.code };
+      }
+      const { skipped } = await packed.done;
+      for (const [rel, reason] of skipped) {
+        const code = /Permission denied/.test(reason) ? 'EACCES' : reason;
+        skip(rel, new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read (${code}); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
+      }
+      return { r: res, code: res.code };
+    } catch (e) {
+      packed.stream.destroy();
+      packed.done.catch(() => undefined);
+      throw e;
+    }
   }
 
   /** tar-stream in-process: the script rides in the archive; a file that cannot be read whole is marked. */
@@ -200,69 +193,88 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
   }
 
   async function finish(): Promise<ApplyResult> {
-    const stageAbs = path.posix.join(ctx.remoteRoot, stage);
     // Which files changed locally while they were packed? Their staged copies must not take a real name.
     for (const f of files) {
       if (!unsent.has(f.rel) && changedSince(`${ctx.localRoot}/${f.rel}`, f.entry)) skip(f.rel, new LocalReadError(f.rel, 'changed', ''));
     }
-    const bad = files.filter((f) => unsent.has(f.rel)).map((f) => shQuote(`${stage}/${f.rel}`));
+    const bad = files.filter((f) => unsent.has(f.rel)).map((f) => f.rel);
     // A moved folder must be writable itself (rename updates its '..'); its final mode comes last.
     const moving = new Set(moves);
-    const locked = plan.dirs.filter((d) => (d.entry.mode & OWNER_RWX) !== OWNER_RWX && moving.has(d.rel)).map((d) => shQuote(`${stage}/${d.rel}`));
-    if (bad.length + locked.length > 0) {
-      ctx.onStep?.('checking staged files');
-      const lines = [`cd ${shQuote(ctx.remoteRoot)}`, ...chunked('rm -f --', bad), ...chunked('chmod u+rwx --', locked)];
-      const fix = await ctx.conn.exec('sh -s', lines.join('\n'), { signal: ctx.signal });
-      if (fix.code !== 0) throw remoteFailure('removing changed files from the staging folder', ctx.remoteRoot, fix.code, fix.stderr);
+    const locked = plan.dirs.filter((d) => (d.entry.mode & OWNER_RWX) !== OWNER_RWX && moving.has(d.rel)).map((d) => d.rel);
+    const todo = moves.filter((rel) => !unsent.has(rel));
+    ctx.onStep?.(`moving ${todo.length} items into place`);
+    const r = await ahead.run(moverInput({ bad, locked, moves: todo }));
+    let rep: MoveReport;
+    if (r.code === NO_PERL) {
+      ctx.onStep?.('checking target folders');
+      const check = await ctx.conn.exec('sh -s', [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...checkScript({ remoteRoot: ctx.remoteRoot, stage, bad, locked, moves: todo }), ''].join('\n'), { signal: ctx.signal });
+      if (check.code !== 0) throw remoteFailure('checking target folders', ctx.remoteRoot, check.code, check.stderr);
+      rep = moveReport(check.stdout);
+      await moveBySftp(ctx, stage, todo.filter((rel) => !rep.denied.has(parentOf(rel))), lost);
+    } else {
+      rep = moveReport(r.stdout);
+      if (r.code !== 0 || rep.failed.length > 0) throw remoteFailure('moving files into place', ctx.remoteRoot, r.code ?? 1, [r.stderr, ...rep.failed.map(([rel, msg]) => `'${rel}': ${msg}`)].join('\n'));
+      for (const rel of rep.missing) lost(rel); // not in the archive: it vanished locally while being packed
+      for (const [rel, msg] of rep.blocked) {
+        unsent.add(rel);
+        warnings.push(`'${rel}' was not put in place: ${msg} on the server (something was made there during the transfer); it is left as the server has it and compared again by the next full pass`);
+      }
     }
-    ctx.onStep?.(`moving ${moves.length} items into place`);
-    const sftp = await ahead.sftp;
-    const call = caller(ctx.conn);
-    const limit = new Limiter(MOVES_IN_FLIGHT);
-    await Promise.all(
-      moves.filter((rel) => !unsent.has(rel)).map((rel) =>
-        limit.run(async () => {
-          try {
-            await call<void>((cb) => sftp.ext_openssh_rename(`${stageAbs}/${rel}`, path.posix.join(ctx.remoteRoot, rel), (err) => cb(err, undefined)));
-          } catch (e) {
-            // Not in the archive: it vanished locally while being packed. Look at it again.
-            if ((e as { code?: number }).code === 2 && ctx.conn.alive) {
-              changed.push(rel);
-              unsent.add(rel);
-            } else throw sftpFailure(ctx.conn, ctx.remoteRoot, 'moving into place', rel, e as Error);
-          }
-        }),
-      ),
-    );
-    ctx.onStep?.('removing the staging folder');
-    const cleanup = await ahead.run(`S=${shQuote(stageAbs)}; ${REMOVE_STAGE}\n`);
-    if (cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
+    for (const dir of rep.denied) warnings.push(`remote folder '${dir || '.'}' is no longer a folder inside '${ctx.remoteRoot}' (replaced by a symlink or a file, or removed, on the server during the transfer); what was sent into it was not put in place and is compared again by the next full pass`);
+    if (rep.denied.size > 0) for (const rel of todo) if (rep.denied.has(parentOf(rel))) unsent.add(rel);
     return { changed, unsent: [...unsent], warnings, bytes, method: 'tar' };
+  }
+
+  /** A staged item that could not be moved as it is not there: look at it again. */
+  function lost(rel: string): void {
+    changed.push(rel);
+    unsent.add(rel);
   }
 }
 
+/** The moves by pipelined SFTP renames (a server without perl), then the staging folder removed. */
+async function moveBySftp(ctx: ApplyContext, stage: string, todo: readonly string[], lost: (rel: string) => void): Promise<void> {
+  const stageAbs = path.posix.join(ctx.remoteRoot, stage);
+  const sftp = await ctx.conn.sftp();
+  const call = caller(ctx.conn);
+  const limit = new Limiter(MOVES_IN_FLIGHT);
+  await Promise.all(
+    todo.map((rel) =>
+      limit.run(async () => {
+        try {
+          await call<void>((cb) => sftp.ext_openssh_rename(`${stageAbs}/${rel}`, path.posix.join(ctx.remoteRoot, rel), (err) => cb(err, undefined)));
+        } catch (e) {
+          // Not in the archive: it vanished locally while being packed. Look at it again.
+          if ((e as { code?: number }).code === 2 && ctx.conn.alive) lost(rel);
+          else throw sftpFailure(ctx.conn, ctx.remoteRoot, 'moving into place', rel, e as Error);
+        }
+      }),
+    ),
+  );
+  ctx.onStep?.('removing the staging folder');
+  const cleanup = await ctx.conn.exec('sh -s', `S=${shQuote(stageAbs)}; ${REMOVE_STAGE}\n`, { signal: ctx.signal });
+  if (cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
+}
+
 /**
- * What the end of applyTar needs, opened as it starts so that neither costs a round trip and a process
- * start after the archive: the SFTP session (the moves) and a shell waiting on its input for the
- * clean-up script (`sh -s` runs nothing until a line arrives; `cancel` ends it having run nothing).
+ * What the end of applyTar needs, started with it so that it costs no round trip and process start
+ * after the archive: the mover (apply-moves.ts), waiting on its input. `cancel` ends the input empty:
+ * it moves nothing and removes the staging folder.
  */
-function openAhead(ctx: ApplyContext): { sftp: Promise<SFTPWrapper>; run(script: string): Promise<ExecResult>; cancel(): void } {
-  const sftp = ctx.conn.sftp();
-  sftp.catch(() => undefined); // awaited (and reported) where it is used
+function openAhead(ctx: ApplyContext, stage: string): { run(input: Buffer): Promise<ExecResult>; cancel(): void } {
   const input = new PassThrough();
-  const shell = ctx.conn.exec('sh -s', input, { signal: ctx.signal });
-  shell.catch(() => undefined);
+  const mover = ctx.conn.exec(moverCommand(ctx.remoteRoot, stage), input, { signal: ctx.signal });
+  mover.catch(() => undefined);
   let ended = false;
-  const end = (script?: string): void => {
+  const end = (data?: Buffer): void => {
     if (ended) return;
     ended = true;
-    input.end(script);
+    input.end(data);
   };
   return {
-    sftp,
-    run: (script) => {
-      end(script);
-      return shell;
+    run: (data) => {
+      end(data);
+      return mover;
     },
     cancel: () => end(),
   };

@@ -15,7 +15,7 @@ import { emptyPlan, Plan, planDiff } from './plan';
 import { portabilityWarnings } from './portable-names';
 import { keepRemoteFor, linkStaysInside } from './safety';
 import { Connection } from './transport';
-import { Entry, lstatOrUndefined, Refusal, scanLocal, ScanOptions, Tree } from './tree';
+import { Entry, Refusal, scanLocal, scanLocalSync, ScanOptions, Tree } from './tree';
 import { WatchedFolders } from './watch';
 
 /** A batch deleting at least this share of what the remote holds waits SETTLE_MS and looks at the root again. */
@@ -45,6 +45,19 @@ function parentOf(rel: string): string {
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** How long the look at dirty paths works before it lets the event loop run. */
+const SLICE_MS = 5;
+
+/** lstat, or undefined when the path is gone (ENOENT, ENOTDIR); other errors are thrown. */
+function lstatQuiet(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p, { throwIfNoEntry: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+}
+
 /** The top-most path above `rel` that the remote lacks as a folder (so new folders are sent whole). */
 export function anchorIn(index: Tree, rel: string): string {
   let q = rel;
@@ -66,6 +79,32 @@ export function subtreeOf(index: Tree, rel: string): Tree {
   return out;
 }
 
+/**
+ * subtreeOf for many paths of one unchanging index: its keys sorted once, then each subtree is the run
+ * of keys from `rel/` on (a branch switch dirties 2,000 folders of a 14,000-entry index: one walk of
+ * the index per folder was 28 million comparisons).
+ */
+export function subtrees(index: Tree): (rel: string) => Array<[string, Entry]> {
+  let sorted: string[] | undefined;
+  return (rel) => {
+    const e = index.get(rel);
+    if (!e) return [];
+    const out: Array<[string, Entry]> = [[rel, e]];
+    if (e.type !== 'dir') return out;
+    sorted ??= [...index.keys()].sort();
+    const prefix = `${rel}/`;
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid] < prefix) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < sorted.length && sorted[i].startsWith(prefix); i++) out.push([sorted[i], index.get(sorted[i]) as Entry]);
+    return out;
+  };
+}
+
 
 export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: string[]): Promise<{ plan: Plan; res: ApplyResult } | undefined> {
   h.step('looking at changed paths');
@@ -77,6 +116,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
   }
   const local: Tree = new Map();
   const remote: Tree = new Map();
+  const below = subtrees(h.index); // the index does not change until the plan is applied
   const refused: Refusal[] = [];
   const sorted = [...anchors].sort();
   const covered = new Set<string>();
@@ -84,15 +124,22 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
     for (let p = parentOf(rel); p !== ''; p = parentOf(p)) if (covered.has(p)) return true;
     return false;
   };
+  // Synchronous lstats in slices (a branch switch dirties 9,600 paths: a thread-pool round trip each
+  // took about a second); the event loop runs between slices.
+  let sliceEnd = performance.now() + SLICE_MS;
   for (const a of sorted) {
     if (isCovered(a)) continue;
+    if (performance.now() > sliceEnd) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceEnd = performance.now() + SLICE_MS;
+    }
     let st: fs.Stats | undefined;
     try {
-      st = await lstatOrUndefined(path.join(h.options.localRoot, a));
+      st = lstatQuiet(path.join(h.options.localRoot, a));
     } catch (e) {
       // Cannot look (a name too long, a folder above it unreadable): leave the remote copy alone.
       refused.push({ rel: a, keep: true, reason: `'${a}' cannot be read (${(e as NodeJS.ErrnoException).code}); it is skipped and its remote copy left as it is. Fix its permissions or shorten the path, or add it to .kubedevignore` });
-      for (const [k, v] of subtreeOf(h.index, a)) remote.set(k, v);
+      for (const [k, v] of below(a)) remote.set(k, v);
       covered.add(a);
       continue;
     }
@@ -103,10 +150,10 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
       covered.add(a);
       h.watcher?.removeTree(a);
       await scanLocal(h.options.localRoot, h.ig, a, local, refused, h.scanOptions(true));
-      for (const [k, v] of subtreeOf(h.index, a)) remote.set(k, v);
+      for (const [k, v] of below(a)) remote.set(k, v);
     } else {
-      if (st && !h.ig.ignores(a, false)) await scanLocal(h.options.localRoot, h.ig, a, local, refused, h.scanOptions(false));
-      for (const [k, v] of subtreeOf(h.index, a)) remote.set(k, v);
+      if (st && !h.ig.ignores(a, false)) scanLocalSync(h.options.localRoot, h.ig, a, local, refused, h.scanOptions(false)); // one entry
+      for (const [k, v] of below(a)) remote.set(k, v);
     }
   }
   h.reportRefused(refused);
@@ -123,7 +170,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
   const unsent = new Set(res.unsent);
   for (const d of plan.deletes) {
     if (h.index.get(d)?.type === 'dir' && !local.has(d)) h.watcher?.removeTree(d);
-    for (const k of subtreeOf(h.index, d).keys()) h.index.delete(k);
+    for (const [k] of below(d)) h.index.delete(k);
   }
   const put = (rel: string, e: Entry): void => {
     if (!unsent.has(rel)) h.index.set(rel, e);

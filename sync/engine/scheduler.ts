@@ -9,7 +9,8 @@
  * the loop was never started again.)
  *
  * A batch starts once events have been quiet for `coalesceMs` (5 ms), or at the latest MAX_WINDOW_MS
- * after the first of them: one save is sent at once, a burst (a branch switch) goes as one batch.
+ * after the first of them: one save is sent at once. A large backlog waits for its burst to end
+ * (`settle`): a branch switch goes as one bulk batch.
  *
  * The watchdog, once a second: a batch with no progress (no byte sent, no step finished) for
  * `stallMs` is reported through `onStall` (the session drops the connection and owes a full pass);
@@ -20,6 +21,15 @@
 const MAX_WINDOW_MS = 40;
 /** How often the watchdog looks. */
 const WATCHDOG_MS = 1_000;
+/**
+ * A backlog of this many dirty paths (a branch switch, an unpacked archive) waits for its burst to end
+ * before its batch: BULK_QUIET_MS without an event, at most BULK_WINDOW_MS. It then goes as one bulk
+ * plan (one archive, one listing of each folder) instead of a batch per slice of the burst, each paying
+ * its own scans, round trips and remote processes (a 9,600-path switch went as 3 to 4 batches).
+ */
+const BULK_BACKLOG = 400;
+const BULK_QUIET_MS = 30;
+const BULK_WINDOW_MS = 1_000;
 
 export interface SchedulerHooks {
   readonly coalesceMs: number;
@@ -84,6 +94,18 @@ export class Scheduler {
       }
       this.pump();
     }, ms);
+  }
+
+  /** Before a batch of `backlog` dirty paths: a large one waits for its burst to end (see BULK_BACKLOG). */
+  async settle(backlog: number): Promise<void> {
+    if (backlog < BULK_BACKLOG) return;
+    const start = performance.now();
+    for (;;) {
+      const now = performance.now();
+      const quietFor = now - this.lastEventAt;
+      if (quietFor >= BULK_QUIET_MS || now - start >= BULK_WINDOW_MS || !this.hooks.open()) return;
+      await new Promise((r) => setTimeout(r, BULK_QUIET_MS - quietFor));
+    }
   }
 
   /** Starts the batch loop unless it runs. */

@@ -325,6 +325,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
           this.emit('synced', stats);
           continue;
         }
+        await this.scheduler.settle(this.dirty.size);
         const rels = [...this.dirty];
         this.dirty.clear();
         try {

@@ -66,6 +66,11 @@ export class Connection {
   private sftpP?: Promise<SFTPWrapper>;
   private closed = false;
   private dropReason?: Error;
+  /**
+   * The quickest exec channel opening seen (ms from the request to the command running: two round trips
+   * and a process start); Infinity before the first. The bulk path compresses on a distant link.
+   */
+  execOpenMs = Infinity;
   private readonly dropListeners = new Set<(e: Error) => void>();
 
   /**
@@ -174,8 +179,10 @@ export class Connection {
     this.assertAlive();
     return new Promise((resolve, reject) => {
       const off = this.onDrop(reject);
+      const t0 = performance.now();
       this.client.exec(command, (err, ch) => {
         off();
+        if (!err) this.execOpenMs = Math.min(this.execOpenMs, performance.now() - t0);
         if (err) reject(this.dropReason ?? new ConnectionError(`cannot run a command on ${this.where}: ${err.message}`));
         else resolve(ch);
       });

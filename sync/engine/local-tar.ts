@@ -1,0 +1,73 @@
+/**
+ * The local packer of the bulk path: the local `tar` (the fastest feed measured), its output gzipped
+ * (`gzip -1`, a separate process) when the link is distant.
+ */
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+
+/** Whether a local `tar` can pack for us (GNU tar or bsdtar); `KUBEDEV_TAR=js` forces tar-stream. */
+let localTarChecked: Promise<boolean> | undefined;
+export function localTarAvailable(): Promise<boolean> {
+  if (process.env.KUBEDEV_TAR === 'js') return Promise.resolve(false);
+  // Asked without blocking: the shell for the moves is opening meanwhile.
+  localTarChecked ??= new Promise((resolve) => {
+    execFile('tar', ['--version'], { encoding: 'utf8', timeout: 5000 }, (err, out) => resolve(!err && /GNU tar|bsdtar/.test(out)));
+  });
+  return localTarChecked;
+}
+
+/** Whether a local `gzip` can compress the archive (asked once, without blocking). */
+let localGzipChecked: Promise<boolean> | undefined;
+export function localGzipAvailable(): Promise<boolean> {
+  localGzipChecked ??= new Promise((resolve) => {
+    execFile('gzip', ['--version'], { encoding: 'utf8', timeout: 5000 }, (err) => resolve(!err));
+  });
+  return localGzipChecked;
+}
+
+/** tar's words for a member it could not read (it is left out of the archive). */
+const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
+
+/**
+ * Packs `names` (relative to `root`, no recursion) with the local tar: the fastest feed measured
+ * (tar-stream in-process costs about twice the CPU). Members it cannot open are returned in `skipped`
+ * (name, tar's reason).
+ */
+export function localTar(root: string, names: readonly string[], gzip = false): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
+  const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 1_000_000) stderr += d;
+  });
+  const done = new Promise<{ skipped: [string, string][] }>((resolve, reject) => {
+    child.once('error', (e) => reject(new Error(`cannot run the local 'tar': ${e.message}. Install tar, or set KUBEDEV_TAR=js`)));
+    child.once('close', (code) => {
+      const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+      const skipped = lines.map((l) => UNREADABLE_LINE.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m): [string, string] => [m[1], m[2]]);
+      const serious = lines.filter((l) => !UNREADABLE_LINE.test(l) && !/No such file|Cannot stat|file changed as we read it|File removed before we read it|File shrank|Exiting with failure status/.test(l));
+      if (code === 0 || code === 1 || (code === 2 && serious.length === 0)) resolve({ skipped });
+      else reject(new Error(`local tar failed (exit ${code}): ${serious.slice(0, 3).join('; ') || stderr.trim()}`));
+    });
+  });
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(Buffer.from(names.map((n) => `${n}\0`).join('')));
+  if (!gzip) return { stream: child.stdout, done };
+  const gz = spawn('gzip', ['-1', '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdout.pipe(gz.stdin);
+  gz.stdin.on('error', () => undefined);
+  const both = Promise.all([done, exited(gz, 'gzip')]).then(([d]) => d);
+  return { stream: gz.stdout, done: both };
+}
+
+/** Resolves when `child` exits 0; rejects naming `what` otherwise. */
+function exited(child: ChildProcess, what: string): Promise<void> {
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 10_000) stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', (e) => reject(new Error(`cannot run the local '${what}': ${e.message}`)));
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`local ${what} failed (exit ${code}): ${stderr.trim()}`))));
+  });
+}
+
