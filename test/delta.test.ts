@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cksumOf, crcCombine, crcUpdate, shiftFor } from '../sync/engine/cksum';
 import { blockSizeFor, changedRanges, localSums } from '../sync/engine/delta';
+import { joinRanges } from '../sync/engine/delta-write';
 import { tempDir } from './support/trees';
 
 function cksumTool(buf: Buffer): number {
@@ -51,7 +52,7 @@ describe('blocks', () => {
     expect(blockSizeFor(100 * 1024 * MiB)).toBe(4 * MiB);
   });
 
-  test('local sums: an MD5 per block (the last one short), and the whole file as cksum prints it', async () => {
+  test('local sums: a SHA-1 per block (the last one short), and the whole file as cksum prints it', async () => {
     const dir = tempDir('delta-unit');
     try {
       const buf = crypto.randomBytes(3 * 65_536 + 1000);
@@ -59,7 +60,7 @@ describe('blocks', () => {
       fs.writeFileSync(f, buf);
       const s = await localSums(f, 'f', buf.length, 65_536);
       expect(s.blocks.map((b) => b.size)).toEqual([65_536, 65_536, 65_536, 1000]);
-      expect(s.blocks[3].sum).toBe(crypto.createHash('md5').update(buf.subarray(3 * 65_536)).digest('hex'));
+      expect(s.blocks[3].sum).toBe(crypto.createHash('sha1').update(buf.subarray(3 * 65_536)).digest('hex'));
       expect(s.sum).toBe(cksumTool(buf));
       await expect(localSums(f, 'f', buf.length + 1, 65_536)).rejects.toThrow(/changed while it was sent/);
     } finally {
@@ -78,5 +79,27 @@ describe('blocks', () => {
     expect(changedRanges([b(1), b(2), b(3), b(4, 5)], [b(1), b(2, 7)], 10)).toEqual([[10, 35]]);
     // Shrunk: nothing to send when the remaining blocks are equal (the size is set on commit).
     expect(changedRanges([b(1)], [b(1), b(2)], 10)).toEqual([]);
+  });
+
+  test('joined ranges: the smallest gaps closed first, down to the most allowed', () => {
+    const r: [number, number][] = [
+      [0, 10],
+      [12, 20],
+      [100, 110],
+      [111, 120],
+      [500, 510],
+    ];
+    expect(joinRanges(r, 5)).toEqual(r);
+    expect(joinRanges(r, 3)).toEqual([
+      [0, 20],
+      [100, 120],
+      [500, 510],
+    ]);
+    expect(joinRanges(r, 1)).toEqual([[0, 510]]);
+    const many = Array.from({ length: 1000 }, (_, i): [number, number] => [i * 20, i * 20 + 10]);
+    const joined = joinRanges(many);
+    expect(joined.length).toBe(64);
+    expect(joined[0][0]).toBe(0);
+    expect(joined[joined.length - 1][1]).toBe(999 * 20 + 10);
   });
 });

@@ -2,14 +2,16 @@
  * Changed-blocks transfer for large files whose remote copy exists (issue 13, "Large files"): only the
  * blocks that differ cross the wire, with nothing but sh and coreutils on the server.
  *
- * 1. At once: the server copies its file to a temporary name and hashes its blocks (MD5,
+ * 1. At once: the server copies its file to a temporary name and hashes its blocks (SHA-1,
  *    delta-remote.ts), while the runner reads the local file once, hashing the same blocks and
  *    checksumming the whole file (CRC-32 as `cksum`, cksum.ts; streamed, one read buffer at a time).
- * 2. The blocks whose hash or length differ are written into the copy at their offsets (SFTP,
- *    pipelined), read again from the local file, which must still have its planned size.
+ * 2. The blocks whose hash or length differ are sent on the script's stdin and written into the copy
+ *    at their offsets (delta-write.ts), read again from the local file, which must still have its
+ *    planned size.
  * 3. If the local file did not change meanwhile, the server sets the exact size, checks the whole
- *    copy's checksum against the local one, checks that its own file is still the one it copied, and
- *    renames the copy over it with the file's mode and mtime (`commit`).
+ *    copy's checksum against the local one, sets the file's mode and mtime, checks that its own file is
+ *    still the one it copied, and renames the copy over it (`commit`, sent right after the blocks: no
+ *    round trip of its own).
  *
  * Anything unexpected (a tool missing, an unreadable remote file, a checksum mismatch, the remote file
  * changed meanwhile) is a DeltaFallback: the copy is removed and the file is sent whole. A local file
@@ -25,7 +27,7 @@ import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
 import { Limiter } from './apply-sftp';
 import { cksumOf, crcCombine, crcUpdate, shiftFor } from './cksum';
 import { BlockSum, DeltaFallback, RemoteDelta } from './delta-remote';
-import { writeRanges } from './delta-write';
+import { joinRanges, sendRanges } from './delta-write';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 
@@ -50,23 +52,23 @@ export function blockSizeFor(size: number): number {
 }
 
 export interface LocalSums {
-  /** Each block's MD5 (what decides whether it is sent). */
+  /** Each block's SHA-1 (what decides whether it is sent). */
   readonly blocks: BlockSum[];
   /** `cksum` of the whole file. */
   readonly sum: number;
 }
 
-/** Reads exactly `size` bytes of `abs` once: each block's MD5, and the whole file's `cksum` (from the blocks' CRCs). */
+/** Reads exactly `size` bytes of `abs` once: each block's SHA-1, and the whole file's `cksum` (from the blocks' CRCs). */
 export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<LocalSums> {
   const blocks: BlockSum[] = [];
   const full = shiftFor(blockSize);
   let whole = 0;
   let crc = 0;
-  let md5 = crypto.createHash('md5');
+  let hash = crypto.createHash('sha1');
   let inBlock = 0;
   const close = (): void => {
-    blocks.push({ sum: md5.digest('hex'), size: inBlock });
-    md5 = crypto.createHash('md5');
+    blocks.push({ sum: hash.digest('hex'), size: inBlock });
+    hash = crypto.createHash('sha1');
     whole = crcCombine(whole, crc, inBlock === blockSize ? full : shiftFor(inBlock));
     crc = 0;
     inBlock = 0;
@@ -76,7 +78,7 @@ export async function localSums(abs: string, rel: string, size: number, blockSiz
       const n = Math.min(blockSize - inBlock, buf.length - off);
       const part = buf.subarray(off, off + n);
       crc = crcUpdate(crc, part);
-      md5.update(part);
+      hash.update(part);
       inBlock += n;
       off += n;
       if (inBlock === blockSize) close();
@@ -121,13 +123,13 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
   try {
     if (ls.status === 'rejected') throw ls.reason;
     await hooks.afterPrepare?.(remote);
-    const ranges = changedRanges(ls.value.blocks, remote.blocks, blockSize);
+    const ranges = joinRanges(changedRanges(ls.value.blocks, remote.blocks, blockSize));
     ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
-    const written = await writeRanges(ctx, abs, item, remote.temp, ranges);
+    const written = await sendRanges(remote, abs, item.rel, size, ranges, ctx.onBytes);
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
-    await remote.commit(ls.value.sum, size);
+    await remote.commit(ls.value.sum, size, item.entry.mode, Math.floor(item.entry.mtimeMs / 1000));
     return written;
   } catch (e) {
     await remote.abort();
