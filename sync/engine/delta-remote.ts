@@ -34,6 +34,11 @@ export interface BlockSum {
   readonly size: number;
 }
 
+/** A remote block: also what `cksum` printed for it (its CRC, for the whole file's expected checksum). */
+export interface RemoteBlock extends BlockSum {
+  readonly cksum: number;
+}
+
 /** Something the changed-blocks path cannot handle: the caller sends the file whole instead. */
 export class DeltaFallback extends Error {
   constructor(readonly rel: string, why: string) {
@@ -54,7 +59,7 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
   return [
     `cd -- ${shQuote(folder)} || exit 65`,
     `f=./${shQuote(name)} t=${temp} ok=`,
-    `trap '[ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[ab].[0-9]* "$t".[ab]s' EXIT`,
+    `trap '[ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc]' EXIT`,
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
     'set -e',
     `s=$(find "$f" -maxdepth 0 -type f -printf '%s %T@')`,
@@ -62,15 +67,15 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
     // h: the first half's length in whole blocks; k: its number of blocks (the second half's first number).
     `k=$(( (\${s%% *} + ${blockSize} - 1) / ${blockSize} / 2 )) h=$(( k * ${blockSize} ))`,
     'cp -- "$f" "$t" & c=$!',
-    `{ tail -c +$((h + 1)) -- "$f" | ${cut('b', '$k')} && sha1sum -- "$t".b.[0-9]* > "$t.bs"; } & b=$!`,
+    `{ tail -c +$((h + 1)) -- "$f" | ${cut('b', '$k')} && sha1sum -- "$t".b.[0-9]* > "$t.bs" && cksum -- "$t".b.[0-9]* > "$t.bc"; } & b=$!`,
     `head -c $h -- "$f" | ${cut('a', '0')}`,
-    '[ $k = 0 ] || sha1sum -- "$t".a.[0-9]* > "$t.as"',
+    '[ $k = 0 ] || { sha1sum -- "$t".a.[0-9]* > "$t.as" && cksum -- "$t".a.[0-9]* > "$t.ac"; }',
     'wait $c',
     'wait $b',
     ...(writable ? [] : ['chmod u+w -- "$t"']),
     `printf '%s\\n%s\\n' ${MARK} "$s"`,
-    'cat -- "$t".[ab]s',
-    `rm -f -- "$t".[ab].[0-9]* "$t".[ab]s </dev/null >/dev/null 2>&1 &`,
+    'cat -- "$t".[ab]s "$t".[ab]c',
+    `rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc] </dev/null >/dev/null 2>&1 &`,
     `printf '%s end\\n' ${MARK}`,
     // The changed ranges: `w OFFSET LENGTH` then exactly LENGTH bytes (dd reads no further), a dd each.
     'while read -r cmd a b c d e && [ "$cmd" = w ]; do',
@@ -89,23 +94,32 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
   ].join('\n');
 }
 
-/** Parses the output up to `MARK end`: `size mtime`, then `sha1  name.NNNNNN` per block in order. */
-export function parseBlocks(rel: string, out: string, blockSize: number): { seen: string; blocks: BlockSum[] } {
+/**
+ * Parses the output up to `MARK end`: `size mtime`, then `sha1  name.NNNNNN` per block in order, then
+ * `crc size name.NNNNNN` (cksum) per block in order.
+ */
+export function parseBlocks(rel: string, out: string, blockSize: number): { seen: string; blocks: RemoteBlock[] } {
   const lines = out.split('\n');
   const at = lines.indexOf(MARK);
   const end = lines.indexOf(`${MARK} end`);
   if (at < 0 || end < at + 1) throw new DeltaFallback(rel, 'the server printed no block checksums');
   const seen = lines[at + 1];
   const size = Number(seen.split(' ')[0]);
-  const blocks: BlockSum[] = [];
   if (!Number.isSafeInteger(size) || size < 0) throw new DeltaFallback(rel, `unexpected size line '${seen.slice(0, 80)}'`);
-  for (const line of lines.slice(at + 2, end)) {
-    const m = /^([0-9a-f]{40}) [ *]\S+\.(\d{6,})$/.exec(line);
-    if (!m || Number(m[2]) !== blocks.length) throw new DeltaFallback(rel, `unexpected checksum line '${line.slice(0, 80)}'`);
-    blocks.push({ sum: m[1], size: Math.min(blockSize, size - blocks.length * blockSize) });
-  }
-  if (blocks.length !== Math.ceil(size / blockSize)) throw new DeltaFallback(rel, `${blocks.length} block checksums for ${size} bytes in blocks of ${blockSize}`);
-  return { seen, blocks };
+  const n = Math.ceil(size / blockSize);
+  const got = lines.slice(at + 2, end);
+  if (got.length !== 2 * n) throw new DeltaFallback(rel, `${got.length} checksum lines for ${size} bytes in blocks of ${blockSize}`);
+  return {
+    seen,
+    blocks: got.slice(0, n).map((line, i) => {
+      const len = Math.min(blockSize, size - i * blockSize);
+      const m = /^([0-9a-f]{40}) [ *]\S+\.(\d{6,})$/.exec(line);
+      const c = /^(\d+) (\d+) \S+\.(\d{6,})$/.exec(got[n + i]);
+      if (!m || Number(m[2]) !== i) throw new DeltaFallback(rel, `unexpected checksum line '${line.slice(0, 80)}'`);
+      if (!c || Number(c[2]) !== len || Number(c[3]) !== i) throw new DeltaFallback(rel, `unexpected cksum line '${got[n + i].slice(0, 80)}'`);
+      return { sum: m[1], size: len, cksum: Number(c[1]) };
+    }),
+  };
 }
 
 /** One file's script on its exec channel: the checksums once started, then `commit` or `abort`. */
@@ -135,7 +149,7 @@ export class RemoteDelta {
    * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
    * told of each line the server prints (split says each block it makes: the stall watchdog sees work).
    */
-  static async start(conn: Connection, rel: string, remoteAbs: string, o: { blockSize: number; writable: boolean; onProgress: () => void }): Promise<RemoteDelta & { blocks: BlockSum[] }> {
+  static async start(conn: Connection, rel: string, remoteAbs: string, o: { blockSize: number; writable: boolean; onProgress: () => void }): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
     const { blockSize } = o;
     const temp = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
     const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, o.writable);

@@ -2,15 +2,17 @@
  * Sends byte ranges of a local file to the server's changed-blocks script (delta-remote.ts), which
  * writes each into the temporary copy at the same offset: a `w OFFSET LENGTH` line then the bytes, on
  * the script's stdin, as fast as the channel's window allows (no round trip per range or per write).
- * The local file is read again for exactly those ranges and must still be a file of its planned size;
- * a short read is a LocalReadError ('changed'), never padding. The server forks a `dd` per range:
+ * The local file is read again for exactly those ranges, a block at a time, and must still be a file of
+ * its planned size with each block's SHA-1 as first read; a short read or another hash is a
+ * LocalReadError ('changed'), never padding. The server forks a `dd` per range:
  * ranges are joined across their smallest gaps down to MAX_RANGES.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { RemoteDelta } from './delta-remote';
+import { crcUpdate } from './cksum';
+import { BlockSum, RemoteDelta } from './delta-remote';
 import { LocalReadError } from './local-read';
 
-const READ_PIECE = 256 * 1024;
 /** At most this many ranges (a `dd` process each on the server). */
 export const MAX_RANGES = 64;
 
@@ -27,8 +29,20 @@ export function joinRanges(ranges: readonly [number, number][], max = MAX_RANGES
   return out;
 }
 
-/** Sends `ranges` ([start, end) of the local file `abs`, planned at `size` bytes); returns the bytes sent. */
-export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, size: number, ranges: readonly [number, number][], onBytes?: (n: number) => void): Promise<number> {
+/** The local file as it was hashed: its planned size, the block size and each block's SHA-1. */
+export interface Hashed {
+  readonly size: number;
+  readonly blockSize: number;
+  readonly blocks: readonly BlockSum[];
+}
+
+/**
+ * Sends `ranges` ([start, end) of the local file `abs`, whole blocks) block by block, each read again
+ * and checked against its SHA-1 from the first read (a LocalReadError if it changed since); returns
+ * the bytes sent and each sent block's raw CRC (by block index), for the whole file's checksum.
+ */
+export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, h: Hashed, ranges: readonly [number, number][], onBytes?: (n: number) => void): Promise<{ written: number; sent: Map<number, number> }> {
+  const changed = (): LocalReadError => new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -37,22 +51,26 @@ export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, 
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile() || st.size !== size) throw new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
+    if (!st.isFile() || st.size !== h.size) throw changed();
     let written = 0;
+    const sent = new Map<number, number>();
     for (const [start, end] of ranges) {
       await remote.send(`w ${start} ${end - start}\n`);
-      for (let pos = start; pos < end; pos += READ_PIECE) {
-        const buf = Buffer.allocUnsafe(Math.min(READ_PIECE, end - pos));
+      for (let pos = start; pos < end; pos += h.blockSize) {
+        const i = pos / h.blockSize;
+        const buf = Buffer.allocUnsafe(Math.min(h.blockSize, end - pos));
         const { bytesRead } = await fh.read(buf, 0, buf.length, pos).catch((e: Error) => {
           throw new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read again for its changed blocks (${e.message})`);
         });
-        if (bytesRead !== buf.length) throw new LocalReadError(rel, 'changed', `'${rel}' shrank while it was sent`);
+        if (bytesRead !== buf.length || buf.length !== h.blocks[i]?.size) throw changed();
+        if (crypto.createHash('sha1').update(buf).digest('hex') !== h.blocks[i].sum) throw changed();
+        sent.set(i, crcUpdate(0, buf));
         await remote.send(buf);
         written += buf.length;
         onBytes?.(buf.length);
       }
     }
-    return written;
+    return { written, sent };
   } finally {
     await fh.close();
   }

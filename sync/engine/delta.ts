@@ -25,8 +25,8 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
 import { Limiter } from './apply-sftp';
-import { cksumOf, crcCombine, crcUpdate, shiftFor } from './cksum';
-import { BlockSum, DeltaFallback, RemoteDelta } from './delta-remote';
+import { cksumOf, crcCombine, crcOfCksum, shiftFor } from './cksum';
+import { BlockSum, DeltaFallback, RemoteBlock, RemoteDelta } from './delta-remote';
 import { joinRanges, sendRanges } from './delta-write';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
@@ -51,41 +51,42 @@ export function blockSizeFor(size: number): number {
   return b;
 }
 
-export interface LocalSums {
-  /** Each block's SHA-1 (what decides whether it is sent). */
-  readonly blocks: BlockSum[];
-  /** `cksum` of the whole file. */
-  readonly sum: number;
-}
-
-/** Reads exactly `size` bytes of `abs` once: each block's SHA-1, and the whole file's `cksum` (from the blocks' CRCs). */
-export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<LocalSums> {
+/** Reads exactly `size` bytes of `abs` once: each block's SHA-1. */
+export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<BlockSum[]> {
   const blocks: BlockSum[] = [];
-  const full = shiftFor(blockSize);
-  let whole = 0;
-  let crc = 0;
   let hash = crypto.createHash('sha1');
   let inBlock = 0;
-  const close = (): void => {
-    blocks.push({ sum: hash.digest('hex'), size: inBlock });
-    hash = crypto.createHash('sha1');
-    whole = crcCombine(whole, crc, inBlock === blockSize ? full : shiftFor(inBlock));
-    crc = 0;
-    inBlock = 0;
-  };
   for await (const buf of readExactly(abs, rel, size)) {
     for (let off = 0; off < buf.length; ) {
       const n = Math.min(blockSize - inBlock, buf.length - off);
-      const part = buf.subarray(off, off + n);
-      crc = crcUpdate(crc, part);
-      hash.update(part);
+      hash.update(buf.subarray(off, off + n));
       inBlock += n;
       off += n;
-      if (inBlock === blockSize) close();
+      if (inBlock === blockSize) {
+        blocks.push({ sum: hash.digest('hex'), size: inBlock });
+        hash = crypto.createHash('sha1');
+        inBlock = 0;
+      }
     }
   }
-  if (inBlock > 0) close();
-  return { blocks, sum: cksumOf(whole, size) };
+  if (inBlock > 0) blocks.push({ sum: hash.digest('hex'), size: inBlock });
+  return blocks;
+}
+
+/**
+ * The `cksum` the whole new file must have: the raw CRC of each block, the server's (what its `cksum`
+ * printed) for the blocks left as they are, the runner's (`sent`, by block index) for those sent.
+ */
+export function expectedCksum(blocks: readonly BlockSum[], remote: readonly RemoteBlock[], sent: ReadonlyMap<number, number>, blockSize: number): number {
+  let whole = 0;
+  let size = 0;
+  const full = shiftFor(blockSize);
+  blocks.forEach((b, i) => {
+    const reg = sent.get(i) ?? crcOfCksum(remote[i].cksum, b.size);
+    whole = crcCombine(whole, reg, b.size === blockSize ? full : shiftFor(b.size));
+    size += b.size;
+  });
+  return cksumOf(whole, size);
 }
 
 /** Byte ranges [start, end) of the local file to write: differing blocks, adjacent ones joined. */
@@ -123,13 +124,13 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
   try {
     if (ls.status === 'rejected') throw ls.reason;
     await hooks.afterPrepare?.(remote);
-    const ranges = joinRanges(changedRanges(ls.value.blocks, remote.blocks, blockSize));
+    const ranges = joinRanges(changedRanges(ls.value, remote.blocks, blockSize));
     ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
-    const written = await sendRanges(remote, abs, item.rel, size, ranges, ctx.onBytes);
+    const { written, sent } = await sendRanges(remote, abs, item.rel, { size, blockSize, blocks: ls.value }, ranges, ctx.onBytes);
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
-    await remote.commit(ls.value.sum, size, item.entry.mode, Math.floor(item.entry.mtimeMs / 1000));
+    await remote.commit(expectedCksum(ls.value, remote.blocks, sent, blockSize), size, item.entry.mode, Math.floor(item.entry.mtimeMs / 1000));
     return written;
   } catch (e) {
     await remote.abort();

@@ -227,6 +227,24 @@ describe('never a wrong or half file in place', () => {
     expect(fs.readFileSync(path.join(a.remote, 'big.bin')).equals(base)).toBe(true);
   });
 
+  test('a changed block of the local file rewritten after hashing, size and mtime kept: not put in place', async () => {
+    const { base } = await changedFile();
+    const abs = path.join(a.local, 'big.bin');
+    const res = await send('big.bin', {
+      afterPrepare: () => {
+        const st = fs.statSync(abs);
+        const fd = fs.openSync(abs, 'r+');
+        fs.writeSync(fd, crypto.randomBytes(10), 0, 10, Math.floor((0.37 / 4) * (SIZE - 256 * 1024)) + 1000); // inside the first change
+        fs.closeSync(fd);
+        fs.utimesSync(abs, st.atime, st.mtime);
+      },
+    });
+    expect(res.unsent).toEqual(['big.bin']);
+    expect(res.changed).toEqual(['big.bin']);
+    await eventually(() => leftovers(), 5000, 'temporary files removed');
+    expect(fs.readFileSync(path.join(a.remote, 'big.bin')).equals(base)).toBe(true);
+  });
+
   test('the local file edited just before the rename: not put in place', async () => {
     const { base } = await changedFile();
     const res = await send('big.bin', { beforeCommit: () => fs.utimesSync(path.join(a.local, 'big.bin'), 12345, 12345) });
