@@ -4,9 +4,10 @@
  * forks a shell per block, 4 ms each on a loaded machine):
  *
  * 1. `cp` copies the remote file to a temporary name beside it while two `split`s cut its two halves
- *    into block files, each half hashed by one `sha1sum` (three readers at once for two cores); the
- *    block files are removed in the background. The script prints the file's `size mtime` (find
- *    -printf), the block hashes, and reads its stdin.
+ *    into block files, each half hashed by one `sha1sum` and one `cksum` (three readers at once for two
+ *    cores); the block files are removed in the background once hashed (not later: the folder may be
+ *    writable only while the runner sends). The script prints the file's `size mtime` (find -printf),
+ *    the block hashes, the block cksums, and reads its stdin.
  *    Blocks are compared by SHA-1, not CRC-32: a block is left as it is only when its hash matches, and
  *    a CRC is linear (a changed block keeping its CRC-32 would also keep the whole file's, so the final
  *    check could not catch it). SHA-1 rather than MD5: coreutils hashes both at the same speed, and the
