@@ -59,8 +59,10 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
   const cut = (half: string, from: string): string => `split --verbose -a 6 --numeric-suffixes=${from} -b ${blockSize} - "$t.${half}."`;
   return [
     `cd -- ${shQuote(folder)} || exit 65`,
-    `f=./${shQuote(name)} t=${temp} ok=`,
-    `trap '[ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc]' EXIT`,
+    `f=./${shQuote(name)} t=${temp} ok= b= c=`,
+    // On any exit (set +e: a failed job must not stop the cleanup), cp and the second half's chain are
+    // waited for first: they would write after the removal.
+    `trap 'set +e; for p in $c $b; do wait $p; done; [ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc]' EXIT`,
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
     'set -e',
     `s=$(find "$f" -maxdepth 0 -type f -printf '%s %T@')`,
@@ -213,13 +215,16 @@ export class RemoteDelta {
 
   /**
    * Asks the script to set the size, check the copy against `sum`, set `mode` and `mtime` (whole
-   * seconds) and rename it; DeltaFallback if it refused.
+   * seconds) and rename it, and waits for its end; DeltaFallback if it refused.
    */
   async commit(sum: number, size: number, mode: number, mtime: number): Promise<void> {
     if (!this.closed) this.ch.end(`commit ${sum} ${size} ${(mode & 0o7777).toString(8)} ${mtime} .\n`);
     await this.until(`${MARK} ok`);
     const said = this.said();
     if (said !== 'ok') throw new DeltaFallback(this.rel, `the result was not put in place: ${said ?? (this.err.trim() || 'the server said nothing')}`);
+    // Until the script has ended: its exit removes what is left of the block files, which a read-only
+    // folder (opened for this transfer only) must still allow. The file is in place: a drop now is no failure.
+    await this.until('\0never').catch(() => undefined);
   }
 
   /** Gives up: the script removes the copy when its stdin ends. */
