@@ -215,16 +215,16 @@ export class RemoteDelta {
 
   /**
    * Asks the script to set the size, check the copy against `sum`, set `mode` and `mtime` (whole
-   * seconds) and rename it, and waits for its end; DeltaFallback if it refused.
+   * seconds) and rename it (and with `waitEnd`, waits for the script's end); DeltaFallback if it refused.
    */
-  async commit(sum: number, size: number, mode: number, mtime: number): Promise<void> {
+  async commit(sum: number, size: number, mode: number, mtime: number, o: { waitEnd: boolean }): Promise<void> {
     if (!this.closed) this.ch.end(`commit ${sum} ${size} ${(mode & 0o7777).toString(8)} ${mtime} .\n`);
     await this.until(`${MARK} ok`);
     const said = this.said();
     if (said !== 'ok') throw new DeltaFallback(this.rel, `the result was not put in place: ${said ?? (this.err.trim() || 'the server said nothing')}`);
-    // Until the script has ended: its exit removes what is left of the block files, which a read-only
-    // folder (opened for this transfer only) must still allow. The file is in place: a drop now is no failure.
-    await this.until('\0never').catch(() => undefined);
+    // In a read-only folder (opened for this transfer only), until the script has ended: its exit removes
+    // what is left of the block files. The file is in place: a drop now is no failure.
+    if (o.waitEnd) await this.until('\0never').catch(() => undefined);
   }
 
   /** Gives up: the script removes the copy when its stdin ends. */

@@ -110,6 +110,14 @@ export function deltaCandidate(ctx: ApplyContext, item: PlanItem): boolean {
   return item.entry.size >= DELTA_MIN_BYTES && r?.type === 'file' && r.size >= item.entry.size / 4;
 }
 
+/** Whether the folder holding `rel` is read-only on the server (withWritableParents opens it for the transfer only). */
+function closedAgain(ctx: ApplyContext, rel: string): boolean {
+  const parent = path.posix.dirname(rel);
+  if (parent === '.') return false; // the root is never opened
+  const e = ctx.remote.get(parent);
+  return e?.type !== 'dir' || (e.mode & 0o700) !== 0o700;
+}
+
 /** Sends one file by changed blocks; returns the bytes written. Throws DeltaFallback or LocalReadError. */
 export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks = {}): Promise<number> {
   const abs = path.join(ctx.localRoot, item.rel);
@@ -130,7 +138,7 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
-    await remote.commit(expectedCksum(ls.value, remote.blocks, sent, blockSize), size, item.entry.mode, Math.floor(item.entry.mtimeMs / 1000));
+    await remote.commit(expectedCksum(ls.value, remote.blocks, sent, blockSize), size, item.entry.mode, Math.floor(item.entry.mtimeMs / 1000), { waitEnd: closedAgain(ctx, item.rel) });
     return written;
   } catch (e) {
     await remote.abort();
