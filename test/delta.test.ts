@@ -8,8 +8,9 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cksumOf, crcCombine, crcUpdate, shiftFor } from '../sync/engine/cksum';
-import { blockSizeFor, changedRanges, localSums } from '../sync/engine/delta';
+import { cksumOf, crcCombine, crcOfCksum, crcUpdate, shiftFor } from '../sync/engine/cksum';
+import { blockSizeFor, changedRanges, expectedCksum, localSums } from '../sync/engine/delta';
+import { joinRanges } from '../sync/engine/delta-write';
 import { tempDir } from './support/trees';
 
 function cksumTool(buf: Buffer): number {
@@ -28,6 +29,11 @@ describe('cksum', () => {
 
   test('a known value: "hello\\n" is 3015617425', () => {
     expect(cksumOf(crcUpdate(0, Buffer.from('hello\n')), 6)).toBe(3015617425);
+  });
+
+  test.each([0, 1, 255, 256, 65_536, 131_072, 4_194_304 + 3])('%i bytes: what cksum prints gives back the raw register', (n) => {
+    const buf = crypto.randomBytes(n);
+    expect(crcOfCksum(cksumTool(buf), n) >>> 0).toBe(crcUpdate(0, buf) >>> 0);
   });
 
   test('registers of pieces combine into the register of the whole, whatever the cut', () => {
@@ -51,19 +57,34 @@ describe('blocks', () => {
     expect(blockSizeFor(100 * 1024 * MiB)).toBe(4 * MiB);
   });
 
-  test('local sums: an MD5 per block (the last one short), and the whole file as cksum prints it', async () => {
+  test('local sums: a SHA-1 per block (the last one short)', async () => {
     const dir = tempDir('delta-unit');
     try {
       const buf = crypto.randomBytes(3 * 65_536 + 1000);
       const f = path.join(dir, 'f');
       fs.writeFileSync(f, buf);
       const s = await localSums(f, 'f', buf.length, 65_536);
-      expect(s.blocks.map((b) => b.size)).toEqual([65_536, 65_536, 65_536, 1000]);
-      expect(s.blocks[3].sum).toBe(crypto.createHash('md5').update(buf.subarray(3 * 65_536)).digest('hex'));
-      expect(s.sum).toBe(cksumTool(buf));
+      expect(s.map((b) => b.size)).toEqual([65_536, 65_536, 65_536, 1000]);
+      expect(s[3].sum).toBe(crypto.createHash('sha1').update(buf.subarray(3 * 65_536)).digest('hex'));
       await expect(localSums(f, 'f', buf.length + 1, 65_536)).rejects.toThrow(/changed while it was sent/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the new file's cksum from the server's block cksums and the sent blocks' CRCs, grown or shrunk", () => {
+    const B = 4096;
+    const old = crypto.randomBytes(5 * B + 100);
+    for (const next of [Buffer.concat([old.subarray(0, 2 * B), crypto.randomBytes(B), old.subarray(3 * B), crypto.randomBytes(2 * B + 7)]), old.subarray(0, 3 * B + 5)]) {
+      const cut = (b: Buffer): Buffer[] => Array.from({ length: Math.ceil(b.length / B) }, (_, i) => b.subarray(i * B, (i + 1) * B));
+      const remote = cut(old).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length, cksum: cksumTool(p) }));
+      const local = cut(next).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length }));
+      const sent = new Map<number, number>();
+      local.forEach((b, i) => {
+        if (remote[i]?.sum !== b.sum) sent.set(i, crcUpdate(0, cut(next)[i]));
+      });
+      expect(sent.size).toBeGreaterThan(0);
+      expect(expectedCksum(local, remote, sent, B)).toBe(cksumTool(next));
     }
   });
 
@@ -78,5 +99,27 @@ describe('blocks', () => {
     expect(changedRanges([b(1), b(2), b(3), b(4, 5)], [b(1), b(2, 7)], 10)).toEqual([[10, 35]]);
     // Shrunk: nothing to send when the remaining blocks are equal (the size is set on commit).
     expect(changedRanges([b(1)], [b(1), b(2)], 10)).toEqual([]);
+  });
+
+  test('joined ranges: the smallest gaps closed first, down to the most allowed', () => {
+    const r: [number, number][] = [
+      [0, 10],
+      [12, 20],
+      [100, 110],
+      [111, 120],
+      [500, 510],
+    ];
+    expect(joinRanges(r, 5)).toEqual(r);
+    expect(joinRanges(r, 3)).toEqual([
+      [0, 20],
+      [100, 120],
+      [500, 510],
+    ]);
+    expect(joinRanges(r, 1)).toEqual([[0, 510]]);
+    const many = Array.from({ length: 1000 }, (_, i): [number, number] => [i * 20, i * 20 + 10]);
+    const joined = joinRanges(many);
+    expect(joined.length).toBe(64);
+    expect(joined[0][0]).toBe(0);
+    expect(joined[joined.length - 1][1]).toBe(999 * 20 + 10);
   });
 });

@@ -1,95 +1,77 @@
 /**
- * Writes byte ranges of a local file into the remote temporary copy at the same offsets: one SFTP open
- * (read-write, no truncation), 32 KiB write requests with up to 64 in flight, then the file's exact
- * size, mode and mtime (one fsetstat, after the writes), one close. The local file
- * is read again for exactly those ranges and must still be a file of its planned size; a short read is
- * a LocalReadError ('changed'), never padding.
+ * Sends byte ranges of a local file to the server's changed-blocks script (delta-remote.ts), which
+ * writes each into the temporary copy at the same offset: a `w OFFSET LENGTH` line then the bytes, on
+ * the script's stdin, as fast as the channel's window allows (no round trip per range or per write).
+ * The local file is read again for exactly those ranges, a block at a time, and must still be a file of
+ * its planned size with each block's SHA-1 as first read; a short read or another hash is a
+ * LocalReadError ('changed'), never padding. The server forks a `dd` per range:
+ * ranges are joined across their smallest gaps down to MAX_RANGES.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { ApplyContext } from './apply-common';
-import { caller } from './apply-sftp';
-import { DeltaFallback } from './delta-remote';
+import { crcUpdate } from './cksum';
+import { BlockSum, RemoteDelta } from './delta-remote';
 import { LocalReadError } from './local-read';
-import { PlanItem } from './plan';
 
-const SFTP_CHUNK = 32 * 1024;
-const SFTP_WINDOW = 64;
-const READ_PIECE = 256 * 1024;
+/** At most this many ranges (a `dd` process each on the server). */
+export const MAX_RANGES = 64;
 
-/** Up to `max` requests in flight; the first failure is thrown by the next add or by drain. */
-class Window {
-  private readonly inflight = new Set<Promise<void>>();
-  private failure?: Error;
-  constructor(private readonly max: number) {}
-
-  async add(request: () => Promise<void>): Promise<void> {
-    const p: Promise<void> = request()
-      .catch((e: Error) => {
-        this.failure ??= e;
-      })
-      .finally(() => this.inflight.delete(p));
-    this.inflight.add(p);
-    if (this.inflight.size >= this.max) await Promise.race(this.inflight);
-    if (this.failure) throw this.failure;
+/** `ranges` (sorted, disjoint) with the smallest gaps closed until at most `max` remain. */
+export function joinRanges(ranges: readonly [number, number][], max = MAX_RANGES): [number, number][] {
+  if (ranges.length <= max) return ranges.map(([a, b]) => [a, b]);
+  const gaps = ranges.slice(1).map((r, i) => ({ i, len: r[0] - ranges[i][1] }));
+  const close = new Set(gaps.sort((x, y) => x.len - y.len || x.i - y.i).slice(0, ranges.length - max).map((g) => g.i));
+  const out: [number, number][] = [[ranges[0][0], ranges[0][1]]];
+  for (let i = 1; i < ranges.length; i++) {
+    if (close.has(i - 1)) out[out.length - 1][1] = ranges[i][1];
+    else out.push([ranges[i][0], ranges[i][1]]);
   }
-
-  async drain(): Promise<void> {
-    await Promise.all(this.inflight);
-    if (this.failure) throw this.failure;
-  }
+  return out;
 }
 
-/** Writes `ranges` ([start, end) of the local file `abs`) into `temp` at the same offsets; returns the bytes written. */
-export async function writeRanges(ctx: ApplyContext, abs: string, item: PlanItem, temp: string, ranges: readonly [number, number][]): Promise<number> {
-  const { rel, entry } = item;
-  const size = entry.size;
+/** The local file as it was hashed: its planned size, the block size and each block's SHA-1. */
+export interface Hashed {
+  readonly size: number;
+  readonly blockSize: number;
+  readonly blocks: readonly BlockSum[];
+}
+
+/**
+ * Sends `ranges` ([start, end) of the local file `abs`, whole blocks) block by block, each read again
+ * and checked against its SHA-1 from the first read (a LocalReadError if it changed since); returns
+ * the bytes sent and each sent block's raw CRC (by block index), for the whole file's checksum.
+ */
+export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, h: Hashed, ranges: readonly [number, number][], onBytes?: (n: number) => void): Promise<{ written: number; sent: Map<number, number> }> {
+  const changed = (): LocalReadError => new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch {
     throw new LocalReadError(rel, 'changed', `'${rel}' vanished while it was sent`);
   }
-  const call = caller(ctx.conn);
-  const sftp = await ctx.conn.sftp();
-  let handle: Buffer | undefined;
   try {
     const st = await fh.stat();
-    if (!st.isFile() || st.size !== size) throw new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
-    handle = await call<Buffer>((cb) => sftp.open(temp, 'r+', cb)).catch((e: Error) => {
-      throw new DeltaFallback(rel, `the temporary copy cannot be opened (${e.message})`);
-    });
-    const h = handle;
-    const window = new Window(SFTP_WINDOW);
+    if (!st.isFile() || st.size !== h.size) throw changed();
     let written = 0;
+    const sent = new Map<number, number>();
     for (const [start, end] of ranges) {
-      for (let pos = start; pos < end; pos += READ_PIECE) {
-        const buf = Buffer.allocUnsafe(Math.min(READ_PIECE, end - pos));
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-        if (bytesRead !== buf.length) throw new LocalReadError(rel, 'changed', `'${rel}' shrank while it was sent`);
-        for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
-          const len = Math.min(SFTP_CHUNK, buf.length - off);
-          const at = pos + off;
-          await window.add(async () => {
-            await call<void>((cb) => sftp.write(h, buf, off, len, at, (err) => cb(err, undefined)));
-            written += len;
-            ctx.onBytes?.(len);
-          });
-        }
+      await remote.send(`w ${start} ${end - start}\n`);
+      for (let pos = start; pos < end; pos += h.blockSize) {
+        const i = pos / h.blockSize;
+        const buf = Buffer.allocUnsafe(Math.min(h.blockSize, end - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos).catch((e: Error) => {
+          throw new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read again for its changed blocks (${e.message})`);
+        });
+        if (bytesRead !== buf.length || buf.length !== h.blocks[i]?.size) throw changed();
+        if (crypto.createHash('sha1').update(buf).digest('hex') !== h.blocks[i].sum) throw changed();
+        sent.set(i, crcUpdate(0, buf));
+        await remote.send(buf);
+        written += buf.length;
+        onBytes?.(buf.length);
       }
     }
-    // The exact size, the mode and the mtime, in order after the writes (no round trip of their own).
-    const mtime = Math.floor(entry.mtimeMs / 1000);
-    await window.add(() => call<void>((cb) => sftp.fsetstat(h, { size, mode: entry.mode, atime: mtime, mtime }, (err) => cb(err, undefined))));
-    await window.drain();
-    return written;
-  } catch (e) {
-    if (e instanceof LocalReadError || e instanceof DeltaFallback || !ctx.conn.alive) throw e;
-    throw new DeltaFallback(rel, `writing the changed blocks failed (${(e as Error).message})`);
+    return { written, sent };
   } finally {
     await fh.close();
-    if (handle) {
-      const h = handle;
-      await call<void>((cb) => sftp.close(h, (err) => cb(err, undefined))).catch(() => undefined);
-    }
   }
 }

@@ -2,14 +2,16 @@
  * Changed-blocks transfer for large files whose remote copy exists (issue 13, "Large files"): only the
  * blocks that differ cross the wire, with nothing but sh and coreutils on the server.
  *
- * 1. At once: the server copies its file to a temporary name and hashes its blocks (MD5,
+ * 1. At once: the server copies its file to a temporary name and hashes its blocks (SHA-1,
  *    delta-remote.ts), while the runner reads the local file once, hashing the same blocks and
  *    checksumming the whole file (CRC-32 as `cksum`, cksum.ts; streamed, one read buffer at a time).
- * 2. The blocks whose hash or length differ are written into the copy at their offsets (SFTP,
- *    pipelined), read again from the local file, which must still have its planned size.
+ * 2. The blocks whose hash or length differ are sent on the script's stdin and written into the copy
+ *    at their offsets (delta-write.ts), read again from the local file, which must still have its
+ *    planned size.
  * 3. If the local file did not change meanwhile, the server sets the exact size, checks the whole
- *    copy's checksum against the local one, checks that its own file is still the one it copied, and
- *    renames the copy over it with the file's mode and mtime (`commit`).
+ *    copy's checksum against the local one, sets the file's mode and mtime, checks that its own file is
+ *    still the one it copied, and renames the copy over it (`commit`, sent right after the blocks: no
+ *    round trip of its own).
  *
  * Anything unexpected (a tool missing, an unreadable remote file, a checksum mismatch, the remote file
  * changed meanwhile) is a DeltaFallback: the copy is removed and the file is sent whole. A local file
@@ -23,9 +25,9 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
 import { Limiter } from './apply-sftp';
-import { cksumOf, crcCombine, crcUpdate, shiftFor } from './cksum';
-import { BlockSum, DeltaFallback, RemoteDelta } from './delta-remote';
-import { writeRanges } from './delta-write';
+import { cksumOf, crcCombine, crcOfCksum, shiftFor } from './cksum';
+import { BlockSum, DeltaFallback, RemoteBlock, RemoteDelta } from './delta-remote';
+import { joinRanges, sendRanges } from './delta-write';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 
@@ -49,41 +51,42 @@ export function blockSizeFor(size: number): number {
   return b;
 }
 
-export interface LocalSums {
-  /** Each block's MD5 (what decides whether it is sent). */
-  readonly blocks: BlockSum[];
-  /** `cksum` of the whole file. */
-  readonly sum: number;
-}
-
-/** Reads exactly `size` bytes of `abs` once: each block's MD5, and the whole file's `cksum` (from the blocks' CRCs). */
-export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<LocalSums> {
+/** Reads exactly `size` bytes of `abs` once: each block's SHA-1. */
+export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<BlockSum[]> {
   const blocks: BlockSum[] = [];
-  const full = shiftFor(blockSize);
-  let whole = 0;
-  let crc = 0;
-  let md5 = crypto.createHash('md5');
+  let hash = crypto.createHash('sha1');
   let inBlock = 0;
-  const close = (): void => {
-    blocks.push({ sum: md5.digest('hex'), size: inBlock });
-    md5 = crypto.createHash('md5');
-    whole = crcCombine(whole, crc, inBlock === blockSize ? full : shiftFor(inBlock));
-    crc = 0;
-    inBlock = 0;
-  };
   for await (const buf of readExactly(abs, rel, size)) {
     for (let off = 0; off < buf.length; ) {
       const n = Math.min(blockSize - inBlock, buf.length - off);
-      const part = buf.subarray(off, off + n);
-      crc = crcUpdate(crc, part);
-      md5.update(part);
+      hash.update(buf.subarray(off, off + n));
       inBlock += n;
       off += n;
-      if (inBlock === blockSize) close();
+      if (inBlock === blockSize) {
+        blocks.push({ sum: hash.digest('hex'), size: inBlock });
+        hash = crypto.createHash('sha1');
+        inBlock = 0;
+      }
     }
   }
-  if (inBlock > 0) close();
-  return { blocks, sum: cksumOf(whole, size) };
+  if (inBlock > 0) blocks.push({ sum: hash.digest('hex'), size: inBlock });
+  return blocks;
+}
+
+/**
+ * The `cksum` the whole new file must have: the raw CRC of each block, the server's (what its `cksum`
+ * printed) for the blocks left as they are, the runner's (`sent`, by block index) for those sent.
+ */
+export function expectedCksum(blocks: readonly BlockSum[], remote: readonly RemoteBlock[], sent: ReadonlyMap<number, number>, blockSize: number): number {
+  let whole = 0;
+  let size = 0;
+  const full = shiftFor(blockSize);
+  blocks.forEach((b, i) => {
+    const reg = sent.get(i) ?? crcOfCksum(remote[i].cksum, b.size);
+    whole = crcCombine(whole, reg, b.size === blockSize ? full : shiftFor(b.size));
+    size += b.size;
+  });
+  return cksumOf(whole, size);
 }
 
 /** Byte ranges [start, end) of the local file to write: differing blocks, adjacent ones joined. */
@@ -107,6 +110,14 @@ export function deltaCandidate(ctx: ApplyContext, item: PlanItem): boolean {
   return item.entry.size >= DELTA_MIN_BYTES && r?.type === 'file' && r.size >= item.entry.size / 4;
 }
 
+/** Whether the folder holding `rel` is read-only on the server (withWritableParents opens it for the transfer only). */
+function closedAgain(ctx: ApplyContext, rel: string): boolean {
+  const parent = path.posix.dirname(rel);
+  if (parent === '.') return false; // the root is never opened
+  const e = ctx.remote.get(parent);
+  return e?.type !== 'dir' || (e.mode & 0o700) !== 0o700;
+}
+
 /** Sends one file by changed blocks; returns the bytes written. Throws DeltaFallback or LocalReadError. */
 export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks = {}): Promise<number> {
   const abs = path.join(ctx.localRoot, item.rel);
@@ -121,13 +132,13 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
   try {
     if (ls.status === 'rejected') throw ls.reason;
     await hooks.afterPrepare?.(remote);
-    const ranges = changedRanges(ls.value.blocks, remote.blocks, blockSize);
+    const ranges = joinRanges(changedRanges(ls.value, remote.blocks, blockSize));
     ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
-    const written = await writeRanges(ctx, abs, item, remote.temp, ranges);
+    const { written, sent } = await sendRanges(remote, abs, item.rel, { size, blockSize, blocks: ls.value }, ranges, ctx.onBytes);
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
-    await remote.commit(ls.value.sum, size);
+    await remote.commit(expectedCksum(ls.value, remote.blocks, sent, blockSize), size, item.entry.mode, Math.floor(item.entry.mtimeMs / 1000), { waitEnd: closedAgain(ctx, item.rel) });
     return written;
   } catch (e) {
     await remote.abort();

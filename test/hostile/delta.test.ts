@@ -2,7 +2,8 @@
  * Changed-blocks transfer of large files (issue 13) against the sidecar's sshd run by a non-root user:
  * the remote ends byte-equal after scattered changes, growth, shrinking and an insertion, with the bytes
  * on the wire counted by a proxy; a remote copy changed between hashing and rename, a local file cut
- * while it is sent, odd names and read-only folders never leave a wrong or half file in place.
+ * while it is sent, a copy that cannot be written (a full disk), odd names, read-only files and folders
+ * never leave a wrong or half file in place; mode and mtime arrive with the content.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -84,11 +85,27 @@ describe('byte-equal, with few bytes on the wire', () => {
     const base = crypto.randomBytes(SIZE);
     put('big.bin', base);
     await pass();
-    put('big.bin', scatter(base, 4, 256 * 1024));
+    const abs = put('big.bin', scatter(base, 4, 256 * 1024));
     const w = await pass();
     await settled();
     expect(w.sent).toBeLessThan(0.05 * SIZE);
     expect(w.received).toBeLessThan(0.01 * SIZE);
+    expect(Math.floor(fs.statSync(path.join(a.remote, 'big.bin')).mtimeMs / 1000)).toBe(Math.floor(fs.statSync(abs).mtimeMs / 1000));
+  });
+
+  test('a read-only file (0444) with 100 scattered changes: the ranges joined (a dd each on the server), byte-equal, mode and mtime kept', async () => {
+    const base = crypto.randomBytes(SIZE);
+    fs.chmodSync(put('ro.bin', base), 0o444);
+    await pass();
+    const abs = path.join(a.local, 'ro.bin');
+    fs.chmodSync(abs, 0o644);
+    put('ro.bin', scatter(base, 100, 100));
+    fs.chmodSync(abs, 0o444);
+    const w = await pass();
+    await settled();
+    expect(w.sent).toBeLessThan(0.7 * SIZE); // changed blocks, not the whole file
+    expect(fs.statSync(path.join(a.remote, 'ro.bin')).mode & 0o777).toBe(0o444);
+    expect(Math.floor(fs.statSync(path.join(a.remote, 'ro.bin')).mtimeMs / 1000)).toBe(Math.floor(fs.statSync(abs).mtimeMs / 1000));
   });
 
   test('grown by 3 MiB with a change inside, then shrunk to 20 MiB', async () => {
@@ -210,12 +227,42 @@ describe('never a wrong or half file in place', () => {
     expect(fs.readFileSync(path.join(a.remote, 'big.bin')).equals(base)).toBe(true);
   });
 
+  test('a changed block of the local file rewritten after hashing, size and mtime kept: not put in place', async () => {
+    const { base } = await changedFile();
+    const abs = path.join(a.local, 'big.bin');
+    const res = await send('big.bin', {
+      afterPrepare: () => {
+        const st = fs.statSync(abs);
+        const fd = fs.openSync(abs, 'r+');
+        fs.writeSync(fd, crypto.randomBytes(10), 0, 10, Math.floor((0.37 / 4) * (SIZE - 256 * 1024)) + 1000); // inside the first change
+        fs.closeSync(fd);
+        fs.utimesSync(abs, st.atime, st.mtime);
+      },
+    });
+    expect(res.unsent).toEqual(['big.bin']);
+    expect(res.changed).toEqual(['big.bin']);
+    await eventually(() => leftovers(), 5000, 'temporary files removed');
+    expect(fs.readFileSync(path.join(a.remote, 'big.bin')).equals(base)).toBe(true);
+  });
+
   test('the local file edited just before the rename: not put in place', async () => {
     const { base } = await changedFile();
     const res = await send('big.bin', { beforeCommit: () => fs.utimesSync(path.join(a.local, 'big.bin'), 12345, 12345) });
     expect(res.changed).toEqual(['big.bin']);
     await eventually(() => leftovers(), 5000, 'temporary files removed');
     expect(fs.readFileSync(path.join(a.remote, 'big.bin')).equals(base)).toBe(true);
+  });
+
+  test('the copy cannot be written (a full disk, say): the server says so, the file is sent whole', async () => {
+    await changedFile();
+    let why = '';
+    const res = await send('big.bin', {
+      afterPrepare: (p) => fs.chmodSync(p.temp, 0o444), // the server user's dd now fails as a full disk would
+      onFallback: (w) => (why = w),
+    });
+    expect(why).toMatch(/write/);
+    expect(res.unsent).toEqual([]);
+    await settled();
   });
 
   test('a remote copy the server user cannot read: sent whole', async () => {
