@@ -24,6 +24,7 @@ import type { RemoteListing } from './remote-scan';
 import { SessionLifecycle } from './lifecycle';
 import { haltIfRootGone, keepRemoteFor } from './safety';
 import { Entry, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
+import { scanInThread } from './scan-thread';
 import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
 import { Scheduler } from './scheduler';
@@ -98,14 +99,16 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       }
       const t0 = performance.now();
       // List the local tree while the SSH handshake, the remote preparation and the remote listing are
-      // under way: the walk runs in slices and lets the event loop answer the server in between.
+      // under way: a one-shot run walks in a worker thread (started first: it comes up while ssh2
+      // loads); a watching one walks here in slices, letting the event loop answer the server between.
+      const threaded = this.watcher ? undefined : this.threadScan();
       this.scheduler.setStep('connecting');
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = await scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true));
+        pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
@@ -249,6 +252,13 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       this.dirty.clear();
     }
     return { ...first, files, deleted, bytes };
+  }
+
+  /** The first scan of a one-shot run, in a worker thread (scan-thread.ts); its hard links noted here. */
+  private async threadScan(): Promise<ScanResult> {
+    const r = await scanInThread(this.options.localRoot, this.ig);
+    for (const [rel, key] of r.links) this.hardLinks.add(rel, key);
+    return r;
   }
 
   /** Called before each local folder is listed: watch it first, so nothing created meanwhile is missed. */

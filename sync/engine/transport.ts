@@ -184,13 +184,14 @@ export class Connection {
 
   /**
    * Runs `command`; `stdin` (if any) is piped in with back-pressure. Resolves with the exit status;
-   * rejects with ConnectionError if the connection drops first.
+   * rejects with ConnectionError if the connection drops first. With `onStdout`, the output goes to
+   * it as it arrives (the result's `stdout` is then empty).
    */
-  async exec(command: string, stdin?: Readable | Buffer | string, options: { signal?: AbortSignal } = {}): Promise<ExecResult> {
+  async exec(command: string, stdin?: Readable | Buffer | string, options: { signal?: AbortSignal; onStdout?: (b: Buffer) => void } = {}): Promise<ExecResult> {
     const ch = await this.channel(command);
     const out: Buffer[] = [];
     let err = '';
-    ch.on('data', (b: Buffer) => out.push(b));
+    ch.on('data', options.onStdout ?? ((b: Buffer) => out.push(b)));
     ch.stderr.setEncoding('utf8');
     ch.stderr.on('data', (s: string) => {
       if (err.length < 64 * 1024) err += s;
