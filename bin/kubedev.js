@@ -16,6 +16,15 @@ try {
 } catch {
   // no cache: start-up as before
 }
+// `kubedev sync --once` walks the local folder in a worker thread: started now, its start-up overlaps
+// the loading below (build/sync/engine/scan-thread.js). Unused, it holds nothing up.
+if (argv[0] === 'sync' && argv.includes('--once')) {
+  try {
+    require('../build/sync/engine/scan-thread.js').prestartScanThread();
+  } catch {
+    // the session starts its thread later
+  }
+}
 let cli;
 try {
   cli = require('../build/sync/cli/main.js');

@@ -1,13 +1,14 @@
 /**
  * The one-shot run's local scan in a worker thread (sync/engine/scan-thread.ts) must see exactly what
  * the main-thread walk sees, hostile shapes included: odd and non-UTF-8 names, links that leave the
- * tree, a named pipe, hard links, ignores from .kubedevignore and --ignore.
+ * tree, a named pipe, hard links, names Windows cannot hold, ignores from .kubedevignore and --ignore.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildIgnore } from '../sync/engine/ignore';
-import { scanInThread } from '../sync/engine/scan-thread';
+import { portabilityWarnings } from '../sync/engine/portable-names';
+import { prestartScanThread, scanInThread } from '../sync/engine/scan-thread';
 import { Entry, scanLocalSync } from '../sync/engine/tree';
 import { tempDir, writeTree } from './support/trees';
 
@@ -27,6 +28,8 @@ beforeAll(() => {
     'keep.log': { content: 'x', mode: 0o600 },
     '.kubedevignore': 'build/\n',
     'locked/inner.txt': 'i',
+    'docs/Makefile': 'm',
+    'docs/makefile': 'm',
   });
   fs.writeFileSync(Buffer.concat([Buffer.from(`${root}/sub/bad-`), Buffer.from([0xff, 0xfe]), Buffer.from('.txt')]), 'not utf-8');
   fs.linkSync(path.join(root, 'a.txt'), path.join(root, 'sub/a-again.txt'));
@@ -51,9 +54,11 @@ test('the worker thread walk equals the main-thread walk, entry by entry, refusa
   expect(entries(there.tree)).toEqual(entries(here.tree));
   expect(there.refused).toEqual(here.refused);
   expect(there.links).toEqual(links);
+  expect(there.portable).toEqual(portabilityWarnings(here.tree.keys()));
+  expect(there.portable?.map((w) => w.reason).join('\n')).toMatch(/differ only in letter case/);
   // What the fixture is for: each hostile shape is really there.
   expect(Object.keys(entries(there.tree)).sort()).toEqual(
-    ['.kubedevignore', 'a.txt', 'keep.log', 'link-in', 'locked', 'locked/inner.txt', 'sub', 'sub/a-again.txt', 'sub/deep', 'sub/deep/b.txt', 'sub/with\nnewline', 'sub/ünï cödé ☃.txt'].sort(),
+    ['.kubedevignore', 'a.txt', 'docs', 'docs/Makefile', 'docs/makefile', 'keep.log', 'link-in', 'locked', 'locked/inner.txt', 'sub', 'sub/a-again.txt', 'sub/deep', 'sub/deep/b.txt', 'sub/with\nnewline', 'sub/ünï cödé ☃.txt'].sort(),
   );
   expect(there.tree.get('a.txt')?.mtimeMs).toBe(fs.lstatSync(path.join(root, 'a.txt')).mtimeMs);
   expect(there.tree.get('link-in')?.target).toBe('sub/deep/b.txt');
@@ -71,4 +76,16 @@ test('a folder that vanished before the thread came up is an empty scan, not a f
   const r = await scanInThread(gone, buildIgnore(gone));
   expect(r.tree.size).toBe(0);
   expect(r.refused).toEqual([]);
+});
+
+test('a thread started ahead (as bin/kubedev.js does) takes the first job; the next one starts its own', async () => {
+  const ig = buildIgnore(root, ['node_modules/']);
+  const here = entries(scanLocalSync(root, ig, '', new Map()).tree);
+  prestartScanThread();
+  await new Promise((r) => setTimeout(r, 200)); // the spare is up and idle by now
+  const [first, second] = await Promise.all([scanInThread(root, ig), scanInThread(root, ig)]);
+  for (const r of [first, second]) {
+    expect(r.threaded).toBe(true);
+    expect(entries(r.tree)).toEqual(here);
+  }
 });

@@ -85,6 +85,8 @@ export class ListingParser {
   private readonly foreign: string[] = [];
   private readonly marker: Buffer;
   private started = false;
+  /** Whether an entry was left out (find lists folders before their contents: else none lacks its parent). */
+  private dropped = false;
   private rest: Buffer = Buffer.alloc(0);
 
   constructor(
@@ -147,15 +149,20 @@ export class ListingParser {
     const isLink = y === 0x6c; // l
     if (!allUtf8 && (!isUtf8(b.subarray(start[4], stop[4])) || (isLink && !isUtf8(b.subarray(start[5], stop[5]))))) {
       this.foreign.push(b.toString('utf8', start[4], stop[4]));
+      this.dropped = true;
       return;
     }
     const rel = b.toString('utf8', start[4], stop[4]);
     const type: EntryType | undefined = y === 0x66 ? 'file' : y === 0x64 ? 'dir' : isLink ? 'symlink' : undefined;
     if (rel.startsWith(INTERNAL_PREFIX, rel.lastIndexOf('/') + 1)) {
       this.leftovers.push(rel);
+      this.dropped = true;
       return;
     }
-    if (!type || this.ig.ignores(rel, type === 'dir')) return;
+    if (!type || this.ig.ignores(rel, type === 'dir')) {
+      this.dropped = true;
+      return;
+    }
     this.tree.set(rel, {
       type,
       size: decimal(b, start[1], stop[1]),
@@ -171,9 +178,11 @@ export class ListingParser {
     if (!this.started) throw new Error('the remote listing did not start with its marker');
     const tree = this.tree;
     // Drop entries whose parent is not in the tree (inside ignored, leftover or foreign folders).
-    for (const rel of tree.keys()) {
-      const slash = rel.lastIndexOf('/');
-      if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
+    if (this.dropped) {
+      for (const rel of tree.keys()) {
+        const slash = rel.lastIndexOf('/');
+        if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
+      }
     }
     return { tree, leftovers: topMost(this.leftovers), foreign: topMost(this.foreign) };
   }

@@ -5,14 +5,16 @@
  *
  * Same walk, same rules: the worker runs tree.ts's scanLocalSync with the session's own ignore
  * patterns (so the same matcher), and sends back the entries (numbers in one transferred array),
- * the refusals and the hard-link names. A watching session does not use it: its scan must add each
- * folder to the watcher before listing it, on the main thread. If the worker cannot start or fails,
- * the scan runs on the main thread as before (a missing thread never changes what is sent).
+ * the refusals, the hard-link names and the warnings for names other systems cannot hold
+ * (portable-names.ts). A watching session does not use it: its scan must add each folder to the
+ * watcher before listing it, on the main thread. If the worker cannot start or fails, the scan runs
+ * on the main thread as before (a missing thread never changes what is sent).
  */
 import * as path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { CompactIndex } from './index-store';
 import { IgnoreMatcher, matcherOf } from './ignore';
+import { portabilityWarnings } from './portable-names';
 import { Entry, EntryType, Refusal, scanLocal, scanLocalSync, ScanResult } from './tree';
 
 /** Fields per entry in the transferred array: type, size, mtimeMs, mode, ino. */
@@ -32,6 +34,7 @@ interface Reply {
   /** [entry number, link target] for each symlink. */
   readonly targets: Array<[number, string]>;
   readonly refused: Refusal[];
+  readonly portable: Refusal[];
   /** [rel, dev:ino] for each file with several hard links. */
   readonly links: Array<[string, string]>;
 }
@@ -61,7 +64,7 @@ function walkHere(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
     data[o + 4] = e.ino ?? 0;
     if (e.target !== undefined) targets.push([i, e.target]);
   });
-  return { reply: { keys, data, targets, refused, links }, transfer: [data.buffer as ArrayBuffer] };
+  return { reply: { keys, data, targets, refused, portable: portabilityWarnings(keys), links }, transfer: [data.buffer as ArrayBuffer] };
 }
 
 /** The reply as the session's index (entries as a local stat makes them: exact mtimes). */
@@ -76,7 +79,7 @@ function unpack(r: Reply): ThreadScan {
     else if (type === 'symlink') tree.set(k, { ...e, target: target.get(i) });
     else tree.set(k, e);
   });
-  return { tree, refused: r.refused, links: r.links, threaded: true };
+  return { tree, refused: r.refused, portable: r.portable, links: r.links, threaded: true };
 }
 
 /** The compiled file runs as is; from the TypeScript sources (tests), the worker loads them through tsx. */
@@ -84,6 +87,35 @@ function workerExecArgv(): string[] | undefined {
   if (path.extname(__filename) !== '.ts') return undefined;
   const hooked = process.execArgv.some((a) => a.includes('tsx'));
   return hooked ? undefined : ['-r', require.resolve('tsx/cjs')];
+}
+
+/** A thread started ahead (prestartScanThread), waiting for its job; dropped if it ends first. */
+let spare: Worker | undefined;
+
+/** A new scan thread, waiting for its job (a message). Throws if it cannot be started. */
+function spawn(): Worker {
+  const w = new Worker(__filename, { workerData: { mark: MARK }, execArgv: workerExecArgv(), stdout: false, stderr: false });
+  const drop = (): void => {
+    if (spare === w) spare = undefined;
+  };
+  w.once('error', drop);
+  w.once('exit', drop);
+  return w;
+}
+
+/**
+ * Starts a scan thread now, for the next scanInThread: bin/kubedev.js calls it first thing for
+ * `kubedev sync --once`, so the thread's own start-up (tens of milliseconds) overlaps the CLI's
+ * loading. An unused one holds nothing up: it does not keep the process alive.
+ */
+export function prestartScanThread(): void {
+  if (spare) return;
+  try {
+    spare = spawn();
+    spare.unref();
+  } catch {
+    spare = undefined; // scanInThread starts one, or walks here
+  }
 }
 
 /**
@@ -98,8 +130,11 @@ export function scanInThread(root: string, ig: IgnoreMatcher): Promise<ThreadSca
   };
   let w: Worker;
   try {
+    w = spare ?? spawn();
+    spare = undefined;
+    w.ref();
     const job: Job = { mark: MARK, root, patterns: [...ig.patterns] };
-    w = new Worker(__filename, { workerData: job, execArgv: workerExecArgv(), stdout: false, stderr: false });
+    w.postMessage(job);
   } catch {
     return fallback();
   }
@@ -117,7 +152,12 @@ export function scanInThread(root: string, ig: IgnoreMatcher): Promise<ThreadSca
   });
 }
 
-if (!isMainThread && (workerData as Job | undefined)?.mark === MARK && parentPort) {
-  const { reply, transfer } = walkHere(workerData as Job);
-  parentPort.postMessage(reply, transfer);
+// The thread: one job, one reply, then it ends (its port closed).
+if (!isMainThread && (workerData as { mark?: string } | undefined)?.mark === MARK && parentPort) {
+  const port = parentPort;
+  port.once('message', (job: Job) => {
+    const { reply, transfer } = walkHere(job);
+    port.postMessage(reply, transfer);
+    port.close();
+  });
 }

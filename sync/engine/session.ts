@@ -99,12 +99,12 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       }
       const t0 = performance.now();
       // List the local tree while the SSH handshake, the remote preparation and the remote listing are
-      // under way: a one-shot run walks in a worker thread (started first: it comes up while ssh2
-      // loads); a watching one walks here in slices, letting the event loop answer the server between.
-      const threaded = this.watcher ? undefined : this.threadScan();
+      // under way: a one-shot run walks in a worker thread (it comes up while ssh2 loads); a watching
+      // one walks here in slices, letting the event loop answer the server in between.
       this.scheduler.setStep('connecting');
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
+      const threaded = this.watcher ? undefined : this.threadScan();
       this.dirty.clear();
       let pre: ScanResult;
       try {
@@ -202,7 +202,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
     this.reportRefused(local.refused);
-    this.reportRefused(portabilityWarnings(local.tree.keys()));
+    this.reportRefused(local.portable ?? portabilityWarnings(local.tree.keys()));
     this.reportForeign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
     const plan = planDiff(local.tree, remote.tree);

@@ -4,6 +4,7 @@
  * one lazily opened SFTP session.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
@@ -79,14 +80,31 @@ export class Connection {
   /** Connects, checking the host key first. Rejects with HostKeyError, AuthError or ConnectionError. */
   static async open(o: ConnectOptions): Promise<Connection> {
     const where = `${o.user}@${o.host}:${o.port}`;
+    // The TCP connection first: the server accepts it and starts its side of the handshake while the
+    // key is read and ssh2 loads. A failure meanwhile is kept and reported as ssh2 would report it.
+    const sock = net.connect({ host: o.host, port: o.port });
+    let early: Error | undefined;
+    sock.on('error', (e) => (early ??= new ConnectionError(`cannot connect to ${where}: ${e.message}`)));
+    sock.once('close', () => (early ??= new ConnectionError(`connection to ${where} closed during the handshake`)));
+    // Small SSH packets (SFTP requests, channel opens) must not wait for Nagle's algorithm.
+    sock.setNoDelay(true);
     let privateKey: Buffer;
     try {
       privateKey = await fs.promises.readFile(o.identity);
+      o.signal?.throwIfAborted();
+      if (early) throw early;
     } catch (e) {
+      sock.destroy();
+      if (e === early || o.signal?.aborted) throw e;
       throw new AuthError(`identity '${o.identity}' is unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). Pass --identity with the private key the server accepts`);
     }
-    o.signal?.throwIfAborted();
-    const client = new (ssh2Client())();
+    let client: Client;
+    try {
+      client = new (ssh2Client())();
+    } catch (e) {
+      sock.destroy();
+      throw e;
+    }
     let verdict: HostKeyVerdict | undefined;
     return new Promise<Connection>((resolve, reject) => {
       let settled = false;
@@ -106,8 +124,6 @@ export class Connection {
         } else resolve(conn as Connection);
       };
       o.signal?.addEventListener('abort', onAbort, { once: true });
-      // Small SSH packets (SFTP requests, channel opens) must not wait for Nagle's algorithm.
-      client.once('connect', () => client.setNoDelay(true));
       client.once('ready', () => {
         const conn = new Connection(client, where, verdict?.fingerprint ?? '');
         finish(undefined, conn);
@@ -125,10 +141,14 @@ export class Connection {
       client.once('close', () => finish(verdict && !verdict.ok ? new HostKeyError(verdict) : new ConnectionError(`connection to ${where} closed during the handshake`)));
       try {
         client.connect({
+          sock,
           host: o.host,
           port: o.port,
           username: o.user,
           privateKey,
+          // The key straight away: without this, ssh2 first asks for 'none' (a round trip, and the
+          // server's work for it) only to learn that the key is what it takes.
+          authHandler: ['publickey'],
           readyTimeout: o.readyTimeoutMs ?? 10_000,
           keepaliveInterval: 5_000,
           keepaliveCountMax: 3,
