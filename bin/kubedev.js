@@ -16,8 +16,9 @@ try {
 } catch {
   // no cache: start-up as before
 }
-// `kubedev sync --once` walks the local folder in a worker thread: started now, its start-up overlaps
-// the loading below (build/sync/engine/scan-thread.js). Unused, it holds nothing up.
+// `kubedev sync --once` on a machine with cores to spare walks the local folder in a worker thread:
+// started now, its start-up overlaps the loading below (build/sync/engine/scan-thread.js). Unused,
+// it holds nothing up.
 if (argv[0] === 'sync' && argv.includes('--once')) {
   try {
     require('../build/sync/engine/scan-thread.js').prestartScanThread();

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildIgnore } from '../sync/engine/ignore';
 import { portabilityWarnings } from '../sync/engine/portable-names';
-import { prestartScanThread, scanInThread } from '../sync/engine/scan-thread';
+import { hasSpareScanThread, prestartScanThread, scanInThread } from '../sync/engine/scan-thread';
 import { Entry, scanLocalSync } from '../sync/engine/tree';
 import { tempDir, writeTree } from './support/trees';
 
@@ -81,9 +81,14 @@ test('a folder that vanished before the thread came up is an empty scan, not a f
 test('a thread started ahead (as bin/kubedev.js does) takes the first job; the next one starts its own', async () => {
   const ig = buildIgnore(root, ['node_modules/']);
   const here = entries(scanLocalSync(root, ig, '', new Map()).tree);
-  prestartScanThread();
+  prestartScanThread(false); // a machine without cores to spare: none
+  expect(hasSpareScanThread()).toBe(false);
+  prestartScanThread(true);
+  expect(hasSpareScanThread()).toBe(true);
   await new Promise((r) => setTimeout(r, 200)); // the spare is up and idle by now
+  expect(hasSpareScanThread()).toBe(true);
   const [first, second] = await Promise.all([scanInThread(root, ig), scanInThread(root, ig)]);
+  expect(hasSpareScanThread()).toBe(false);
   for (const r of [first, second]) {
     expect(r.threaded).toBe(true);
     expect(entries(r.tree)).toEqual(here);

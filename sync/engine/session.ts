@@ -24,7 +24,7 @@ import type { RemoteListing } from './remote-scan';
 import { SessionLifecycle } from './lifecycle';
 import { haltIfRootGone, keepRemoteFor } from './safety';
 import { Entry, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
-import { scanInThread } from './scan-thread';
+import { scanInThread, scanThreadPays } from './scan-thread';
 import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
 import { Scheduler } from './scheduler';
@@ -99,12 +99,12 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       }
       const t0 = performance.now();
       // List the local tree while the SSH handshake, the remote preparation and the remote listing are
-      // under way: a one-shot run walks in a worker thread (it comes up while ssh2 loads); a watching
-      // one walks here in slices, letting the event loop answer the server in between.
+      // under way: a one-shot run on a machine with cores to spare walks in a worker thread; otherwise
+      // the walk runs here in slices, letting the event loop answer the server in between.
       this.scheduler.setStep('connecting');
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
-      const threaded = this.watcher ? undefined : this.threadScan();
+      const threaded = this.watcher || !scanThreadPays() ? undefined : this.threadScan();
       this.dirty.clear();
       let pre: ScanResult;
       try {
