@@ -109,6 +109,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       let pre: ScanResult;
       try {
         pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
+        // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
+        pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
