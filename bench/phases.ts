@@ -47,11 +47,13 @@ const TARGETS: Record<string, (exp: Record<string, unknown>) => void> = {
   'sync/engine/remote.js': (e) => {
     wrap(e, 'prepareRemote', 'remote prepare');
     wrap(e, 'listRemote', 'remote listing');
+    wrap(e, 'prepareAndList', 'remote prepare+listing');
   },
   'sync/engine/tree.js': (e) => {
     wrap(e, 'scanLocalSync', 'local scan');
     wrap(e, 'scanLocal', 'local scan');
   },
+  'sync/engine/scan-thread.js': (e) => wrap(e, 'scanInThread', 'local scan'),
   'sync/engine/apply.js': (e) => wrap(e, 'applyPlan', 'transfer'),
 };
 

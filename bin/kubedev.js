@@ -8,13 +8,23 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   process.stdout.write(`${require('../package.json').version}\n`);
   return;
 }
-// Node >= 22.1 keeps compiled code on disk between runs (a cold start compiles every module again).
-// Failures (read-only cache folder, older Node) only mean no cache.
+// Compiled code is kept between runs in the user's cache folder (a cold start compiles every module
+// again): Node >= 22.1's own cache, V8's cached data on older Node (build/sync/cli/compile-cache.js).
+// Failures (read-only cache folder, no build yet) only mean no cache.
 try {
-  const mod = require('node:module');
-  if (typeof mod.enableCompileCache === 'function' && !process.env.NODE_DISABLE_COMPILE_CACHE) mod.enableCompileCache();
+  require('../build/sync/cli/compile-cache.js').enableCompileCache();
 } catch {
   // no cache: start-up as before
+}
+// `kubedev sync --once` on a machine with cores to spare walks the local folder in a worker thread:
+// started now, its start-up overlaps the loading below (build/sync/engine/scan-thread.js). Unused,
+// it holds nothing up.
+if (argv[0] === 'sync' && argv.includes('--once')) {
+  try {
+    require('../build/sync/engine/scan-thread.js').prestartScanThread();
+  } catch {
+    // the session starts its thread later
+  }
 }
 let cli;
 try {

@@ -41,6 +41,11 @@ export function buildIgnore(localRoot: string, extra: readonly string[] = [], us
   }
   if (fileText !== undefined) patterns.push(...fileText.split(/\r?\n/).filter((l) => l.trim() !== '' && !l.startsWith('#')));
   patterns.push(...extra);
+  return matcherOf(patterns);
+}
+
+/** The matcher for a final list of patterns (buildIgnore's, e.g. sent to a worker thread). */
+export function matcherOf(patterns: readonly string[]): IgnoreMatcher {
   const test = simpleMatcher(patterns) ?? packageMatcher(patterns);
   const negates = patterns.some((p) => p.startsWith('!'));
   const prunableNames = negates

@@ -40,6 +40,14 @@ function parentOf(rel: string): string {
   return i < 0 ? '' : rel.slice(0, i);
 }
 
+const byRel = (a: PlanItem, b: PlanItem): number => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0);
+
+/** Sorts what the local paths planned by path (deletes from index `from` on), as Array#sort orders strings. */
+function inPathOrder(plan: Plan, from: number): void {
+  for (const items of [plan.dirs, plan.files, plan.links, plan.chmods]) items.sort(byRel);
+  if (plan.deletes.length - from > 1) plan.deletes.push(...plan.deletes.splice(from).sort());
+}
+
 /**
  * Plans `remote` -> `local`. With `scope` set (a set of relative paths), only those paths and what
  * lies below them are compared (watch mode); otherwise the whole trees.
@@ -48,6 +56,7 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): P
   const plan = emptyPlan();
   const deleted = new Set<string>();
   const underDeleted = (rel: string): boolean => {
+    if (deleted.size === 0) return false;
     for (let p = parentOf(rel); p !== ''; p = parentOf(p)) if (deleted.has(p)) return true;
     return false;
   };
@@ -72,17 +81,20 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): P
       else plan.files.push({ rel, entry: l });
     }
   };
-  const considerRemote = (rel: string, r: Entry): void => {
+  const considerRemote = (rel: string): void => {
     if (local.has(rel) || deleted.has(rel) || underDeleted(rel)) return;
-    void r;
     plan.deletes.push(rel);
     deleted.add(rel);
   };
 
   if (scope === undefined) {
-    // Sorted so that parents come before children.
-    for (const rel of [...remote.keys()].sort()) considerRemote(rel, remote.get(rel) as Entry);
-    for (const rel of [...local.keys()].sort()) considerLocal(rel, local.get(rel) as Entry);
+    // Only remote paths the local tree lacks can be deleted: those are compared parents first (sorted).
+    // Local paths are compared in any order (a parent whose type changed has no remote children to
+    // meet), then what they planned is put in path order, as a sorted walk would have made it.
+    for (const rel of [...remote.keys()].filter((k) => !local.has(k)).sort()) considerRemote(rel);
+    const fromLocal = plan.deletes.length;
+    for (const [rel, l] of local) considerLocal(rel, l);
+    inPathOrder(plan, fromLocal);
   } else {
     const roots = [...new Set(scope)].sort();
     const inScope = (rel: string): boolean => {
@@ -94,7 +106,7 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): P
     const rootSet = new Set(roots);
     const rkeys = [...remote.keys()].filter(inScope).sort();
     const lkeys = [...local.keys()].filter(inScope).sort();
-    for (const rel of rkeys) considerRemote(rel, remote.get(rel) as Entry);
+    for (const rel of rkeys) considerRemote(rel);
     for (const rel of lkeys) considerLocal(rel, local.get(rel) as Entry);
   }
   // Deletes: drop ones below another delete (a type change can add a parent after its children).

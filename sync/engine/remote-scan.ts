@@ -69,53 +69,123 @@ export function fieldsAfterMarker(out: Buffer, marker: string): { fields: string
  * reads the bytes in place: one string per entry (its path), numbers read from their digits.
  */
 export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher, marker: string): RemoteListing {
-  const tree: Tree = new CompactIndex();
-  const leftovers: string[] = [];
-  const foreign: string[] = [];
-  const m = Buffer.from(`${marker}\0`);
-  const at = out.indexOf(m);
-  if (at < 0) throw new Error('the remote listing did not start with its marker');
-  const allUtf8 = isUtf8(out.subarray(at + m.length));
-  // Field k of the entry at hand spans [start[k], stop[k]); as String.split('\0') would cut them.
-  const start = [0, 0, 0, 0, 0, 0];
-  const stop = [0, 0, 0, 0, 0, 0];
-  let pos = at + m.length;
-  for (;;) {
-    let k = 0;
-    for (; k < 6 && pos <= out.length; k++) {
-      const nul = out.indexOf(0, pos);
-      start[k] = pos;
-      stop[k] = nul < 0 ? out.length : nul;
-      pos = nul < 0 ? out.length + 1 : nul + 1;
+  const p = new ListingParser(ig, marker);
+  p.push(out);
+  return p.end();
+}
+
+/**
+ * parseRemoteScan fed as the output arrives: each chunk's whole entries are read at once, so reading
+ * a large listing overlaps its making on the server and its transfer (the rest of an entry cut by a
+ * chunk's end waits for the next chunk). `end` throws if the marker never came.
+ */
+export class ListingParser {
+  private readonly tree: Tree = new CompactIndex();
+  private readonly leftovers: string[] = [];
+  private readonly foreign: string[] = [];
+  private readonly marker: Buffer;
+  private started = false;
+  /** Whether an entry was left out (find lists folders before their contents: else none lacks its parent). */
+  private dropped = false;
+  private rest: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly ig: IgnoreMatcher,
+    marker: string,
+  ) {
+    this.marker = Buffer.from(`${marker}\0`);
+  }
+
+  private failed?: unknown;
+
+  /** Reads a chunk of output (a failure is kept for `end`: this runs inside the stream's events). */
+  push(chunk: Buffer): void {
+    if (this.failed !== undefined) return;
+    try {
+      this.read(chunk);
+    } catch (e) {
+      this.failed = e;
     }
-    if (k < 6) break;
-    const y = stop[0] - start[0] === 1 ? out[start[0]] : 0;
+  }
+
+  private read(chunk: Buffer): void {
+    let buf = this.rest.length > 0 ? Buffer.concat([this.rest, chunk]) : chunk;
+    if (!this.started) {
+      const at = buf.indexOf(this.marker);
+      if (at < 0) {
+        this.rest = buf;
+        return;
+      }
+      this.started = true;
+      buf = buf.subarray(at + this.marker.length);
+    }
+    this.rest = Buffer.from(buf.subarray(this.entries(buf)));
+  }
+
+  /** Reads the whole entries at the start of `b`; returns where the first incomplete one starts. */
+  private entries(b: Buffer): number {
+    // Field k of the entry at hand spans [start[k], stop[k]).
+    const start = [0, 0, 0, 0, 0, 0];
+    const stop = [0, 0, 0, 0, 0, 0];
+    let pos = 0;
+    let allUtf8: boolean | undefined;
+    for (;;) {
+      const from = pos;
+      for (let k = 0; k < 6; k++) {
+        const nul = b.indexOf(0, pos);
+        if (nul < 0) return from;
+        start[k] = pos;
+        stop[k] = nul;
+        pos = nul + 1;
+      }
+      // Entries end at a NUL, so no UTF-8 sequence is cut: one check for all the whole entries.
+      allUtf8 ??= isUtf8(b.subarray(from, b.lastIndexOf(0) + 1));
+      this.entry(b, start, stop, allUtf8);
+    }
+  }
+
+  private entry(b: Buffer, start: number[], stop: number[], allUtf8: boolean): void {
+    const y = stop[0] - start[0] === 1 ? b[start[0]] : 0;
     const isLink = y === 0x6c; // l
-    if (!allUtf8 && (!isUtf8(out.subarray(start[4], stop[4])) || (isLink && !isUtf8(out.subarray(start[5], stop[5]))))) {
-      foreign.push(out.toString('utf8', start[4], stop[4]));
-      continue;
+    if (!allUtf8 && (!isUtf8(b.subarray(start[4], stop[4])) || (isLink && !isUtf8(b.subarray(start[5], stop[5]))))) {
+      this.foreign.push(b.toString('utf8', start[4], stop[4]));
+      this.dropped = true;
+      return;
     }
-    const rel = out.toString('utf8', start[4], stop[4]);
+    const rel = b.toString('utf8', start[4], stop[4]);
     const type: EntryType | undefined = y === 0x66 ? 'file' : y === 0x64 ? 'dir' : isLink ? 'symlink' : undefined;
     if (rel.startsWith(INTERNAL_PREFIX, rel.lastIndexOf('/') + 1)) {
-      leftovers.push(rel);
-      continue;
+      this.leftovers.push(rel);
+      this.dropped = true;
+      return;
     }
-    if (!type || ig.ignores(rel, type === 'dir')) continue;
-    tree.set(rel, {
+    if (!type || this.ig.ignores(rel, type === 'dir')) {
+      this.dropped = true;
+      return;
+    }
+    this.tree.set(rel, {
       type,
-      size: decimal(out, start[1], stop[1]),
-      mtimeMs: mtimeOf(out, start[2], stop[2]),
-      mode: type === 'symlink' ? 0o777 : octal(out, start[3], stop[3]),
-      target: type === 'symlink' ? out.toString('utf8', start[5], stop[5]) : undefined,
+      size: decimal(b, start[1], stop[1]),
+      mtimeMs: mtimeOf(b, start[2], stop[2]),
+      mode: type === 'symlink' ? 0o777 : octal(b, start[3], stop[3]),
+      target: type === 'symlink' ? b.toString('utf8', start[5], stop[5]) : undefined,
     });
   }
-  // Drop entries whose parent is not in the tree (inside ignored, leftover or foreign folders).
-  for (const rel of tree.keys()) {
-    const slash = rel.lastIndexOf('/');
-    if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
+
+  /** The listing; throws if the output never held the marker. */
+  end(): RemoteListing {
+    if (this.failed !== undefined) throw this.failed;
+    if (!this.started) throw new Error('the remote listing did not start with its marker');
+    const tree = this.tree;
+    // Drop entries whose parent is not in the tree (inside ignored, leftover or foreign folders).
+    if (this.dropped) {
+      for (const rel of tree.keys()) {
+        const slash = rel.lastIndexOf('/');
+        if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
+      }
+    }
+    return { tree, leftovers: topMost(this.leftovers), foreign: topMost(this.foreign) };
   }
-  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign) };
 }
 
 /** A run of decimal digits (anything else: read as Number() reads it). */

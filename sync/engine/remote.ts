@@ -4,7 +4,7 @@
  */
 import { remoteRootProblem, remoteRootShellCheck } from '../../lib/remote-root';
 import { IgnoreMatcher } from './ignore';
-import { listingMarker, parseRemoteScan, RemoteListing, remoteScanCommand } from './remote-scan';
+import { ListingParser, listingMarker, RemoteListing, remoteScanCommand } from './remote-scan';
 import { Connection, ExecResult, RemoteError } from './transport';
 import { shQuote } from './tree';
 
@@ -52,21 +52,23 @@ export async function prepareRemote(conn: Connection, o: { remoteRoot: string; u
 export async function prepareAndList(conn: Connection, o: { remoteRoot: string; user: string; host: string }, ig: IgnoreMatcher, signal?: AbortSignal): Promise<RemoteListing> {
   const marker = listingMarker();
   const script = [...prepareLines(o.remoteRoot), remoteScanCommand(o.remoteRoot, ig.prunableNames, marker), ''].join('\n');
-  const res = await conn.exec('sh -s', script, { signal: signal });
+  const parser = new ListingParser(ig, marker);
+  const res = await conn.exec('sh -s', script, { signal: signal, onStdout: (b) => parser.push(b) });
   const refused = res.code === 0 ? undefined : prepareFailure(res, o);
   if (refused) throw refused;
-  return listingOf(res, o.remoteRoot, ig, marker);
+  return listingOf(res, o.remoteRoot, parser);
 }
 
 /** Lists the remote root (see remote-scan.ts). */
 export async function listRemote(conn: Connection, root: string, ig: IgnoreMatcher, signal?: AbortSignal): Promise<RemoteListing> {
   const marker = listingMarker();
-  const res = await conn.exec(remoteScanCommand(root, ig.prunableNames, marker), undefined, { signal: signal });
-  return listingOf(res, root, ig, marker);
+  const parser = new ListingParser(ig, marker);
+  const res = await conn.exec(remoteScanCommand(root, ig.prunableNames, marker), undefined, { signal: signal, onStdout: (b) => parser.push(b) });
+  return listingOf(res, root, parser);
 }
 
-/** The listing from the listing command's result, or the error it reports. */
-function listingOf(res: ExecResult, root: string, ig: IgnoreMatcher, marker: string): RemoteListing {
+/** The listing the command's output was read into, or the error its result reports. */
+function listingOf(res: ExecResult, root: string, parser: ListingParser): RemoteListing {
   if (res.code !== 0) {
     if (/printf|unknown predicate|invalid/i.test(res.stderr)) {
       throw new RemoteError(`listing '${root}' needs GNU find (find -printf) on the server: ${res.stderr.trim()}. Install findutils in the sidecar image`, res.code, res.stderr);
@@ -74,7 +76,7 @@ function listingOf(res: ExecResult, root: string, ig: IgnoreMatcher, marker: str
     throw new RemoteError(`listing remote folder '${root}' failed (exit ${res.code}): ${res.stderr.trim()}. Check that the user may read it`, res.code, res.stderr);
   }
   try {
-    return parseRemoteScan(res.stdout, ig, marker);
+    return parser.end();
   } catch {
     throw new RemoteError(`the listing of '${root}' came back garbled (the server's login shell may print text at start). Make the shell start silently for non-interactive sessions`, res.code, res.stderr);
   }

@@ -24,6 +24,7 @@ import type { RemoteListing } from './remote-scan';
 import { SessionLifecycle } from './lifecycle';
 import { haltIfRootGone, keepRemoteFor } from './safety';
 import { Entry, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
+import { scanInThread, scanThreadPays } from './scan-thread';
 import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
 import { Scheduler } from './scheduler';
@@ -98,14 +99,18 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       }
       const t0 = performance.now();
       // List the local tree while the SSH handshake, the remote preparation and the remote listing are
-      // under way: the walk runs in slices and lets the event loop answer the server in between.
+      // under way: a one-shot run on a machine with cores to spare walks in a worker thread; otherwise
+      // the walk runs here in slices, letting the event loop answer the server in between.
       this.scheduler.setStep('connecting');
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
+      const threaded = this.watcher || !scanThreadPays() ? undefined : this.threadScan();
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = await scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true));
+        pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
+        // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
+        pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
@@ -199,7 +204,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
     this.reportRefused(local.refused);
-    this.reportRefused(portabilityWarnings(local.tree.keys()));
+    this.reportRefused(local.portable ?? portabilityWarnings(local.tree.keys()));
     this.reportForeign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
     const plan = planDiff(local.tree, remote.tree);
@@ -249,6 +254,13 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       this.dirty.clear();
     }
     return { ...first, files, deleted, bytes };
+  }
+
+  /** The first scan of a one-shot run, in a worker thread (scan-thread.ts); its hard links noted here. */
+  private async threadScan(): Promise<ScanResult> {
+    const r = await scanInThread(this.options.localRoot, this.ig);
+    for (const [rel, key] of r.links) this.hardLinks.add(rel, key);
+    return r;
   }
 
   /** Called before each local folder is listed: watch it first, so nothing created meanwhile is missed. */

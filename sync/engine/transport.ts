@@ -4,6 +4,7 @@
  * one lazily opened SFTP session.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
@@ -84,14 +85,31 @@ export class Connection {
   /** Connects, checking the host key first. Rejects with HostKeyError, AuthError or ConnectionError. */
   static async open(o: ConnectOptions): Promise<Connection> {
     const where = `${o.user}@${o.host}:${o.port}`;
+    // The TCP connection first: the server accepts it and starts its side of the handshake while the
+    // key is read and ssh2 loads. A failure meanwhile is kept and reported as ssh2 would report it.
+    const sock = net.connect({ host: o.host, port: o.port });
+    let early: Error | undefined;
+    sock.on('error', (e) => (early ??= new ConnectionError(`cannot connect to ${where}: ${e.message}`)));
+    sock.once('close', () => (early ??= new ConnectionError(`connection to ${where} closed during the handshake`)));
+    // Small SSH packets (SFTP requests, channel opens) must not wait for Nagle's algorithm.
+    sock.setNoDelay(true);
     let privateKey: Buffer;
     try {
       privateKey = await fs.promises.readFile(o.identity);
+      o.signal?.throwIfAborted();
+      if (early) throw early;
     } catch (e) {
+      sock.destroy();
+      if (e === early || o.signal?.aborted) throw e;
       throw new AuthError(`identity '${o.identity}' is unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). Pass --identity with the private key the server accepts`);
     }
-    o.signal?.throwIfAborted();
-    const client = new (ssh2Client())();
+    let client: Client;
+    try {
+      client = new (ssh2Client())();
+    } catch (e) {
+      sock.destroy();
+      throw e;
+    }
     let verdict: HostKeyVerdict | undefined;
     return new Promise<Connection>((resolve, reject) => {
       let settled = false;
@@ -111,8 +129,6 @@ export class Connection {
         } else resolve(conn as Connection);
       };
       o.signal?.addEventListener('abort', onAbort, { once: true });
-      // Small SSH packets (SFTP requests, channel opens) must not wait for Nagle's algorithm.
-      client.once('connect', () => client.setNoDelay(true));
       client.once('ready', () => {
         const conn = new Connection(client, where, verdict?.fingerprint ?? '');
         finish(undefined, conn);
@@ -130,10 +146,14 @@ export class Connection {
       client.once('close', () => finish(verdict && !verdict.ok ? new HostKeyError(verdict) : new ConnectionError(`connection to ${where} closed during the handshake`)));
       try {
         client.connect({
+          sock,
           host: o.host,
           port: o.port,
           username: o.user,
           privateKey,
+          // The key straight away: without this, ssh2 first asks for 'none' (a round trip, and the
+          // server's work for it) only to learn that the key is what it takes.
+          authHandler: ['publickey'],
           readyTimeout: o.readyTimeoutMs ?? 10_000,
           keepaliveInterval: 5_000,
           keepaliveCountMax: 3,
@@ -191,13 +211,14 @@ export class Connection {
 
   /**
    * Runs `command`; `stdin` (if any) is piped in with back-pressure. Resolves with the exit status;
-   * rejects with ConnectionError if the connection drops first.
+   * rejects with ConnectionError if the connection drops first. With `onStdout`, the output goes to
+   * it as it arrives (the result's `stdout` is then empty).
    */
-  async exec(command: string, stdin?: Readable | Buffer | string, options: { signal?: AbortSignal } = {}): Promise<ExecResult> {
+  async exec(command: string, stdin?: Readable | Buffer | string, options: { signal?: AbortSignal; onStdout?: (b: Buffer) => void } = {}): Promise<ExecResult> {
     const ch = await this.channel(command);
     const out: Buffer[] = [];
     let err = '';
-    ch.on('data', (b: Buffer) => out.push(b));
+    ch.on('data', options.onStdout ?? ((b: Buffer) => out.push(b)));
     ch.stderr.setEncoding('utf8');
     ch.stderr.on('data', (s: string) => {
       if (err.length < 64 * 1024) err += s;

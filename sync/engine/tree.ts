@@ -78,6 +78,8 @@ export function sameMtime(local: Entry, remote: Entry): boolean {
 export interface ScanResult {
   readonly tree: Tree;
   readonly refused: Refusal[];
+  /** Warnings for names other systems cannot hold (portable-names.ts), when the scan made them. */
+  readonly portable?: Refusal[];
 }
 
 export interface ScanOptions {

@@ -1,0 +1,69 @@
+/**
+ * The remote listing read as it arrives (remote-scan.ts ListingParser): whatever the chunking, the
+ * result is the one a single read of the whole output gives, with a login shell's text before the
+ * marker, names that are not UTF-8, the runner's leftovers, links, fractions of seconds, ignores.
+ */
+import { buildIgnore } from '../sync/engine/ignore';
+import { ListingParser, parseRemoteScan, RemoteListing } from '../sync/engine/remote-scan';
+import { Entry } from '../sync/engine/tree';
+
+const MARKER = 'KUBEDEV-LISTING-0123456789abcdef';
+
+function rec(y: string, size: number, mtime: string, mode: string, rel: string | Buffer, target = ''): Buffer {
+  return Buffer.concat([Buffer.from(`${y}\0${size}\0${mtime}\0${mode}\0`), Buffer.from(rel), Buffer.from(`\0${target}\0`)]);
+}
+
+const OUTPUT = Buffer.concat([
+  Buffer.from('Welcome! (a chatty .bashrc)\n'),
+  Buffer.from(`${MARKER}\0`),
+  rec('d', 4096, '1700000000.0000000000', '755', 'src'),
+  rec('f', 12, '1700000000.0000000000', '644', 'src/a.ts'),
+  rec('f', 7, '1700000001.5000000000', '600', 'src/ünï ☃.ts'),
+  rec('l', 5, '1700000002.0000000000', '777', 'src/link', 'a.ts'),
+  rec('f', 3, '1700000003.0000000000', '644', Buffer.concat([Buffer.from('bad-'), Buffer.from([0xff]), Buffer.from('.txt')])),
+  rec('d', 4096, '1700000000.0000000000', '700', '.kubedev-stage-1'),
+  rec('f', 1, '1700000000.0000000000', '644', 'src/.kubedev-tmp-2'),
+  rec('d', 4096, '1700000000.0000000000', '755', 'build'),
+  rec('f', 9, '1700000000.0000000000', '644', 'build/out.o'),
+  rec('f', 9, '1700000000.0000000000', '644', 'with\nnewline'),
+]);
+
+function plain(l: RemoteListing): { tree: Record<string, Entry>; leftovers: string[]; foreign: string[] } {
+  const tree: Record<string, Entry> = {};
+  for (const [k, v] of l.tree.entries()) tree[k] = { ...v };
+  return { tree, leftovers: l.leftovers, foreign: l.foreign };
+}
+
+// No .kubedevignore there: the defaults and the flag only.
+const ig = buildIgnore('/nonexistent/kubedev-listing-parser', ['build/']);
+
+test('every way of cutting the output into two or three chunks reads the same listing as one read', () => {
+  const whole = plain(parseRemoteScan(OUTPUT, ig, MARKER));
+  expect(Object.keys(whole.tree).sort()).toEqual(['src', 'src/a.ts', 'src/link', 'src/ünï ☃.ts', 'with\nnewline']);
+  expect(whole.tree['src/ünï ☃.ts'].mtimeMs).toBe(1_700_000_001_000.5);
+  expect(whole.tree['src/link'].target).toBe('a.ts');
+  expect(whole.leftovers.sort()).toEqual(['.kubedev-stage-1', 'src/.kubedev-tmp-2']);
+  expect(whole.foreign).toEqual(['bad-\uFFFD.txt']);
+  for (let i = 0; i <= OUTPUT.length; i++) {
+    const p = new ListingParser(ig, MARKER);
+    p.push(OUTPUT.subarray(0, i));
+    p.push(OUTPUT.subarray(i));
+    expect(plain(p.end())).toEqual(whole);
+  }
+  for (let i = 0; i <= OUTPUT.length; i += 17) {
+    for (let j = i; j <= OUTPUT.length; j += 13) {
+      const p = new ListingParser(ig, MARKER);
+      for (const part of [OUTPUT.subarray(0, i), OUTPUT.subarray(i, j), OUTPUT.subarray(j)]) p.push(part);
+      expect(plain(p.end())).toEqual(whole);
+    }
+  }
+});
+
+test('one byte at a time, and output without the marker is an error at the end', () => {
+  const p = new ListingParser(ig, MARKER);
+  for (let i = 0; i < OUTPUT.length; i++) p.push(OUTPUT.subarray(i, i + 1));
+  expect(plain(p.end())).toEqual(plain(parseRemoteScan(OUTPUT, ig, MARKER)));
+  const none = new ListingParser(ig, MARKER);
+  none.push(Buffer.from('motd only\n'));
+  expect(() => none.end()).toThrow(/did not start with its marker/);
+});
