@@ -324,10 +324,13 @@ describe('connection loss', () => {
     expect(sshd.killSessions()).toBeGreaterThan(0);
     await reconnecting;
     await eventually(same(local, remote), 30_000, 'after reconnect');
-    // The pass after reconnecting sent the big file only, not the 300 files already there.
+    // The pass after reconnecting sent the big file only (at most once), never the 300 files already
+    // there. (The big file may also have landed whole before the kill took effect: the session runs in
+    // this process, so on a busy machine the poll above can see the temp file late. Then nothing is
+    // sent again at all, which is the same property.)
     const resend = synced.filter((b) => b.bytes > 0);
-    expect(resend.length).toBeGreaterThan(0);
-    for (const b of resend) expect(b.files).toBe(1);
+    expect(resend.length).toBeLessThanOrEqual(1);
+    for (const b of resend) expect(b).toMatchObject({ files: 1, bytes: 100 * 1024 * 1024 });
     expect(fs.readdirSync(remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
   });
 });
