@@ -99,3 +99,16 @@ test('on Windows, names it cannot hold are held with the reason; the rest comes 
   expect(fs.readFileSync(path.join(a.remote, 'aux/inner.txt'), 'utf8')).toBe('6');
   expect(fs.readFileSync(path.join(a.remote, 'a:b'), 'utf8')).toBe('1');
 });
+
+test('on a folding laptop a rename in letter case only in the container comes through (the old spelling goes first)', async () => {
+  const a = arena();
+  remote(sshd(), a, 'printf f > Foo.txt && mkdir Src && printf a > Src/a.txt');
+  await pass(sshd(), a, { localFoldsCase: true });
+  expect(fs.readdirSync(a.local).sort()).toEqual(['Foo.txt', 'Src']);
+  remote(sshd(), a, 'mv Foo.txt foo.txt && mv Src src');
+  const r = await pass(sshd(), a, { localFoldsCase: true });
+  expect(r.warnings).toEqual([]);
+  expect(fs.readdirSync(a.local).sort()).toEqual(['foo.txt', 'src']);
+  expect(fs.readFileSync(path.join(a.local, 'src/a.txt'), 'utf8')).toBe('a');
+  expect(fs.readFileSync(path.join(a.local, 'foo.txt'), 'utf8')).toBe('f');
+});

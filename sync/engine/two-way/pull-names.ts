@@ -101,11 +101,14 @@ export function holdUnportablePulls(decisions: ReadonlyMap<string, Decision>, lo
     if (!names.folds) continue;
     const inFolder = namesIn(parent);
     const other = inFolder.get(foldKey(name));
-    if (other === undefined || other === name) {
+    const otherRel = other === undefined ? undefined : parent === '' ? other : `${parent}/${other}`;
+    // A rename in letter case only (`mv Foo.txt foo.txt` in the container): the old spelling is deleted
+    // locally first in this pass (step 1), so the new one has the name to itself.
+    if (other === undefined || other === name || decisions.get(otherRel as string)?.action === 'delete-local') {
       inFolder.set(foldKey(name), name);
       continue;
     }
-    hold(d, `this laptop's file system does not tell '${d.rel}' from '${parent === '' ? other : `${parent}/${other}`}' (letter case or Unicode form)`, 'Both stay there; rename one of them in the container');
+    hold(d, `this laptop's file system does not tell '${d.rel}' from '${otherRel as string}' (letter case or Unicode form)`, 'Both stay there; rename one of them in the container');
   }
   if (held.length > 0) {
     for (const d of decisions.values()) if (d.action !== 'none' && held.some((h) => d.rel.startsWith(`${h}/`))) d.action = 'hold';

@@ -19,7 +19,7 @@ import { holdUnportablePulls, LocalNames } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
-import { dropGuards, guardOverwrites, releaseGuards } from './remote-guard';
+import { guardOverwrites, releaseGuards } from './remote-guard';
 import { RemoteRun, unlessDropped } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
@@ -56,9 +56,8 @@ export interface PassHost extends GatherHost {
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext;
 }
 
-/** The paths each side's watcher named (a scoped pass fetches small remote ones inline, guards local ones early). */
+/** The paths each side's watcher named (a scoped pass fetches small remote ones inline). */
 export interface Named {
-  readonly local?: ReadonlySet<string>;
   readonly remote?: ReadonlySet<string>;
 }
 
@@ -98,7 +97,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   if (anchors) {
     h.step(`looking at ${anchors.length} changed path(s) in '${h.remoteRoot}' and the local folder`);
     try {
-      got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])], [...(named.local ?? [])]);
+      got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])]);
     } catch (e) {
       if (e instanceof ScopeTooWide) return twoWayPass(h, conn, undefined, settled);
       throw e;
@@ -161,14 +160,13 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   // 2. Pushes: the mirror's apply over exactly these paths (files always sent: the decision was made).
   const push = of('push');
   const pushedOk = new Set<string>();
-  if (push.length === 0) dropGuards(h.run, h.remoteRoot, [...(remote.guards?.values() ?? [])].map((g) => g.guard));
-  else {
+  if (push.length > 0) {
     h.step('sending');
     // A remote file written since the listing is not overwritten (left for the next pass); one written
     // in place during the upload is kept beside it (remote-guard.ts).
     const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
     const listed = (rel: string): Entry | undefined => remote.tree.get(rel);
-    const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed, remote.guards);
+    const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed);
     const moved = guards.moved;
     if (moved.size > 0) done.retry = true;
     const want = new Map<string, Entry>();

@@ -9,8 +9,9 @@
  * the laptop like any new file, and the session warns. Left open: a container write that replaces the
  * file by rename in the same milliseconds (a new inode, unlinked by the runner's rename).
  *
- * Round trips: a scoped pass links the guards of the files the laptop changed in its listing command
- * (remote-list.ts `guard`), so a save pays none for them; the release compares on the server and
+ * The guards are linked just before the writes, not with the listing: a container save by rename
+ * between the listing and the writes (a new inode) must be seen as "changed since the listing" here,
+ * and a guard made earlier would still hold the old inode. The release compares on the server and
  * keeps, removes and reports in one command.
  */
 import * as crypto from 'node:crypto';
@@ -29,27 +30,21 @@ export interface Guards {
   readonly seen: Map<string, string>;
 }
 
-/** A guard linked by the scoped listing itself (remote-list.ts), with its stat row then. */
-export interface PreGuard {
-  readonly guard: string;
-  readonly row: readonly string[];
-}
-
 /** Prints the stat row of `p` (size, mtime, mode; NUL-terminated), or a 'gone' row. */
 const stat = (p: string): string => `find ${shQuote(p)} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0' 2>/dev/null || printf 'gone\\0\\0\\0'`;
 
 /** A shell line linking a guard to `rel` and printing its stat row ('gone' when the file is not there). */
-export function guardLine(rel: string, guard: string): string {
+function guardLine(rel: string, guard: string): string {
   return `if ln -- ${shQuote(rp(rel))} ${shQuote(rp(guard))} 2>/dev/null; then ${stat(rp(guard))}; else printf 'gone\\0\\0\\0'; fi`;
 }
 
 /** A fresh guard name beside `rel` (an internal name: never listed as a path, never sent). */
-export function guardNames(rels: readonly string[]): string[] {
+function guardNames(rels: readonly string[]): string[] {
   const stem = `.kubedev-guard-${crypto.randomBytes(6).toString('hex')}-`;
   return rels.map((rel, i) => path.posix.join(path.posix.dirname(rel), `${stem}${i}`));
 }
 
-export function parseStats(out: Buffer | string, n: number): string[][] {
+function parseStats(out: Buffer | string, n: number): string[][] {
   const f = out.toString('utf8').split('\0');
   const rows: string[][] = [];
   for (let i = 0; i < n; i++) rows.push(f.slice(i * 3, i * 3 + 3));
@@ -60,12 +55,8 @@ function same(row: readonly string[] | undefined, e: Entry | undefined): boolean
   return !!row && !!e && row[0] !== 'gone' && Number(row[0]) === e.size && Number(row[1]) * 1000 === e.mtimeMs && parseInt(row[2], 8) === e.mode;
 }
 
-/**
- * Links a guard to each of `rels` (remote files about to be replaced) and says which changed since the
- * listing. Those the listing already guarded (`pre`) cost no round trip; its guards for files that are
- * not replaced after all are removed here (without waiting).
- */
-export async function guardOverwrites(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined, pre: ReadonlyMap<string, PreGuard> = new Map()): Promise<Guards> {
+/** Links a guard to each of `rels` (remote files about to be replaced) and says which changed since the listing. */
+export async function guardOverwrites(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined): Promise<Guards> {
   const moved = new Set<string>();
   const held = new Map<string, string>();
   const seen = new Map<string, string>();
@@ -79,24 +70,18 @@ export async function guardOverwrites(run: RemoteRun, root: string, rels: readon
       drop.push(guard);
     }
   };
-  const wanted = new Set(rels);
-  for (const [rel, g] of pre) {
-    if (wanted.has(rel)) decide(rel, g.guard, g.row);
-    else drop.push(g.guard);
-  }
-  const rest = rels.filter((rel) => !pre.has(rel));
-  if (rest.length > 0) {
-    const guards = guardNames(rest);
-    const res = await run([`cd ${shQuote(root)} || exit 3`, ...rest.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
-    const rows = parseStats(res.stdout, rest.length);
-    rest.forEach((rel, i) => decide(rel, guards[i], rows[i]));
+  if (rels.length > 0) {
+    const guards = guardNames(rels);
+    const res = await run([`cd ${shQuote(root)} || exit 3`, ...rels.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
+    const rows = parseStats(res.stdout, rels.length);
+    rels.forEach((rel, i) => decide(rel, guards[i], rows[i]));
   }
   dropGuards(run, root, drop);
   return { moved, held, seen };
 }
 
 /** Removes guards no push needs, without waiting (one left by a dropped connection is a leftover the next listing reports and removes). */
-export function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): void {
+function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): void {
   if (guards.length > 0) run(`cd ${shQuote(root)} && rm -f -- ${guards.map((g) => shQuote(rp(g))).join(' ')}`).catch(() => undefined);
 }
 

@@ -8,7 +8,6 @@ import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
 import { fieldsAfterMarker, listingMarker, remoteScanCommand, topMost } from '../remote-scan';
 import { Connection, RemoteError } from '../transport';
 import { Entry, EntryType, shQuote } from '../tree';
-import { guardLine, guardNames, parseStats, PreGuard } from './remote-guard';
 
 export interface ExactListing {
   readonly tree: Map<string, Entry>;
@@ -23,8 +22,6 @@ export interface ExactListing {
    * listing: they may be newer than it, so they are placed only with the listed size, see placeBytes).
    */
   readonly inline?: ReadonlyMap<string, Buffer>;
-  /** Guards linked before the listing to the files asked for (remote-guard.ts), by path. */
-  readonly guards?: ReadonlyMap<string, PreGuard>;
 }
 
 /** Files up to this size are sent inside a scoped listing when asked (base64: a third more bytes). */
@@ -52,11 +49,8 @@ export function execRun(conn: Connection): RemoteRun {
  * among them. Either way the root is checked first (gone: RemoteRootGoneError) and its `dev:ino` read;
  * a scoped listing also says whether the root is empty, so a scoped pass keeps every halt.
  */
-export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMatcher, scope?: readonly string[], inline: readonly string[] = [], guard: readonly string[] = []): Promise<ExactListing> {
+export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMatcher, scope?: readonly string[], inline: readonly string[] = []): Promise<ExactListing> {
   const marker = listingMarker();
-  // Its own random marker: the guards' rows come before the listing's marker.
-  const guardMark = `${listingMarker()}-GUARDS`;
-  const guardPaths = guardNames(guard);
   const q = shQuote(root);
   const head = `[ -d ${q} ] || exit ${GONE}; stat -c 'KUBEDEV-ROOT-ID %d:%i' -- ${q} || exit ${GONE}`;
   let command: string;
@@ -70,7 +64,6 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     command = [
       `cd -- ${q} || exit ${GONE}`,
       'e=1; for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then e=0; break; fi; done; [ $e = 0 ] || echo KUBEDEV-ROOT-EMPTY',
-      ...(guard.length > 0 ? [`printf '%s\\0' ${shQuote(guardMark)}`, ...guard.map((rel, i) => guardLine(rel, guardPaths[i]))] : []),
       `find . ${scope.map((r) => shQuote(`./${r}`)).join(' ')} ${rootFirst} -o \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null`,
       ...inlineCommand(inline.slice(0, INLINE_COUNT), marker),
       'exit 0',
@@ -110,13 +103,7 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     if (slash > 0 && !starts.has(rel) && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
   const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree);
-  let guards: Map<string, PreGuard> | undefined;
-  const g = scope && guard.length > 0 ? res.stdout.indexOf(`${guardMark}\0`) : -1;
-  if (g >= 0) {
-    const rows = parseStats(res.stdout.subarray(g + guardMark.length + 1), guard.length);
-    guards = new Map(guard.map((rel, i) => [rel, { guard: guardPaths[i], row: rows[i] }]));
-  }
-  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined, guards };
+  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined };
 }
 
 /**

@@ -14,15 +14,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IgnoreMatcher } from '../ignore';
 import { Entry, Refusal, scanLocal, Tree } from '../tree';
-import { checkedParent, LocalPathError, localSig } from './local-write';
+import { checkedParent, LocalPathError } from './local-write';
 import { ExactListing, listRemoteExact, RemoteRun } from './remote-list';
-import { sameSig, StateStore } from './state-store';
+import { StateStore } from './state-store';
 
 /** Bytes of starting points a scoped listing puts on one command line (Linux allows 2 MiB with the environment). */
 const ARGS_MAX = 128 * 1024;
-
-/** At most this many push guards linked by one scoped listing. */
-const GUARDS_MAX = 16;
 
 /** A scoped pass cannot answer; a full pass must run. */
 export class ScopeTooWide extends Error {}
@@ -84,7 +81,7 @@ export async function gatherFull(h: GatherHost, run: RemoteRun): Promise<Gathere
 }
 
 /** Only `anchors` (see anchorsOf) and what is below them, on both sides and in the ancestor. */
-export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[], inline: readonly string[] = [], localNamed: readonly string[] = []): Promise<Gathered> {
+export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[], inline: readonly string[] = []): Promise<Gathered> {
   // The starting points go on one command line (one find, no xargs): past this size a full pass.
   if (anchors.reduce((n, a) => n + a.length + 4, 0) > ARGS_MAX) throw new ScopeTooWide('too many changed paths for one command line');
   for (const a of anchors) {
@@ -96,18 +93,8 @@ export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: reado
     }
   }
   // Small files the server's watcher named come inside the listing: a pull then needs no round trip more.
-  // Files the laptop changed (not the runner's own pulls echoed by the watcher: those still match the
-  // ancestor) that both sides held as files get their push guard in the same command (remote-guard.ts):
-  // a save then costs no round trip more for it.
-  const guard: string[] = [];
   const starts = new Set(anchors);
-  for (const r of localNamed) {
-    if (guard.length >= GUARDS_MAX) break;
-    const a = h.store.agreed(r);
-    if (a?.r.t !== 'f' || a.l.t !== 'f' || !starts.has(r)) continue;
-    if (!sameSig(localSig(path.join(h.localRoot, r)), a.l)) guard.push(r);
-  }
-  const remoteP = listRemoteExact(run, h.remoteRoot, h.ig, anchors, inline.filter((r) => starts.has(r)), guard);
+  const remoteP = listRemoteExact(run, h.remoteRoot, h.ig, anchors, inline.filter((r) => starts.has(r)));
   remoteP.catch(() => undefined);
   const refused: Refusal[] = [];
   const local = new Map<string, Entry>();

@@ -87,8 +87,6 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private readonly dirty = new Set<string>();
   /** The dirty paths the server's watcher named (their small files come inside the scoped listing). */
   private readonly remoteNamed = new Set<string>();
-  /** The dirty paths the local watcher named (their push guards are linked by the scoped listing). */
-  private readonly localNamed = new Set<string>();
   private foldsCase = false;
   /** The last pass's push guards being released (remote-guard.ts); waited for before the shell closes. */
   private releasing?: Promise<void>;
@@ -137,10 +135,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
         const o = this.options;
         this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
-        this.guard.on('dirty', (rels) => {
-          for (const r of rels ?? []) this.localNamed.add(r);
-          this.kick(rels);
-        });
+        this.guard.on('dirty', (rels) => this.kick(rels));
         this.guard.on('warning', (m) => this.emit('warning', m));
         this.guard.on('error', (e) => this.fail(e));
       }
@@ -236,11 +231,10 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     if (!this.shell?.alive) this.shell = await RemoteShell.open(conn);
     this.owedPass = false;
     const dirty = this.whole ? undefined : new Set(this.dirty);
-    const named = { remote: new Set(this.remoteNamed), local: new Set(this.localNamed) };
+    const named = { remote: new Set(this.remoteNamed) };
     this.whole = false;
     this.dirty.clear();
     this.remoteNamed.clear();
-    this.localNamed.clear();
     let s: PassStats;
     try {
       s = await twoWayPass(this.host(), conn, dirty, false, named);
