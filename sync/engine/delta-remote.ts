@@ -59,22 +59,23 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
   const cut = (half: string, from: string): string => `split --verbose -a 6 --numeric-suffixes=${from} -b ${blockSize} - "$t.${half}."`;
   return [
     `cd -- ${shQuote(folder)} || exit 65`,
-    `f=./${shQuote(name)} t=${temp} ok= b= c=`,
+    `f=./${shQuote(name)} t=${temp} ok= pc= ph=`,
     // On any exit (set +e: a failed job must not stop the cleanup), cp and the second half's chain are
-    // waited for first: they would write after the removal.
-    `trap 'set +e; for p in $c $b; do wait $p; done; [ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc]' EXIT`,
+    // waited for first: they would write after the removal. Their ids ($pc, $ph) are names of their own:
+    // the command loop below reads into a..e.
+    `trap 'set +e; for p in $pc $ph; do wait $p; done; [ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc]' EXIT`,
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
     'set -e',
     `s=$(find "$f" -maxdepth 0 -type f -printf '%s %T@')`,
     '[ -n "$s" ] || { echo "not a regular file" >&2; exit 65; }',
     // h: the first half's length in whole blocks; k: its number of blocks (the second half's first number).
     `k=$(( (\${s%% *} + ${blockSize} - 1) / ${blockSize} / 2 )) h=$(( k * ${blockSize} ))`,
-    'cp -- "$f" "$t" & c=$!',
-    `{ tail -c +$((h + 1)) -- "$f" | ${cut('b', '$k')} && sha1sum -- "$t".b.[0-9]* > "$t.bs" && cksum -- "$t".b.[0-9]* > "$t.bc"; } & b=$!`,
+    'cp -- "$f" "$t" & pc=$!',
+    `{ tail -c +$((h + 1)) -- "$f" | ${cut('b', '$k')} && sha1sum -- "$t".b.[0-9]* > "$t.bs" && cksum -- "$t".b.[0-9]* > "$t.bc"; } & ph=$!`,
     `head -c $h -- "$f" | ${cut('a', '0')}`,
     '[ $k = 0 ] || { sha1sum -- "$t".a.[0-9]* > "$t.as" && cksum -- "$t".a.[0-9]* > "$t.ac"; }',
-    'wait $c',
-    'wait $b',
+    'wait $pc',
+    'wait $ph',
     ...(writable ? [] : ['chmod u+w -- "$t"']),
     `printf '%s\\n%s\\n' ${MARK} "$s"`,
     'cat -- "$t".[ab]s "$t".[ab]c',
