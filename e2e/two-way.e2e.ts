@@ -59,18 +59,27 @@ fs.writeFileSync('package-lock.json', JSON.stringify(lock, null, 2) + '\\n');
 console.log('added 40 packages');
 `;
 
-/** `kind mode path [sha256|link target]` for every entry under `rels`, sorted. */
+/**
+ * `kind mode path [sha256|link target]` for every entry under `rels`, sorted. Read while the runner may
+ * still be pulling: its temporary files (`.kubedev-*`, renamed or removed a moment later) are not part
+ * of the tree, and a path that vanishes during the walk is left out (the caller looks again).
+ */
 function localManifest(root: string, rels: string[]): string[] {
   const out: string[] = [];
   const walk = (rel: string): void => {
+    if (path.posix.basename(rel).startsWith('.kubedev-')) return;
     const abs = path.join(root, rel);
-    const st = fs.lstatSync(abs);
-    const mode = (st.mode & 0o777).toString(8);
-    if (st.isSymbolicLink()) out.push(`l ${rel} ${fs.readlinkSync(abs)}`);
-    else if (st.isDirectory()) {
-      out.push(`d ${mode} ${rel}`);
-      for (const n of fs.readdirSync(abs)) walk(path.posix.join(rel, n));
-    } else out.push(`f ${mode} ${rel} ${crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex')}`);
+    try {
+      const st = fs.lstatSync(abs);
+      const mode = (st.mode & 0o777).toString(8);
+      if (st.isSymbolicLink()) out.push(`l ${rel} ${fs.readlinkSync(abs)}`);
+      else if (st.isDirectory()) {
+        out.push(`d ${mode} ${rel}`);
+        for (const n of fs.readdirSync(abs)) walk(path.posix.join(rel, n));
+      } else out.push(`f ${mode} ${rel} ${crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex')}`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
   };
   for (const r of rels) if (fs.existsSync(path.join(root, r)) || isLink(path.join(root, r))) walk(r);
   return out.sort();
@@ -216,5 +225,7 @@ test('npm-install output made in the dev container comes back byte for byte; a c
   // Both sides equal at the end (the install's output included).
   const all = ['config.json', 'notes.md', 'package.json', 'tools', ...rels];
   expect(localManifest(app, all)).toEqual(await devManifest(all));
+  // No temporary file of the runner's is left anywhere on the laptop (the manifest skips them).
+  expect(fs.readdirSync(app, { recursive: true }).map(String).filter((n) => path.basename(n).startsWith('.kubedev-'))).toEqual([]);
   await podman(['kube', 'down', played.playFile]);
 });
