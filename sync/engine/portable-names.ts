@@ -17,6 +17,11 @@ const FORBIDDEN = /[<>:"\\|?*\x00-\x1f]/;
 const SUSPECT = /[<>:"\\|?*\x00-\x1f]|[. ]$|^(?:con|prn|aux|nul|com|lpt)/i;
 const NON_ASCII = /[^\x00-\x7f]/;
 
+/** A name as a folding file system sees it: letter case aside, and (macOS) Unicode form aside. */
+export function foldKey(name: string): string {
+  return (NON_ASCII.test(name) ? name.normalize('NFC') : name).toLowerCase();
+}
+
 /** Why Windows cannot hold the name `name`, or undefined. */
 export function windowsNameProblem(name: string): string | undefined {
   if (!SUSPECT.test(name)) return undefined;
@@ -44,7 +49,7 @@ export function portabilityWarnings(rels: Iterable<string>): Refusal[] {
     const [parent, name] = split(rel);
     const problem = windowsNameProblem(name);
     if (problem) out.push({ rel: `portable:${rel}`, reason: `'${rel}' ${problem}; it is sent, but a Windows checkout cannot hold it. Rename it` });
-    const key = `${parent}/${(NON_ASCII.test(name) ? name.normalize('NFC') : name).toLowerCase()}`;
+    const key = `${parent}/${foldKey(name)}`;
     const other = folded.get(key);
     if (other === undefined) folded.set(key, rel);
     else out.push({ rel: `portable:${rel}`, reason: `'${rel}' and '${other}' differ only in letter case or Unicode form; both are sent, but a Windows or macOS checkout holds only one. Rename one` });

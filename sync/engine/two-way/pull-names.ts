@@ -14,16 +14,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { INTERNAL_PREFIX } from '../ignore';
-import { windowsNameProblem } from '../portable-names';
+import { foldKey, windowsNameProblem } from '../portable-names';
 import { Decision } from './classify';
 
-const NON_ASCII = /[^\x00-\x7f]/;
-
-/** The name as a folding file system sees it (letter case, and Unicode form for macOS). */
-export function foldKey(rel: string): string {
-  const folded = NON_ASCII.test(rel) ? rel.normalize('NFC') : rel;
-  return folded.toLowerCase();
-}
 
 /**
  * Whether the file system of `root` folds letter case: a probe file made with upper-case letters is

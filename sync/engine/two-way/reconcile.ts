@@ -15,7 +15,7 @@ import { planDiff } from '../plan';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
-import { holdUnportablePulls, LocalNames } from './pull-names';
+import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
@@ -36,8 +36,6 @@ const PULL_PARALLEL = 16;
 const BULK_PULL = 32;
 
 export interface PassHost extends GatherHost {
-  /** What names the laptop can hold (pull-names.ts). */
-  readonly names: LocalNames;
   readonly ig: IgnoreMatcher;
   readonly own?: Ownership;
   readonly rootId: RootIdentity;
@@ -129,7 +127,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     await delay(SETTLE_MS);
     return twoWayPass(h, conn, undefined, true);
   }
-  if (h.names.folds || h.names.windows) for (const w of holdUnportablePulls(decisions, h.localRoot, h.names)) h.warn(w);
+  if (h.names && (h.names.folds || h.names.windows)) for (const w of holdUnportablePulls(decisions, h.localRoot, h.names)) h.warn(w);
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
   const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
   let released: Promise<boolean> | undefined;

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { IgnoreMatcher } from '../ignore';
 import { Entry, Refusal, scanLocal, Tree } from '../tree';
 import { checkedParent, LocalPathError } from './local-write';
+import type { LocalNames } from './pull-names';
 import { ExactListing, listRemoteExact, RemoteRun } from './remote-list';
 import { StateStore } from './state-store';
 
@@ -35,8 +36,8 @@ export interface Gathered {
 export interface GatherHost {
   readonly localRoot: string;
   readonly remoteRoot: string;
-  /** The local file system folds letter case (pull-names.ts). */
-  readonly foldsCase?: boolean;
+  /** What names the laptop can hold (pull-names.ts); `folds`: its file system folds letter case. */
+  readonly names?: LocalNames;
   readonly ig: IgnoreMatcher;
   readonly store: StateStore;
   onDir(rel: string): void;
@@ -100,7 +101,7 @@ export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: reado
   const local = new Map<string, Entry>();
   for (const a of anchors) h.forget?.(a);
   for (const a of anchors) await scanLocal(h.localRoot, h.ig, a, local, refused, { onDir: h.onDir });
-  if (h.foldsCase) dropAliases(h.localRoot, anchors, local);
+  if (h.names?.folds) dropAliases(h.localRoot, anchors, local);
   const remote = await remoteP;
   const set = new Set(anchors);
   const inScope = (rel: string): boolean => {

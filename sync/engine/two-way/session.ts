@@ -23,7 +23,7 @@ import { openWatcher, WatchGuard } from '../watch';
 import { Ownership } from './classify';
 import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
 import { TarStandby } from './pull-bulk';
-import { foldsCase } from './pull-names';
+import { foldsCase, LocalNames } from './pull-names';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
 import { RemoteShell } from './remote-shell';
 import { RemoteWatcher } from './remote-watch';
@@ -87,7 +87,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private readonly dirty = new Set<string>();
   /** The dirty paths the server's watcher named (their small files come inside the scoped listing). */
   private readonly remoteNamed = new Set<string>();
-  private foldsCase = false;
+  /** What names the laptop can hold (pull-names.ts), found at start. */
+  private names: LocalNames = { folds: false, windows: false };
   /** The last pass's push guards being released (remote-guard.ts); waited for before the shell closes. */
   private releasing?: Promise<void>;
   private whole = true;
@@ -140,7 +141,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         this.guard.on('error', (e) => this.fail(e));
       }
       this.scheduler.startWatchdog();
-      this.foldsCase = this.options.localFoldsCase ?? foldsCase(this.options.localRoot);
+      this.names = { folds: this.options.localFoldsCase ?? foldsCase(this.options.localRoot), windows: this.options.localWindowsNames ?? process.platform === 'win32' };
       await this.connect(this.options.initialAttempts ?? 4, true);
       const stats = await this.runPass();
       this.started = true;
@@ -295,8 +296,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     return {
       localRoot: this.options.localRoot,
       remoteRoot: this.options.remoteRoot,
-      foldsCase: this.foldsCase,
-      names: { folds: this.foldsCase, windows: this.options.localWindowsNames ?? process.platform === 'win32' },
+      names: this.names,
       ig: this.ig,
       own: this.own,
       store: this.store,
