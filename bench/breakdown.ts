@@ -54,7 +54,7 @@ async function runs(c: Ctx, first: boolean, missing: Set<string>): Promise<Array
   for (let i = 0; i < c.runs; i++) {
     const file = path.join(b.work, `phases-${first ? 'first' : 'noop'}-${i}.json`);
     const dest = first ? b.fresh(`${c.tag}/breakdown/first${i}`) : noopDest;
-    const r = await b.kubedevOnce(l, src, dest, { ...process.env, KUBEDEV_BENCH_PHASES: file }, ['-r', preload]);
+    const r = await b.kubedevOnce(l, src, dest, { ...process.env, KUBEDEV_BENCH_PHASES: file, KUBEDEV_AGENT: 'off' /* the in-process run's phases */ }, ['-r', preload]);
     const marks = JSON.parse(fs.readFileSync(file, 'utf8')) as Marks;
     for (const [m] of marks) if (m.startsWith('(not found')) missing.add(m);
     res.push(phases(marks, r.ms));

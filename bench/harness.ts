@@ -133,6 +133,19 @@ export class Watcher {
   }
 }
 
+/** Ends the agents (sync/agent/) whose sockets are under `runtime` (the bench's own runtime folder). */
+export function stopAgents(runtime: string): void {
+  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  for (const line of ps.split('\n')) {
+    if (!line.includes('agent/server.js') || !line.includes(runtime)) continue;
+    try {
+      process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 export class Bench {
   private readonly links = new Map<number, Link>();
   /** The ssh options both tools get: the algorithms kubedev's ssh2 negotiates with this sshd. */

@@ -74,7 +74,7 @@ async function firstMirror(c: Ctx, what: string, src: string, files: number, tar
 }
 
 /** Re-attach: the remote holds `before` (a copy made untimed), the local folder is `after`. */
-async function reattach(c: Ctx, what: string, before: string, after: string, expect: number, opts: { rsync?: string[]; tarList?: string[] } = {}): Promise<Row> {
+async function reattach(c: Ctx, what: string, before: string, after: string, expect: number, opts: { rsync?: string[]; tarList?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Row> {
   const { b, l } = c;
   const w = { kd: [] as number[], rs: [] as number[] };
   const noop = before === after;
@@ -88,7 +88,7 @@ async function reattach(c: Ctx, what: string, before: string, after: string, exp
   const tools: Array<(i: number) => Promise<number>> = [
     async (i) => {
       const dest = noop ? kdNoop : b.seeded(before, `${c.tag}/${what}/kd${i}`);
-      const r = await wired(l, w.kd, () => b.kubedevOnce(l, after, dest));
+      const r = await wired(l, w.kd, () => b.kubedevOnce(l, after, dest, opts.env));
       const s = summary(r);
       // New or removed folders count too: at least the paths touched, and exactly 0 for a no-op.
       if (noop ? s.files + s.deleted !== 0 : s.files + s.deleted < expect) throw new Error(`kubedev sent ${s.files} and deleted ${s.deleted}, expected ${noop ? 'nothing' : `at least ${expect} in all`}`);
@@ -118,6 +118,8 @@ export const ATTACH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
     return [await firstMirror(c, `first mirror (${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB)`, src, tree.files, 0.8)];
   },
   noop: async (c) => [await reattach(c, 'no-op re-attach', c.d.small.src, c.d.small.src, 0)],
+  // The same without the agent (KUBEDEV_AGENT=off): a run that finds none, e.g. the first of the day.
+  'noop-cold': async (c) => [await reattach(c, 'no-op re-attach, no agent (KUBEDEV_AGENT=off)', c.d.small.src, c.d.small.src, 0, { env: { ...process.env, KUBEDEV_AGENT: 'off' } })],
   change: async (c) => {
     const ch = c.d.smallChanged;
     return [await reattach(c, `${ch.changed.length.toLocaleString("en-US")} files changed, re-attach`, c.d.small.src, ch.src, ch.changed.length, { tarList: ch.changed })];

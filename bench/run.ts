@@ -9,6 +9,7 @@
  *   KUBEDEV_BENCH_ROWS    rows to run, comma-separated (default: all; see ROWS below)
  *   KUBEDEV_BENCH_DELAYS  round trips in ms, comma-separated (default 0,50); 0 is direct, more goes through bench/delay-proxy.ts (half each way)
  *   KUBEDEV_BENCH_RUNS    runs per tool and row (default 5)
+ *   KUBEDEV_BENCH_AGENT   off: no run is served by the agent (default: as users get it, served once one is left)
  *   KUBEDEV_BENCH_FILES, KUBEDEV_BENCH_WATCH_FILES, KUBEDEV_BENCH_EDITS: sizes (10000, 100000, 100)
  * e.g. `KUBEDEV_BENCH_ROWS=noop KUBEDEV_BENCH_DELAYS=0 KUBEDEV_BENCH_RUNS=3 npm run bench`.
  */
@@ -17,7 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { breakdown } from './breakdown';
 import { Data } from './data';
-import { Bench, requireTool } from './harness';
+import { Bench, requireTool, stopAgents } from './harness';
 import { failedRow, machineLine, Row, table } from './report';
 import { ATTACH_ROWS, Ctx } from './rows-attach';
 import { TWO_WAY_ROWS } from './rows-two-way';
@@ -26,6 +27,7 @@ import { WATCH_ROWS } from './rows-watch';
 const ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   first: ATTACH_ROWS.first,
   noop: ATTACH_ROWS.noop,
+  'noop-cold': ATTACH_ROWS['noop-cold'],
   change: ATTACH_ROWS.change,
   burst: WATCH_ROWS.burst,
   edits: WATCH_ROWS.edits,
@@ -71,6 +73,14 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(base, 'kubedev-bench-'));
   fs.chmodSync(work, 0o755); // the ssh user must reach the remote folders inside
   process.env.XDG_STATE_HOME = path.join(work, 'state'); // two-way's ancestor files: removed with the rest
+  // `kubedev sync --once` as users run it: served by their agent (sync/agent/) once the first run left
+  // one. Its socket goes in the bench's own runtime folder; the agents leave with the bench.
+  // KUBEDEV_BENCH_AGENT=off times every run without one (as the row 'noop-cold' does).
+  const runtime = path.join(work, 'run');
+  fs.mkdirSync(runtime, { mode: 0o700 });
+  process.env.XDG_RUNTIME_DIR = runtime;
+  process.env.KUBEDEV_AGENT = process.env.KUBEDEV_BENCH_AGENT === 'off' ? 'off' : 'on';
+  delete process.env.CI;
   const d = new Data(path.join(work, 'data'), Number(process.env.KUBEDEV_BENCH_FILES ?? 10_000), Number(process.env.KUBEDEV_BENCH_WATCH_FILES ?? 100_000));
   const b = await Bench.start(work);
   const out: string[] = [];
@@ -112,6 +122,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    stopAgents(runtime);
     await b.close();
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -22,3 +22,11 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+/** A run for another process (the agent's client) ended with this exit code; its words are already out. */
+export class RunFailed extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+    this.name = 'RunFailed';
+  }
+}

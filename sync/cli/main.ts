@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
+import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RunFailed, UsageError } from '../errors';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
@@ -22,7 +22,7 @@ function packageVersion(): string {
 }
 
 /** Each subcommand's module, loaded only when needed (its register function's name is `register<Name>`). */
-const COMMANDS: Readonly<Record<string, () => (program: Command) => void>> = {
+const COMMANDS: Readonly<Record<string, () => (program: Command, io?: CliIo) => void>> = {
   /* eslint-disable @typescript-eslint/no-require-imports -- lazy on purpose: a command loads only its own modules */
   sync: () => (require('./sync') as typeof import('./sync')).registerSync,
   keys: () => (require('./keys') as typeof import('./keys')).registerKeys,
@@ -39,34 +39,48 @@ const COMMANDS: Readonly<Record<string, () => (program: Command) => void>> = {
  * Builds the program; exported for tests. With `argv`, a command named first registers alone (the
  * others' modules are not loaded); without, or for anything else, every command registers.
  */
-export function program(argv?: readonly string[]): Command {
+export function program(argv?: readonly string[], io?: CliIo): Command {
   const cmd = new Command('kubedev')
     .description('Development environments for Kubernetes, as code; live file sync into them.')
     .version(packageVersion())
     .showHelpAfterError()
     .exitOverride();
+  if (io) cmd.configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) });
   const first = argv?.[0];
   const only = first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
-  for (const name of only) COMMANDS[name]()(cmd);
+  for (const name of only) COMMANDS[name]()(cmd, io);
   return cmd;
 }
 
+/**
+ * Where a run's output goes: the process's own streams, or (in the agent, sync/agent/server.ts) a
+ * client's. Only `sync` runs there; its signal stops the run as SIGINT would.
+ */
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly signal?: AbortSignal;
+}
+
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
-  const cmd = program(argv);
+export async function main(argv: readonly string[], io?: CliIo): Promise<number> {
+  const stderr = io?.stderr ?? process.stderr;
+  const cmd = program(argv, io);
   try {
     await cmd.parseAsync([...argv], { from: 'user' });
+    if (io) return EXIT_OK;
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
   } catch (e) {
+    if (e instanceof RunFailed) return e.code;
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
       return EXIT_USAGE;
     }
     if (e instanceof UsageError || e instanceof ConfigError) {
-      process.stderr.write(`kubedev: ${e.message}\n`);
+      stderr.write(`kubedev: ${e.message}\n`);
       return EXIT_USAGE;
     }
-    process.stderr.write(`kubedev: ${(e as Error).message ?? String(e)}\n`);
+    stderr.write(`kubedev: ${(e as Error).message ?? String(e)}\n`);
     return EXIT_FAILURE;
   }
 }

@@ -10,7 +10,7 @@
  */
 import type { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
-import { EXIT_FAILURE } from '../errors';
+import { EXIT_FAILURE, RunFailed } from '../errors';
 import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
 import { resolveSessions, SyncCommandOptions } from '../attach/sync-options';
 import type { TwoWayOptions, TwoWaySession } from '../engine/two-way';
@@ -158,7 +158,11 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
   return 0;
 }
 
-export function registerSync(program: Command): void {
+/**
+ * Registers `kubedev sync`; with `io` (the agent), the run writes there instead of the process's
+ * streams; `run` replaces the run itself (the agent's warm-up only reads the options).
+ */
+export function registerSync(program: Command, io?: SyncIo, run: (o: SyncCommandOptions, io?: SyncIo) => Promise<number> = runSync): void {
   program
     .command('sync')
     .description('Mirror local files into a dev environment over SSH (one-way, local wins).')
@@ -178,7 +182,9 @@ export function registerSync(program: Command): void {
     .option('--json', 'one JSON event per line on stdout')
     .option('--progress', 'human progress on stderr even when it is not a terminal')
     .action(async (opts: SyncCommandOptions) => {
-      const code = await runSync(opts);
-      if (code !== 0) process.exitCode = code;
+      const code = await run(opts, io);
+      if (code === 0) return;
+      if (io) throw new RunFailed(code);
+      process.exitCode = code;
     });
 }

@@ -63,6 +63,34 @@ export interface ExecResult {
   readonly stderr: string;
 }
 
+/** An authenticated SSH connection no session holds: what a pool keeps between runs. */
+export interface IdleLink {
+  readonly client: Client;
+  readonly where: string;
+  readonly fingerprint: string;
+  readonly sftp?: Promise<SFTPWrapper>;
+  readonly execOpenMs: number;
+}
+
+/**
+ * Keeps connections between runs (the agent, sync/agent/pool.ts); a plain process has none. A session
+ * closing its connection hands it to the pool when nothing is left open on it; the next session opened
+ * with the same options (host, port, user, the same key and known_hosts texts) takes it instead of
+ * connecting.
+ */
+export interface ConnectionPool {
+  take(o: ConnectOptions): IdleLink | undefined;
+  /** True when the pool keeps the link (it is then not ended). */
+  keep(o: ConnectOptions, link: IdleLink): boolean;
+}
+
+let pool: ConnectionPool | undefined;
+
+/** Sets (or with undefined, removes) the process's connection pool. */
+export function setConnectionPool(p: ConnectionPool | undefined): void {
+  pool = p;
+}
+
 export class Connection {
   private sftpP?: Promise<SFTPWrapper>;
   private closed = false;
@@ -73,17 +101,37 @@ export class Connection {
    */
   execOpenMs = Infinity;
   private readonly dropListeners = new Set<(e: Error) => void>();
+  /** Exec channels not yet closed (a connection with one open is never pooled). */
+  private openChannels = 0;
+  /** The options it was opened with, when a pool may keep it. */
+  private poolAs?: ConnectOptions;
+  private readonly onError = (e: Error): void => this.dropped(new ConnectionError(`connection to ${this.where} failed: ${e.message}`));
+  private readonly onClose = (): void => this.dropped(new ConnectionError(`connection to ${this.where} closed`));
 
   /**
    * @param fingerprint `SHA256:...` of the host key the handshake accepted
    */
   private constructor(private readonly client: Client, readonly where: string, readonly fingerprint: string) {
-    client.on('error', (e) => this.dropped(new ConnectionError(`connection to ${where} failed: ${e.message}`)));
-    client.on('close', () => this.dropped(new ConnectionError(`connection to ${where} closed`)));
+    client.on('error', this.onError);
+    client.on('close', this.onClose);
   }
 
   /** Connects, checking the host key first. Rejects with HostKeyError, AuthError or ConnectionError. */
   static async open(o: ConnectOptions): Promise<Connection> {
+    const idle = pool?.take(o);
+    if (idle) {
+      const conn = new Connection(idle.client, idle.where, idle.fingerprint);
+      conn.sftpP = idle.sftp;
+      conn.execOpenMs = idle.execOpenMs;
+      conn.poolAs = o;
+      return conn;
+    }
+    const conn = await Connection.connect(o);
+    if (pool) conn.poolAs = o;
+    return conn;
+  }
+
+  private static async connect(o: ConnectOptions): Promise<Connection> {
     const where = `${o.user}@${o.host}:${o.port}`;
     // The TCP connection first: the server accepts it and starts its side of the handshake while the
     // key is read and ssh2 loads. A failure meanwhile is kept and reported as ssh2 would report it.
@@ -202,9 +250,11 @@ export class Connection {
       const t0 = performance.now();
       this.client.exec(command, (err, ch) => {
         off();
-        if (!err) this.execOpenMs = Math.min(this.execOpenMs, performance.now() - t0);
-        if (err) reject(this.dropReason ?? new ConnectionError(`cannot run a command on ${this.where}: ${err.message}`));
-        else resolve(ch);
+        if (err) return reject(this.dropReason ?? new ConnectionError(`cannot run a command on ${this.where}: ${err.message}`));
+        this.execOpenMs = Math.min(this.execOpenMs, performance.now() - t0);
+        this.openChannels++;
+        ch.once('close', () => this.openChannels--);
+        resolve(ch);
       });
     });
   }
@@ -269,6 +319,7 @@ export class Connection {
    */
   forwardIn(port: number, accept: (stream: ClientChannel) => void): Promise<void> {
     this.assertAlive();
+    this.poolAs = undefined; // the server keeps listening for this connection: never handed on
     if (!this.routing) {
       this.routing = true;
       this.client.on('tcp connection', (info, take, refuse) => {
@@ -301,6 +352,15 @@ export class Connection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.poolAs && !this.dropReason && this.openChannels === 0) {
+      // Given to the pool: this object lets go of the client (its late calls fail as closed).
+      this.client.removeListener('error', this.onError);
+      this.client.removeListener('close', this.onClose);
+      this.dropListeners.clear();
+      if (pool?.keep(this.poolAs, { client: this.client, where: this.where, fingerprint: this.fingerprint, sftp: this.sftpP, execOpenMs: this.execOpenMs })) return;
+      this.client.on('error', this.onError);
+      this.client.on('close', this.onClose);
+    }
     await new Promise<void>((resolve) => {
       if (this.dropReason) return resolve();
       const t = setTimeout(resolve, 1000);

@@ -1,0 +1,101 @@
+/**
+ * The client side of the agent, in `kubedev sync --once` before the CLI loads (bin/kubedev.js): it
+ * hands the run to the user's agent when one listens, and relays the run's output, signals and exit
+ * code. When none listens, or it declines, the run happens in this process as before and, if that
+ * run succeeded, an agent is left for the next one (sync/agent/server.ts).
+ *
+ * Only node's net, fs, os, path and child_process are loaded here: this is every agent-served run's
+ * whole start-up on top of node's own.
+ */
+import { spawn } from 'node:child_process';
+import * as net from 'node:net';
+import { AgentRequest, Frame, FrameReader } from './frames';
+import { AGENT_MAIN, agentAllowed, socketPath } from './where';
+
+/** Whether a run may go to an agent: `kubedev sync ... --once`, and the user has not turned it off. */
+export function servable(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  return argv[0] === 'sync' && argv.includes('--once') && !argv.includes('--help') && !argv.includes('-h') && agentAllowed(env);
+}
+
+function request(argv: readonly string[]): AgentRequest {
+  return {
+    v: 1,
+    argv,
+    cwd: process.cwd(),
+    tty: { stdout: process.stdout.isTTY === true, stderr: process.stderr.isTTY === true, columns: process.stderr.columns },
+  };
+}
+
+/** How an attempt to use the agent ended: its exit code, or why the run must happen here. */
+export type AgentOutcome = { readonly code: number } | { readonly here: 'absent' | 'declined' | 'lost' };
+
+/**
+ * Runs `argv` in the agent at `socket`. Resolves with the run's exit code; or, with nothing written
+ * yet, with why this process must run it itself.
+ */
+export function viaAgent(argv: readonly string[], socket: string | undefined = socketPath()): Promise<AgentOutcome> {
+  if (!socket) return Promise.resolve({ here: 'declined' });
+  return new Promise((resolve) => {
+    const sock = net.connect(socket);
+    let wrote = false;
+    let outcome: AgentOutcome | undefined;
+    let signals = 0;
+    const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
+      // The first asks the agent to stop after the batch in flight (as an in-process run would);
+      // a second leaves at once (the agent stops the run when this side closes).
+      if (++signals > 1) process.exit(130);
+      if (!sock.destroyed) sock.write(`${JSON.stringify({ signal })}\n`);
+    };
+    const onInt = (): void => onSignal('SIGINT');
+    const onTerm = (): void => onSignal('SIGTERM');
+    const finish = (o: AgentOutcome): void => {
+      outcome ??= o;
+      process.removeListener('SIGINT', onInt);
+      process.removeListener('SIGTERM', onTerm);
+      sock.destroy();
+      resolve(outcome);
+    };
+    const reader = new FrameReader((type, body) => {
+      if (type === Frame.Stdout || type === Frame.Stderr) {
+        wrote = true;
+        (type === Frame.Stdout ? process.stdout : process.stderr).write(body);
+      } else if (type === Frame.Exit) {
+        const code = Number(body.toString('utf8'));
+        finish({ code: Number.isInteger(code) && code >= 0 && code < 256 ? code : 1 });
+      } else if (type === Frame.Decline && !wrote) finish({ here: 'declined' });
+    });
+    let connected = false;
+    sock.once('connect', () => {
+      connected = true;
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+      sock.write(`${JSON.stringify(request(argv))}\n`);
+    });
+    sock.on('data', (b: Buffer) => reader.push(b));
+    // No socket, or a stale one nobody listens on: no agent. Later errors end in 'close' below.
+    sock.on('error', () => {
+      if (!connected) finish({ here: 'absent' });
+    });
+    sock.once('close', () => {
+      if (outcome) return;
+      if (!wrote) return finish({ here: 'lost' });
+      process.stderr.write("kubedev: the background agent stopped before the run ended; run the command again (KUBEDEV_AGENT=off runs without an agent)\n");
+      finish({ code: 1 });
+    });
+  });
+}
+
+/**
+ * Starts an agent for the next runs (detached: it outlives this process, holds none of its streams),
+ * asked to open the connections `argv` names now, so the next run finds them ready.
+ */
+export function leaveAgent(argv: readonly string[], socket: string | undefined = socketPath()): void {
+  if (!socket) return;
+  try {
+    const child = spawn(process.execPath, [AGENT_MAIN, socket, JSON.stringify(request(argv))], { detached: true, stdio: 'ignore', cwd: '/', env: process.env });
+    child.on('error', () => undefined);
+    child.unref();
+  } catch {
+    // no agent: the next run is served in its own process, as this one was
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Where a user's agent listens, and whether it may be used at all. Loaded by every `kubedev sync
+ * --once` before anything else: it needs only node's own fs, os and path.
+ *
+ * - The socket lives in a folder only the user can enter: `$XDG_RUNTIME_DIR/kubedev` (systemd makes
+ *   the runtime dir 0700), else `<tmpdir>/kubedev-<uid>`. The folder is made 0700; one that is a link,
+ *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process).
+ * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
+ *   agent file's modification time, so a rebuilt or upgraded kubedev never talks to an old agent), the
+ *   Node binary, and the environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*,
+ *   KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
+ * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
+ *   gets no process left behind) and on Windows (named pipes there are not private by default).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** How long an agent and its connections stay after their last use (OpenSSH's ControlPersist). */
+export const DEFAULT_PERSIST_S = 600;
+
+/** Whether this run may use (and leave behind) an agent. */
+export function agentAllowed(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): boolean {
+  const v = env.KUBEDEV_AGENT;
+  if (v === 'off' || v === '0') return false;
+  if (v === 'on' || v === '1') return platform !== 'win32';
+  return platform !== 'win32' && !env.CI;
+}
+
+/** Seconds an idle agent stays: KUBEDEV_AGENT_PERSIST (1 to 86,400), else 600. */
+export function persistSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.KUBEDEV_AGENT_PERSIST;
+  const n = Number(v);
+  return v !== undefined && /^\d+$/.test(v) && n >= 1 && n <= 86_400 ? n : DEFAULT_PERSIST_S;
+}
+
+/** FNV-1a, 52 bits, base 36: short enough for a socket path (108 bytes at most on Linux). */
+function hash(text: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x1000193;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
+  }
+  return ((h1 >>> 0) * 0x100000 + (h2 & 0xfffff)).toString(36);
+}
+
+/** The environment variables a run reads, as one text (sorted). */
+export function envText(env: NodeJS.ProcessEnv): string {
+  const keys = Object.keys(env)
+    .filter((k) => k === 'HOME' || k === 'PATH' || k === 'TMPDIR' || k === 'NODE_OPTIONS' || k.startsWith('XDG_') || (k.startsWith('KUBEDEV_') && !k.startsWith('KUBEDEV_AGENT')))
+    .sort();
+  return keys.map((k) => `${k}=${env[k]}`).join('\0');
+}
+
+/** The folder the socket lives in (made if missing), or undefined when it is not private. */
+export function agentFolder(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
+  const runtime = env.XDG_RUNTIME_DIR && path.isAbsolute(env.XDG_RUNTIME_DIR) ? path.join(env.XDG_RUNTIME_DIR, 'kubedev') : path.join(os.tmpdir(), `kubedev-${uid}`);
+  try {
+    fs.mkdirSync(runtime, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+  }
+  try {
+    const st = fs.lstatSync(runtime);
+    if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o077) !== 0) return undefined;
+  } catch {
+    return undefined;
+  }
+  return runtime;
+}
+
+/** The agent's entry file (compiled, beside this one). */
+export const AGENT_MAIN = path.join(__dirname, 'server.js');
+
+/** The socket path for this build and environment, or undefined (no private folder, no build). */
+export function socketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const folder = agentFolder(env);
+  if (!folder) return undefined;
+  let stamp: number;
+  try {
+    stamp = fs.statSync(AGENT_MAIN).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  const id = hash(`${path.dirname(AGENT_MAIN)}\0${stamp}\0${process.execPath}\0${process.version}\0${envText(env)}`);
+  return path.join(folder, `agent-${id}.sock`);
+}

@@ -1,0 +1,245 @@
+/**
+ * The agent (sync/agent/): `kubedev sync --once` as users run it (bin/kubedev.js, compiled build/),
+ * against a real sshd. The first run happens in its own process and leaves an agent; later runs are
+ * served by it over the connection it keeps (sshd logs no new login), with the same output and exit
+ * codes; anything unusual sends the run back into its own process, never loses it.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Sshd, startSshd } from './support/sshd';
+import { differences, snapshot, tempDir, writeTree } from './support/trees';
+
+jest.setTimeout(90_000);
+
+const BIN = path.resolve(__dirname, '..', 'bin', 'kubedev.js');
+let sshd: Sshd;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.resolve(__dirname, '..', 'build', 'sync', 'agent', 'server.js'))) {
+    throw new Error("build/sync/agent/server.js is missing: run 'npm run build' (npm ci does it through 'prepare')");
+  }
+  sshd = await startSshd({ user: 'kubedev-test', asUser: true, overrides: ['LogLevel INFO'] }); // INFO: each login is logged (counted below)
+});
+afterAll(async () => {
+  for (const d of dirs) stopAgents(d);
+  await sshd?.close();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A private runtime folder (where the agent's socket goes) and the environment naming it. */
+function runtime(extra: NodeJS.ProcessEnv = {}): { dir: string; env: NodeJS.ProcessEnv } {
+  const dir = tempDir('agent-run');
+  fs.chmodSync(dir, 0o700);
+  dirs.push(dir);
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: dir, KUBEDEV_AGENT: 'on', KUBEDEV_AGENT_PERSIST: '60' };
+  delete env.CI;
+  Object.assign(env, extra);
+  return { dir, env };
+}
+
+function sockets(dir: string): string[] {
+  const folder = path.join(dir, 'kubedev');
+  return fs.existsSync(folder) ? fs.readdirSync(folder).filter((n) => n.endsWith('.sock')).map((n) => path.join(folder, n)) : [];
+}
+
+/** Pids of agents listening in `dir`. */
+function agentPids(dir: string): number[] {
+  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return ps
+    .split('\n')
+    .filter((l) => l.includes('agent/server.js') && l.includes(dir))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+function stopAgents(dir: string): void {
+  for (const pid of agentPids(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function folders(): { local: string; remote: string } {
+  const local = tempDir('agent-local');
+  const base = tempDir('agent-remote');
+  fs.chownSync(base, sshd.uid, sshd.gid);
+  dirs.push(local, base);
+  return { local, remote: path.join(base, 'ws') };
+}
+
+function flags(local: string, remote: string, extra: Record<string, string> = {}): string[] {
+  const f: Record<string, string> = { local, remote, host: '127.0.0.1', port: String(sshd.port), user: sshd.user, identity: sshd.identity, 'known-hosts': sshd.knownHosts, ...extra };
+  return ['sync', ...Object.entries(f).flatMap(([k, v]) => [`--${k}`, v]), '--once', '--json'];
+}
+
+/** Retries `check` (assertions) until it passes; after `ms`, its last failure is the test's. */
+async function until(check: () => void, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return check();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const logins = (): number => (sshd.log().match(/Accepted publickey/g) ?? []).length;
+
+/** Waits for an agent to listen in `dir` with its warm-up connection made (logins settle). */
+async function agentReady(dir: string, loginsBefore: number): Promise<void> {
+  await until(() => {
+    expect(sockets(dir)).toHaveLength(1);
+    expect(logins()).toBe(loginsBefore + 1);
+  }, 10_000);
+}
+
+function synced(stdout: string): { event: string; files: number } {
+  const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; files: number });
+  expect(events.map((e) => e.event)).toEqual(['synced']);
+  return events[0];
+}
+
+test('the first run leaves an agent; later runs go through it, over its connection, with the same output', async () => {
+  const { dir, env } = runtime();
+  const { local, remote } = folders();
+  writeTree(local, { 'a.txt': 'one', 'src/b.ts': 'export const b = 1;\n' });
+  const before = logins();
+  const first = await run(flags(local, remote), env);
+  expect(first.code).toBe(0);
+  expect(synced(first.stdout).files).toBe(3); // a.txt, src, src/b.ts
+  expect(logins()).toBe(before + 1);
+  await agentReady(dir, before + 1); // the agent logged in once, ahead of the next run
+  expect(agentPids(dir)).toHaveLength(1);
+
+  fs.writeFileSync(path.join(local, 'a.txt'), 'two, longer');
+  const second = await run(flags(local, remote), env);
+  expect(second.code).toBe(0);
+  expect(synced(second.stdout).files).toBe(1);
+  expect(second.stderr).toMatch(/^kubedev: mirrored .* 1 sent, 0 deleted/m);
+  expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+  const third = await run(flags(local, remote), env);
+  expect(third.code).toBe(0);
+  expect(synced(third.stdout).files).toBe(0);
+  expect(logins()).toBe(before + 2); // the first run and the agent's warm-up: the next runs did not log in
+});
+
+test('usage errors come back through the agent: exit 2, the flag named, no stack trace', async () => {
+  const { dir, env } = runtime();
+  const { local, remote } = folders();
+  const before = logins();
+  expect((await run(flags(local, remote), env)).code).toBe(0);
+  await agentReady(dir, before + 1);
+  const r = await run(flags(local, remote, { port: 'ssh' }), env);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain("kubedev: --port must be a TCP port number from 1 to 65535 (got 'ssh')");
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stdout).toBe('');
+  const missing = await run(flags('/nonexistent/kubedev', remote), env);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain("--local '/nonexistent/kubedev' is not an existing folder");
+  expect(agentPids(dir)).toHaveLength(1); // one agent served all of them
+});
+
+test('another key or known_hosts text never rides on a kept connection', async () => {
+  const { dir, env } = runtime();
+  const { local, remote } = folders();
+  writeTree(local, { 'a.txt': 'x' });
+  const before = logins();
+  expect((await run(flags(local, remote), env)).code).toBe(0);
+  await agentReady(dir, before + 1);
+  const kh = path.join(tempDir('agent-kh'), 'known_hosts');
+  dirs.push(path.dirname(kh));
+  fs.writeFileSync(kh, `# another file, the same key\n${fs.readFileSync(sshd.knownHosts, 'utf8')}`);
+  const r = await run(flags(local, remote, { 'known-hosts': kh }), env);
+  expect(r.code).toBe(0);
+  expect(logins()).toBe(before + 3); // the first run, the agent's warm-up, and a new login for the other text
+  // A known_hosts that no longer names the server: refused, not served by the old connection.
+  fs.writeFileSync(kh, '# emptied\n');
+  const refused = await run(flags(local, remote, { 'known-hosts': kh }), env);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/host key|known_hosts/i);
+});
+
+test('a runtime folder others can enter, or KUBEDEV_AGENT=off: the run happens in-process, no agent is left', async () => {
+  const open = runtime();
+  fs.mkdirSync(path.join(open.dir, 'kubedev'), { mode: 0o755 });
+  fs.chmodSync(path.join(open.dir, 'kubedev'), 0o755);
+  const off = runtime({ KUBEDEV_AGENT: 'off' });
+  const ci = runtime({ KUBEDEV_AGENT: undefined, CI: 'true' });
+  for (const r of [open, off, ci]) {
+    const { local, remote } = folders();
+    writeTree(local, { 'a.txt': 'x' });
+    const res = await run(flags(local, remote), r.env);
+    expect(res.code).toBe(0);
+    expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const r of [open, off, ci]) {
+    expect(sockets(r.dir)).toEqual([]);
+    expect(agentPids(r.dir)).toEqual([]);
+  }
+});
+
+test('a stale socket, a garbage request, a busy agent: the run still happens, once', async () => {
+  const { dir, env } = runtime();
+  const { local, remote } = folders();
+  writeTree(local, { 'a.txt': 'x', 'b.txt': 'y' });
+  const before = logins();
+  expect((await run(flags(local, remote), env)).code).toBe(0);
+  await agentReady(dir, before + 1);
+  const [sock] = sockets(dir);
+  // Garbage: the agent hangs up (declines), and still serves the next run.
+  const reply = await new Promise<Buffer>((resolve) => {
+    const s = net.connect(sock);
+    const got: Buffer[] = [];
+    s.on('data', (b: Buffer) => got.push(b));
+    s.once('close', () => resolve(Buffer.concat(got)));
+    s.write('{"v":1,"argv":["keys","--help"],"cwd":"/","tty":{}}\n');
+  });
+  expect(reply[0]).toBe(4);
+  // Two at once: one is served, the other declined and run in its own process; both mirror.
+  fs.writeFileSync(path.join(local, 'a.txt'), 'changed, longer');
+  const [p, q] = await Promise.all([run(flags(local, remote), env), run(flags(local, remote), env)]);
+  expect([p.code, q.code]).toEqual([0, 0]);
+  expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+  // The agent killed: its socket is stale; the next run happens in-process and a new agent takes over.
+  stopAgents(dir);
+  await until(() => expect(agentPids(dir)).toEqual([]), 5000);
+  expect(sockets(dir)).toHaveLength(1);
+  fs.writeFileSync(path.join(local, 'b.txt'), 'changed, longer');
+  const after = await run(flags(local, remote), env);
+  expect(after.code).toBe(0);
+  expect(synced(after.stdout).files).toBe(1);
+  await until(() => expect(agentPids(dir)).toHaveLength(1), 10_000);
+});
+
+test('an idle agent leaves after KUBEDEV_AGENT_PERSIST seconds, with its socket and connection', async () => {
+  const { dir, env } = runtime({ KUBEDEV_AGENT_PERSIST: '2' });
+  const { local, remote } = folders();
+  writeTree(local, { 'a.txt': 'x' });
+  const before = logins();
+  expect((await run(flags(local, remote), env)).code).toBe(0);
+  await agentReady(dir, before + 1);
+  await until(() => {
+    expect(agentPids(dir)).toEqual([]);
+    expect(sockets(dir)).toEqual([]);
+  }, 10_000);
+});
