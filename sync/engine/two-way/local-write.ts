@@ -34,8 +34,20 @@ function tempIn(dir: string): string {
   return path.join(dir, `${TEMP_STEM}${(tempCount++).toString(36)}.tmp`);
 }
 
-/** realpath of each local root, once. */
-const realRoots = new Map<string, string>();
+/**
+ * realpath of each local root, kept while the root still leads to the same folder (a process that
+ * lives on, the agent, may meet a root whose link was pointed elsewhere since).
+ */
+const realRoots = new Map<string, { real: string; dev: number; ino: number }>();
+
+function realRootOf(root: string): string {
+  const st = fs.statSync(root);
+  const known = realRoots.get(root);
+  if (known && known.dev === st.dev && known.ino === st.ino) return known.real;
+  const real = fs.realpathSync.native(root);
+  realRoots.set(root, { real, dev: st.dev, ino: st.ino });
+  return real;
+}
 
 /**
  * The absolute parent folder of `rel`, after checking every folder from the root down is a real folder.
@@ -48,11 +60,7 @@ export function checkedParent(root: string, rel: string): string {
   if (parts.some((p) => p === '' || p === '.' || p === '..')) throw new LocalPathError(`'${rel}' is not a plain relative path; nothing was written`);
   if (parts.length === 1) return root;
   const dir = path.join(root, ...parts.slice(0, -1));
-  let realRoot = realRoots.get(root);
-  if (realRoot === undefined) {
-    realRoot = fs.realpathSync.native(root);
-    realRoots.set(root, realRoot);
-  }
+  const realRoot = realRootOf(root);
   try {
     if (fs.realpathSync.native(dir) === path.join(realRoot, ...parts.slice(0, -1))) return dir;
   } catch {
