@@ -30,3 +30,11 @@ export class RunFailed extends Error {
     this.name = 'RunFailed';
   }
 }
+
+/** The agent does not serve this run (it would not end by itself: no --once after parsing); the client runs it. */
+export class NotServed extends Error {
+  constructor() {
+    super('not a run the agent serves');
+    this.name = 'NotServed';
+  }
+}

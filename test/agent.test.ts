@@ -243,3 +243,28 @@ test('an idle agent leaves after KUBEDEV_AGENT_PERSIST seconds, with its socket 
     expect(sockets(dir)).toEqual([]);
   }, 10_000);
 });
+
+test("'--once' read as another flag's value is not a one-shot run: the agent declines it, the client runs it itself", async () => {
+  const { dir, env } = runtime();
+  const { local, remote } = folders();
+  writeTree(local, { 'a.txt': 'x' });
+  const before = logins();
+  expect((await run(flags(local, remote), env)).code).toBe(0);
+  await agentReady(dir, before + 1);
+  // --user takes '--once' as its value: parsed, this run would watch forever inside the agent.
+  const args = flags(local, remote).filter((a) => a !== '--once');
+  args.splice(args.indexOf('--user'), 2);
+  args.push('--user', '--once');
+  const served = await run(args, env);
+  const alone = await run(args, { ...env, KUBEDEV_AGENT: 'off' });
+  expect(served.code).toBe(1);
+  expect(served.code).toBe(alone.code);
+  expect(served.stderr).toBe(alone.stderr);
+  expect(served.stderr).toContain("refused the key");
+  // The agent is free and serves the next run over its connection.
+  fs.writeFileSync(path.join(local, 'a.txt'), 'changed, longer');
+  const next = await run(flags(local, remote), env);
+  expect(next.code).toBe(0);
+  expect(synced(next.stdout).files).toBe(1);
+  expect(logins()).toBe(before + 2);
+});

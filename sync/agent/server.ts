@@ -19,6 +19,7 @@ import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import { Command } from 'commander';
 import { main } from '../cli/main';
+import { NotServed } from '../errors';
 import { registerSync, resolveSessions, SyncCommandOptions } from '../cli/sync';
 import { Connection, setConnectionPool } from '../engine/transport';
 import { AgentRequest, Frame, frame, LineReader } from './frames';
@@ -151,14 +152,15 @@ export class Agent {
     }
     this.busy = true;
     if (this.idle) clearTimeout(this.idle);
-    let code: number;
+    let code = 1;
+    let declined = false;
     try {
       const stdout = relay(sock, Frame.Stdout, req.tty.stdout, req.tty.columns);
       const stderr = relay(sock, Frame.Stderr, req.tty.stderr, req.tty.columns);
-      code = await main(req.argv, { stdout, stderr, signal: ac.signal });
+      code = await main(req.argv, { stdout, stderr, signal: ac.signal, onlyOnce: true });
     } catch (e) {
-      if (!sock.destroyed) sock.write(frame(Frame.Stderr, `kubedev: ${(e as Error).message}\n`));
-      code = 1;
+      declined = e instanceof NotServed;
+      if (!declined && !sock.destroyed) sock.write(frame(Frame.Stderr, `kubedev: ${(e as Error).message}\n`));
     } finally {
       try {
         process.chdir('/');
@@ -168,7 +170,7 @@ export class Agent {
       this.busy = false;
       this.rearm();
     }
-    if (!sock.destroyed) sock.end(frame(Frame.Exit, String(code)));
+    if (!sock.destroyed) sock.end(declined ? frame(Frame.Decline, 'not a one-shot run') : frame(Frame.Exit, String(code)));
   }
 
   private rearm(): void {

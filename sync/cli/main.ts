@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RunFailed, UsageError } from '../errors';
+import { ConfigError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, NotServed, RunFailed, UsageError } from '../errors';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../errors';
 
@@ -60,6 +60,8 @@ export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   readonly signal?: AbortSignal;
+  /** The agent: only `sync --once` runs (anything else throws NotServed, nothing written). */
+  readonly onlyOnce?: boolean;
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
@@ -72,6 +74,7 @@ export async function main(argv: readonly string[], io?: CliIo): Promise<number>
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
   } catch (e) {
     if (e instanceof RunFailed) return e.code;
+    if (e instanceof NotServed) throw e;
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
       return EXIT_USAGE;

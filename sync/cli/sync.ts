@@ -10,7 +10,7 @@
  */
 import type { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
-import { EXIT_FAILURE, RunFailed } from '../errors';
+import { EXIT_FAILURE, NotServed, RunFailed } from '../errors';
 import { BatchStats, SyncOptions, SyncSession } from '../engine/session';
 import { resolveSessions, SyncCommandOptions } from '../attach/sync-options';
 import type { TwoWayOptions, TwoWaySession } from '../engine/two-way';
@@ -23,6 +23,8 @@ export interface SyncIo {
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   /** Process signals to stop on; tests pass an AbortSignal instead. */
   readonly signal?: AbortSignal;
+  /** The agent: only one-shot runs (a watching run is refused with NotServed before it starts). */
+  readonly onlyOnce?: boolean;
 }
 
 export { resolveSessions };
@@ -182,6 +184,7 @@ export function registerSync(program: Command, io?: SyncIo, run: (o: SyncCommand
     .option('--json', 'one JSON event per line on stdout')
     .option('--progress', 'human progress on stderr even when it is not a terminal')
     .action(async (opts: SyncCommandOptions) => {
+      if (io?.onlyOnce && opts.once !== true) throw new NotServed();
       const code = await run(opts, io);
       if (code === 0) return;
       if (io) throw new RunFailed(code);
