@@ -111,6 +111,17 @@ async function agentReady(dir: string, loginsBefore: number): Promise<void> {
   }, 10_000);
 }
 
+/** A runtime folder, folders with `tree` locally, a first run (in-process) and its agent ready. */
+async function withAgent(tree: Record<string, string>, extra: NodeJS.ProcessEnv = {}): Promise<{ dir: string; env: NodeJS.ProcessEnv; local: string; remote: string; before: number }> {
+  const { dir, env } = runtime(extra);
+  const { local, remote } = folders();
+  writeTree(local, tree);
+  const before = logins();
+  expect((await run(flags(local, remote), env)).code).toBe(0);
+  await agentReady(dir, before + 1);
+  return { dir, env, local, remote, before };
+}
+
 function synced(stdout: string): { event: string; files: number } {
   const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; files: number });
   expect(events.map((e) => e.event)).toEqual(['synced']);
@@ -159,12 +170,7 @@ test('usage errors come back through the agent: exit 2, the flag named, no stack
 });
 
 test('another key or known_hosts text never rides on a kept connection', async () => {
-  const { dir, env } = runtime();
-  const { local, remote } = folders();
-  writeTree(local, { 'a.txt': 'x' });
-  const before = logins();
-  expect((await run(flags(local, remote), env)).code).toBe(0);
-  await agentReady(dir, before + 1);
+  const { env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
   const kh = path.join(tempDir('agent-kh'), 'known_hosts');
   dirs.push(path.dirname(kh));
   fs.writeFileSync(kh, `# another file, the same key\n${fs.readFileSync(sshd.knownHosts, 'utf8')}`);
@@ -199,12 +205,7 @@ test('a runtime folder others can enter, or KUBEDEV_AGENT=off: the run happens i
 });
 
 test('a stale socket, a garbage request, a busy agent: the run still happens, once', async () => {
-  const { dir, env } = runtime();
-  const { local, remote } = folders();
-  writeTree(local, { 'a.txt': 'x', 'b.txt': 'y' });
-  const before = logins();
-  expect((await run(flags(local, remote), env)).code).toBe(0);
-  await agentReady(dir, before + 1);
+  const { dir, env, local, remote } = await withAgent({ 'a.txt': 'x', 'b.txt': 'y' });
   const [sock] = sockets(dir);
   // Garbage: the agent hangs up (declines), and still serves the next run.
   const reply = await new Promise<Buffer>((resolve) => {
@@ -232,12 +233,7 @@ test('a stale socket, a garbage request, a busy agent: the run still happens, on
 });
 
 test('an idle agent leaves after KUBEDEV_AGENT_PERSIST seconds, with its socket and connection', async () => {
-  const { dir, env } = runtime({ KUBEDEV_AGENT_PERSIST: '2' });
-  const { local, remote } = folders();
-  writeTree(local, { 'a.txt': 'x' });
-  const before = logins();
-  expect((await run(flags(local, remote), env)).code).toBe(0);
-  await agentReady(dir, before + 1);
+  const { dir } = await withAgent({ 'a.txt': 'x' }, { KUBEDEV_AGENT_PERSIST: '2' });
   await until(() => {
     expect(agentPids(dir)).toEqual([]);
     expect(sockets(dir)).toEqual([]);
@@ -245,12 +241,7 @@ test('an idle agent leaves after KUBEDEV_AGENT_PERSIST seconds, with its socket 
 });
 
 test("'--once' read as another flag's value is not a one-shot run: the agent declines it, the client runs it itself", async () => {
-  const { dir, env } = runtime();
-  const { local, remote } = folders();
-  writeTree(local, { 'a.txt': 'x' });
-  const before = logins();
-  expect((await run(flags(local, remote), env)).code).toBe(0);
-  await agentReady(dir, before + 1);
+  const { env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
   // --user takes '--once' as its value: parsed, this run would watch forever inside the agent.
   const args = flags(local, remote).filter((a) => a !== '--once');
   args.splice(args.indexOf('--user'), 2);
