@@ -259,3 +259,28 @@ test("'--once' read as another flag's value is not a one-shot run: the agent dec
   expect(synced(next.stdout).files).toBe(1);
   expect(logins()).toBe(before + 2);
 });
+
+test('an agent that takes the connection but never answers: the run happens in-process after a few seconds', async () => {
+  const { dir, env } = runtime();
+  const { local, remote } = folders();
+  writeTree(local, { 'a.txt': 'x' });
+  // Something listens on the socket the run looks for, and says nothing (a wedged agent).
+  const socket = execFileSync(process.execPath, ['-e', "process.stdout.write(require('./build/sync/agent/where.js').socketPath())"], { env, cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
+  expect(socket.startsWith(path.join(dir, 'kubedev'))).toBe(true);
+  const held: net.Socket[] = [];
+  const mute = net.createServer((s) => held.push(s));
+  await new Promise<void>((resolve) => mute.listen(socket, resolve));
+  try {
+    const t0 = Date.now();
+    const r = await run(flags(local, remote), env);
+    expect(r.code).toBe(0);
+    expect(synced(r.stdout).files).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(held.length).toBe(1);
+    expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise((resolve) => mute.close(resolve));
+  }
+  expect(agentPids(dir)).toEqual([]); // a wedged agent's place is not taken behind its back
+});

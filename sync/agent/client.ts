@@ -12,6 +12,9 @@ import * as net from 'node:net';
 import { AgentRequest, Frame, FrameReader } from './frames';
 import { AGENT_MAIN, agentAllowed, socketPath } from './where';
 
+/** How long an agent may take to take a run (it answers from its event loop at once: ~1 ms). */
+const ANSWER_MS = 3000;
+
 /** Whether a run may go to an agent: `kubedev sync ... --once`, and the user has not turned it off. */
 export function servable(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
   return argv[0] === 'sync' && argv.includes('--once') && !argv.includes('--help') && !argv.includes('-h') && agentAllowed(env);
@@ -49,6 +52,7 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
     const onInt = (): void => onSignal('SIGINT');
     const onTerm = (): void => onSignal('SIGTERM');
     const finish = (o: AgentOutcome): void => {
+      clearTimeout(answer);
       outcome ??= o;
       process.removeListener('SIGINT', onInt);
       process.removeListener('SIGTERM', onTerm);
@@ -62,8 +66,11 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
       } else if (type === Frame.Exit) {
         const code = Number(body.toString('utf8'));
         finish({ code: Number.isInteger(code) && code >= 0 && code < 256 ? code : 1 });
-      } else if (type === Frame.Decline && !wrote) finish({ here: 'declined' });
+      } else if (type === Frame.Started) clearTimeout(answer);
+      else if (type === Frame.Decline && !wrote) finish({ here: 'declined' });
     });
+    // An agent that does not answer at once is wedged: the run happens here (no new agent is left).
+    const answer = setTimeout(() => finish({ here: 'declined' }), ANSWER_MS);
     let connected = false;
     sock.once('connect', () => {
       connected = true;

@@ -10,6 +10,8 @@ export const Frame = {
   Exit: 3,
   /** The agent will not run this request (busy, a folder it cannot enter): the client runs it itself. */
   Decline: 4,
+  /** The agent took the run (sent at once: a client that gets neither this nor a refusal soon runs it itself). */
+  Started: 5,
 } as const;
 export type Frame = (typeof Frame)[keyof typeof Frame];
 

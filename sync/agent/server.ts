@@ -144,6 +144,7 @@ export class Agent {
   }
 
   private async serve(sock: net.Socket, req: unknown, ac: AbortController): Promise<void> {
+    if (ac.signal.aborted) return; // the client gave up waiting (this agent was held up) and runs it itself
     if (!isRequest(req) || this.busy) return void sock.end(frame(Frame.Decline, this.busy ? 'busy' : 'not a request this agent serves'));
     try {
       process.chdir(req.cwd);
@@ -152,6 +153,7 @@ export class Agent {
     }
     this.busy = true;
     if (this.idle) clearTimeout(this.idle);
+    sock.write(frame(Frame.Started, ''));
     let code = 1;
     let declined = false;
     try {

@@ -67,6 +67,7 @@ export async function runSync(o: SyncCommandOptions, io: SyncIo = process): Prom
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   io.signal?.addEventListener('abort', stop, { once: true });
+  if (io.signal?.aborted) stop(); // stopped before it began (the agent's client already left)
   const t0 = performance.now();
   let failed: Error | undefined;
   try {
