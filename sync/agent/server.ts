@@ -21,11 +21,14 @@ import { Command } from 'commander';
 import { main } from '../cli/main';
 import { NotServed } from '../errors';
 import { registerSync, resolveSessions, SyncCommandOptions } from '../cli/sync';
+import { trimMemoryAfterStart } from '../engine/memory';
 import { Connection, setConnectionPool } from '../engine/transport';
 import { AgentRequest, Frame, frame, LineReader } from './frames';
 import { AgentPool } from './pool';
 import { persistSeconds } from './where';
 
+/** Quiet time after a run before its heap is given back. */
+const TRIM_AFTER_MS = 1_000;
 /** How often the agent checks that its socket is still its own. */
 const CHECK_MS = 5_000;
 
@@ -62,6 +65,8 @@ function relay(sock: net.Socket, type: Frame, isTTY: boolean, columns: number | 
 
 export class Agent {
   private busy = false;
+  private leaving = false;
+  private trim?: NodeJS.Timeout;
   private idle?: NodeJS.Timeout;
   private check?: NodeJS.Timeout;
   private readonly server = net.createServer((s) => this.accept(s));
@@ -171,8 +176,21 @@ export class Agent {
       }
       this.busy = false;
       this.rearm();
+      this.trimSoon();
     }
     if (!sock.destroyed) sock.end(declined ? frame(Frame.Decline, 'not a one-shot run') : frame(Frame.Exit, String(code)));
+  }
+
+  /**
+   * The heap a run grew (the indexes of both sides) is given back once no run came for a second:
+   * between runs an agent allocates too little for V8 to collect or shrink it by itself.
+   */
+  private trimSoon(): void {
+    if (this.trim) clearTimeout(this.trim);
+    this.trim = setTimeout(() => {
+      if (!this.busy && !this.leaving) trimMemoryAfterStart(() => this.busy, () => this.leaving);
+    }, TRIM_AFTER_MS);
+    this.trim.unref();
   }
 
   private rearm(): void {
@@ -192,6 +210,9 @@ export class Agent {
 
   /** Leaves: stops listening, ends idle connections, removes the socket if it is still its own. */
   async close(removeSocket = true): Promise<void> {
+    if (this.leaving) return this.gone;
+    this.leaving = true;
+    if (this.trim) clearTimeout(this.trim);
     if (this.idle) clearTimeout(this.idle);
     if (this.check) clearInterval(this.check);
     setConnectionPool(undefined);
