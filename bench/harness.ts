@@ -133,11 +133,14 @@ export class Watcher {
   }
 }
 
-/** Ends the agents (sync/agent/) whose sockets are under `runtime` (the bench's own runtime folder). */
+/**
+ * Ends the agents (sync/agent/) and the kept OpenSSH connections (rsyncKept) whose sockets are under
+ * `runtime` (the bench's own runtime folder).
+ */
 export function stopAgents(runtime: string): void {
   const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
   for (const line of ps.split('\n')) {
-    if (!line.includes('agent/server.js') || !line.includes(runtime)) continue;
+    if (!(line.includes('agent/server.js') || line.includes('ControlPath=')) || !line.includes(runtime)) continue;
     try {
       process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGTERM');
     } catch {
@@ -208,6 +211,15 @@ export class Bench {
     const from = pull ? `${this.at}:${src}/` : `${src}/`;
     const to = pull ? `${dest}/` : `${this.at}:${dest}/`;
     return timed('rsync', ['-a', ...extra, '-e', this.ssh(l), from, to]);
+  }
+
+  /**
+   * `rsync -a` over a kept OpenSSH connection (ControlMaster=auto, ControlPersist=600: the first run
+   * opens it, later runs ride on it), the fair match for kubedev served by its agent.
+   */
+  rsyncKept(l: Link, src: string, dest: string): Promise<Run> {
+    const ssh = `${this.ssh(l).replace('-o ControlMaster=no', '-o ControlMaster=auto')} -o ControlPersist=600 -o ControlPath=${path.join(this.work, 'run', `cm-${l.port}`)}`;
+    return timed('rsync', ['-a', '-e', ssh, `${src}/`, `${this.at}:${dest}/`]);
   }
 
   /** `tar -c | ssh tar -x`: the physical limit for bulk (no listing, no comparison). */

@@ -74,7 +74,7 @@ async function firstMirror(c: Ctx, what: string, src: string, files: number, tar
 }
 
 /** Re-attach: the remote holds `before` (a copy made untimed), the local folder is `after`. */
-async function reattach(c: Ctx, what: string, before: string, after: string, expect: number, opts: { rsync?: string[]; tarList?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Row> {
+async function reattach(c: Ctx, what: string, before: string, after: string, expect: number, opts: { rsync?: string[]; tarList?: string[]; env?: NodeJS.ProcessEnv; kept?: boolean } = {}): Promise<Row> {
   const { b, l } = c;
   const w = { kd: [] as number[], rs: [] as number[] };
   const noop = before === after;
@@ -97,7 +97,7 @@ async function reattach(c: Ctx, what: string, before: string, after: string, exp
     },
     async (i) => {
       const dest = noop ? rsNoop : b.seeded(before, `${c.tag}/${what}/rs${i}`);
-      const ms = (await wired(l, w.rs, () => b.rsync(l, after, dest, opts.rsync))).ms;
+      const ms = (await wired(l, w.rs, () => (opts.kept ? b.rsyncKept(l, after, dest) : b.rsync(l, after, dest, opts.rsync)))).ms;
       return noop ? ms : dropped(dest, ms);
     },
   ];
@@ -118,6 +118,8 @@ export const ATTACH_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
     return [await firstMirror(c, `first mirror (${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB)`, src, tree.files, 0.8)];
   },
   noop: async (c) => [await reattach(c, 'no-op re-attach', c.d.small.src, c.d.small.src, 0)],
+  // Against rsync over a kept OpenSSH connection (ControlPersist): both sides keep theirs.
+  'noop-kept': async (c) => [await reattach(c, 'no-op re-attach vs rsync over a kept ssh connection (ControlPersist)', c.d.small.src, c.d.small.src, 0, { kept: true })],
   // The same without the agent (KUBEDEV_AGENT=off): a run that finds none, e.g. the first of the day.
   'noop-cold': async (c) => [await reattach(c, 'no-op re-attach, no agent (KUBEDEV_AGENT=off)', c.d.small.src, c.d.small.src, 0, { env: { ...process.env, KUBEDEV_AGENT: 'off' } })],
   change: async (c) => {

@@ -28,6 +28,7 @@ const ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   first: ATTACH_ROWS.first,
   noop: ATTACH_ROWS.noop,
   'noop-cold': ATTACH_ROWS['noop-cold'],
+  'noop-kept': ATTACH_ROWS['noop-kept'],
   change: ATTACH_ROWS.change,
   burst: WATCH_ROWS.burst,
   edits: WATCH_ROWS.edits,
