@@ -86,5 +86,9 @@ export function socketPath(env: NodeJS.ProcessEnv = process.env): string | undef
     return undefined;
   }
   const id = hash(`${path.dirname(AGENT_MAIN)}\0${stamp}\0${process.execPath}\0${process.version}\0${envText(env)}`);
-  return path.join(folder, `agent-${id}.sock`);
+  const sock = path.join(folder, `agent-${id}.sock`);
+  // Longer than a socket address holds (108 bytes on Linux, 104 on macOS): no agent.
+  return Buffer.byteLength(sock) <= MAX_SOCKET_PATH ? sock : undefined;
 }
+
+const MAX_SOCKET_PATH = 100;
