@@ -77,7 +77,7 @@ describe('blocks', () => {
     const old = crypto.randomBytes(5 * B + 100);
     for (const next of [Buffer.concat([old.subarray(0, 2 * B), crypto.randomBytes(B), old.subarray(3 * B), crypto.randomBytes(2 * B + 7)]), old.subarray(0, 3 * B + 5)]) {
       const cut = (b: Buffer): Buffer[] => Array.from({ length: Math.ceil(b.length / B) }, (_, i) => b.subarray(i * B, (i + 1) * B));
-      const remote = cut(old).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length, cksum: cksumTool(p) }));
+      const remote = cut(old).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length, crc: crcOfCksum(cksumTool(p), p.length) }));
       const local = cut(next).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length }));
       const sent = new Map<number, number>();
       local.forEach((b, i) => {

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
+import { blockCacheFor } from './block-cache';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { Plan, planDiff } from './plan';
@@ -279,7 +280,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot) };
   }
 
   private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {
