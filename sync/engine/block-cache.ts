@@ -11,11 +11,12 @@
  * before the rename against what the entry says of the blocks kept, so a stale or wrong entry is a
  * mismatch and the file goes the full way, never a wrong file in place.
  *
- * One file per remote file, under the user's state folder (`$XDG_STATE_HOME/kubedev/blocks/`, else
- * `~/.local/state/kubedev/blocks/`), one folder per server and root: its name hashes the server's host
- * key, the remote root and the path, and the entry names all three again (an entry of another root or
- * server, or moved here, is ignored). Written through a temporary name and a rename; it carries a SHA-256
- * of its own fields: a truncated or altered file is ignored (and removed).
+ * One file per remote file and server, under the user's state folder (`$XDG_STATE_HOME/kubedev/blocks/`,
+ * else `~/.local/state/kubedev/blocks/`), one folder per remote root: the names hash the root, the path
+ * and the server's host key, and the entry names all three again (an entry of another root or server, or
+ * moved here, is ignored). Written through a temporary name and a rename; it carries a SHA-256 of its
+ * own fields: a truncated or altered file is ignored (and removed). `changedSinceSent` reads the folder
+ * before the connection is up (no host key yet): which large local files changed since they were sent.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -72,16 +73,54 @@ export function blockCacheFor(folder: string | false | undefined, fingerprint: s
   return folder === false ? undefined : new BlockCache(folder ?? blockCacheDir(), fingerprint, remoteRoot);
 }
 
+const hash = (s: string, n: number): string => crypto.createHash('sha256').update(s).digest('hex').slice(0, n);
+const rootDir = (base: string, root: string): string => path.join(base, hash(root, 32));
+
+/**
+ * The local files (relative paths) that have an entry for `remoteRoot` (of any server) and whose size or
+ * whole-second mtime now differ from every such entry's: changed since the runner last put them in
+ * place, so about to be sent by changed blocks.
+ */
+export function changedSinceSent(base: string, remoteRoot: string, localRoot: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(rootDir(base, remoteRoot)).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const sent = new Map<string, string[]>();
+  for (const n of names) {
+    let e: Stored | undefined;
+    try {
+      e = parse(fs.readFileSync(path.join(rootDir(base, remoteRoot), n), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (e?.root !== remoteRoot) continue;
+    const [size, mtime] = e.id.split(' ');
+    sent.set(e.rel, [...(sent.get(e.rel) ?? []), `${size} ${mtime.split('.')[0]}`]);
+  }
+  return [...sent].filter(([rel, was]) => {
+    if (path.isAbsolute(rel) || rel.split('/').includes('..')) return false;
+    try {
+      const st = fs.lstatSync(path.join(localRoot, rel), { throwIfNoEntry: false });
+      return st?.isFile() && !was.includes(`${st.size} ${Math.floor(st.mtimeMs / 1000)}`);
+    } catch {
+      return false; // a folder on the way became a file, or cannot be read: the scan says what to do
+    }
+  }).map(([rel]) => rel);
+}
+
 /** The entries of one server (its host key's fingerprint) and remote root. */
 export class BlockCache {
   readonly dir: string;
 
   constructor(base: string, readonly server: string, readonly root: string) {
-    this.dir = path.join(base, crypto.createHash('sha256').update(JSON.stringify([server, root])).digest('hex').slice(0, 32));
+    this.dir = rootDir(base, root);
   }
 
   private file(rel: string): string {
-    return path.join(this.dir, `${crypto.createHash('sha256').update(rel).digest('hex').slice(0, 40)}.json`);
+    return path.join(this.dir, `${hash(rel, 24)}-${hash(this.server, 16)}.json`);
   }
 
   /** The entry for `rel`, if there is a sound one (anything else is removed and reads as none). */

@@ -136,7 +136,8 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   const cached = ctx.blockCache?.get(item.rel);
   const known = cached?.blockSize === blockSize ? cached : undefined;
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
-  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, { blockSize, writable, known, onProgress: () => ctx.onBytes?.(0) }), localSums(abs, item.rel, size, blockSize)]);
+  const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize) ?? localSums(abs, item.rel, size, blockSize);
+  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, { blockSize, writable, known, onProgress: () => ctx.onBytes?.(0) }), sums]);
   if (rs.status === 'rejected') throw rs.reason;
   const remote = rs.value;
   try {

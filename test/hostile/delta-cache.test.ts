@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplyResult } from '../../sync/engine/apply';
-import { BlockCache, rememberable } from '../../sync/engine/block-cache';
+import { BlockCache, changedSinceSent, rememberable } from '../../sync/engine/block-cache';
 import { Connection } from '../../sync/engine/transport';
 import { deltaContext, leftovers, put, scatter, sendOne } from '../support/delta';
 import { Arena, useArena } from '../support/hostile';
@@ -162,6 +162,25 @@ test("an entry whose block checksum is wrong (the file's identity right): the ve
   expect(s.res.unsent).toEqual([]);
   await settled();
   expect(cache.get(REL)).toBeUndefined();
+});
+
+test('whole sessions (as `kubedev sync --once` runs): the file changed since the last pass is hashed before the listing, byte-equal, the entry follows', async () => {
+  const pass = async (): Promise<void> => {
+    const s = a.session({ watch: false, blockCache: base });
+    await s.start();
+    await s.close();
+  };
+  const first = crypto.randomBytes(SIZE);
+  put(a, REL, first);
+  await pass(); // whole
+  put(a, REL, scatter(first, 2, 30_000));
+  await pass(); // by changed blocks, hashed by the server: the entry is made
+  expect(changedSinceSent(base, a.remote, a.local)).toEqual([]);
+  put(a, REL, scatter(fs.readFileSync(path.join(a.local, REL)), 2, 30_000));
+  expect(changedSinceSent(base, a.remote, a.local)).toEqual([REL]);
+  await pass(); // the early sums and the cache
+  await settled();
+  expect(changedSinceSent(base, a.remote, a.local)).toEqual([]);
 });
 
 test('what is remembered: the size and whole-second mtime as set, and a ctime with a fraction', () => {
