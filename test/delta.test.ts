@@ -144,6 +144,7 @@ describe('early sums (before the listing)', () => {
       cache.put('d/gone.bin', entry(now));
       new BlockCache(cacheDir, 'SHA256:other-server', '/remote').put('d/same.bin', entry(now - 100)); // another server's older copy
       expect(changedSinceSent(cacheDir, '/remote', local)).toEqual(['d/changed.bin']);
+      expect(fs.readdirSync(cache.dir).length).toBe(3); // the entry of d/gone.bin (no local file) removed
       expect(changedSinceSent(cacheDir, '/other-root', local)).toEqual([]);
       const early = EarlySums.start(cacheDir, '/remote', local);
       expect(early.size).toBe(1);

@@ -79,7 +79,8 @@ const rootDir = (base: string, root: string): string => path.join(base, hash(roo
 /**
  * The local files (relative paths) that have an entry for `remoteRoot` (of any server) and whose size or
  * whole-second mtime now differ from every such entry's: changed since the runner last put them in
- * place, so about to be sent by changed blocks.
+ * place, so about to be sent by changed blocks. Entries of local files that are gone are removed (the
+ * pass deletes the remote file, or the file is no longer synced).
  */
 export function changedSinceSent(base: string, remoteRoot: string, localRoot: string): string[] {
   let names: string[];
@@ -88,7 +89,7 @@ export function changedSinceSent(base: string, remoteRoot: string, localRoot: st
   } catch {
     return [];
   }
-  const sent = new Map<string, string[]>();
+  const sent = new Map<string, { was: string[]; files: string[] }>();
   for (const n of names) {
     let e: Stored | undefined;
     try {
@@ -96,18 +97,22 @@ export function changedSinceSent(base: string, remoteRoot: string, localRoot: st
     } catch {
       continue;
     }
-    if (e?.root !== remoteRoot) continue;
+    if (e?.root !== remoteRoot || path.isAbsolute(e.rel) || e.rel.split('/').includes('..')) continue;
     const [size, mtime] = e.id.split(' ');
-    sent.set(e.rel, [...(sent.get(e.rel) ?? []), `${size} ${mtime.split('.')[0]}`]);
+    const s = sent.get(e.rel) ?? { was: [], files: [] };
+    s.was.push(`${size} ${mtime.split('.')[0]}`);
+    s.files.push(n);
+    sent.set(e.rel, s);
   }
-  return [...sent].filter(([rel, was]) => {
-    if (path.isAbsolute(rel) || rel.split('/').includes('..')) return false;
+  return [...sent].filter(([rel, { was, files }]) => {
+    let st: fs.Stats | undefined;
     try {
-      const st = fs.lstatSync(path.join(localRoot, rel), { throwIfNoEntry: false });
-      return st?.isFile() && !was.includes(`${st.size} ${Math.floor(st.mtimeMs / 1000)}`);
+      st = fs.lstatSync(path.join(localRoot, rel), { throwIfNoEntry: false });
     } catch {
       return false; // a folder on the way became a file, or cannot be read: the scan says what to do
     }
+    if (!st) for (const n of files) new BlockCache(base, '', remoteRoot).remove(n);
+    return st?.isFile() && !was.includes(`${st.size} ${Math.floor(st.mtimeMs / 1000)}`);
   }).map(([rel]) => rel);
 }
 
@@ -157,8 +162,13 @@ export class BlockCache {
 
   /** Forgets `rel` (its remote file is no longer the one the entry describes). */
   drop(rel: string): void {
+    this.remove(path.basename(this.file(rel)));
+  }
+
+  /** Removes the entry file `name` of this root's folder, if it can. */
+  remove(name: string): void {
     try {
-      fs.rmSync(this.file(rel), { force: true });
+      fs.rmSync(path.join(this.dir, name), { force: true });
     } catch {
       // an entry that cannot be removed is checked again on its next read
     }
