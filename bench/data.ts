@@ -1,7 +1,7 @@
 /**
  * The bench's trees, made once per run on tmpfs and shared by every row and delay: the 10,000-file
  * tree (and a copy with 1,000 files changed), the real-shaped tree before and after a branch switch,
- * a 200 MiB file before and after 1 MiB of changes, and 100,000 small files for the watch row.
+ * a 200 MiB file before and after 1 MiB of changes (and changed again), and 100,000 small files for the watch row.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -108,6 +108,20 @@ export class Data {
       for (const at of LARGE_CHANGES) for (let i = at; i < at + LARGE_CHANGE; i += 4) buf.writeUInt32LE(Math.floor(r() * 0x100000000), i);
       fs.writeFileSync(path.join(neu, 'big.bin'), buf);
       return { old, new: neu };
+    });
+  }
+
+  /** The large file's new version changed again: 1 MiB in 4 other places (an older mtime than `large.new`'s). */
+  get largeAgain(): { next: string } {
+    return this.once('largeAgain', () => {
+      const next = path.join(this.dir, 'large-next');
+      fs.mkdirSync(next);
+      const buf = fs.readFileSync(path.join(this.large.new, 'big.bin'));
+      const r = rng(201);
+      for (const at of LARGE_CHANGES.map((x) => (x + LARGE_BYTES / 8) % (LARGE_BYTES - LARGE_CHANGE))) for (let i = at; i < at + LARGE_CHANGE; i += 4) buf.writeUInt32LE(Math.floor(r() * 0x100000000), i);
+      fs.writeFileSync(path.join(next, 'big.bin'), buf);
+      fs.utimesSync(path.join(next, 'big.bin'), new Date(Date.now() - 1800_000), new Date(Date.now() - 1800_000));
+      return { next };
     });
   }
 

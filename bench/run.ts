@@ -37,6 +37,7 @@ const ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
   'real-switch': ATTACH_ROWS['real-switch'],
   'real-switch-watch': WATCH_ROWS['real-switch-watch'],
   large: ATTACH_ROWS.large,
+  'large-again': ATTACH_ROWS['large-again'],
   'two-way-edits': TWO_WAY_ROWS['two-way-edits'],
   'two-way-saves': TWO_WAY_ROWS['two-way-saves'],
   'two-way-gen': TWO_WAY_ROWS['two-way-gen'],

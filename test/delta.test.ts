@@ -9,7 +9,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cksumOf, crcCombine, crcOfCksum, crcUpdate, shiftFor } from '../sync/engine/cksum';
-import { blockSizeFor, changedRanges, expectedCksum, localSums } from '../sync/engine/delta';
+import { BlockCache, CachedFile, changedSinceSent } from '../sync/engine/block-cache';
+import { blockSizeFor, changedRanges, DELTA_MIN_BYTES, expectedCksum, localSums } from '../sync/engine/delta';
+import { EarlySums } from '../sync/engine/delta-early';
 import { joinRanges } from '../sync/engine/delta-write';
 import { tempDir } from './support/trees';
 
@@ -77,7 +79,7 @@ describe('blocks', () => {
     const old = crypto.randomBytes(5 * B + 100);
     for (const next of [Buffer.concat([old.subarray(0, 2 * B), crypto.randomBytes(B), old.subarray(3 * B), crypto.randomBytes(2 * B + 7)]), old.subarray(0, 3 * B + 5)]) {
       const cut = (b: Buffer): Buffer[] => Array.from({ length: Math.ceil(b.length / B) }, (_, i) => b.subarray(i * B, (i + 1) * B));
-      const remote = cut(old).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length, cksum: cksumTool(p) }));
+      const remote = cut(old).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length, crc: crcOfCksum(cksumTool(p), p.length) }));
       const local = cut(next).map((p) => ({ sum: crypto.createHash('sha1').update(p).digest('hex'), size: p.length }));
       const sent = new Map<number, number>();
       local.forEach((b, i) => {
@@ -121,5 +123,40 @@ describe('blocks', () => {
     expect(joined.length).toBe(64);
     expect(joined[0][0]).toBe(0);
     expect(joined[joined.length - 1][1]).toBe(999 * 20 + 10);
+  });
+});
+
+describe('early sums (before the listing)', () => {
+  test('only a large file changed since the cache entry was made is hashed early, and used only as it was then', async () => {
+    const dir = tempDir('delta-early');
+    try {
+      const local = path.join(dir, 'local');
+      const cacheDir = path.join(dir, 'cache');
+      fs.mkdirSync(path.join(local, 'd'), { recursive: true });
+      const size = DELTA_MIN_BYTES + 1000;
+      const bs = blockSizeFor(size);
+      for (const name of ['changed.bin', 'same.bin']) fs.writeFileSync(path.join(local, 'd', name), crypto.randomBytes(size));
+      const entry = (mtime: number): CachedFile => ({ id: `${size} ${mtime}.0000000000 7 1700000000.5`, blockSize: bs, sums: Array(Math.ceil(size / bs)).fill('0'.repeat(40)), crcs: Array(Math.ceil(size / bs)).fill(0) });
+      const cache = new BlockCache(cacheDir, 'SHA256:server', '/remote');
+      const now = Math.floor(fs.statSync(path.join(local, 'd/same.bin')).mtimeMs / 1000);
+      cache.put('d/same.bin', entry(now)); // as sent: not hashed early
+      cache.put('d/changed.bin', entry(now - 100)); // changed since
+      cache.put('d/gone.bin', entry(now));
+      new BlockCache(cacheDir, 'SHA256:other-server', '/remote').put('d/same.bin', entry(now - 100)); // another server's older copy
+      expect(changedSinceSent(cacheDir, '/remote', local)).toEqual(['d/changed.bin']);
+      expect(fs.readdirSync(cache.dir).length).toBe(3); // the entry of d/gone.bin (no local file) removed
+      expect(changedSinceSent(cacheDir, '/other-root', local)).toEqual([]);
+      const early = EarlySums.start(cacheDir, '/remote', local);
+      expect(early.size).toBe(1);
+      const st = fs.statSync(path.join(local, 'd/changed.bin'));
+      expect(early.take('d/changed.bin', { size, mtimeMs: st.mtimeMs + 1 }, bs)).toBeUndefined(); // not the file as planned
+      const again = EarlySums.start(cacheDir, '/remote', local);
+      const sums = again.take('d/changed.bin', { size, mtimeMs: st.mtimeMs }, bs);
+      expect(sums).toBeDefined();
+      expect(await sums).toEqual(await localSums(path.join(local, 'd/changed.bin'), 'd/changed.bin', size, bs));
+      expect(again.take('d/changed.bin', { size, mtimeMs: st.mtimeMs }, bs)).toBeUndefined(); // taken once
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -13,6 +13,8 @@
  * Read-only folders: a remote folder whose mode lacks u+rwx is opened (u+rwx) for the batch and given its
  * final mode last, deepest first; so a 0555 folder with contents mirrors like any other.
  */
+import { BlockCache } from './block-cache';
+import type { EarlySums } from './delta-early';
 import { Plan, PlanItem } from './plan';
 import { deleteByHelper } from './remote-helper';
 import { Connection, RemoteError } from './transport';
@@ -58,6 +60,10 @@ export interface ApplyContext {
   readonly onBytes?: (n: number) => void;
   /** Told what the batch is doing now (the stall watchdog names it). */
   readonly onStep?: (what: string) => void;
+  /** What the runner last put in place by changed blocks, for this server and root (none: always hash). */
+  readonly blockCache?: BlockCache;
+  /** Local block sums of large files started before the listing (delta-early.ts). */
+  readonly earlySums?: EarlySums;
 }
 
 export function parentOf(rel: string): string {

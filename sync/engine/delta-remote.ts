@@ -26,6 +26,8 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ClientChannel } from 'ssh2';
+import { CachedFile } from './block-cache';
+import { crcOfCksum } from './cksum';
 import { Connection } from './transport';
 import { shQuote } from './tree';
 
@@ -35,9 +37,9 @@ export interface BlockSum {
   readonly size: number;
 }
 
-/** A remote block: also what `cksum` printed for it (its CRC, for the whole file's expected checksum). */
+/** A remote block: also its raw CRC-32 (from what `cksum` printed for it: the whole file's expected checksum). */
 export interface RemoteBlock extends BlockSum {
-  readonly cksum: number;
+  readonly crc: number;
 }
 
 /** Something the changed-blocks path cannot handle: the caller sends the file whole instead. */
@@ -49,13 +51,15 @@ export class DeltaFallback extends Error {
 }
 
 const MARK = 'KUBEDEV-DELTA';
+/** What identifies the remote file: `size mtime inode ctime` (a write, chmod or rename sets the ctime). */
+const IDENTITY = "-printf '%s %T@ %i %C@'";
 
 /**
  * The script for the file `name` in the current folder, its copy `temp` (a plain name) there too. The
  * block files are cut in two halves by two `split`s at once (the second numbered on from the first's
  * last block) and each half is hashed by one `sha1sum`, while `cp` copies: three readers for two cores.
  */
-export function deltaScript(folder: string, name: string, temp: string, blockSize: number, writable: boolean): string {
+export function deltaScript(folder: string, name: string, temp: string, blockSize: number, writable: boolean, known = ''): string {
   const cut = (half: string, from: string): string => `split --verbose -a 6 --numeric-suffixes=${from} -b ${blockSize} - "$t.${half}."`;
   return [
     `cd -- ${shQuote(folder)} || exit 65`,
@@ -66,21 +70,27 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
     `trap 'set +e; for p in $pc $ph; do wait $p; done; [ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc]' EXIT`,
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
     'set -e',
-    `s=$(find "$f" -maxdepth 0 -type f -printf '%s %T@')`,
+    `s=$(find "$f" -maxdepth 0 -type f ${IDENTITY})`,
     '[ -n "$s" ] || { echo "not a regular file" >&2; exit 65; }',
-    // h: the first half's length in whole blocks; k: its number of blocks (the second half's first number).
-    `k=$(( (\${s%% *} + ${blockSize} - 1) / ${blockSize} / 2 )) h=$(( k * ${blockSize} ))`,
     'cp -- "$f" "$t" & pc=$!',
-    `{ tail -c +$((h + 1)) -- "$f" | ${cut('b', '$k')} && sha1sum -- "$t".b.[0-9]* > "$t.bs" && cksum -- "$t".b.[0-9]* > "$t.bc"; } & ph=$!`,
-    `head -c $h -- "$f" | ${cut('a', '0')}`,
-    '[ $k = 0 ] || { sha1sum -- "$t".a.[0-9]* > "$t.as" && cksum -- "$t".a.[0-9]* > "$t.ac"; }',
-    'wait $pc',
-    'wait $ph',
+    // Still the file the runner last wrote (block-cache.ts): its blocks are known, only the copy is made.
+    `if [ "$s" = ${shQuote(known || '-')} ]; then`,
+    `  printf '%s\\n%s\\ncached\\n%s end\\n' ${MARK} "$s" ${MARK}`,
+    '  wait $pc',
+    'else',
+    // h: the first half's length in whole blocks; k: its number of blocks (the second half's first number).
+    `  k=$(( (\${s%% *} + ${blockSize} - 1) / ${blockSize} / 2 )) h=$(( k * ${blockSize} ))`,
+    `  { tail -c +$((h + 1)) -- "$f" | ${cut('b', '$k')} && sha1sum -- "$t".b.[0-9]* > "$t.bs" && cksum -- "$t".b.[0-9]* > "$t.bc"; } & ph=$!`,
+    `  head -c $h -- "$f" | ${cut('a', '0')}`,
+    '  [ $k = 0 ] || { sha1sum -- "$t".a.[0-9]* > "$t.as" && cksum -- "$t".a.[0-9]* > "$t.ac"; }',
+    '  wait $pc',
+    '  wait $ph',
+    `  printf '%s\\n%s\\n' ${MARK} "$s"`,
+    '  cat -- "$t".[ab]s "$t".[ab]c',
+    `  rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc] </dev/null >/dev/null 2>&1 &`,
+    `  printf '%s end\\n' ${MARK}`,
+    'fi',
     ...(writable ? [] : ['chmod u+w -- "$t"']),
-    `printf '%s\\n%s\\n' ${MARK} "$s"`,
-    'cat -- "$t".[ab]s "$t".[ab]c',
-    `rm -f -- "$t".[ab].[0-9]* "$t".[ab][sc] </dev/null >/dev/null 2>&1 &`,
-    `printf '%s end\\n' ${MARK}`,
     // The changed ranges: `w OFFSET LENGTH` then exactly LENGTH bytes (dd reads no further), a dd each.
     'while read -r cmd a b c d e && [ "$cmd" = w ]; do',
     '  dd of="$t" bs=65536 seek="$a" count="$b" iflag=fullblock,count_bytes oflag=seek_bytes conv=notrunc status=none || no write',
@@ -92,18 +102,20 @@ export function deltaScript(folder: string, name: string, temp: string, blockSiz
     'set -- $(cksum < "$t")',
     '[ "$1 $2" = "$a $b" ] || no "verify $1 $2"',
     'chmod -- "$c" "$t" && touch -c -d "@$d" -- "$t" || no attributes',
-    `[ "$(find "$f" -maxdepth 0 -type f -printf '%s %T@')" = "$s" ] || no remote-changed`,
+    `[ "$(find "$f" -maxdepth 0 -type f ${IDENTITY})" = "$s" ] || no remote-changed`,
     'mv -fT -- "$t" "$f" || no rename',
     'ok=1',
-    `printf '%s ok\\n' ${MARK}`,
+    // The file's identity now, for the runner's cache (the rename set its ctime).
+    `printf '%s ok %s\\n' ${MARK} "$(find "$f" -maxdepth 0 -type f ${IDENTITY} 2>/dev/null)"`,
   ].join('\n');
 }
 
 /**
- * Parses the output up to `MARK end`: `size mtime`, then `sha1  name.NNNNNN` per block in order, then
- * `crc size name.NNNNNN` (cksum) per block in order.
+ * Parses the output up to `MARK end`: the file's identity (`size mtime ino ctime`), then either `cached`
+ * (it is the file `known` describes: its blocks are the cache's) or `sha1  name.NNNNNN` per block in
+ * order, then `crc size name.NNNNNN` (cksum) per block in order.
  */
-export function parseBlocks(rel: string, out: string, blockSize: number): { seen: string; blocks: RemoteBlock[] } {
+export function parseBlocks(rel: string, out: string, blockSize: number, known?: CachedFile): { seen: string; cached: boolean; blocks: RemoteBlock[] } {
   const lines = out.split('\n');
   const at = lines.indexOf(MARK);
   const end = lines.indexOf(`${MARK} end`);
@@ -112,19 +124,33 @@ export function parseBlocks(rel: string, out: string, blockSize: number): { seen
   const size = Number(seen.split(' ')[0]);
   if (!Number.isSafeInteger(size) || size < 0) throw new DeltaFallback(rel, `unexpected size line '${seen.slice(0, 80)}'`);
   const n = Math.ceil(size / blockSize);
+  const len = (i: number): number => Math.min(blockSize, size - i * blockSize);
   const got = lines.slice(at + 2, end);
+  if (got.length === 1 && got[0] === 'cached') {
+    if (!known || seen !== known.id || known.blockSize !== blockSize || known.sums.length !== n || known.crcs.length !== n) throw new DeltaFallback(rel, `the server took '${seen.slice(0, 80)}' for the cached file`);
+    return { seen, cached: true, blocks: known.sums.map((sum, i) => ({ sum, size: len(i), crc: known.crcs[i] })) };
+  }
   if (got.length !== 2 * n) throw new DeltaFallback(rel, `${got.length} checksum lines for ${size} bytes in blocks of ${blockSize}`);
   return {
     seen,
+    cached: false,
     blocks: got.slice(0, n).map((line, i) => {
-      const len = Math.min(blockSize, size - i * blockSize);
       const m = /^([0-9a-f]{40}) [ *]\S+\.(\d{6,})$/.exec(line);
       const c = /^(\d+) (\d+) \S+\.(\d{6,})$/.exec(got[n + i]);
       if (!m || Number(m[2]) !== i) throw new DeltaFallback(rel, `unexpected checksum line '${line.slice(0, 80)}'`);
-      if (!c || Number(c[2]) !== len || Number(c[3]) !== i) throw new DeltaFallback(rel, `unexpected cksum line '${got[n + i].slice(0, 80)}'`);
-      return { sum: m[1], size: len, cksum: Number(c[1]) };
+      if (!c || Number(c[2]) !== len(i) || Number(c[3]) !== i) throw new DeltaFallback(rel, `unexpected cksum line '${got[n + i].slice(0, 80)}'`);
+      return { sum: m[1], size: len(i), crc: crcOfCksum(Number(c[1]), len(i)) };
     }),
   };
+}
+
+/** Whether `out` holds a whole line that is `line`, or `line`, a space and more. */
+function hasLine(out: string, line: string): boolean {
+  for (let i = out.indexOf(line); i >= 0; i = out.indexOf(line, i + 1)) {
+    const after = out[i + line.length];
+    if ((i === 0 || out[i - 1] === '\n') && (after === '\n' || (after === ' ' && out.includes('\n', i)))) return true;
+  }
+  return false;
 }
 
 /** One file's script on its exec channel: the checksums once started, then `commit` or `abort`. */
@@ -154,10 +180,10 @@ export class RemoteDelta {
    * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
    * told of each line the server prints (split says each block it makes: the stall watchdog sees work).
    */
-  static async start(conn: Connection, rel: string, remoteAbs: string, o: { blockSize: number; writable: boolean; onProgress: () => void }): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
+  static async start(conn: Connection, rel: string, remoteAbs: string, o: { blockSize: number; writable: boolean; known?: CachedFile; onProgress: () => void }): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
     const { blockSize } = o;
     const temp = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
-    const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, o.writable);
+    const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, o.writable, o.known?.id);
     let ch: ClientChannel;
     try {
       ch = await conn.channel(`sh -c ${shQuote(script)}`);
@@ -167,20 +193,23 @@ export class RemoteDelta {
     }
     const d = new RemoteDelta(conn, ch, rel, path.posix.join(path.posix.dirname(remoteAbs), temp), o.onProgress);
     if (!(await d.until(`${MARK} end`))) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`);
-    const parsed = parseBlocks(rel, d.out, blockSize);
+    const parsed = parseBlocks(rel, d.out, blockSize, o.known);
     d.seen = parsed.seen;
+    d.cached = parsed.cached;
     return Object.assign(d, { blocks: parsed.blocks });
   }
 
-  /** `size mtime` of the remote file when it was copied. */
+  /** `size mtime ino ctime` of the remote file when it was copied. */
   seen = '';
+  /** The server found the file the cache describes: its blocks were not hashed again. */
+  cached = false;
 
-  /** Resolves true once a line `line` was printed, false if the script ended first. */
+  /** Resolves true once a line `line` (or `line` and more) was printed, false if the script ended first. */
   private until(line: string): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       const off = this.conn.onDrop(reject);
       const check = (): void => {
-        if (this.out.includes(`\n${line}\n`) || this.out.startsWith(`${line}\n`)) resolve(true);
+        if (hasLine(this.out, line)) resolve(true);
         else if (this.closed) resolve(false);
         else return;
         off();
@@ -218,15 +247,18 @@ export class RemoteDelta {
   /**
    * Asks the script to set the size, check the copy against `sum`, set `mode` and `mtime` (whole
    * seconds) and rename it (and with `waitEnd`, waits for the script's end); DeltaFallback if it refused.
+   * Resolves with the file's identity after the rename (`size mtime ino ctime`; '' if the server could
+   * not tell).
    */
-  async commit(sum: number, size: number, mode: number, mtime: number, o: { waitEnd: boolean }): Promise<void> {
+  async commit(sum: number, size: number, mode: number, mtime: number, o: { waitEnd: boolean }): Promise<string> {
     if (!this.closed) this.ch.end(`commit ${sum} ${size} ${(mode & 0o7777).toString(8)} ${mtime} .\n`);
     await this.until(`${MARK} ok`);
     const said = this.said();
-    if (said !== 'ok') throw new DeltaFallback(this.rel, `the result was not put in place: ${said ?? (this.err.trim() || 'the server said nothing')}`);
+    if (said !== 'ok' && !said?.startsWith('ok ')) throw new DeltaFallback(this.rel, `the result was not put in place: ${said ?? (this.err.trim() || 'the server said nothing')}`);
     // In a read-only folder (opened for this transfer only), until the script has ended: its exit removes
     // what is left of the block files. The file is in place: a drop now is no failure.
     if (o.waitEnd) await this.until('\0never').catch(() => undefined);
+    return said.slice(3);
   }
 
   /** Gives up: the script removes the copy when its stdin ends. */

@@ -25,10 +25,11 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
 import { Limiter } from './apply-sftp';
-import { cksumOf, crcCombine, crcOfCksum, shiftFor } from './cksum';
+import { BlockCache, rememberable } from './block-cache';
+import { cksumOf, crcCombine, shiftFor } from './cksum';
 import { BlockSum, DeltaFallback, RemoteBlock, RemoteDelta } from './delta-remote';
 import { joinRanges, sendRanges } from './delta-write';
-import { changedSince, LocalReadError, readExactly } from './local-read';
+import { changedSince, LocalReadError, readAhead } from './local-read';
 import { Plan, PlanItem } from './plan';
 
 /**
@@ -51,38 +52,32 @@ export function blockSizeFor(size: number): number {
   return b;
 }
 
+/** Local reads: 4 MiB (a whole number of blocks: they are powers of two up to MAX_BLOCK), the next one read while this one is hashed. */
+const READ_PIECE = 4 * 1024 * 1024;
+
 /** Reads exactly `size` bytes of `abs` once: each block's SHA-1. */
 export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<BlockSum[]> {
   const blocks: BlockSum[] = [];
-  let hash = crypto.createHash('sha1');
-  let inBlock = 0;
-  for await (const buf of readExactly(abs, rel, size)) {
-    for (let off = 0; off < buf.length; ) {
-      const n = Math.min(blockSize - inBlock, buf.length - off);
-      hash.update(buf.subarray(off, off + n));
-      inBlock += n;
-      off += n;
-      if (inBlock === blockSize) {
-        blocks.push({ sum: hash.digest('hex'), size: inBlock });
-        hash = crypto.createHash('sha1');
-        inBlock = 0;
-      }
+  for await (const buf of readAhead(abs, rel, size, Math.max(READ_PIECE, blockSize))) {
+    for (let off = 0; off < buf.length; off += blockSize) {
+      const b = buf.subarray(off, Math.min(off + blockSize, buf.length));
+      blocks.push({ sum: crypto.createHash('sha1').update(b).digest('hex'), size: b.length });
     }
   }
-  if (inBlock > 0) blocks.push({ sum: hash.digest('hex'), size: inBlock });
   return blocks;
 }
 
 /**
  * The `cksum` the whole new file must have: the raw CRC of each block, the server's (what its `cksum`
- * printed) for the blocks left as they are, the runner's (`sent`, by block index) for those sent.
+ * printed, or the cache's) for the blocks left as they are, the runner's (`sent`, by block index) for
+ * those sent.
  */
 export function expectedCksum(blocks: readonly BlockSum[], remote: readonly RemoteBlock[], sent: ReadonlyMap<number, number>, blockSize: number): number {
   let whole = 0;
   let size = 0;
   const full = shiftFor(blockSize);
   blocks.forEach((b, i) => {
-    const reg = sent.get(i) ?? crcOfCksum(remote[i].cksum, b.size);
+    const reg = sent.get(i) ?? remote[i].crc;
     whole = crcCombine(whole, reg, b.size === blockSize ? full : shiftFor(b.size));
     size += b.size;
   });
@@ -118,15 +113,31 @@ function closedAgain(ctx: ApplyContext, rel: string): boolean {
   return e?.type !== 'dir' || (e.mode & 0o700) !== 0o700;
 }
 
-/** Sends one file by changed blocks; returns the bytes written. Throws DeltaFallback or LocalReadError. */
+/**
+ * Sends one file by changed blocks; returns the bytes written. Throws DeltaFallback or LocalReadError.
+ * With a cache (ctx.blockCache), the server is told what the runner last put there; a DeltaFallback
+ * forgets it, a success remembers the new file.
+ */
 export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks = {}): Promise<number> {
+  try {
+    return await sendBlocks(ctx, item, hooks);
+  } catch (e) {
+    if (e instanceof DeltaFallback) ctx.blockCache?.drop(item.rel);
+    throw e;
+  }
+}
+
+async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks): Promise<number> {
   const abs = path.join(ctx.localRoot, item.rel);
   const remoteAbs = path.posix.join(ctx.remoteRoot, item.rel);
   const size = item.entry.size;
   const blockSize = blockSizeFor(size);
   const writable = ((ctx.remote.get(item.rel)?.mode ?? 0) & 0o200) !== 0;
+  const cached = ctx.blockCache?.get(item.rel);
+  const known = cached?.blockSize === blockSize ? cached : undefined;
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
-  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, { blockSize, writable, onProgress: () => ctx.onBytes?.(0) }), localSums(abs, item.rel, size, blockSize)]);
+  const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize) ?? localSums(abs, item.rel, size, blockSize);
+  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, { blockSize, writable, known, onProgress: () => ctx.onBytes?.(0) }), sums]);
   if (rs.status === 'rejected') throw rs.reason;
   const remote = rs.value;
   try {
@@ -138,12 +149,23 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
-    await remote.commit(expectedCksum(ls.value, remote.blocks, sent, blockSize), size, item.entry.mode, Math.floor(item.entry.mtimeMs / 1000), { waitEnd: closedAgain(ctx, item.rel) });
+    const mtime = Math.floor(item.entry.mtimeMs / 1000);
+    const id = await remote.commit(expectedCksum(ls.value, remote.blocks, sent, blockSize), size, item.entry.mode, mtime, { waitEnd: closedAgain(ctx, item.rel) });
+    if (ctx.blockCache) remember(ctx.blockCache, item.rel, rememberable(id, size, mtime) ? id : '', ls.value, remote.blocks, sent, blockSize);
     return written;
   } catch (e) {
     await remote.abort();
     throw e;
   }
+}
+
+/**
+ * Keeps what the remote file `rel` now holds: its identity `id` ('' forgets it) and each block's SHA-1
+ * and CRC, the runner's for the blocks sent, the server's (or the cache's) for those kept.
+ */
+function remember(cache: BlockCache, rel: string, id: string, local: readonly BlockSum[], remote: readonly RemoteBlock[], sent: ReadonlyMap<number, number>, blockSize: number): void {
+  if (!id) return cache.drop(rel);
+  cache.put(rel, { id, blockSize, sums: local.map((b) => b.sum), crcs: local.map((_, i) => sent.get(i) ?? remote[i].crc) });
 }
 
 /** Test hooks: run between the steps (the remote copy modified, the local file cut...). */

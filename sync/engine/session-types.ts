@@ -44,6 +44,11 @@ export interface SyncOptions {
   readonly watchBackend?: WatchChoice;
   /** @internal Tests: a backend factory (the misbehaving fake) and a wall clock to move. */
   readonly watchTest?: { readonly factory?: BackendFactory; readonly now?: () => number };
+  /**
+   * Folder of the changed-blocks cache (block-cache.ts: large files the runner last put in place, so the
+   * server need not hash them again); false: none. @default `$XDG_STATE_HOME/kubedev/blocks`
+   */
+  readonly blockCache?: string | false;
   /** Periodic cheap rescan interval. @default scaled to the scan cost, at least 2 minutes (watch/guard.ts) */
   readonly rescanMs?: number;
   /** Polling interval with the poll backend. @default scaled to the scan cost, at least 2 s */

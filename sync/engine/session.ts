@@ -15,6 +15,8 @@ import * as path from 'node:path';
 import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
+import { blockCacheFor } from './block-cache';
+import { EarlySums, earlySumsFor } from './delta-early';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { Plan, planDiff } from './plan';
@@ -63,6 +65,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   private readonly scheduler: Scheduler;
   /** The listing made with the first connection's preparation, for the first full pass only. */
   private firstListing?: { conn: Connection; listing: RemoteListing };
+  /** Local sums of changed large files, started before the first listing (delta-early.ts); the first pass only. */
+  private early?: EarlySums;
 
   constructor(options: SyncOptions) {
     super();
@@ -111,12 +115,13 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
         pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
         // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
         pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
+        this.early = earlySumsFor(this.options.blockCache, this.options.remoteRoot, this.options.localRoot); // hashed while the listing comes
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
       }
       await connecting;
-      let stats = await this.firstPass(pre);
+      let stats = await this.firstPass(pre).finally(() => (this.early = undefined));
       if (this.options.watch === false) stats = await this.settleChanged(stats);
       this.scheduler.clearStep();
       const ready = { ...stats, ms: performance.now() - t0, total: this.index.size };
@@ -279,7 +284,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early };
   }
 
   private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {

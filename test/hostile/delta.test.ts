@@ -8,13 +8,11 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ApplyContext, ApplyResult } from '../../sync/engine/apply';
-import { applySftp } from '../../sync/engine/apply-sftp';
-import { DeltaHooks, withDeltas } from '../../sync/engine/delta';
-import { Plan, planBytes } from '../../sync/engine/plan';
+import { ApplyResult } from '../../sync/engine/apply';
+import { DeltaHooks } from '../../sync/engine/delta';
 import { Connection } from '../../sync/engine/transport';
-import { Entry } from '../../sync/engine/tree';
 import { CountProxy, startCountProxy } from '../support/count-proxy';
+import { deltaContext, leftovers as leftoversIn, put as putFile, scatter, sendOne } from '../support/delta';
 import { Arena, useArena } from '../support/hostile';
 import { Sshd } from '../support/sshd';
 import { eventually } from '../support/trees';
@@ -48,32 +46,8 @@ async function pass(): Promise<{ sent: number; received: number }> {
   return { sent: proxy.sent(), received: proxy.received() };
 }
 
-let tick = 0;
-/** Writes `buf` as the local file `rel` with an mtime of its own (whole seconds compare). */
-function put(rel: string, buf: Buffer): string {
-  const abs = path.join(a.local, rel);
-  fs.mkdirSync(path.dirname(abs), { recursive: true });
-  fs.writeFileSync(abs, buf);
-  const t = Math.floor(Date.now() / 1000) - 1000 + ++tick * 10;
-  fs.utimesSync(abs, t, t);
-  return abs;
-}
-
-/** `buf` with `count` regions of `len` random bytes at scattered offsets. */
-function scatter(buf: Buffer, count: number, len: number): Buffer {
-  const out = Buffer.from(buf);
-  for (let i = 0; i < count; i++) crypto.randomBytes(len).copy(out, Math.floor(((i + 0.37) / count) * (out.length - len)));
-  return out;
-}
-
-function leftovers(dir = a.remote): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (e.name.startsWith('.kubedev-')) out.push(path.join(dir, e.name));
-    else if (e.isDirectory()) out.push(...leftovers(path.join(dir, e.name)));
-  }
-  return out;
-}
+const put = (rel: string, buf: Buffer): string => putFile(a, rel, buf);
+const leftovers = (dir = a.remote): string[] => leftoversIn(dir);
 
 async function settled(): Promise<void> {
   await eventually(() => leftovers(), 5000, 'temporary files removed');
@@ -156,26 +130,11 @@ describe('never a wrong or half file in place', () => {
     await conn?.close();
   });
 
-  /** A context over a fresh connection; the remote entries are read from the remote folder itself. */
-  async function context(): Promise<ApplyContext> {
-    conn = await Connection.open({ host: sshd.host, port: sshd.port, user: sshd.user, identity: sshd.identity, knownHosts: sshd.knownHosts });
-    const get = (rel: string): Entry | undefined => {
-      try {
-        const st = fs.lstatSync(path.join(a.remote, rel));
-        return { type: st.isDirectory() ? 'dir' : 'file', size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 };
-      } catch {
-        return undefined;
-      }
-    };
-    return { conn, localRoot: a.local, remoteRoot: a.remote, remote: { get } };
-  }
-
-  /** Sends `rel` with `hooks` between the steps; the whole-file way is SFTP. */
+  /** Sends `rel` with `hooks` between the steps, over a fresh connection; the whole-file way is SFTP. */
   async function send(rel: string, hooks: DeltaHooks): Promise<ApplyResult> {
-    const ctx = await context();
-    const st = fs.lstatSync(path.join(a.local, rel));
-    const plan: Plan = { deletes: [], dirs: [], links: [], chmods: [], files: [{ rel, entry: { type: 'file', size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, exact: true } }] };
-    return withDeltas(ctx, plan, (p) => applySftp(ctx, p, planBytes(p)), hooks);
+    const ctx = await deltaContext(sshd, a);
+    conn = ctx.conn;
+    return sendOne(ctx, rel, hooks);
   }
 
   async function changedFile(): Promise<{ base: Buffer; next: Buffer }> {

@@ -39,6 +39,7 @@ export function arena(sshd: Sshd): Arena {
   const base = tempDir('hostile-remote');
   const remote = path.join(base, 'ws');
   const sentinel = path.join(base, 'sentinel');
+  const state = tempDir('hostile-state'); // the runner's changed-blocks cache, not the user's
   writeTree(sentinel, { 'keep.txt': 'do not touch', 'sub/deep.txt': 'deep', 'ro.txt': { content: 'ro', mode: 0o444 } });
   execFileSync('chown', ['-R', `${sshd.uid}:${sshd.gid}`, base]);
   const before: Snapshot = snapshot(sentinel);
@@ -50,13 +51,13 @@ export function arena(sshd: Sshd): Arena {
     sentinelChanges: () => differences(before, snapshot(sentinel)),
     differences: (skip = () => false) => differences(snapshot(local, skip), fs.existsSync(remote) ? snapshot(remote, skip) : {}),
     session(extra = {}) {
-      const s = new SyncSession({ localRoot: local, remoteRoot: remote, host: sshd.host, port: sshd.port, user: sshd.user, identity: sshd.identity, knownHosts: sshd.knownHosts, ...extra });
+      const s = new SyncSession({ localRoot: local, remoteRoot: remote, host: sshd.host, port: sshd.port, user: sshd.user, identity: sshd.identity, knownHosts: sshd.knownHosts, blockCache: state, ...extra });
       sessions.push(s);
       return s;
     },
     async close() {
       await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
-      for (const d of [local, base]) {
+      for (const d of [local, base, state]) {
         execFileSync('chmod', ['-R', 'u+rwx', d]);
         execFileSync('rm', ['-rf', d]); // coreutils: paths deeper than PATH_MAX too
       }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import ignore from 'ignore';
 import { assertSafeRemoteRoot } from '../../../lib/remote-root';
 import { ApplyContext } from '../apply';
+import { blockCacheFor } from '../block-cache';
 import { buildIgnore, IgnoreMatcher } from '../ignore';
 import { prepareRemote } from '../remote';
 import { SessionLifecycle } from '../lifecycle';
@@ -314,7 +315,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       refused: (r: readonly Refusal[]) => r.forEach((x) => this.warnOnce(x.reason)),
       conflict: (c) => this.emit('conflict', c),
       step: this.scheduler.setStep,
-      ctx: (conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext => ({ conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, method: this.options.method, watching: this.options.watch !== false, onBytes: () => this.scheduler.progress(), onStep: this.scheduler.setStep }),
+      ctx: (conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext => ({ conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, method: this.options.method, watching: this.options.watch !== false, onBytes: () => this.scheduler.progress(), onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot) }),
     };
   }
 }
