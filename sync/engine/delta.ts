@@ -23,11 +23,12 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
+import { ApplyContext, ApplyResult } from './apply-common';
 import { Limiter } from './apply-sftp';
 import { cksumOf, crcCombine, crcOfCksum, shiftFor } from './cksum';
 import { BlockSum, DeltaFallback, RemoteBlock, RemoteDelta } from './delta-remote';
 import { joinRanges, sendRanges } from './delta-write';
+import { withWritableParents } from './remote-fix';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 

@@ -12,6 +12,8 @@ import { ClientChannel } from 'ssh2';
 import { Limiter } from '../apply-sftp';
 import { IgnoreMatcher } from '../ignore';
 import { planDiff } from '../plan';
+import { FixOp, removeOps, runFix } from '../remote-fix';
+import { OutsideRootError } from '../remote-helper';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
@@ -151,7 +153,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   }
   const delRemote = of('delete-remote');
   if (delRemote.length > 0 || remote.leftovers.length > 0) {
-    await remoteDeletes(conn, h.remoteRoot, [...delRemote].reverse(), remote.leftovers);
+    await remoteDeletes(h, conn, [...delRemote].reverse(), remote.leftovers);
     done.deletedRemote.push(...delRemote.map((d) => d.rel));
   }
 
@@ -325,14 +327,17 @@ function checkRemoteRoot(h: PassHost, listed: number, rootId: string): void {
   }
 }
 
-/** Remote deletes: files and links one by one, folders with rmdir (kept when something new is inside). */
-async function remoteDeletes(conn: Connection, root: string, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<void> {
-  const lines = [`cd ${shQuote(root)} || exit 3`];
-  for (const l of leftovers) lines.push(`rm -rf -- ${shQuote(rp(l))}`);
-  for (const d of deepestFirst) lines.push(d.r?.t === 'd' ? `rmdir -- ${shQuote(rp(d.rel))} 2>/dev/null` : `rm -f -- ${shQuote(rp(d.rel))}`);
-  lines.push('exit 0');
-  const res = await conn.exec('sh -s', `${lines.join('\n')}\n`);
-  if (res.code !== 0) throw new RemoteError(`deleting in '${root}' failed (exit ${res.code}): ${res.stderr.trim()}`, res.code, res.stderr);
+/**
+ * Remote deletes (remote-fix.ts: never through a folder the server made a symlink since the listing):
+ * leftovers whole, then files and links one by one, folders with rmdir (kept when something new is
+ * inside). A file that could not be removed is a warning (the next pass finds it again).
+ */
+async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<void> {
+  const ops: FixOp[] = [...removeOps(leftovers), ...deepestFirst.map((d): FixOp => ({ k: d.r?.t === 'd' ? 'D' : 'F', rel: d.rel }))];
+  const rep = await runFix(conn, h.remoteRoot, ops, { what: 'deleting' });
+  if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
+  if (rep.code !== 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
+  for (const f of rep.failed) h.warn(`${f}: it could not be deleted in the container; fix its folder's owner or mode there (the next pass looks again)`);
 }
 
 async function remoteChmod(conn: Connection, root: string, rel: string, mode: number): Promise<void> {
