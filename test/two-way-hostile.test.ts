@@ -194,3 +194,42 @@ test('a container save by rename after the listing is not overwritten by the pus
     await conn.close();
   }
 });
+
+test('a laptop edit to a file in a read-only container folder is pushed, with a warning that it went without its guard and how to have one', async () => {
+  const a = arena();
+  writeTree(a.local, { 'ro/f.txt': 'v1', 'ro/g.txt': 'g1', 'rw/h.txt': 'h1' });
+  await pass(sshd(), a);
+  remote(sshd(), a, 'chmod 555 ro');
+  await pass(sshd(), a); // the folder's new mode is agreed
+  fs.writeFileSync(path.join(a.local, 'ro/f.txt'), 'v2 from the laptop');
+  fs.writeFileSync(path.join(a.local, 'rw/h.txt'), 'h2 from the laptop');
+  const r = await pass(sshd(), a);
+  expect(fs.readFileSync(path.join(a.remote, 'ro/f.txt'), 'utf8')).toBe('v2 from the laptop');
+  expect(fs.readFileSync(path.join(a.remote, 'rw/h.txt'), 'utf8')).toBe('h2 from the laptop');
+  expect(fs.statSync(path.join(a.remote, 'ro')).mode & 0o777).toBe(0o555);
+  expect(r.conflicts).toEqual([]);
+  expect(r.warnings).toEqual([
+    "'ro/f.txt' was sent without its guard: its container folder 'ro' is not writable by the SSH user, so a container write to the file during the upload would not have been kept. To have it guarded, make the folder writable in the container (chmod u+w 'ro')",
+  ]);
+  expect(fs.readdirSync(path.join(a.remote, 'ro')).sort()).toEqual(['f.txt', 'g.txt']); // no guard left
+  expect(a.differences()).toEqual([]);
+});
+
+test("a laptop edit to a container file of another user (no hard link allowed: fs.protected_hardlinks) is pushed, with a warning", async () => {
+  if (fs.readFileSync('/proc/sys/fs/protected_hardlinks', 'utf8').trim() !== '1') throw new Error('this test needs fs.protected_hardlinks=1 (sysctl -w fs.protected_hardlinks=1)');
+  if (process.getuid?.() !== 0) throw new Error('this test makes a file of another user in the container folder: run it as root');
+  const a = arena();
+  writeTree(a.local, { 'theirs.txt': 'v1' });
+  await pass(sshd(), a);
+  fs.chownSync(path.join(a.remote, 'theirs.txt'), 0, 0); // the container's process runs as another user
+  fs.chmodSync(path.join(a.remote, 'theirs.txt'), 0o644);
+  fs.utimesSync(path.join(a.remote, 'theirs.txt'), fs.statSync(path.join(a.local, 'theirs.txt')).mtime, fs.statSync(path.join(a.local, 'theirs.txt')).mtime);
+  await pass(sshd(), a);
+  fs.writeFileSync(path.join(a.local, 'theirs.txt'), 'v2 from the laptop');
+  const r = await pass(sshd(), a);
+  expect(fs.readFileSync(path.join(a.remote, 'theirs.txt'), 'utf8')).toBe('v2 from the laptop');
+  expect(r.warnings).toEqual([
+    "'theirs.txt' was sent without its guard: the server refused a hard link to it (it belongs to another user and fs.protected_hardlinks is on), so a container write to the file during the upload would not have been kept. To have it guarded, run the container's process and the sidecar as the same user",
+  ]);
+  expect(a.differences()).toEqual([]);
+});

@@ -195,6 +195,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     for (const w of res.warnings) h.warn(w);
     const failed = new Set([...res.unsent, ...res.changed]);
     for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
+    for (const [rel, why] of guards.unguarded) if (pushedOk.has(rel)) h.warn(why);
     done.pushed.push(...pushedOk);
     done.bytes += res.bytes;
   }
