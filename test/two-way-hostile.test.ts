@@ -20,6 +20,16 @@ import { pass, remote } from './support/two-way';
 jest.setTimeout(30_000);
 const { sshd, arena } = useArena();
 
+/**
+ * The runner's names left in `dir` once guards dropped without waiting are gone (over execRun the drop
+ * runs on a channel of its own, so it may land after the next command; the session's shell runs in order).
+ */
+async function leftAfterDrop(dir: string): Promise<string[]> {
+  const left = (): string[] => fs.readdirSync(dir).filter((n) => n.startsWith('.kubedev-'));
+  for (const deadline = Date.now() + 2000; left().length > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  return left();
+}
+
 test('ownership: remoteOwns flows only container -> laptop, localOwns only laptop -> container', async () => {
   const a = arena();
   const own = { remoteOwns: ['dist/', 'package-lock.json'], localOwns: ['src/'] };
@@ -100,7 +110,7 @@ test('a remote file written after the listing is not overwritten by the push (se
     const guards = await guardOverwrites(execRun(conn), a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], get);
     expect([...guards.moved].sort()).toEqual(['-b', 'a.txt', 'c\nd', 'gone.txt']);
     await releaseGuards(execRun(conn), a.remote, guards);
-    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+    expect(await leftAfterDrop(a.remote)).toEqual([]);
   } finally {
     await conn.close();
   }
@@ -188,8 +198,7 @@ test('a container save by rename after the listing is not overwritten by the pus
     expect([...kept.keys()]).toEqual(['a.txt']);
     expect(fs.readFileSync(path.join(a.remote, kept.get('a.txt') as string), 'utf8')).toBe('ONE-container');
     expect(fs.readFileSync(path.join(a.remote, '-b'), 'utf8')).toBe('TWO-container');
-    for (const deadline = Date.now() + 2000; fs.readdirSync(a.remote).some((n) => n.startsWith('.kubedev-guard-')) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
-    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+    expect(await leftAfterDrop(a.remote)).toEqual([]);
   } finally {
     await conn.close();
   }
@@ -232,4 +241,24 @@ test("a laptop edit to a container file of another user (no hard link allowed: f
     "'theirs.txt' was sent without its guard: the server refused a hard link to it (it belongs to another user and fs.protected_hardlinks is on), so a container write to the file during the upload would not have been kept. To have it guarded, run the container's process and the sidecar as the same user",
   ]);
   expect(a.differences()).toEqual([]);
+});
+
+test('push guards never land outside the root: a folder the container replaced by a symlink since the listing is not entered', async () => {
+  const a = arena();
+  const s = sshd();
+  const sentinel = path.join(a.base, 'sentinel');
+  fs.utimesSync(path.join(sentinel, 'keep.txt'), 1_700_000_000, 1_700_000_000);
+  const st = fs.statSync(path.join(sentinel, 'keep.txt'));
+  // The listing saw a real folder 'a' holding a file like the sentinel's; then the container made 'a' a link to the sentinel.
+  const listed = (rel: string): Entry | undefined => (rel === 'a/keep.txt' ? { type: 'file', size: st.size, mtimeMs: 1_700_000_000_000, mode: st.mode & 0o7777 } : undefined);
+  remote(s, a, `ln -s ${sentinel} a`);
+  const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  try {
+    const guards = await guardOverwrites(execRun(conn), a.remote, ['a/keep.txt'], listed);
+    expect(fs.readdirSync(sentinel).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+    expect([...guards.moved]).toEqual(['a/keep.txt']); // not pushed: the next listing sees the link
+    await releaseGuards(execRun(conn), a.remote, guards);
+  } finally {
+    await conn.close();
+  }
 });

@@ -7,16 +7,15 @@
  */
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../apply';
-import { rp } from '../apply-common';
 import { ClientChannel } from 'ssh2';
 import { Limiter } from '../apply-sftp';
 import { IgnoreMatcher } from '../ignore';
 import { planDiff } from '../plan';
-import { FixOp, removeOps, runFix } from '../remote-fix';
+import { FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
 import { OutsideRootError } from '../remote-helper';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
-import { Entry, Refusal, shQuote } from '../tree';
+import { Entry, Refusal } from '../tree';
 import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
@@ -267,7 +266,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
             const kept = await unlessDropped(conn, keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r));
             if (kept === 'same') {
               // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
-              if (d.l.p !== d.r.p) await remoteChmod(conn, h.remoteRoot, d.rel, d.l.p);
+              if (d.l.p !== d.r.p) await remoteFix(conn, h.remoteRoot, [{ k: 'C', rel: d.rel, mode: d.l.p }], { what: `changing the mode of '${d.rel}'` });
               agreedNow.set(d.rel, { l: d.l, r: { ...d.r, p: d.l.p } });
               copy = undefined;
             }
@@ -339,9 +338,4 @@ async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readon
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
   if (rep.code !== 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
   for (const f of rep.failed) h.warn(`${f}: it could not be deleted in the container; fix its folder's owner or mode there (the next pass looks again)`);
-}
-
-async function remoteChmod(conn: Connection, root: string, rel: string, mode: number): Promise<void> {
-  const res = await conn.exec(`cd ${shQuote(root)} && chmod ${mode.toString(8)} -- ${shQuote(rp(rel))}`);
-  if (res.code !== 0) throw new RemoteError(`changing the mode of '${rel}' in '${root}' failed: ${res.stderr.trim()}`, res.code, res.stderr);
 }

@@ -21,7 +21,6 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { rp } from '../apply-common';
 import { Entry, shQuote } from '../tree';
 import { conflictCopyName } from './local-write';
 import type { RemoteRun } from './remote-list';
@@ -38,17 +37,33 @@ export interface Guards {
 }
 
 /** Prints the stat row of `p` (size, mtime, mode, then `how`; NUL-terminated), or a 'gone' row. */
-const stat = (p: string, how: string): string => `find ${shQuote(p)} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0${how}\\0' 2>/dev/null || printf 'gone\\0\\0\\0\\0'`;
+const stat = (p: string, how: string): string => `find ${p} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0${how}\\0' 2>/dev/null || printf 'gone\\0\\0\\0\\0'`;
+
+/** The start of every guard command: the physical root, as `$R`. */
+const enterRoot = (root: string): string => `cd -P -- ${shQuote(root)} || exit 3\nR=$PWD`;
+
+/**
+ * `body` run in the folder of `rel`, entered physically and checked to be that folder inside the root
+ * (`$R`): a folder the container replaced by a symlink since the listing is never entered (`otherwise`
+ * runs), so no guard, copy or removal lands outside the root. `body` names files by bare name (`bare`).
+ */
+function inFolderOf(rel: string, body: string, otherwise = ':'): string {
+  const d = path.posix.dirname(rel);
+  const enter = d === '.' ? 'cd "$R"' : `cd -P -- "$R"/${shQuote(d)} 2>/dev/null && [ "$PWD" = "$R"/${shQuote(d)} ]`;
+  return `if ${enter}; then ${body}; else ${otherwise}; fi`;
+}
+
+const bare = (rel: string): string => shQuote(`./${path.posix.basename(rel)}`);
 
 /**
  * A shell line linking a guard to `rel` and printing its stat row: `g` guarded; when the link fails on a
  * regular file that is there, the file's own row with `w` (its folder is not writable) or `l` (the link
- * was refused); 'gone' when the file is not there.
+ * was refused); 'gone' when the file is not there (or its folder is no longer a folder inside the root).
  */
 function guardLine(rel: string, guard: string): string {
-  const f = shQuote(rp(rel));
-  const dir = shQuote(rp(path.posix.dirname(rel)));
-  return `if ln -- ${f} ${shQuote(rp(guard))} 2>/dev/null; then ${stat(rp(guard), 'g')}; elif [ -f ${f} ] && [ ! -L ${f} ]; then if [ -w ${dir} ]; then ${stat(rp(rel), 'l')}; else ${stat(rp(rel), 'w')}; fi; else printf 'gone\\0\\0\\0\\0'; fi`;
+  const f = bare(rel);
+  const gone = "printf 'gone\\0\\0\\0\\0'";
+  return inFolderOf(rel, `if ln -- ${f} ${bare(guard)} 2>/dev/null; then ${stat(bare(guard), 'g')}; elif [ -f ${f} ] && [ ! -L ${f} ]; then if [ -w . ]; then ${stat(f, 'l')}; else ${stat(f, 'w')}; fi; else ${gone}; fi`, gone);
 }
 
 /** A fresh guard name beside `rel` (an internal name: never listed as a path, never sent). */
@@ -87,7 +102,7 @@ export async function guardOverwrites(run: RemoteRun, root: string, rels: readon
   };
   if (rels.length > 0) {
     const guards = guardNames(rels);
-    const res = await run([`cd ${shQuote(root)} || exit 3`, ...rels.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
+    const res = await run([enterRoot(root), ...rels.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
     const rows = parseStats(res.stdout, rels.length);
     rels.forEach((rel, i) => decide(rel, guards[i], rows[i]));
   }
@@ -106,7 +121,7 @@ function unguardedWhy(rel: string, how: string | undefined): string {
 
 /** Removes guards no push needs, without waiting (one left by a dropped connection is a leftover the next listing reports and removes). */
 function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): void {
-  if (guards.length > 0) run(`cd ${shQuote(root)} && rm -f -- ${guards.map((g) => shQuote(rp(g))).join(' ')}`).catch(() => undefined);
+  if (guards.length > 0) run([enterRoot(root), ...guards.map((g) => inFolderOf(g, `rm -f -- ${bare(g)}`))].join('\n')).catch(() => undefined);
 }
 
 /**
@@ -119,15 +134,16 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards): Pr
   if (g.held.size === 0) return kept;
   const rels = [...g.held.keys()];
   const copies = rels.map((rel) => conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-'));
-  const lines = [`cd ${shQuote(root)} || exit 3`];
+  const lines = [enterRoot(root)];
   rels.forEach((rel, i) => {
-    const guard = shQuote(rp(g.held.get(rel) as string));
-    const copy = rp(copies[i]);
-    lines.push(
+    const guard = bare(g.held.get(rel) as string);
+    const copy = `./${path.posix.basename(copies[i])}`;
+    const body = [
       `now=$(find ${guard} -maxdepth 0 -printf '%s/%T@/%m' 2>/dev/null)`,
       `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi`,
       `rm -f -- ${guard}`,
-    );
+    ];
+    lines.push(inFolderOf(rel, body.join('\n')));
   });
   const res = await run(lines.join('\n'));
   for (const line of res.stdout.toString('utf8').split('\n')) {
