@@ -14,7 +14,8 @@
  * '..' (checked to be the folder it came from) and removed: no symlink is ever followed, at any depth.
  * Consecutive records in one folder share the walk (a branch switch's 2,000 deletes: one process).
  * Answers: `D<rel>` (its folder is no longer a real folder inside the root, or a folder changed while
- * it was being removed: nothing was done through it), `E<errno>\t<message>\t<rel>` (a removal failed).
+ * it was being removed: nothing was done through it), `E<errno>\t<message>\t<rel>` (a removal failed:
+ * then the exit code is 1; every other record was still done).
  *
  * Without perl, a shell script of the same records: per folder, `cd -P` to it and compare the physical
  * path reached with the one asked for (builtins), then one `rm` (or `chmod`) of bare names for the
@@ -76,7 +77,7 @@ sub zap {
   die "moved\\n" unless same(\\@up, $p);
   return $ok && (rmdir($n) || fail());
 }
-my ($at, @here);
+my ($at, @here, $bad);
 while (my $r = <STDIN>) {
   chop $r; my $k = substr($r, 0, 1, ""); my $m = 0;
   ($m, $r) = split(/\\t/, $r, 2) if $k eq "C";
@@ -90,9 +91,9 @@ while (my $r = <STDIN>) {
     elsif ($k eq "D") { rmdir($n); 1 }
     else { my @l = lstat $n; !@l || -l _ || chmod(oct($m), $n) || fail() }
   };
-  if (!defined $ok) { $at = undef; print "D$r\\0" } elsif (!$ok) { print "E$no\\t$why\\t$r\\0" }
+  if (!defined $ok) { $at = undef; print "D$r\\0" } elsif (!$ok) { $bad = 1; print "E$no\\t$why\\t$r\\0" }
 }
-exit 0;`;
+exit($bad ? 1 : 0);`;
 
 /** The records of `ops` for the fixer's stdin. */
 function fixInput(ops: readonly FixOp[]): Buffer {

@@ -336,6 +336,6 @@ async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readon
   const ops: FixOp[] = [...removeOps(leftovers), ...deepestFirst.map((d): FixOp => ({ k: d.r?.t === 'd' ? 'D' : 'F', rel: d.rel }))];
   const rep = await runFix(conn, h.remoteRoot, ops, { what: 'deleting' });
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
-  if (rep.code !== 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
+  if (rep.code !== 0 && rep.failed.length === 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
   for (const f of rep.failed) h.warn(`${f}: it could not be deleted in the container; fix its folder's owner or mode there (the next pass looks again)`);
 }
