@@ -262,3 +262,24 @@ test('push guards never land outside the root: a folder the container replaced b
     await conn.close();
   }
 });
+
+test('a laptop delete the container refuses (read-only folder) is a warning, kept in the state and done by a later pass', async () => {
+  const a = arena();
+  writeTree(a.local, { 'ro/f.txt': 'f', 'ro/g.txt': 'g', 'other.txt': 'o', 'keep.txt': 'k' });
+  await pass(sshd(), a);
+  remote(sshd(), a, 'chmod 555 ro');
+  await pass(sshd(), a);
+  fs.rmSync(path.join(a.local, 'ro'), { recursive: true });
+  fs.rmSync(path.join(a.local, 'other.txt'));
+  const r = await pass(sshd(), a);
+  expect(r.warnings.sort()).toEqual(['f', 'g'].map((n) => `'ro/${n}.txt' was deleted on the laptop but could not be deleted in the container (Permission denied); it is kept there and deleted again by the next pass. Make its folder writable there (chmod u+w 'ro')`));
+  expect(fs.readdirSync(a.remote).sort()).toEqual(['keep.txt', 'ro']);
+  expect(fs.existsSync(path.join(a.local, 'ro'))).toBe(false); // not fetched back
+  await pass(sshd(), a); // refused again: still not fetched back
+  expect(fs.existsSync(path.join(a.local, 'ro'))).toBe(false);
+  remote(sshd(), a, 'chmod 755 ro');
+  expect((await pass(sshd(), a)).warnings).toEqual([]);
+  // The files go; the folder's mode changed in the container, which wins over the laptop's delete (empty on both sides).
+  expect(fs.readdirSync(path.join(a.remote, 'ro'))).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});

@@ -144,8 +144,8 @@ export interface FixOptions {
 export interface FixReport {
   /** Records whose folder is no longer a real folder inside the root (nothing was done through it). */
   readonly denied: string[];
-  /** Records that failed: `'rel': message`. */
-  readonly failed: string[];
+  /** Records that failed: [rel, message]. */
+  readonly failed: Array<[string, string]>;
   readonly code: number | null;
   readonly stderr: string;
 }
@@ -162,7 +162,7 @@ export async function runFix(conn: Connection, remoteRoot: string, ops: readonly
     if (rec.startsWith('D')) rep.denied.push(rec.slice(1));
     else if (rec.startsWith('E')) {
       const [, msg, ...rel] = rec.slice(1).split('\t');
-      rep.failed.push(`'${rel.join('\t')}': ${msg}`);
+      rep.failed.push([rel.join('\t'), msg]);
     }
   }
   return { ...rep, code: r.code, stderr: r.stderr };
@@ -177,7 +177,7 @@ export async function remoteFix(conn: Connection, remoteRoot: string, ops: reado
   const rep = await runFix(conn, remoteRoot, ops, o);
   if (o.tolerant) return;
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], remoteRoot);
-  if (rep.code !== 0 || rep.failed.length > 0) throw remoteFailure(o.what, remoteRoot, rep.code ?? 1, [rep.stderr, ...rep.failed].join('\n'));
+  if (rep.code !== 0 || rep.failed.length > 0) throw remoteFailure(o.what, remoteRoot, rep.code ?? 1, [rep.stderr, ...rep.failed.map(([rel, msg]) => `'${rel}': ${msg}`)].join('\n'));
 }
 
 /** Records that remove `deletes` (top-most paths), those of one folder together (one walk each). */

@@ -15,7 +15,7 @@ import { FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
 import { OutsideRootError } from '../remote-helper';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
-import { Entry, Refusal } from '../tree';
+import { Entry, Refusal, shQuote } from '../tree';
 import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
@@ -152,8 +152,10 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   }
   const delRemote = of('delete-remote');
   if (delRemote.length > 0 || remote.leftovers.length > 0) {
-    await remoteDeletes(h, conn, [...delRemote].reverse(), remote.leftovers);
-    done.deletedRemote.push(...delRemote.map((d) => d.rel));
+    const kept = await remoteDeletes(h, conn, [...delRemote].reverse(), remote.leftovers);
+    // Kept there: not agreed as deleted (nor the folders holding it), so the next pass deletes them again.
+    for (const d of delRemote) if (kept.has(d.rel) || [...kept].some((k) => k.startsWith(`${d.rel}/`))) d.action = 'hold';
+    done.deletedRemote.push(...delRemote.filter((d) => d.action === 'delete-remote').map((d) => d.rel));
   }
 
   // 2. Pushes: the mirror's apply over exactly these paths (files always sent: the decision was made).
@@ -330,12 +332,17 @@ function checkRemoteRoot(h: PassHost, listed: number, rootId: string): void {
 /**
  * Remote deletes (remote-fix.ts: never through a folder the server made a symlink since the listing):
  * leftovers whole, then files and links one by one, folders with rmdir (kept when something new is
- * inside). A file that could not be removed is a warning (the next pass finds it again).
+ * inside). A file the server refuses to remove is a warning; it is returned (not agreed as deleted: the
+ * next pass deletes it again).
  */
-async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<void> {
+async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<Set<string>> {
   const ops: FixOp[] = [...removeOps(leftovers), ...deepestFirst.map((d): FixOp => ({ k: d.r?.t === 'd' ? 'D' : 'F', rel: d.rel }))];
   const rep = await runFix(conn, h.remoteRoot, ops, { what: 'deleting' });
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
   if (rep.code !== 0 && rep.failed.length === 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
-  for (const f of rep.failed) h.warn(`${f}: it could not be deleted in the container; fix its folder's owner or mode there (the next pass looks again)`);
+  for (const [rel, msg] of rep.failed) {
+    const dir = path.posix.dirname(rel);
+    h.warn(`'${rel}' was deleted on the laptop but could not be deleted in the container (${msg}); it is kept there and deleted again by the next pass. Make its folder writable there (chmod u+w ${shQuote(dir)})`);
+  }
+  return new Set(rep.failed.map(([rel]) => rel));
 }
