@@ -109,7 +109,7 @@ export function fixScript(ops: readonly FixOp[], tolerant: boolean): string {
     '  [ "$k" = C ] && { m=$1; shift; }',
     `  cd -P -- "$R/$d" 2>/dev/null && [ "$PWD" = "$R\${d:+/}$d" ] || { for p in "$@"; do printf 'D%s\\0' "$d\${d:+/}\${p#./}"; done; return 0; }`,
     '  case $k in',
-    '  R) rm -rf -- "$@" 2>/dev/null || for p in "$@"; do rm -rf -- "$p" 2>/dev/null || { chmod -R u+rwx -- "$p" 2>/dev/null || :; rm -rf -- "$p"; }; done ;;',
+    '  R) rm -rf -- "$@" 2>/dev/null || for p in "$@"; do rm -rf -- "$p" 2>/dev/null || { [ -L "$p" ] || chmod -R u+rwx -- "$p" 2>/dev/null || :; rm -rf -- "$p"; }; done ;;',
     '  F) for p in "$@"; do [ -d "$p" ] && [ ! -L "$p" ] || rm -f -- "$p"; done ;;',
     '  D) rmdir -- "$@" 2>/dev/null || : ;;',
     '  C) for p in "$@"; do [ -L "$p" ] || chmod "$m" -- "$p"; done ;;',

@@ -141,14 +141,18 @@ describe.each([
 });
 
 test.each([
-  ['perl', (c: Connection) => c, "'ro/tab\there': Permission denied"],
-  ['no perl', withoutPerl, "rm: cannot remove './tab'$'\\t''here': Permission denied"],
-])('a delete the server refuses is an error naming the path and the fix (%s)', async (_name, wrap, says) => {
+  ['perl', (c: Connection) => c, 'sftp', "'ro/link': Permission denied; 'ro/tab\there': Permission denied"],
+  ['the remote helper, then perl', (c: Connection) => c, 'helper', "'ro/link': Permission denied; 'ro/tab\there': Permission denied"],
+  ['no perl', withoutPerl, 'sftp', "rm: cannot remove './link': Permission denied"],
+])('a delete the server refuses is an error naming the path and the fix; a link there is not followed to open what it leads to (%s)', async (_name, wrap, method, says) => {
   const a = arena();
-  remoteTree(a, { 'ro/tab\there': 'x', 'other.txt': 'o' }, () => fs.chmodSync(path.join(a.remote, 'ro'), 0o555));
+  remoteTree(a, { 'ro/tab\there': 'x', 'other.txt': 'o' }, () => {
+    fs.symlinkSync(path.join(a.base, 'sentinel/ro.txt'), path.join(a.remote, 'ro/link')); // 0444 there: a chmod -R through it shows
+    fs.chmodSync(path.join(a.remote, 'ro'), 0o555);
+  });
   const c = wrap(await connect());
   // The listing did not know 'ro' was read-only (made so since): nothing opens it.
-  const run = remoteDelete({ conn: c, localRoot: a.local, remoteRoot: a.remote, remote: new Map([['ro', DIR]]), method: 'sftp' }, ['ro/tab\there', 'other.txt']);
+  const run = remoteDelete({ conn: c, localRoot: a.local, remoteRoot: a.remote, remote: new Map([['ro', DIR]]), method: method as 'sftp' | 'helper' }, ['ro/link', 'ro/tab\there', 'other.txt']);
   await expect(run).rejects.toThrow(`deleting failed on the remote (exit 1): ${says}. The remote user cannot write there: fix the owner or mode of '${a.remote}' or pass a --remote the user owns.`);
-  expect(fs.readdirSync(path.join(a.remote, 'ro'))).toEqual(['tab\there']);
+  expect(fs.readdirSync(path.join(a.remote, 'ro')).sort()).toEqual(['link', 'tab\there']);
 });
