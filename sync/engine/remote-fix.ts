@@ -8,7 +8,7 @@
  *   F<rel>           remove rel if it is not a folder (`rm -f`; a folder is left: something new is there)
  *   D<rel>           remove rel if it is an empty folder (`rmdir`; a folder with something in it is left)
  *   C<mode>\t<rel>   set rel's mode (never through a symlink: a link is left)
- * Each record's folder is reached as the mover reaches its targets (apply-moves.ts WALK: from the
+ * Each record's folder is reached by WALK (below; the mover in apply-moves.ts uses it too: from the
  * physical root one component at a time, lstat a real folder, chdir, same device and inode), and the
  * record acts on the bare name there. A folder being removed is entered the same way, emptied, left by
  * '..' (checked to be the folder it came from) and removed: no symlink is ever followed, at any depth.
@@ -21,7 +21,8 @@
  * path reached with the one asked for (builtins), then one `rm` (or `chmod`) of bare names for the
  * folder's records. The folder entered is the working folder of that `rm`, so a change after the check
  * cannot lead it out; only a symlink swapped in below a folder being removed in the same microseconds
- * could (rm -rf itself does not follow symlinks inside a tree).
+ * could (rm -rf itself does not follow symlinks inside a tree). A refused `F` is an `E` record as with
+ * perl; a refused `R` ends the script with rm's message.
  */
 import { ApplyContext, chunked, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
 import { Plan, PlanItem } from './plan';
@@ -110,7 +111,7 @@ export function fixScript(ops: readonly FixOp[], tolerant: boolean): string {
     `  cd -P -- "$R/$d" 2>/dev/null && [ "$PWD" = "$R\${d:+/}$d" ] || { for p in "$@"; do printf 'D%s\\0' "$d\${d:+/}\${p#./}"; done; return 0; }`,
     '  case $k in',
     '  R) rm -rf -- "$@" 2>/dev/null || for p in "$@"; do rm -rf -- "$p" 2>/dev/null || { [ -L "$p" ] || chmod -R u+rwx -- "$p" 2>/dev/null || :; rm -rf -- "$p"; }; done ;;',
-    '  F) for p in "$@"; do [ -d "$p" ] && [ ! -L "$p" ] || rm -f -- "$p"; done ;;',
+    `  F) for p in "$@"; do [ -d "$p" ] && [ ! -L "$p" ] || rm -f -- "$p" 2>/dev/null || { e=$(LC_ALL=C rm -f -- "$p" 2>&1) || printf 'E1\\t%s\\t%s\\0' "\${e##*: }" "$d\${d:+/}\${p#./}"; }; done ;;`,
     '  D) rmdir -- "$@" 2>/dev/null || : ;;',
     '  C) for p in "$@"; do [ -L "$p" ] || chmod "$m" -- "$p"; done ;;',
     '  esac',

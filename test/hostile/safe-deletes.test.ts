@@ -82,11 +82,12 @@ test.each([
 test.each([
   ['perl', (c: Connection) => c],
   ['no perl', withoutPerl],
-])("two-way's records: a file (F), an empty folder (D) and a leftover (R) go; a folder kept when not empty; nothing through a swapped folder (%s)", async (_name, wrap) => {
+])("two-way's records: a file (F), an empty folder (D) and a leftover (R) go; a folder kept when not empty; a refused file named; nothing through a swapped folder (%s)", async (_name, wrap) => {
   const a = arena();
-  remoteTree(a, { 'd/f.txt': 'f', 'd/g.txt': 'g', 'full/new.txt': 'new', '.kubedev-stage-1/x': 'x', 'real/keep.txt': 'keep' }, () => {
+  remoteTree(a, { 'd/f.txt': 'f', 'd/g.txt': 'g', 'full/new.txt': 'new', '.kubedev-stage-1/x': 'x', 'real/keep.txt': 'keep', 'ro/-x y': 'x' }, () => {
     fs.symlinkSync(path.join(a.base, 'sentinel'), path.join(a.remote, 'out'));
     fs.symlinkSync('real', path.join(a.remote, 'in'));
+    fs.chmodSync(path.join(a.remote, 'ro'), 0o555);
   });
   const c = wrap(await connect());
   const ops: FixOp[] = [
@@ -99,11 +100,13 @@ test.each([
     { k: 'D', rel: 'out/sub' },
     { k: 'F', rel: 'in/keep.txt' },
     { k: 'C', rel: 'in/keep.txt', mode: 0o600 },
+    { k: 'F', rel: 'ro/-x y' },
+    { k: 'D', rel: 'ro' },
   ];
   const rep = await runFix(c, a.remote, ops, { what: 'deleting' });
   expect(rep.denied.sort()).toEqual(['in/keep.txt', 'in/keep.txt', 'out/keep.txt', 'out/sub']);
-  expect(rep.failed).toEqual([]);
-  expect(fs.readdirSync(a.remote).sort()).toEqual(['full', 'in', 'out', 'real']);
+  expect(rep.failed).toEqual([['ro/-x y', 'Permission denied']]);
+  expect(fs.readdirSync(a.remote).sort()).toEqual(['full', 'in', 'out', 'real', 'ro']);
   expect(fs.readdirSync(path.join(a.remote, 'full'))).toEqual(['new.txt']);
   expect(fs.statSync(path.join(a.remote, 'real/keep.txt')).mode & 0o777).toBe(0o644);
 });
