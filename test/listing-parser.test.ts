@@ -4,7 +4,7 @@
  * marker, names that are not UTF-8, the runner's leftovers, links, fractions of seconds, ignores.
  */
 import { buildIgnore } from '../sync/engine/ignore';
-import { ListingParser, parseRemoteScan, RemoteListing } from '../sync/engine/remote-scan';
+import { fieldsAfterMarker, ListingMarkerError, ListingParser, parseRemoteScan, RemoteListing } from '../sync/engine/remote-scan';
 import { Entry } from '../sync/engine/tree';
 
 const MARKER = 'KUBEDEV-LISTING-0123456789abcdef';
@@ -45,14 +45,14 @@ test('every way of cutting the output into two or three chunks reads the same li
   expect(whole.leftovers.sort()).toEqual(['.kubedev-stage-1', 'src/.kubedev-tmp-2']);
   expect(whole.foreign).toEqual(['bad-\uFFFD.txt']);
   for (let i = 0; i <= OUTPUT.length; i++) {
-    const p = new ListingParser(ig, MARKER);
+    const p = new ListingParser(ig, MARKER, '/ws');
     p.push(OUTPUT.subarray(0, i));
     p.push(OUTPUT.subarray(i));
     expect(plain(p.end())).toEqual(whole);
   }
   for (let i = 0; i <= OUTPUT.length; i += 17) {
     for (let j = i; j <= OUTPUT.length; j += 13) {
-      const p = new ListingParser(ig, MARKER);
+      const p = new ListingParser(ig, MARKER, '/ws');
       for (const part of [OUTPUT.subarray(0, i), OUTPUT.subarray(i, j), OUTPUT.subarray(j)]) p.push(part);
       expect(plain(p.end())).toEqual(whole);
     }
@@ -60,10 +60,27 @@ test('every way of cutting the output into two or three chunks reads the same li
 });
 
 test('one byte at a time, and output without the marker is an error at the end', () => {
-  const p = new ListingParser(ig, MARKER);
+  const p = new ListingParser(ig, MARKER, '/ws');
   for (let i = 0; i < OUTPUT.length; i++) p.push(OUTPUT.subarray(i, i + 1));
   expect(plain(p.end())).toEqual(plain(parseRemoteScan(OUTPUT, ig, MARKER)));
-  const none = new ListingParser(ig, MARKER);
+  const none = new ListingParser(ig, MARKER, '/ws');
   none.push(Buffer.from('motd only\n'));
-  expect(() => none.end()).toThrow(/did not start with its marker/);
+  expect(() => none.end()).toThrow(
+    new Error(
+      'the listing of remote folder \'/ws\' did not start with its marker (got 10 bytes: "motd only\\n"). The command did not run as sent: ' +
+        "the SSH user's login shell is not a POSIX shell (nologin, a restricted or menu shell), or a shell start file (~/.bashrc, ~/.profile, /etc/profile) " +
+        'printed this and exited or ran something else. Give the user /bin/sh or bash as its login shell, and make its start files print nothing and ' +
+        'return early for non-interactive sessions (for example `case $- in *i*) ;; *) return ;; esac` first in ~/.bashrc)',
+    ),
+  );
+});
+
+test('without the marker, what came instead is shown escaped and capped; nothing at all is said too', () => {
+  const odd = Buffer.concat([Buffer.from('This account is not available.\r\n\t\\'), Buffer.from([0, 0xff, 0x1b]), Buffer.alloc(300, 'x')]);
+  const e = new ListingParser(ig, MARKER, '/ws');
+  e.push(odd);
+  expect(() => e.end()).toThrow(`(got ${odd.length} bytes: "This account is not available.\\r\\n\\t\\\\\\0\\xff\\x1b${'x'.repeat(120 - 37)}...").`);
+  expect(() => fieldsAfterMarker(odd, MARKER, '/ws')).toThrow(ListingMarkerError);
+  const empty = new ListingParser(ig, MARKER, '/ws');
+  expect(() => empty.end()).toThrow("the listing of remote folder '/ws' did not start with its marker (got 0 bytes). The command did not run as sent");
 });

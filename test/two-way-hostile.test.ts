@@ -20,6 +20,16 @@ import { pass, remote } from './support/two-way';
 jest.setTimeout(30_000);
 const { sshd, arena } = useArena();
 
+/**
+ * The runner's names left in `dir` once guards dropped without waiting are gone (over execRun the drop
+ * runs on a channel of its own, so it may land after the next command; the session's shell runs in order).
+ */
+async function leftAfterDrop(dir: string): Promise<string[]> {
+  const left = (): string[] => fs.readdirSync(dir).filter((n) => n.startsWith('.kubedev-'));
+  for (const deadline = Date.now() + 2000; left().length > 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  return left();
+}
+
 test('ownership: remoteOwns flows only container -> laptop, localOwns only laptop -> container', async () => {
   const a = arena();
   const own = { remoteOwns: ['dist/', 'package-lock.json'], localOwns: ['src/'] };
@@ -100,7 +110,7 @@ test('a remote file written after the listing is not overwritten by the push (se
     const guards = await guardOverwrites(execRun(conn), a.remote, ['a.txt', '-b', 'c\nd', 'same.txt', 'gone.txt'], get);
     expect([...guards.moved].sort()).toEqual(['-b', 'a.txt', 'c\nd', 'gone.txt']);
     await releaseGuards(execRun(conn), a.remote, guards);
-    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+    expect(await leftAfterDrop(a.remote)).toEqual([]);
   } finally {
     await conn.close();
   }
@@ -188,9 +198,88 @@ test('a container save by rename after the listing is not overwritten by the pus
     expect([...kept.keys()]).toEqual(['a.txt']);
     expect(fs.readFileSync(path.join(a.remote, kept.get('a.txt') as string), 'utf8')).toBe('ONE-container');
     expect(fs.readFileSync(path.join(a.remote, '-b'), 'utf8')).toBe('TWO-container');
-    for (const deadline = Date.now() + 2000; fs.readdirSync(a.remote).some((n) => n.startsWith('.kubedev-guard-')) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
-    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+    expect(await leftAfterDrop(a.remote)).toEqual([]);
   } finally {
     await conn.close();
   }
+});
+
+test('a laptop edit to a file in a read-only container folder is pushed, with a warning that it went without its guard and how to have one', async () => {
+  const a = arena();
+  writeTree(a.local, { 'ro/f.txt': 'v1', 'ro/g.txt': 'g1', 'rw/h.txt': 'h1' });
+  await pass(sshd(), a);
+  remote(sshd(), a, 'chmod 555 ro');
+  await pass(sshd(), a); // the folder's new mode is agreed
+  fs.writeFileSync(path.join(a.local, 'ro/f.txt'), 'v2 from the laptop');
+  fs.writeFileSync(path.join(a.local, 'rw/h.txt'), 'h2 from the laptop');
+  const r = await pass(sshd(), a);
+  expect(fs.readFileSync(path.join(a.remote, 'ro/f.txt'), 'utf8')).toBe('v2 from the laptop');
+  expect(fs.readFileSync(path.join(a.remote, 'rw/h.txt'), 'utf8')).toBe('h2 from the laptop');
+  expect(fs.statSync(path.join(a.remote, 'ro')).mode & 0o777).toBe(0o555);
+  expect(r.conflicts).toEqual([]);
+  expect(r.warnings).toEqual([
+    "'ro/f.txt' was sent without its guard: its container folder 'ro' is not writable by the SSH user, so a container write to the file during the upload would not have been kept. To have it guarded, make the folder writable in the container (chmod u+w 'ro')",
+  ]);
+  expect(fs.readdirSync(path.join(a.remote, 'ro')).sort()).toEqual(['f.txt', 'g.txt']); // no guard left
+  expect(a.differences()).toEqual([]);
+});
+
+test("a laptop edit to a container file of another user (no hard link allowed: fs.protected_hardlinks) is pushed, with a warning", async () => {
+  if (fs.readFileSync('/proc/sys/fs/protected_hardlinks', 'utf8').trim() !== '1') throw new Error('this test needs fs.protected_hardlinks=1 (sysctl -w fs.protected_hardlinks=1)');
+  if (process.getuid?.() !== 0) throw new Error('this test makes a file of another user in the container folder: run it as root');
+  const a = arena();
+  writeTree(a.local, { 'theirs.txt': 'v1' });
+  await pass(sshd(), a);
+  fs.chownSync(path.join(a.remote, 'theirs.txt'), 0, 0); // the container's process runs as another user
+  fs.chmodSync(path.join(a.remote, 'theirs.txt'), 0o644);
+  fs.utimesSync(path.join(a.remote, 'theirs.txt'), fs.statSync(path.join(a.local, 'theirs.txt')).mtime, fs.statSync(path.join(a.local, 'theirs.txt')).mtime);
+  await pass(sshd(), a);
+  fs.writeFileSync(path.join(a.local, 'theirs.txt'), 'v2 from the laptop');
+  const r = await pass(sshd(), a);
+  expect(fs.readFileSync(path.join(a.remote, 'theirs.txt'), 'utf8')).toBe('v2 from the laptop');
+  expect(r.warnings).toEqual([
+    "'theirs.txt' was sent without its guard: the server refused a hard link to it (it belongs to another user and fs.protected_hardlinks is on), so a container write to the file during the upload would not have been kept. To have it guarded, run the container's process and the sidecar as the same user",
+  ]);
+  expect(a.differences()).toEqual([]);
+});
+
+test('push guards never land outside the root: a folder the container replaced by a symlink since the listing is not entered', async () => {
+  const a = arena();
+  const s = sshd();
+  const sentinel = path.join(a.base, 'sentinel');
+  fs.utimesSync(path.join(sentinel, 'keep.txt'), 1_700_000_000, 1_700_000_000);
+  const st = fs.statSync(path.join(sentinel, 'keep.txt'));
+  // The listing saw a real folder 'a' holding a file like the sentinel's; then the container made 'a' a link to the sentinel.
+  const listed = (rel: string): Entry | undefined => (rel === 'a/keep.txt' ? { type: 'file', size: st.size, mtimeMs: 1_700_000_000_000, mode: st.mode & 0o7777 } : undefined);
+  remote(s, a, `ln -s ${sentinel} a`);
+  const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  try {
+    const guards = await guardOverwrites(execRun(conn), a.remote, ['a/keep.txt'], listed);
+    expect(fs.readdirSync(sentinel).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+    expect([...guards.moved]).toEqual(['a/keep.txt']); // not pushed: the next listing sees the link
+    await releaseGuards(execRun(conn), a.remote, guards);
+  } finally {
+    await conn.close();
+  }
+});
+
+test('a laptop delete the container refuses (read-only folder) is a warning, kept in the state and done by a later pass', async () => {
+  const a = arena();
+  writeTree(a.local, { 'ro/f.txt': 'f', 'ro/g.txt': 'g', 'other.txt': 'o', 'keep.txt': 'k' });
+  await pass(sshd(), a);
+  remote(sshd(), a, 'chmod 555 ro');
+  await pass(sshd(), a);
+  fs.rmSync(path.join(a.local, 'ro'), { recursive: true });
+  fs.rmSync(path.join(a.local, 'other.txt'));
+  const r = await pass(sshd(), a);
+  expect(r.warnings.sort()).toEqual(['f', 'g'].map((n) => `'ro/${n}.txt' was deleted on the laptop but could not be deleted in the container (Permission denied); it is kept there and deleted again by the next pass. Make its folder writable there (chmod u+w 'ro')`));
+  expect(fs.readdirSync(a.remote).sort()).toEqual(['keep.txt', 'ro']);
+  expect(fs.existsSync(path.join(a.local, 'ro'))).toBe(false); // not fetched back
+  await pass(sshd(), a); // refused again: still not fetched back
+  expect(fs.existsSync(path.join(a.local, 'ro'))).toBe(false);
+  remote(sshd(), a, 'chmod 755 ro');
+  expect((await pass(sshd(), a)).warnings).toEqual([]);
+  // The files go; the folder's mode changed in the container, which wins over the laptop's delete (empty on both sides).
+  expect(fs.readdirSync(path.join(a.remote, 'ro'))).toEqual([]);
+  expect(a.differences()).toEqual([]);
 });

@@ -10,8 +10,8 @@
  * not be read while packed), `L<rel>` (a staged folder to open u+rwx before it moves: rename updates
  * its '..'), `M<rel>` (a top-most item to move). Then the staging folder is removed by the shell.
  *
- * Each target folder is reached from the physical root one component at a time: lstat (a real folder,
- * not a symlink), chdir, and the folder entered must be the one lstat saw (device and inode). A folder
+ * Each target folder is reached from the physical root one component at a time (remote-fix.ts WALK): lstat
+ * (a real folder, not a symlink), chdir, and the folder entered must be the one lstat saw (device and inode). A folder
  * the server replaced by a symlink (or a file, or removed) since the listing is never entered; its items
  * are reported `D<folder>` and stay unsent. The rename's target is then a bare name in the folder
  * entered, whatever happens to the path meanwhile; rename(2) neither follows a symlink in the last
@@ -19,6 +19,7 @@
  * is missing (it vanished locally while packed: look again), `E<errno>\t<message>\t<rel>` otherwise.
  */
 import { chunked, parentOf } from './apply-common';
+import { WALK } from './remote-fix';
 import { shQuote } from './tree';
 
 /** The mover's exit code when the server has no perl: nothing was done, the staging folder is kept. */
@@ -37,18 +38,11 @@ while (my $r = <STDIN>) {
   elsif ($k eq "M") { my $i = rindex($r, "/"); push @{$by{$i < 0 ? "" : substr($r, 0, $i)}}, $r }
 }
 my @root = stat($R) or exit 3;
+${WALK}
 unlink "$R/$S/$_" for @bad;
 for (@locked) { my @s = lstat "$R/$S/$_"; chmod((($s[2] & 07777) | 0700), "$R/$S/$_") if @s && -d _ }
 for my $d (sort keys %by) {
-  my @h = (chdir($R) ? stat(".") : ());
-  my $ok = @h && $h[0] == $root[0] && $h[1] == $root[1];
-  for my $c ($ok ? split(/\\//, $d) : ()) {
-    my @l = lstat $c;
-    if (!@l || !-d _ || !chdir($c)) { $ok = 0; last }
-    @h = stat ".";
-    if (!@h || $h[0] != $l[0] || $h[1] != $l[1]) { $ok = 0; last }
-  }
-  if (!$ok) { print "D$d\\0"; next }
+  if (!walk($d)) { print "D$d\\0"; next }
   for my $rel (@{$by{$d}}) {
     next if rename("$R/$S/$rel", substr($rel, rindex($rel, "/") + 1));
     my $n = $! + 0;

@@ -7,9 +7,10 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { SFTPWrapper } from 'ssh2';
-import { ApplyContext, ApplyResult, creationMode, deleteNow, earlyChmods, SFTP_PARALLEL } from './apply-common';
+import { ApplyContext, ApplyResult, creationMode, earlyChmods, SFTP_PARALLEL } from './apply-common';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
+import { deleteNow } from './remote-fix';
 import { HELPER_BATCH_FILES, helperCanSend, HelperRefused, helperToUse, OutsideRootError, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';

@@ -12,12 +12,13 @@ import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import { caller, Limiter, sftpFailure } from './apply-sftp';
-import { ApplyContext, ApplyResult, chmodLines, COALESCE_BYTES, deleteLines, earlyChmods, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
+import { ApplyContext, ApplyResult, COALESCE_BYTES, earlyChmods, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
 import { checkScript, moverCommand, moverInput, MoveReport, moveReport, NO_PERL, REMOVE_STAGE } from './apply-moves';
 import { Coalesce } from './coalesce';
 import { localGzipAvailable, localTar, localTarAvailable } from './local-tar';
 import { changedSince, LocalReadError, readExactly, readSmallSync } from './local-read';
 import { Plan, PlanItem } from './plan';
+import { chmodOps, remoteFix, removeOps } from './remote-fix';
 import { ExecResult } from './transport';
 import { shQuote } from './tree';
 
@@ -73,10 +74,9 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
   for (const l of plan.links) if (parentExists(l.rel)) moves.push(l.rel);
 
   // Deletes (type changes included) and mode changes run before the extraction's moves.
-  const script = ['set -e', ...deleteLines(plan.deletes), ...chmodLines(earlyChmods(plan)), ''];
+  const fixes = [...removeOps(plan.deletes), ...chmodOps(earlyChmods(plan))];
   // A folder without u+rwx gets its mode after its contents (the archive lists folders first).
   const delayModes = plan.dirs.some((d) => (d.entry.mode & OWNER_RWX) !== OWNER_RWX) ? ' --delay-directory-restore' : '';
-  const scriptName = '.kubedev-apply.sh';
   const ahead = openAhead(ctx, stage);
   try {
     return await sendAndMove();
@@ -86,11 +86,11 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   async function sendAndMove(): Promise<ApplyResult> {
     let r: ExecResult;
+    // Deletes and mode changes touch real names only, the archive lands in the staging folder: they run
+    // while it is sent (one round trip and process start less), and are done before anything moves.
+    const pre = remoteFix(ctx.conn, ctx.remoteRoot, fixes, { what: 'deleting and changing modes', signal: ctx.signal });
+    pre.catch(() => undefined); // awaited below
     if (await localTarAvailable()) {
-      // Deletes and mode changes touch real names only, the archive lands in the staging folder: they run
-      // while it is sent (one round trip and process start less), and are done before anything moves.
-      const pre = plan.deletes.length + plan.chmods.length > 0 ? ctx.conn.exec('sh -s', [`cd ${shQuote(ctx.remoteRoot)}`, ...script].join('\n'), { signal: ctx.signal }) : undefined;
-      pre?.catch(() => undefined); // awaited below
       const distant = ctx.compress ?? (ctx.conn.execOpenMs >= COMPRESS_OPEN_MS && bytes >= COMPRESS_MIN_BYTES);
       const gzip = distant && !noGzip.has(ctx.conn) && (await localGzipAvailable());
       const sent = await sendArchive(gzip);
@@ -98,13 +98,14 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
         noGzip.add(ctx.conn); // the server has no gzip: sent again as it is (once per connection)
         r = (await sendArchive(false)).r;
       } else r = sent.r;
-      const before = await pre;
-      if (before && before.code !== 0) {
-        await ahead.run(Buffer.alloc(0)).catch(() => undefined); // nothing to move: the mover removes the staging folder
-        throw remoteFailure('deleting and changing modes', ctx.remoteRoot, before.code, before.stderr);
-      }
     } else {
       r = await packInProcess();
+    }
+    try {
+      await pre;
+    } catch (e) {
+      await ahead.run(Buffer.alloc(0)).catch(() => undefined); // nothing to move: the mover removes the staging folder
+      throw e;
     }
     if (r.code !== 0) throw remoteFailure('writing files (tar)', ctx.remoteRoot, r.code, r.stderr);
     return finish();
@@ -139,17 +140,14 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
   }
 
-  /** tar-stream in-process: the script rides in the archive; a file that cannot be read whole is marked. */
+  /** tar-stream in-process: a file that cannot be read whole is marked. */
   async function packInProcess(): Promise<ExecResult> {
-    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S" && sh "$S/${scriptName}"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
+    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     // tar-stream loads only on this fallback (no local tar): start-up is part of every run.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pack = (require('tar-stream') as typeof TarStream).pack();
-    const now = new Date();
     const feed = async (): Promise<void> => {
       try {
-        const scriptBuf = Buffer.from(script.join('\n'));
-        pack.entry({ name: scriptName, size: scriptBuf.length, mode: 0o600, mtime: now, uid: 0, gid: 0 }, scriptBuf);
         for (const d of plan.dirs) pack.entry({ name: d.rel, type: 'directory', mode: d.entry.mode, mtime: new Date(d.entry.mtimeMs), uid: 0, gid: 0 });
         for (const l of plan.links) pack.entry({ name: l.rel, type: 'symlink', linkname: l.entry.target, mode: 0o777, mtime: new Date(l.entry.mtimeMs), uid: 0, gid: 0 });
         const window: Promise<void>[] = [];

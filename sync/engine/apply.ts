@@ -3,13 +3,15 @@
  */
 import { applySftp } from './apply-sftp';
 import { applyTar } from './apply-tar';
-import { ApplyContext, ApplyResult, BULK_BYTES, BULK_FILES, remoteDelete, withWritableParents } from './apply-common';
+import { ApplyContext, ApplyResult, BULK_BYTES, BULK_FILES } from './apply-common';
 import { withDeltas } from './delta';
 import { Plan } from './plan';
+import { remoteDelete, withWritableParents } from './remote-fix';
 import { helperFor } from './remote-helper';
 
 export type { ApplyContext, ApplyResult } from './apply-common';
-export { remoteDelete, remoteFailure, COALESCE_BYTES, BULK_FILES, BULK_BYTES, SFTP_PARALLEL } from './apply-common';
+export { remoteDelete } from './remote-fix';
+export { remoteFailure, COALESCE_BYTES, BULK_FILES, BULK_BYTES, SFTP_PARALLEL } from './apply-common';
 
 /** Applies `plan`: large files whose remote copy exists by changed blocks (delta.ts), the rest by applyWhole. */
 export function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {

@@ -23,13 +23,14 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { ApplyContext, ApplyResult, withWritableParents } from './apply-common';
+import { ApplyContext, ApplyResult } from './apply-common';
 import { Limiter } from './apply-sftp';
 import { BlockCache, rememberable } from './block-cache';
 import { cksumOf, crcCombine, shiftFor } from './cksum';
 import { BlockSum, DeltaFallback, RemoteBlock, RemoteDelta } from './delta-remote';
 import { joinRanges, sendRanges } from './delta-write';
 import { changedSince, LocalReadError, readAhead } from './local-read';
+import { withWritableParents } from './remote-fix';
 import { Plan, PlanItem } from './plan';
 
 /**

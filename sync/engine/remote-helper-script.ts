@@ -82,7 +82,7 @@ while IFS= read -r h; do
   r)
     id=$3
     enter "$4"
-    [ $r = ok ] && { rm -rf -- "./$b" </dev/null 2>/dev/null || { chmod -R u+rwx -- "./$b" </dev/null 2>/dev/null; rm -rf -- "./$b" </dev/null; } || r=delete; }
+    [ $r = ok ] && { rm -rf -- "./$b" </dev/null 2>/dev/null || { [ -L "./$b" ] || chmod -R u+rwx -- "./$b" </dev/null 2>/dev/null; rm -rf -- "./$b" </dev/null; } || r=delete; }
     echo "$id $r"
     ;;
   *) exit 2 ;;

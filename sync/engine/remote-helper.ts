@@ -334,8 +334,8 @@ export async function helperToUse(o: HelperChoice): Promise<RemoteHelper | undef
 
 /**
  * Deletes `deletes` (top-most remote paths) through the helper, all requests sent at once: one round
- * trip. False when it could not do them all (the caller then runs its delete script for every path:
- * `rm -rf` of what is gone already is a no-op). Throws OutsideRootError when a path's folder leads out
+ * trip. False when it could not do them all (the caller then sends every path to remote-fix.ts:
+ * removing what is gone already is a no-op). Throws OutsideRootError when a path's folder leads out
  * of the root on the server (a script would follow that link).
  */
 export async function deleteByHelper(o: HelperChoice, deletes: readonly string[]): Promise<boolean> {

@@ -27,6 +27,40 @@ export interface RemoteListing {
   readonly foreign: string[];
 }
 
+/** How many bytes of unexpected output a message shows. */
+const SHOWN_BYTES = 120;
+
+/** `b`'s first SHOWN_BYTES as text a message can hold: printable ASCII as it is, the rest escaped (\n, \0, \xNN). */
+export function escapedStart(b: Buffer): string {
+  let s = '';
+  for (const c of b.subarray(0, SHOWN_BYTES)) {
+    if (c === 0x0a) s += '\\n';
+    else if (c === 0x0d) s += '\\r';
+    else if (c === 0x09) s += '\\t';
+    else if (c === 0x00) s += '\\0';
+    else if (c === 0x5c) s += '\\\\';
+    else if (c >= 0x20 && c < 0x7f) s += String.fromCharCode(c);
+    else s += `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return b.length > SHOWN_BYTES ? `${s}...` : s;
+}
+
+/**
+ * The listing's output never held its marker: the command did not run as sent. What came instead is
+ * shown (escaped, capped), with what it means and the fix.
+ */
+export class ListingMarkerError extends Error {
+  constructor(readonly root: string, readonly received: Buffer) {
+    super(
+      `the listing of remote folder '${root}' did not start with its marker (got ${received.length} bytes${received.length > 0 ? `: "${escapedStart(received)}"` : ''}). ` +
+        'The command did not run as sent: the SSH user\'s login shell is not a POSIX shell (nologin, a restricted or menu shell), or a shell start file ' +
+        '(~/.bashrc, ~/.profile, /etc/profile) printed this and exited or ran something else. Give the user /bin/sh or bash as its login shell, and make ' +
+        'its start files print nothing and return early for non-interactive sessions (for example `case $- in *i*) ;; *) return ;; esac` first in ~/.bashrc)',
+    );
+    this.name = 'ListingMarkerError';
+  }
+}
+
 /** A fresh marker for one listing. */
 export function listingMarker(): string {
   return `KUBEDEV-LISTING-${crypto.randomBytes(8).toString('hex')}`;
@@ -43,10 +77,10 @@ export function remoteScanCommand(root: string, prune: readonly string[], marker
 }
 
 /** The listing's fields after its marker: one string split when all is UTF-8 (the usual case), else per field. */
-export function fieldsAfterMarker(out: Buffer, marker: string): { fields: string[]; foreignAt: Set<number> } {
+export function fieldsAfterMarker(out: Buffer, marker: string, root: string): { fields: string[]; foreignAt: Set<number> } {
   const m = Buffer.from(`${marker}\0`);
   const at = out.indexOf(m);
-  if (at < 0) throw new Error('the remote listing did not start with its marker');
+  if (at < 0) throw new ListingMarkerError(root, out);
   const body = out.subarray(at + m.length);
   const foreignAt = new Set<number>();
   if (isUtf8(body)) return { fields: body.toString('utf8').split('\0'), foreignAt };
@@ -68,8 +102,8 @@ export function fieldsAfterMarker(out: Buffer, marker: string): { fields: string
  * Parses remoteScanCommand's output (ignored paths dropped, internal temp names reported apart). It
  * reads the bytes in place: one string per entry (its path), numbers read from their digits.
  */
-export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher, marker: string): RemoteListing {
-  const p = new ListingParser(ig, marker);
+export function parseRemoteScan(out: Buffer, ig: IgnoreMatcher, marker: string, root = '.'): RemoteListing {
+  const p = new ListingParser(ig, marker, root);
   p.push(out);
   return p.end();
 }
@@ -92,6 +126,8 @@ export class ListingParser {
   constructor(
     private readonly ig: IgnoreMatcher,
     marker: string,
+    /** The remote root (for the error naming it). */
+    private readonly root: string,
   ) {
     this.marker = Buffer.from(`${marker}\0`);
   }
@@ -175,7 +211,7 @@ export class ListingParser {
   /** The listing; throws if the output never held the marker. */
   end(): RemoteListing {
     if (this.failed !== undefined) throw this.failed;
-    if (!this.started) throw new Error('the remote listing did not start with its marker');
+    if (!this.started) throw new ListingMarkerError(this.root, this.rest);
     const tree = this.tree;
     // Drop entries whose parent is not in the tree (inside ignored, leftover or foreign folders).
     if (this.dropped) {

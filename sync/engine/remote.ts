@@ -4,7 +4,7 @@
  */
 import { remoteRootProblem, remoteRootShellCheck } from '../../lib/remote-root';
 import { IgnoreMatcher } from './ignore';
-import { ListingParser, listingMarker, RemoteListing, remoteScanCommand } from './remote-scan';
+import { ListingMarkerError, ListingParser, listingMarker, RemoteListing, remoteScanCommand } from './remote-scan';
 import { Connection, ExecResult, RemoteError } from './transport';
 import { shQuote } from './tree';
 
@@ -52,7 +52,7 @@ export async function prepareRemote(conn: Connection, o: { remoteRoot: string; u
 export async function prepareAndList(conn: Connection, o: { remoteRoot: string; user: string; host: string }, ig: IgnoreMatcher, signal?: AbortSignal): Promise<RemoteListing> {
   const marker = listingMarker();
   const script = [...prepareLines(o.remoteRoot), remoteScanCommand(o.remoteRoot, ig.prunableNames, marker), ''].join('\n');
-  const parser = new ListingParser(ig, marker);
+  const parser = new ListingParser(ig, marker, o.remoteRoot);
   const res = await conn.exec('sh -s', script, { signal: signal, onStdout: (b) => parser.push(b) });
   const refused = res.code === 0 ? undefined : prepareFailure(res, o);
   if (refused) throw refused;
@@ -62,7 +62,7 @@ export async function prepareAndList(conn: Connection, o: { remoteRoot: string; 
 /** Lists the remote root (see remote-scan.ts). */
 export async function listRemote(conn: Connection, root: string, ig: IgnoreMatcher, signal?: AbortSignal): Promise<RemoteListing> {
   const marker = listingMarker();
-  const parser = new ListingParser(ig, marker);
+  const parser = new ListingParser(ig, marker, root);
   const res = await conn.exec(remoteScanCommand(root, ig.prunableNames, marker), undefined, { signal: signal, onStdout: (b) => parser.push(b) });
   return listingOf(res, root, parser);
 }
@@ -77,7 +77,8 @@ function listingOf(res: ExecResult, root: string, parser: ListingParser): Remote
   }
   try {
     return parser.end();
-  } catch {
+  } catch (e) {
+    if (e instanceof ListingMarkerError) throw new RemoteError(e.message, res.code, res.stderr);
     throw new RemoteError(`the listing of '${root}' came back garbled (the server's login shell may print text at start). Make the shell start silently for non-interactive sessions`, res.code, res.stderr);
   }
 }

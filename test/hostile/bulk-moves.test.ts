@@ -5,30 +5,19 @@
  * through; a folder the container made meanwhile is not merged into or replaced; and the same with no
  * perl on the server (SFTP renames). The sentinel beside the root stays untouched (useArena).
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../../sync/engine/apply';
 import { emptyPlan, Plan, PlanItem } from '../../sync/engine/plan';
 import { Connection } from '../../sync/engine/transport';
 import { Entry } from '../../sync/engine/tree';
-import { Arena, useArena } from '../support/hostile';
+import { Arena, remoteTree as remoteTreeOf, useArena, useConnection, without } from '../support/hostile';
 import { snapshot, writeTree } from '../support/trees';
 
 jest.setTimeout(60_000);
 
 const { sshd, arena } = useArena();
-let conn: Connection | undefined;
-afterEach(async () => {
-  await conn?.close();
-  conn = undefined;
-});
-
-async function connect(): Promise<Connection> {
-  const s = sshd();
-  conn = await Connection.open({ host: '127.0.0.1', port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
-  return conn;
-}
+const connect = useConnection(sshd);
 
 const DIR: Entry = { type: 'dir', size: 0, mtimeMs: 0, mode: 0o755 };
 
@@ -39,17 +28,7 @@ function item(a: Arena, rel: string): PlanItem {
 
 /** The remote root as the sshd user owns it, holding `tree`; then `prepare` (as the container would). */
 function remoteTree(a: Arena, tree: Record<string, string>, prepare: () => void = () => undefined): void {
-  writeTree(a.remote, tree);
-  prepare();
-  execFileSync('chown', ['-R', '-h', `${sshd().uid}:${sshd().gid}`, a.remote]);
-}
-
-/** A server without `tool`: its probe looks for a command that does not exist. */
-function without(tool: string, c: Connection): Connection {
-  const exec = c.exec.bind(c);
-  return Object.assign(Object.create(c) as Connection, {
-    exec: (command: string, ...rest: Parameters<Connection['exec']> extends [string, ...infer R] ? R : never) => exec(command.replace(`command -v ${tool} `, `command -v kubedev-no-${tool} `), ...rest),
-  });
+  remoteTreeOf(sshd(), a, tree, prepare);
 }
 const withoutPerl = (c: Connection): Connection => without('perl', c);
 

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderSshdConfig } from '../../lib/sshd';
 import { SyncOptions, SyncSession } from '../../sync/engine/session';
+import { Connection } from '../../sync/engine/transport';
 import { runCli } from './cli';
 import { Sshd, startSshd } from './sshd';
 import { differences, snapshot, Snapshot, tempDir, writeTree } from './trees';
@@ -133,4 +134,33 @@ export function useArena(): { sshd(): Sshd; arena(): Arena } {
     expect(changes).toEqual([]);
   });
   return { sshd: () => sshd as Sshd, arena: () => current as Arena };
+}
+
+/** An SSH connection to the arena's sshd per test (closed after each): call `connect()` inside a test. */
+export function useConnection(sshd: () => Sshd): () => Promise<Connection> {
+  let conn: Connection | undefined;
+  afterEach(async () => {
+    await conn?.close();
+    conn = undefined;
+  });
+  return async () => {
+    const s = sshd();
+    conn = await Connection.open({ host: '127.0.0.1', port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+    return conn;
+  };
+}
+
+/** The remote root as the sshd user owns it, holding `tree`; then `prepare` (as the container would). */
+export function remoteTree(sshd: Sshd, a: Arena, tree: Record<string, string>, prepare: () => void = () => undefined): void {
+  writeTree(a.remote, tree);
+  prepare();
+  execFileSync('chown', ['-R', '-h', `${sshd.uid}:${sshd.gid}`, a.remote]);
+}
+
+/** A server without `tool`: its probe (`command -v TOOL `) looks for a command that does not exist. */
+export function without(tool: string, c: Connection): Connection {
+  const exec = c.exec.bind(c);
+  return Object.assign(Object.create(c) as Connection, {
+    exec: (command: string, ...rest: Parameters<Connection['exec']> extends [string, ...infer R] ? R : never) => exec(command.replace(`command -v ${tool} `, `command -v kubedev-no-${tool} `), ...rest),
+  });
 }

@@ -7,11 +7,12 @@
  */
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../apply';
-import { rp } from '../apply-common';
 import { ClientChannel } from 'ssh2';
 import { Limiter } from '../apply-sftp';
 import { IgnoreMatcher } from '../ignore';
 import { planDiff } from '../plan';
+import { FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
+import { OutsideRootError } from '../remote-helper';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
@@ -151,8 +152,10 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   }
   const delRemote = of('delete-remote');
   if (delRemote.length > 0 || remote.leftovers.length > 0) {
-    await remoteDeletes(conn, h.remoteRoot, [...delRemote].reverse(), remote.leftovers);
-    done.deletedRemote.push(...delRemote.map((d) => d.rel));
+    const kept = await remoteDeletes(h, conn, [...delRemote].reverse(), remote.leftovers);
+    // Kept there: not agreed as deleted (nor the folders holding it), so the next pass deletes them again.
+    for (const d of delRemote) if (kept.has(d.rel) || [...kept].some((k) => k.startsWith(`${d.rel}/`))) d.action = 'hold';
+    done.deletedRemote.push(...delRemote.filter((d) => d.action === 'delete-remote').map((d) => d.rel));
   }
 
   // 2. Pushes: the mirror's apply over exactly these paths (files always sent: the decision was made).
@@ -193,6 +196,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     for (const w of res.warnings) h.warn(w);
     const failed = new Set([...res.unsent, ...res.changed]);
     for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
+    for (const [rel, why] of guards.unguarded) if (pushedOk.has(rel)) h.warn(why);
     done.pushed.push(...pushedOk);
     done.bytes += res.bytes;
   }
@@ -264,7 +268,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
             const kept = await unlessDropped(conn, keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r));
             if (kept === 'same') {
               // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
-              if (d.l.p !== d.r.p) await remoteChmod(conn, h.remoteRoot, d.rel, d.l.p);
+              if (d.l.p !== d.r.p) await remoteFix(conn, h.remoteRoot, [{ k: 'C', rel: d.rel, mode: d.l.p }], { what: `changing the mode of '${d.rel}'` });
               agreedNow.set(d.rel, { l: d.l, r: { ...d.r, p: d.l.p } });
               copy = undefined;
             }
@@ -325,17 +329,20 @@ function checkRemoteRoot(h: PassHost, listed: number, rootId: string): void {
   }
 }
 
-/** Remote deletes: files and links one by one, folders with rmdir (kept when something new is inside). */
-async function remoteDeletes(conn: Connection, root: string, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<void> {
-  const lines = [`cd ${shQuote(root)} || exit 3`];
-  for (const l of leftovers) lines.push(`rm -rf -- ${shQuote(rp(l))}`);
-  for (const d of deepestFirst) lines.push(d.r?.t === 'd' ? `rmdir -- ${shQuote(rp(d.rel))} 2>/dev/null` : `rm -f -- ${shQuote(rp(d.rel))}`);
-  lines.push('exit 0');
-  const res = await conn.exec('sh -s', `${lines.join('\n')}\n`);
-  if (res.code !== 0) throw new RemoteError(`deleting in '${root}' failed (exit ${res.code}): ${res.stderr.trim()}`, res.code, res.stderr);
-}
-
-async function remoteChmod(conn: Connection, root: string, rel: string, mode: number): Promise<void> {
-  const res = await conn.exec(`cd ${shQuote(root)} && chmod ${mode.toString(8)} -- ${shQuote(rp(rel))}`);
-  if (res.code !== 0) throw new RemoteError(`changing the mode of '${rel}' in '${root}' failed: ${res.stderr.trim()}`, res.code, res.stderr);
+/**
+ * Remote deletes (remote-fix.ts: never through a folder the server made a symlink since the listing):
+ * leftovers whole, then files and links one by one, folders with rmdir (kept when something new is
+ * inside). A file the server refuses to remove is a warning; it is returned (not agreed as deleted: the
+ * next pass deletes it again).
+ */
+async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<Set<string>> {
+  const ops: FixOp[] = [...removeOps(leftovers), ...deepestFirst.map((d): FixOp => ({ k: d.r?.t === 'd' ? 'D' : 'F', rel: d.rel }))];
+  const rep = await runFix(conn, h.remoteRoot, ops, { what: 'deleting' });
+  if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
+  if (rep.code !== 0 && rep.failed.length === 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
+  for (const [rel, msg] of rep.failed) {
+    const dir = path.posix.dirname(rel);
+    h.warn(`'${rel}' was deleted on the laptop but could not be deleted in the container (${msg}); it is kept there and deleted again by the next pass. Make its folder writable there (chmod u+w ${shQuote(dir)})`);
+  }
+  return new Set(rep.failed.map(([rel]) => rel));
 }

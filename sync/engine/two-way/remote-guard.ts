@@ -9,6 +9,11 @@
  * the laptop like any new file, and the session warns. Left open: a container write that replaces the
  * file by rename in the same milliseconds (a new inode, unlinked by the runner's rename).
  *
+ * A file whose guard cannot be linked (its folder is read-only for the SSH user, or the kernel refuses a
+ * hard link to another user's file: fs.protected_hardlinks) is still pushed when its own stat matches the
+ * listing, and the caller warns that it went without a guard, naming the path and the fix (it is never
+ * read as "changed since" and silently left unsent).
+ *
  * The guards are linked just before the writes, not with the listing: a container save by rename
  * between the listing and the writes (a new inode) must be seen as "changed since the listing" here,
  * and a guard made earlier would still hold the old inode. The release compares on the server and
@@ -16,7 +21,6 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { rp } from '../apply-common';
 import { Entry, shQuote } from '../tree';
 import { conflictCopyName } from './local-write';
 import type { RemoteRun } from './remote-list';
@@ -28,14 +32,38 @@ export interface Guards {
   readonly held: Map<string, string>;
   /** rel -> the guard's stat when it was made (`size/mtime/mode`, as find prints them). */
   readonly seen: Map<string, string>;
+  /** Files pushed without a guard (it could not be linked) -> why, as a sentence naming the fix. */
+  readonly unguarded: Map<string, string>;
 }
 
-/** Prints the stat row of `p` (size, mtime, mode; NUL-terminated), or a 'gone' row. */
-const stat = (p: string): string => `find ${shQuote(p)} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0' 2>/dev/null || printf 'gone\\0\\0\\0'`;
+/** Prints the stat row of `p` (size, mtime, mode, then `how`; NUL-terminated), or a 'gone' row. */
+const stat = (p: string, how: string): string => `find ${p} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0${how}\\0' 2>/dev/null || printf 'gone\\0\\0\\0\\0'`;
 
-/** A shell line linking a guard to `rel` and printing its stat row ('gone' when the file is not there). */
+/** The start of every guard command: the physical root, as `$R`. */
+const enterRoot = (root: string): string => `cd -P -- ${shQuote(root)} || exit 3\nR=$PWD`;
+
+/**
+ * `body` run in the folder of `rel`, entered physically and checked to be that folder inside the root
+ * (`$R`): a folder the container replaced by a symlink since the listing is never entered (`otherwise`
+ * runs), so no guard, copy or removal lands outside the root. `body` names files by bare name (`bare`).
+ */
+function inFolderOf(rel: string, body: string, otherwise = ':'): string {
+  const d = path.posix.dirname(rel);
+  const enter = d === '.' ? 'cd "$R"' : `cd -P -- "$R"/${shQuote(d)} 2>/dev/null && [ "$PWD" = "$R"/${shQuote(d)} ]`;
+  return `if ${enter}; then ${body}; else ${otherwise}; fi`;
+}
+
+const bare = (rel: string): string => shQuote(`./${path.posix.basename(rel)}`);
+
+/**
+ * A shell line linking a guard to `rel` and printing its stat row: `g` guarded; when the link fails on a
+ * regular file that is there, the file's own row with `w` (its folder is not writable) or `l` (the link
+ * was refused); 'gone' when the file is not there (or its folder is no longer a folder inside the root).
+ */
 function guardLine(rel: string, guard: string): string {
-  return `if ln -- ${shQuote(rp(rel))} ${shQuote(rp(guard))} 2>/dev/null; then ${stat(rp(guard))}; else printf 'gone\\0\\0\\0'; fi`;
+  const f = bare(rel);
+  const gone = "printf 'gone\\0\\0\\0\\0'";
+  return inFolderOf(rel, `if ln -- ${f} ${bare(guard)} 2>/dev/null; then ${stat(bare(guard), 'g')}; elif [ -f ${f} ] && [ ! -L ${f} ]; then if [ -w . ]; then ${stat(f, 'l')}; else ${stat(f, 'w')}; fi; else ${gone}; fi`, gone);
 }
 
 /** A fresh guard name beside `rel` (an internal name: never listed as a path, never sent). */
@@ -47,7 +75,7 @@ function guardNames(rels: readonly string[]): string[] {
 function parseStats(out: Buffer | string, n: number): string[][] {
   const f = out.toString('utf8').split('\0');
   const rows: string[][] = [];
-  for (let i = 0; i < n; i++) rows.push(f.slice(i * 3, i * 3 + 3));
+  for (let i = 0; i < n; i++) rows.push(f.slice(i * 4, i * 4 + 4));
   return rows;
 }
 
@@ -60,11 +88,13 @@ export async function guardOverwrites(run: RemoteRun, root: string, rels: readon
   const moved = new Set<string>();
   const held = new Map<string, string>();
   const seen = new Map<string, string>();
+  const unguarded = new Map<string, string>();
   const drop: string[] = [];
   const decide = (rel: string, guard: string, row: readonly string[] | undefined): void => {
-    if (same(row, listed(rel))) {
+    if (same(row, listed(rel)) && row?.[3] !== 'g') unguarded.set(rel, unguardedWhy(rel, row?.[3]));
+    else if (same(row, listed(rel))) {
       held.set(rel, guard);
-      seen.set(rel, (row as string[]).join('/'));
+      seen.set(rel, (row as string[]).slice(0, 3).join('/'));
     } else {
       moved.add(rel);
       drop.push(guard);
@@ -72,17 +102,26 @@ export async function guardOverwrites(run: RemoteRun, root: string, rels: readon
   };
   if (rels.length > 0) {
     const guards = guardNames(rels);
-    const res = await run([`cd ${shQuote(root)} || exit 3`, ...rels.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
+    const res = await run([enterRoot(root), ...rels.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
     const rows = parseStats(res.stdout, rels.length);
     rels.forEach((rel, i) => decide(rel, guards[i], rows[i]));
   }
   dropGuards(run, root, drop);
-  return { moved, held, seen };
+  return { moved, held, seen, unguarded };
+}
+
+/** The warning for a file pushed without its guard: what it means and the fix. */
+function unguardedWhy(rel: string, how: string | undefined): string {
+  const dir = path.posix.dirname(rel);
+  const risk = 'so a container write to the file during the upload would not have been kept';
+  return how === 'w'
+    ? `'${rel}' was sent without its guard: its container folder '${dir}' is not writable by the SSH user, ${risk}. To have it guarded, make the folder writable in the container (chmod u+w ${shQuote(dir)})`
+    : `'${rel}' was sent without its guard: the server refused a hard link to it (it belongs to another user and fs.protected_hardlinks is on), ${risk}. To have it guarded, run the container's process and the sidecar as the same user`;
 }
 
 /** Removes guards no push needs, without waiting (one left by a dropped connection is a leftover the next listing reports and removes). */
 function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): void {
-  if (guards.length > 0) run(`cd ${shQuote(root)} && rm -f -- ${guards.map((g) => shQuote(rp(g))).join(' ')}`).catch(() => undefined);
+  if (guards.length > 0) run([enterRoot(root), ...guards.map((g) => inFolderOf(g, `rm -f -- ${bare(g)}`))].join('\n')).catch(() => undefined);
 }
 
 /**
@@ -95,15 +134,16 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards): Pr
   if (g.held.size === 0) return kept;
   const rels = [...g.held.keys()];
   const copies = rels.map((rel) => conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-'));
-  const lines = [`cd ${shQuote(root)} || exit 3`];
+  const lines = [enterRoot(root)];
   rels.forEach((rel, i) => {
-    const guard = shQuote(rp(g.held.get(rel) as string));
-    const copy = rp(copies[i]);
-    lines.push(
+    const guard = bare(g.held.get(rel) as string);
+    const copy = `./${path.posix.basename(copies[i])}`;
+    const body = [
       `now=$(find ${guard} -maxdepth 0 -printf '%s/%T@/%m' 2>/dev/null)`,
       `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi`,
       `rm -f -- ${guard}`,
-    );
+    ];
+    lines.push(inFolderOf(rel, body.join('\n')));
   });
   const res = await run(lines.join('\n'));
   for (const line of res.stdout.toString('utf8').split('\n')) {

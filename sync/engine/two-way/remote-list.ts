@@ -78,7 +78,7 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
   const rootId = /KUBEDEV-ROOT-ID (\d+:\d+)/.exec(before)?.[1] ?? '';
   const cut = inline.length > 0 ? res.stdout.indexOf(`\0${marker}-INLINE\0`) : -1;
   const listing = cut < 0 ? res.stdout : res.stdout.subarray(0, cut + 1);
-  const { fields, foreignAt } = fieldsAfterMarker(listing, marker);
+  const { fields, foreignAt } = fieldsAfterMarker(listing, marker, root);
   const tree = new Map<string, Entry>();
   const leftovers: string[] = [];
   const foreign: string[] = [];
