@@ -161,6 +161,45 @@ async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remot
   await sftp(dirs.filter((_, i) => words[i] !== 'ok'));
 }
 
+/**
+ * SFTP goes by path and follows symlinks: a folder the server replaced by a symlink since it was listed
+ * (in watch mode, maybe hours ago) would take writes outside the root. So before anything is written,
+ * every folder SFTP writes into (and every path it changes the mode of: chmod follows a link too) is
+ * resolved on the server, all requests at once (one round trip, sent only on this path: the fast link)
+ * and must be where the physical root says it is. What remains is the moment between that answer and
+ * the writes (the remote helper and the bulk mover, which enter each folder themselves, have none).
+ * A path that no longer resolves is left to the write, whose error names it.
+ */
+async function checkFolders(call: Call, sftp: SFTPWrapper, remoteRoot: string, rels: Iterable<string>): Promise<void> {
+  const todo = [...new Set(rels)].filter((r) => r !== '');
+  if (todo.length === 0) return;
+  const real = (p: string): Promise<string | undefined> => call<string>((cb) => sftp.realpath(p, cb)).catch(() => undefined);
+  const [root, ...got] = await Promise.all([real(remoteRoot), ...todo.map((r) => real(path.posix.join(remoteRoot, r)))]);
+  if (root === undefined) return;
+  const out = todo.find((r, i) => got[i] !== undefined && got[i] !== path.posix.join(root, r));
+  if (out !== undefined) throw new OutsideRootError(out, remoteRoot);
+}
+
+/** The folders an SFTP plan writes into that exist before it (not made by it), and the paths it chmods. */
+function foldersWrittenInto(plan: Plan, viaHelper: ReadonlySet<PlanItem>, dirsByHelper: boolean): string[] {
+  const made = new Set(plan.dirs.map((d) => d.rel));
+  const parent = (rel: string): string => path.posix.dirname(rel).replace(/^\.$/, '');
+  const out: string[] = [];
+  const add = (rel: string): void => {
+    for (let p = parent(rel); ; p = parent(p)) {
+      if (!made.has(p)) return void out.push(p);
+    }
+  };
+  if (!dirsByHelper) for (const d of plan.dirs) add(d.rel);
+  for (const f of plan.files) if (!viaHelper.has(f)) add(f.rel);
+  for (const l of plan.links) add(l.rel);
+  for (const c of earlyChmods(plan)) {
+    add(c.rel);
+    out.push(c.rel);
+  }
+  return out;
+}
+
 /** The SFTP path: deletes (sh), folders (by depth), then files and links pipelined. */
 export async function applySftp(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
   try {
@@ -227,12 +266,13 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
   // With the helper, folders are requests in its stream like the files after them (one round trip for
   // a file in a new folder); what it could not make SFTP makes, and everything SFTP sends waits for them.
   const dirsByHelper = helper !== undefined && plan.dirs.length > 0 && plan.dirs.length <= HELPER_BATCH_FILES && !plan.dirs.some((d) => d.rel.includes('\n'));
+  // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
+  const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
+  await checkFolders(call, sftp, ctx.remoteRoot, foldersWrittenInto(plan, viaHelper, dirsByHelper));
   ctx.onStep?.(`creating ${plan.dirs.length} folders (${dirsByHelper ? 'remote helper' : 'sftp'})`);
   const dirsReady = dirsByHelper ? helperDirs(helper, plan.dirs, ctx.remoteRoot, sftpDirs) : sftpDirs(plan.dirs);
   if (!dirsByHelper) await dirsReady;
   const afterDirs = <T>(fn: () => Promise<T>): Promise<T> => dirsReady.then(fn);
-  // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
-  const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
   ctx.onStep?.(`writing ${plan.files.length} files (${viaHelper.size > 0 ? `${viaHelper.size} by the remote helper` : 'sftp'})`);
   const limit = new Limiter(SFTP_PARALLEL);
   const changed: string[] = [];
