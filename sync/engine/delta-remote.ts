@@ -59,10 +59,22 @@ const IDENTITY = "-printf '%s %T@ %i %C@'";
  * block files are cut in two halves by two `split`s at once (the second numbered on from the first's
  * last block) and each half is hashed by one `sha1sum`, while `cp` copies: three readers for two cores.
  */
-export function deltaScript(folder: string, name: string, temp: string, blockSize: number, writable: boolean, known = ''): string {
+export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known = ''): string {
   const cut = (half: string, from: string): string => `split --verbose -a 6 --numeric-suffixes=${from} -b ${blockSize} - "$t.${half}."`;
+  // The file's folder entered physically and checked to be that folder of the physical root: a folder the
+  // server replaced by a symlink since the listing is not worked in (the file then goes whole, by a path
+  // that checks too).
+  const enter =
+    dir === ''
+      ? [`cd -P -- ${shQuote(root)} || exit 65`]
+      : [
+          `cd -P -- ${shQuote(root)} || exit 65`,
+          'r=$(pwd -P)',
+          `cd -P -- ./${shQuote(dir)} || exit 65`,
+          `[ "$(pwd -P)" = "$r"/${shQuote(dir)} ] || { echo "its folder resolves outside the root (a symlink made on the server)" >&2; exit 65; }`,
+        ];
   return [
-    `cd -- ${shQuote(folder)} || exit 65`,
+    ...enter,
     `f=./${shQuote(name)} t=${temp} ok= pc= ph=`,
     // On any exit (set +e: a failed job must not stop the cleanup), cp and the second half's chain are
     // waited for first: they would write after the removal. Their ids ($pc, $ph) are names of their own:
@@ -180,10 +192,12 @@ export class RemoteDelta {
    * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
    * told of each line the server prints (split says each block it makes: the stall watchdog sees work).
    */
-  static async start(conn: Connection, rel: string, remoteAbs: string, o: { blockSize: number; writable: boolean; known?: CachedFile; onProgress: () => void }): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
+  static async start(conn: Connection, rel: string, remoteRoot: string, o: { blockSize: number; writable: boolean; known?: CachedFile; onProgress: () => void }): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
     const { blockSize } = o;
     const temp = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
-    const script = deltaScript(path.posix.dirname(remoteAbs), path.posix.basename(remoteAbs), temp, blockSize, o.writable, o.known?.id);
+    const remoteAbs = path.posix.join(remoteRoot, rel);
+    const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known?.id);
     let ch: ClientChannel;
     try {
       ch = await conn.channel(`sh -c ${shQuote(script)}`);

@@ -130,7 +130,6 @@ export async function sendDelta(ctx: ApplyContext, item: PlanItem, hooks: DeltaH
 
 async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks): Promise<number> {
   const abs = path.join(ctx.localRoot, item.rel);
-  const remoteAbs = path.posix.join(ctx.remoteRoot, item.rel);
   const size = item.entry.size;
   const blockSize = blockSizeFor(size);
   const writable = ((ctx.remote.get(item.rel)?.mode ?? 0) & 0o200) !== 0;
@@ -138,7 +137,7 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   const known = cached?.blockSize === blockSize ? cached : undefined;
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
   const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize) ?? localSums(abs, item.rel, size, blockSize);
-  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, remoteAbs, { blockSize, writable, known, onProgress: () => ctx.onBytes?.(0) }), sums]);
+  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, onProgress: () => ctx.onBytes?.(0) }), sums]);
   if (rs.status === 'rejected') throw rs.reason;
   const remote = rs.value;
   try {

@@ -5,11 +5,13 @@
  * (SFTP follows links), out of the root or to another folder inside it; the error names the path. The
  * sentinel beside the root stays untouched (useArena). Writes into real folders still go.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyPlan } from '../../sync/engine/apply';
 import { emptyPlan, Plan } from '../../sync/engine/plan';
 import { Entry } from '../../sync/engine/tree';
+import { deltaContext, put, sendOne } from '../support/delta';
 import { Arena, remoteTree as remoteTreeOf, useArena, useConnection } from '../support/hostile';
 import { snapshot, writeTree } from '../support/trees';
 
@@ -69,4 +71,25 @@ test('writes into real folders (and a root reached through a link) go as before'
   expect(fs.readFileSync(path.join(a.remote, 'ok/new.txt'), 'utf8')).toBe('new');
   expect(fs.readFileSync(path.join(a.remote, 'ok/sub/deep.txt'), 'utf8')).toBe('deep');
   expect(fs.readFileSync(path.join(a.remote, 'top.txt'), 'utf8')).toBe('top');
+});
+
+test('a large file whose folder is now a link: its changed blocks are not worked on through it, nor is it sent whole', async () => {
+  const a = arena();
+  const big = crypto.randomBytes(20 * 1024 * 1024);
+  remoteTreeOf(sshd(), a, { 'real/.keep': '' }, () => {
+    fs.rmSync(path.join(a.remote, 'real/.keep'));
+    fs.writeFileSync(path.join(a.remote, 'real/big.bin'), big);
+    fs.symlinkSync('real', path.join(a.remote, 'in'));
+  });
+  const changed = Buffer.from(big);
+  changed.fill(7, 1024, 4096);
+  put(a, 'in/big.bin', changed);
+  const ctx = await deltaContext(sshd(), a);
+  try {
+    await expect(sendOne(ctx, 'in/big.bin', {})).rejects.toThrow(/resolves outside .* nothing was written through it/);
+  } finally {
+    await ctx.conn.close();
+  }
+  expect(fs.readFileSync(path.join(a.remote, 'real/big.bin')).equals(big)).toBe(true);
+  expect(fs.readdirSync(path.join(a.remote, 'real'))).toEqual(['big.bin']);
 });
