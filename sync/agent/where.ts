@@ -75,7 +75,14 @@ export function agentFolder(env: NodeJS.ProcessEnv = process.env): string | unde
 /** The agent's entry file (compiled, beside this one). */
 export const AGENT_MAIN = path.join(__dirname, 'server.js');
 
-/** The socket path for this build and environment, or undefined (no private folder, no build). */
+/**
+ * The longest socket path the kernel keeps whole (sockaddr_un.sun_path less its NUL: 108 on Linux, 104
+ * on macOS and the BSDs). Node cuts a longer one short without a word, on listen and on connect alike:
+ * the cut name may lie outside the private folder, where anyone may listen.
+ */
+const SUN_PATH_MAX = process.platform === 'linux' ? 107 : 103;
+
+/** The socket path for this build and environment, or undefined (no private folder, no build, too long). */
 export function socketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const folder = agentFolder(env);
   if (!folder) return undefined;
@@ -86,5 +93,6 @@ export function socketPath(env: NodeJS.ProcessEnv = process.env): string | undef
     return undefined;
   }
   const id = hash(`${path.dirname(AGENT_MAIN)}\0${stamp}\0${process.execPath}\0${process.version}\0${envText(env)}`);
-  return path.join(folder, `agent-${id}.sock`);
+  const socket = path.join(folder, `agent-${id}.sock`);
+  return Buffer.byteLength(socket) <= SUN_PATH_MAX ? socket : undefined;
 }

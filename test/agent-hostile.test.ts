@@ -1,0 +1,53 @@
+/**
+ * The agent (sync/agent/) against what others can plant and what goes wrong around it: a socket path
+ * the kernel would cut short, an upgraded kubedev whose files keep their dates, a kept connection whose
+ * server stopped answering. Runs as users start them (bin/kubedev.js, compiled build/), a real sshd.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { flags, folders, run, runtime, useAgentSshd } from './support/agent';
+import { differences, snapshot, tempDir, writeTree } from './support/trees';
+
+const suite = useAgentSshd();
+const REPO = path.resolve(__dirname, '..');
+
+/** The socket path a run with `env` looks for (where.ts, compiled). */
+function socketFor(env: NodeJS.ProcessEnv): string {
+  return execFileSync(process.execPath, ['-e', "process.stdout.write(String(require('./build/sync/agent/where.js').socketPath()))"], { env, cwd: REPO, encoding: 'utf8' });
+}
+
+test('a socket path longer than the kernel takes (108 bytes) means no agent: never a cut name outside the private folder', async () => {
+  // No XDG_RUNTIME_DIR: the folder is <TMPDIR>/kubedev-<uid>; TMPDIR here is long and open to all
+  // (sticky, as /tmp), so anyone may make a name in it. Cut to 108 bytes (no room for a NUL), the socket's path would
+  // end inside TMPDIR itself, where another user's listener may wait.
+  const base = tempDir('agent-shared');
+  const shared = path.join(base, 'x'.repeat(100 - base.length - 1));
+  fs.mkdirSync(shared);
+  fs.chmodSync(shared, 0o1777);
+  suite.dirs.push(path.dirname(shared));
+  const { env } = runtime({ XDG_RUNTIME_DIR: undefined, TMPDIR: shared });
+  delete env.XDG_RUNTIME_DIR;
+  const full = `${path.join(shared, `kubedev-${process.getuid?.() ?? 0}`)}/agent-0123456789a.sock`;
+  const cut = Buffer.from(full).subarray(0, 108).toString();
+  expect(path.dirname(cut)).toBe(shared); // the cut name is TMPDIR's, not the private folder's
+  // Another user's listener at the cut name: it would read the run's request and could answer
+  // "exit 0" for a run that never happened.
+  const heard: string[] = [];
+  const planted = net.createServer((s) => s.on('data', (b: Buffer) => heard.push(b.toString())));
+  await new Promise<void>((resolve) => planted.listen(cut, resolve));
+  try {
+    const { local, remote } = folders();
+    writeTree(local, { 'a.txt': 'x' });
+    for (let i = 0; i < 2; i++) {
+      const r = await run(flags(local, remote), env);
+      expect(r.code).toBe(0);
+      expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+    }
+    expect(heard).toEqual([]);
+    expect(socketFor(env)).toBe('undefined');
+  } finally {
+    await new Promise((resolve) => planted.close(resolve));
+  }
+});
