@@ -7,11 +7,25 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { flags, folders, run, runtime, useAgentSshd } from './support/agent';
+import { flags, folders, logins, run, runtime, synced, until, useAgentSshd, withAgent } from './support/agent';
 import { differences, snapshot, tempDir, writeTree } from './support/trees';
 
 const suite = useAgentSshd();
 const REPO = path.resolve(__dirname, '..');
+
+/** How many sftp-server processes serve the suite's sshd sessions now. */
+function sftpServers(): number {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null);
+  const below = new Set(suite.sshd().sessionPids());
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [, pid, ppid] of rows) if (below.has(Number(ppid)) && !below.has(Number(pid))) grew = Boolean(below.add(Number(pid)));
+  }
+  return rows.filter(([, pid, , args]) => below.has(Number(pid)) && /sftp-server/.test(args)).length;
+}
 
 /** The socket path a run with `env` looks for (where.ts, compiled). */
 function socketFor(env: NodeJS.ProcessEnv): string {
@@ -49,5 +63,25 @@ test('a socket path longer than the kernel takes (108 bytes) means no agent: nev
     expect(socketFor(env)).toBe('undefined');
   } finally {
     await new Promise((resolve) => planted.close(resolve));
+  }
+});
+
+test('a kept connection whose server stopped answering (a dead link, no FIN) is not waited on: the run connects anew within a second or so', async () => {
+  const { env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
+  await until(() => expect(sftpServers()).toBeGreaterThan(0), 10_000); // the warm-up's connection is kept, with its SFTP session
+  // The agent's kept connection: its server process stops (as a link that died silently: the
+  // kernel still holds the TCP connection, nothing answers). ssh2's keepalive takes 15-20 s to see it.
+  expect(suite.sshd().signalSessions('SIGSTOP')).toBe(1);
+  try {
+    fs.writeFileSync(path.join(local, 'a.txt'), 'changed, longer');
+    const t0 = Date.now();
+    const r = await run(flags(local, remote), env);
+    expect(r.code).toBe(0);
+    expect(synced(r.stdout).files).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(logins()).toBe(before + 3); // the first run, the agent's warm-up, this run's new connection
+    expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+  } finally {
+    suite.sshd().signalSessions('SIGCONT');
   }
 });
