@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { flags, folders, logins, run, runtime, synced, until, useAgentSshd, withAgent } from './support/agent';
+import { BUILD_AGENT, flags, folders, logins, run, runtime, synced, until, useAgentSshd, withAgent } from './support/agent';
 import { differences, snapshot, tempDir, writeTree } from './support/trees';
 
 const suite = useAgentSshd();
@@ -84,4 +84,20 @@ test('a kept connection whose server stopped answering (a dead link, no FIN) is 
   } finally {
     suite.sshd().signalSessions('SIGCONT');
   }
+});
+
+test('a kubedev reinstalled in place whose files keep their dates (npm packs them all at 1985-10-26) meets a new agent, never the old one', async () => {
+  const main = path.join(BUILD_AGENT, 'server.js');
+  const npmDate = new Date('1985-10-26T08:15:00Z');
+  fs.utimesSync(main, npmDate, npmDate);
+  const { env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
+  const old = socketFor(env);
+  // What an install does: every file written anew (a new inode), then dated as the package says.
+  fs.copyFileSync(main, `${main}.new`);
+  fs.renameSync(`${main}.new`, main);
+  fs.utimesSync(main, npmDate, npmDate);
+  expect(socketFor(env)).not.toBe(old);
+  const r = await run(flags(local, remote), env);
+  expect(r.code).toBe(0);
+  expect(logins()).toBe(before + 3); // run in its own process, not by the old agent over its connection
 });

@@ -6,7 +6,8 @@
  *   the runtime dir 0700), else `<tmpdir>/kubedev-<uid>`. The folder is made 0700; one that is a link,
  *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process).
  * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
- *   agent file's modification time, so a rebuilt or upgraded kubedev never talks to an old agent), the
+ *   agent file's inode, size, modification and change times, so a rebuilt or upgraded kubedev never
+ *   talks to an old agent), the
  *   Node binary, and the environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*,
  *   KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
  * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
@@ -86,9 +87,12 @@ const SUN_PATH_MAX = process.platform === 'linux' ? 107 : 103;
 export function socketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const folder = agentFolder(env);
   if (!folder) return undefined;
-  let stamp: number;
+  let stamp: string;
   try {
-    stamp = fs.statSync(AGENT_MAIN).mtimeMs;
+    // Its inode and change time too: an install writes every file anew but dates it as the package
+    // says (npm: 1985-10-26 for all), so the modification time alone stays the same across versions.
+    const st = fs.statSync(AGENT_MAIN);
+    stamp = `${st.mtimeMs}:${st.ctimeMs}:${st.ino}:${st.size}`;
   } catch {
     return undefined;
   }
