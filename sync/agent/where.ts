@@ -7,8 +7,8 @@
  *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process).
  * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
  *   agent file's inode, size, modification and change times, so a rebuilt or upgraded kubedev never
- *   talks to an old agent), the Node binary, and the environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*,
- *   KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
+ *   talks to an old agent), the Node binary, and the environment the run reads (HOME, PATH, TMPDIR,
+ *   NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
  * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
  *   gets no process left behind) and on Windows (named pipes there are not private by default).
  */
