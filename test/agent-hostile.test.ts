@@ -101,3 +101,67 @@ test('a kubedev reinstalled in place whose files keep their dates (npm packs the
   expect(r.code).toBe(0);
   expect(logins()).toBe(before + 3); // run in its own process, not by the old agent over its connection
 });
+
+test('a client whose working folder was removed runs as it would without an agent (no stack trace)', async () => {
+  const { env, local, remote } = await withAgent({ 'a.txt': 'x' });
+  const results = [];
+  for (const e of [{ ...env, KUBEDEV_AGENT: 'off' }, env]) {
+    fs.writeFileSync(path.join(local, 'a.txt'), `changed by ${e.KUBEDEV_AGENT}`);
+    const gone = tempDir('agent-gone');
+    const r = await run(flags(local, remote), e, { cwd: gone, started: () => fs.rmSync(gone, { recursive: true }) });
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    results.push({ code: r.code, files: r.code === 0 ? synced(r.stdout).files : -1 });
+  }
+  expect(results).toEqual([
+    { code: 0, files: 1 },
+    { code: 0, files: 1 },
+  ]);
+  expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+});
+
+test('a kubedev reinstalled in place whose files keep their dates (npm packs them all at 1985-10-26) meets a new agent, never the old one', async () => {
+  const main = path.join(BUILD_AGENT, 'server.js');
+  const npmDate = new Date('1985-10-26T08:15:00Z');
+  fs.utimesSync(main, npmDate, npmDate);
+  const { env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
+  const old = socketFor(env);
+  // What an install does: every file written anew (a new inode), then dated as the package says.
+  fs.copyFileSync(main, `${main}.new`);
+  fs.renameSync(`${main}.new`, main);
+  fs.utimesSync(main, npmDate, npmDate);
+  expect(socketFor(env)).not.toBe(old);
+  const r = await run(flags(local, remote), env);
+  expect(r.code).toBe(0);
+  expect(logins()).toBe(before + 3); // run in its own process, not by the old agent over its connection
+});
+
+test('a client whose working folder was removed runs as it would without an agent (no stack trace)', async () => {
+  const { env, local, remote } = await withAgent({ 'a.txt': 'x' });
+  const results = [];
+  for (const e of [{ ...env, KUBEDEV_AGENT: 'off' }, env]) {
+    fs.writeFileSync(path.join(local, 'a.txt'), `changed by ${e.KUBEDEV_AGENT}`);
+    const gone = tempDir('agent-gone');
+    const r = await run(flags(local, remote), e, { cwd: gone, started: () => fs.rmSync(gone, { recursive: true }) });
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    results.push({ code: r.code, files: r.code === 0 ? synced(r.stdout).files : -1 });
+  }
+  expect(results).toEqual([
+    { code: 0, files: 1 },
+    { code: 0, files: 1 },
+  ]);
+  expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+});
+
+test('PROBE2 sigint mid first pass', async () => {
+  const { env } = await withAgent({ 'a.txt': 'x' });
+  const big: Record<string, string> = {};
+  for (let i = 0; i < Number(process.env.NF ?? 400); i++) big[`d${i % 10}/f${i}.bin`] = 'z'.repeat(Number(process.env.FS ?? 200_000));
+  for (const e of [env, { ...env, KUBEDEV_AGENT: 'off' }]) {
+    const { local, remote } = folders();
+    writeTree(local, big);
+    const t0 = Date.now();
+    let tSig = 0;
+    const r = await run(flags(local, remote), e, { started: (c) => setTimeout(() => { tSig = Date.now(); c.kill('SIGINT'); }, Number(process.env.SIG_AT ?? 700)) });
+    console.log(e.KUBEDEV_AGENT, 'total', Date.now() - t0, 'after signal', Date.now() - tSig, r.code, r.stderr.slice(0, 300), r.stdout.slice(0, 200));
+  }
+});
