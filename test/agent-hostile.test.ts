@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { BUILD_AGENT, flags, folders, logins, run, runtime, synced, until, useAgentSshd, withAgent } from './support/agent';
+import { agentPids, BUILD_AGENT, flags, folders, logins, run, runtime, sockets, synced, until, useAgentSshd, withAgent } from './support/agent';
 import { differences, snapshot, tempDir, writeTree } from './support/trees';
 
 const suite = useAgentSshd();
@@ -25,6 +25,18 @@ function sftpServers(): number {
     for (const [, pid, ppid] of rows) if (below.has(Number(ppid)) && !below.has(Number(pid))) grew = Boolean(below.add(Number(pid)));
   }
   return rows.filter(([, pid, , args]) => below.has(Number(pid)) && /sftp-server/.test(args)).length;
+}
+
+/** What the agent at `socket` answers `line` with (all it sends until it hangs up). */
+function answer(socket: string, line: string): Promise<Buffer> {
+  return new Promise<Buffer>((resolve) => {
+    const s = net.connect(socket);
+    const got: Buffer[] = [];
+    s.on('data', (b: Buffer) => got.push(b));
+    s.on('error', () => undefined);
+    s.once('close', () => resolve(Buffer.concat(got)));
+    s.write(`${line}\n`);
+  });
 }
 
 /** The socket path a run with `env` looks for (where.ts, compiled). */
@@ -117,4 +129,38 @@ test('a client whose working folder was removed runs as it would without an agen
     { code: 0, files: 1 },
   ]);
   expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+});
+
+test('a client killed (SIGKILL) mid-run: the agent stops that run within a moment and serves the next one', async () => {
+  const { dir, env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
+  const [pid] = agentPids(dir);
+  const big: Record<string, string> = {};
+  for (let i = 0; i < 60; i++) big[`d${i % 6}/f${i}.bin`] = `${i}`.repeat(1_000_000);
+  writeTree(local, big);
+  let killedAt = 0;
+  const killed = await run(flags(local, remote), env, {
+    started: (c) =>
+      setTimeout(() => {
+        killedAt = Date.now();
+        c.kill('SIGKILL');
+      }, 700),
+  });
+  expect(killed.signal).toBe('SIGKILL');
+  // The agent says 'busy' while that run still goes on.
+  const [sock] = sockets(dir);
+  let busyMs = -1;
+  for (let i = 0; i < 200 && busyMs < 0; i++) {
+    const reply = await answer(sock, '{"v":1,"argv":["keys"],"cwd":"/","tty":{}}');
+    if (!reply.subarray(5).toString().includes('busy')) busyMs = Date.now() - killedAt;
+    else await new Promise((r) => setTimeout(r, 50));
+  }
+  const next = await run(flags(local, remote), env);
+  expect(next.code).toBe(0);
+  expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+  expect(agentPids(dir)).toEqual([pid]);
+  expect(busyMs).toBeGreaterThanOrEqual(0);
+  expect(busyMs).toBeLessThan(5_000); // measured: 245 ms (the batch in flight ends, the connection with it)
+  expect(synced(next.stdout).files).toBeGreaterThan(0);
+  // The killed run's connection had channels open: ended, not kept; the next run made one more.
+  expect(logins() - before).toBeLessThanOrEqual(3);
 });
