@@ -40,8 +40,8 @@ function answer(socket: string, line: string): Promise<Buffer> {
 }
 
 /** The socket path a run with `env` looks for (where.ts, compiled). */
-function socketFor(env: NodeJS.ProcessEnv): string {
-  return execFileSync(process.execPath, ['-e', "process.stdout.write(String(require('./build/sync/agent/where.js').socketPath()))"], { env, cwd: REPO, encoding: 'utf8' });
+function socketFor(env: NodeJS.ProcessEnv, gid?: number): string {
+  return execFileSync(process.execPath, ['-e', "process.stdout.write(String(require('./build/sync/agent/where.js').socketPath()))"], { env, cwd: REPO, encoding: 'utf8', gid });
 }
 
 test('a socket path longer than the kernel takes (108 bytes) means no agent: never a cut name outside the private folder', async () => {
@@ -163,4 +163,12 @@ test('a client killed (SIGKILL) mid-run: the agent stops that run within a momen
   expect(synced(next.stdout).files).toBeGreaterThan(0);
   // The killed run's connection had channels open: ended, not kept; the next run made one more.
   expect(logins() - before).toBeLessThanOrEqual(3);
+});
+
+test('a run with other groups (newgrp, sg, a new login after usermod -aG) meets another agent: what it may read differs', () => {
+  if (process.getuid?.() !== 0) throw new Error('this test changes its group: run the suite as root (as CI does, for the sshd it starts as another user)');
+  const { env } = runtime();
+  const mine = socketFor(env);
+  expect(socketFor(env)).toBe(mine);
+  expect(socketFor(env, 4242)).not.toBe(mine);
 });

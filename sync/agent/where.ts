@@ -7,8 +7,8 @@
  *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process).
  * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
  *   agent file's inode, size, modification and change times, so a rebuilt or upgraded kubedev never
- *   talks to an old agent), the Node binary, and the environment the run reads (HOME, PATH, TMPDIR,
- *   NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
+ *   talks to an old agent), the Node binary, the user's ids and groups, and the environment the run
+ *   reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
  * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
  *   gets no process left behind) and on Windows (named pipes there are not private by default).
  */
@@ -54,6 +54,15 @@ export function envText(env: NodeJS.ProcessEnv): string {
   return keys.map((k) => `${k}=${env[k]}`).join('\0');
 }
 
+/**
+ * Who the run is, beyond the user: its groups decide what it may read and write (`newgrp`, `sg`, or a
+ * new login after `usermod -aG` give the same user other groups than the agent it left earlier).
+ */
+function credentials(): string {
+  if (typeof process.getuid !== 'function') return '';
+  return [process.getuid(), process.geteuid?.(), process.getgid?.(), process.getegid?.(), ...(process.getgroups?.() ?? []).sort((a, b) => a - b)].join(',');
+}
+
 /** The folder the socket lives in (made if missing), or undefined when it is not private. */
 export function agentFolder(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
@@ -95,7 +104,7 @@ export function socketPath(env: NodeJS.ProcessEnv = process.env): string | undef
   } catch {
     return undefined;
   }
-  const id = hash(`${path.dirname(AGENT_MAIN)}\0${stamp}\0${process.execPath}\0${process.version}\0${envText(env)}`);
+  const id = hash(`${path.dirname(AGENT_MAIN)}\0${stamp}\0${process.execPath}\0${process.version}\0${credentials()}\0${envText(env)}`);
   const socket = path.join(folder, `agent-${id}.sock`);
   return Buffer.byteLength(socket) <= SUN_PATH_MAX ? socket : undefined;
 }
