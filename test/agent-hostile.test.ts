@@ -172,3 +172,18 @@ test('a run with other groups (newgrp, sg, a new login after usermod -aG) meets 
   expect(socketFor(env)).toBe(mine);
   expect(socketFor(env, 4242)).not.toBe(mine);
 });
+
+test('a run in another mount namespace (a container sharing the runtime folder: toolbox, distrobox) meets another agent: its paths name other files', () => {
+  if (process.getuid?.() !== 0) throw new Error('this test makes a mount namespace (unshare --mount): run the suite as root');
+  const { env } = runtime();
+  const mine = socketFor(env);
+  const script = "process.stdout.write(String(require('./build/sync/agent/where.js').socketPath()))";
+  let theirs: string;
+  try {
+    theirs = execFileSync('unshare', ['--mount', process.execPath, '-e', script], { env, cwd: REPO, encoding: 'utf8' });
+  } catch (e) {
+    throw new Error(`unshare failed (${(e as Error).message}): install util-linux ('apt-get install -y util-linux')`);
+  }
+  expect(theirs.startsWith(path.join(env.XDG_RUNTIME_DIR as string, 'kubedev'))).toBe(true);
+  expect(theirs).not.toBe(mine);
+});

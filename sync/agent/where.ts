@@ -7,8 +7,8 @@
  *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process).
  * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
  *   agent file's inode, size, modification and change times, so a rebuilt or upgraded kubedev never
- *   talks to an old agent), the Node binary, the user's ids and groups, and the environment the run
- *   reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
+ *   talks to an old agent), the Node binary, the user's ids and groups, the mount namespace, and the
+ *   environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
  * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
  *   gets no process left behind) and on Windows (named pipes there are not private by default).
  */
@@ -55,12 +55,21 @@ export function envText(env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * Who the run is, beyond the user: its groups decide what it may read and write (`newgrp`, `sg`, or a
- * new login after `usermod -aG` give the same user other groups than the agent it left earlier).
+ * Who the run is and which files its paths name, beyond the user: its groups decide what it may read
+ * and write (`newgrp`, `sg`, or a new login after `usermod -aG` give the same user other groups than
+ * the agent it left earlier); its mount namespace and root, what a path means (a container sharing
+ * the runtime folder, as toolbox and distrobox do, sees other files under the same names).
  */
 function credentials(): string {
   if (typeof process.getuid !== 'function') return '';
-  return [process.getuid(), process.geteuid?.(), process.getgid?.(), process.getegid?.(), ...(process.getgroups?.() ?? []).sort((a, b) => a - b)].join(',');
+  let where = '';
+  try {
+    const root = fs.statSync('/');
+    where = `${root.dev}:${root.ino}:${process.platform === 'linux' ? fs.readlinkSync('/proc/self/ns/mnt') : ''}`;
+  } catch {
+    // no /proc: the root alone
+  }
+  return [process.getuid(), process.geteuid?.(), process.getgid?.(), process.getegid?.(), ...(process.getgroups?.() ?? []).sort((a, b) => a - b), where].join(',');
 }
 
 /** The folder the socket lives in (made if missing), or undefined when it is not private. */
