@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { agentPids, BUILD_AGENT, flags, folders, logins, run, runtime, sockets, synced, until, useAgentSshd, withAgent } from './support/agent';
+import { Frame } from '../sync/agent/frames';
+import { Agent } from '../sync/agent/server';
 import { differences, snapshot, tempDir, writeTree } from './support/trees';
 
 const suite = useAgentSshd();
@@ -186,4 +188,25 @@ test('a run in another mount namespace (a container sharing the runtime folder: 
   }
   expect(theirs.startsWith(path.join(env.XDG_RUNTIME_DIR as string, 'kubedev'))).toBe(true);
   expect(theirs).not.toBe(mine);
+});
+
+test('an agent that is leaving (idle, or its socket replaced) declines a request that reached it meanwhile, and arms no timer again', async () => {
+  const dir = tempDir('agent-leave');
+  suite.dirs.push(dir);
+  const agent = new Agent(path.join(dir, 'agent.sock'), 60_000);
+  expect(await agent.listen()).toBe(true);
+  const client = net.connect(agent.socket);
+  await new Promise((resolve) => client.once('connect', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // accepted by the agent
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const leaving = agent.close();
+  const got: Buffer[] = [];
+  client.on('data', (b: Buffer) => got.push(b));
+  const closed = new Promise((resolve) => client.once('close', resolve));
+  client.write(`${JSON.stringify({ v: 1, argv: ['sync', '--once', '--port', 'ssh'], cwd: '/', tty: {} })}\n`);
+  await closed;
+  await leaving;
+  expect(Buffer.concat(got)[0]).toBe(Frame.Decline);
+  expect(timers()).toBeLessThan(before);
 });
