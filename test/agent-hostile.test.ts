@@ -210,3 +210,17 @@ test('an agent that is leaving (idle, or its socket replaced) declines a request
   expect(Buffer.concat(got)[0]).toBe(Frame.Decline);
   expect(timers()).toBeLessThan(before);
 });
+
+test("the local tar reads no TAR_OPTIONS from the run's environment (an agent's is another run's): a link is sent as a link", async () => {
+  const { local, remote } = folders();
+  const tree: Record<string, string> = {};
+  for (let i = 0; i < 450; i++) tree[`d${i % 9}/f${i}.txt`] = `${i}`; // more than BULK_FILES: the tar path
+  writeTree(local, tree);
+  fs.symlinkSync('d0/f0.txt', path.join(local, 'link'));
+  const { env } = runtime({ KUBEDEV_AGENT: 'off', TAR_OPTIONS: '--dereference' });
+  const r = await run(flags(local, remote), env);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('"method":"tar"');
+  expect(fs.lstatSync(path.join(remote, 'link')).isSymbolicLink()).toBe(true);
+  expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+});
