@@ -224,3 +224,14 @@ test("the local tar reads no TAR_OPTIONS from the run's environment (an agent's 
   expect(fs.lstatSync(path.join(remote, 'link')).isSymbolicLink()).toBe(true);
   expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
 });
+
+test('a runtime folder whose parent others may write without the sticky bit means no agent: the checked folder could be swapped before the connect', () => {
+  const open = tempDir('agent-open');
+  suite.dirs.push(open);
+  fs.chmodSync(open, 0o777); // others may rename what is in it (no sticky bit, unlike /tmp)
+  const { env } = runtime({ TMPDIR: open });
+  delete env.XDG_RUNTIME_DIR;
+  expect(socketFor(env)).toBe('undefined');
+  fs.chmodSync(open, 0o1777); // as /tmp: only the owner may rename it
+  expect(socketFor(env).startsWith(path.join(open, 'kubedev-'))).toBe(true);
+});

@@ -4,11 +4,13 @@
  *
  * - The socket lives in a folder only the user can enter: `$XDG_RUNTIME_DIR/kubedev` (systemd makes
  *   the runtime dir 0700), else `<tmpdir>/kubedev-<uid>`. The folder is made 0700; one that is a link,
- *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process).
+ *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process), and
+ *   so is one in a folder others may write without the sticky bit.
  * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
  *   agent file's inode, size, modification and change times, so a rebuilt or upgraded kubedev never
  *   talks to an old agent), the Node binary, the user's ids and groups, the mount namespace, and the
- *   environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
+ *   environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from
+ *   another environment meets another agent, never one that reads other keys.
  * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
  *   gets no process left behind) and on Windows (named pipes there are not private by default).
  */
@@ -84,6 +86,10 @@ export function agentFolder(env: NodeJS.ProcessEnv = process.env): string | unde
   try {
     const st = fs.lstatSync(runtime);
     if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o077) !== 0) return undefined;
+    // Its parent: where others may write without the sticky bit (unlike /tmp), they may rename the
+    // folder checked above away and put theirs in its place before the socket is reached.
+    const up = fs.statSync(path.dirname(runtime));
+    if ((up.mode & 0o022) !== 0 && (up.mode & 0o1000) === 0) return undefined;
   } catch {
     return undefined;
   }
