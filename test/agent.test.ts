@@ -4,129 +4,14 @@
  * served by it over the connection it keeps (sshd logs no new login), with the same output and exit
  * codes; anything unusual sends the run back into its own process, never loses it.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { Sshd, startSshd } from './support/sshd';
+import { agentPids, agentReady, flags, folders, logins, run, runtime, sockets, stopAgents, synced, until, useAgentSshd, withAgent } from './support/agent';
 import { differences, snapshot, tempDir, writeTree } from './support/trees';
 
-jest.setTimeout(90_000);
-
-const BIN = path.resolve(__dirname, '..', 'bin', 'kubedev.js');
-let sshd: Sshd;
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  if (!fs.existsSync(path.resolve(__dirname, '..', 'build', 'sync', 'agent', 'server.js'))) {
-    throw new Error("build/sync/agent/server.js is missing: run 'npm run build' (npm ci does it through 'prepare')");
-  }
-  sshd = await startSshd({ user: 'kubedev-test', asUser: true, overrides: ['LogLevel INFO'] }); // INFO: each login is logged (counted below)
-});
-afterAll(async () => {
-  for (const d of dirs) stopAgents(d);
-  await sshd?.close();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-/** A private runtime folder (where the agent's socket goes) and the environment naming it. */
-function runtime(extra: NodeJS.ProcessEnv = {}): { dir: string; env: NodeJS.ProcessEnv } {
-  const dir = tempDir('agent-run');
-  fs.chmodSync(dir, 0o700);
-  dirs.push(dir);
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: dir, KUBEDEV_AGENT: 'on', KUBEDEV_AGENT_PERSIST: '60' };
-  delete env.CI;
-  Object.assign(env, extra);
-  return { dir, env };
-}
-
-function sockets(dir: string): string[] {
-  const folder = path.join(dir, 'kubedev');
-  return fs.existsSync(folder) ? fs.readdirSync(folder).filter((n) => n.endsWith('.sock')).map((n) => path.join(folder, n)) : [];
-}
-
-/** Pids of agents listening in `dir`. */
-function agentPids(dir: string): number[] {
-  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return ps
-    .split('\n')
-    .filter((l) => l.includes('agent/server.js') && l.includes(dir))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
-
-function stopAgents(dir: string): void {
-  for (const pid of agentPids(dir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function folders(): { local: string; remote: string } {
-  const local = tempDir('agent-local');
-  const base = tempDir('agent-remote');
-  fs.chownSync(base, sshd.uid, sshd.gid);
-  dirs.push(local, base);
-  return { local, remote: path.join(base, 'ws') };
-}
-
-function flags(local: string, remote: string, extra: Record<string, string> = {}): string[] {
-  const f: Record<string, string> = { local, remote, host: '127.0.0.1', port: String(sshd.port), user: sshd.user, identity: sshd.identity, 'known-hosts': sshd.knownHosts, ...extra };
-  return ['sync', ...Object.entries(f).flatMap(([k, v]) => [`--${k}`, v]), '--once', '--json'];
-}
-
-/** Retries `check` (assertions) until it passes; after `ms`, its last failure is the test's. */
-async function until(check: () => void, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return check();
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const logins = (): number => (sshd.log().match(/Accepted publickey/g) ?? []).length;
-
-/** Waits for an agent to listen in `dir` with its warm-up connection made (logins settle). */
-async function agentReady(dir: string, loginsBefore: number): Promise<void> {
-  await until(() => {
-    expect(sockets(dir)).toHaveLength(1);
-    expect(logins()).toBe(loginsBefore + 1);
-  }, 10_000);
-}
-
-/** A runtime folder, folders with `tree` locally, a first run (in-process) and its agent ready. */
-async function withAgent(tree: Record<string, string>, extra: NodeJS.ProcessEnv = {}): Promise<{ dir: string; env: NodeJS.ProcessEnv; local: string; remote: string; before: number }> {
-  const { dir, env } = runtime(extra);
-  const { local, remote } = folders();
-  writeTree(local, tree);
-  const before = logins();
-  expect((await run(flags(local, remote), env)).code).toBe(0);
-  await agentReady(dir, before + 1);
-  return { dir, env, local, remote, before };
-}
-
-function synced(stdout: string): { event: string; files: number } {
-  const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; files: number });
-  expect(events.map((e) => e.event)).toEqual(['synced']);
-  return events[0];
-}
+const suite = useAgentSshd();
 
 test('the first run leaves an agent; later runs go through it, over its connection, with the same output', async () => {
   const { dir, env } = runtime();
@@ -172,8 +57,8 @@ test('usage errors come back through the agent: exit 2, the flag named, no stack
 test('another key or known_hosts text never rides on a kept connection', async () => {
   const { env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
   const kh = path.join(tempDir('agent-kh'), 'known_hosts');
-  dirs.push(path.dirname(kh));
-  fs.writeFileSync(kh, `# another file, the same key\n${fs.readFileSync(sshd.knownHosts, 'utf8')}`);
+  suite.dirs.push(path.dirname(kh));
+  fs.writeFileSync(kh, `# another file, the same key\n${fs.readFileSync(suite.sshd().knownHosts, 'utf8')}`);
   const r = await run(flags(local, remote, { 'known-hosts': kh }), env);
   expect(r.code).toBe(0);
   expect(logins()).toBe(before + 3); // the first run, the agent's warm-up, and a new login for the other text

@@ -38,6 +38,12 @@ export type AgentOutcome = { readonly code: number } | { readonly here: 'absent'
  */
 export function viaAgent(argv: readonly string[], socket: string | undefined = socketPath()): Promise<AgentOutcome> {
   if (!socket) return Promise.resolve({ here: 'declined' });
+  let req: AgentRequest;
+  try {
+    req = request(argv);
+  } catch {
+    return Promise.resolve({ here: 'declined' }); // no working folder (removed): it has none to name
+  }
   return new Promise((resolve) => {
     const sock = net.connect(socket);
     let wrote = false;
@@ -76,7 +82,7 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
       connected = true;
       process.on('SIGINT', onInt);
       process.on('SIGTERM', onTerm);
-      sock.write(`${JSON.stringify(request(argv))}\n`);
+      sock.write(`${JSON.stringify(req)}\n`);
     });
     sock.on('data', (b: Buffer) => reader.push(b));
     // No socket, or a stale one nobody listens on: no agent. Later errors end in 'close' below.

@@ -150,7 +150,8 @@ export class Agent {
 
   private async serve(sock: net.Socket, req: unknown, ac: AbortController): Promise<void> {
     if (ac.signal.aborted) return; // the client gave up waiting (this agent was held up) and runs it itself
-    if (!isRequest(req) || this.busy) return void sock.end(frame(Frame.Decline, this.busy ? 'busy' : 'not a request this agent serves'));
+    // Leaving (idle, or its socket replaced): a request accepted meanwhile is run by its client.
+    if (!isRequest(req) || this.busy || this.leaving) return void sock.end(frame(Frame.Decline, this.busy ? 'busy' : this.leaving ? 'leaving' : 'not a request this agent serves'));
     try {
       process.chdir(req.cwd);
     } catch {
@@ -195,6 +196,7 @@ export class Agent {
 
   private rearm(): void {
     if (this.idle) clearTimeout(this.idle);
+    if (this.leaving) return; // a run that ended after the agent began leaving keeps nothing alive
     this.idle = setTimeout(() => void this.close(), this.persistMs);
   }
 

@@ -4,11 +4,13 @@
  *
  * - The socket lives in a folder only the user can enter: `$XDG_RUNTIME_DIR/kubedev` (systemd makes
  *   the runtime dir 0700), else `<tmpdir>/kubedev-<uid>`. The folder is made 0700; one that is a link,
- *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process).
+ *   belongs to someone else or lets others in is refused (no agent: the run goes on in-process), and
+ *   so is one in a folder others may write without the sticky bit.
  * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
- *   agent file's modification time, so a rebuilt or upgraded kubedev never talks to an old agent), the
- *   Node binary, and the environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*,
- *   KUBEDEV_*). A run from another environment meets another agent, never one that reads other keys.
+ *   agent file's inode, size, modification and change times, so a rebuilt or upgraded kubedev never
+ *   talks to an old agent), the Node binary, the user's ids and groups, the mount namespace, and the
+ *   environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from
+ *   another environment meets another agent, never one that reads other keys.
  * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
  *   gets no process left behind) and on Windows (named pipes there are not private by default).
  */
@@ -54,6 +56,24 @@ export function envText(env: NodeJS.ProcessEnv): string {
   return keys.map((k) => `${k}=${env[k]}`).join('\0');
 }
 
+/**
+ * Who the run is and which files its paths name, beyond the user: its groups decide what it may read
+ * and write (`newgrp`, `sg`, or a new login after `usermod -aG` give the same user other groups than
+ * the agent it left earlier); its mount namespace and root, what a path means (a container sharing
+ * the runtime folder, as toolbox and distrobox do, sees other files under the same names).
+ */
+function credentials(): string {
+  if (typeof process.getuid !== 'function') return '';
+  let where = '';
+  try {
+    const root = fs.statSync('/');
+    where = `${root.dev}:${root.ino}:${process.platform === 'linux' ? fs.readlinkSync('/proc/self/ns/mnt') : ''}`;
+  } catch {
+    // no /proc: the root alone
+  }
+  return [process.getuid(), process.geteuid?.(), process.getgid?.(), process.getegid?.(), ...(process.getgroups?.() ?? []).sort((a, b) => a - b), where].join(',');
+}
+
 /** The folder the socket lives in (made if missing), or undefined when it is not private. */
 export function agentFolder(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
@@ -66,6 +86,10 @@ export function agentFolder(env: NodeJS.ProcessEnv = process.env): string | unde
   try {
     const st = fs.lstatSync(runtime);
     if (!st.isDirectory() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o077) !== 0) return undefined;
+    // Its parent: where others may write without the sticky bit (unlike /tmp), they may rename the
+    // folder checked above away and put theirs in its place before the socket is reached.
+    const up = fs.statSync(path.dirname(runtime));
+    if ((up.mode & 0o022) !== 0 && (up.mode & 0o1000) === 0) return undefined;
   } catch {
     return undefined;
   }
@@ -75,20 +99,27 @@ export function agentFolder(env: NodeJS.ProcessEnv = process.env): string | unde
 /** The agent's entry file (compiled, beside this one). */
 export const AGENT_MAIN = path.join(__dirname, 'server.js');
 
-/** The socket path for this build and environment, or undefined (no private folder, no build). */
+/**
+ * The longest socket path the kernel keeps whole (sockaddr_un.sun_path less its NUL: 108 on Linux, 104
+ * on macOS and the BSDs). Node cuts a longer one short without a word, on listen and on connect alike:
+ * the cut name may lie outside the private folder, where anyone may listen.
+ */
+const SUN_PATH_MAX = process.platform === 'linux' ? 107 : 103;
+
+/** The socket path for this build and environment, or undefined (no private folder, no build, too long). */
 export function socketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const folder = agentFolder(env);
   if (!folder) return undefined;
-  let stamp: number;
+  let stamp: string;
   try {
-    stamp = fs.statSync(AGENT_MAIN).mtimeMs;
+    // Its inode and change time too: an install writes every file anew but dates it as the package
+    // says (npm: 1985-10-26 for all), so the modification time alone stays the same across versions.
+    const st = fs.statSync(AGENT_MAIN);
+    stamp = `${st.mtimeMs}:${st.ctimeMs}:${st.ino}:${st.size}`;
   } catch {
     return undefined;
   }
-  const id = hash(`${path.dirname(AGENT_MAIN)}\0${stamp}\0${process.execPath}\0${process.version}\0${envText(env)}`);
-  const sock = path.join(folder, `agent-${id}.sock`);
-  // Longer than a socket address holds (108 bytes on Linux, 104 on macOS): no agent.
-  return Buffer.byteLength(sock) <= MAX_SOCKET_PATH ? sock : undefined;
+  const id = hash(`${path.dirname(AGENT_MAIN)}\0${stamp}\0${process.execPath}\0${process.version}\0${credentials()}\0${envText(env)}`);
+  const socket = path.join(folder, `agent-${id}.sock`);
+  return Buffer.byteLength(socket) <= SUN_PATH_MAX ? socket : undefined;
 }
-
-const MAX_SOCKET_PATH = 100;

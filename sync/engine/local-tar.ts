@@ -25,6 +25,19 @@ export function localGzipAvailable(): Promise<boolean> {
   return localGzipChecked;
 }
 
+/**
+ * The environment of the local tar and gzip: the run's, without the options they read from it
+ * (TAR_OPTIONS=--dereference would send a link's target as a file and still report it in sync; GZIP
+ * likewise). Exact arguments only: the same archive whatever the user's shell (or, for a run served by
+ * the agent, whatever the shell that started the agent) holds.
+ */
+function toolEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.TAR_OPTIONS;
+  delete env.GZIP;
+  return env;
+}
+
 /** tar's words for a member it could not read (it is left out of the archive). */
 const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
 
@@ -34,7 +47,7 @@ const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
  * (name, tar's reason).
  */
 export function localTar(root: string, names: readonly string[], gzip = false): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
-  const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     if (stderr.length < 1_000_000) stderr += d;
@@ -52,7 +65,7 @@ export function localTar(root: string, names: readonly string[], gzip = false): 
   child.stdin.on('error', () => undefined);
   child.stdin.end(Buffer.from(names.map((n) => `${n}\0`).join('')));
   if (!gzip) return { stream: child.stdout, done };
-  const gz = spawn('gzip', ['-1', '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const gz = spawn('gzip', ['-1', '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   child.stdout.pipe(gz.stdin);
   gz.stdin.on('error', () => undefined);
   const both = Promise.all([done, exited(gz, 'gzip')]).then(([d]) => d);

@@ -86,6 +86,31 @@ export interface ConnectionPool {
 
 let pool: ConnectionPool | undefined;
 
+/** How long a kept connection's server may take to answer before a new connection is made instead. */
+const KEPT_ANSWER_MS = 1_000;
+
+/**
+ * Whether the server behind a kept connection answers a request within `ms` (one round trip): one
+ * that died without a FIN (a dropped link, a stopped server) would otherwise hold the run until
+ * ssh2's keepalive gives up. The request has no effect: it cancels a forward nobody asked for.
+ */
+function answers(client: Client, ms: number): Promise<boolean> {
+  const quiet = (): void => undefined;
+  client.on('error', quiet); // nobody else listens while it is being checked
+  return new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    try {
+      client.unforwardIn('127.0.0.1', 0, () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    } catch {
+      clearTimeout(t);
+      resolve(false);
+    }
+  }).finally(() => client.removeListener('error', quiet));
+}
+
 /** Sets (or with undefined, removes) the process's connection pool. */
 export function setConnectionPool(p: ConnectionPool | undefined): void {
   pool = p;
@@ -119,7 +144,11 @@ export class Connection {
   /** Connects, checking the host key first. Rejects with HostKeyError, AuthError or ConnectionError. */
   static async open(o: ConnectOptions): Promise<Connection> {
     const idle = pool?.take(o);
-    if (idle) {
+    if (idle && !(await answers(idle.client, KEPT_ANSWER_MS))) {
+      // Died silently while kept (keepalive would take 15-20 s to say so): ended, a new one made.
+      idle.client.on('error', () => undefined);
+      idle.client.destroy();
+    } else if (idle) {
       const conn = new Connection(idle.client, idle.where, idle.fingerprint);
       conn.sftpP = idle.sftp;
       conn.execOpenMs = idle.execOpenMs;
