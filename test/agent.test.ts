@@ -169,3 +169,14 @@ test('an agent that takes the connection but never answers: the run happens in-p
   }
   expect(agentPids(dir)).toEqual([]); // a wedged agent's place is not taken behind its back
 });
+
+test('a run that fails after connecting does not hand its connection on: the next run logs in anew', async () => {
+  const { env, local, remote, before } = await withAgent({ 'a.txt': 'x' });
+  // A remote root the server's user cannot make: exit 1 once connected.
+  const failed = await run(flags(local, '/root/kubedev-no-access/ws'), env);
+  expect(failed.code).toBe(1);
+  expect(logins()).toBe(before + 2); // served over the kept connection
+  const next = await run(flags(local, remote), env);
+  expect(next.code).toBe(0);
+  expect(logins()).toBe(before + 3); // that connection was ended with the failed run
+});

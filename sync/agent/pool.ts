@@ -18,6 +18,8 @@ interface Entry {
   link: IdleLink;
   timer: NodeJS.Timeout;
   forget: () => void;
+  /** When it was kept (AgentPool.mark). */
+  seq: number;
 }
 
 function fileHash(file: string): string {
@@ -41,6 +43,24 @@ function end(link: IdleLink): void {
 
 export class AgentPool implements ConnectionPool {
   private readonly idle = new Map<string, Entry>();
+  private kept = 0;
+
+  /** A mark: dropKeptSince(mark) ends the connections kept after it. */
+  mark(): number {
+    return this.kept;
+  }
+
+  /**
+   * Ends the connections kept since `mark`: a run that failed or was stopped may have left requests
+   * open on them (an SFTP handle of an upload cut short), which the next run must not inherit.
+   */
+  dropKeptSince(mark: number): void {
+    for (const [key, e] of [...this.idle]) {
+      if (e.seq <= mark) continue;
+      this.release(key, e);
+      end(e.link);
+    }
+  }
 
   constructor(private readonly persistMs: number) {}
 
@@ -59,7 +79,7 @@ export class AgentPool implements ConnectionPool {
   keep(o: ConnectOptions, link: IdleLink): boolean {
     const key = poolKey(o);
     if (this.idle.has(key)) return false;
-    const entry: Entry = { link: { ...link }, timer: undefined as unknown as NodeJS.Timeout, forget: () => undefined };
+    const entry: Entry = { link: { ...link }, timer: undefined as unknown as NodeJS.Timeout, forget: () => undefined, seq: ++this.kept };
     const forget = (): void => {
       if (this.idle.get(key) !== entry) return;
       this.release(key, entry);

@@ -162,6 +162,7 @@ export class Agent {
     sock.write(frame(Frame.Started, ''));
     let code = 1;
     let declined = false;
+    const mark = this.pool.mark();
     try {
       const stdout = relay(sock, Frame.Stdout, req.tty.stdout, req.tty.columns);
       const stderr = relay(sock, Frame.Stderr, req.tty.stderr, req.tty.columns);
@@ -170,6 +171,7 @@ export class Agent {
       declined = e instanceof NotServed;
       if (!declined && !sock.destroyed) sock.write(frame(Frame.Stderr, `kubedev: ${(e as Error).message}\n`));
     } finally {
+      if (code !== 0 || ac.signal.aborted) this.pool.dropKeptSince(mark);
       try {
         process.chdir('/');
       } catch {
