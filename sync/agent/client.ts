@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
-import { AgentRequest, Frame, FrameReader } from './frames';
+import { AgentRequest, AgentSignal, Frame, FrameReader } from './frames';
 import { AGENT_MAIN, agentAllowed, socketPath } from './where';
 
 /** How long an agent may take to take a run (it answers from its event loop at once: ~1 ms). */
@@ -49,11 +49,11 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
     let wrote = false;
     let outcome: AgentOutcome | undefined;
     let signals = 0;
-    const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    const onSignal = (signal: AgentSignal['signal']): void => {
       // The first asks the agent to stop after the batch in flight (as an in-process run would);
       // a second leaves at once (the agent stops the run when this side closes).
       if (++signals > 1) process.exit(130);
-      if (!sock.destroyed) sock.write(`${JSON.stringify({ signal })}\n`);
+      if (!sock.destroyed) sock.write(`${JSON.stringify({ signal } satisfies AgentSignal)}\n`);
     };
     const onInt = (): void => onSignal('SIGINT');
     const onTerm = (): void => onSignal('SIGTERM');

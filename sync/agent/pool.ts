@@ -64,9 +64,6 @@ export class AgentPool implements ConnectionPool {
 
   constructor(private readonly persistMs: number) {}
 
-  get size(): number {
-    return this.idle.size;
-  }
 
   take(o: ConnectOptions): IdleLink | undefined {
     const key = poolKey(o);
