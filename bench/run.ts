@@ -70,6 +70,7 @@ async function main(): Promise<void> {
   requireTool('tar', 'tar');
   requireTool('diff', 'diffutils');
   requireTool('setpriv', 'util-linux');
+  requireTool('xxh128sum', 'xxhash'); // the sidecar image's block hash for large files (sync/engine/block-hash.ts)
 
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const work = fs.mkdtempSync(path.join(base, 'kubedev-bench-'));

@@ -15,6 +15,14 @@ import { EarlySums } from '../sync/engine/delta-early';
 import { joinRanges } from '../sync/engine/delta-write';
 import { tempDir } from './support/trees';
 
+function xxh128sum(file: string): string {
+  try {
+    return execFileSync('xxh128sum', ['-q', file]).toString().split(' ')[0];
+  } catch (e) {
+    throw new Error(`'xxh128sum' is needed for this test (${(e as Error).message}); install it with 'apt-get install -y xxhash'`);
+  }
+}
+
 function cksumTool(buf: Buffer): number {
   try {
     return Number(execFileSync('cksum', { input: buf }).toString().split(' ')[0]);
@@ -65,10 +73,29 @@ describe('blocks', () => {
       const buf = crypto.randomBytes(3 * 65_536 + 1000);
       const f = path.join(dir, 'f');
       fs.writeFileSync(f, buf);
-      const s = await localSums(f, 'f', buf.length, 65_536);
+      const s = await localSums(f, 'f', buf.length, 65_536, 'sha1');
       expect(s.map((b) => b.size)).toEqual([65_536, 65_536, 65_536, 1000]);
       expect(s[3].sum).toBe(crypto.createHash('sha1').update(buf.subarray(3 * 65_536)).digest('hex'));
-      await expect(localSums(f, 'f', buf.length + 1, 65_536)).rejects.toThrow(/changed while it was sent/);
+      await expect(localSums(f, 'f', buf.length + 1, 65_536, 'sha1')).rejects.toThrow(/changed while it was sent/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("local sums, XXH3-128: each block's hash is what the server's xxh128sum prints for it", async () => {
+    const dir = tempDir('delta-unit');
+    try {
+      const buf = crypto.randomBytes(2 * 65_536 + 17);
+      const f = path.join(dir, 'f');
+      fs.writeFileSync(f, buf);
+      const s = await localSums(f, 'f', buf.length, 65_536, 'xxh128');
+      expect(s.map((b) => b.size)).toEqual([65_536, 65_536, 17]);
+      for (const [i, b] of s.entries()) {
+        fs.writeFileSync(path.join(dir, `b${i}`), buf.subarray(i * 65_536, i * 65_536 + b.size));
+        expect(b.sum).toBe(xxh128sum(path.join(dir, `b${i}`)));
+      }
+      expect(new Set(s.map((b) => b.sum)).size).toBe(3);
+      expect(s[0].sum).toMatch(/^[0-9a-f]{32}$/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -136,7 +163,7 @@ describe('early sums (before the listing)', () => {
       const size = DELTA_MIN_BYTES + 1000;
       const bs = blockSizeFor(size);
       for (const name of ['changed.bin', 'same.bin']) fs.writeFileSync(path.join(local, 'd', name), crypto.randomBytes(size));
-      const entry = (mtime: number): CachedFile => ({ id: `${size} ${mtime}.0000000000 7 1700000000.5`, blockSize: bs, sums: Array(Math.ceil(size / bs)).fill('0'.repeat(40)), crcs: Array(Math.ceil(size / bs)).fill(0) });
+      const entry = (mtime: number): CachedFile => ({ id: `${size} ${mtime}.0000000000 7 1700000000.5`, blockSize: bs, kind: 'sha1', sums: Array(Math.ceil(size / bs)).fill('0'.repeat(40)), crcs: Array(Math.ceil(size / bs)).fill(0) });
       const cache = new BlockCache(cacheDir, 'SHA256:server', '/remote');
       const now = Math.floor(fs.statSync(path.join(local, 'd/same.bin')).mtimeMs / 1000);
       cache.put('d/same.bin', entry(now)); // as sent: not hashed early
@@ -149,12 +176,14 @@ describe('early sums (before the listing)', () => {
       const early = EarlySums.start(cacheDir, '/remote', local);
       expect(early.size).toBe(1);
       const st = fs.statSync(path.join(local, 'd/changed.bin'));
-      expect(early.take('d/changed.bin', { size, mtimeMs: st.mtimeMs + 1 }, bs)).toBeUndefined(); // not the file as planned
+      expect(early.take('d/changed.bin', { size, mtimeMs: st.mtimeMs + 1 }, bs, 'sha1')).toBeUndefined(); // not the file as planned
+      const other = EarlySums.start(cacheDir, '/remote', local);
+      expect(other.take('d/changed.bin', { size, mtimeMs: st.mtimeMs }, bs, 'xxh128')).toBeUndefined(); // hashed the cache's way (SHA-1), not the one asked for
       const again = EarlySums.start(cacheDir, '/remote', local);
-      const sums = again.take('d/changed.bin', { size, mtimeMs: st.mtimeMs }, bs);
+      const sums = again.take('d/changed.bin', { size, mtimeMs: st.mtimeMs }, bs, 'sha1');
       expect(sums).toBeDefined();
-      expect(await sums).toEqual(await localSums(path.join(local, 'd/changed.bin'), 'd/changed.bin', size, bs));
-      expect(again.take('d/changed.bin', { size, mtimeMs: st.mtimeMs }, bs)).toBeUndefined(); // taken once
+      expect(await sums).toEqual(await localSums(path.join(local, 'd/changed.bin'), 'd/changed.bin', size, bs, 'sha1'));
+      expect(again.take('d/changed.bin', { size, mtimeMs: st.mtimeMs }, bs, 'sha1')).toBeUndefined(); // taken once
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -1,9 +1,9 @@
 /**
  * The runner's memory of the large files it last put in place by changed blocks (delta.ts): for each,
  * the remote file's identity as the server reported it just after the rename (`size mtime ino ctime`,
- * find's `%s %T@ %i %C@`) and the SHA-1 and raw CRC-32 of each of its blocks. When the remote file still
- * has that identity, the server need not read and hash it again: it only copies it, writes the changed
- * blocks, verifies and renames (delta-remote.ts, "cached").
+ * find's `%s %T@ %i %C@`) and the hash (block-hash.ts) and raw CRC-32 of each of its blocks. When the
+ * remote file still has that identity, the server need not read and hash it again: it only copies it,
+ * writes the changed blocks, verifies and renames (delta-remote.ts, "cached").
  *
  * Why the identity says the content: a write to the file, a chmod or a rename over it sets its ctime
  * (nanoseconds; no system call sets it back), a new file has another inode. The entry is only a hint:
@@ -21,6 +21,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { BlockHashKind, HASH_HEX } from './block-hash';
 import { stateDir } from './two-way/state-store';
 
 /** A remote file as the runner last wrote it. */
@@ -28,7 +29,9 @@ export interface CachedFile {
   /** `size mtime ino ctime` as find printed them (`%s %T@ %i %C@`). */
   readonly id: string;
   readonly blockSize: number;
-  /** SHA-1 (hex) of each block. */
+  /** How the blocks were hashed (block-hash.ts). */
+  readonly kind: BlockHashKind;
+  /** Each block's hash (hex). */
   readonly sums: readonly string[];
   /** Raw CRC-32 register (cksum's polynomial, no length, not complemented) of each block. */
   readonly crcs: readonly number[];
@@ -43,6 +46,8 @@ interface Stored {
   blockSize: number;
   sums: string;
   crcs: string;
+  /** The blocks' hash: absent for SHA-1 (the entries written before XXH3-128 came). */
+  hash?: 'xxh128';
   check?: string;
 }
 
@@ -65,8 +70,11 @@ export function rememberable(id: string, size: number, mtime: number): boolean {
 }
 
 function digest(s: Stored): string {
-  return crypto.createHash('sha256').update(JSON.stringify([s.v, s.server, s.root, s.rel, s.id, s.blockSize, s.sums, s.crcs])).digest('hex');
+  const fields = [s.v, s.server, s.root, s.rel, s.id, s.blockSize, s.sums, s.crcs, ...(s.hash === undefined ? [] : [s.hash])];
+  return crypto.createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
+
+const kindOf = (s: Stored): BlockHashKind => (s.hash === 'xxh128' ? 'xxh128' : 'sha1');
 
 /** The cache for the server with host key `fingerprint` and `remoteRoot`, in `folder` (default blockCacheDir(); false: none). */
 export function blockCacheFor(folder: string | false | undefined, fingerprint: string, remoteRoot: string): BlockCache | undefined {
@@ -83,13 +91,18 @@ const rootDir = (base: string, root: string): string => path.join(base, hash(roo
  * pass deletes the remote file, or the file is no longer synced).
  */
 export function changedSinceSent(base: string, remoteRoot: string, localRoot: string): string[] {
+  return [...changedSinceSentHow(base, remoteRoot, localRoot).keys()];
+}
+
+/** changedSinceSent, each file with the way its blocks were hashed when it was sent (its first entry's). */
+export function changedSinceSentHow(base: string, remoteRoot: string, localRoot: string): Map<string, BlockHashKind> {
   let names: string[];
   try {
     names = fs.readdirSync(rootDir(base, remoteRoot)).filter((n) => n.endsWith('.json'));
   } catch {
-    return [];
+    return new Map();
   }
-  const sent = new Map<string, { was: string[]; files: string[] }>();
+  const sent = new Map<string, { was: string[]; files: string[]; kind: BlockHashKind }>();
   for (const n of names) {
     let e: Stored | undefined;
     try {
@@ -99,12 +112,12 @@ export function changedSinceSent(base: string, remoteRoot: string, localRoot: st
     }
     if (e?.root !== remoteRoot || path.isAbsolute(e.rel) || e.rel.split('/').includes('..')) continue;
     const [size, mtime] = e.id.split(' ');
-    const s = sent.get(e.rel) ?? { was: [], files: [] };
+    const s = sent.get(e.rel) ?? { was: [], files: [], kind: kindOf(e) };
     s.was.push(`${size} ${mtime.split('.')[0]}`);
     s.files.push(n);
     sent.set(e.rel, s);
   }
-  return [...sent].filter(([rel, { was, files }]) => {
+  const changed = [...sent].filter(([rel, { was, files }]) => {
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(path.join(localRoot, rel), { throwIfNoEntry: false });
@@ -113,7 +126,8 @@ export function changedSinceSent(base: string, remoteRoot: string, localRoot: st
     }
     if (!st) for (const n of files) new BlockCache(base, '', remoteRoot).remove(n);
     return st?.isFile() && !was.includes(`${st.size} ${Math.floor(st.mtimeMs / 1000)}`);
-  }).map(([rel]) => rel);
+  });
+  return new Map(changed.map(([rel, { kind }]) => [rel, kind]));
 }
 
 /** The entries of one server (its host key's fingerprint) and remote root. */
@@ -138,7 +152,8 @@ export class BlockCache {
     }
     const e = parse(raw);
     if (e && e.server === this.server && e.root === this.root && e.rel === rel) {
-      return { id: e.id, blockSize: e.blockSize, sums: e.sums.match(/.{40}/g) ?? [], crcs: (e.crcs.match(/.{8}/g) ?? []).map((h) => parseInt(h, 16) | 0) };
+      const hex = HASH_HEX[kindOf(e)];
+      return { id: e.id, blockSize: e.blockSize, kind: kindOf(e), sums: e.sums.match(new RegExp(`.{${hex}}`, 'g')) ?? [], crcs: (e.crcs.match(/.{8}/g) ?? []).map((h) => parseInt(h, 16) | 0) };
     }
     this.drop(rel);
     return undefined;
@@ -147,6 +162,7 @@ export class BlockCache {
   /** Remembers `f` for `rel` (a failure to write is no error: the next transfer goes the full way). */
   put(rel: string, f: CachedFile): void {
     const s: Stored = { v: 1, server: this.server, root: this.root, rel, id: f.id, blockSize: f.blockSize, sums: f.sums.join(''), crcs: f.crcs.map((c) => (c >>> 0).toString(16).padStart(8, '0')).join('') };
+    if (f.kind === 'xxh128') s.hash = 'xxh128';
     s.check = digest(s);
     const file = this.file(rel);
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
@@ -183,8 +199,8 @@ function parse(raw: string): Stored | undefined {
   } catch {
     return undefined;
   }
-  if (!s || typeof s !== 'object' || s.v !== 1 || typeof s.check !== 'string' || s.check !== digest(s)) return undefined;
-  const n = typeof s.sums === 'string' ? s.sums.length / 40 : -1;
+  if (!s || typeof s !== 'object' || s.v !== 1 || typeof s.check !== 'string' || (s.hash !== undefined && s.hash !== 'xxh128') || s.check !== digest(s)) return undefined;
+  const n = typeof s.sums === 'string' ? s.sums.length / HASH_HEX[kindOf(s)] : -1;
   const ok = typeof s.id === 'string' && ID.test(s.id) && Number.isSafeInteger(s.blockSize) && s.blockSize > 0 && Number.isInteger(n) && /^[0-9a-f]*$/.test(s.sums) && typeof s.crcs === 'string' && s.crcs.length === 8 * n && /^[0-9a-f]*$/.test(s.crcs);
   return ok && n === Math.ceil(Number(ID.exec(s.id)?.[1]) / s.blockSize) ? s : undefined;
 }

@@ -11,7 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { blockCacheDir, changedSinceSent } from './block-cache';
+import { blockCacheDir, changedSinceSentHow } from './block-cache';
+import { BlockHashKind } from './block-hash';
 import { blockSizeFor, DELTA_MIN_BYTES, localSums } from './delta';
 import { BlockSum } from './delta-remote';
 
@@ -19,6 +20,7 @@ interface Early {
   readonly size: number;
   readonly mtimeMs: number;
   readonly blockSize: number;
+  readonly kind: BlockHashKind;
   readonly sums: Promise<BlockSum[]>;
 }
 
@@ -33,7 +35,7 @@ export class EarlySums {
   /** Starts hashing the files under `localRoot` that changed since they were sent to `remoteRoot` (cache folder `cacheDir`). */
   static start(cacheDir: string, remoteRoot: string, localRoot: string): EarlySums {
     const e = new EarlySums();
-    for (const rel of changedSinceSent(cacheDir, remoteRoot, localRoot)) {
+    for (const [rel, kind] of changedSinceSentHow(cacheDir, remoteRoot, localRoot)) {
       const abs = path.join(localRoot, rel);
       let st: fs.Stats | undefined;
       try {
@@ -43,9 +45,10 @@ export class EarlySums {
       }
       if (!st?.isFile() || st.size < DELTA_MIN_BYTES) continue;
       const blockSize = blockSizeFor(st.size);
-      const sums = localSums(abs, rel, st.size, blockSize);
+      // Hashed the way the server hashed it last time (the cache says), the way it will most likely hash again.
+      const sums = localSums(abs, rel, st.size, blockSize, kind);
       sums.catch(() => undefined); // taken (and its failure reported) by the transfer, or dropped
-      e.started.set(rel, { size: st.size, mtimeMs: st.mtimeMs, blockSize, sums });
+      e.started.set(rel, { size: st.size, mtimeMs: st.mtimeMs, blockSize, kind, sums });
     }
     return e;
   }
@@ -54,10 +57,10 @@ export class EarlySums {
     return this.started.size;
   }
 
-  /** The early sums of `rel` if they were made of the file as `entry` says it is, in blocks of `blockSize`. */
-  take(rel: string, entry: { size: number; mtimeMs: number }, blockSize: number): Promise<BlockSum[]> | undefined {
+  /** The early sums of `rel` if they were made of the file as `entry` says it is, in blocks of `blockSize` hashed the `kind` way. */
+  take(rel: string, entry: { size: number; mtimeMs: number }, blockSize: number, kind: BlockHashKind): Promise<BlockSum[]> | undefined {
     const e = this.started.get(rel);
     this.started.delete(rel);
-    return e && e.size === entry.size && e.mtimeMs === entry.mtimeMs && e.blockSize === blockSize ? e.sums : undefined;
+    return e && e.size === entry.size && e.mtimeMs === entry.mtimeMs && e.blockSize === blockSize && e.kind === kind ? e.sums : undefined;
   }
 }

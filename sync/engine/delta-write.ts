@@ -3,12 +3,12 @@
  * writes each into the temporary copy at the same offset: a `w OFFSET LENGTH` line then the bytes, on
  * the script's stdin, as fast as the channel's window allows (no round trip per range or per write).
  * The local file is read again for exactly those ranges, a block at a time, and must still be a file of
- * its planned size with each block's SHA-1 as first read; a short read or another hash is a
+ * its planned size with each block's hash as first read; a short read or another hash is a
  * LocalReadError ('changed'), never padding. The server forks a `dd` per range:
  * ranges are joined across their smallest gaps down to MAX_RANGES.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import { BlockHashKind, blockHasher } from './block-hash';
 import { crcUpdate } from './cksum';
 import { BlockSum, RemoteDelta } from './delta-remote';
 import { LocalReadError } from './local-read';
@@ -29,20 +29,22 @@ export function joinRanges(ranges: readonly [number, number][], max = MAX_RANGES
   return out;
 }
 
-/** The local file as it was hashed: its planned size, the block size and each block's SHA-1. */
+/** The local file as it was hashed: its planned size, the block size, the hash and each block's hash. */
 export interface Hashed {
   readonly size: number;
   readonly blockSize: number;
+  readonly kind: BlockHashKind;
   readonly blocks: readonly BlockSum[];
 }
 
 /**
  * Sends `ranges` ([start, end) of the local file `abs`, whole blocks) block by block, each read again
- * and checked against its SHA-1 from the first read (a LocalReadError if it changed since); returns
+ * and checked against its hash from the first read (a LocalReadError if it changed since); returns
  * the bytes sent and each sent block's raw CRC (by block index), for the whole file's checksum.
  */
 export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, h: Hashed, ranges: readonly [number, number][], onBytes?: (n: number) => void): Promise<{ written: number; sent: Map<number, number> }> {
   const changed = (): LocalReadError => new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
+  const hash = await blockHasher(h.kind);
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -63,7 +65,7 @@ export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, 
           throw new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read again for its changed blocks (${e.message})`);
         });
         if (bytesRead !== buf.length || buf.length !== h.blocks[i]?.size) throw changed();
-        if (crypto.createHash('sha1').update(buf).digest('hex') !== h.blocks[i].sum) throw changed();
+        if (hash(buf) !== h.blocks[i].sum) throw changed();
         sent.set(i, crcUpdate(0, buf));
         await remote.send(buf);
         written += buf.length;

@@ -2,9 +2,10 @@
  * Changed-blocks transfer for large files whose remote copy exists (issue 13, "Large files"): only the
  * blocks that differ cross the wire, with nothing but sh and coreutils on the server.
  *
- * 1. At once: the server copies its file to a temporary name and hashes its blocks (SHA-1,
- *    delta-remote.ts), while the runner reads the local file once, hashing the same blocks and
- *    checksumming the whole file (CRC-32 as `cksum`, cksum.ts; streamed, one read buffer at a time).
+ * 1. At once: the server copies its file to a temporary name and hashes its blocks (XXH3-128, or SHA-1
+ *    where it has no `xxh128sum`: block-hash.ts; delta-remote.ts), while the runner reads the local file
+ *    once, hashing the same blocks (streamed, one read buffer at a time; again the server's way if it
+ *    hashed another way than the runner guessed).
  * 2. The blocks whose hash or length differ are sent on the script's stdin and written into the copy
  *    at their offsets (delta-write.ts), read again from the local file, which must still have its
  *    planned size.
@@ -21,11 +22,11 @@
  * never more than the whole file plus the checksums). rsync's rolling checksum would find the shifted
  * blocks; that needs a program on the server.
  */
-import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ApplyContext, ApplyResult } from './apply-common';
 import { Limiter } from './apply-sftp';
 import { BlockCache, rememberable } from './block-cache';
+import { BlockHashKind, blockHasher, HASH_ORDER } from './block-hash';
 import { cksumOf, crcCombine, shiftFor } from './cksum';
 import { BlockSum, DeltaFallback, RemoteBlock, RemoteDelta } from './delta-remote';
 import { joinRanges, sendRanges } from './delta-write';
@@ -56,13 +57,14 @@ export function blockSizeFor(size: number): number {
 /** Local reads: 4 MiB (a whole number of blocks: they are powers of two up to MAX_BLOCK), the next one read while this one is hashed. */
 const READ_PIECE = 4 * 1024 * 1024;
 
-/** Reads exactly `size` bytes of `abs` once: each block's SHA-1. */
-export async function localSums(abs: string, rel: string, size: number, blockSize: number): Promise<BlockSum[]> {
+/** Reads exactly `size` bytes of `abs` once: each block's hash, the `kind` way. */
+export async function localSums(abs: string, rel: string, size: number, blockSize: number, kind: BlockHashKind): Promise<BlockSum[]> {
+  const hash = await blockHasher(kind);
   const blocks: BlockSum[] = [];
   for await (const buf of readAhead(abs, rel, size, Math.max(READ_PIECE, blockSize))) {
     for (let off = 0; off < buf.length; off += blockSize) {
       const b = buf.subarray(off, Math.min(off + blockSize, buf.length));
-      blocks.push({ sum: crypto.createHash('sha1').update(b).digest('hex'), size: b.length });
+      blocks.push({ sum: hash(b), size: b.length });
     }
   }
   return blocks;
@@ -135,23 +137,28 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   const writable = ((ctx.remote.get(item.rel)?.mode ?? 0) & 0o200) !== 0;
   const cached = ctx.blockCache?.get(item.rel);
   const known = cached?.blockSize === blockSize ? cached : undefined;
+  const kinds = hooks.kinds ?? HASH_ORDER;
+  // The local blocks are hashed while the server hashes its own: the way the cache says the server
+  // hashed last time, else the best way (the server tells which it used: block-hash.ts).
+  const guess = known?.kind ?? kinds[0];
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
-  const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize) ?? localSums(abs, item.rel, size, blockSize);
-  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, onProgress: () => ctx.onBytes?.(0) }), sums]);
+  const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize, guess) ?? localSums(abs, item.rel, size, blockSize, guess);
+  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, kinds, onProgress: () => ctx.onBytes?.(0) }), sums]);
   if (rs.status === 'rejected') throw rs.reason;
   const remote = rs.value;
   try {
     if (ls.status === 'rejected') throw ls.reason;
+    const local = remote.kind === guess ? ls.value : await localSums(abs, item.rel, size, blockSize, remote.kind);
     await hooks.afterPrepare?.(remote);
-    const ranges = joinRanges(changedRanges(ls.value, remote.blocks, blockSize));
+    const ranges = joinRanges(changedRanges(local, remote.blocks, blockSize));
     ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
-    const { written, sent } = await sendRanges(remote, abs, item.rel, { size, blockSize, blocks: ls.value }, ranges, ctx.onBytes);
+    const { written, sent } = await sendRanges(remote, abs, item.rel, { size, blockSize, kind: remote.kind, blocks: local }, ranges, ctx.onBytes);
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
     const mtime = Math.floor(item.entry.mtimeMs / 1000);
-    const id = await remote.commit(expectedCksum(ls.value, remote.blocks, sent, blockSize), size, item.entry.mode, mtime, { waitEnd: closedAgain(ctx, item.rel) });
-    if (ctx.blockCache) remember(ctx.blockCache, item.rel, rememberable(id, size, mtime) ? id : '', ls.value, remote.blocks, sent, blockSize);
+    const id = await remote.commit(expectedCksum(local, remote.blocks, sent, blockSize), size, item.entry.mode, mtime, { waitEnd: closedAgain(ctx, item.rel) });
+    if (ctx.blockCache) remember(ctx.blockCache, item.rel, rememberable(id, size, mtime) ? id : '', { kind: remote.kind, local, remote: remote.blocks, sent, blockSize });
     return written;
   } catch (e) {
     await remote.abort();
@@ -160,12 +167,12 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
 }
 
 /**
- * Keeps what the remote file `rel` now holds: its identity `id` ('' forgets it) and each block's SHA-1
+ * Keeps what the remote file `rel` now holds: its identity `id` ('' forgets it) and each block's hash
  * and CRC, the runner's for the blocks sent, the server's (or the cache's) for those kept.
  */
-function remember(cache: BlockCache, rel: string, id: string, local: readonly BlockSum[], remote: readonly RemoteBlock[], sent: ReadonlyMap<number, number>, blockSize: number): void {
+function remember(cache: BlockCache, rel: string, id: string, b: { kind: BlockHashKind; local: readonly BlockSum[]; remote: readonly RemoteBlock[]; sent: ReadonlyMap<number, number>; blockSize: number }): void {
   if (!id) return cache.drop(rel);
-  cache.put(rel, { id, blockSize, sums: local.map((b) => b.sum), crcs: local.map((_, i) => sent.get(i) ?? remote[i].crc) });
+  cache.put(rel, { id, blockSize: b.blockSize, kind: b.kind, sums: b.local.map((s) => s.sum), crcs: b.local.map((_, i) => b.sent.get(i) ?? b.remote[i].crc) });
 }
 
 /** Test hooks: run between the steps (the remote copy modified, the local file cut...). */
@@ -174,6 +181,8 @@ export interface DeltaHooks {
   readonly beforeCommit?: (r: RemoteDelta) => Promise<void> | void;
   /** Told why a file is sent whole after all. */
   readonly onFallback?: (why: string) => void;
+  /** The block hashes the server may use, best first (default HASH_ORDER): tests force the SHA-1 way. */
+  readonly kinds?: readonly BlockHashKind[];
 }
 
 /**

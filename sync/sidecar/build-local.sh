@@ -79,7 +79,7 @@ rootfs="$work/rootfs"
 start=$(date +%s)
 
 echo "build-local.sh: debootstrap $suite from $mirror"
-debootstrap --variant=minbase --include=openssh-server,tar,inotify-tools "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+debootstrap --variant=minbase --include=openssh-server,tar,inotify-tools,xxhash "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed (log above). Check that apt can reach $mirror: apt-get update"; }
 
 # What the Containerfile's RUN does, in the new root.

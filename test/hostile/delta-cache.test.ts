@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplyResult } from '../../sync/engine/apply';
 import { BlockCache, changedSinceSent, rememberable } from '../../sync/engine/block-cache';
+import { BlockHashKind } from '../../sync/engine/block-hash';
 import { Connection } from '../../sync/engine/transport';
 import { deltaContext, leftovers, put, scatter, sendOne } from '../support/delta';
 import { Arena, useArena } from '../support/hostile';
@@ -45,16 +46,17 @@ interface Sent {
   readonly bytes: number;
 }
 
-/** Sends REL by changed blocks with the cache of `root` (default: the arena's root) under `base`. */
-async function send(root = a.remote): Promise<Sent> {
+/** Sends REL by changed blocks with the cache of `root` (default: the arena's root) under `base`; `kinds`: the server's block hashes allowed. */
+async function send(root = a.remote, kinds?: readonly BlockHashKind[]): Promise<Sent & { kind?: BlockHashKind }> {
   let bytes = 0;
   const ctx0 = await deltaContext(sshd, a, { onBytes: (n) => (bytes += n) });
   conns.push(ctx0.conn);
   const ctx = { ...ctx0, blockCache: new BlockCache(base, ctx0.conn.fingerprint, root) };
   let cached: boolean | undefined;
   let fallback: string | undefined;
-  const res = await sendOne(ctx, REL, { afterPrepare: (r) => void (cached = r.cached), onFallback: (w) => (fallback = w) });
-  return { res, cached, fallback, bytes };
+  let kind: BlockHashKind | undefined;
+  const res = await sendOne(ctx, REL, { kinds, afterPrepare: (r) => void ((cached = r.cached), (kind = r.kind)), onFallback: (w) => (fallback = w) });
+  return { res, cached, fallback, bytes, kind };
 }
 
 async function settled(): Promise<void> {
@@ -63,7 +65,7 @@ async function settled(): Promise<void> {
 }
 
 /** The remote file sent whole, then changed once by changed blocks (which fills the cache). */
-async function sentOnce(): Promise<Buffer> {
+async function sentOnce(kinds?: readonly BlockHashKind[]): Promise<Buffer> {
   const first = crypto.randomBytes(SIZE);
   put(a, REL, first);
   const s = a.session({ watch: false }); // the folder and the file, whole
@@ -71,7 +73,7 @@ async function sentOnce(): Promise<Buffer> {
   await s.close();
   const next = scatter(first, 4, 100_000);
   put(a, REL, next);
-  expect((await send()).cached).toBe(false);
+  expect((await send(a.remote, kinds)).cached).toBe(false);
   await settled();
   return next;
 }
@@ -148,6 +150,34 @@ test('a truncated entry file, then one with a digit changed: not used, hashed ag
   put(a, REL, scatter(next, 2, 20_000));
   expect((await send()).cached).toBe(false);
   await settled();
+});
+
+test('an entry hashed the SHA-1 way (a server without xxh128sum, or written before XXH3-128): stored as before, the server takes its word, byte-equal', async () => {
+  const next = await sentOnce(['sha1']);
+  const raw = JSON.parse(fs.readFileSync(entryFile(), 'utf8')) as Record<string, unknown>;
+  expect(raw.hash).toBeUndefined(); // the format entries had before XXH3-128 came
+  expect((raw.sums as string).length % 40).toBe(0);
+  expect(new BlockCache(base, conns[0].fingerprint, a.remote).get(REL)?.kind).toBe('sha1');
+  put(a, REL, scatter(next, 3, 50_000));
+  const s = await send(); // the server has xxh128sum, the entry says SHA-1: its word is taken all the same
+  expect(s.cached).toBe(true);
+  expect(s.kind).toBe('sha1');
+  expect(s.bytes).toBeLessThan(0.05 * SIZE);
+  await settled();
+});
+
+test('an SHA-1 entry, the remote file changed in the container: the server hashes its XXH3-128 way, the runner again in that way, byte-equal, the entry now XXH3-128', async () => {
+  const next = await sentOnce(['sha1']);
+  remote(sshd, a, `printf 'written in the container' | dd of=${REL} bs=1 seek=5000 conv=notrunc status=none`);
+  put(a, REL, scatter(next, 2, 20_000));
+  const s = await send();
+  expect(s.cached).toBe(false);
+  expect(s.kind).toBe('xxh128');
+  expect(s.bytes).toBeLessThan(0.05 * SIZE);
+  await settled();
+  const e = new BlockCache(base, conns[0].fingerprint, a.remote).get(REL);
+  expect(e?.kind).toBe('xxh128');
+  expect(e?.sums[0]).toMatch(/^[0-9a-f]{32}$/);
 });
 
 test("an entry whose block checksum is wrong (the file's identity right): the verify catches it, sent whole, the entry forgotten", async () => {

@@ -146,6 +146,24 @@ describe('never a wrong or half file in place', () => {
     return { base, next };
   }
 
+  test("the server hashes blocks with XXH3-128 where it has xxh128sum (the sidecar's), else with SHA-1: byte-equal either way, under 5 % sent", async () => {
+    for (const kinds of [undefined, ['sha1' as const]]) {
+      const { next } = await changedFile();
+      let kind: string | undefined;
+      let bytes = 0;
+      const ctx = await deltaContext(sshd, a, { onBytes: (n) => (bytes += n) });
+      conn = ctx.conn;
+      const res = await sendOne(ctx, 'big.bin', { kinds, afterPrepare: (r) => void (kind = r.kind) });
+      await conn.close();
+      expect(res.unsent).toEqual([]);
+      if (kinds === undefined && kind !== 'xxh128') throw new Error(`the server hashed with ${kind}: 'xxh128sum' is needed on this machine for this test; install it with 'apt-get install -y xxhash'`);
+      expect(kind).toBe(kinds?.[0] ?? 'xxh128');
+      expect(bytes).toBeLessThan(0.05 * SIZE);
+      await settled();
+      expect(fs.readFileSync(path.join(a.remote, 'big.bin')).equals(next)).toBe(true);
+    }
+  });
+
   test('the temporary copy modified after hashing: the check catches it, the file is sent whole', async () => {
     await changedFile();
     let verified = false;
