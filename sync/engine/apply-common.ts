@@ -14,7 +14,7 @@
  * final mode last, deepest first; so a 0555 folder with contents mirrors like any other.
  */
 import { BlockCache } from './block-cache';
-import type { EarlySums } from './delta-early';
+import type { EarlyRemote, EarlySums } from './delta-early';
 import { Plan, PlanItem } from './plan';
 import { Connection, RemoteError } from './transport';
 import { Entry } from './tree';
@@ -63,6 +63,8 @@ export interface ApplyContext {
   readonly blockCache?: BlockCache;
   /** Local block sums of large files started before the listing (delta-early.ts). */
   readonly earlySums?: EarlySums;
+  /** The server's copies and block hashes begun before the listing (delta-early.ts); the first pass only. */
+  readonly earlyRemote?: EarlyRemote;
 }
 
 export function parentOf(rel: string): string {

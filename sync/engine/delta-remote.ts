@@ -29,8 +29,15 @@ import { ClientChannel } from 'ssh2';
 import { CachedFile } from './block-cache';
 import { BlockHashKind, HASH_HEX, HASH_ORDER, HASH_TOOLS, kindOfTool } from './block-hash';
 import { crcOfCksum } from './cksum';
+import { remoteRootShellCheck } from '../../lib/remote-root';
 import { Connection } from './transport';
 import { shQuote } from './tree';
+
+/** The local file's size and whole-second mtime, for a script started before the listing: it stops when the remote file has both. */
+export interface Unless {
+  readonly size: number;
+  readonly mtime: number;
+}
 
 /** A block: the hash of its bytes (hex, block-hash.ts) and its length. */
 export interface BlockSum {
@@ -60,7 +67,7 @@ const IDENTITY = "-printf '%s %T@ %i %C@'";
  * copies while `split` cuts the file into block files; they are hashed by the first of `kinds` the
  * server has, and `cksum`ed, at once.
  */
-export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known = '', kinds: readonly BlockHashKind[] = HASH_ORDER): string {
+export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known = '', kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless): string {
   // The file's folder entered physically and checked to be that folder of the physical root: a folder the
   // server replaced by a symlink since the listing is not worked in (the file then goes whole, by a path
   // that checks too).
@@ -73,7 +80,24 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
           `cd -P -- ./${shQuote(dir)} || exit 65`,
           `[ "$(pwd -P)" = "$r"/${shQuote(dir)} ] || { echo "its folder resolves outside the root (a symlink made on the server)" >&2; exit 65; }`,
         ];
+  // Started before the listing (delta-early.ts): the root is checked as the listing's preparation checks
+  // it (nothing is written under a root it refuses), and the script stops having copied nothing when
+  // the remote file will not go by changed blocks: its size and whole-second mtime are the local file's
+  // (the plan leaves it), or it is under a quarter of the local size (deltaCandidate).
+  const ahead = early
+    ? [
+        `real=$(realpath -m -- ${shQuote(root)} 2>/dev/null) || exit 65`,
+        `( ${remoteRootShellCheck('real', 65)} ) || { echo "the root resolves to a refused place" >&2; exit 65; }`,
+      ]
+    : [];
+  const skip = early
+    ? [
+        'z=${s%% *} m=${s#* }; m=${m%%[. ]*}',
+        `if [ "$z" = ${early.size} ] && [ "$m" = ${early.mtime} ] || [ $((z * 4)) -lt ${early.size} ]; then printf '%s skip\n' ${MARK}; exit 0; fi`,
+      ]
+    : [];
   return [
+    ...ahead,
     ...enter,
     `f=./${shQuote(name)} t=${temp} ok= pc= ph= hs=`,
     // On any exit (set +e: a failed job must not stop the cleanup), cp and the hashing are
@@ -89,6 +113,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     'set -e',
     `s=$(find "$f" -maxdepth 0 -type f ${IDENTITY})`,
     '[ -n "$s" ] || { echo "not a regular file" >&2; exit 65; }',
+    ...skip,
     'cp -- "$f" "$t" & pc=$!',
     // Still the file the runner last wrote (block-cache.ts): its blocks are known, only the copy is made.
     `if [ "$s" = ${shQuote(known || '-')} ]; then`,
@@ -175,6 +200,15 @@ function hasLine(out: string, line: string): boolean {
   return false;
 }
 
+interface StartOptions {
+  readonly blockSize: number;
+  /** Whether the remote file is writable by its owner (else the copy is made so). */
+  readonly writable: boolean;
+  readonly known?: CachedFile;
+  readonly kinds?: readonly BlockHashKind[];
+  readonly onProgress: () => void;
+}
+
 /** One file's script on its exec channel: the checksums once started, then `commit` or `abort`. */
 export class RemoteDelta {
   private out = '';
@@ -202,12 +236,24 @@ export class RemoteDelta {
    * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
    * told of each line the server prints (split says each block it makes: the stall watchdog sees work).
    */
-  static async start(conn: Connection, rel: string, remoteRoot: string, o: { blockSize: number; writable: boolean; known?: CachedFile; kinds?: readonly BlockHashKind[]; onProgress: () => void }): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
-    const { blockSize } = o;
+  static start(conn: Connection, rel: string, remoteRoot: string, o: StartOptions): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
+    return RemoteDelta.begin(conn, rel, remoteRoot, o).ready;
+  }
+
+  /**
+   * `start`, also naming the copy (a plain name beside the file) at once: the listing may see it while
+   * the script runs. With `unless`, the script may stop having done nothing (`ready` then rejects).
+   */
+  static begin(conn: Connection, rel: string, remoteRoot: string, o: StartOptions & { unless?: Unless }): { temp: string; ready: Promise<RemoteDelta & { blocks: RemoteBlock[] }> } {
     const temp = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
+    return { temp, ready: RemoteDelta.run(conn, rel, remoteRoot, temp, o) };
+  }
+
+  private static async run(conn: Connection, rel: string, remoteRoot: string, temp: string, o: StartOptions & { unless?: Unless }): Promise<RemoteDelta & { blocks: RemoteBlock[] }> {
+    const { blockSize } = o;
     const remoteAbs = path.posix.join(remoteRoot, rel);
     const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known?.id, o.kinds);
+    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known?.id, o.kinds, o.unless);
     let ch: ClientChannel;
     try {
       ch = await conn.channel(`sh -c ${shQuote(script)}`);
@@ -216,7 +262,8 @@ export class RemoteDelta {
       throw new DeltaFallback(rel, `no exec channel (${(e as Error).message})`); // the server's MaxSessions, say
     }
     const d = new RemoteDelta(conn, ch, rel, path.posix.join(path.posix.dirname(remoteAbs), temp), o.onProgress);
-    if (!(await d.until(`${MARK} end`))) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`);
+    if (!(await d.until(`${MARK} end`)) && hasLine(d.out, `${MARK} skip`)) throw new DeltaFallback(rel, 'not begun: the remote file has the local size and mtime, or is under a quarter of the size');
+    if (!hasLine(d.out, `${MARK} end`)) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`);
     const parsed = parseBlocks(rel, d.out, blockSize, o.known);
     d.seen = parsed.seen;
     d.cached = parsed.cached;

@@ -143,7 +143,10 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   const guess = known?.kind ?? kinds[0];
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
   const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize, guess) ?? localSums(abs, item.rel, size, blockSize, guess);
-  const [rs, ls] = await Promise.allSettled([RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, kinds, onProgress: () => ctx.onBytes?.(0) }), sums]);
+  // The server's side: begun before the listing (delta-early.ts) if it was for this very transfer.
+  const begin = async (): Promise<RemoteDelta & { blocks: RemoteBlock[] }> =>
+    (await ctx.earlyRemote?.take(item.rel, { conn: ctx.conn, blockSize, knownId: known?.id ?? '', kinds })) ?? RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, kinds, onProgress: () => ctx.onBytes?.(0) });
+  const [rs, ls] = await Promise.allSettled([begin(), sums]);
   if (rs.status === 'rejected') throw rs.reason;
   const remote = rs.value;
   try {

@@ -16,7 +16,7 @@ import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { blockCacheFor } from './block-cache';
-import { EarlySums, earlySumsFor } from './delta-early';
+import { EarlyRemote, EarlySums, earlySumsFor } from './delta-early';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { Plan, planDiff } from './plan';
@@ -67,6 +67,12 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   private firstListing?: { conn: Connection; listing: RemoteListing };
   /** Local sums of changed large files, started before the first listing (delta-early.ts); the first pass only. */
   private early?: EarlySums;
+  /**
+   * The server's copies and block hashes of large files, begun once both the first connection and the
+   * first local scan are there (delta-early.ts); `pre` is that scan until then. The first pass only.
+   */
+  private earlyRemote?: EarlyRemote;
+  private pre?: ScanResult;
 
   constructor(options: SyncOptions) {
     super();
@@ -116,12 +122,14 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
         // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
         pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
         this.early = earlySumsFor(this.options.blockCache, this.options.remoteRoot, this.options.localRoot); // hashed while the listing comes
+        this.pre = pre;
+        this.beginEarly();
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
       }
       await connecting;
-      let stats = await this.firstPass(pre).finally(() => (this.early = undefined));
+      let stats = await this.firstPass(pre).finally(() => this.endEarly());
       if (this.options.watch === false) stats = await this.settleChanged(stats);
       this.scheduler.clearStep();
       const ready = { ...stats, ms: performance.now() - t0, total: this.index.size };
@@ -149,6 +157,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       await connectWithBackoff(this.options, attempts, this.abort.signal, {
         setup: async (conn) => {
           this.conn = conn; // from here on the stall watchdog can drop it
+          if (first) this.beginEarly();
           this.hostFingerprint = conn.fingerprint;
           conn.onDrop(() => {
             if (!this.closing) this.scheduler.schedule(0);
@@ -164,6 +173,23 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       throw e;
     }
     this.emit('connected', { host: this.options.host, port: this.options.port, fingerprint: this.hostFingerprint });
+  }
+
+  /** Begins the server's work on large files once the first connection and the first scan are both there. */
+  private beginEarly(): void {
+    const conn = this.conn;
+    if (!this.pre || !conn?.alive || this.earlyRemote) return;
+    this.earlyRemote = EarlyRemote.start(conn, this.options.remoteRoot, this.pre.tree, { cache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), onProgress: () => this.countBytes(0) });
+    this.pre = undefined;
+  }
+
+  /** After the first pass: what was begun early and not used is ended (its copies removed). */
+  private async endEarly(): Promise<void> {
+    this.early = undefined;
+    this.pre = undefined;
+    const e = this.earlyRemote;
+    this.earlyRemote = undefined;
+    await e?.dropRest();
   }
 
   /** The live connection, or a new one (a full pass is then owed). */
@@ -213,7 +239,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.reportForeign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
     const plan = planDiff(local.tree, remote.tree);
-    plan.deletes.push(...remote.leftovers);
+    // Not the copies of scripts begun before the listing (delta-early.ts): they may be at work.
+    plan.deletes.push(...remote.leftovers.filter((rel) => !this.earlyRemote?.owns(rel)));
     this.beginProgress(plan);
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
     this.index = local.tree as CompactIndex;
@@ -284,7 +311,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined };
   }
 
   private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {

@@ -1,0 +1,170 @@
+/**
+ * The server's copy and block hashes begun before the listing (sync/engine/delta-early.ts, EarlyRemote),
+ * against the sidecar's sshd run by a non-root user, through whole sessions (`kubedev sync --once`): a
+ * changed large file goes by the script begun early, byte-equal; a no-op re-attach copies nothing; a
+ * script not taken is ended with its copy removed while the transfer runs its own; the listing does not
+ * delete a begun script's copy but still deletes a killed run's leftovers; a root that resolves to a
+ * refused place gets nothing written.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EarlyRemote } from '../../sync/engine/delta-early';
+import { RemoteDelta } from '../../sync/engine/delta-remote';
+import { Connection } from '../../sync/engine/transport';
+import { leftovers, put, scatter } from '../support/delta';
+import { Arena, useArena } from '../support/hostile';
+import { Sshd } from '../support/sshd';
+import { remote } from '../support/two-way';
+
+jest.setTimeout(60_000);
+
+const SIZE = 16 * 1024 * 1024;
+const REL = 'data/big.bin';
+
+const h = useArena();
+let sshd: Sshd;
+let a: Arena;
+beforeEach(() => {
+  sshd = h.sshd();
+  a = h.arena();
+});
+afterEach(() => jest.restoreAllMocks());
+
+/** One `--once` pass; what EarlyRemote.take handed on (a script, or undefined), per call. */
+async function once(): Promise<{ taken: unknown[]; begun: number; stopped: string[]; started: number }> {
+  const take = jest.spyOn(EarlyRemote.prototype, 'take');
+  const begin = jest.spyOn(RemoteDelta, 'begin');
+  const start = jest.spyOn(RemoteDelta, 'start');
+  const s = a.session({ watch: false });
+  await s.start();
+  await s.close();
+  const taken = await Promise.all(take.mock.results.map((r) => r.value as Promise<unknown>));
+  const early = begin.mock.results.filter((_, i) => begin.mock.calls[i][3].unless !== undefined);
+  const stopped = (await Promise.all(early.map((r) => (r.value as ReturnType<typeof RemoteDelta.begin>).ready.then(() => '', (e: Error) => e.message)))).filter((m) => m !== '');
+  const started = start.mock.calls.length;
+  jest.restoreAllMocks();
+  return { taken, begun: early.length, stopped, started };
+}
+
+/** The remote holding `buf` as REL (sent by a pass), then REL changed locally in 4 places. */
+async function seeded(): Promise<Buffer> {
+  const first = crypto.randomBytes(SIZE);
+  put(a, REL, first);
+  const r = await once();
+  expect(r.begun).toBe(1); // begun, found no remote file: stopped, the file sent whole
+  expect(r.taken).toEqual([]);
+  const next = scatter(first, 4, 100_000);
+  put(a, REL, next);
+  return next;
+}
+
+test('a changed large file goes by the script begun before the listing: byte-equal, nothing left behind', async () => {
+  await seeded();
+  const r = await once();
+  expect(r.begun).toBe(1);
+  expect(r.taken).toHaveLength(1);
+  expect(r.taken[0]).toBeInstanceOf(RemoteDelta);
+  expect(r.started).toBe(0); // no script of its own
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
+test('a no-op re-attach: the early script stops at its first look, nothing is copied (the folder is not touched)', async () => {
+  await seeded();
+  await once();
+  const dir = path.join(a.remote, 'data');
+  const before = fs.statSync(dir).mtimeMs;
+  const r = await once();
+  expect(r.begun).toBe(1);
+  expect(r.stopped).toEqual([expect.stringMatching(/not begun: the remote file has the local size and mtime/)]);
+  expect(r.taken).toEqual([]);
+  expect(fs.statSync(dir).mtimeMs).toBe(before); // no copy was made there, not even for a moment
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
+test('a remote copy under a quarter of the local size: the early script stops, the file goes whole', async () => {
+  put(a, REL, crypto.randomBytes(SIZE));
+  await once();
+  remote(sshd, a, `truncate -s ${SIZE / 8} ${REL}`);
+  const dir = path.join(a.remote, 'data');
+  const before = fs.statSync(dir).mtimeMs;
+  const r = await once();
+  expect(r.stopped).toEqual([expect.stringMatching(/not begun: .*under a quarter/)]);
+  expect(r.taken).toEqual([]); // not a changed-blocks candidate: take is never asked, no script of its own
+  expect(r.started).toBe(0);
+  expect(fs.statSync(dir).mtimeMs).toBeGreaterThan(before); // written whole (by its own temporary name)
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
+test('a script begun early but not handed on (as when the plan wants another block size): ended, its copy removed; the transfer runs its own', async () => {
+  await seeded();
+  jest.spyOn(EarlyRemote.prototype, 'take').mockResolvedValue(undefined);
+  const drop = jest.spyOn(EarlyRemote.prototype, 'dropRest');
+  const s = a.session({ watch: false });
+  await s.start();
+  await s.close();
+  expect(drop).toHaveBeenCalledTimes(1);
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
+test("the listing does not delete a begun script's copy, and still deletes a killed run's leftovers", async () => {
+  await seeded();
+  // A killed run's copy and block files, beside the file.
+  remote(sshd, a, `head -c 1000 /dev/zero > data/.kubedev-0123456789ab.tmp && : > data/.kubedev-0123456789ab.tmp.000001`);
+  // The listing held back until the early script has made its copy, so that the listing sees it.
+  const begin = RemoteDelta.begin.bind(RemoteDelta);
+  let copying: Promise<unknown> = Promise.resolve();
+  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
+    const run = begin(...args);
+    copying = run.ready.catch(() => undefined);
+    return run;
+  });
+  const exec = Connection.prototype.exec;
+  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
+    if (command === 'sh -s' && String(rest[0]).includes('find')) await copying;
+    return exec.call(this, command, ...rest);
+  });
+  const owns = jest.spyOn(EarlyRemote.prototype, 'owns');
+  const commit = jest.spyOn(RemoteDelta.prototype, 'commit');
+  const s = a.session({ watch: false });
+  await s.start();
+  await s.close();
+  const asked = owns.mock.calls.map((c) => c[0]);
+  const mine = owns.mock.calls.filter((_, i) => owns.mock.results[i].value === true).map((c) => c[0]);
+  expect(asked).toEqual(expect.arrayContaining(['data/.kubedev-0123456789ab.tmp']));
+  expect(mine.length).toBeGreaterThan(0); // the listing saw the script's copy: kept
+  expect(mine).not.toContain('data/.kubedev-0123456789ab.tmp');
+  // The script's copy was there to the end: put in place by changed blocks, not sent whole after all.
+  expect(commit).toHaveBeenCalledTimes(1);
+  await expect(commit.mock.results[0].value).resolves.toMatch(/^\d+ /);
+  expect(leftovers(a.remote)).toEqual([]); // the killed run's gone, the script's renamed into place
+  expect(a.differences()).toEqual([]);
+});
+
+test('a root that resolves to a refused place (/tmp, through a symlink): the early script writes nothing there, the session refuses', async () => {
+  const name = `kubedev-early-${crypto.randomBytes(4).toString('hex')}.bin`;
+  const local = crypto.randomBytes(SIZE);
+  put(a, name, local);
+  const there = path.join('/tmp', name);
+  fs.writeFileSync(there, scatter(local, 2, 1000));
+  fs.chownSync(there, sshd.uid, sshd.gid);
+  fs.rmSync(a.remote, { recursive: true, force: true });
+  fs.symlinkSync('/tmp', a.remote);
+  const seen: string[] = [];
+  const w = fs.watch('/tmp', (_e, f) => f && String(f).startsWith('.kubedev-') && seen.push(String(f)));
+  try {
+    const s = a.session({ watch: false });
+    await expect(s.start()).rejects.toThrow(/resolves to '\/tmp'/);
+    await s.close();
+    await new Promise((r) => setTimeout(r, 200)); // events still on their way
+  } finally {
+    w.close();
+    fs.rmSync(there, { force: true });
+    fs.unlinkSync(a.remote);
+  }
+  expect(seen).toEqual([]);
+});
