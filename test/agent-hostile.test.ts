@@ -140,12 +140,17 @@ test('a client killed (SIGKILL) mid-run: the agent stops that run within a momen
   for (let i = 0; i < 60; i++) big[`d${i % 6}/f${i}.bin`] = `${i}`.repeat(1_000_000);
   writeTree(local, big);
   let killedAt = 0;
+  // Killed once the transfer is seen on the remote (a timer would miss a run that ends first).
   const killed = await run(flags(local, remote), env, {
-    started: (c) =>
-      setTimeout(() => {
+    started: (c) => {
+      const poll = setInterval(() => {
+        if (!fs.readdirSync(remote).some((n) => n !== 'a.txt')) return;
+        clearInterval(poll);
         killedAt = Date.now();
         c.kill('SIGKILL');
-      }, 700),
+      }, 2);
+      c.on('exit', () => clearInterval(poll));
+    },
   });
   expect(killed.signal).toBe('SIGKILL');
   // The agent says 'busy' while that run still goes on.
