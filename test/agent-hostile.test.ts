@@ -180,6 +180,15 @@ test('a run with other groups (newgrp, sg, a new login after usermod -aG) meets 
   expect(socketFor(env, 4242)).not.toBe(mine);
 });
 
+test('a run in another locale (LANG, LC_*) meets another agent: the messages it passes on are in its own language', () => {
+  const { env } = runtime();
+  const mine = socketFor({ ...env, LANG: 'C.UTF-8' });
+  expect(socketFor({ ...env, LANG: 'C.UTF-8' })).toBe(mine);
+  expect(socketFor({ ...env, LANG: 'de_DE.UTF-8' })).not.toBe(mine);
+  expect(socketFor({ ...env, LANG: 'C.UTF-8', LC_MESSAGES: 'fr_FR.UTF-8' })).not.toBe(mine);
+  expect(socketFor({ ...env, LANG: 'C.UTF-8', SHELL: '/bin/zsh' })).toBe(mine); // what a run does not read changes nothing
+});
+
 test('a run in another mount namespace (a container sharing the runtime folder: toolbox, distrobox) meets another agent: its paths name other files', () => {
   if (process.getuid?.() !== 0) throw new Error('this test makes a mount namespace (unshare --mount): run the suite as root');
   const { env } = runtime();

@@ -9,7 +9,7 @@
  * - Its name holds a hash of what makes two runs interchangeable: kubedev's build (the folder and the
  *   agent file's inode, size, modification and change times, so a rebuilt or upgraded kubedev never
  *   talks to an old agent), the Node binary, the user's ids and groups, the mount namespace, and the
- *   environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*). A run from
+ *   environment the run reads (HOME, PATH, TMPDIR, NODE_OPTIONS, XDG_*, KUBEDEV_*, the locale). A run from
  *   another environment meets another agent, never one that reads other keys.
  * - `KUBEDEV_AGENT=off` never uses one; `on` always; unset: on, except where `CI` is set (a CI job
  *   gets no process left behind) and on Windows (named pipes there are not private by default).
@@ -48,10 +48,13 @@ function hash(text: string): string {
   return ((h1 >>> 0) * 0x100000 + (h2 & 0xfffff)).toString(36);
 }
 
+/** The locale (the language of the local tar's and gzip's messages a run passes on). */
+const LOCALE = /^(LANG|LANGUAGE|LC_[A-Z_]+)$/;
+
 /** The environment variables a run reads, as one text (sorted). */
 export function envText(env: NodeJS.ProcessEnv): string {
   const keys = Object.keys(env)
-    .filter((k) => k === 'HOME' || k === 'PATH' || k === 'TMPDIR' || k === 'NODE_OPTIONS' || k.startsWith('XDG_') || (k.startsWith('KUBEDEV_') && !k.startsWith('KUBEDEV_AGENT')))
+    .filter((k) => LOCALE.test(k) || k === 'HOME' || k === 'PATH' || k === 'TMPDIR' || k === 'NODE_OPTIONS' || k.startsWith('XDG_') || (k.startsWith('KUBEDEV_') && !k.startsWith('KUBEDEV_AGENT')))
     .sort();
   return keys.map((k) => `${k}=${env[k]}`).join('\0');
 }
