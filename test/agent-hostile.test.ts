@@ -180,6 +180,33 @@ test('a run with other groups (newgrp, sg, a new login after usermod -aG) meets 
   expect(socketFor(env, 4242)).not.toBe(mine);
 });
 
+test('a client that stops waiting before it says go (its 3 s ran out as the agent answered): the agent never begins the run, and serves the next', async () => {
+  const { dir, env, local, remote } = await withAgent({ 'a.txt': 'x' });
+  fs.writeFileSync(path.join(local, 'a.txt'), 'changed');
+  const [sock] = sockets(dir);
+  const req = JSON.stringify({ v: 1, argv: flags(local, remote), cwd: local, tty: {} });
+  // The request, the agent's Started, then the client leaves without its go (as a client whose timer fired).
+  const got = await new Promise<Buffer>((resolve) => {
+    const s = net.connect(sock);
+    const bytes: Buffer[] = [];
+    s.on('error', () => undefined);
+    s.on('data', (b: Buffer) => {
+      bytes.push(b);
+      // Left a while after Started (the old protocol began at Started: by then the run was done).
+      if (Buffer.concat(bytes)[0] === Frame.Started) setTimeout(() => s.destroy(), 400);
+    });
+    s.once('close', () => resolve(Buffer.concat(bytes)));
+    s.write(`${req}\n`);
+  });
+  expect(got[0]).toBe(Frame.Started);
+  await new Promise((r) => setTimeout(r, 1000));
+  expect(fs.readFileSync(path.join(remote, 'a.txt'), 'utf8')).toBe('x'); // not begun
+  const next = await run(flags(local, remote), env);
+  expect(next.code).toBe(0);
+  expect(synced(next.stdout).files).toBe(1); // served (the agent was free again) and the change sent once
+  expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+});
+
 test('a run in another locale (LANG, LC_*) meets another agent: the messages it passes on are in its own language', () => {
   const { env } = runtime();
   const mine = socketFor({ ...env, LANG: 'C.UTF-8' });

@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
-import { AgentRequest, AgentSignal, Frame, FrameReader } from './frames';
+import { AgentGo, AgentRequest, AgentSignal, Frame, FrameReader } from './frames';
 import { AGENT_MAIN, agentAllowed, socketPath } from './where';
 
 /** How long an agent may take to take a run (it answers from its event loop at once: ~1 ms). */
@@ -47,6 +47,8 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
   return new Promise((resolve) => {
     const sock = net.connect(socket);
     let wrote = false;
+    /** The agent was told to begin (after that, this process never runs the command itself). */
+    let went = false;
     let outcome: AgentOutcome | undefined;
     let signals = 0;
     const onSignal = (signal: AgentSignal['signal']): void => {
@@ -72,8 +74,12 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
       } else if (type === Frame.Exit) {
         const code = Number(body.toString('utf8'));
         finish({ code: Number.isInteger(code) && code >= 0 && code < 256 ? code : 1 });
-      } else if (type === Frame.Started) clearTimeout(answer);
-      else if (type === Frame.Decline && !wrote) finish({ here: 'declined' });
+      } else if (type === Frame.Started && !outcome && !went) {
+        // From here the run is the agent's: this process will not run it itself.
+        clearTimeout(answer);
+        went = true;
+        sock.write(`${JSON.stringify({ go: true } satisfies AgentGo)}\n`);
+      } else if (type === Frame.Decline && !wrote) finish({ here: 'declined' }); // before the run, or a run it does not serve (NotServed: nothing done)
     });
     // An agent that does not answer at once is wedged: the run happens here (no new agent is left).
     const answer = setTimeout(() => finish({ here: 'declined' }), ANSWER_MS);
@@ -91,7 +97,7 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
     });
     sock.once('close', () => {
       if (outcome) return;
-      if (!wrote) return finish({ here: 'lost' });
+      if (!went) return finish({ here: 'lost' });
       process.stderr.write("kubedev: the background agent stopped before the run ended; run the command again (KUBEDEV_AGENT=off runs without an agent)\n");
       finish({ code: 1 });
     });

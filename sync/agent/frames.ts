@@ -1,5 +1,6 @@
 /**
- * The agent's wire: the client sends JSON lines (the request first, then signals); the agent sends
+ * The agent's wire: the client sends JSON lines (the request, its go once the agent said Started, then
+ * signals); the agent sends
  * frames of one type byte and a 4-byte big-endian length: the run's stdout and stderr bytes, its exit
  * code, or a refusal (the client then runs in its own process).
  */
@@ -10,7 +11,11 @@ export const Frame = {
   Exit: 3,
   /** The agent will not run this request (busy, a folder it cannot enter): the client runs it itself. */
   Decline: 4,
-  /** The agent took the run (sent at once: a client that gets neither this nor a refusal soon runs it itself). */
+  /**
+   * The agent will take the run (sent at once: a client that gets neither this nor a refusal soon runs
+   * it itself). The run begins only when the client answers `{"go":true}`: a client that gave up
+   * waiting never sends it, so a late agent and the client never run it both.
+   */
   Started: 5,
 } as const;
 export type Frame = (typeof Frame)[keyof typeof Frame];
@@ -27,6 +32,11 @@ export interface AgentRequest {
 /** A later line from the client. */
 export interface AgentSignal {
   readonly signal: 'SIGINT' | 'SIGTERM';
+}
+
+/** The client's answer to Started: the run may begin (it will not run it itself). */
+export interface AgentGo {
+  readonly go: true;
 }
 
 export function frame(type: Frame, payload: Buffer | string): Buffer {

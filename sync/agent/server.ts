@@ -138,17 +138,23 @@ export class Agent {
     sock.on('error', () => undefined);
     let started = false;
     const ac = new AbortController();
+    let go: () => void = () => undefined;
+    const went = new Promise<boolean>((resolve) => {
+      go = () => resolve(true);
+      ac.signal.addEventListener('abort', () => resolve(false));
+    });
     const lines = new LineReader((v) => {
       if (!started) {
         started = true;
-        void this.serve(sock, v, ac);
-      } else if (v && typeof v === 'object' && 'signal' in v) ac.abort(new Error('stopped by the client'));
+        void this.serve(sock, v, ac, went);
+      } else if (v && typeof v === 'object' && 'go' in v && v.go === true) go();
+      else if (v && typeof v === 'object' && 'signal' in v) ac.abort(new Error('stopped by the client'));
     });
     sock.on('data', (b: Buffer) => lines.push(b));
     sock.once('close', () => ac.abort(new Error('the client left')));
   }
 
-  private async serve(sock: net.Socket, req: unknown, ac: AbortController): Promise<void> {
+  private async serve(sock: net.Socket, req: unknown, ac: AbortController, went: Promise<boolean>): Promise<void> {
     if (ac.signal.aborted) return; // the client gave up waiting (this agent was held up) and runs it itself
     // Leaving (idle, or its socket replaced): a request accepted meanwhile is run by its client.
     if (!isRequest(req) || this.busy || this.leaving) return void sock.end(frame(Frame.Decline, this.busy ? 'busy' : this.leaving ? 'leaving' : 'not a request this agent serves'));
@@ -160,6 +166,13 @@ export class Agent {
     this.busy = true;
     if (this.idle) clearTimeout(this.idle);
     sock.write(frame(Frame.Started, ''));
+    // Begun only on the client's go: a client that stopped waiting runs it itself, and this agent not.
+    if (!(await went)) {
+      this.busy = false;
+      process.chdir('/');
+      this.rearm();
+      return void sock.destroy();
+    }
     let code = 1;
     let declined = false;
     const mark = this.pool.mark();
