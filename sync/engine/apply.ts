@@ -18,7 +18,7 @@ export function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
   // A watching session starts the remote helper in the background on the first plan of a connection
   // (the first pass), so the first save over a slow link already finds it (remote-helper.ts).
   if (ctx.method === undefined && ctx.watching !== false) helperFor(ctx.conn, ctx.remoteRoot);
-  return withDeltas(ctx, plan, (p) => applyWhole(ctx, p));
+  return withDeltas(ctx, plan, applyWhole);
 }
 
 /** Applies `plan` choosing tar for bulk, SFTP otherwise. */

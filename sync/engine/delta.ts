@@ -189,13 +189,26 @@ export interface DeltaHooks {
 }
 
 /**
+ * The remote as the whole-file part of `plan` left it, for what runs after it: its folders with the
+ * plan's modes. A folder the plan opened (chmod from 0555 to 0755, say) is then not "restored" to its
+ * old mode by the changed-blocks transfers into it (withWritableParents closes only what it opened).
+ */
+function afterWhole(ctx: ApplyContext, plan: Plan): ApplyContext {
+  const dirs = new Map<string, PlanItem['entry']>();
+  for (const i of [...plan.dirs, ...plan.chmods]) if (i.entry.type === 'dir') dirs.set(i.rel, i.entry);
+  if (dirs.size === 0) return ctx;
+  return { ...ctx, remote: { get: (rel) => dirs.get(rel) ?? ctx.remote.get(rel) } };
+}
+
+/**
  * Applies `plan`: the whole-file way (`whole`) for everything but large files with a remote copy, which
  * then go by changed blocks; one that cannot (DeltaFallback) is sent whole after all.
  */
-export async function withDeltas(ctx: ApplyContext, plan: Plan, whole: (p: Plan) => Promise<ApplyResult>, hooks: DeltaHooks = {}): Promise<ApplyResult> {
-  const big = plan.files.filter((f) => deltaCandidate(ctx, f));
-  if (big.length === 0) return whole(plan);
-  const rest = await whole({ ...plan, files: plan.files.filter((f) => !big.includes(f)) });
+export async function withDeltas(ctx0: ApplyContext, plan: Plan, whole: (c: ApplyContext, p: Plan) => Promise<ApplyResult>, hooks: DeltaHooks = {}): Promise<ApplyResult> {
+  const big = plan.files.filter((f) => deltaCandidate(ctx0, f));
+  if (big.length === 0) return whole(ctx0, plan);
+  const rest = await whole(ctx0, { ...plan, files: plan.files.filter((f) => !big.includes(f)) });
+  const ctx = afterWhole(ctx0, plan);
   const fallback: PlanItem[] = [];
   const res = { changed: [...rest.changed], unsent: [...rest.unsent], warnings: [...rest.warnings], bytes: rest.bytes, method: 'sftp' as ApplyResult['method'] };
   const limit = new Limiter(DELTA_PARALLEL);
@@ -219,7 +232,7 @@ export async function withDeltas(ctx: ApplyContext, plan: Plan, whole: (p: Plan)
   };
   await withWritableParents(ctx, only, () => Promise.all(big.map((f) => limit.run(() => one(f)))));
   if (fallback.length > 0) {
-    const again = await whole({ ...only, files: fallback });
+    const again = await whole(ctx, { ...only, files: fallback });
     res.changed.push(...again.changed);
     res.unsent.push(...again.unsent);
     res.warnings.push(...again.warnings);

@@ -111,6 +111,29 @@ test('a script begun early but not handed on (as when the plan wants another blo
   expect(a.differences()).toEqual([]);
 });
 
+test('a read-only folder (0555 on both sides): the early script cannot copy there and is not used; the transfer opens the folder, sends by changed blocks and closes it again', async () => {
+  await seeded();
+  fs.chmodSync(path.join(a.local, 'data'), 0o555);
+  remote(sshd, a, 'chmod 0555 data');
+  const r = await once();
+  expect(r.begun).toBe(1);
+  expect(r.stopped).toEqual([expect.stringMatching(/could not copy and checksum it/)]);
+  expect(r.started).toBe(1); // the transfer's own script, in the folder opened for it
+  expect(fs.statSync(path.join(a.remote, 'data')).mode & 0o777).toBe(0o555);
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
+test('a folder the container made read-only (0755 locally): the pass gives it the local mode, and the changed-blocks transfer into it does not take that back', async () => {
+  await seeded();
+  remote(sshd, a, 'chmod 0555 data');
+  const r = await once();
+  expect(r.started).toBe(1); // the early script could not copy into the folder as it was then
+  expect(fs.statSync(path.join(a.remote, 'data')).mode & 0o777).toBe(0o755);
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
 test("the listing does not delete a begun script's copy, and still deletes a killed run's leftovers", async () => {
   await seeded();
   // A killed run's copy and block files, beside the file.

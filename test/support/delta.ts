@@ -57,5 +57,5 @@ export async function deltaContext(sshd: Sshd, a: Arena, extra: Partial<ApplyCon
 export function sendOne(ctx: ApplyContext, rel: string, hooks: DeltaHooks): Promise<ApplyResult> {
   const st = fs.lstatSync(path.join(ctx.localRoot, rel));
   const plan: Plan = { deletes: [], dirs: [], links: [], chmods: [], files: [{ rel, entry: { type: 'file', size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, exact: true } }] };
-  return withDeltas(ctx, plan, (p) => applySftp(ctx, p, planBytes(p)), hooks);
+  return withDeltas(ctx, plan, (c, p) => applySftp(c, p, planBytes(p)), hooks);
 }
