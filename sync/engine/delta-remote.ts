@@ -88,6 +88,10 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     ? [
         `real=$(realpath -m -- ${shQuote(root)} 2>/dev/null) || exit 65`,
         `( ${remoteRootShellCheck('real', 65)} ) || { echo "the root resolves to a refused place" >&2; exit 65; }`,
+        // The rest of the preparation's checks (remote.ts): a root it refuses as not a writable folder, or
+        // on a server without tar or find, gets nothing written either (a folder inside may be writable).
+        `[ -d ${shQuote(root)} ] && [ -w ${shQuote(root)} ] && [ -x ${shQuote(root)} ] || { echo "the root is not a folder the user may write" >&2; exit 65; }`,
+        'command -v tar >/dev/null 2>&1 && command -v find >/dev/null 2>&1 || { echo "the server has no tar or find" >&2; exit 65; }',
       ]
     : [];
   const skip = early

@@ -191,3 +191,21 @@ test('a root that resolves to a refused place (/tmp, through a symlink): the ear
   }
   expect(seen).toEqual([]);
 });
+
+test('a root the preparation refuses as not writable (a writable folder inside it): the early script writes nothing there and leaves nothing', async () => {
+  await seeded();
+  remote(sshd, a, 'chmod 0555 .');
+  const dir = path.join(a.remote, 'data');
+  const before = fs.statSync(dir).mtimeMs;
+  const seen: string[] = [];
+  const w = fs.watch(dir, (_e, f) => f && String(f).startsWith('.kubedev-') && seen.push(String(f)));
+  try {
+    const s = a.session({ watch: false });
+    await expect(s.start()).rejects.toThrow(/not writable/);
+    await s.close();
+    await new Promise((r) => setTimeout(r, 500)); // a script still at work
+  } finally {
+    w.close();
+  }
+  expect({ left: leftovers(a.remote), seen: seen.length, mtime: fs.statSync(dir).mtimeMs }).toEqual({ left: [], seen: 0, mtime: before });
+});
