@@ -108,6 +108,10 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // waited for first: they would write after the removal. Their ids ($pc, $ph) are names of their own:
     // the command loop below reads into a..e.
     `trap 'set +e; for p in $pc $ph; do wait $p; done; [ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[0-9]* "$t".[sc]' EXIT`,
+    // A dropped connection closes the script's output: its next write (split's, a printf) would kill it
+    // by SIGPIPE, and a shell killed by a signal never runs its EXIT trap (the copy and the block files
+    // would stay). Caught, the signal ends it through that trap.
+    "trap 'exit 3' HUP INT TERM PIPE",
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
     // The block hash: the first of the tools the server has (block-hash.ts).
     `for x in ${kinds.map((k) => HASH_TOOLS[k]).join(' ')}; do command -v $x >/dev/null 2>&1 && { hs=$x; break; }; done`,

@@ -209,3 +209,57 @@ test('a root the preparation refuses as not writable (a writable folder inside i
   }
   expect({ left: leftovers(a.remote), seen: seen.length, mtime: fs.statSync(dir).mtimeMs }).toEqual({ left: [], seen: 0, mtime: before });
 });
+
+test('the connection dropped while the early script copies: the retried pass leaves no copy of it behind', async () => {
+  await seeded();
+  const begin = RemoteDelta.begin.bind(RemoteDelta);
+  const temps: string[] = [];
+  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
+    const run = begin(...args);
+    temps.push(path.join(a.remote, path.dirname(args[1]), run.temp));
+    return run;
+  });
+  const exec = Connection.prototype.exec;
+  let listings = 0;
+  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
+    if (command === 'sh -s' && String(rest[0]).includes('find') && listings++ === 0) {
+      // Dropped once the copy is under way on the server.
+      for (let i = 0; i < 400 && !temps.some((t) => fs.existsSync(`${t}.c`)); i++) await new Promise((r) => setTimeout(r, 5));
+      this.destroy('test: dropped while the early script copies');
+      await new Promise((r) => setTimeout(r, 1500)); // what the server does with the script meanwhile
+    }
+    return exec.call(this, command, ...rest);
+  });
+  const s = a.session({ watch: false });
+  await s.start();
+  await s.close();
+  await new Promise((r) => setTimeout(r, 300));
+  expect(listings).toBeGreaterThanOrEqual(2);
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
+test('closed while the early script copies (the first pass aborted): no copy left behind', async () => {
+  await seeded();
+  const begin = RemoteDelta.begin.bind(RemoteDelta);
+  const temps: string[] = [];
+  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
+    const run = begin(...args);
+    temps.push(path.join(a.remote, path.dirname(args[1]), run.temp));
+    return run;
+  });
+  const s = a.session({ watch: false });
+  const exec = Connection.prototype.exec;
+  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
+    if (command === 'sh -s' && String(rest[0]).includes('find')) {
+      for (let i = 0; i < 400 && !temps.some((t) => fs.existsSync(`${t}.c`)); i++) await new Promise((r) => setTimeout(r, 5));
+      void s.close();
+    }
+    return exec.call(this, command, ...rest);
+  });
+  await s.start().catch(() => undefined);
+  await s.close();
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(temps.length).toBe(1);
+  expect(leftovers(a.remote)).toEqual([]);
+});
