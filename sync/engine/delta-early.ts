@@ -133,8 +133,13 @@ export class EarlyRemote {
     return this.begun.size;
   }
 
-  /** Whether the remote path `rel` (a leftover the listing found) is one of these scripts' temporary files. */
+  /**
+   * Whether the remote path `rel` (a leftover the listing found) is one of these scripts' temporary files,
+   * on a connection still up: once it dropped, none of them can be taken (their copies are a killed run's
+   * leftovers, for the retried pass to delete).
+   */
   owns(rel: string): boolean {
+    if (!this.conn.alive) return false;
     for (const [file, b] of this.begun) {
       const slash = file.lastIndexOf('/');
       const temp = `${slash < 0 ? '' : file.slice(0, slash + 1)}${b.temp}`;

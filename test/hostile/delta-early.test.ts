@@ -263,3 +263,39 @@ test('closed while the early script copies (the first pass aborted): no copy lef
   expect(temps.length).toBe(1);
   expect(leftovers(a.remote)).toEqual([]);
 });
+
+test("the connection dropped and the early script killed with it (SIGKILL: no trap runs): the retried pass deletes its copy as a killed run's", async () => {
+  await seeded();
+  const begin = RemoteDelta.begin.bind(RemoteDelta);
+  const temps: string[] = [];
+  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
+    const run = begin(...args);
+    temps.push(run.temp);
+    return run;
+  });
+  const exec = Connection.prototype.exec;
+  let listings = 0;
+  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
+    if (command === 'sh -s' && String(rest[0]).includes('find') && listings++ === 0) {
+      for (let i = 0; i < 400 && !temps.some((t) => fs.existsSync(path.join(a.remote, 'data', t))); i++) await new Promise((r) => setTimeout(r, 5));
+      // The script and its tools killed on the server (as a container's OOM killer or restart would), the connection gone.
+      for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+        try {
+          if (temps.some((t) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(t))) process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      this.destroy('test: dropped, the script killed');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return exec.call(this, command, ...rest);
+  });
+  const s = a.session({ watch: false });
+  await s.start();
+  await s.close();
+  expect(listings).toBeGreaterThanOrEqual(2);
+  expect(fs.readdirSync(path.join(a.remote, 'data')).filter((n) => temps.some((t) => n.startsWith(t)))).toEqual([]);
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
