@@ -299,3 +299,20 @@ test("the connection dropped and the early script killed with it (SIGKILL: no tr
   expect(leftovers(a.remote)).toEqual([]);
   expect(a.differences()).toEqual([]);
 });
+
+test('a server without xxh128sum: the early script hashes with sha1sum, the transfer takes it and re-hashes the local blocks that way', async () => {
+  await seeded();
+  const channel = Connection.prototype.channel;
+  jest.spyOn(Connection.prototype, 'channel').mockImplementation(function (this: Connection, command: string) {
+    return channel.call(this, command.replace('for x in xxh128sum ', 'for x in kubedev-no-xxh128sum '));
+  });
+  const take = jest.spyOn(EarlyRemote.prototype, 'take');
+  const s = a.session({ watch: false });
+  await s.start();
+  await s.close();
+  const taken = (await take.mock.results[0].value) as RemoteDelta | undefined;
+  expect(taken).toBeInstanceOf(RemoteDelta);
+  expect(taken?.kind).toBe('sha1');
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
