@@ -73,7 +73,10 @@ export function listingMarker(): string {
 export function remoteScanCommand(root: string, prune: readonly string[], marker: string): string {
   const internal = `-name ${shQuote(`${INTERNAL_PREFIX}*`)} -prune -printf ${FORMAT}`;
   const ignored = prune.length > 0 ? ` -o \\( ${prune.map((n) => `-name ${shQuote(n)}`).join(' -o ')} \\) -type d -prune` : '';
-  return `printf '%s\\0' ${shQuote(marker)} && cd ${shQuote(root)} && find . -mindepth 1 \\( ${internal}${ignored} \\) -o -printf ${FORMAT}`;
+  // -ignore_readdir_race: a name gone between the folder's read and its stat is left out, not an error
+  // (exit 1 failed the whole listing): the block files a changed-blocks script begun beside the listing
+  // removes (delta-early.ts), a container's own temporary files.
+  return `printf '%s\\0' ${shQuote(marker)} && cd ${shQuote(root)} && find . -ignore_readdir_race -mindepth 1 \\( ${internal}${ignored} \\) -o -printf ${FORMAT}`;
 }
 
 /** The listing's fields after its marker: one string split when all is UTF-8 (the usual case), else per field. */

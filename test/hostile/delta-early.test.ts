@@ -9,8 +9,11 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { EarlyRemote } from '../../sync/engine/delta-early';
 import { RemoteDelta } from '../../sync/engine/delta-remote';
+import { buildIgnore } from '../../sync/engine/ignore';
+import { listRemote } from '../../sync/engine/remote';
 import { Connection } from '../../sync/engine/transport';
 import { leftovers, put, scatter } from '../support/delta';
 import { Arena, useArena } from '../support/hostile';
@@ -315,4 +318,27 @@ test('a server without xxh128sum: the early script hashes with sha1sum, the tran
   expect(taken?.kind).toBe('sha1');
   expect(leftovers(a.remote)).toEqual([]);
   expect(a.differences()).toEqual([]);
+});
+
+test("the listing while an early script's block files are removed beside it (the script's background rm): the listing does not fail", async () => {
+  put(a, REL, crypto.randomBytes(1024));
+  fs.mkdirSync(path.join(a.remote, 'data'), { recursive: true });
+  fs.writeFileSync(path.join(a.remote, 'data', 'big.bin'), crypto.randomBytes(8 * 1024 * 1024));
+  fs.chownSync(path.join(a.remote, 'data'), sshd.uid, sshd.gid);
+  fs.chownSync(path.join(a.remote, 'data', 'big.bin'), sshd.uid, sshd.gid);
+  // As the script does, over and over: split into block files, then remove them (what the listing meets mid-way).
+  const loop = 'cd "$1"/data && while :; do split -a 6 -d -b 4096 -- big.bin .kubedev-0123456789ab.tmp.; rm -f -- .kubedev-0123456789ab.tmp.[0-9]*; done';
+  const churn = spawn('setpriv', [`--reuid=${sshd.uid}`, `--regid=${sshd.gid}`, '--clear-groups', '--', 'sh', '-c', loop, 'sh', a.remote], { stdio: 'ignore' });
+  const conn = await Connection.open({ host: sshd.host, port: sshd.port, user: sshd.user, identity: sshd.identity, knownHosts: sshd.knownHosts });
+  const failed: string[] = [];
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 30; i++) await listRemote(conn, a.remote, buildIgnore(a.local)).catch((e: Error) => failed.push(e.message));
+  } finally {
+    churn.kill('SIGKILL');
+    await new Promise((r) => churn.once('exit', r));
+    await conn.close();
+    remote(sshd, a, 'rm -f data/.kubedev-0123456789ab.tmp.*');
+  }
+  expect(failed).toEqual([]);
 });
