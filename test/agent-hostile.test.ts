@@ -231,6 +231,38 @@ test('a run in another mount namespace (a container sharing the runtime folder: 
   expect(theirs).not.toBe(mine);
 });
 
+test('a client that stops after Started (Ctrl-Z) does not hold the agent: declined after its wait for the go, free for the next', async () => {
+  const dir = tempDir('agent-go');
+  suite.dirs.push(dir);
+  const agent = new Agent(path.join(dir, 'agent.sock'), 60_000, 300);
+  expect(await agent.listen()).toBe(true);
+  try {
+    const req = `${JSON.stringify({ v: 1, argv: ['sync', '--once', '--port', 'ssh'], cwd: '/', tty: {} })}\n`;
+    const stopped = net.connect(agent.socket);
+    const got: Buffer[] = [];
+    stopped.on('data', (b: Buffer) => got.push(b));
+    const ended = new Promise((resolve) => stopped.once('end', resolve));
+    stopped.write(req); // and never its go
+    await ended;
+    const frames = Buffer.concat(got);
+    expect(frames[0]).toBe(Frame.Started);
+    expect(frames[5]).toBe(Frame.Decline); // after Started's empty body
+    stopped.destroy();
+    // The next request is not declined as busy: it gets its own Started.
+    const next = await new Promise<Buffer>((resolve) => {
+      const c = net.connect(agent.socket);
+      c.once('data', (b: Buffer) => {
+        c.destroy();
+        resolve(b);
+      });
+      c.write(req);
+    });
+    expect(next[0]).toBe(Frame.Started);
+  } finally {
+    await agent.close();
+  }
+});
+
 test('an agent that is leaving (idle, or its socket replaced) declines a request that reached it meanwhile, and arms no timer again', async () => {
   const dir = tempDir('agent-leave');
   suite.dirs.push(dir);

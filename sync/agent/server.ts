@@ -31,6 +31,12 @@ import { persistSeconds } from './where';
 const TRIM_AFTER_MS = 1_000;
 /** How often the agent checks that its socket is still its own. */
 const CHECK_MS = 5_000;
+/**
+ * How long the agent waits for a client's go after Started (a client answers at once; one stopped
+ * with Ctrl-Z would hold the agent busy): then it declines, and the client, if it comes back, runs the
+ * command itself.
+ */
+const GO_MS = 10_000;
 
 function isRequest(v: unknown): v is AgentRequest {
   const r = v as AgentRequest | undefined;
@@ -79,6 +85,7 @@ export class Agent {
   constructor(
     readonly socket: string,
     private readonly persistMs = persistSeconds() * 1000,
+    private readonly goMs = GO_MS,
   ) {
     this.pool = new AgentPool(this.persistMs);
     this.gone = new Promise((resolve) => (this.leave = resolve));
@@ -167,11 +174,14 @@ export class Agent {
     if (this.idle) clearTimeout(this.idle);
     sock.write(frame(Frame.Started, ''));
     // Begun only on the client's go: a client that stopped waiting runs it itself, and this agent not.
-    if (!(await went)) {
+    let late: NodeJS.Timeout | undefined;
+    const go = await Promise.race([went, new Promise<false>((resolve) => (late = setTimeout(() => resolve(false), this.goMs)))]);
+    clearTimeout(late);
+    if (!go) {
       this.busy = false;
       process.chdir('/');
       this.rearm();
-      return void sock.destroy();
+      return void sock.end(frame(Frame.Decline, 'no go from the client'));
     }
     let code = 1;
     let declined = false;
