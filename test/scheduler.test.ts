@@ -151,3 +151,35 @@ test('a large backlog waits for its burst to end (30 ms quiet, 1 s at most); a s
   expect(performance.now() - t0).toBeLessThan(2_000);
   clearInterval(endless);
 });
+
+test('idle, the watchdog looks ten times less often (each wake-up of an idle watcher costs CPU); a step or an event brings it back to every tick at once', async () => {
+  let looks = 0;
+  const { s } = harness({ open: () => (looks++, true) });
+  s.startWatchdog();
+  try {
+    await tick(30); // the first look (soon), then idle
+    looks = 0;
+    await tick(450); // idle: a look every 200 ms, not every 20 ms
+    expect(looks).toBeGreaterThanOrEqual(1);
+    expect(looks).toBeLessThanOrEqual(4);
+    s.setStep('sending'); // work: every 20 ms again, from now (not after the idle wait)
+    looks = 0;
+    await tick(200);
+    expect(looks).toBeGreaterThanOrEqual(5);
+  } finally {
+    s.stop();
+  }
+});
+
+test('a stalled step is still reported when the watchdog was idle as the batch began', async () => {
+  const { s, stalls } = harness({ stallMs: 60 });
+  s.startWatchdog();
+  try {
+    await tick(50); // idle by now
+    s.setStep('listing');
+    await tick(120); // stalled at 60 ms; the idle look would come only ~170 ms from now
+    expect(stalls[0]).toBe('listing');
+  } finally {
+    s.stop();
+  }
+});

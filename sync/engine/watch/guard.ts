@@ -21,7 +21,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WatchBackend } from './backend';
 
-export const TICK_MS = 2_000;
+/** The pause detector's tick: each wake-up of an idle watcher costs CPU (scheduler.ts), so a slow one. */
+export const TICK_MS = 5_000;
 export const PAUSE_MS = 10_000;
 export const RELOOK_MS = 250;
 export const RESCAN_MIN_MS = 120_000;
