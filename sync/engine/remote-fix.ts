@@ -38,11 +38,14 @@ export type FixOp = { readonly k: 'R' | 'F' | 'D'; readonly rel: string } | { re
  * one lstat saw (device and inode). False when it is not a real folder inside the root (a symlink, a
  * file, gone). No single quote in it: it goes inside one.
  */
-export const WALK = `sub walk {
+export const WALK = `our $gone = 0;
+sub walk {
+  $gone = 0;
   my @h = (chdir($R) ? stat(".") : ());
   return 0 unless @h && $h[0] == $root[0] && $h[1] == $root[1];
   for my $c (split(/\\//, $_[0])) {
     my @l = lstat $c;
+    $gone = 1, return 0 if (!@l && $! + 0 == 2) || (@l && !-d _ && !-l _);
     return 0 if !@l || !-d _ || !chdir($c);
     @h = stat ".";
     return 0 if !@h || $h[0] != $l[0] || $h[1] != $l[1];
@@ -84,6 +87,7 @@ while (my $r = <STDIN>) {
   ($m, $r) = split(/\\t/, $r, 2) if $k eq "C";
   my $i = rindex($r, "/"); my $d = $i < 0 ? "" : substr($r, 0, $i); my $n = $r eq "" ? "." : substr($r, $i + 1);
   if (!defined($at) || $at ne $d) { $at = walk($d) ? $d : undef; @here = stat "." }
+  next if !defined($at) && $gone;
   if (!defined($at) || $n eq "" || $n eq ".." || ($n eq "." && $k ne "C")) { print "D$r\\0"; next }
   ($why, $no) = ("", 0);
   my $ok = eval {
@@ -105,15 +109,17 @@ function fixInput(ops: readonly FixOp[]): Buffer {
 export function fixScript(ops: readonly FixOp[], tolerant: boolean): string {
   const lines = [
     'R=$(pwd -P)',
+    // A folder on the way that is missing (or a file) holds nothing to remove or change: the records are done.
+    'gone() { g=$R; o=$IFS; IFS=/; set -f; set -- $1; IFS=$o; set +f; for c in "$@"; do g=$g/$c; [ -L "$g" ] && return 1; [ -d "$g" ] || return 0; done; return 1; }',
     'x() {',
     '  k=$1 d=$2; shift 2',
     '  [ "$k" = C ] && { m=$1; shift; }',
-    `  cd -P -- "$R/$d" 2>/dev/null && [ "$PWD" = "$R\${d:+/}$d" ] || { for p in "$@"; do printf 'D%s\\0' "$d\${d:+/}\${p#./}"; done; return 0; }`,
+    `  cd -P -- "$R/$d" 2>/dev/null && [ "$PWD" = "$R\${d:+/}$d" ] || { gone "$d" || for p in "$@"; do printf 'D%s\\0' "$d\${d:+/}\${p#./}"; done; return 0; }`,
     '  case $k in',
     '  R) rm -rf -- "$@" 2>/dev/null || for p in "$@"; do rm -rf -- "$p" 2>/dev/null || { [ -L "$p" ] || chmod -R u+rwx -- "$p" 2>/dev/null || :; rm -rf -- "$p"; }; done ;;',
     `  F) for p in "$@"; do [ -d "$p" ] && [ ! -L "$p" ] || rm -f -- "$p" 2>/dev/null || { e=$(LC_ALL=C rm -f -- "$p" 2>&1) || printf 'E1\\t%s\\t%s\\0' "\${e##*: }" "$d\${d:+/}\${p#./}"; }; done ;;`,
     '  D) rmdir -- "$@" 2>/dev/null || : ;;',
-    '  C) for p in "$@"; do [ -L "$p" ] || chmod "$m" -- "$p"; done ;;',
+    '  C) for p in "$@"; do [ -L "$p" ] || [ ! -e "$p" ] || chmod "$m" -- "$p"; done ;;',
     '  esac',
     '}',
   ];

@@ -1,0 +1,174 @@
+/**
+ * The server's tree changes while a pass runs: the container's own processes (a build, a dev server, a
+ * log rotator) create, remove and rewrite files and folders in the remote root between the listing and
+ * the apply. A pass finishes (or fails naming the path), never removes what the local side does not
+ * say to remove, leaves no `.kubedev-` temporaries, and the next pass converges. The container's change
+ * is made deterministically: applyPlan is wrapped to run a script as the sshd user first.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as apply from '../../sync/engine/apply';
+import { Connection } from '../../sync/engine/transport';
+import { Arena, remoteTree, useArena } from '../support/hostile';
+import { remote } from '../support/two-way';
+import { writeTree } from '../support/trees';
+
+jest.setTimeout(60_000);
+
+const { sshd, arena } = useArena();
+
+/** The next applyPlan runs `script` in the remote root (as the container would) before it starts. */
+function containerBeforeApply(a: Arena, script: string): void {
+  const real = apply.applyPlan;
+  jest.spyOn(apply, 'applyPlan').mockImplementationOnce((ctx, plan) => {
+    remote(sshd(), a, script);
+    return real(ctx, plan);
+  });
+}
+
+function leftovers(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const n of fs.readdirSync(d, { withFileTypes: true })) {
+      if (n.name.startsWith('.kubedev-')) out.push(path.relative(dir, path.join(d, n.name)));
+      if (n.isDirectory()) walk(path.join(d, n.name));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+async function once(a: Arena, method: 'tar' | 'sftp' | 'helper'): Promise<string[]> {
+  const warnings: string[] = [];
+  const s = a.session({ watch: false, method });
+  s.on('warning', (w) => warnings.push(w));
+  try {
+    await s.start();
+  } finally {
+    await s.close();
+  }
+  return warnings;
+}
+
+afterEach(() => jest.restoreAllMocks());
+
+/** A server without perl (as `without` in support/hostile.ts, for every connection of the session). */
+function noPerl(): void {
+  const exec = Connection.prototype.exec;
+  jest.spyOn(Connection.prototype, 'exec').mockImplementation(function (this: Connection, command, ...rest) {
+    return exec.call(this, command.replace('command -v perl ', 'command -v kubedev-no-perl '), ...rest);
+  });
+}
+
+/** The same whole-second mtime on both sides (the remote listing's are whole seconds). */
+function sameTime(a: Arena, rel: string): void {
+  for (const root of [a.local, a.remote]) fs.utimesSync(path.join(root, rel), 1_700_000_000, 1_700_000_000);
+}
+
+describe.each([
+  ['tar', 'perl'],
+  ['sftp', 'perl'],
+  ['tar', 'no perl'],
+  ['sftp', 'no perl'],
+  ['helper', 'perl'],
+] as const)('the container changes the tree after the listing (%s, %s)', (method, perl) => {
+  beforeEach(() => {
+    if (perl === 'no perl') noPerl();
+  });
+  /** 500 new local files make the tar path's plan bulk; sftp is forced. */
+  const bulk = (a: Arena): void => {
+    const t: Record<string, string> = {};
+    for (let i = 0; i < 450; i++) t[`bulk/f${i}.txt`] = String(i);
+    writeTree(a.local, t);
+  };
+
+  test('a file the plan deletes is in a folder the container removed: the pass finishes', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'logs/old/x.log': 'x', 'logs/old/y.log': 'y', 'keep.txt': 'k' });
+    writeTree(a.local, { 'logs/old/y.log': 'y', 'keep.txt': 'k' });
+    bulk(a);
+    containerBeforeApply(a, 'rm -rf logs/old');
+    await once(a, method);
+    expect(leftovers(a.remote)).toEqual([]);
+    await once(a, method);
+    expect(a.differences()).toEqual([]);
+  });
+
+  test('a file the plan changes the mode of is in a folder the container removed: the pass finishes', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'gen/sub/run.sh': 'echo', 'keep.txt': 'k' });
+    writeTree(a.local, { 'gen/sub/run.sh': { content: 'echo', mode: 0o755 }, 'keep.txt': 'k' });
+    sameTime(a, 'gen/sub/run.sh');
+    bulk(a);
+    containerBeforeApply(a, 'rm -rf gen/sub');
+    await once(a, method);
+    expect(leftovers(a.remote)).toEqual([]);
+    await once(a, method);
+    expect(a.differences()).toEqual([]);
+  });
+
+  test('a file the plan changes the mode of was removed by the container: the pass finishes', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'gen/run.sh': 'echo', 'gen/other.sh': 'echo', 'keep.txt': 'k' });
+    writeTree(a.local, { 'gen/run.sh': { content: 'echo', mode: 0o755 }, 'gen/other.sh': { content: 'echo', mode: 0o700 }, 'keep.txt': 'k' });
+    sameTime(a, 'gen/run.sh');
+    sameTime(a, 'gen/other.sh');
+    bulk(a);
+    containerBeforeApply(a, 'rm gen/run.sh');
+    await once(a, method);
+    expect(fs.statSync(path.join(a.remote, 'gen/other.sh')).mode & 0o777).toBe(0o700);
+    expect(leftovers(a.remote)).toEqual([]);
+    await once(a, method);
+    expect(a.differences()).toEqual([]);
+  });
+
+  test('a folder the plan deletes gets a new file from the container: removed (the local side deleted it), the pass finishes', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'old/a.txt': 'a', 'keep.txt': 'k' });
+    writeTree(a.local, { 'keep.txt': 'k' });
+    bulk(a);
+    containerBeforeApply(a, 'echo new > old/new.txt && mkdir old/more && echo m > old/more/m.txt');
+    await once(a, method);
+    expect(leftovers(a.remote)).toEqual([]);
+    expect(a.differences()).toEqual([]);
+  });
+
+  test('a file the plan deletes is already gone: the pass finishes', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'tmp/a.txt': 'a', 'b.txt': 'b', 'keep.txt': 'k' });
+    writeTree(a.local, { 'keep.txt': 'k' });
+    bulk(a);
+    containerBeforeApply(a, 'rm -rf tmp b.txt');
+    await once(a, method);
+    expect(leftovers(a.remote)).toEqual([]);
+    expect(a.differences()).toEqual([]);
+  });
+
+  test('a folder the plan writes into is removed by the container: the pass finishes or names it, nothing half-written, the next pass converges', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'dist/old.js': 'o', 'keep.txt': 'k' });
+    writeTree(a.local, { 'dist/old.js': 'o', 'dist/new.js': 'new', 'keep.txt': 'k' });
+    sameTime(a, 'dist/old.js');
+    bulk(a);
+    containerBeforeApply(a, 'rm -rf dist');
+    await once(a, method).catch((e: Error) => expect(e.message).toMatch(/dist/));
+    expect(leftovers(a.remote)).toEqual([]);
+    await once(a, method);
+    expect(a.differences()).toEqual([]);
+  });
+
+  test('the target of a new folder appears on the server with contents: left as the server has it, the next pass converges', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'keep.txt': 'k' });
+    writeTree(a.local, { 'newdir/a.txt': 'a', 'keep.txt': 'k' });
+    bulk(a);
+    containerBeforeApply(a, 'mkdir newdir && echo c > newdir/c.txt');
+    const w = await once(a, method);
+    // The mover leaves it as the server has it (a warning naming it); SFTP writes into the folder made.
+    if (method === 'tar') expect(w.join('\n')).toMatch(/'newdir' was not put in place/);
+    expect(fs.readFileSync(path.join(a.remote, 'newdir/c.txt'), 'utf8')).toBe('c\n');
+    expect(leftovers(a.remote)).toEqual([]);
+    await once(a, method);
+    expect(a.differences()).toEqual([]);
+  });
+});
