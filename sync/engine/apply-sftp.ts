@@ -232,12 +232,20 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
   const call = caller(ctx.conn);
   await deleteNow(ctx, plan.deletes);
   const remoteOf = (rel: string): string => path.posix.join(ctx.remoteRoot, rel);
+  const changed: string[] = [];
+  const unsent: string[] = [];
+  const warnings: string[] = [];
+  // A remote folder removed (or made a file) by the server since the listing: SFTP answers "no such
+  // file" (ENOENT, ENOTDIR). What goes into it is not put in place and is compared again by the next
+  // full pass, as the bulk path's mover does; the rest of the batch goes on.
   const wrap = async (what: string, rel: string, fn: () => Promise<void>): Promise<void> => {
     try {
       await fn();
     } catch (e) {
       if (e instanceof LocalReadError || e instanceof OutsideRootError) throw e;
-      throw sftpFailure(ctx.conn, ctx.remoteRoot, what, rel, e as Error);
+      if (e instanceof RemoteError || (e as { code?: unknown }).code !== 2 || !ctx.conn.alive) throw sftpFailure(ctx.conn, ctx.remoteRoot, what, rel, e as Error);
+      unsent.push(rel);
+      warnings.push(`'${rel}' was not put in place: its remote folder was removed (or made a file) on the server since it was listed; it is left as the server has it and compared again by the next full pass`);
     }
   };
   // Folders: parents first; one depth at a time, pipelined within a depth. Created writable by their
@@ -255,7 +263,11 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
         (byDepth.get(depth) ?? []).map((d) =>
           wrap('creating folder', d.rel, async () => {
             const mode = creationMode(d.entry.mode);
-            await call<void>((cb) => sftp.mkdir(remoteOf(d.rel), { mode }, (err) => cb(err, undefined)));
+            await call<void>((cb) => sftp.mkdir(remoteOf(d.rel), { mode }, (err) => cb(err, undefined))).catch(async (e: Error) => {
+              // Made on the server since the listing (a build's output folder): a real folder is used as it is.
+              const st = await call<{ isDirectory(): boolean }>((cb) => sftp.lstat(remoteOf(d.rel), cb)).catch(() => undefined);
+              if (!st?.isDirectory()) throw e;
+            });
             await call<void>((cb) => sftp.chmod(remoteOf(d.rel), mode, (err) => cb(err, undefined)));
           }),
         ),
@@ -275,9 +287,6 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
   const afterDirs = <T>(fn: () => Promise<T>): Promise<T> => dirsReady.then(fn);
   ctx.onStep?.(`writing ${plan.files.length} files (${viaHelper.size > 0 ? `${viaHelper.size} by the remote helper` : 'sftp'})`);
   const limit = new Limiter(SFTP_PARALLEL);
-  const changed: string[] = [];
-  const unsent: string[] = [];
-  const warnings: string[] = [];
   await Promise.all([
     dirsReady,
     ...plan.files.map(async (f) => {
