@@ -208,15 +208,15 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
       const check = await ctx.conn.exec('sh -s', [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...checkScript({ remoteRoot: ctx.remoteRoot, stage, bad, locked, moves: todo }), ''].join('\n'), { signal: ctx.signal });
       if (check.code !== 0) throw remoteFailure('checking target folders', ctx.remoteRoot, check.code, check.stderr);
       rep = moveReport(check.stdout);
-      await moveBySftp(ctx, stage, todo.filter((rel) => !rep.denied.has(parentOf(rel))), lost);
+      await moveBySftp(ctx, stage, todo.filter((rel) => !rep.denied.has(parentOf(rel))), lost, (rel) => rep.blocked.push([rel, 'something else is in the way']));
     } else {
       rep = moveReport(r.stdout);
       if (r.code !== 0 || rep.failed.length > 0) throw remoteFailure('moving files into place', ctx.remoteRoot, r.code ?? 1, [r.stderr, ...rep.failed.map(([rel, msg]) => `'${rel}': ${msg}`)].join('\n'));
       for (const rel of rep.missing) lost(rel); // not in the archive: it vanished locally while being packed
-      for (const [rel, msg] of rep.blocked) {
-        unsent.add(rel);
-        warnings.push(`'${rel}' was not put in place: ${msg} on the server (something was made there during the transfer); it is left as the server has it and compared again by the next full pass`);
-      }
+    }
+    for (const [rel, msg] of rep.blocked) {
+      unsent.add(rel);
+      warnings.push(`'${rel}' was not put in place: ${msg} on the server (something was made there during the transfer); it is left as the server has it and compared again by the next full pass`);
     }
     for (const dir of rep.denied) warnings.push(`remote folder '${dir || '.'}' is no longer a folder inside '${ctx.remoteRoot}' (replaced by a symlink or a file, or removed, on the server during the transfer); what was sent into it was not put in place and is compared again by the next full pass`);
     if (rep.denied.size > 0) for (const rel of todo) if (rep.denied.has(parentOf(rel))) unsent.add(rel);
@@ -231,27 +231,36 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 }
 
 /** The moves by pipelined SFTP renames (a server without perl), then the staging folder removed. */
-async function moveBySftp(ctx: ApplyContext, stage: string, todo: readonly string[], lost: (rel: string) => void): Promise<void> {
+async function moveBySftp(ctx: ApplyContext, stage: string, todo: readonly string[], lost: (rel: string) => void, blocked: (rel: string) => void): Promise<void> {
   const stageAbs = path.posix.join(ctx.remoteRoot, stage);
   const sftp = await ctx.conn.sftp();
   const call = caller(ctx.conn);
   const limit = new Limiter(MOVES_IN_FLIGHT);
+  const failures: Error[] = [];
   await Promise.all(
     todo.map((rel) =>
       limit.run(async () => {
         try {
           await call<void>((cb) => sftp.ext_openssh_rename(`${stageAbs}/${rel}`, path.posix.join(ctx.remoteRoot, rel), (err) => cb(err, undefined)));
         } catch (e) {
+          const code = (e as { code?: number }).code;
           // Not in the archive: it vanished locally while being packed. Look at it again.
-          if ((e as { code?: number }).code === 2 && ctx.conn.alive) lost(rel);
-          else throw sftpFailure(ctx.conn, ctx.remoteRoot, 'moving into place', rel, e as Error);
+          if (code === 2 && ctx.conn.alive) lost(rel);
+          // "Failure": something is in the way on the server (a folder made there during the transfer:
+          // ENOTEMPTY, EISDIR, EEXIST), as the mover's blocked items.
+          else if (code === 4 && ctx.conn.alive) blocked(rel);
+          else failures.push(sftpFailure(ctx.conn, ctx.remoteRoot, 'moving into place', rel, e as Error));
         }
       }),
     ),
   );
-  ctx.onStep?.('removing the staging folder');
-  const cleanup = await ctx.conn.exec('sh -s', `S=${shQuote(stageAbs)}; ${REMOVE_STAGE}\n`, { signal: ctx.signal });
-  if (cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
+  // The staging folder goes whatever happened to the moves (a connection lost leaves it to the next pass).
+  if (ctx.conn.alive) {
+    ctx.onStep?.('removing the staging folder');
+    const cleanup = await ctx.conn.exec('sh -s', `S=${shQuote(stageAbs)}; ${REMOVE_STAGE}\n`, { signal: ctx.signal });
+    if (failures.length === 0 && cleanup.code !== 0) throw remoteFailure('removing the staging folder', ctx.remoteRoot, cleanup.code, cleanup.stderr);
+  }
+  if (failures.length > 0) throw failures[0];
 }
 
 /**
