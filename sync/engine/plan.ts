@@ -52,7 +52,11 @@ function inPathOrder(plan: Plan, from: number): void {
  * Plans `remote` -> `local`. With `scope` set (a set of relative paths), only those paths and what
  * lies below them are compared (watch mode); otherwise the whole trees.
  */
-export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): Plan {
+/**
+ * `racySince` (ms): files modified at or after it are sent even when size and whole-second mtime equal
+ * the remote's (pass-clock.ts: saved again in the second the last pass read them).
+ */
+export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, racySince?: number): Plan {
   const plan = emptyPlan();
   const deleted = new Set<string>();
   const underDeleted = (rel: string): boolean => {
@@ -60,6 +64,8 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): P
     for (let p = parentOf(rel); p !== ''; p = parentOf(p)) if (deleted.has(p)) return true;
     return false;
   };
+  // Against a remote listing (whole seconds), not between two exact stats.
+  const racy = (l: Entry, r: Entry): boolean => racySince !== undefined && !(l.exact && r.exact) && l.mtimeMs >= racySince;
   const considerLocal = (rel: string, l: Entry): void => {
     if (l.kept) return; // could not be read locally: the remote copy stays as it is
     const r = remote.get(rel);
@@ -77,9 +83,9 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>): P
       if (!exists || !sameEntry(l, r)) plan.links.push({ rel, entry: l });
     } else if (!exists) plan.files.push({ rel, entry: l });
     else if (!sameEntry(l, r)) {
-      if (r.size === l.size && sameMtime(l, r)) plan.chmods.push({ rel, entry: l });
+      if (r.size === l.size && sameMtime(l, r) && !racy(l, r)) plan.chmods.push({ rel, entry: l });
       else plan.files.push({ rel, entry: l });
-    }
+    } else if (racy(l, r)) plan.files.push({ rel, entry: l });
   };
   const considerRemote = (rel: string): void => {
     if (local.has(rel) || deleted.has(rel) || underDeleted(rel)) return;

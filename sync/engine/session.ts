@@ -17,6 +17,7 @@ import { applyPlan, ApplyResult } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { blockCacheFor } from './block-cache';
 import { EarlyRemote, EarlySums, earlySumsFor } from './delta-early';
+import { PassClock, racyFrom } from './pass-clock';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { Plan, planDiff } from './plan';
@@ -73,6 +74,9 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
    */
   private earlyRemote?: EarlyRemote;
   private pre?: ScanResult;
+  /** When the local listing of the pass under way began (ms), and of the last full pass done (pass-clock.ts). */
+  private readStart = 0;
+  private lastRead?: number;
 
   constructor(options: SyncOptions) {
     super();
@@ -112,6 +116,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       // under way: a one-shot run on a machine with cores to spare walks in a worker thread; otherwise
       // the walk runs here in slices, letting the event loop answer the server in between.
       this.scheduler.setStep('connecting');
+      this.readStart = Date.now();
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
       const threaded = this.watcher || !scanThreadPays() ? undefined : this.threadScan();
@@ -230,6 +235,9 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.scheduler.setStep(`listing remote folder '${this.options.remoteRoot}'`);
     const listed = this.firstListing?.conn === conn ? this.firstListing.listing : undefined;
     this.firstListing = undefined;
+    if (!prescanned) this.readStart = Date.now();
+    const readStart = this.readStart;
+    const clock = PassClock.for(this.options.blockCache, conn.fingerprint, this.options.remoteRoot, this.options.localRoot);
     const [remote, local] = await Promise.all([
       listed ?? listRemote(conn, this.options.remoteRoot, this.ig, this.abort.signal),
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
@@ -238,11 +246,14 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.reportRefused(local.portable ?? portabilityWarnings(local.tree.keys()));
     this.reportForeign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
-    const plan = planDiff(local.tree, remote.tree);
+    // Files modified since the last full pass began reading go again (pass-clock.ts).
+    const plan = planDiff(local.tree, remote.tree, undefined, racyFrom(this.lastRead ?? clock.last()));
     // Not the copies of scripts begun before the listing (delta-early.ts): they may be at work.
     plan.deletes.push(...remote.leftovers.filter((rel) => !this.earlyRemote?.owns(rel)));
     this.beginProgress(plan);
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
+    this.lastRead = readStart;
+    clock.remember(readStart);
     this.index = local.tree as CompactIndex;
     this.restoreUnsent(res, remote.tree);
     this.needFull = false;

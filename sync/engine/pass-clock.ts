@@ -1,0 +1,67 @@
+/**
+ * When the last full pass of a root began reading the local tree: files modified since are "racy" (as git calls such index entries) and are sent again by the next full pass.
+ *
+ * The remote keeps whole-second mtimes (SFTP v3 carries no fraction), and a full pass compares size and
+ * whole-second mtime. A file the last pass read at 10.3 s with an mtime of 10.2 s, then saved again at
+ * 10.7 s with the same size, looks unchanged to the next pass (both are second 10): rsync's default
+ * misses it too. A file modified after the last pass began reading has an mtime from then on, so every
+ * file with an mtime at or after that moment goes again: a few files, the ones edited as the last pass
+ * ran or since. A file modified before it is never sent again for this (a margin of a second, for
+ * whole-second file systems, resent every file saved in the second before a pass: a re-run at once was
+ * no longer a no-op). Left: a save within a millisecond, or one tick of the kernel's coarse clock
+ * (4-10 ms) where mtimes lag that much, after the pass began; whole-second file systems (HFS+, FAT).
+ *
+ * Kept in the block cache's folder (`$XDG_STATE_HOME/kubedev/blocks/passes/`), one file per server host key,
+ * remote root and local root: the time in ms, written to a temporary name and renamed. Missing or
+ * unreadable: nothing is racy (as before); the session keeps the latest in memory as well.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { blockCacheDir } from './block-cache';
+
+export class PassClock {
+  private constructor(private readonly file: string | undefined) {}
+
+  /** The clock of `localRoot` mirrored to `remoteRoot` on the server `fingerprint`; none when `folder` is false. */
+  static for(folder: string | false | undefined, fingerprint: string, remoteRoot: string, localRoot: string): PassClock {
+    if (folder === false) return new PassClock(undefined);
+    const base = path.join(folder ?? blockCacheDir(), 'passes');
+    const name = crypto.createHash('sha256').update(`${fingerprint}\0${remoteRoot}\0${localRoot}`).digest('hex').slice(0, 32);
+    return new PassClock(path.join(base, name));
+  }
+
+  /** When the last full pass began reading the local tree (ms), if known. */
+  last(): number | undefined {
+    if (!this.file) return undefined;
+    try {
+      const text = fs.readFileSync(this.file, 'utf8').trim();
+      const ms = Number(text);
+      return /^\d{1,15}$/.test(text) && ms <= Date.now() + 60_000 ? ms : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Notes that a full pass that began reading at `ms` completed. */
+  remember(ms: number): void {
+    if (!this.file) return;
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    try {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(tmp, `${Math.floor(ms)}\n`, { mode: 0o600 });
+      fs.renameSync(tmp, this.file);
+    } catch {
+      fs.rmSync(tmp, { force: true }); // no state folder: the next run knows nothing racy (as before)
+    }
+  }
+}
+
+/**
+ * The mtime (ms) from which files are racy, given when the last full pass began reading (Date.now():
+ * whole ms; an mtime has a fraction, so a file written in that same ms but before the read would look
+ * later: the next ms).
+ */
+export function racyFrom(lastStart: number | undefined): number | undefined {
+  return lastStart === undefined ? undefined : lastStart + 1;
+}
