@@ -107,7 +107,11 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // On any exit (set +e: a failed job must not stop the cleanup), cp and the hashing are
     // waited for first: they would write after the removal. Their ids ($pc, $ph) are names of their own:
     // the command loop below reads into a..e.
-    `trap 'set +e; for p in $pc $ph; do wait $p; done; [ -n "$ok" ] || rm -f -- "$t"; rm -f -- "$t".[0-9]* "$t".[sc]' EXIT`,
+    // The folder may have been made read-only by the server since the copy was made (a container's
+    // process): then it is opened for the removal only and given its mode back (else the copy and its
+    // block files, twice the file's size, would stay beside it).
+    'gone() { rm -f -- "$@" 2>/dev/null && return; m=$(stat -c %a .) && chmod u+w . && { rm -f -- "$@"; chmod "$m" .; }; }',
+    `trap 'set +e; for p in $pc $ph; do wait $p; done; if [ -n "$ok" ]; then gone "$t".[0-9]* "$t".[sc]; else gone "$t" "$t".[0-9]* "$t".[sc]; fi' EXIT`,
     // A dropped connection closes the script's output: its next write (split's, a printf) would kill it
     // by SIGPIPE, and a shell killed by a signal never runs its EXIT trap (the copy and the block files
     // would stay). Caught, the signal ends it through that trap.
