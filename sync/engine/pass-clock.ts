@@ -1,5 +1,6 @@
 /**
- * When the last full pass of a root began reading the local tree: files modified since are "racy" (as git calls such index entries) and are sent again by the next full pass.
+ * When the last full pass of a root began reading the local tree: files modified since are "racy" (as
+ * git calls such index entries) and are sent again by the next full pass.
  *
  * The remote keeps whole-second mtimes (SFTP v3 carries no fraction), and a full pass compares size and
  * whole-second mtime. A file the last pass read at 10.3 s with an mtime of 10.2 s, then saved again at
@@ -11,14 +12,13 @@
  * no longer a no-op). Left: a save within a millisecond, or one tick of the kernel's coarse clock
  * (4-10 ms) where mtimes lag that much, after the pass began; whole-second file systems (HFS+, FAT).
  *
- * Kept in the block cache's folder (`$XDG_STATE_HOME/kubedev/blocks/passes/`), one file per server host key,
- * remote root and local root: the time in ms, written to a temporary name and renamed. Missing or
+ * Kept in the block cache's folder (`$XDG_STATE_HOME/kubedev/blocks/passes/`), one file per server host
+ * key, remote root and local root: the time in ms, written to a temporary name and renamed. Missing or
  * unreadable: nothing is racy (as before); the session keeps the latest in memory as well.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { blockCacheDir } from './block-cache';
+import { blockCacheDir, hash } from './block-cache';
 
 export class PassClock {
   private constructor(private readonly file: string | undefined) {}
@@ -27,8 +27,7 @@ export class PassClock {
   static for(folder: string | false | undefined, fingerprint: string, remoteRoot: string, localRoot: string): PassClock {
     if (folder === false) return new PassClock(undefined);
     const base = path.join(folder ?? blockCacheDir(), 'passes');
-    const name = crypto.createHash('sha256').update(`${fingerprint}\0${remoteRoot}\0${localRoot}`).digest('hex').slice(0, 32);
-    return new PassClock(path.join(base, name));
+    return new PassClock(path.join(base, hash(`${fingerprint}\0${remoteRoot}\0${localRoot}`, 32)));
   }
 
   /** When the last full pass began reading the local tree (ms), if known. */
@@ -52,7 +51,12 @@ export class PassClock {
       fs.writeFileSync(tmp, `${Math.floor(ms)}\n`, { mode: 0o600 });
       fs.renameSync(tmp, this.file);
     } catch {
-      fs.rmSync(tmp, { force: true }); // no state folder: the next run knows nothing racy (as before)
+      // No state folder (unwritable, a file in its place): the next run knows nothing racy (as before).
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // the temporary name was never made
+      }
     }
   }
 }

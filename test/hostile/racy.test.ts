@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { useArena } from '../support/hostile';
+import { tempDir } from '../support/trees';
 
 jest.setTimeout(60_000);
 
@@ -48,4 +49,37 @@ test('without a state folder (blockCache: false) the run works, the last read ke
   expect((await s.start()).files).toBe(1);
   await s.close();
   expect(a.differences()).toEqual([]);
+});
+
+test('a clock file that is garbage, from the future or in the way (a file where its folder goes): ignored, the run works and sends nothing racy', async () => {
+  const a = h.arena();
+  const state = tempDir('racy-state');
+  try {
+    fs.writeFileSync(path.join(a.local, 'old.txt'), 'untouched');
+    fs.utimesSync(path.join(a.local, 'old.txt'), 1_600_000_000, 1_600_000_000);
+    const pass = async (): Promise<number> => {
+      const s = a.session({ watch: false, blockCache: state });
+      const stats = await s.start();
+      await s.close();
+      return stats.files;
+    };
+    expect(await pass()).toBe(1);
+    const dir = path.join(state, 'passes');
+    const [name] = fs.readdirSync(dir);
+    const clock = path.join(dir, name);
+    expect(fs.readFileSync(clock, 'utf8')).toMatch(/^\d+\n$/);
+    for (const text of ['not a time\n', '0x10\n', `${Date.now() + 3_600_000}\n`, '']) {
+      fs.writeFileSync(clock, text);
+      expect(await pass()).toBe(0); // nothing racy: old.txt is not sent again
+      expect(fs.readFileSync(clock, 'utf8')).toMatch(/^\d+\n$/); // and the clock is good again
+    }
+    fs.rmSync(dir, { recursive: true });
+    fs.writeFileSync(dir, 'a file where the folder goes');
+    expect(await pass()).toBe(0);
+    expect(fs.readFileSync(dir, 'utf8')).toBe('a file where the folder goes');
+    expect(fs.readdirSync(state).filter((n) => n.includes('.tmp'))).toEqual([]);
+    expect(a.differences()).toEqual([]);
+  } finally {
+    fs.rmSync(state, { recursive: true, force: true });
+  }
 });
