@@ -81,7 +81,8 @@ export function blockCacheFor(folder: string | false | undefined, fingerprint: s
   return folder === false ? undefined : new BlockCache(folder ?? blockCacheDir(), fingerprint, remoteRoot);
 }
 
-const hash = (s: string, n: number): string => crypto.createHash('sha256').update(s).digest('hex').slice(0, n);
+/** The first `n` hex digits of the SHA-256 of `s`: a file name for a key (also pass-clock.ts). */
+export const hash = (s: string, n: number): string => crypto.createHash('sha256').update(s).digest('hex').slice(0, n);
 const rootDir = (base: string, root: string): string => path.join(base, hash(root, 32));
 
 /**

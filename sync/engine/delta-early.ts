@@ -27,8 +27,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { blockCacheDir, changedSinceSentHow } from './block-cache';
-import { BlockCache } from './block-cache';
+import { BlockCache, blockCacheDir, changedSinceSentHow } from './block-cache';
 import { BlockHashKind, HASH_ORDER } from './block-hash';
 import { blockSizeFor, DELTA_MIN_BYTES, localSums } from './delta';
 import { BlockSum, RemoteBlock, RemoteDelta } from './delta-remote';
@@ -127,10 +126,6 @@ export class EarlyRemote {
       e.begun.set(rel, { blockSize, knownId: known?.id ?? '', kinds, temp: run.temp, ready });
     }
     return e;
-  }
-
-  get size(): number {
-    return this.begun.size;
   }
 
   /**

@@ -274,8 +274,10 @@ export class RemoteDelta {
       throw new DeltaFallback(rel, `no exec channel (${(e as Error).message})`); // the server's MaxSessions, say
     }
     const d = new RemoteDelta(conn, ch, rel, path.posix.join(path.posix.dirname(remoteAbs), temp), o.onProgress);
-    if (!(await d.until(`${MARK} end`)) && hasLine(d.out, `${MARK} skip`)) throw new DeltaFallback(rel, 'not begun: the remote file has the local size and mtime, or is under a quarter of the size');
-    if (!hasLine(d.out, `${MARK} end`)) throw new DeltaFallback(rel, `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`);
+    if (!(await d.until(`${MARK} end`))) {
+      const why = hasLine(d.out, `${MARK} skip`) ? 'not begun: the remote file has the local size and mtime, or is under a quarter of the size' : `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`;
+      throw new DeltaFallback(rel, why);
+    }
     const parsed = parseBlocks(rel, d.out, blockSize, o.known);
     d.seen = parsed.seen;
     d.cached = parsed.cached;

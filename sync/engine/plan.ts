@@ -50,11 +50,9 @@ function inPathOrder(plan: Plan, from: number): void {
 
 /**
  * Plans `remote` -> `local`. With `scope` set (a set of relative paths), only those paths and what
- * lies below them are compared (watch mode); otherwise the whole trees.
- */
-/**
- * `racySince` (ms): files modified at or after it are sent even when size and whole-second mtime equal
- * the remote's (pass-clock.ts: saved again in the second the last pass read them).
+ * lies below them are compared (watch mode); otherwise the whole trees. With `racySince` (ms), files
+ * modified at or after it are sent even when size and whole-second mtime equal the remote's
+ * (pass-clock.ts: saved again in the second the last pass read them).
  */
 export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, racySince?: number): Plan {
   const plan = emptyPlan();

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as apply from '../../sync/engine/apply';
 import { Connection } from '../../sync/engine/transport';
-import { Arena, remoteTree, useArena } from '../support/hostile';
+import { Arena, passWarnings, remoteTree, useArena } from '../support/hostile';
 import { remote } from '../support/two-way';
 import { writeTree } from '../support/trees';
 
@@ -38,17 +38,7 @@ function leftovers(dir: string): string[] {
   return out;
 }
 
-async function once(a: Arena, method: 'tar' | 'sftp' | 'helper'): Promise<string[]> {
-  const warnings: string[] = [];
-  const s = a.session({ watch: false, method });
-  s.on('warning', (w) => warnings.push(w));
-  try {
-    await s.start();
-  } finally {
-    await s.close();
-  }
-  return warnings;
-}
+const once = (a: Arena, method: 'tar' | 'sftp' | 'helper'): Promise<string[]> => passWarnings(a, { method });
 
 afterEach(() => jest.restoreAllMocks());
 

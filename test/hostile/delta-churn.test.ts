@@ -13,7 +13,7 @@ import * as apply from '../../sync/engine/apply';
 import { ApplyResult } from '../../sync/engine/apply';
 import { Connection } from '../../sync/engine/transport';
 import { deltaContext, leftovers, put, scatter, sendOne } from '../support/delta';
-import { Arena, useArena } from '../support/hostile';
+import { Arena, passWarnings, useArena } from '../support/hostile';
 import { remote } from '../support/two-way';
 
 jest.setTimeout(90_000);
@@ -26,17 +26,7 @@ const { sshd, arena } = useArena();
 
 afterEach(() => jest.restoreAllMocks());
 
-async function once(a: Arena, method: 'tar' | 'sftp'): Promise<string[]> {
-  const warnings: string[] = [];
-  const s = a.session({ watch: false, method });
-  s.on('warning', (w) => warnings.push(w));
-  try {
-    await s.start();
-  } finally {
-    await s.close();
-  }
-  return warnings;
-}
+const once = (a: Arena, method: 'tar' | 'sftp'): Promise<string[]> => passWarnings(a, { method });
 
 /** A large file on both sides, then changed locally by scattered blocks. */
 async function seeded(a: Arena, method: 'tar' | 'sftp'): Promise<Buffer> {

@@ -62,6 +62,33 @@ async function seeded(): Promise<Buffer> {
   return next;
 }
 
+/** The scripts begun from now on: each one's copy (its path on the server) and its readiness. */
+function trackBegun(): { temp: string; abs: string; ready: Promise<unknown> }[] {
+  const begin = RemoteDelta.begin.bind(RemoteDelta);
+  const runs: { temp: string; abs: string; ready: Promise<unknown> }[] = [];
+  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
+    const run = begin(...args);
+    runs.push({ temp: run.temp, abs: path.join(a.remote, path.dirname(args[1]), run.temp), ready: run.ready.catch(() => undefined) });
+    return run;
+  });
+  return runs;
+}
+
+/** Runs `before` (given the connection and the listing's number, from 0) ahead of each remote listing. */
+function beforeListing(before: (conn: Connection, n: number) => Promise<void>): void {
+  const exec = Connection.prototype.exec;
+  let n = 0;
+  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
+    if (command === 'sh -s' && String(rest[0]).includes('find')) await before(this, n++);
+    return exec.call(this, command, ...rest);
+  });
+}
+
+/** Waits (2 s at most) until `seen` says the copy is under way on the server. */
+async function until(seen: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !seen(); i++) await new Promise((r) => setTimeout(r, 5));
+}
+
 test('a changed large file goes by the script begun before the listing: byte-equal, nothing left behind', async () => {
   await seeded();
   const r = await once();
@@ -142,18 +169,8 @@ test("the listing does not delete a begun script's copy, and still deletes a kil
   // A killed run's copy and block files, beside the file.
   remote(sshd, a, `head -c 1000 /dev/zero > data/.kubedev-0123456789ab.tmp && : > data/.kubedev-0123456789ab.tmp.000001`);
   // The listing held back until the early script has made its copy, so that the listing sees it.
-  const begin = RemoteDelta.begin.bind(RemoteDelta);
-  let copying: Promise<unknown> = Promise.resolve();
-  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
-    const run = begin(...args);
-    copying = run.ready.catch(() => undefined);
-    return run;
-  });
-  const exec = Connection.prototype.exec;
-  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
-    if (command === 'sh -s' && String(rest[0]).includes('find')) await copying;
-    return exec.call(this, command, ...rest);
-  });
+  const runs = trackBegun();
+  beforeListing(async () => void (await Promise.all(runs.map((r) => r.ready))));
   const owns = jest.spyOn(EarlyRemote.prototype, 'owns');
   const commit = jest.spyOn(RemoteDelta.prototype, 'commit');
   const s = a.session({ watch: false });
@@ -215,23 +232,15 @@ test('a root the preparation refuses as not writable (a writable folder inside i
 
 test('the connection dropped while the early script copies: the retried pass leaves no copy of it behind', async () => {
   await seeded();
-  const begin = RemoteDelta.begin.bind(RemoteDelta);
-  const temps: string[] = [];
-  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
-    const run = begin(...args);
-    temps.push(path.join(a.remote, path.dirname(args[1]), run.temp));
-    return run;
-  });
-  const exec = Connection.prototype.exec;
+  const runs = trackBegun();
   let listings = 0;
-  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
-    if (command === 'sh -s' && String(rest[0]).includes('find') && listings++ === 0) {
-      // Dropped once the copy is under way on the server.
-      for (let i = 0; i < 400 && !temps.some((t) => fs.existsSync(`${t}.c`)); i++) await new Promise((r) => setTimeout(r, 5));
-      this.destroy('test: dropped while the early script copies');
-      await new Promise((r) => setTimeout(r, 1500)); // what the server does with the script meanwhile
-    }
-    return exec.call(this, command, ...rest);
+  beforeListing(async (conn, n) => {
+    listings = n + 1;
+    if (n > 0) return;
+    // Dropped once the copy is under way on the server.
+    await until(() => runs.some((r) => fs.existsSync(`${r.abs}.c`)));
+    conn.destroy('test: dropped while the early script copies');
+    await new Promise((r) => setTimeout(r, 1500)); // what the server does with the script meanwhile
   });
   const s = a.session({ watch: false });
   await s.start();
@@ -244,61 +253,44 @@ test('the connection dropped while the early script copies: the retried pass lea
 
 test('closed while the early script copies (the first pass aborted): no copy left behind', async () => {
   await seeded();
-  const begin = RemoteDelta.begin.bind(RemoteDelta);
-  const temps: string[] = [];
-  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
-    const run = begin(...args);
-    temps.push(path.join(a.remote, path.dirname(args[1]), run.temp));
-    return run;
-  });
+  const runs = trackBegun();
   const s = a.session({ watch: false });
-  const exec = Connection.prototype.exec;
-  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
-    if (command === 'sh -s' && String(rest[0]).includes('find')) {
-      for (let i = 0; i < 400 && !temps.some((t) => fs.existsSync(`${t}.c`)); i++) await new Promise((r) => setTimeout(r, 5));
-      void s.close();
-    }
-    return exec.call(this, command, ...rest);
+  beforeListing(async () => {
+    await until(() => runs.some((r) => fs.existsSync(`${r.abs}.c`)));
+    void s.close();
   });
   await s.start().catch(() => undefined);
   await s.close();
   await new Promise((r) => setTimeout(r, 1500));
-  expect(temps.length).toBe(1);
+  expect(runs.length).toBe(1);
   expect(leftovers(a.remote)).toEqual([]);
 });
 
 test("the connection dropped and the early script killed with it (SIGKILL: no trap runs): the retried pass deletes its copy as a killed run's", async () => {
   await seeded();
-  const begin = RemoteDelta.begin.bind(RemoteDelta);
-  const temps: string[] = [];
-  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
-    const run = begin(...args);
-    temps.push(run.temp);
-    return run;
-  });
-  const exec = Connection.prototype.exec;
+  const runs = trackBegun();
+  const temps = (): string[] => runs.map((r) => r.temp);
   let listings = 0;
-  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
-    if (command === 'sh -s' && String(rest[0]).includes('find') && listings++ === 0) {
-      for (let i = 0; i < 400 && !temps.some((t) => fs.existsSync(path.join(a.remote, 'data', t))); i++) await new Promise((r) => setTimeout(r, 5));
-      // The script and its tools killed on the server (as a container's OOM killer or restart would), the connection gone.
-      for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-        try {
-          if (temps.some((t) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(t))) process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone already
-        }
+  beforeListing(async (conn, n) => {
+    listings = n + 1;
+    if (n > 0) return;
+    await until(() => runs.some((r) => fs.existsSync(r.abs)));
+    // The script and its tools killed on the server (as a container's OOM killer or restart would), the connection gone.
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (temps().some((t) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(t))) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
       }
-      this.destroy('test: dropped, the script killed');
-      await new Promise((r) => setTimeout(r, 300));
     }
-    return exec.call(this, command, ...rest);
+    conn.destroy('test: dropped, the script killed');
+    await new Promise((r) => setTimeout(r, 300));
   });
   const s = a.session({ watch: false });
   await s.start();
   await s.close();
   expect(listings).toBeGreaterThanOrEqual(2);
-  expect(fs.readdirSync(path.join(a.remote, 'data')).filter((n) => temps.some((t) => n.startsWith(t)))).toEqual([]);
+  expect(fs.readdirSync(path.join(a.remote, 'data')).filter((n) => temps().some((t) => n.startsWith(t)))).toEqual([]);
   expect(leftovers(a.remote)).toEqual([]);
   expect(a.differences()).toEqual([]);
 });

@@ -66,6 +66,19 @@ export function arena(sshd: Sshd): Arena {
   };
 }
 
+/** One `--once` pass of `a` (with `extra` options); the warnings it gave. */
+export async function passWarnings(a: Arena, extra: Partial<SyncOptions> = {}): Promise<string[]> {
+  const warnings: string[] = [];
+  const s = a.session({ watch: false, ...extra });
+  s.on('warning', (w) => warnings.push(w));
+  try {
+    await s.start();
+  } finally {
+    await s.close();
+  }
+  return warnings;
+}
+
 /** The sync flags for `arena` against `sshd`, with key files the local user `as` may read. */
 export function syncArgs(a: Arena, sshd: Sshd, as?: LocalUser): string[] {
   let identity = sshd.identity;
