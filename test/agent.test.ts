@@ -4,11 +4,12 @@
  * served by it over the connection it keeps (sshd logs no new login), with the same output and exit
  * codes; anything unusual sends the run back into its own process, never loses it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { agentPids, agentReady, flags, folders, logins, run, runtime, sockets, stopAgents, synced, until, useAgentSshd, withAgent } from './support/agent';
+import { Readable } from 'node:stream';
+import { agentPids, agentReady, BIN, flags, folders, logins, run, runtime, sockets, stopAgents, synced, until, useAgentSshd, withAgent } from './support/agent';
 import { differences, snapshot, tempDir, writeTree } from './support/trees';
 
 const suite = useAgentSshd();
@@ -35,6 +36,24 @@ test('the first run leaves an agent; later runs go through it, over its connecti
   expect(third.code).toBe(0);
   expect(synced(third.stdout).files).toBe(0);
   expect(logins()).toBe(before + 2); // the first run and the agent's warm-up: the next runs did not log in
+});
+
+test("the agent holds none of the descriptors its starter inherited: a wrapper waiting for one is not hung", async () => {
+  // A CI step, a test runner or a make jobserver hands `kubedev` descriptors beyond 0-2 (node marks
+  // only its lowest close-on-exec at start); node passes the others on to children. The agent
+  // outlives the run: had it kept one, the wrapper waiting for that pipe's end would wait 60 s.
+  const { dir, env } = runtime();
+  const { local, remote } = folders();
+  writeTree(local, { 'a.txt': 'x' });
+  const before = logins();
+  const child = spawn('bash', ['-c', 'exec 50>&3 3>&-; exec "$0" "$@"', process.execPath, BIN, ...flags(local, remote)], { env, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const ended = new Promise<string>((resolve) => (child.stdio[3] as Readable).on('data', () => undefined).once('close', () => resolve('ended')));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  expect(code).toBe(0);
+  const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still open 10 s after the run'), 10_000).unref());
+  expect(await Promise.race([ended, timeout])).toBe('ended');
+  await agentReady(dir, before + 1);
+  expect(agentPids(dir)).toHaveLength(1); // the agent lives on without it
 });
 
 test('usage errors come back through the agent: exit 2, the flag named, no stack trace', async () => {

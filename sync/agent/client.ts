@@ -7,7 +7,8 @@
  * Only node's net, fs, os, path and child_process are loaded here: this is every agent-served run's
  * whole start-up on top of node's own.
  */
-import { spawn } from 'node:child_process';
+import { spawn, StdioOptions } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { AgentGo, AgentRequest, AgentSignal, Frame, FrameReader } from './frames';
 import { AGENT_MAIN, agentAllowed, socketPath } from './where';
@@ -111,10 +112,61 @@ export function viaAgent(argv: readonly string[], socket: string | undefined = s
 export function leaveAgent(argv: readonly string[], socket: string | undefined = socketPath()): void {
   if (!socket) return;
   try {
-    const child = spawn(process.execPath, [AGENT_MAIN, socket, JSON.stringify(request(argv))], { detached: true, stdio: 'ignore', cwd: '/', env: process.env });
-    child.on('error', () => undefined);
-    child.unref();
+    const devNull = fs.openSync('/dev/null', 'r+');
+    try {
+      const child = spawn(process.execPath, [AGENT_MAIN, socket, JSON.stringify(request(argv))], { detached: true, stdio: agentStdio(devNull), cwd: '/', env: process.env });
+      child.on('error', () => undefined);
+      child.unref();
+    } finally {
+      fs.closeSync(devNull);
+    }
   } catch {
     // no agent: the next run is served in its own process, as this one was
+  }
+}
+
+/** O_CLOEXEC in /proc's fdinfo flags (octal): an fd without it survives exec. */
+const O_CLOEXEC = 0o2000000;
+/** The highest inherited descriptor the agent's start covers (an array entry per slot up to it). */
+const MAX_COVERED = 1024;
+
+/**
+ * The agent's stdio: /dev/null for 0-2, and /dev/null over every other descriptor this process would
+ * pass on. A process inherits the descriptors its parent left without close-on-exec (a CI step's
+ * capture pipe, a wrapper's status pipe, make's jobserver), and node passes them on to its children:
+ * an agent holding one keeps the parent's pipe open for its whole life, and whatever waits for that
+ * pipe's end (the wrapper that started `kubedev sync --once`) hangs. Linux says which descriptors are
+ * inherited (fdinfo's flags); elsewhere every open one is covered (node's own close on exec anyway).
+ */
+export function agentStdio(devNull: number, fds: readonly number[] = passedOn()): StdioOptions {
+  const stdio: StdioOptions = ['ignore', 'ignore', 'ignore'];
+  for (const fd of fds) {
+    if (fd < 3 || fd > MAX_COVERED || fd === devNull) continue;
+    while (stdio.length < fd) stdio.push('ignore');
+    stdio[fd] = devNull;
+  }
+  return stdio;
+}
+
+/** Descriptors of this process that its children inherit (all open ones where the system does not say). */
+function passedOn(): number[] {
+  try {
+    return fs
+      .readdirSync('/proc/self/fdinfo')
+      .map(Number)
+      .filter((fd) => {
+        try {
+          const flags = /^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+          return flags !== null && (parseInt(flags[1], 8) & O_CLOEXEC) === 0;
+        } catch {
+          return false; // closed meanwhile (the listing's own descriptor)
+        }
+      });
+  } catch {
+    try {
+      return fs.readdirSync('/dev/fd').map(Number).filter(Number.isInteger);
+    } catch {
+      return [];
+    }
   }
 }
