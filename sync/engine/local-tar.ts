@@ -47,6 +47,22 @@ const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
  * (name, tar's reason).
  */
 export function localTar(root: string, names: readonly string[], gzip = false): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
+  const t = localTarFeed(root, gzip);
+  t.add(names);
+  t.end();
+  return { stream: t.stream, done: t.done };
+}
+
+/** A local tar reading its member names as they come (`add`), until `end`; see localTar. */
+export interface LocalTarFeed {
+  readonly stream: Readable;
+  readonly done: Promise<{ skipped: [string, string][] }>;
+  add(names: readonly string[]): void;
+  end(): void;
+}
+
+/** The local tar of localTar, its names given as they are known: tar reads its list as it goes. */
+export function localTarFeed(root: string, gzip = false): LocalTarFeed {
   const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -63,13 +79,20 @@ export function localTar(root: string, names: readonly string[], gzip = false): 
     });
   });
   child.stdin.on('error', () => undefined);
-  child.stdin.end(Buffer.from(names.map((n) => `${n}\0`).join('')));
-  if (!gzip) return { stream: child.stdout, done };
+  const feed = {
+    add: (names: readonly string[]): void => {
+      if (names.length > 0 && child.stdin.writable) child.stdin.write(Buffer.from(names.map((n) => `${n}\0`).join('')));
+    },
+    end: (): void => {
+      child.stdin.end();
+    },
+  };
+  if (!gzip) return { stream: child.stdout, done, ...feed };
   const gz = spawn('gzip', ['-1', '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   child.stdout.pipe(gz.stdin);
   gz.stdin.on('error', () => undefined);
   const both = Promise.all([done, exited(gz, 'gzip')]).then(([d]) => d);
-  return { stream: gz.stdout, done: both };
+  return { stream: gz.stdout, done: both, ...feed };
 }
 
 /** Resolves when `child` exits 0; rejects naming `what` otherwise. */
