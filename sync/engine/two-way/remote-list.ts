@@ -8,6 +8,7 @@ import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
 import { fieldsAfterMarker, listingMarker, remoteScanCommand, topMost } from '../remote-scan';
 import { Connection, RemoteError } from '../transport';
 import { Entry, EntryType, shQuote } from '../tree';
+import { sameSig, Sig } from './state-store';
 
 export interface ExactListing {
   readonly tree: Map<string, Entry>;
@@ -130,6 +131,45 @@ function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>): Map<string,
     got.set(rel, Buffer.from(b64, 'base64'));
   }
   return got;
+}
+
+/**
+ * Of `rels` (files the listing gave as `listed`), those the server still holds as that very file: a
+ * regular file of the listed size, mode and mtime (to the nanosecond). Asked once their bytes were
+ * read: what was written, truncated, appended to, removed or replaced (by a link, which the read
+ * followed, or a FIFO) since the listing is left out, as its bytes may be torn or another version than
+ * the one the ancestor would record.
+ */
+export async function stillAsListed(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Sig | undefined): Promise<Set<string>> {
+  const same = new Set<string>();
+  for (let i = 0; i < rels.length; ) {
+    const batch: string[] = [];
+    for (let bytes = 0; i < rels.length && bytes < STAT_ARGS_MAX; i++) {
+      batch.push(rels[i]);
+      bytes += rels[i].length + 4;
+    }
+    const marker = listingMarker();
+    const res = await run(`cd -- ${shQuote(root)} || exit ${GONE}\nprintf '%s\\0' ${shQuote(marker)}\nfind ${batch.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -printf ${STAT_FORMAT} 2>/dev/null\nexit 0`);
+    if (res.code === GONE) continue; // the root is gone: nothing is as listed
+    if (res.code !== 0) throw new RemoteError(`checking fetched files in '${root}' failed (exit ${res.code}): ${res.stderr.trim()}`, res.code ?? -1, res.stderr);
+    for (const [rel, sig] of statFields(fieldsAfterMarker(res.stdout, marker, root).fields)) if (sameSig(sig, listed(rel))) same.add(rel);
+  }
+  return same;
+}
+
+/** Bytes of names per stillAsListed command (one find each). */
+const STAT_ARGS_MAX = 128 * 1024;
+/** What stillAsListed prints of a file. */
+const STAT_FORMAT = `'%p\\0%y\\0%s\\0%T@\\0%m\\0'`;
+
+/** `./rel`, type, size, mtime, mode fields (STAT_FORMAT) as [rel, sig] for the regular files among them. */
+function statFields(fields: readonly string[]): [string, Sig][] {
+  const out: [string, Sig][] = [];
+  for (let i = 0; i + 4 < fields.length; i += 5) {
+    const [named, y, size, mtime, mode] = fields.slice(i, i + 5);
+    if (y === 'f') out.push([named.slice(2), { t: 'f', s: Number(size), m: Number(mtime) * 1000, p: parseInt(mode, 8) }]);
+  }
+  return out;
 }
 
 /** `p`, or the connection's loss if that comes first (the drop listener is removed either way). */
