@@ -18,11 +18,12 @@ import { pipeline, Transform } from 'node:stream';
 import { ReadStream, SFTPWrapper } from 'ssh2';
 import { Connection } from '../../sync/engine/transport';
 import { TarStandby } from '../../sync/engine/two-way/pull-bulk';
+import * as remoteList from '../../sync/engine/two-way/remote-list';
 import * as scope from '../../sync/engine/two-way/scope';
 import { localSig } from '../../sync/engine/two-way/local-write';
 import { sameSig, Sig, StateStore } from '../../sync/engine/two-way/state-store';
 import { Arena, useArena } from '../support/hostile';
-import { pass, PassResult, remote, stateFileOf } from '../support/two-way';
+import { pass, PassResult, remote, stateFileOf, twoWay } from '../support/two-way';
 import { tempDir } from '../support/trees';
 
 jest.setTimeout(90_000);
@@ -92,6 +93,14 @@ function sound(a: Arena, rel: string, v: Versions, own?: Buffer, ancestor: State
 /** The pass (a fresh session, `--once`): its warnings; a pass that throws fails the test. */
 async function once(a: Arena): Promise<PassResult> {
   return pass(sshd(), a);
+}
+
+/** Waits (at most 10 s) until `ok()`. */
+async function until(ok: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !ok(); ) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Passes until nothing more is pulled (at most 4): the local side then holds the server's final bytes. */
@@ -337,3 +346,37 @@ describe.each(paths)('the developer edits the file while the container rewrites 
   });
 });
 
+test('watching: a small file the container rewrites (same size) between the listing and the read of its bytes inside the listing: one server version, the ancestor records it', async () => {
+  const a = arena();
+  const REL = 'f.txt';
+  const v: Versions = [];
+  write(a, v, REL, Buffer.from('v0v0'));
+  remote(sshd(), a, 'printf k > keep.txt && printf k > keep2.txt');
+  const s = twoWay(sshd(), a);
+  const checked: string[] = [];
+  s.on('pulled', (p) => {
+    if (!p.paths.includes(REL)) return;
+    sound(a, REL, v, undefined, s.store);
+    checked.push(fs.readFileSync(path.join(a.local, REL), 'utf8'));
+  });
+  try {
+    await s.start();
+    // The container's second write runs inside the scoped listing's command, after the find and before the base64.
+    const real = remoteList.listRemoteExact;
+    let raced = false;
+    jest.spyOn(remoteList, 'listRemoteExact').mockImplementation((run, root, ig, scoped, inline = []) => {
+      if (!inline.includes(REL) || raced) return real(run, root, ig, scoped, inline);
+      raced = true;
+      const src = staged(Buffer.from('v2v2'));
+      return real((cmd) => run(cmd.replace(/\nprintf '%s\\0' ('[^']*-INLINE')/, `\ncat '${src}' > ${REL}; printf '%s\\0' $1`)), root, ig, scoped, inline);
+    });
+    write(a, v, REL, Buffer.from('v1v1'));
+    await until(() => raced);
+    v.push({ bytes: Buffer.from('v2v2'), sig: serverSig(a, REL) });
+    await until(() => fs.readFileSync(path.join(a.local, REL), 'utf8') === 'v2v2');
+    sound(a, REL, v, undefined, s.store);
+    expect(checked.length).toBeGreaterThan(0);
+  } finally {
+    await s.close();
+  }
+});

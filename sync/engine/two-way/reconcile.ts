@@ -225,7 +225,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
         await pullFilesTar(conn, () => h.tar(), h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (f) => void fetched.push(f), (rel, e) => skip(byRel.get(rel) as Decision, e));
       }
       const limit = new Limiter(PULL_PARALLEL);
-      // Small files that came inside the listing with their listed size are placed at once, like a tar member.
+      // Small files that came inside the listing (still as listed once read) are placed at once.
       const inline = remote.inline ?? new Map<string, Buffer>();
       const fromListing = bulk.length > 0 ? [] : pull.filter((x) => x.r?.t === 'f' && inline.get(x.rel)?.length === x.r.s);
       for (const d of fromListing) {

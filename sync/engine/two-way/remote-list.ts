@@ -8,7 +8,7 @@ import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
 import { fieldsAfterMarker, listingMarker, remoteScanCommand, topMost } from '../remote-scan';
 import { Connection, RemoteError } from '../transport';
 import { Entry, EntryType, shQuote } from '../tree';
-import { sameSig, Sig } from './state-store';
+import { sameSig, Sig, sigOf } from './state-store';
 
 export interface ExactListing {
   readonly tree: Map<string, Entry>;
@@ -20,7 +20,7 @@ export interface ExactListing {
   readonly rootEmpty?: boolean;
   /**
    * The bytes of small regular files among the starting points asked for inline (read just after the
-   * listing: they may be newer than it, so they are placed only with the listed size, see placeBytes).
+   * listing, then each file looked at again: only those still as listed are kept, see parseInline).
    */
   readonly inline?: ReadonlyMap<string, Buffer>;
 }
@@ -103,31 +103,44 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     const slash = rel.lastIndexOf('/');
     if (slash > 0 && !starts.has(rel) && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
-  const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree);
+  const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree, marker);
   return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined };
 }
 
 /**
  * After the listing: the marker, then for each of `rels` that is a regular file (not a link) of at most
  * INLINE_MAX bytes, its name and its bytes in base64, NUL-terminated (one find, one base64 per file);
- * a base64 that failed (the file unreadable meanwhile) ends in '!', which parseInline drops.
+ * a base64 that failed (the file unreadable meanwhile) ends in '!', which parseInline drops. Then a
+ * second marker and each file's stat once read (STAT_FORMAT): one written meanwhile is dropped too.
  */
 function inlineCommand(rels: readonly string[], marker: string): string[] {
   if (rels.length === 0) return [];
   return [
     `printf '%s\\0' ${shQuote(`${marker}-INLINE`)}`,
     `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -type f -size -${INLINE_MAX + 1}c -printf '%p\\0' \\( -exec base64 -w 0 -- {} \\; -printf '\\0' -o -printf '!\\0' \\) 2>/dev/null`,
+    `printf '%s\\0' ${shQuote(`${marker}-AFTER`)}`,
+    `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -printf ${STAT_FORMAT} 2>/dev/null`,
   ];
 }
 
-/** The name/base64 pairs after the inline marker; only names the listing holds as files are kept. */
-function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>): Map<string, Buffer> {
-  const fields = out.toString('latin1').split('\0');
+/**
+ * The name/base64 pairs after the inline marker; only files the listing holds, and the server still
+ * held as listed once their bytes were read (the stats after the second marker), are kept.
+ */
+function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>, marker: string): Map<string, Buffer> {
+  const after = out.indexOf(`${marker}-AFTER\0`);
+  if (after < 0) return new Map();
+  const fields = out.subarray(0, after).toString('latin1').split('\0');
+  const asListed = new Set<string>();
+  for (const [rel, sig] of statFields(out.subarray(after + marker.length + 7).toString('utf8').split('\0'))) {
+    const e = tree.get(rel);
+    if (e?.type === 'file' && sameSig(sig, sigOf(e))) asListed.add(rel);
+  }
   const got = new Map<string, Buffer>();
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const rel = Buffer.from(fields[i], 'latin1').toString('utf8').slice(2);
     const b64 = fields[i + 1];
-    if (tree.get(rel)?.type !== 'file' || !/^[A-Za-z0-9+/]*=*$/.test(b64)) continue;
+    if (!asListed.has(rel) || !/^[A-Za-z0-9+/]*=*$/.test(b64)) continue;
     got.set(rel, Buffer.from(b64, 'base64'));
   }
   return got;
@@ -159,7 +172,7 @@ export async function stillAsListed(run: RemoteRun, root: string, rels: readonly
 
 /** Bytes of names per stillAsListed command (one find each). */
 const STAT_ARGS_MAX = 128 * 1024;
-/** What stillAsListed prints of a file. */
+/** What stillAsListed and the inline bytes' second look print of a file. */
 const STAT_FORMAT = `'%p\\0%y\\0%s\\0%T@\\0%m\\0'`;
 
 /** `./rel`, type, size, mtime, mode fields (STAT_FORMAT) as [rel, sig] for the regular files among them. */
