@@ -3,7 +3,8 @@
  * - Never outside the root, never through a symlink: every folder above the target is lstat'ed and
  *   must be a real folder (checkedParent); files are opened O_NOFOLLOW | O_EXCL under a temporary name.
  * - Atomic: the bytes land in `.kubedev-<random>.tmp` beside the target, get the remote's mode and
- *   mtime, and are renamed over it; a file that did not come whole is never put in place.
+ *   mtime, and are renamed over it; a file that did not come whole is never put in place, nor one the
+ *   server no longer holds as listed once it was read (the pass asks: Fetched, stillAsListed).
  * - Never over a local change: just before the rename the target is lstat'ed again and must still be
  *   what the classification saw; otherwise nothing is written (the next pass sees a conflict).
  * - Conflict copies never overwrite anything (link(2) refuses an existing name).
@@ -96,15 +97,17 @@ function expectUnchanged(abs: string, rel: string, expected: Sig | undefined): v
 
 /** Streams the remote file into a new temporary file beside `abs`; returns the temp's path. */
 function fetchToTemp(sftp: SFTPWrapper, remoteAbs: string, dir: string, r: Sig): Promise<string> {
-  return writeTemp(readRemote(sftp, remoteAbs), dir, r, remoteAbs);
+  return writeTemp(readRemote(sftp, remoteAbs, r.s), dir, r, remoteAbs);
 }
 
 /**
- * An SFTP read stream. Errors while reading reach the reader (the iteration rejects); the handle's
- * close, which can fail after the last byte when the connection ends, must not be an unhandled error.
+ * An SFTP read stream of at most `size` bytes and one more (enough to tell that the file grew: a file
+ * replaced since the listing by a link to /dev/zero, or a log that keeps growing, is not read for
+ * ever). Errors while reading reach the reader (the iteration rejects); the handle's close, which can
+ * fail after the last byte when the connection ends, must not be an unhandled error.
  */
-function readRemote(sftp: SFTPWrapper, remoteAbs: string): Bytes {
-  const rs = sftp.createReadStream(remoteAbs);
+function readRemote(sftp: SFTPWrapper, remoteAbs: string, size: number): Bytes {
+  const rs = sftp.createReadStream(remoteAbs, { end: size });
   rs.on('error', () => undefined);
   return rs;
 }
@@ -151,13 +154,26 @@ async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Prom
 }
 
 /**
- * placeFile for bytes already in memory (a small tar member), all synchronous: the same checks in the
- * same order (real folders above, O_EXCL | O_NOFOLLOW temp, exact size, mode + mtime, the target
- * re-checked right before the rename), without a promise per file.
+ * A remote file fetched whole into a temporary file beside its target, not yet put in place: the pass
+ * first asks the server whether the file is still the one listed (stillAsListed), since bytes read from
+ * a file written meanwhile may be torn or another version than the one the ancestor will record.
  */
-export function placeBytes(chunks: readonly Buffer[], root: string, rel: string, r: Sig, expected: Sig | undefined): Sig {
+export interface Fetched {
+  readonly rel: string;
+  readonly tmp: string;
+  readonly abs: string;
+  /** The temporary file's stat: the local side once it is renamed. */
+  readonly sig: Sig;
+  readonly expected: Sig | undefined;
+}
+
+/**
+ * fetchFile for bytes already in memory (a small tar member), all synchronous: the same checks in the
+ * same order (real folders above, O_EXCL | O_NOFOLLOW temp, exact size, mode + mtime), without a
+ * promise per file.
+ */
+export function fetchBytes(chunks: readonly Buffer[], root: string, rel: string, r: Sig, expected: Sig | undefined): Fetched {
   const dir = checkedParent(root, rel);
-  const abs = path.join(dir, path.basename(rel));
   const { tmp, fd } = openTemp(dir);
   let st: fs.Stats;
   try {
@@ -169,18 +185,17 @@ export function placeBytes(chunks: readonly Buffer[], root: string, rel: string,
     throw e;
   }
   fs.closeSync(fd);
-  putInPlace(tmp, abs, rel, expected);
-  // The inode renamed is the one written: its stat is the local side now.
-  return sigOf(entryFromStats(st) as Entry);
+  // The inode renamed is the one written: its stat is the local side then.
+  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: sigOf(entryFromStats(st) as Entry), expected };
 }
 
-/** Puts the remote file at `rel` locally (temp + rename), if the local side is still `expected`. */
-export function pullFile(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Sig> {
-  return placeFile(readRemote(sftp, remoteAbs), root, rel, r, expected);
+/** The remote file at `rel` (SFTP, at most its listed size and one byte more) into a temporary file beside its target. */
+export function pullFile(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Fetched> {
+  return fetchFile(readRemote(sftp, remoteAbs, r.s), root, rel, r, expected);
 }
 
-/** Puts `source` (the remote file's bytes) at `rel` locally: temp + rename, if the local side is still `expected`. */
-export async function placeFile(source: Bytes, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Sig> {
+/** `source` (the remote file's bytes) into a temporary file beside the target `rel`. */
+export async function fetchFile(source: Bytes, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Fetched> {
   let dir: string;
   try {
     dir = checkedParent(root, rel);
@@ -188,9 +203,19 @@ export async function placeFile(source: Bytes, root: string, rel: string, r: Sig
     source.resume(); // the bytes are drained, never written
     throw e;
   }
-  const abs = path.join(dir, path.basename(rel));
-  putInPlace(await writeTemp(source, dir, r, rel), abs, rel, expected);
-  return localSig(abs) as Sig;
+  const tmp = await writeTemp(source, dir, r, rel);
+  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: localSig(tmp) as Sig, expected };
+}
+
+/** Renames a fetched file over its target if the local side is still as classified; its local sig. */
+export function commitFetched(f: Fetched): Sig {
+  putInPlace(f.tmp, f.abs, f.rel, f.expected);
+  return f.sig;
+}
+
+/** A fetched file that is not put in place (its remote changed meanwhile): the temporary file goes. */
+export function dropFetched(f: Fetched): void {
+  fs.rmSync(f.tmp, { force: true });
 }
 
 /** Renames the finished temp over `abs` if the local side is still `expected` (else the temp goes). */
@@ -205,11 +230,15 @@ function putInPlace(tmp: string, abs: string, rel: string, expected: Sig | undef
   }
 }
 
-/** Keeps the remote version beside the local file under `copyRel`, never over an existing name. */
-export async function keepRemoteCopy(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, copyRel: string, r: Sig): Promise<'kept' | 'same'> {
+/**
+ * Keeps the remote version beside the local file under `copyRel`, never over an existing name, once
+ * `unchanged` says the server still holds the file as listed (else ChangedMeanwhile: the read may be torn).
+ */
+export async function keepRemoteCopy(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, copyRel: string, r: Sig, unchanged: () => Promise<boolean>): Promise<'kept' | 'same'> {
   const dir = checkedParent(root, rel);
   const tmp = await fetchToTemp(sftp, remoteAbs, dir, r);
   try {
+    if (!(await unchanged())) throw new ChangedMeanwhile(`remote '${rel}' changed while it was fetched; fetched again next pass`);
     if (sameBytes(tmp, path.join(dir, path.basename(rel)))) return 'same';
     fs.linkSync(tmp, path.join(root, copyRel)); // fails with EEXIST rather than overwrite
     return 'kept';

@@ -1,9 +1,11 @@
 /**
  * Many remote files fetched at once: one `tar -c` on the server over one exec channel (the list of
- * names on stdin, NUL-separated), read in-process with tar-stream; each member is put in place by
- * placeFile — the same checks as one file fetched over SFTP (real folders above it, O_EXCL |
- * O_NOFOLLOW temporary file, exact size, the local side still as classified, rename). A member missing
- * from the stream (gone or unreadable on the server) is left for the next pass.
+ * names on stdin, NUL-separated), read in-process with tar-stream; each member is written to a
+ * temporary file by fetchFile — the same checks as one file fetched over SFTP (real folders above it,
+ * O_EXCL | O_NOFOLLOW temporary file, exact size) — and handed to the pass, which puts it in place
+ * once the server says it was not written while tar read it (a tar reading a file rewritten in place
+ * sends torn bytes; one truncated meanwhile, zeros). A member missing from the stream (gone or
+ * unreadable on the server) is left for the next pass.
  *
  * The `tar` runs on a channel opened ahead of time (TarStandby): it waits for one line on stdin before
  * it starts, so the channel's set-up (a fork on the server, several round trips) is not paid while a
@@ -14,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { Connection } from '../transport';
 import { shQuote } from '../tree';
-import { placeBytes, placeFile } from './local-write';
+import { fetchBytes, fetchFile, Fetched } from './local-write';
 import { unlessDropped } from './remote-list';
 import { Sig } from './state-store';
 
@@ -27,7 +29,6 @@ export interface BulkItem {
   readonly l?: Sig;
 }
 
-/** Fetches `items` (files) with one tar stream; calls `done` or `failed` for each member seen. */
 /** One `tar -c` channel kept open, waiting; `take()` hands it over and opens the next in the background. */
 export class TarStandby {
   private next?: Promise<ClientChannel>;
@@ -72,7 +73,8 @@ export class TarStandby {
   }
 }
 
-export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<ClientChannel>, localRoot: string, items: readonly BulkItem[], done: (rel: string, sig: Sig) => void, failed: (rel: string, e: unknown) => void): Promise<{ stderr: string }> {
+/** Fetches `items` (files) with one tar stream into temporary files; calls `done` or `failed` for each member seen. */
+export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<ClientChannel>, localRoot: string, items: readonly BulkItem[], done: (f: Fetched) => void, failed: (rel: string, e: unknown) => void): Promise<{ stderr: string }> {
   const byName = new Map(items.map((i) => [`./${i.rel}`, i]));
   const ch = await tarChannel();
   let stderr = '';
@@ -93,7 +95,7 @@ export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<C
       stream.on('data', (c: unknown) => void chunks.push(c as Buffer));
       stream.on('end', () => {
         try {
-          done(item.rel, placeBytes(chunks, localRoot, item.rel, item.r, item.l));
+          done(fetchBytes(chunks, localRoot, item.rel, item.r, item.l));
         } catch (e) {
           failed(item.rel, e);
         }
@@ -101,9 +103,9 @@ export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<C
       });
       return;
     }
-    placeFile(stream, localRoot, item.rel, item.r, item.l).then(
-      (sig) => {
-        done(item.rel, sig);
+    fetchFile(stream, localRoot, item.rel, item.r, item.l).then(
+      (f) => {
+        done(f);
         next();
       },
       (e) => {

@@ -18,10 +18,10 @@ import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
 import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
-import { ChangedMeanwhile, conflictCopyName, deleteLocal, keepRemoteCopy, LocalPathError, placeBytes, pullDir, pullFile, pullLink } from './local-write';
+import { ChangedMeanwhile, commitFetched, conflictCopyName, deleteLocal, dropFetched, fetchBytes, Fetched, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
 import { guardOverwrites, releaseGuards } from './remote-guard';
-import { RemoteRun, unlessDropped } from './remote-list';
+import { RemoteRun, stillAsListed, unlessDropped } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
 import { ConflictRecord, Sig, sigOf } from './state-store';
@@ -216,37 +216,53 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     }
     const files = pull.filter((x) => x.r?.t === 'f');
     const bulk = files.length > BULK_PULL ? files : [];
-    if (bulk.length > 0) {
-      const byRel = new Map(bulk.map((d) => [d.rel, d]));
-      await pullFilesTar(conn, () => h.tar(), h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (rel, sig) => {
-        pulledSig.set(rel, sig);
-        done.bytes += sig.s;
-      }, (rel, e) => skip(byRel.get(rel) as Decision, e));
-    }
-    const limit = new Limiter(PULL_PARALLEL);
-    // Small files that came inside the listing with their listed size are placed at once, like a tar member.
-    const inline = remote.inline ?? new Map<string, Buffer>();
-    const fromListing = bulk.length > 0 ? [] : pull.filter((x) => x.r?.t === 'f' && inline.get(x.rel)?.length === x.r.s);
-    for (const d of fromListing) {
-      try {
-        pulledSig.set(d.rel, placeBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, d.r as Sig, d.l));
-        done.bytes += (d.r as Sig).s;
-      } catch (e) {
-        skip(d, e);
+    // Files are fetched into temporary files first, and put in place once the server says each is still
+    // the file listed (a read of a file written meanwhile may be torn, or another version than the ancestor records).
+    const fetched: Fetched[] = [];
+    try {
+      if (bulk.length > 0) {
+        const byRel = new Map(bulk.map((d) => [d.rel, d]));
+        await pullFilesTar(conn, () => h.tar(), h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (f) => void fetched.push(f), (rel, e) => skip(byRel.get(rel) as Decision, e));
       }
-    }
-    const single = pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f') && !fromListing.includes(x));
-    // SFTP is opened only when a file goes one by one (a process pulling in bulk never starts it).
-    const sftp = single.some((d) => d.r?.t === 'f') ? await conn.sftp() : (undefined as unknown as Awaited<ReturnType<Connection['sftp']>>);
-    await Promise.all(single.map((d) => limit.run(async () => {
-      try {
-        const r = d.r as Sig;
-        pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : await unlessDropped(conn, pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l)));
-        if (r.t === 'f') done.bytes += r.s;
-      } catch (e) {
-        skip(d, e);
+      const limit = new Limiter(PULL_PARALLEL);
+      // Small files that came inside the listing (still as listed once read) are placed at once.
+      const inline = remote.inline ?? new Map<string, Buffer>();
+      const fromListing = bulk.length > 0 ? [] : pull.filter((x) => x.r?.t === 'f' && inline.get(x.rel)?.length === x.r.s);
+      for (const d of fromListing) {
+        try {
+          pulledSig.set(d.rel, commitFetched(fetchBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, d.r as Sig, d.l)));
+          done.bytes += (d.r as Sig).s;
+        } catch (e) {
+          skip(d, e);
+        }
       }
-    })));
+      const single = pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f') && !fromListing.includes(x));
+      // SFTP is opened only when a file goes one by one (a process pulling in bulk never starts it).
+      const sftp = single.some((d) => d.r?.t === 'f') ? await conn.sftp() : (undefined as unknown as Awaited<ReturnType<Connection['sftp']>>);
+      await Promise.all(single.map((d) => limit.run(async () => {
+        try {
+          const r = d.r as Sig;
+          if (r.t === 'l') pulledSig.set(d.rel, pullLink(h.localRoot, d.rel, r, d.l));
+          else fetched.push(await unlessDropped(conn, pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l)));
+        } catch (e) {
+          skip(d, e);
+        }
+      })));
+      const asListed = fetched.length > 0 ? await stillAsListed(h.run, h.remoteRoot, fetched.map((f) => f.rel), rsig) : new Set<string>();
+      for (const f of fetched.splice(0)) {
+        const d = decisions.get(f.rel) as Decision;
+        try {
+          if (!asListed.has(f.rel)) throw new ChangedMeanwhile(`remote '${f.rel}' changed while it was fetched; fetched again next pass`);
+          pulledSig.set(f.rel, commitFetched(f));
+          done.bytes += f.sig.s;
+        } catch (e) {
+          dropFetched(f);
+          skip(d, e);
+        }
+      }
+    } finally {
+      for (const f of fetched) dropFetched(f);
+    }
     done.pulled.push(...pulledSig.keys());
   }
 
@@ -265,7 +281,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
         copy = conflictCopyName(d.rel);
         for (let n = 2; ; n++) {
           try {
-            const kept = await unlessDropped(conn, keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r));
+            const kept = await unlessDropped(conn, keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r, () => stillAsListed(h.run, h.remoteRoot, [d.rel], rsig).then((s) => s.has(d.rel))));
             if (kept === 'same') {
               // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
               if (d.l.p !== d.r.p) await remoteFix(conn, h.remoteRoot, [{ k: 'C', rel: d.rel, mode: d.l.p }], { what: `changing the mode of '${d.rel}'` });

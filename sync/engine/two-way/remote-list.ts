@@ -8,6 +8,7 @@ import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
 import { fieldsAfterMarker, listingMarker, remoteScanCommand, topMost } from '../remote-scan';
 import { Connection, RemoteError } from '../transport';
 import { Entry, EntryType, shQuote } from '../tree';
+import { sameSig, Sig, sigOf } from './state-store';
 
 export interface ExactListing {
   readonly tree: Map<string, Entry>;
@@ -19,7 +20,7 @@ export interface ExactListing {
   readonly rootEmpty?: boolean;
   /**
    * The bytes of small regular files among the starting points asked for inline (read just after the
-   * listing: they may be newer than it, so they are placed only with the listed size, see placeBytes).
+   * listing, then each file looked at again: only those still as listed are kept, see parseInline).
    */
   readonly inline?: ReadonlyMap<string, Buffer>;
 }
@@ -102,34 +103,86 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     const slash = rel.lastIndexOf('/');
     if (slash > 0 && !starts.has(rel) && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
-  const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree);
+  const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree, marker);
   return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined };
 }
 
 /**
  * After the listing: the marker, then for each of `rels` that is a regular file (not a link) of at most
  * INLINE_MAX bytes, its name and its bytes in base64, NUL-terminated (one find, one base64 per file);
- * a base64 that failed (the file unreadable meanwhile) ends in '!', which parseInline drops.
+ * a base64 that failed (the file unreadable meanwhile) ends in '!', which parseInline drops. Then a
+ * second marker and each file's stat once read (STAT_FORMAT): one written meanwhile is dropped too.
  */
 function inlineCommand(rels: readonly string[], marker: string): string[] {
   if (rels.length === 0) return [];
   return [
     `printf '%s\\0' ${shQuote(`${marker}-INLINE`)}`,
     `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -type f -size -${INLINE_MAX + 1}c -printf '%p\\0' \\( -exec base64 -w 0 -- {} \\; -printf '\\0' -o -printf '!\\0' \\) 2>/dev/null`,
+    `printf '%s\\0' ${shQuote(`${marker}-AFTER`)}`,
+    `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -printf ${STAT_FORMAT} 2>/dev/null`,
   ];
 }
 
-/** The name/base64 pairs after the inline marker; only names the listing holds as files are kept. */
-function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>): Map<string, Buffer> {
-  const fields = out.toString('latin1').split('\0');
+/**
+ * The name/base64 pairs after the inline marker; only files the listing holds, and the server still
+ * held as listed once their bytes were read (the stats after the second marker), are kept.
+ */
+function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>, marker: string): Map<string, Buffer> {
+  const after = out.indexOf(`${marker}-AFTER\0`);
+  if (after < 0) return new Map();
+  const fields = out.subarray(0, after).toString('latin1').split('\0');
+  const asListed = new Set<string>();
+  for (const [rel, sig] of statFields(out.subarray(after + marker.length + 7).toString('utf8').split('\0'))) {
+    const e = tree.get(rel);
+    if (e?.type === 'file' && sameSig(sig, sigOf(e))) asListed.add(rel);
+  }
   const got = new Map<string, Buffer>();
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const rel = Buffer.from(fields[i], 'latin1').toString('utf8').slice(2);
     const b64 = fields[i + 1];
-    if (tree.get(rel)?.type !== 'file' || !/^[A-Za-z0-9+/]*=*$/.test(b64)) continue;
+    if (!asListed.has(rel) || !/^[A-Za-z0-9+/]*=*$/.test(b64)) continue;
     got.set(rel, Buffer.from(b64, 'base64'));
   }
   return got;
+}
+
+/**
+ * Of `rels` (files the listing gave as `listed`), those the server still holds as that very file: a
+ * regular file of the listed size, mode and mtime (to the nanosecond). Asked once their bytes were
+ * read: what was written, truncated, appended to, removed or replaced (by a link, which the read
+ * followed, or a FIFO) since the listing is left out, as its bytes may be torn or another version than
+ * the one the ancestor would record.
+ */
+export async function stillAsListed(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Sig | undefined): Promise<Set<string>> {
+  const same = new Set<string>();
+  for (let i = 0; i < rels.length; ) {
+    const batch: string[] = [];
+    for (let bytes = 0; i < rels.length && bytes < STAT_ARGS_MAX; i++) {
+      batch.push(rels[i]);
+      bytes += rels[i].length + 4;
+    }
+    const marker = listingMarker();
+    const res = await run(`cd -- ${shQuote(root)} || exit ${GONE}\nprintf '%s\\0' ${shQuote(marker)}\nfind ${batch.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -printf ${STAT_FORMAT} 2>/dev/null\nexit 0`);
+    if (res.code === GONE) continue; // the root is gone: nothing is as listed
+    if (res.code !== 0) throw new RemoteError(`checking fetched files in '${root}' failed (exit ${res.code}): ${res.stderr.trim()}`, res.code ?? -1, res.stderr);
+    for (const [rel, sig] of statFields(fieldsAfterMarker(res.stdout, marker, root).fields)) if (sameSig(sig, listed(rel))) same.add(rel);
+  }
+  return same;
+}
+
+/** Bytes of names per stillAsListed command (one find each). */
+const STAT_ARGS_MAX = 128 * 1024;
+/** What stillAsListed and the inline bytes' second look print of a file. */
+const STAT_FORMAT = `'%p\\0%y\\0%s\\0%T@\\0%m\\0'`;
+
+/** `./rel`, type, size, mtime, mode fields (STAT_FORMAT) as [rel, sig] for the regular files among them. */
+function statFields(fields: readonly string[]): [string, Sig][] {
+  const out: [string, Sig][] = [];
+  for (let i = 0; i + 4 < fields.length; i += 5) {
+    const [named, y, size, mtime, mode] = fields.slice(i, i + 5);
+    if (y === 'f') out.push([named.slice(2), { t: 'f', s: Number(size), m: Number(mtime) * 1000, p: parseInt(mode, 8) }]);
+  }
+  return out;
 }
 
 /** `p`, or the connection's loss if that comes first (the drop listener is removed either way). */
