@@ -15,7 +15,6 @@
  */
 import { BlockCache } from './block-cache';
 import type { EarlyRemote, EarlySums } from './delta-early';
-import type { EarlyArchive } from './early-archive';
 import { Plan, PlanItem } from './plan';
 import { Connection, RemoteError } from './transport';
 import { Entry } from './tree';
@@ -66,8 +65,6 @@ export interface ApplyContext {
   readonly earlySums?: EarlySums;
   /** The server's copies and block hashes begun before the listing (delta-early.ts); the first pass only. */
   readonly earlyRemote?: EarlyRemote;
-  /** The first mirror's archive begun during the scan (early-archive.ts); the first pass only. */
-  readonly earlyArchive?: EarlyArchive;
 }
 
 export function parentOf(rel: string): string {

@@ -28,14 +28,6 @@ export const NO_PERL = 91;
 /** Removes the staging folder "$S", opening read-only folders inside it first if need be. */
 export const REMOVE_STAGE = 'rm -rf -- "$S" 2>/dev/null || { chmod -R u+rwx -- "$S"; rm -rf -- "$S"; }';
 
-/**
- * The extraction of an archive into the staging folder "$S" inside the root (made here, so a name
- * taken by anything else fails it), with `unpack` reading stdin; a failed one removes what it made.
- */
-export function stageExtract(remoteRoot: string, stage: string, unpack: string, probe: readonly string[] = []): string {
-  return [`cd ${shQuote(remoteRoot)} || exit 3`, ...probe, `S=${shQuote(stage)}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
-}
-
 /** The mover (no single quote in it: it goes inside one). Arguments: the physical root, the stage's name. */
 const MOVER = `use strict;
 my ($R, $S) = @ARGV; $/ = "\\0";

@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import { caller, Limiter, sftpFailure } from './apply-sftp';
 import { ApplyContext, ApplyResult, COALESCE_BYTES, earlyChmods, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
-import { checkScript, moverCommand, moverInput, MoveReport, moveReport, NO_PERL, REMOVE_STAGE, stageExtract } from './apply-moves';
+import { checkScript, moverCommand, moverInput, MoveReport, moveReport, NO_PERL, REMOVE_STAGE } from './apply-moves';
 import { Coalesce } from './coalesce';
 import { localGzipAvailable, localTar, localTarAvailable } from './local-tar';
 import { changedSince, LocalReadError, readExactly, readSmallSync } from './local-read';
@@ -44,9 +44,7 @@ const noGzip = new WeakSet<object>();
 
 /** The bulk path: tar into a staging folder, checks, then the moves. */
 export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Promise<ApplyResult> {
-  // The first mirror into an empty folder may have begun while the scan walked (early-archive.ts).
-  const early = await ctx.earlyArchive?.take(plan);
-  const stage = early?.stage ?? `.kubedev-stage-${crypto.randomBytes(6).toString('hex')}`;
+  const stage = `.kubedev-stage-${crypto.randomBytes(6).toString('hex')}`;
   const changed: string[] = [];
   const unsent = new Set<string>();
   const warnings: string[] = [];
@@ -92,12 +90,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     // while it is sent (one round trip and process start less), and are done before anything moves.
     const pre = remoteFix(ctx.conn, ctx.remoteRoot, fixes, { what: 'deleting and changing modes', signal: ctx.signal });
     pre.catch(() => undefined); // awaited below
-    if (early) {
-      ctx.onStep?.(`sending ${files.length} files (tar)`);
-      const taken = await early.result;
-      markSkipped(taken.skipped);
-      r = taken.r;
-    } else if (await localTarAvailable()) {
+    if (await localTarAvailable()) {
       const distant = ctx.compress ?? (ctx.conn.execOpenMs >= COMPRESS_OPEN_MS && bytes >= COMPRESS_MIN_BYTES);
       const gzip = distant && !noGzip.has(ctx.conn) && (await localGzipAvailable());
       const sent = await sendArchive(gzip);
@@ -118,21 +111,13 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     return finish();
   }
 
-  /** Members the local tar could not read: left out of the archive, their remote copies kept. */
-  function markSkipped(skipped: readonly [string, string][]): void {
-    for (const [rel, reason] of skipped) {
-      const code = /Permission denied/.test(reason) ? 'EACCES' : reason;
-      skip(rel, new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read (${code}); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
-    }
-  }
-
   /** The archive by the local tar (gzipped or not) into the staging folder; unreadable members marked. */
   async function sendArchive(gzip: boolean): Promise<{ r: ExecResult; code: number | null }> {
     const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
     const packed = localTar(ctx.localRoot, names, gzip);
     const unpack = gzip ? `gzip -dc | tar -x -p -o${delayModes} -f - -C "$S"` : `tar -x -p -o${delayModes} -f - -C "$S"`;
     const probe = gzip ? [`command -v gzip >/dev/null 2>&1 || exit ${NO_GZIP}`] : [];
-    const extract = stageExtract(ctx.remoteRoot, stage, unpack, probe);
+    const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...probe, `S=${stage}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     ctx.onStep?.(`sending ${files.length} files (tar${gzip ? ', gzip' : ''})`);
     try {
       const running = ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal });
@@ -142,7 +127,11 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
         packed.done.catch(() => undefined); // cut short on purpose
         return { r: res, code: res.code };
       }
-      markSkipped((await packed.done).skipped);
+      const { skipped } = await packed.done;
+      for (const [rel, reason] of skipped) {
+        const code = /Permission denied/.test(reason) ? 'EACCES' : reason;
+        skip(rel, new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read (${code}); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
+      }
       return { r: res, code: res.code };
     } catch (e) {
       packed.stream.destroy();
@@ -153,7 +142,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   /** tar-stream in-process: a file that cannot be read whole is marked. */
   async function packInProcess(): Promise<ExecResult> {
-    const command = stageExtract(ctx.remoteRoot, stage, `tar -x -p -o${delayModes} -f - -C "$S"`);
+    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     // tar-stream loads only on this fallback (no local tar): start-up is part of every run.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pack = (require('tar-stream') as typeof TarStream).pack();

@@ -47,22 +47,6 @@ const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
  * (name, tar's reason).
  */
 export function localTar(root: string, names: readonly string[], gzip = false): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
-  const t = localTarFeed(root, gzip);
-  t.add(names);
-  t.end();
-  return { stream: t.stream, done: t.done };
-}
-
-/** A local tar reading its member names as they come (`add`), until `end`; see localTar. */
-export interface LocalTarFeed {
-  readonly stream: Readable;
-  readonly done: Promise<{ skipped: [string, string][] }>;
-  add(names: readonly string[]): void;
-  end(): void;
-}
-
-/** The local tar of localTar, its names given as they are known: tar reads its list as it goes. */
-export function localTarFeed(root: string, gzip = false): LocalTarFeed {
   const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -79,20 +63,13 @@ export function localTarFeed(root: string, gzip = false): LocalTarFeed {
     });
   });
   child.stdin.on('error', () => undefined);
-  const feed = {
-    add: (names: readonly string[]): void => {
-      if (names.length > 0 && child.stdin.writable) child.stdin.write(Buffer.from(names.map((n) => `${n}\0`).join('')));
-    },
-    end: (): void => {
-      child.stdin.end();
-    },
-  };
-  if (!gzip) return { stream: child.stdout, done, ...feed };
+  child.stdin.end(Buffer.from(names.map((n) => `${n}\0`).join('')));
+  if (!gzip) return { stream: child.stdout, done };
   const gz = spawn('gzip', ['-1', '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   child.stdout.pipe(gz.stdin);
   gz.stdin.on('error', () => undefined);
   const both = Promise.all([done, exited(gz, 'gzip')]).then(([d]) => d);
-  return { stream: gz.stdout, done: both, ...feed };
+  return { stream: gz.stdout, done: both };
 }
 
 /** Resolves when `child` exits 0; rejects naming `what` otherwise. */

@@ -28,17 +28,7 @@ interface Job {
   readonly mark: typeof MARK;
   readonly root: string;
   readonly patterns: readonly string[];
-  /** Send the names of the entries taken as the walk goes (early-archive.ts), in batches. */
-  readonly stream?: boolean;
 }
-
-/** A batch of names taken by the walk, ahead of the reply (Job.stream). */
-interface Batch {
-  readonly taken: string[];
-}
-
-/** Names per batch sent ahead of the reply. */
-const BATCH = 512;
 
 interface Reply {
   readonly keys: string[];
@@ -59,20 +49,10 @@ export interface ThreadScan extends ScanResult {
 }
 
 /** The walk in this (worker) thread, packed for the reply. */
-function walkHere(job: Job, send: (b: Batch) => void): { reply: Reply; transfer: ArrayBuffer[] } {
+function walkHere(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
   const tree = new Map<string, Entry>();
   const links: Array<[string, string]> = [];
-  let taken: string[] = [];
-  const onEntry = job.stream
-    ? (rel: string): void => {
-        taken.push(rel);
-        if (taken.length < BATCH) return;
-        send({ taken });
-        taken = [];
-      }
-    : undefined;
-  const { refused } = scanLocalSync(job.root, matcherOf(job.patterns), '', tree, [], { onHardLink: (rel, key) => links.push([rel, key]), onEntry });
-  if (taken.length > 0) send({ taken });
+  const { refused } = scanLocalSync(job.root, matcherOf(job.patterns), '', tree, [], { onHardLink: (rel, key) => links.push([rel, key]) });
   const keys = [...tree.keys()];
   const data = new Float64Array(keys.length * FIELDS);
   const targets: Array<[number, string]> = [];
@@ -161,13 +141,10 @@ export function hasSpareScanThread(): boolean {
  * Scans `root` with `ig` in a worker thread. Falls back to the main-thread walk (scanLocal) if the
  * thread cannot start or fails; `threaded` says which ran.
  */
-export function scanInThread(root: string, ig: IgnoreMatcher, onEntry?: (rel: string) => void): Promise<ThreadScan> {
-  // A walk here after a failed thread tells only names the thread did not (never one name twice).
-  const told = new Set<string>();
+export function scanInThread(root: string, ig: IgnoreMatcher): Promise<ThreadScan> {
   const fallback = async (): Promise<ThreadScan> => {
     const links: Array<[string, string]> = [];
-    const rest = onEntry && ((rel: string): void => void (told.has(rel) || onEntry(rel)));
-    const r = await scanLocal(root, ig, '', new CompactIndex(), [], { onHardLink: (rel, key) => links.push([rel, key]), onEntry: rest });
+    const r = await scanLocal(root, ig, '', new CompactIndex(), [], { onHardLink: (rel, key) => links.push([rel, key]) });
     return { ...r, links, threaded: false };
   };
   let w: Worker;
@@ -175,7 +152,7 @@ export function scanInThread(root: string, ig: IgnoreMatcher, onEntry?: (rel: st
     w = spare ?? spawn();
     spare = undefined;
     w.ref();
-    const job: Job = { mark: MARK, root, patterns: [...ig.patterns], stream: onEntry !== undefined };
+    const job: Job = { mark: MARK, root, patterns: [...ig.patterns] };
     w.postMessage(job);
   } catch {
     return fallback();
@@ -187,19 +164,7 @@ export function scanInThread(root: string, ig: IgnoreMatcher, onEntry?: (rel: st
       settled = true;
       resolve(result());
     };
-    const onMessage = (m: Reply | Batch): void => {
-      if ('taken' in m) {
-        if (settled) return;
-        for (const rel of m.taken) {
-          told.add(rel);
-          onEntry?.(rel);
-        }
-        return;
-      }
-      w.off('message', onMessage);
-      settle(() => unpack(m));
-    };
-    w.on('message', onMessage);
+    w.once('message', (r: Reply) => settle(() => unpack(r)));
     // A thread that fails, or ends without its reply: the walk runs here instead.
     w.once('error', () => settle(fallback));
     w.once('exit', () => settle(fallback));
@@ -210,7 +175,7 @@ export function scanInThread(root: string, ig: IgnoreMatcher, onEntry?: (rel: st
 if (!isMainThread && (workerData as { mark?: string } | undefined)?.mark === MARK && parentPort) {
   const port = parentPort;
   port.once('message', (job: Job) => {
-    const { reply, transfer } = walkHere(job, (b) => port.postMessage(b));
+    const { reply, transfer } = walkHere(job);
     port.postMessage(reply, transfer);
     port.close();
   });

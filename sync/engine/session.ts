@@ -16,7 +16,6 @@ import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { blockCacheFor } from './block-cache';
-import { EarlyArchive } from './early-archive';
 import { EarlyRemote, EarlySums, earlySumsFor } from './delta-early';
 import { PassClock, racyFrom } from './pass-clock';
 import { CompactIndex } from './index-store';
@@ -74,8 +73,6 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
    * first local scan are there (delta-early.ts); `pre` is that scan until then. The first pass only.
    */
   private earlyRemote?: EarlyRemote;
-  /** The first mirror's archive, begun during the first scan when the remote folder is empty (early-archive.ts). */
-  private earlyArchive?: EarlyArchive;
   private pre?: ScanResult;
   /** When the local listing of the pass under way began (ms), and of the last full pass done (pass-clock.ts). */
   private readStart = 0;
@@ -122,14 +119,11 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       this.readStart = Date.now();
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
-      const method = this.options.method;
-      // A first mirror into an empty folder begins while the scan walks (early-archive.ts).
-      if (method === undefined || method === 'tar') this.earlyArchive = new EarlyArchive(this.options.localRoot, this.options.remoteRoot, { signal: this.abort.signal, onBytes: this.countBytes });
-      const threaded = this.watcher || !scanThreadPays() ? undefined : this.threadScan(this.earlyArchive?.onEntry);
+      const threaded = this.watcher || !scanThreadPays() ? undefined : this.threadScan();
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], { ...this.scanOptions(true), onEntry: this.earlyArchive?.onEntry }));
+        pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
         // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
         pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
         this.early = earlySumsFor(this.options.blockCache, this.options.remoteRoot, this.options.localRoot); // hashed while the listing comes
@@ -175,10 +169,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
           });
           // The first connection prepares the remote folder and lists it in the same command (one
           // process start, one round trip); the first full pass takes that listing.
-          if (first) {
-            this.firstListing = { conn, listing: await prepareAndList(conn, this.options, this.ig, this.abort.signal) };
-            this.earlyArchive?.listed(conn, this.firstListing.listing);
-          }
+          if (first) this.firstListing = { conn, listing: await prepareAndList(conn, this.options, this.ig, this.abort.signal) };
         },
         reconnecting: (r) => this.emit('reconnecting', r),
       });
@@ -201,9 +192,6 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   private async endEarly(): Promise<void> {
     this.early = undefined;
     this.pre = undefined;
-    const archive = this.earlyArchive;
-    this.earlyArchive = undefined;
-    await archive?.end();
     const e = this.earlyRemote;
     this.earlyRemote = undefined;
     await e?.dropRest();
@@ -312,8 +300,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   }
 
   /** The first scan of a one-shot run, in a worker thread (scan-thread.ts); its hard links noted here. */
-  private async threadScan(onEntry?: (rel: string) => void): Promise<ScanResult> {
-    const r = await scanInThread(this.options.localRoot, this.ig, onEntry);
+  private async threadScan(): Promise<ScanResult> {
+    const r = await scanInThread(this.options.localRoot, this.ig);
     for (const [rel, key] of r.links) this.hardLinks.add(rel, key);
     return r;
   }
@@ -334,7 +322,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined, earlyArchive: this.earlyArchive?.on(conn) };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined };
   }
 
   private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {

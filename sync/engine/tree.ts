@@ -87,8 +87,6 @@ export interface ScanOptions {
   readonly onDir?: (rel: string) => void;
   /** Called for each file with more than one hard link, with a key shared by all its names. */
   readonly onHardLink?: (rel: string, key: string) => void;
-  /** Called for each entry taken into the tree, parents before their contents (early-archive.ts). */
-  readonly onEntry?: (rel: string) => void;
 }
 
 /** Error codes that mean "gone while we looked": the path is simply not there (a normal race). */
@@ -129,7 +127,6 @@ function walker(root: string, ig: IgnoreMatcher, base: string, into: Tree, refus
     const e = toEntry(root, rel, st, refused);
     if (!e) return undefined;
     into.set(rel, e);
-    options.onEntry?.(rel);
     if (e.type === 'file' && st.nlink > 1) options.onHardLink?.(rel, `${st.dev}:${st.ino}`);
     return e;
   };
