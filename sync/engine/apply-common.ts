@@ -59,6 +59,8 @@ export interface ApplyContext {
   readonly onBytes?: (n: number) => void;
   /** Told what the batch is doing now (the stall watchdog names it). */
   readonly onStep?: (what: string) => void;
+  /** Told of what was left for a reason that does not fail the batch (the session warns). */
+  readonly onWarning?: (message: string) => void;
   /** What the runner last put in place by changed blocks, for this server and root (none: always hash). */
   readonly blockCache?: BlockCache;
   /** Local block sums of large files started before the listing (delta-early.ts). */

@@ -61,8 +61,8 @@ const FIXER = `use strict;
 my ($R) = @ARGV; $/ = "\\0";
 my @root = stat($R) or exit 3;
 ${WALK}
-my ($why, $no) = ("", 0);
-sub fail { ($why, $no) = ("$!", $! + 0); return 0 }
+my ($why, $no, $hard) = ("", 0, 0);
+sub fail { ($why, $no) = ("$!", $! + 0); $hard = 1 if $no != 39; return 0 }
 sub same { my ($x, $y) = @_; return @$x && @$y && $$x[0] == $$y[0] && $$x[1] == $$y[1] }
 sub zap {
   my ($n, $p) = @_;
@@ -89,9 +89,13 @@ while (my $r = <STDIN>) {
   if (!defined($at) || $at ne $d) { $at = walk($d) ? $d : undef; @here = stat "." }
   next if !defined($at) && $gone;
   if (!defined($at) || $n eq "" || $n eq ".." || ($n eq "." && $k ne "C")) { print "D$r\\0"; next }
-  ($why, $no) = ("", 0);
+  ($why, $no, $hard) = ("", 0, 0);
   my $ok = eval {
-    if ($k eq "R") { zap($n, \\@here) }
+    if ($k eq "R") {
+      my ($z, $t) = (0, 0);
+      ($why, $no, $hard) = ("", 0, 0) while !($z = zap($n, \\@here)) && !$hard && ++$t < 3;
+      $z || !$hard && do { print "B$r\\0"; 1 };
+    }
     elsif ($k eq "F") { my @l = lstat $n; !@l || -d _ || unlink($n) || $! + 0 == 2 || fail() }
     elsif ($k eq "D") { rmdir($n); 1 }
     else { my @l = lstat $n; !@l || -l _ || chmod(oct($m), $n) || fail() }
@@ -116,7 +120,16 @@ export function fixScript(ops: readonly FixOp[], tolerant: boolean): string {
     '  [ "$k" = C ] && { m=$1; shift; }',
     `  cd -P -- "$R/$d" 2>/dev/null && [ "$PWD" = "$R\${d:+/}$d" ] || { gone "$d" || for p in "$@"; do printf 'D%s\\0' "$d\${d:+/}\${p#./}"; done; return 0; }`,
     '  case $k in',
-    '  R) rm -rf -- "$@" 2>/dev/null || for p in "$@"; do rm -rf -- "$p" 2>/dev/null || { [ -L "$p" ] || chmod -R u+rwx -- "$p" 2>/dev/null || :; rm -rf -- "$p"; }; done ;;',
+    '  R) rm -rf -- "$@" 2>/dev/null || for p in "$@"; do',
+    '    t=0; until rm -rf -- "$p" 2>/dev/null; do',
+    '      t=$((t + 1)); [ -L "$p" ] || chmod -R u+rwx -- "$p" 2>/dev/null || :',
+    '      [ $t -lt 3 ] && continue',
+    '      e=$(LC_ALL=C rm -rf -- "$p" 2>&1) && break',
+    // Written into by the server all along while it was removed, nothing else wrong: left, reported.
+    `      printf '%s\\n' "$e" | grep -v 'Directory not empty' | grep -q . || { printf 'B%s\\0' "$d\${d:+/}\${p#./}"; break; }`,
+    `      printf '%s\\n' "$e" >&2; return 1`,
+    '    done',
+    '  done ;;',
     `  F) for p in "$@"; do [ -d "$p" ] && [ ! -L "$p" ] || rm -f -- "$p" 2>/dev/null || { e=$(LC_ALL=C rm -f -- "$p" 2>&1) || printf 'E1\\t%s\\t%s\\0' "\${e##*: }" "$d\${d:+/}\${p#./}"; }; done ;;`,
     '  D) rmdir -- "$@" 2>/dev/null || : ;;',
     '  C) for p in "$@"; do [ -L "$p" ] || [ ! -e "$p" ] || chmod "$m" -- "$p"; done ;;',
@@ -146,6 +159,8 @@ export interface FixOptions {
   readonly signal?: AbortSignal;
   /** Failures are ignored (mode changes that restore a folder's mode after a batch). */
   readonly tolerant?: boolean;
+  /** Told of what could not be done for a reason that is not a failure (a folder written into while it was removed). */
+  readonly warn?: (message: string) => void;
 }
 
 export interface FixReport {
@@ -153,13 +168,15 @@ export interface FixReport {
   readonly denied: string[];
   /** Records that failed: [rel, message]. */
   readonly failed: Array<[string, string]>;
+  /** Folders to remove that the server kept writing into while they were removed (three tries): left. */
+  readonly busy: string[];
   readonly code: number | null;
   readonly stderr: string;
 }
 
 /** Runs `ops` in the remote root, in order (callers put the records of one folder together). */
 export async function runFix(conn: Connection, remoteRoot: string, ops: readonly FixOp[], o: FixOptions): Promise<FixReport> {
-  const rep: FixReport = { denied: [], failed: [], code: 0, stderr: '' };
+  const rep: FixReport = { denied: [], failed: [], busy: [], code: 0, stderr: '' };
   if (ops.length === 0) return rep;
   const enter = `cd -P -- ${shQuote(remoteRoot)} || exit 3`;
   const command = [enter, `command -v perl >/dev/null 2>&1 || exit ${NO_PERL}`, `exec perl -e '${FIXER}' "$PWD"`].join('\n');
@@ -167,6 +184,7 @@ export async function runFix(conn: Connection, remoteRoot: string, ops: readonly
   if (r.code === NO_PERL) r = await conn.exec('sh -s', `${enter}\n${fixScript(ops, o.tolerant === true)}`, { signal: o.signal });
   for (const rec of r.stdout.toString('utf8').split('\0')) {
     if (rec.startsWith('D')) rep.denied.push(rec.slice(1));
+    else if (rec.startsWith('B')) rep.busy.push(rec.slice(1));
     else if (rec.startsWith('E')) {
       const [, msg, ...rel] = rec.slice(1).split('\t');
       rep.failed.push([rel.join('\t'), msg]);
@@ -182,9 +200,15 @@ export async function runFix(conn: Connection, remoteRoot: string, ops: readonly
  */
 export async function remoteFix(conn: Connection, remoteRoot: string, ops: readonly FixOp[], o: FixOptions): Promise<void> {
   const rep = await runFix(conn, remoteRoot, ops, o);
+  for (const rel of rep.busy) o.warn?.(busyWarning(rel));
   if (o.tolerant) return;
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], remoteRoot);
   if (rep.code !== 0 || rep.failed.length > 0) throw remoteFailure(o.what, remoteRoot, rep.code ?? 1, [rep.stderr, ...rep.failed.map(([rel, msg]) => `'${rel}': ${msg}`)].join('\n'));
+}
+
+/** The warning for a remote folder that could not be removed because the server kept writing into it. */
+export function busyWarning(rel: string): string {
+  return `remote folder '${rel}' was not removed: something on the server kept writing into it while it was removed (three tries); what is in it stays, and the next full pass removes it again. Stop what writes there in the container, or add it to .kubedevignore`;
 }
 
 /** Records that remove `deletes` (top-most paths), those of one folder together (one walk each). */
@@ -210,7 +234,7 @@ export async function remoteDelete(ctx: ApplyContext, deletes: readonly string[]
 export async function deleteNow(ctx: ApplyContext, deletes: readonly string[]): Promise<void> {
   if (await deleteByHelper(ctx, deletes)) return;
   if (deletes.length > 0) ctx.onStep?.('deleting');
-  await remoteFix(ctx.conn, ctx.remoteRoot, removeOps(deletes), { what: 'deleting', signal: ctx.signal });
+  await remoteFix(ctx.conn, ctx.remoteRoot, removeOps(deletes), { what: 'deleting', signal: ctx.signal, warn: ctx.onWarning });
 }
 
 /**

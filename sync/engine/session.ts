@@ -322,7 +322,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, onWarning: (m) => this.emit('warning', m), blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined };
   }
 
   private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {

@@ -5,6 +5,7 @@
  * say to remove, leaves no `.kubedev-` temporaries, and the next pass converges. The container's change
  * is made deterministically: applyPlan is wrapped to run a script as the sshd user first.
  */
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as apply from '../../sync/engine/apply';
@@ -24,6 +25,31 @@ function containerBeforeApply(a: Arena, script: string): void {
     remote(sshd(), a, script);
     return real(ctx, plan);
   });
+}
+
+/**
+ * A container process creating files in `dir` of the remote root as fast as it can (while `dir` is a
+ * folder), from the next applyPlan on; `stop` ends it.
+ */
+function containerWriting(a: Arena, dir: string): { stop(): Promise<void> } {
+  let child: ChildProcess | undefined;
+  const real = apply.applyPlan;
+  jest.spyOn(apply, 'applyPlan').mockImplementationOnce(async (ctx, plan) => {
+    const s = sshd();
+    const script = `cd "$1" || exit 0; i=0; while [ ! -e .stop-writer ] && [ $i -lt 1000000 ]; do i=$((i + 1)); { true > "$2/w$i"; } 2>/dev/null || sleep 0.01; done`;
+    child = spawn('setpriv', [`--reuid=${s.uid}`, `--regid=${s.gid}`, '--clear-groups', '--', 'sh', '-c', script, 'sh', a.remote, dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // Writing before the plan is applied.
+    for (let t = 0; t < 200 && !fs.readdirSync(path.join(a.remote, dir)).some((n) => n.startsWith('w')); t++) await new Promise((r) => setTimeout(r, 10));
+    return real(ctx, plan);
+  });
+  return {
+    async stop() {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const done = new Promise((r) => child?.once('exit', r));
+      child.kill('SIGKILL');
+      await done;
+    },
+  };
 }
 
 function leftovers(dir: string): string[] {
@@ -120,6 +146,28 @@ describe.each([
     containerBeforeApply(a, 'echo new > old/new.txt && mkdir old/more && echo m > old/more/m.txt');
     await once(a, method);
     expect(leftovers(a.remote)).toEqual([]);
+    expect(a.differences()).toEqual([]);
+  });
+
+  test('a folder the plan deletes is written into all along by the container: the pass finishes with a warning naming it, the next pass after the writes stop converges', async () => {
+    const a = arena();
+    const files: Record<string, string> = { 'keep.txt': 'k' };
+    for (let i = 0; i < 300; i++) files[`dist/f${i}.js`] = String(i);
+    remoteTree(sshd(), a, files);
+    writeTree(a.local, { 'keep.txt': 'k' });
+    bulk(a);
+    // A dev server writing its output into dist/ as fast as it can, until told to stop.
+    const writer = containerWriting(a, 'dist');
+    try {
+      // Three tries each lose to the writer (a warning names dist), or one wins: the pass finishes either way.
+      const w = await once(a, method);
+      for (const m of w) expect(m).toMatch(/^remote folder 'dist' was not removed: something on the server kept writing into it/);
+    } finally {
+      await writer.stop();
+    }
+    expect(leftovers(a.remote)).toEqual([]);
+    expect(fs.readFileSync(path.join(a.remote, 'keep.txt'), 'utf8')).toBe('k');
+    await once(a, method);
     expect(a.differences()).toEqual([]);
   });
 

@@ -11,7 +11,7 @@ import { ClientChannel } from 'ssh2';
 import { Limiter } from '../apply-sftp';
 import { IgnoreMatcher } from '../ignore';
 import { planDiff } from '../plan';
-import { FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
+import { busyWarning, FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
 import { OutsideRootError } from '../remote-helper';
 import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
@@ -356,6 +356,7 @@ async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readon
   const rep = await runFix(conn, h.remoteRoot, ops, { what: 'deleting' });
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
   if (rep.code !== 0 && rep.failed.length === 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
+  for (const rel of rep.busy) h.warn(busyWarning(rel));
   for (const [rel, msg] of rep.failed) {
     const dir = path.posix.dirname(rel);
     h.warn(`'${rel}' was deleted on the laptop but could not be deleted in the container (${msg}); it is kept there and deleted again by the next pass. Make its folder writable there (chmod u+w ${shQuote(dir)})`);
