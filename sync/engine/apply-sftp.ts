@@ -6,7 +6,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { SFTPWrapper } from 'ssh2';
+import { SFTPWrapper, Stats } from 'ssh2';
 import { ApplyContext, ApplyResult, creationMode, earlyChmods, SFTP_PARALLEL } from './apply-common';
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
@@ -124,8 +124,20 @@ async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: st
     await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
     throw new LocalReadError(item.rel, 'changed', '');
   }
-  await call<void>((cb) => sftp.ext_openssh_rename(tmp, remote, (err) => cb(err, undefined))).catch(async (e) => {
+  await renameInPlace(call, sftp, tmp, remote, item.rel);
+}
+
+/** Something on the server took the target's name since the listing (a folder made there): nothing was replaced. */
+class InTheWay extends Error {}
+
+/**
+ * Renames the temporary `tmp` over `remote`; the temporary goes if that fails. SFTP's bare "Failure"
+ * (status 4) for a folder now in the way (rename(2): EISDIR, ENOTEMPTY) becomes InTheWay.
+ */
+async function renameInPlace(call: Call, sftp: SFTPWrapper, tmp: string, remote: string, rel: string): Promise<void> {
+  await call<void>((cb) => sftp.ext_openssh_rename(tmp, remote, (err) => cb(err, undefined))).catch(async (e: Error & { code?: unknown }) => {
     await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
+    if (e.code === 4 && (await call<Stats>((cb) => sftp.lstat(remote, cb)).catch(() => undefined))?.isDirectory()) throw new InTheWay(rel);
     throw e;
   });
 }
@@ -243,6 +255,11 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
       await fn();
     } catch (e) {
       if (e instanceof LocalReadError || e instanceof OutsideRootError) throw e;
+      if (e instanceof InTheWay && ctx.conn.alive) {
+        unsent.push(rel);
+        warnings.push(`'${rel}' was not put in place: a folder is in its way on the server (made there since it was listed); it is left as the server has it and compared again by the next full pass`);
+        return;
+      }
       if (e instanceof RemoteError || (e as { code?: unknown }).code !== 2 || !ctx.conn.alive) throw sftpFailure(ctx.conn, ctx.remoteRoot, what, rel, e as Error);
       unsent.push(rel);
       warnings.push(`'${rel}' was not put in place: its remote folder was removed (or made a file) on the server since it was listed; it is left as the server has it and compared again by the next full pass`);
@@ -305,7 +322,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
           wrap('creating symlink', l.rel, async () => {
             const tmp = tempName(remoteOf(l.rel));
             await call<void>((cb) => sftp.symlink(l.entry.target as string, tmp, (err) => cb(err, undefined)));
-            await call<void>((cb) => sftp.ext_openssh_rename(tmp, remoteOf(l.rel), (err) => cb(err, undefined)));
+            await renameInPlace(call, sftp, tmp, remoteOf(l.rel), l.rel);
           }),
         ),
       ),

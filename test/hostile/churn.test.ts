@@ -171,6 +171,20 @@ describe.each([
     expect(a.differences()).toEqual([]);
   });
 
+  test('a file the plan sends is replaced by a folder with contents on the server: left as the server has it with a warning, the next pass converges', async () => {
+    const a = arena();
+    remoteTree(sshd(), a, { 'conf.json': '{}', 'keep.txt': 'k' });
+    writeTree(a.local, { 'conf.json': '{"changed": true}', 'keep.txt': 'k' });
+    bulk(a);
+    containerBeforeApply(a, 'rm conf.json && mkdir conf.json && echo x > conf.json/inner');
+    const w = await once(a, method);
+    expect(w.join('\n')).toMatch(/'conf\.json' was not put in place/);
+    expect(fs.readFileSync(path.join(a.remote, 'conf.json/inner'), 'utf8')).toBe('x\n');
+    expect(leftovers(a.remote)).toEqual([]);
+    await once(a, method);
+    expect(a.differences()).toEqual([]);
+  });
+
   test('a file the plan deletes is already gone: the pass finishes', async () => {
     const a = arena();
     remoteTree(sshd(), a, { 'tmp/a.txt': 'a', 'b.txt': 'b', 'keep.txt': 'k' });
