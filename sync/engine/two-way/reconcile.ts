@@ -70,6 +70,8 @@ export interface PassStats {
   readonly ms: number;
   /** Something changed while the pass ran (left as it was): another pass is owed. */
   readonly retry: boolean;
+  /** The paths left for that reason: the owed pass looks at them (no watcher may name them, `--once`). */
+  readonly again: string[];
   /** Looked only at the dirty paths. */
   readonly scoped: boolean;
   /** The push guards' release, under way: true when a container write was kept (another pass is owed). */
@@ -130,10 +132,13 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   }
   if (h.names && (h.names.folds || h.names.windows)) for (const w of holdUnportablePulls(decisions, h.localRoot, h.names)) h.warn(w);
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
-  const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false };
+  const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false, again: [] as string[] };
   let released: Promise<boolean> | undefined;
   const skip = (d: Decision, e: unknown): void => {
-    if (e instanceof ChangedMeanwhile) done.retry = true; // a race with the user: the next pass looks again
+    if (e instanceof ChangedMeanwhile) {
+      done.retry = true; // a race with the user or the container: the next pass looks again
+      done.again.push(d.rel);
+    }
     else if (e instanceof LocalPathError) h.warn(e.message);
     else if ((e as NodeJS.ErrnoException).code) h.warn(`'${d.rel}' was not ${d.action === 'pull' ? 'fetched' : 'changed'} locally (${(e as NodeJS.ErrnoException).code}); it is left as it is and tried again next pass`);
     else throw e;
@@ -169,7 +174,10 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     const listed = (rel: string): Entry | undefined => remote.tree.get(rel);
     const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed);
     const moved = guards.moved;
-    if (moved.size > 0) done.retry = true;
+    if (moved.size > 0) {
+      done.retry = true;
+      done.again.push(...moved);
+    }
     const want = new Map<string, Entry>();
     const have = new Map<string, Entry>();
     for (const d of push.filter((x) => !moved.has(x.rel))) {

@@ -61,6 +61,8 @@ export interface TwoWayEvents extends SyncEvents {
 
 /** A pass refused by the server this many times in a row stops the session. */
 const RETRIES = 3;
+/** `--once`: passes owed in a row for paths that changed while a pass ran, before the run leaves them. */
+const ONCE_ROUNDS = 5;
 /**
  * While watching, the ancestor is written at most this often (a 10,000-path state file costs tens of
  * ms to write, and a pass that pulled one file should not wait for it); always at close.
@@ -144,7 +146,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       this.scheduler.startWatchdog();
       this.names = { folds: this.options.localFoldsCase ?? foldsCase(this.options.localRoot), windows: this.options.localWindowsNames ?? process.platform === 'win32' };
       await this.connect(this.options.initialAttempts ?? 4, true);
-      const stats = await this.runPass();
+      let stats = await this.runPass();
+      if (this.options.watch === false) stats = await this.settleOwed(stats);
       this.started = true;
       this.guard?.arm();
       const ready = { ...stats, total: this.store.size };
@@ -152,6 +155,26 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       if (this.owedPass) this.scheduler.schedule();
       return ready;
     });
+  }
+
+  /**
+   * `--once`: paths left because they changed while the pass ran are looked at again, a few rounds at
+   * most (the session closes right after start: a pass owed then would never run).
+   */
+  private async settleOwed(first: TwoWayStats): Promise<TwoWayStats> {
+    let all = first;
+    for (let round = 0; round < ONCE_ROUNDS && this.owedPass && !this.closing; round++) {
+      const more = await this.runPass();
+      all = {
+        ...all, files: all.files + more.files, deleted: all.deleted + more.deleted, bytes: all.bytes + more.bytes, conflicts: all.conflicts + more.conflicts,
+        paths: [...(all.paths ?? []), ...(more.paths ?? [])], pulled: [...all.pulled, ...more.pulled], deletedLocal: [...all.deletedLocal, ...more.deletedLocal],
+      };
+    }
+    if (this.owedPass && this.dirty.size > 0) {
+      const left = [...this.dirty].slice(0, 5).map((r) => `'${r}'`);
+      this.emit('warning', `${this.dirty.size} path(s) kept changing while ${ONCE_ROUNDS + 1} passes ran (${left.join(', ')}${this.dirty.size > 5 ? ', ...' : ''}); left as they are, looked at again by the next run`);
+    }
+    return all;
   }
 
   protected async shutdown(): Promise<void> {
@@ -249,7 +272,10 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       files: s.pushed.length, deleted: s.deletedRemote.length, bytes: s.bytes, ms: s.ms, method: s.pushed.length > 0 ? 'sftp' : 'none',
       paths: [...s.pushed, ...s.deletedRemote], pulled: s.pulled, deletedLocal: s.deletedLocal, conflicts: s.conflicts,
     };
-    if (s.retry) this.owedPass = true;
+    if (s.retry) {
+      this.owedPass = true;
+      for (const rel of s.again) this.dirty.add(rel); // the owed pass looks at them (no watcher may name them)
+    }
     if (s.released) {
       const settled = s.released.then(
         (kept) => kept,
