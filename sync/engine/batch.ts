@@ -36,6 +36,8 @@ export interface BatchHost {
   scanOptions(withDirs: boolean): ScanOptions;
   reportRefused(refused: readonly Refusal[]): void;
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext;
+  /** Folders the batch was to delete that the server kept writing into (ApplyContext.onBusy): left there. */
+  takeBusy(): string[];
 }
 
 function parentOf(rel: string): string {
@@ -184,6 +186,9 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
     const before = remote.get(rel);
     if (before && !plan.deletes.includes(rel)) h.index.set(rel, before);
   }
+  // A folder left because the server kept writing into it stays in the index (as it was before the batch):
+  // the next rescan finds it missing locally and removes it again.
+  for (const rel of h.takeBusy()) for (const [k, v] of remote) if (k === rel || k.startsWith(`${rel}/`)) h.index.set(k, v);
   if (plan.links.length > 0) await dropEscapedLinks(h, conn);
   return { plan, res };
 }

@@ -62,7 +62,7 @@ my ($R) = @ARGV; $/ = "\\0";
 my @root = stat($R) or exit 3;
 ${WALK}
 my ($why, $no, $hard) = ("", 0, 0);
-sub fail { ($why, $no) = ("$!", $! + 0); $hard = 1 if $no != 39; return 0 }
+sub fail { ($why, $no) = ("$!", $! + 0); $hard = 1 unless $!{ENOTEMPTY} || $!{EEXIST}; return 0 }
 sub same { my ($x, $y) = @_; return @$x && @$y && $$x[0] == $$y[0] && $$x[1] == $$y[1] }
 sub zap {
   my ($n, $p) = @_;
@@ -161,6 +161,8 @@ export interface FixOptions {
   readonly tolerant?: boolean;
   /** Told of what could not be done for a reason that is not a failure (a folder written into while it was removed). */
   readonly warn?: (message: string) => void;
+  /** Told of each folder left because the server kept writing into it (its remote copy stays). */
+  readonly busy?: (rel: string) => void;
 }
 
 export interface FixReport {
@@ -200,7 +202,10 @@ export async function runFix(conn: Connection, remoteRoot: string, ops: readonly
  */
 export async function remoteFix(conn: Connection, remoteRoot: string, ops: readonly FixOp[], o: FixOptions): Promise<void> {
   const rep = await runFix(conn, remoteRoot, ops, o);
-  for (const rel of rep.busy) o.warn?.(busyWarning(rel));
+  for (const rel of rep.busy) {
+    o.warn?.(busyWarning(rel));
+    o.busy?.(rel);
+  }
   if (o.tolerant) return;
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], remoteRoot);
   if (rep.code !== 0 || rep.failed.length > 0) throw remoteFailure(o.what, remoteRoot, rep.code ?? 1, [rep.stderr, ...rep.failed.map(([rel, msg]) => `'${rel}': ${msg}`)].join('\n'));
@@ -234,7 +239,7 @@ export async function remoteDelete(ctx: ApplyContext, deletes: readonly string[]
 export async function deleteNow(ctx: ApplyContext, deletes: readonly string[]): Promise<void> {
   if (await deleteByHelper(ctx, deletes)) return;
   if (deletes.length > 0) ctx.onStep?.('deleting');
-  await remoteFix(ctx.conn, ctx.remoteRoot, removeOps(deletes), { what: 'deleting', signal: ctx.signal, warn: ctx.onWarning });
+  await remoteFix(ctx.conn, ctx.remoteRoot, removeOps(deletes), { what: 'deleting', signal: ctx.signal, warn: ctx.onWarning, busy: ctx.onBusy });
 }
 
 /**

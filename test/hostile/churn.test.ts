@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as apply from '../../sync/engine/apply';
 import { Connection } from '../../sync/engine/transport';
+import { until } from '../support/agent';
 import { Arena, passWarnings, remoteTree, useArena } from '../support/hostile';
 import { remote } from '../support/two-way';
 import { writeTree } from '../support/trees';
@@ -36,17 +37,23 @@ function containerWriting(a: Arena, dir: string): { stop(): Promise<void> } {
   const real = apply.applyPlan;
   jest.spyOn(apply, 'applyPlan').mockImplementationOnce(async (ctx, plan) => {
     const s = sshd();
-    const script = `cd "$1" || exit 0; i=0; while [ ! -e .stop-writer ] && [ $i -lt 1000000 ]; do i=$((i + 1)); { true > "$2/w$i"; } 2>/dev/null || sleep 0.01; done`;
-    child = spawn('setpriv', [`--reuid=${s.uid}`, `--regid=${s.gid}`, '--clear-groups', '--', 'sh', '-c', script, 'sh', a.remote, dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // Three loops at once: a removal (GNU rm, perl) never empties the folder between its listing and rmdir.
+    const loop = (n: number): string => `(i=0; while [ ! -e .stop-writer ] && [ $i -lt 1000000 ]; do i=$((i + 1)); { true > "$2/w${n}-$i"; } 2>/dev/null || sleep 0.01; done) &`;
+    const script = `cd "$1" || exit 0; ${loop(1)} ${loop(2)} ${loop(3)} wait`;
+    child = spawn('setpriv', [`--reuid=${s.uid}`, `--regid=${s.gid}`, '--clear-groups', '--', 'sh', '-c', script, 'sh', a.remote, dir], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
     // Writing before the plan is applied.
     for (let t = 0; t < 200 && !fs.readdirSync(path.join(a.remote, dir)).some((n) => n.startsWith('w')); t++) await new Promise((r) => setTimeout(r, 10));
     return real(ctx, plan);
   });
   return {
     async stop() {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      const done = new Promise((r) => child?.once('exit', r));
-      child.kill('SIGKILL');
+      if (!child?.pid) return;
+      const done = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child?.once('exit', r));
+      try {
+        process.kill(-child.pid, 'SIGKILL'); // the loops too (its process group)
+      } catch {
+        // gone already
+      }
       await done;
     },
   };
@@ -223,4 +230,28 @@ describe.each([
     await once(a, method);
     expect(a.differences()).toEqual([]);
   });
+});
+
+test('watching: a folder left because the container kept writing into it is removed by the next rescan once the writes stop', async () => {
+  const a = arena();
+  const files: Record<string, string> = { 'keep.txt': 'k' };
+  for (let i = 0; i < 300; i++) files[`dist/f${i}.js`] = String(i);
+  remoteTree(sshd(), a, files);
+  writeTree(a.local, { 'keep.txt': 'k' });
+  for (let i = 0; i < 450; i++) fs.writeFileSync(path.join(a.local, `n${i}.txt`), String(i));
+  const writer = containerWriting(a, 'dist');
+  const s = a.session({ rescanMs: 1000 });
+  const warnings: string[] = [];
+  s.on('warning', (w) => warnings.push(w));
+  try {
+    await s.start();
+    await writer.stop();
+    expect(warnings.join('\n')).toMatch(/remote folder 'dist' was not removed/);
+    // Nothing local names dist: only the index still holding it lets the rescan remove it.
+    await until(() => expect(fs.existsSync(path.join(a.remote, 'dist'))).toBe(false), 15_000);
+  } finally {
+    await writer.stop();
+    await s.close();
+  }
+  expect(a.differences()).toEqual([]);
 });
