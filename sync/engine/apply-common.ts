@@ -59,9 +59,10 @@ export interface ApplyContext {
   readonly onBytes?: (n: number) => void;
   /** Told what the batch is doing now (the stall watchdog names it). */
   readonly onStep?: (what: string) => void;
-  /** Told of what was left for a reason that does not fail the batch (the session warns). */
-  readonly onWarning?: (message: string) => void;
-  /** Told of a folder to delete that was left because the server kept writing into it (it stays in the index). */
+  /**
+   * Told of a folder to delete that was left because the server kept writing into it (remote-fix.ts):
+   * the session warns (busyWarning) and keeps it in the index.
+   */
   readonly onBusy?: (rel: string) => void;
   /** What the runner last put in place by changed blocks, for this server and root (none: always hash). */
   readonly blockCache?: BlockCache;

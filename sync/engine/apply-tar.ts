@@ -88,7 +88,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     let r: ExecResult;
     // Deletes and mode changes touch real names only, the archive lands in the staging folder: they run
     // while it is sent (one round trip and process start less), and are done before anything moves.
-    const pre = remoteFix(ctx.conn, ctx.remoteRoot, fixes, { what: 'deleting and changing modes', signal: ctx.signal, warn: (m) => warnings.push(m), busy: ctx.onBusy });
+    const pre = remoteFix(ctx.conn, ctx.remoteRoot, fixes, { what: 'deleting and changing modes', signal: ctx.signal, busy: ctx.onBusy });
     pre.catch(() => undefined); // awaited below
     if (await localTarAvailable()) {
       const distant = ctx.compress ?? (ctx.conn.execOpenMs >= COMPRESS_OPEN_MS && bytes >= COMPRESS_MIN_BYTES);

@@ -188,7 +188,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
   }
   // A folder left because the server kept writing into it stays in the index (as it was before the batch):
   // the next rescan finds it missing locally and removes it again.
-  for (const rel of h.takeBusy()) for (const [k, v] of remote) if (k === rel || k.startsWith(`${rel}/`)) h.index.set(k, v);
+  for (const rel of h.takeBusy()) for (const [k, v] of subtreeOf(remote, rel)) h.index.set(k, v);
   if (plan.links.length > 0) await dropEscapedLinks(h, conn);
   return { plan, res };
 }

@@ -159,9 +159,7 @@ export interface FixOptions {
   readonly signal?: AbortSignal;
   /** Failures are ignored (mode changes that restore a folder's mode after a batch). */
   readonly tolerant?: boolean;
-  /** Told of what could not be done for a reason that is not a failure (a folder written into while it was removed). */
-  readonly warn?: (message: string) => void;
-  /** Told of each folder left because the server kept writing into it (its remote copy stays). */
+  /** Told of each folder left because the server kept writing into it (its remote copy stays): not a failure. */
   readonly busy?: (rel: string) => void;
 }
 
@@ -202,10 +200,7 @@ export async function runFix(conn: Connection, remoteRoot: string, ops: readonly
  */
 export async function remoteFix(conn: Connection, remoteRoot: string, ops: readonly FixOp[], o: FixOptions): Promise<void> {
   const rep = await runFix(conn, remoteRoot, ops, o);
-  for (const rel of rep.busy) {
-    o.warn?.(busyWarning(rel));
-    o.busy?.(rel);
-  }
+  for (const rel of rep.busy) o.busy?.(rel);
   if (o.tolerant) return;
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], remoteRoot);
   if (rep.code !== 0 || rep.failed.length > 0) throw remoteFailure(o.what, remoteRoot, rep.code ?? 1, [rep.stderr, ...rep.failed.map(([rel, msg]) => `'${rel}': ${msg}`)].join('\n'));
@@ -239,7 +234,7 @@ export async function remoteDelete(ctx: ApplyContext, deletes: readonly string[]
 export async function deleteNow(ctx: ApplyContext, deletes: readonly string[]): Promise<void> {
   if (await deleteByHelper(ctx, deletes)) return;
   if (deletes.length > 0) ctx.onStep?.('deleting');
-  await remoteFix(ctx.conn, ctx.remoteRoot, removeOps(deletes), { what: 'deleting', signal: ctx.signal, warn: ctx.onWarning, busy: ctx.onBusy });
+  await remoteFix(ctx.conn, ctx.remoteRoot, removeOps(deletes), { what: 'deleting', signal: ctx.signal, busy: ctx.onBusy });
 }
 
 /**

@@ -23,6 +23,7 @@ import { fingerprint } from './known-hosts';
 import { Plan, planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
 import { listRemote, prepareAndList } from './remote';
+import { busyWarning } from './remote-fix';
 import type { RemoteListing } from './remote-scan';
 import { SessionLifecycle } from './lifecycle';
 import { haltIfRootGone, keepRemoteFor } from './safety';
@@ -258,7 +259,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.restoreUnsent(res, remote.tree);
     // A folder left because the server kept writing into it stays in the index: the next full pass
     // (or rescan) finds it missing locally and removes it again.
-    for (const rel of this.takeBusy()) for (const [k, v] of remote.tree) if (k === rel || k.startsWith(`${rel}/`)) this.index.set(k, v);
+    for (const rel of this.takeBusy()) for (const [k, v] of subtreeOf(remote.tree, rel)) this.index.set(k, v);
     this.needFull = false;
     this.afterApply(res);
     return this.stats(plan, res, t0);
@@ -325,7 +326,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, onWarning: (m) => this.emit('warning', m), onBusy: (rel) => this.busyLeft.add(rel), blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, onBusy: this.leftBusy, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined };
   }
 
   private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {
@@ -421,6 +422,11 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** Folders the last plan was to delete that the server kept writing into (remote-fix.ts): left there. */
   private readonly busyLeft = new Set<string>();
+
+  private readonly leftBusy = (rel: string): void => {
+    this.busyLeft.add(rel);
+    this.emit('warning', busyWarning(rel));
+  };
 
   /** @internal The folders left busy since the last call (their entries go back into the index). */
   takeBusy(): string[] {

@@ -59,6 +59,18 @@ function containerWriting(a: Arena, dir: string): { stop(): Promise<void> } {
   };
 }
 
+/**
+ * The remote holds dist/ (300 files) and keep.txt, the local side keep.txt only (the plan deletes dist),
+ * and a dev server writes into dist/ as fast as it can from the next applyPlan on, until stopped.
+ */
+function distWrittenInto(a: Arena): { stop(): Promise<void> } {
+  const files: Record<string, string> = { 'keep.txt': 'k' };
+  for (let i = 0; i < 300; i++) files[`dist/f${i}.js`] = String(i);
+  remoteTree(sshd(), a, files);
+  writeTree(a.local, { 'keep.txt': 'k' });
+  return containerWriting(a, 'dist');
+}
+
 function leftovers(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
@@ -158,13 +170,8 @@ describe.each([
 
   test('a folder the plan deletes is written into all along by the container: the pass finishes with a warning naming it, the next pass after the writes stop converges', async () => {
     const a = arena();
-    const files: Record<string, string> = { 'keep.txt': 'k' };
-    for (let i = 0; i < 300; i++) files[`dist/f${i}.js`] = String(i);
-    remoteTree(sshd(), a, files);
-    writeTree(a.local, { 'keep.txt': 'k' });
     bulk(a);
-    // A dev server writing its output into dist/ as fast as it can, until told to stop.
-    const writer = containerWriting(a, 'dist');
+    const writer = distWrittenInto(a);
     try {
       // Three tries each lose to the writer (a warning names dist), or one wins: the pass finishes either way.
       const w = await once(a, method);
@@ -234,12 +241,8 @@ describe.each([
 
 test('watching: a folder left because the container kept writing into it is removed by the next rescan once the writes stop', async () => {
   const a = arena();
-  const files: Record<string, string> = { 'keep.txt': 'k' };
-  for (let i = 0; i < 300; i++) files[`dist/f${i}.js`] = String(i);
-  remoteTree(sshd(), a, files);
-  writeTree(a.local, { 'keep.txt': 'k' });
   for (let i = 0; i < 450; i++) fs.writeFileSync(path.join(a.local, `n${i}.txt`), String(i));
-  const writer = containerWriting(a, 'dist');
+  const writer = distWrittenInto(a);
   const s = a.session({ rescanMs: 1000 });
   const warnings: string[] = [];
   s.on('warning', (w) => warnings.push(w));
