@@ -65,6 +65,15 @@ test('odd names and modes come back byte for byte', async () => {
   expect(fs.readlinkSync(path.join(a.local, 'link'))).toBe('sp ace/ünï/née.txt');
 });
 
+test('a container file the SSH user cannot read is a warning naming it and the fix, not a retry loop; the readable ones come', async () => {
+  const a = arena();
+  remote(sshd(), a, `printf ok > ok.txt && printf secret > 'sec ret' && chmod 000 'sec ret'`);
+  const r = await pass(sshd(), a);
+  expect(fs.readFileSync(path.join(a.local, 'ok.txt'), 'utf8')).toBe('ok');
+  expect(fs.existsSync(path.join(a.local, 'sec ret'))).toBe(false);
+  expect(r.warnings).toEqual([expect.stringMatching(/^'sec ret' could not be read in the container \(Permission denied\).*Make it readable by the SSH user there$/)]);
+});
+
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {
   const a = arena();
   const outside = tempDir('two-way-outside');

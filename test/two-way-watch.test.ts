@@ -7,6 +7,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TwoWaySession } from '../sync/engine/two-way';
+import { RemoteWatcher } from '../sync/engine/two-way/remote-watch';
+import { Connection } from '../sync/engine/transport';
 import { useArena } from './support/hostile';
 import { eventually, snapshot, writeTree } from './support/trees';
 import { remote, twoWay } from './support/two-way';
@@ -121,6 +123,28 @@ test('without inotifywait the server is listed at an interval, said once', async
   expect(Date.now() - t0).toBeLessThan(1000);
   await sleep(500);
   expect(c.warnings.filter((w) => /inotifywait/.test(w))).toHaveLength(1);
+});
+
+// A push's own temporaries, guards and staging folders would each ask for a pass of their own, which
+// the next laptop save then waits behind; they are never paths, so the watcher does not report them.
+test("the remote watcher does not report the runner's own internal names (.kubedev-*)", async () => {
+  const a = arena();
+  remote(sshd(), a, 'mkdir -p d');
+  const s = sshd();
+  const conn = await Connection.open({ host: '127.0.0.1', port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  const w = new RemoteWatcher(a.remote, 60_000);
+  const seen: (string[] | undefined)[] = [];
+  w.on('change', (rels) => seen.push(rels));
+  try {
+    expect(await w.start(conn)).toBe('inotify');
+    remote(sshd(), a, 'printf x > .kubedev-1.tmp && mv .kubedev-1.tmp d/.kubedev-guard-2 && mkdir -p .kubedev-stage-3/sub && printf y > .kubedev-stage-3/sub/f && rm -r .kubedev-stage-3 d/.kubedev-guard-2 && printf z > d/real.txt');
+    await eventually(() => (seen.flat().includes('d/real.txt') ? [] : ['d/real.txt not reported yet']), 3000, 'the real file reported');
+  } finally {
+    w.close();
+    await conn.close();
+  }
+  expect(seen.every((rels) => rels !== undefined)).toBe(true);
+  expect(seen.flat().filter((rel) => rel?.includes('.kubedev-'))).toEqual([]);
 });
 
 test('while watching, a remote change is fetched by a pass scoped to its path', async () => {

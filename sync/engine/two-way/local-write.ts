@@ -12,13 +12,12 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SFTPWrapper } from 'ssh2';
 import { INTERNAL_PREFIX } from '../ignore';
 import { linkStaysInside } from '../safety';
 import { Entry, entryFromStats } from '../tree';
 import { sameSig, Sig, sigOf } from './state-store';
 
-/** A remote file's bytes: an SFTP read stream or a tar member. */
+/** A remote file's bytes: a tar member's stream. */
 export type Bytes = AsyncIterable<unknown> & { resume(): unknown };
 
 /** A local write refused for safety (a symlink or a file where a folder should be); a warning. */
@@ -93,23 +92,6 @@ export function localSig(abs: string): Sig | undefined {
 
 function expectUnchanged(abs: string, rel: string, expected: Sig | undefined): void {
   if (!sameSig(localSig(abs), expected)) throw new ChangedMeanwhile(`'${rel}' changed locally while it was fetched; left as it is`);
-}
-
-/** Streams the remote file into a new temporary file beside `abs`; returns the temp's path. */
-function fetchToTemp(sftp: SFTPWrapper, remoteAbs: string, dir: string, r: Sig): Promise<string> {
-  return writeTemp(readRemote(sftp, remoteAbs, r.s), dir, r, remoteAbs);
-}
-
-/**
- * An SFTP read stream of at most `size` bytes and one more (enough to tell that the file grew: a file
- * replaced since the listing by a link to /dev/zero, or a log that keeps growing, is not read for
- * ever). Errors while reading reach the reader (the iteration rejects); the handle's close, which can
- * fail after the last byte when the connection ends, must not be an unhandled error.
- */
-function readRemote(sftp: SFTPWrapper, remoteAbs: string, size: number): Bytes {
-  const rs = sftp.createReadStream(remoteAbs, { end: size });
-  rs.on('error', () => undefined);
-  return rs;
 }
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
@@ -189,11 +171,6 @@ export function fetchBytes(chunks: readonly Buffer[], root: string, rel: string,
   return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: sigOf(entryFromStats(st) as Entry), expected };
 }
 
-/** The remote file at `rel` (SFTP, at most its listed size and one byte more) into a temporary file beside its target. */
-export function pullFile(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Fetched> {
-  return fetchFile(readRemote(sftp, remoteAbs, r.s), root, rel, r, expected);
-}
-
 /** `source` (the remote file's bytes) into a temporary file beside the target `rel`. */
 export async function fetchFile(source: Bytes, root: string, rel: string, r: Sig, expected: Sig | undefined): Promise<Fetched> {
   let dir: string;
@@ -231,20 +208,14 @@ function putInPlace(tmp: string, abs: string, rel: string, expected: Sig | undef
 }
 
 /**
- * Keeps the remote version beside the local file under `copyRel`, never over an existing name, once
- * `unchanged` says the server still holds the file as listed (else ChangedMeanwhile: the read may be torn).
+ * Keeps a fetched remote version (already checked to be the one listed) beside the local file under
+ * `copyRel`, never over an existing name (link(2) fails with EEXIST); 'same' when the local file holds
+ * the same bytes. The temporary file stays for the caller to drop.
  */
-export async function keepRemoteCopy(sftp: SFTPWrapper, remoteAbs: string, root: string, rel: string, copyRel: string, r: Sig, unchanged: () => Promise<boolean>): Promise<'kept' | 'same'> {
-  const dir = checkedParent(root, rel);
-  const tmp = await fetchToTemp(sftp, remoteAbs, dir, r);
-  try {
-    if (!(await unchanged())) throw new ChangedMeanwhile(`remote '${rel}' changed while it was fetched; fetched again next pass`);
-    if (sameBytes(tmp, path.join(dir, path.basename(rel)))) return 'same';
-    fs.linkSync(tmp, path.join(root, copyRel)); // fails with EEXIST rather than overwrite
-    return 'kept';
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
+export function keepFetchedCopy(f: Fetched, root: string, copyRel: string): 'kept' | 'same' {
+  if (sameBytes(f.tmp, f.abs)) return 'same';
+  fs.linkSync(f.tmp, path.join(root, copyRel));
+  return 'kept';
 }
 
 function sameBytes(a: string, b: string): boolean {

@@ -8,7 +8,6 @@
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../apply';
 import { ClientChannel } from 'ssh2';
-import { Limiter } from '../apply-sftp';
 import { IgnoreMatcher } from '../ignore';
 import { planDiff } from '../plan';
 import { busyWarning, FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
@@ -18,10 +17,10 @@ import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
 import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
-import { ChangedMeanwhile, commitFetched, conflictCopyName, deleteLocal, dropFetched, fetchBytes, Fetched, keepRemoteCopy, LocalPathError, pullDir, pullFile, pullLink } from './local-write';
+import { ChangedMeanwhile, commitFetched, conflictCopyName, deleteLocal, dropFetched, fetchBytes, Fetched, keepFetchedCopy, LocalPathError, pullDir, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
 import { guardOverwrites, releaseGuards } from './remote-guard';
-import { RemoteRun, stillAsListed, unlessDropped } from './remote-list';
+import { RemoteRun, stillAsListed } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
 import { ConflictRecord, Sig, sigOf } from './state-store';
@@ -32,9 +31,6 @@ export class RemoteRootHaltError extends Error {}
 /** A pass that would delete at least this share of the agreed paths locally waits and looks again. */
 const MASS_DELETE_SHARE = 0.5;
 const SETTLE_MS = 300;
-const PULL_PARALLEL = 16;
-/** More files than this to fetch go as one tar stream. */
-const BULK_PULL = 32;
 
 export interface PassHost extends GatherHost {
   readonly ig: IgnoreMatcher;
@@ -209,12 +205,11 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     done.bytes += res.bytes;
   }
 
-  // 3. Pulls: folders (parents first), then files and links.
+  // 3. Pulls: folders (parents first), then links, files that came inside the listing, the other files.
   const pull = of('pull');
   const pulledSig = new Map<string, Sig>();
   if (pull.length > 0) {
     h.step('fetching');
-    const remoteAbs = (rel: string): string => path.posix.join(h.remoteRoot, rel);
     for (const d of pull.filter((x) => x.r?.t === 'd')) {
       try {
         pulledSig.set(d.rel, pullDir(h.localRoot, d.rel, d.r as Sig, d.l));
@@ -222,93 +217,72 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
         skip(d, e);
       }
     }
-    const files = pull.filter((x) => x.r?.t === 'f');
-    const bulk = files.length > BULK_PULL ? files : [];
-    // Files are fetched into temporary files first, and put in place once the server says each is still
-    // the file listed (a read of a file written meanwhile may be torn, or another version than the ancestor records).
-    const fetched: Fetched[] = [];
-    try {
-      if (bulk.length > 0) {
-        const byRel = new Map(bulk.map((d) => [d.rel, d]));
-        await pullFilesTar(conn, () => h.tar(), h.localRoot, bulk.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (f) => void fetched.push(f), (rel, e) => skip(byRel.get(rel) as Decision, e));
+    // Small files that came inside the listing (still as listed once read) are placed at once.
+    const inline = remote.inline ?? new Map<string, Buffer>();
+    const files: Decision[] = [];
+    for (const d of pull) {
+      const r = d.r as Sig;
+      if (r.t === 'd') continue;
+      if (r.t === 'f' && inline.get(d.rel)?.length !== r.s) {
+        files.push(d);
+        continue;
       }
-      const limit = new Limiter(PULL_PARALLEL);
-      // Small files that came inside the listing (still as listed once read) are placed at once.
-      const inline = remote.inline ?? new Map<string, Buffer>();
-      const fromListing = bulk.length > 0 ? [] : pull.filter((x) => x.r?.t === 'f' && inline.get(x.rel)?.length === x.r.s);
-      for (const d of fromListing) {
-        try {
-          pulledSig.set(d.rel, commitFetched(fetchBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, d.r as Sig, d.l)));
-          done.bytes += (d.r as Sig).s;
-        } catch (e) {
-          skip(d, e);
-        }
+      try {
+        pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : commitFetched(fetchBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, r, d.l)));
+        if (r.t === 'f') done.bytes += r.s;
+      } catch (e) {
+        skip(d, e);
       }
-      const single = pull.filter((x) => x.r?.t !== 'd' && !(bulk.length > 0 && x.r?.t === 'f') && !fromListing.includes(x));
-      // SFTP is opened only when a file goes one by one (a process pulling in bulk never starts it).
-      const sftp = single.some((d) => d.r?.t === 'f') ? await conn.sftp() : (undefined as unknown as Awaited<ReturnType<Connection['sftp']>>);
-      await Promise.all(single.map((d) => limit.run(async () => {
-        try {
-          const r = d.r as Sig;
-          if (r.t === 'l') pulledSig.set(d.rel, pullLink(h.localRoot, d.rel, r, d.l));
-          else fetched.push(await unlessDropped(conn, pullFile(sftp, remoteAbs(d.rel), h.localRoot, d.rel, r, d.l)));
-        } catch (e) {
-          skip(d, e);
-        }
-      })));
-      const asListed = fetched.length > 0 ? await stillAsListed(h.run, h.remoteRoot, fetched.map((f) => f.rel), rsig) : new Set<string>();
-      for (const f of fetched.splice(0)) {
-        const d = decisions.get(f.rel) as Decision;
-        try {
-          if (!asListed.has(f.rel)) throw new ChangedMeanwhile(`remote '${f.rel}' changed while it was fetched; fetched again next pass`);
-          pulledSig.set(f.rel, commitFetched(f));
-          done.bytes += f.sig.s;
-        } catch (e) {
-          dropFetched(f);
-          skip(d, e);
-        }
+    }
+    for (const f of await fetchAsListed(h, conn, files, rsig, skip)) {
+      try {
+        pulledSig.set(f.rel, commitFetched(f));
+        done.bytes += f.sig.s;
+      } catch (e) {
+        dropFetched(f);
+        skip(decisions.get(f.rel) as Decision, e);
       }
-    } finally {
-      for (const f of fetched) dropFetched(f);
     }
     done.pulled.push(...pulledSig.keys());
   }
 
   // 4. Conflicts: the remote version kept beside the local file (unless the bytes are the same).
   const agreedNow = new Map<string, { l: Sig; r: Sig }>();
-  for (const d of of('conflict')) {
+  const conflicts = of('conflict').filter((d) => {
     const known = store.conflict(d.rel);
-    if (known && sameKnown(known.r, d.r)) {
-      if (!sameKnown(known.l, d.l)) store.setConflict({ ...known, l: d.l });
-      continue;
-    }
-    let copy: string | undefined;
-    if (d.l?.t === 'f' && d.r?.t === 'f') {
+    if (!known || !sameKnown(known.r, d.r)) return true;
+    if (!sameKnown(known.l, d.l)) store.setConflict({ ...known, l: d.l });
+    return false;
+  });
+  // Both sides files: the remote versions are fetched together (as pulls are) before any copy is kept.
+  const both = conflicts.filter((d) => d.l?.t === 'f' && d.r?.t === 'f');
+  const copies = new Map<string, string>();
+  const fetchedCopies = await fetchAsListed(h, conn, both, rsig, skip);
+  try {
+    for (const f of fetchedCopies) {
+      const d = decisions.get(f.rel) as Decision;
       try {
-        const sftp = await conn.sftp();
-        copy = conflictCopyName(d.rel);
-        for (let n = 2; ; n++) {
-          try {
-            const kept = await unlessDropped(conn, keepRemoteCopy(sftp, path.posix.join(h.remoteRoot, d.rel), h.localRoot, d.rel, copy, d.r, () => stillAsListed(h.run, h.remoteRoot, [d.rel], rsig).then((s) => s.has(d.rel))));
-            if (kept === 'same') {
-              // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
-              if (d.l.p !== d.r.p) await remoteFix(conn, h.remoteRoot, [{ k: 'C', rel: d.rel, mode: d.l.p }], { what: `changing the mode of '${d.rel}'` });
-              agreedNow.set(d.rel, { l: d.l, r: { ...d.r, p: d.l.p } });
-              copy = undefined;
-            }
-            break;
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || n > 99) throw e;
-            copy = conflictCopyName(d.rel).replace(/(\.conflict-remote-\d{8}-\d{6})/, `$1-${n}`);
-          }
+        const kept = keepCopy(f, h.localRoot);
+        if (kept) copies.set(d.rel, kept);
+        else {
+          // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
+          const l = d.l as Sig;
+          if (l.p !== (d.r as Sig).p) await remoteFix(conn, h.remoteRoot, [{ k: 'C', rel: d.rel, mode: l.p }], { what: `changing the mode of '${d.rel}'` });
+          agreedNow.set(d.rel, { l, r: { ...(d.r as Sig), p: l.p } });
         }
       } catch (e) {
         skip(d, e);
-        continue;
       }
-      if (agreedNow.has(d.rel)) continue;
     }
-    const c: ConflictRecord = { rel: d.rel, copy, l: d.l, r: d.r, at: new Date().toISOString(), why: d.why ?? 'changed on both sides' };
+  } finally {
+    for (const f of fetchedCopies) dropFetched(f);
+  }
+  const bothRels = new Set(both.map((d) => d.rel));
+  for (const d of conflicts) {
+    if (agreedNow.has(d.rel)) continue;
+    // Both files, but no copy kept (the remote version changed while fetched, or a local error): skipped above.
+    if (bothRels.has(d.rel) && !copies.has(d.rel)) continue;
+    const c: ConflictRecord = { rel: d.rel, copy: copies.get(d.rel), l: d.l, r: d.r, at: new Date().toISOString(), why: d.why ?? 'changed on both sides' };
     store.setConflict(c);
     done.conflicts++;
     h.conflict(c, true);
@@ -330,6 +304,74 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   store.remoteRootId = remote.rootId || store.remoteRootId;
   h.persist();
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
+}
+
+/**
+ * The remote files of `items` fetched in one tar stream (the pass's standing `tar -c`) into temporary
+ * files beside their targets; returns those the server still holds as listed once read — the caller
+ * puts each in place or drops it. GNU tar opens each file O_NONBLOCK | O_NOFOLLOW and archives what it
+ * finds as what it is: a file the container replaced since the listing by a FIFO or a link is never
+ * read (an open(2) of a FIFO would wait for a writer), it comes as another type and is left for the
+ * next pass, as is one written, truncated or replaced while read (stillAsListed). A file tar could not
+ * read (its permissions) is a warning naming it.
+ */
+async function fetchAsListed(h: PassHost, conn: Connection, items: readonly Decision[], rsig: (rel: string) => Sig | undefined, skip: (d: Decision, e: unknown) => void): Promise<Fetched[]> {
+  if (items.length === 0) return [];
+  const byRel = new Map(items.map((d) => [d.rel, d]));
+  const got: Fetched[] = [];
+  const seen = new Set<string>();
+  try {
+    const { stderr } = await pullFilesTar(conn, () => h.tar(), h.localRoot, items.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (f) => {
+      seen.add(f.rel);
+      got.push(f);
+    }, (rel, e) => {
+      seen.add(rel);
+      skip(byRel.get(rel) as Decision, e);
+    });
+    for (const d of items) {
+      if (seen.has(d.rel)) continue;
+      const why = unreadable(stderr, d.rel);
+      if (why) h.warn(`'${d.rel}' could not be read in the container (${why}); it is left as it is and tried again next pass. Make it readable by the SSH user there`);
+      else skip(d, new ChangedMeanwhile(`remote '${d.rel}' is no longer the file listed; looked at again next pass`));
+    }
+    const asListed = got.length > 0 ? await stillAsListed(h.run, h.remoteRoot, got.map((f) => f.rel), rsig) : new Set<string>();
+    const ok: Fetched[] = [];
+    for (const f of got.splice(0)) {
+      if (asListed.has(f.rel)) ok.push(f);
+      else {
+        dropFetched(f);
+        skip(byRel.get(f.rel) as Decision, new ChangedMeanwhile(`remote '${f.rel}' changed while it was fetched; fetched again next pass`));
+      }
+    }
+    return ok;
+  } finally {
+    for (const f of got) dropFetched(f);
+  }
+}
+
+/** What GNU tar said of `rel` when it could not read it (`tar: ./rel: Cannot open: Permission denied`), if anything. */
+function unreadable(stderr: string, rel: string): string | undefined {
+  const at = stderr.indexOf(`tar: ./${rel}: Cannot open: `);
+  if (at < 0) return undefined;
+  const from = at + `tar: ./${rel}: Cannot open: `.length;
+  const end = stderr.indexOf('\n', from);
+  return stderr.slice(from, end < 0 ? undefined : end);
+}
+
+/**
+ * Keeps the fetched remote version of a conflict beside the local file; its name, or undefined when
+ * the bytes are the same. A name taken (a copy made in the same second) gets a counter.
+ */
+function keepCopy(f: Fetched, root: string): string | undefined {
+  let copy = conflictCopyName(f.rel);
+  for (let n = 2; ; n++) {
+    try {
+      return keepFetchedCopy(f, root, copy) === 'same' ? undefined : copy;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || n > 99) throw e;
+      copy = conflictCopyName(f.rel).replace(/(\.conflict-remote-\d{8}-\d{6})/, `$1-${n}`);
+    }
+  }
 }
 
 function sameKnown(a: Sig | undefined, b: Sig | undefined): boolean {

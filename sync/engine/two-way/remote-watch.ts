@@ -3,12 +3,15 @@
  * streamed over the connection the session already holds. Each event names a path (`%w%f`, NUL-ended):
  * a hint — the next pass looks at that path (and its folder, when new) on both sides and compares. An
  * overflow of the server's inotify queue, a name that is not UTF-8 or a path outside the root says
- * "lost track": the next pass lists everything. A server without inotifywait is listed every `pollMs`
- * instead, and the runner says so once.
+ * "lost track": the next pass lists everything. A path with an internal name in it (the runner's own
+ * temporaries, guards and staging folders, `.kubedev-*`: never listed as paths, see ignore.ts) is
+ * dropped: a push's own writes would otherwise ask for a pass of their own, which the next save then
+ * waits behind. A server without inotifywait is listed every `pollMs` instead, and the runner says so once.
  */
 import { isUtf8 } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { ClientChannel } from 'ssh2';
+import { INTERNAL_PREFIX } from '../ignore';
 import { Connection } from '../transport';
 import { shQuote } from '../tree';
 
@@ -72,7 +75,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
           for (let nul = rest.indexOf(0); nul >= 0; nul = rest.indexOf(0)) {
             const rel = this.relOf(rest.subarray(0, nul));
             if (rel === undefined) lost = true;
-            else rels.push(rel);
+            else if (!internal(rel)) rels.push(rel);
             rest = rest.subarray(nul + 1);
           }
           if (this.stopped) return;
@@ -127,4 +130,9 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
     this.stopped = true;
     this.halt();
   }
+}
+
+/** A path with a component the runner names for itself (INTERNAL_PREFIX). */
+function internal(rel: string): boolean {
+  return rel.startsWith(INTERNAL_PREFIX) || rel.includes(`/${INTERNAL_PREFIX}`);
 }
