@@ -4,9 +4,6 @@
  * container that rewrites a file twice in one second with the same size is still seen), and the root's
  * identity (`dev:ino`) so that a root replaced by another folder (a pod restarted on a new volume) halts.
  */
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
 import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
 import { fieldsAfterMarker, listingMarker, remoteScanCommand, topMost } from '../remote-scan';
 import { Connection, RemoteError } from '../transport';
@@ -30,7 +27,7 @@ export interface ExactListing {
 
 /** Files up to this size are sent inside a scoped listing when asked (base64: a third more bytes). */
 export const INLINE_MAX = 64 * 1024;
-/** At most this many files inline per listing (their bytes go through the shell's one output). */
+/** At most this many files inline per listing (each costs a fork of base64 on the server). */
 export const INLINE_COUNT = 16;
 
 /** Runs a shell command on the server: the session's RemoteShell, or an exec channel (`conn.exec`). */
@@ -106,55 +103,50 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     const slash = rel.lastIndexOf('/');
     if (slash > 0 && !starts.has(rel) && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
-  const inlined = cut < 0 ? undefined : await parseInline(res.stdout.subarray(cut + marker.length + 9), tree, marker);
+  const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree, marker);
   return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined };
 }
 
 /**
- * After the listing: the marker, then one tar of those of `rels` that are regular files (not links) of
- * at most INLINE_MAX bytes, in base64 (one find, one tar, one base64, however many files). GNU tar
- * opens each O_NONBLOCK | O_NOFOLLOW: a file replaced by a FIFO or a link after find looked is
- * archived as that, never read, and a read never waits for a FIFO's writer (which would hold the
- * session's shell). Then a second marker and each file's stat once read (STAT_FORMAT): one written
- * meanwhile is dropped (parseInline).
+ * After the listing: the marker, then for each of `rels` that is a regular file (not a link) of at most
+ * INLINE_MAX bytes, its name and its bytes in base64, NUL-terminated (one find, one base64 per file);
+ * a base64 that failed (the file unreadable meanwhile) ends in '!', which parseInline drops. Then a
+ * second marker and each file's stat once read (STAT_FORMAT): one written meanwhile is dropped too.
+ * Left open: a file the container replaces by a FIFO between find's look and base64's open (the
+ * milliseconds of one exec) holds the shell until the session's watchdog drops the connection
+ * (`stallMs`); nothing is lost. One tar for all files would close it (GNU tar opens O_NONBLOCK) but
+ * costs 4-6 ms more per listing here (tar's start-up), on every container edit.
  */
 function inlineCommand(rels: readonly string[], marker: string): string[] {
   if (rels.length === 0) return [];
   return [
     `printf '%s\\0' ${shQuote(`${marker}-INLINE`)}`,
-    `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -type f -size -${INLINE_MAX + 1}c -print0 2>/dev/null | tar -c -f - --no-recursion --null -T - 2>/dev/null | base64 -w 0`,
-    `printf '\\0%s\\0' ${shQuote(`${marker}-AFTER`)}`,
+    `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -type f -size -${INLINE_MAX + 1}c -printf '%p\\0' \\( -exec base64 -w 0 -- {} \\; -printf '\\0' -o -printf '!\\0' \\) 2>/dev/null`,
+    `printf '%s\\0' ${shQuote(`${marker}-AFTER`)}`,
     `find ${rels.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -printf ${STAT_FORMAT} 2>/dev/null`,
   ];
 }
 
 /**
- * The regular-file members of the tar after the inline marker; only files the listing holds, and the
- * server still held as listed once their bytes were read (the stats after the second marker), are kept.
+ * The name/base64 pairs after the inline marker; only files the listing holds, and the server still
+ * held as listed once their bytes were read (the stats after the second marker), are kept.
  */
-async function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>, marker: string): Promise<Map<string, Buffer>> {
-  const after = out.indexOf(`\0${marker}-AFTER\0`);
+function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>, marker: string): Map<string, Buffer> {
+  const after = out.indexOf(`${marker}-AFTER\0`);
   if (after < 0) return new Map();
+  const fields = out.subarray(0, after).toString('latin1').split('\0');
   const asListed = new Set<string>();
-  for (const [rel, sig] of statFields(out.subarray(after + marker.length + 8).toString('utf8').split('\0'))) {
+  for (const [rel, sig] of statFields(out.subarray(after + marker.length + 7).toString('utf8').split('\0'))) {
     const e = tree.get(rel);
     if (e?.type === 'file' && sameSig(sig, sigOf(e))) asListed.add(rel);
   }
-  const b64 = out.subarray(0, after).toString('latin1');
   const got = new Map<string, Buffer>();
-  if (asListed.size === 0 || !/^[A-Za-z0-9+/]*=*$/.test(b64)) return got;
-  const extract = tar.extract();
-  extract.on('entry', (header, stream, next) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: unknown) => void chunks.push(c as Buffer));
-    stream.on('end', () => {
-      const rel = header.name.replace(/^\.\//, '');
-      if (header.type === 'file' && asListed.has(rel)) got.set(rel, Buffer.concat(chunks));
-      next();
-    });
-  });
-  // A stream cut short (the command failed half-way) gives what came whole: the rest is fetched by the pass.
-  await pipeline(Readable.from([Buffer.from(b64, 'base64')]), extract).catch(() => undefined);
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const rel = Buffer.from(fields[i], 'latin1').toString('utf8').slice(2);
+    const b64 = fields[i + 1];
+    if (!asListed.has(rel) || !/^[A-Za-z0-9+/]*=*$/.test(b64)) continue;
+    got.set(rel, Buffer.from(b64, 'base64'));
+  }
   return got;
 }
 
