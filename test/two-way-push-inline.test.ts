@@ -135,13 +135,14 @@ test('a container save by rename between the listing and the swap is kept (the s
   const a = arena();
   writeTree(a.local, { 'f.txt': 'v1', 'g.txt': 'g1' });
   await watching(a, async (w) => {
-    const race = injectOnce(w, /\nset -C\n/, "\nprintf 'container save' > f.txt.new && mv -f f.txt.new f.txt");
+    // The same size and mode as the version it replaces: only its mtime (nanoseconds) tells.
+    const race = injectOnce(w, /\nset -C\n/, "\nprintf 'c1' > f.txt.new && mv -f f.txt.new f.txt");
     fs.writeFileSync(path.join(a.local, 'f.txt'), 'laptop save');
     await until(() => w.conflicts.length > 0, 'the conflict');
     expect(race.done()).toBe(true);
-    expect(read(a.remote, 'f.txt')).toBe('container save');
+    expect(read(a.remote, 'f.txt')).toBe('c1');
     expect(read(a.local, 'f.txt')).toBe('laptop save');
-    expect(read(a.local, w.conflicts[0].copy as string)).toBe('container save');
+    expect(read(a.local, w.conflicts[0].copy as string)).toBe('c1');
     await until(() => internal(a.remote).length === 0, 'no temporary file or guard left');
   });
 });
@@ -227,9 +228,10 @@ test('a full container disk: the swap leaves nothing behind and the old file who
   fs.mkdirSync(full, { recursive: true });
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', full]);
   try {
-    execFileSync('chown', [`${sshd().uid}:${sshd().gid}`, full]);
+    execFileSync('chown', [`${sshd().uid}:${sshd().gid}`, a.remote, full]);
     await watching(a, async (w) => {
       remote(sshd(), a, 'head -c 1000000 /dev/zero > full/filler 2>/dev/null || true');
+      await new Promise((r) => setTimeout(r, 500)); // the pass the container's write makes is over (the save's pass is scoped)
       const big = 'laptop save '.repeat(3000); // 36 KB: more than is left
       fs.writeFileSync(path.join(a.local, 'full/f.txt'), big);
       await until(() => w.swaps.length > 0, 'the swap');
