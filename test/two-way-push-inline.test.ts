@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as apply from '../sync/engine/apply';
 import * as remoteList from '../sync/engine/two-way/remote-list';
-import { mtimeTests } from '../sync/engine/two-way/push-inline';
+import { mtimeTests, printfBytes } from '../sync/engine/two-way/push-inline';
 import { TwoWaySession } from '../sync/engine/two-way';
 import { ConflictRecord } from '../sync/engine/two-way/state-store';
 import { Arena, useArena } from './support/hostile';
@@ -78,7 +78,7 @@ async function watching(a: Arena, fn: (w: Watching) => Promise<void>, extra: Par
     const real = remoteList.listRemoteExact;
     const spy = jest.spyOn(remoteList, 'listRemoteExact');
     spy.mockImplementation((run, root, ig, scoped, ...rest) => real((cmd) => {
-      if (!cmd.includes('base64 -d')) return run(cmd);
+      if (!cmd.includes('\nset -C\n')) return run(cmd);
       for (const r of rewrite) cmd = r(cmd, scoped ?? []);
       swaps.push(cmd);
       return run(cmd);
@@ -111,6 +111,11 @@ test('mtimeTests: find matches exactly the nanoseconds the listing reads as the 
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
+});
+
+test('printfBytes: every byte comes out of the shell\'s built-in printf as itself (dash and bash), a leading dash too', () => {
+  const all = Buffer.concat([Buffer.from('-%s%%\\c\\n\'"$x`\n'), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
+  for (const sh of ['dash', 'bash']) expect(execFileSync(sh, ['-c', `printf -- ${printfBytes(all)}`])).toEqual(all);
 });
 
 test('laptop saves of small files, odd names and modes, are swapped in with the scoped listing: no push of their own, bytes, mode and mtime as the SFTP push sets them', async () => {

@@ -7,8 +7,8 @@
  * side as a regular file, the client reads the bytes (then lstats again: they must be the version whose
  * sig it sends) and the server, in the file's folder entered physically and checked to be inside the
  * root (remote-guard.ts inFolderOf: a folder replaced by a symlink is never entered):
- *   1. writes the bytes into a fresh `.kubedev-*.tmp` beside the file (base64 in a heredoc, `set -C`: an
- *      existing name is never opened for writing), with the laptop's mode and whole-second mtime (what
+ *   1. writes the bytes into a fresh `.kubedev-*.tmp` beside the file (the shell's built-in printf,
+ *      `set -C`: an existing name is never opened for writing), with the laptop's mode and whole-second mtime (what
  *      the SFTP push sets: the ancestor then records `remoteAfterPush`);
  *   2. links the guard (`.kubedev-guard-*`, as guardOverwrites does) to the file;
  *   3. one `find` checks that the guard is a regular file with exactly the ancestor's remote size, mode
@@ -22,8 +22,9 @@
  * goes into the pass's release (a container write in place during the swap is kept beside the file).
  *
  * Nothing is swapped in a root whose `dev:ino` is not the one recorded (the pass halts on that).
- * Processes per file: base64, touch, ln, find, mv (chmod too when the mode has bits umask cannot give);
- * one more find per command for the root's identity.
+ * Processes per file: touch, ln, find, mv (chmod too when the mode has bits umask cannot give; the
+ * bytes go through the built-in printf). The same find checks that the root's `dev:ino` is still the
+ * one recorded (the pass halts on another).
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -37,7 +38,7 @@ import { anchorOf } from './scope';
 import { INLINE_COUNT, INLINE_MAX, ListingSection } from './remote-list';
 import { sameSig, Sig, sigOf, StateStore } from './state-store';
 
-/** Raw bytes sent inside one listing at most (base64: a third more on the wire). */
+/** Raw bytes sent inside one listing at most (text goes as itself; other bytes take 4). */
 const INLINE_PUSH_BYTES = 256 * 1024;
 
 /** A local file to swap in: its bytes, the local sig they are, and the remote version it may replace. */
@@ -143,36 +144,42 @@ function umaskFor(mode: number): string | undefined {
   return (mode & ~0o666) === 0 ? (0o777 & ~mode).toString(8).padStart(3, '0') : undefined;
 }
 
-/** The base64 of `b` in lines a heredoc carries. */
-function base64Lines(b: Buffer): string {
-  return b.toString('base64').replace(/.{1,4096}/g, '$&\n');
+/**
+ * `b` as the format of the shell's built-in printf (no process: each fork costs milliseconds on a busy
+ * server): printable ASCII as itself, every other byte (and `'`, `\\`, `%`) as a 3-digit octal escape.
+ */
+export function printfBytes(b: Buffer): string {
+  let out = '';
+  for (const c of b) out += c >= 0x20 && c < 0x7f && c !== 0x27 && c !== 0x5c && c !== 0x25 ? String.fromCharCode(c) : `\\${c.toString(8).padStart(3, '0')}`;
+  return `'${out}'`;
 }
 
-/** The shell lines swapping one file (see the file's comment); prints `P\0i\0G<seen>\nT<stat>\0` or `S\0i\0\0`. */
-function swapLines(p: InlinePush, i: number, guard: string): string | undefined {
+/**
+ * The shell lines swapping one file (see the file's comment); prints `P\0i\0G<seen>\nT<stat>\0` or
+ * `S\0i\0\0`. `$R` is the physical root; its `dev:ino` must still be `rootId` (looked at by the same
+ * find as the guard, before the rename).
+ */
+function swapLines(p: InlinePush, i: number, guard: string, rootId: string): string | undefined {
   const when = mtimeTests(p.r.m);
   if (!when) return undefined;
   const f = bare(p.rel);
   const g = bare(guard);
   const tmpName = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
   const t = shQuote(`./${tmpName}`);
-  const eot = `KUBEDEV_EOT_${crypto.randomBytes(8).toString('hex')}`;
   const mask = umaskFor(p.l.p);
   const sec = Math.floor(p.l.m / 1000);
   const mode = (n: number): string => n.toString(8);
   const check = [
-    `find ${g} ${t} -maxdepth 0`,
-    `\\( -name ${shQuote(path.posix.basename(guard))} -type f -size ${p.r.s}c -perm ${mode(p.r.p)} ${when} -printf 'G%s/%T@/%m\\n' \\)`,
+    `find "$R" ${g} ${t} -maxdepth 0 \\( -type d -printf 'R%D:%i\\n' \\)`,
+    `-o \\( -name ${shQuote(path.posix.basename(guard))} -type f -size ${p.r.s}c -perm ${mode(p.r.p)} ${when} -printf 'G%s/%T@/%m\\n' \\)`,
     `-o \\( -name ${shQuote(tmpName)} -type f -size ${p.l.s}c -perm ${mode(p.l.p)} -printf 'T%s/%T@/%m\\n' \\) 2>/dev/null`,
   ].join(' ');
   const body = [
     `k=; r=; umask ${mask ?? '077'}`,
-    `if base64 -d > ${t} 2>/dev/null <<'${eot}'`,
-    `${base64Lines(p.bytes)}${eot}`,
-    'then',
+    `if printf -- ${printfBytes(p.bytes)} > ${t} 2>/dev/null; then`,
     `if touch -d @${sec} -- ${t}${mask ? '' : ` && chmod ${mode(p.l.p)} -- ${t}`} && ln -- ${f} ${g} 2>/dev/null; then`,
     `r=$(${check})`,
-    `case $r in G*"\nT"*) [ ! -L ${f} ] && [ ${f} -ef ${g} ] && mv -fT -- ${t} ${f} 2>/dev/null && k=1;; esac`,
+    `case $r in ${shQuote(`R${rootId}`)}"\nG"*"\nT"*) [ ! -L ${f} ] && [ ${f} -ef ${g} ] && mv -fT -- ${t} ${f} 2>/dev/null && k=1;; esac`,
     'fi',
     'fi',
     `if [ "$k" ]; then printf 'P\\0%s\\0%s\\0' ${i} "$r"; else rm -f -- ${t} ${g}; printf 'S\\0%s\\0\\0' ${i}; fi`,
@@ -193,14 +200,9 @@ export class PushSection implements ListingSection {
   }
 
   lines(): string[] {
-    const each = this.pushes.map((p, i) => swapLines(p, i, this.guards[i])).filter((x): x is string => !!x);
+    const each = this.pushes.map((p, i) => swapLines(p, i, this.guards[i], this.rootId)).filter((x): x is string => !!x);
     if (each.length === 0) return [];
-    return [
-      'set -C',
-      `if cd -P -- ${shQuote(this.root)} && R=$PWD && [ "$(find . -maxdepth 0 -printf %D:%i)" = ${shQuote(this.rootId)} ]; then`,
-      ...each,
-      'fi',
-    ];
+    return ['set -C', `if cd -P -- ${shQuote(this.root)} 2>/dev/null; then R=$PWD`, ...each, 'fi'];
   }
 
   took(out: Buffer): void {
@@ -208,7 +210,7 @@ export class PushSection implements ListingSection {
     for (let k = 0; k + 2 < f.length; k += 3) {
       const p = this.pushes[Number(f[k + 1])];
       if (f[k] !== 'P' || !p) continue;
-      const m = /^G(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/([\d.]+)\/([0-7]+)\n?$/.exec(f[k + 2]);
+      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/([\d.]+)\/([0-7]+)\n?$/.exec(f[k + 2]);
       if (!m) continue;
       const r: Sig = { t: 'f', s: Number(m[2]), m: Number(m[3]) * 1000, p: parseInt(m[4], 8) };
       this.swapped.set(p.rel, { l: p.l, r, guard: this.guards[Number(f[k + 1])], seen: m[1] });
