@@ -166,10 +166,19 @@ function randomOp(rand: () => number, content: string, paths = FLIP_PATHS): { re
 /** Two paths touch when one is the other or below it. */
 const touch = (x: string, y: string): boolean => x === y || x.startsWith(`${y}/`) || y.startsWith(`${x}/`);
 
-/** Every file's content under `root` (conflict copies included). */
+/**
+ * Every file's content under `root` (conflict copies included; the runner's own temporaries and guards
+ * left out). While a session runs, a file may go between the walk and its read: the walk is made again.
+ */
 function contents(root: string): Set<string> {
-  const snap = snapshot(root);
-  return new Set(Object.keys(snap).filter((rel) => snap[rel].startsWith('file')).map((rel) => fs.readFileSync(path.join(root, rel), 'utf8')));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const snap = snapshot(root, (rel) => path.posix.basename(rel).startsWith('.kubedev-'));
+      return new Set(Object.keys(snap).filter((rel) => snap[rel].startsWith('file')).map((rel) => fs.readFileSync(path.join(root, rel), 'utf8')));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 20) throw e;
+    }
+  }
 }
 
 function localScript(root: string, script: string): void {

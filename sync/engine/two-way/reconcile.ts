@@ -19,7 +19,8 @@ import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, commitFetched, conflictCopyName, deleteLocal, dropFetched, fetchBytes, Fetched, keepFetchedCopy, LocalPathError, pullDir, pullLink } from './local-write';
 import { pullFilesTar } from './pull-bulk';
-import { guardOverwrites, releaseGuards } from './remote-guard';
+import { entryOfSig, inlinePushes, PushSection } from './push-inline';
+import { guardOverwrites, Guards, releaseGuards } from './remote-guard';
 import { RemoteRun, stillAsListed } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
@@ -84,6 +85,18 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * whole pass when they are too many, name the root, or the scoped pass would delete a large share).
  */
 export async function twoWayPass(h: PassHost, conn: Connection, dirty?: ReadonlySet<string>, settled = false, named: Named = {}): Promise<PassStats> {
+  const swaps: SwapsDone[] = [];
+  try {
+    return await onePass(h, conn, swaps, dirty, settled, named);
+  } catch (e) {
+    // A pass that fails after its listing swapped files in still releases their guards: a container
+    // write in place kept by one is not left to be removed as a leftover.
+    await Promise.all(swaps.map((s) => s.release().catch(() => false)));
+    throw e;
+  }
+}
+
+async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?: ReadonlySet<string>, settled = false, named: Named = {}): Promise<PassStats> {
   const t0 = performance.now();
   const store = h.store;
   store.reload();
@@ -91,12 +104,17 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   haltIfRootGone(h.localRoot, h.rootId, store.size, (name, isDir) => h.ig.ignores(name, isDir));
   const anchors = dirty && dirty.size <= SCOPED_MAX ? anchorsOf(store, h.ig, dirty) : undefined;
   let got: Gathered;
+  // Small local saves are swapped in inside the scoped listing's command (push-inline.ts).
+  let swap: PushSection | undefined;
   if (anchors) {
     h.step(`looking at ${anchors.length} changed path(s) in '${h.remoteRoot}' and the local folder`);
+    const pushes = store.remoteRootId && !h.take && dirty ? inlinePushes(h, dirty) : [];
+    swap = pushes.length > 0 ? new PushSection(h.remoteRoot, store.remoteRootId as string, pushes) : undefined;
     try {
-      got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])]);
+      got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])], swap);
     } catch (e) {
-      if (e instanceof ScopeTooWide) return twoWayPass(h, conn, undefined, settled);
+      if (swap) swaps.push(swapsDone(h, conn, swap));
+      if (e instanceof ScopeTooWide) return onePass(h, conn, swaps, undefined, settled);
       throw e;
     }
   } else {
@@ -104,6 +122,10 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
     got = await gatherFull(h, h.run);
   }
   const { remote, local, refused } = { remote: got.remote, local: { tree: got.local }, refused: got.refused };
+  // A swapped file: both sides hold the version sent (the ancestor says so, and the listing, taken just
+  // before the swap, is brought up to date): it classifies as done, or as a push of a newer local save.
+  const swapped = swap ? swapsDone(h, conn, swap, remote.tree) : undefined;
+  if (swapped) swaps.push(swapped);
   h.refused(refused);
   checkRemoteRoot(h, anchors ? (remote.rootEmpty ? 0 : Infinity) : remote.tree.size, remote.rootId);
   const lsig = (rel: string): Sig | undefined => {
@@ -123,8 +145,10 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   if (!settled && store.size >= 4 && delLocal.length >= store.size * MASS_DELETE_SHARE) {
     // An `rm -rf` of the remote root under way is seen whole (a full pass), not mirrored half-way.
     h.step('waiting before a mass delete');
+    const releasing = swapped?.release();
     await delay(SETTLE_MS);
-    return twoWayPass(h, conn, undefined, true);
+    await releasing?.catch(() => undefined);
+    return onePass(h, conn, swaps, undefined, true);
   }
   if (h.names && (h.names.folds || h.names.windows)) for (const w of holdUnportablePulls(decisions, h.localRoot, h.names)) h.warn(w);
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
@@ -160,8 +184,14 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   }
 
   // 2. Pushes: the mirror's apply over exactly these paths (files always sent: the decision was made).
+  // Files swapped in with the listing are done (their guards go into the same release).
   const push = of('push');
   const pushedOk = new Set<string>();
+  if (swapped) {
+    done.pushed.push(...swapped.rels);
+    done.bytes += swapped.bytes;
+  }
+  if (push.length === 0 && swapped && conn.alive) released = swapped.release();
   if (push.length > 0) {
     h.step('sending');
     // A remote file written since the listing is not overwritten (left for the next pass); one written
@@ -182,11 +212,7 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
       if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
     }
     const plan = planDiff(want, have);
-    const release = (): Promise<boolean> =>
-      releaseGuards(h.run, h.remoteRoot, guards).then((kept) => {
-        for (const [rel, copy] of kept) h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
-        return kept.size > 0;
-      });
+    const release = (): Promise<boolean> => Promise.all([releaseAndWarn(h, guards), swapped?.release() ?? false]).then(([a, b]) => a || b);
     let res: Awaited<ReturnType<typeof applyPlan>>;
     try {
       res = await applyPlan(h.ctx(conn, remote.tree), plan);
@@ -372,6 +398,40 @@ function keepCopy(f: Fetched, root: string): string | undefined {
       copy = conflictCopyName(f.rel).replace(/(\.conflict-remote-\d{8}-\d{6})/, `$1-${n}`);
     }
   }
+}
+
+/** Releases push guards (remote-guard.ts); true when a container write was kept beside a file (warned). */
+function releaseAndWarn(h: PassHost, guards: Guards): Promise<boolean> {
+  if (guards.held.size === 0) return Promise.resolve(false);
+  return releaseGuards(h.run, h.remoteRoot, guards).then((kept) => {
+    for (const [rel, copy] of kept) h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
+    return kept.size > 0;
+  });
+}
+
+interface SwapsDone {
+  readonly rels: string[];
+  readonly bytes: number;
+  /** Releases the swapped files' guards, once (later calls return the same promise). */
+  release(): Promise<boolean>;
+}
+
+/**
+ * What the listing's swaps did: the ancestor records each swapped file as agreed (the laptop's sig
+ * sent, the server's stat after the swap) and `tree` (the listing) holds the server's stat. Without
+ * `tree` (the pass gave up after the command ran), only the guards are released.
+ */
+function swapsDone(h: PassHost, conn: Connection, swap: PushSection, tree?: Map<string, Entry>): SwapsDone {
+  let bytes = 0;
+  for (const [rel, s] of swap.swapped) {
+    h.store.agree(rel, { l: s.l, r: s.r });
+    tree?.set(rel, entryOfSig(s.r));
+    bytes += s.l.s;
+  }
+  let releasing: Promise<boolean> | undefined;
+  const release = (): Promise<boolean> => (releasing ??= conn.alive ? releaseAndWarn(h, swap.guarded()) : Promise.resolve(false));
+  if (!tree) void release().catch(() => undefined);
+  return { rels: [...swap.swapped.keys()], bytes, release };
 }
 
 function sameKnown(a: Sig | undefined, b: Sig | undefined): boolean {

@@ -40,20 +40,20 @@ export interface Guards {
 const stat = (p: string, how: string): string => `find ${p} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0${how}\\0' 2>/dev/null || printf 'gone\\0\\0\\0\\0'`;
 
 /** The start of every guard command: the physical root, as `$R`. */
-const enterRoot = (root: string): string => `cd -P -- ${shQuote(root)} || exit 3\nR=$PWD`;
+export const enterRoot = (root: string): string => `cd -P -- ${shQuote(root)} || exit 3\nR=$PWD`;
 
 /**
  * `body` run in the folder of `rel`, entered physically and checked to be that folder inside the root
  * (`$R`): a folder the container replaced by a symlink since the listing is never entered (`otherwise`
  * runs), so no guard, copy or removal lands outside the root. `body` names files by bare name (`bare`).
  */
-function inFolderOf(rel: string, body: string, otherwise = ':'): string {
+export function inFolderOf(rel: string, body: string, otherwise = ':'): string {
   const d = path.posix.dirname(rel);
   const enter = d === '.' ? 'cd "$R"' : `cd -P -- "$R"/${shQuote(d)} 2>/dev/null && [ "$PWD" = "$R"/${shQuote(d)} ]`;
   return `if ${enter}; then ${body}; else ${otherwise}; fi`;
 }
 
-const bare = (rel: string): string => shQuote(`./${path.posix.basename(rel)}`);
+export const bare = (rel: string): string => shQuote(`./${path.posix.basename(rel)}`);
 
 /**
  * A shell line linking a guard to `rel` and printing its stat row: `g` guarded; when the link fails on a
@@ -67,7 +67,7 @@ function guardLine(rel: string, guard: string): string {
 }
 
 /** A fresh guard name beside `rel` (an internal name: never listed as a path, never sent). */
-function guardNames(rels: readonly string[]): string[] {
+export function guardNames(rels: readonly string[]): string[] {
   const stem = `.kubedev-guard-${crypto.randomBytes(6).toString('hex')}-`;
   return rels.map((rel, i) => path.posix.join(path.posix.dirname(rel), `${stem}${i}`));
 }

@@ -33,6 +33,16 @@ export const INLINE_COUNT = 16;
 /** Runs a shell command on the server: the session's RemoteShell, or an exec channel (`conn.exec`). */
 export type RemoteRun = (command: string) => Promise<{ readonly code: number | null; readonly stdout: Buffer; readonly stderr: string }>;
 
+/**
+ * Lines appended to a scoped listing's command after the listing (and the inline bytes), run in the
+ * root; `took` gets what they printed, cut from the listing's output (push-inline.ts). They must not
+ * `exit`: the command ends with `exit 0`.
+ */
+export interface ListingSection {
+  lines(): string[];
+  took(out: Buffer): void;
+}
+
 /** Thrown when the remote root is gone: the session halts, nothing is deleted locally. */
 export class RemoteRootGoneError extends Error {}
 
@@ -50,7 +60,7 @@ export function execRun(conn: Connection): RemoteRun {
  * among them. Either way the root is checked first (gone: RemoteRootGoneError) and its `dev:ino` read;
  * a scoped listing also says whether the root is empty, so a scoped pass keeps every halt.
  */
-export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMatcher, scope?: readonly string[], inline: readonly string[] = []): Promise<ExactListing> {
+export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMatcher, scope?: readonly string[], inline: readonly string[] = [], section?: ListingSection): Promise<ExactListing> {
   const marker = listingMarker();
   const q = shQuote(root);
   const head = `[ -d ${q} ] || exit ${GONE}; stat -c 'KUBEDEV-ROOT-ID %d:%i' -- ${q} || exit ${GONE}`;
@@ -67,10 +77,11 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
       'e=1; for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then e=0; break; fi; done; [ $e = 0 ] || echo KUBEDEV-ROOT-EMPTY',
       `find . ${scope.map((r) => shQuote(`./${r}`)).join(' ')} ${rootFirst} -o \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null`,
       ...inlineCommand(inline.slice(0, INLINE_COUNT), marker),
+      ...sectionLines(section, marker),
       'exit 0',
     ].join('\n');
   }
-  const res = await run(command);
+  const res = cutSection(await run(command), section, marker);
   if (res.code === GONE) {
     throw new RemoteRootGoneError(`remote folder '${root}' is gone or is no longer a folder; the sync stopped and deleted nothing locally. Restore it (or the pod's volume) and start the sync again`);
   }
@@ -105,6 +116,20 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
   }
   const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree, marker);
   return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined };
+}
+
+function sectionLines(section: ListingSection | undefined, marker: string): string[] {
+  const lines = section?.lines() ?? [];
+  return lines.length > 0 ? [`printf '%s\\0' ${shQuote(`${marker}-SECTION`)}`, ...lines] : [];
+}
+
+/** The output without the section's part (after its marker), which goes to `section.took`. */
+function cutSection<R extends { readonly stdout: Buffer }>(res: R, section: ListingSection | undefined, marker: string): R {
+  if (!section) return res;
+  const at = res.stdout.indexOf(`\0${marker}-SECTION\0`);
+  if (at < 0) return res;
+  section.took(res.stdout.subarray(at + marker.length + 10));
+  return { ...res, stdout: res.stdout.subarray(0, at + 1) };
 }
 
 /**

@@ -16,7 +16,7 @@ import { IgnoreMatcher } from '../ignore';
 import { Entry, Refusal, scanLocal, Tree } from '../tree';
 import { checkedParent, LocalPathError } from './local-write';
 import type { LocalNames } from './pull-names';
-import { ExactListing, listRemoteExact, RemoteRun } from './remote-list';
+import { ExactListing, listRemoteExact, ListingSection, RemoteRun } from './remote-list';
 import { StateStore } from './state-store';
 
 /** Bytes of starting points a scoped listing puts on one command line (Linux allows 2 MiB with the environment). */
@@ -82,7 +82,8 @@ export async function gatherFull(h: GatherHost, run: RemoteRun): Promise<Gathere
 }
 
 /** Only `anchors` (see anchorsOf) and what is below them, on both sides and in the ancestor. */
-export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[], inline: readonly string[] = []): Promise<Gathered> {
+/** `section`: lines run after the listing in the same command (push-inline.ts). */
+export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[], inline: readonly string[] = [], section?: ListingSection): Promise<Gathered> {
   // The starting points go on one command line (one find, no xargs): past this size a full pass.
   if (anchors.reduce((n, a) => n + a.length + 4, 0) > ARGS_MAX) throw new ScopeTooWide('too many changed paths for one command line');
   for (const a of anchors) {
@@ -95,7 +96,7 @@ export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: reado
   }
   // Small files the server's watcher named come inside the listing: a pull then needs no round trip more.
   const starts = new Set(anchors);
-  const remoteP = listRemoteExact(run, h.remoteRoot, h.ig, anchors, inline.filter((r) => starts.has(r)));
+  const remoteP = listRemoteExact(run, h.remoteRoot, h.ig, anchors, inline.filter((r) => starts.has(r)), section);
   remoteP.catch(() => undefined);
   const refused: Refusal[] = [];
   const local = new Map<string, Entry>();
