@@ -48,6 +48,8 @@ interface Watching {
   pushed(): string[];
   /** The scoped listings' commands that held a swap, as sent. */
   readonly swaps: string[];
+  /** Remote listings (whole or scoped) since start. */
+  listings(): number;
   /** Rewrites of the listing commands that swap (the container's writes at exact steps). */
   readonly rewrite: ((cmd: string, scoped: readonly string[]) => string)[];
 }
@@ -84,7 +86,7 @@ async function watching(a: Arena, fn: (w: Watching) => Promise<void>, extra: Par
       swaps.push(cmd);
       return run(cmd);
     }, root, ig, scoped, ...rest));
-    await fn({ s, warnings, conflicts, rewrite, pushes: () => plans.mock.calls.length, pushed: () => plans.mock.calls.flatMap((c) => [...c[1].files, ...c[1].chmods].map((x) => x.rel)), swaps });
+    await fn({ s, warnings, conflicts, rewrite, listings: () => spy.mock.calls.length, pushes: () => plans.mock.calls.length, pushed: () => plans.mock.calls.flatMap((c) => [...c[1].files, ...c[1].chmods].map((x) => x.rel)), swaps });
   } finally {
     await s.close();
   }
@@ -152,6 +154,38 @@ test('a pass that fails after its listing swapped a file in still releases the g
     expect(w.swaps.length).toBe(1);
     expect(read(a.remote, 'f.txt')).toBe('laptop save');
     expect(internal(a.remote)).toEqual([]);
+  });
+});
+
+test("a swap's own rename, reported by the server's watcher, runs no pass of its own (its echo is held until the release shows nothing else wrote the file)", async () => {
+  const a = arena();
+  writeTree(a.local, { 'f.txt': 'v1', 'g.txt': 'g1' });
+  await watching(a, async (w) => {
+    await new Promise((r) => setTimeout(r, 500)); // the first pass's own echo (it sent both files) goes by
+    for (const [i, rel] of ['f.txt', 'g.txt', 'f.txt'].entries()) {
+      const before = w.listings();
+      fs.writeFileSync(path.join(a.local, rel), `save ${i}`);
+      await until(() => read(a.remote, rel) === `save ${i}`, `save ${i} in the container`);
+      await until(() => internal(a.remote).length === 0, 'the guard released');
+      await new Promise((r) => setTimeout(r, 400));
+      expect([i, w.listings() - before]).toEqual([i, 1]);
+    }
+    expect(w.swaps.length).toBe(3);
+    expect(w.pushed()).toEqual([]);
+  });
+  expect(a.differences()).toEqual([]);
+});
+
+test('a container write just after the swap (before the release looks) is not taken for the echo: it comes to the laptop', async () => {
+  const a = arena();
+  writeTree(a.local, { 'f.txt': 'v1' });
+  await watching(a, async (w) => {
+    const race = injectOnce(w, /if \[ "\$k" \]; then printf 'P/, "printf 'container after the swap' >| ./f.txt\n");
+    fs.writeFileSync(path.join(a.local, 'f.txt'), 'laptop save');
+    await until(() => read(a.local, 'f.txt') === 'container after the swap', "the container's write on the laptop");
+    expect(race.done()).toBe(true);
+    expect(read(a.remote, 'f.txt')).toBe('container after the swap');
+    expect(w.conflicts).toEqual([]);
   });
 });
 

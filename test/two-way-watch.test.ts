@@ -134,10 +134,15 @@ test("the remote watcher does not report the runner's own internal names (.kubed
   const conn = await Connection.open({ host: '127.0.0.1', port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
   const w = new RemoteWatcher(a.remote, 60_000);
   const seen: (string[] | undefined)[] = [];
-  w.on('change', (rels) => seen.push(rels));
+  const order: string[] = [];
+  w.on('change', (rels) => {
+    seen.push(rels);
+    order.push(...(rels ?? []));
+  });
+  w.on('guardGone', (rel) => order.push(`gone ${rel}`));
   try {
     expect(await w.start(conn)).toBe('inotify');
-    remote(sshd(), a, 'printf x > .kubedev-1.tmp && mv .kubedev-1.tmp d/.kubedev-guard-2 && mkdir -p .kubedev-stage-3/sub && printf y > .kubedev-stage-3/sub/f && rm -r .kubedev-stage-3 d/.kubedev-guard-2 && printf z > d/real.txt');
+    remote(sshd(), a, 'printf x > .kubedev-1.tmp && mv .kubedev-1.tmp d/.kubedev-guard-2 && mkdir -p .kubedev-stage-3/sub && printf y > .kubedev-stage-3/sub/f && rm -r .kubedev-stage-3 d/.kubedev-guard-2 && printf w > d/before.txt && ln d/before.txt d/.kubedev-guard-0a1b-0 && rm d/.kubedev-guard-0a1b-0 && printf z > d/real.txt');
     await eventually(() => (seen.flat().includes('d/real.txt') ? [] : ['d/real.txt not reported yet']), 3000, 'the real file reported');
   } finally {
     w.close();
@@ -145,6 +150,8 @@ test("the remote watcher does not report the runner's own internal names (.kubed
   }
   expect(seen.every((rels) => rels !== undefined)).toBe(true);
   expect(seen.flat().filter((rel) => rel?.includes('.kubedev-'))).toEqual([]);
+  // A push guard's removal is reported apart, in stream order (the session's echo of a swap ends there).
+  expect(order.filter((x) => x.startsWith('gone ') || x.endsWith('.txt')).filter((x, i, all) => all.indexOf(x) === i)).toEqual(['d/before.txt', 'gone d/.kubedev-guard-0a1b-0', 'd/real.txt']);
 });
 
 test('while watching, a remote change is fetched by a pass scoped to its path', async () => {

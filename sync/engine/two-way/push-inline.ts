@@ -58,6 +58,8 @@ export interface Swapped {
   /** The guard's path (relative to the root) and its stat as made (`size/mtime/mode`, releaseGuards compares). */
   readonly guard: string;
   readonly seen: string;
+  /** The file's `ino/size/mtime/mode` once swapped in (what a look after it must find if nothing else wrote it). */
+  readonly after: string;
 }
 
 export interface PushHost {
@@ -172,7 +174,7 @@ function swapLines(p: InlinePush, i: number, guard: string, rootId: string): str
   const check = [
     `find "$R" ${g} ${t} -maxdepth 0 \\( -type d -printf 'R%D:%i\\n' \\)`,
     `-o \\( -name ${shQuote(path.posix.basename(guard))} -type f -size ${p.r.s}c -perm ${mode(p.r.p)} ${when} -printf 'G%s/%T@/%m\\n' \\)`,
-    `-o \\( -name ${shQuote(tmpName)} -type f -size ${p.l.s}c -perm ${mode(p.l.p)} -printf 'T%s/%T@/%m\\n' \\) 2>/dev/null`,
+    `-o \\( -name ${shQuote(tmpName)} -type f -size ${p.l.s}c -perm ${mode(p.l.p)} -printf 'T%s/%T@/%m/%i\\n' \\) 2>/dev/null`,
   ].join(' ');
   const body = [
     `k=; r=; umask ${mask ?? '077'}`,
@@ -210,10 +212,11 @@ export class PushSection implements ListingSection {
     for (let k = 0; k + 2 < f.length; k += 3) {
       const p = this.pushes[Number(f[k + 1])];
       if (f[k] !== 'P' || !p) continue;
-      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/([\d.]+)\/([0-7]+)\n?$/.exec(f[k + 2]);
+      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/([\d.]+)\/([0-7]+)\/(\d+)\n?$/.exec(f[k + 2]);
       if (!m) continue;
       const r: Sig = { t: 'f', s: Number(m[2]), m: Number(m[3]) * 1000, p: parseInt(m[4], 8) };
-      this.swapped.set(p.rel, { l: p.l, r, guard: this.guards[Number(f[k + 1])], seen: m[1] });
+      // The temporary file's inode is the file's once renamed: `ino/size/mtime/mode` as releaseGuards prints it.
+      this.swapped.set(p.rel, { l: p.l, r, guard: this.guards[Number(f[k + 1])], seen: m[1], after: `${m[5]}/${m[2]}/${m[3]}/${m[4]}` });
     }
   }
 
@@ -221,11 +224,13 @@ export class PushSection implements ListingSection {
   guarded(): Guards {
     const held = new Map<string, string>();
     const seen = new Map<string, string>();
+    const after = new Map<string, string>();
     for (const [rel, s] of this.swapped) {
       held.set(rel, s.guard);
       seen.set(rel, s.seen);
+      after.set(rel, s.after);
     }
-    return { moved: new Set(), held, seen, unguarded: new Map() };
+    return { moved: new Set(), held, seen, unguarded: new Map(), after };
   }
 }
 

@@ -46,6 +46,13 @@ export interface PassHost extends GatherHost {
   /** A started `tar -c` channel (pull-bulk.ts TarStandby). */
   tar(): Promise<ClientChannel>;
   warn(message: string): void;
+  /**
+   * A file swapped in with the listing (push-inline.ts): the server's watcher will report the runner's
+   * own rename of it; `after` is its `ino/size/mtime/mode` then, `guard` the guard the release removes.
+   */
+  swapped?(rel: string, guard: string, after: string): void;
+  /** What the guards' release found of a swapped file (`ino/size/mtime/mode`, or 'gone'), just before its guard went. */
+  lookedAfter?(rel: string, stat: string): void;
   refused(refused: readonly Refusal[]): void;
   conflict(c: ConflictRecord, isNew: boolean): void;
   step(what: string): void;
@@ -403,7 +410,7 @@ function keepCopy(f: Fetched, root: string): string | undefined {
 /** Releases push guards (remote-guard.ts); true when a container write was kept beside a file (warned). */
 function releaseAndWarn(h: PassHost, guards: Guards): Promise<boolean> {
   if (guards.held.size === 0) return Promise.resolve(false);
-  return releaseGuards(h.run, h.remoteRoot, guards).then((kept) => {
+  return releaseGuards(h.run, h.remoteRoot, guards, (rel, stat) => h.lookedAfter?.(rel, stat)).then((kept) => {
     for (const [rel, copy] of kept) h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
     return kept.size > 0;
   });
@@ -427,6 +434,7 @@ function swapsDone(h: PassHost, conn: Connection, swap: PushSection, tree?: Map<
     h.store.agree(rel, { l: s.l, r: s.r });
     tree?.set(rel, entryOfSig(s.r));
     bytes += s.l.s;
+    if (tree) h.swapped?.(rel, s.guard, s.after);
   }
   let releasing: Promise<boolean> | undefined;
   const release = (): Promise<boolean> => (releasing ??= conn.alive ? releaseAndWarn(h, swap.guarded()) : Promise.resolve(false));

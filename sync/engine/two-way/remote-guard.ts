@@ -34,6 +34,11 @@ export interface Guards {
   readonly seen: Map<string, string>;
   /** Files pushed without a guard (it could not be linked) -> why, as a sentence naming the fix. */
   readonly unguarded: Map<string, string>;
+  /**
+   * Swapped files (push-inline.ts) -> their `ino/size/mtime/mode` just after the swap: the release looks at
+   * each file in the same find as its guard, before the guard goes, and reports what it found (`onFile`).
+   */
+  readonly after?: Map<string, string>;
 }
 
 /** Prints the stat row of `p` (size, mtime, mode, then `how`; NUL-terminated), or a 'gone' row. */
@@ -129,17 +134,25 @@ function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): vo
  * in-place write — it becomes `<stem>.conflict-container-<time><ext>` (never over an existing name);
  * every guard goes. Returns the files whose container version was kept that way, with the copy's name.
  */
-export async function releaseGuards(run: RemoteRun, root: string, g: Guards): Promise<Map<string, string>> {
+export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onFile?: (rel: string, stat: string) => void): Promise<Map<string, string>> {
   const kept = new Map<string, string>();
   if (g.held.size === 0) return kept;
   const rels = [...g.held.keys()];
   const copies = rels.map((rel) => conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-'));
-  const lines = [enterRoot(root)];
+  const lines = [enterRoot(root), "NL='\n'"];
   rels.forEach((rel, i) => {
     const guard = bare(g.held.get(rel) as string);
     const copy = `./${path.posix.basename(copies[i])}`;
+    // A swapped file is looked at by the guard's own find (no process more), before the guard goes.
+    const look = g.after?.has(rel)
+      ? [
+          `r=$(find ${guard} ${bare(rel)} -maxdepth 0 \\( -name ${shQuote(path.posix.basename(g.held.get(rel) as string))} -printf 'G%s/%T@/%m\\n' \\) -o \\( -type f -printf 'F%i/%s/%T@/%m\\n' \\) 2>/dev/null)`,
+          'now=${r%%"${NL}F"*}; case $now in G*) now=${now#G};; *) now=;; esac',
+          `case $r in *"\${NL}F"*) printf 'file ${i} %s\\n' "\${r##*"\${NL}F"}";; F*) printf 'file ${i} %s\\n' "\${r#F}";; *) printf 'file ${i} gone\\n';; esac`,
+        ]
+      : [`now=$(find ${guard} -maxdepth 0 -printf '%s/%T@/%m' 2>/dev/null)`];
     const body = [
-      `now=$(find ${guard} -maxdepth 0 -printf '%s/%T@/%m' 2>/dev/null)`,
+      ...look,
       `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi`,
       `rm -f -- ${guard}`,
     ];
@@ -149,6 +162,8 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards): Pr
   for (const line of res.stdout.toString('utf8').split('\n')) {
     const m = /^kept(-\d+)? (\d+)$/.exec(line);
     if (m) kept.set(rels[Number(m[2])], m[1] ? `${copies[Number(m[2])]}${m[1]}` : copies[Number(m[2])]);
+    const f = /^file (\d+) (.*)$/.exec(line);
+    if (f && rels[Number(f[1])] !== undefined) onFile?.(rels[Number(f[1])], f[2]);
   }
   return kept;
 }

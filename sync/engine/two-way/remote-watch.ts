@@ -18,6 +18,8 @@ import { shQuote } from '../tree';
 export interface RemoteWatchEvents {
   /** Paths under the remote root that may have changed ('' = the root); undefined: anything may have. */
   change: [rels: string[] | undefined];
+  /** A push guard (`.kubedev-guard-*`, relative) was removed; emitted in stream order with `change`. */
+  guardGone: [rel: string];
   warning: [message: string];
 }
 
@@ -70,17 +72,27 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
         let rest: Buffer = Buffer.alloc(0);
         ch.on('data', (b: Buffer) => {
           rest = rest.length > 0 ? Buffer.concat([rest, b]) : b;
-          const rels: string[] = [];
+          let rels: string[] = [];
           let lost = false;
+          const flush = (): void => {
+            if (!this.stopped && !lost && rels.length > 0) this.emit('change', rels);
+            rels = [];
+          };
           for (let nul = rest.indexOf(0); nul >= 0; nul = rest.indexOf(0)) {
-            const rel = this.relOf(rest.subarray(0, nul));
+            const record = rest.subarray(0, nul);
+            const rel = this.relOf(record);
+            rest = rest.subarray(nul + 1);
             if (rel === undefined) lost = true;
             else if (!internal(rel)) rels.push(rel);
-            rest = rest.subarray(nul + 1);
+            else if (GUARD.test(rel) && /^[A-Z_,]*DELETE[A-Z_,]* /.test(record.toString('latin1'))) {
+              // What came before it in the stream was made before the guard went (one inotify queue, in order).
+              flush();
+              if (!this.stopped) this.emit('guardGone', rel);
+            }
           }
           if (this.stopped) return;
           if (lost) this.emit('change', undefined);
-          else if (rels.length > 0) this.emit('change', rels);
+          else flush();
         });
       });
       if (ready && this.channel) return (this.how = 'inotify');
@@ -131,6 +143,9 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
     this.halt();
   }
 }
+
+/** A push guard's path (remote-guard.ts guardNames). */
+const GUARD = new RegExp(`(^|/)${INTERNAL_PREFIX.replace(/[.]/g, '\\.')}guard-[0-9a-f]+-\\d+$`);
 
 /** A path with a component the runner names for itself (INTERNAL_PREFIX). */
 function internal(rel: string): boolean {

@@ -60,6 +60,26 @@ export interface TwoWayEvents extends SyncEvents {
   conflict: [c: ConflictRecord];
 }
 
+/**
+ * A swapped file's echo (its own rename, reported by the server's watcher) is held at most this long for
+ * the guards' release to show nothing else wrote the file; then it asks for a pass like any event.
+ */
+const ECHO_MS = 5000;
+
+/** A file swapped in by the last pass (push-inline.ts), while its echo may still come. */
+interface Echo {
+  readonly guard: string;
+  /** `ino/size/mtime/mode` just after the swap. */
+  readonly after: string;
+  /** Events for it came (held) before its guard went. */
+  held: boolean;
+  /** Its guard's removal came through the server's watcher: later events are not the swap's. */
+  gone: boolean;
+  /** What the release found of the file just before it removed the guard. */
+  looked?: string;
+  readonly timer: NodeJS.Timeout;
+}
+
 /** A pass refused by the server this many times in a row stops the session. */
 const RETRIES = 3;
 /** `--once`: passes owed in a row for paths that changed while a pass ran, before the run leaves them. */
@@ -91,6 +111,11 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private readonly dirty = new Set<string>();
   /** The dirty paths the server's watcher named (their small files come inside the scoped listing). */
   private readonly remoteNamed = new Set<string>();
+  /** The dirty paths the local watcher named. */
+  private readonly localNamed = new Set<string>();
+  /** Swapped files whose echo is held (see expectEcho), and their guards' paths. */
+  private readonly echoes = new Map<string, Echo>();
+  private readonly echoOfGuard = new Map<string, string>();
   /** What names the laptop can hold (pull-names.ts), found at start. */
   private names: LocalNames = { folds: false, windows: false };
   /** The last pass's push guards being released (remote-guard.ts); waited for before the shell closes. */
@@ -108,9 +133,17 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     this.own = { remoteOwns: matcher(options.remoteOwns ?? []), localOwns: matcher(options.localOwns ?? []) };
     this.store = new StateStore(options.stateFile ?? statePath(this.options), this.options);
     this.remoteWatcher = new RemoteWatcher(options.remoteRoot, options.remotePollMs ?? 500, options.remoteWatch === 'poll');
-    this.remoteWatcher.on('change', (rels) => {
+    this.remoteWatcher.on('change', (all) => {
+      const rels = all?.filter((r) => !this.holdEcho(r));
       for (const r of rels ?? []) this.remoteNamed.add(r);
-      this.kick(rels);
+      if (!rels || rels.length > 0) this.kick(rels);
+    });
+    this.remoteWatcher.on('guardGone', (g) => {
+      const rel = this.echoOfGuard.get(g);
+      const e = rel === undefined ? undefined : this.echoes.get(rel);
+      if (!e || rel === undefined) return;
+      e.gone = true;
+      this.settleEcho(rel);
     });
     this.remoteWatcher.on('warning', (m) => this.warnOnce(m));
     this.scheduler = new Scheduler({
@@ -140,7 +173,10 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
         const o = this.options;
         this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
-        this.guard.on('dirty', (rels) => this.kick(rels));
+        this.guard.on('dirty', (rels) => {
+          for (const r of rels) this.localNamed.add(r);
+          this.kick(rels);
+        });
         this.guard.on('warning', (m) => this.emit('warning', m));
         this.guard.on('error', (e) => this.fail(e));
       }
@@ -181,6 +217,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   protected async shutdown(): Promise<void> {
     this.scheduler.stop();
     this.remoteWatcher.close();
+    for (const e of this.echoes.values()) clearTimeout(e.timer);
+    this.echoes.clear();
     await this.releasing;
     this.shell?.close();
     this.standby?.close();
@@ -197,6 +235,58 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     else for (const r of rels) this.dirty.add(r);
     this.owedPass = true;
     this.scheduler.event();
+  }
+
+  /**
+   * A file the pass swapped in (push-inline.ts): its own rename reaches the server's watcher as an event,
+   * which would run a pass of its own (a listing round trip the next save waits behind). Its events are
+   * held until both (a) its guard's removal comes through the same watcher — what came before was made
+   * before the release looked — and (b) the release's look at the file found exactly the inode, size,
+   * mtime and mode the swap left: then nothing else wrote it between the swap and that look, and the
+   * held events are the swap's own. Otherwise, or after ECHO_MS, they ask for a pass as usual. An event
+   * that came during this pass (before this call) is the swap's or a later write's: the swap only happens
+   * over the version the listing classified, so it is held too.
+   */
+  private expectEcho(rel: string, guard: string, after: string): void {
+    if (this.remoteWatcher.how !== 'inotify' || this.echoes.has(rel)) return;
+    const timer = setTimeout(() => this.dropEcho(rel, true), ECHO_MS);
+    timer.unref?.();
+    const e: Echo = { guard, after, held: false, gone: false, timer };
+    if (this.remoteNamed.has(rel) && !this.localNamed.has(rel)) {
+      e.held = true;
+      this.remoteNamed.delete(rel);
+      this.dirty.delete(rel);
+      if (this.dirty.size === 0 && !this.whole) this.owedPass = false; // nothing else named since the pass began
+    }
+    this.echoes.set(rel, e);
+    this.echoOfGuard.set(guard, rel);
+  }
+
+  /** True when the remote event for `rel` is held as a swap's echo. */
+  private holdEcho(rel: string): boolean {
+    const e = this.echoes.get(rel);
+    if (!e || e.gone) return false;
+    e.held = true;
+    return true;
+  }
+
+  private settleEcho(rel: string): void {
+    const e = this.echoes.get(rel);
+    if (!e || !e.gone || e.looked === undefined) return;
+    this.dropEcho(rel, e.looked !== e.after);
+  }
+
+  /** Stops holding `rel`'s echo; `kick`: its held events (if any) ask for a pass. */
+  private dropEcho(rel: string, kick: boolean): void {
+    const e = this.echoes.get(rel);
+    if (!e) return;
+    clearTimeout(e.timer);
+    this.echoes.delete(rel);
+    this.echoOfGuard.delete(e.guard);
+    if (kick && (e.held || e.looked !== undefined) && !this.closing) {
+      this.remoteNamed.add(rel);
+      this.kick([rel]);
+    }
   }
 
   private persist(): void {
@@ -230,6 +320,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         });
         this.shell?.close();
         this.standby?.close();
+        for (const rel of [...this.echoes.keys()]) this.dropEcho(rel, false); // the pass after a reconnect lists everything
         this.standby = new TarStandby(c, this.options.remoteRoot);
         this.standby.warm(); // its tar waits for a line before it enters the root: safe before prepareRemote
         // The remote shell opens while the root is prepared; the server's watches are in place before
@@ -261,6 +352,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     this.whole = false;
     this.dirty.clear();
     this.remoteNamed.clear();
+    this.localNamed.clear();
     let s: PassStats;
     try {
       s = await twoWayPass(this.host(), conn, dirty, false, named);
@@ -339,6 +431,13 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         if (!this.started) removeLocalLeftovers(this.options.localRoot, rel);
       },
       warn: (m) => this.warnOnce(m),
+      swapped: (rel, guard, after) => this.expectEcho(rel, guard, after),
+      lookedAfter: (rel, stat) => {
+        const e = this.echoes.get(rel);
+        if (!e) return;
+        e.looked = stat;
+        this.settleEcho(rel);
+      },
       refused: (r: readonly Refusal[]) => r.forEach((x) => this.warnOnce(x.reason)),
       conflict: (c) => this.emit('conflict', c),
       step: this.scheduler.setStep,
