@@ -74,6 +74,16 @@ test('a container file the SSH user cannot read is a warning naming it and the f
   expect(r.warnings).toEqual([expect.stringMatching(/^'sec ret' could not be read in the container \(Permission denied\).*Make it readable by the SSH user there$/)]);
 });
 
+test('unreadable container files whose names tar quotes in its messages (colon, backslash, newline, non-ASCII) are warnings too, not passes owed again and again', async () => {
+  const a = arena();
+  const names = ['a:b.txt', 'back\\slash', 'new\nline', 'ünï.txt'];
+  remote(sshd(), a, `for n in 'a:b.txt' 'back\\slash' "$(printf 'new\\nline')" 'ünï.txt'; do printf secret > "$n" && chmod 000 "$n"; done`);
+  const r = await pass(sshd(), a);
+  for (const n of names) expect(fs.existsSync(path.join(a.local, n))).toBe(false);
+  expect(r.warnings.filter((w) => !/could not be read in the container \(Permission denied\)/.test(w))).toEqual([]);
+  expect(r.warnings).toHaveLength(names.length);
+});
+
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {
   const a = arena();
   const outside = tempDir('two-way-outside');
