@@ -84,6 +84,15 @@ test('unreadable container files whose names tar quotes in its messages (colon, 
   expect(r.warnings).toHaveLength(names.length);
 });
 
+test('container files that are hard links of one another (a package manager\'s store) all come in one pass, each a file of its own', async () => {
+  const a = arena();
+  remote(sshd(), a, 'mkdir -p pkg && printf MIT > LICENSE && for i in 1 2 3 4 5 6 7 8; do ln LICENSE pkg/LICENSE-$i; done');
+  const r = await pass(sshd(), a);
+  expect(r.warnings).toEqual([]);
+  expect(a.differences()).toEqual([]);
+  expect(fs.statSync(path.join(a.local, 'pkg/LICENSE-8')).nlink).toBe(1);
+});
+
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {
   const a = arena();
   const outside = tempDir('two-way-outside');

@@ -7,6 +7,9 @@
  * sends torn bytes; one truncated meanwhile, zeros). A member missing from the stream (gone or
  * unreadable on the server) is left for the next pass.
  *
+ * Files that are hard links of one another (a package manager's store) each come whole
+ * (`--hard-dereference`): as tar's link members they would be missing, one more pass per link.
+ *
  * tar's messages name files as they are (`--quoting-style=literal`, in English: `LC_ALL=C`): the pass
  * finds a file tar could not open by its name there (its default style escapes `:`, `\\`, a newline and,
  * in the C locale, every non-ASCII byte, and such a file would read as changed meanwhile, pass after pass).
@@ -40,7 +43,7 @@ export class TarStandby {
   constructor(private readonly conn: Connection, private readonly remoteRoot: string) {}
 
   private open(): Promise<ClientChannel> {
-    const p = this.conn.channel(`IFS= read -r _ || exit 0; cd -- ${shQuote(this.remoteRoot)} || exit 3; LC_ALL=C exec tar -c -f - --quoting-style=literal --no-recursion --null -T -`).then((ch) => {
+    const p = this.conn.channel(`IFS= read -r _ || exit 0; cd -- ${shQuote(this.remoteRoot)} || exit 3; LC_ALL=C exec tar -c -f - --quoting-style=literal --hard-dereference --no-recursion --null -T -`).then((ch) => {
       let closed = false;
       ch.once('close', () => {
         closed = true;
