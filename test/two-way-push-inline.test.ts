@@ -188,6 +188,27 @@ test('a container write in place during the swap (just before the rename) is kep
   });
 });
 
+test('a laptop save with an mtime before 1970 is a swap like any other: recorded, and a container write in place during it kept', async () => {
+  const a = arena();
+  writeTree(a.local, { 'f.txt': 'v1' });
+  await watching(a, async (w) => {
+    const race = injectOnce(w, / && mv -fT -- /, " && { printf 'container in place' >| ./f.txt; }");
+    // Saved by rename with its mtime already set (an editor that keeps it, an archive unpacked): 1969.
+    fs.writeFileSync(path.join(a.base, 'f.new'), 'laptop save');
+    execFileSync('touch', ['-d', '@-31536000', path.join(a.base, 'f.new')]); // fs.utimesSync takes a negative time for now
+    fs.renameSync(path.join(a.base, 'f.new'), path.join(a.local, 'f.txt'));
+    await until(() => w.warnings.some((m) => /was written in the container while the laptop's version was sent/.test(m)), 'the kept container write');
+    expect(race.done()).toBe(true);
+    expect(w.pushes()).toBe(0);
+    expect(read(a.remote, 'f.txt')).toBe('laptop save');
+    expect(fs.statSync(path.join(a.remote, 'f.txt')).mtimeMs).toBe(-31_536_000_000);
+    const copy = fs.readdirSync(a.remote).find((n) => n.startsWith('f.conflict-container-')) as string;
+    expect(read(a.remote, copy)).toBe('container in place');
+    await until(() => internal(a.remote).length === 0, 'the guard released');
+    expect(w.conflicts).toEqual([]);
+  });
+});
+
 test.each([
   ['a folder (just before the rename)', / && mv -fT -- /, ' && { rm ./f.txt && mkdir ./f.txt && printf in > ./f.txt/in; }'],
   ['a symlink leading out (before the last look)', / \[ ! -L '\.\/f\.txt' \]/, ' { rm ./f.txt && ln -s "$S" ./f.txt; } &&'],

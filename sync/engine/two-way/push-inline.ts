@@ -210,7 +210,8 @@ export class PushSection implements ListingSection {
     for (let k = 0; k + 2 < f.length; k += 3) {
       const p = this.pushes[Number(f[k + 1])];
       if (f[k] !== 'P' || !p) continue;
-      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/([\d.]+)\/([0-7]+)\n?$/.exec(f[k + 2]);
+      // The mtime sent may be before 1970 (`%T@` is then negative): a swap missed here leaves its guard unreleased.
+      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/(-?[\d.]+)\/([0-7]+)\n?$/.exec(f[k + 2]);
       if (!m) continue;
       const r: Sig = { t: 'f', s: Number(m[2]), m: Number(m[3]) * 1000, p: parseInt(m[4], 8) };
       this.swapped.set(p.rel, { l: p.l, r, guard: this.guards[Number(f[k + 1])], seen: m[1] });
