@@ -97,7 +97,8 @@ function readWhole(root: string, rel: string, agreed: Sig): { bytes: Buffer; l: 
     const before = fs.lstatSync(abs);
     const e = entryFromStats(before);
     if (e?.type !== 'file' || e.size > INLINE_MAX || sameSig(sigOf(e), agreed)) return undefined;
-    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // O_NONBLOCK: a file replaced by a named pipe since the look must not block the runner (a sync open waits for a writer).
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     const st = fs.fstatSync(fd);
     if (st.ino !== before.ino || st.dev !== before.dev) return undefined;
     const buf = Buffer.alloc(e.size + 1);
