@@ -74,6 +74,25 @@ test('a container file the SSH user cannot read is a warning naming it and the f
   expect(r.warnings).toEqual([expect.stringMatching(/^'sec ret' could not be read in the container \(Permission denied\).*Make it readable by the SSH user there$/)]);
 });
 
+test('unreadable container files whose names tar quotes in its messages (colon, backslash, newline, non-ASCII) are warnings too, not passes owed again and again', async () => {
+  const a = arena();
+  const names = ['a:b.txt', 'back\\slash', 'new\nline', 'ünï.txt'];
+  remote(sshd(), a, `for n in 'a:b.txt' 'back\\slash' "$(printf 'new\\nline')" 'ünï.txt'; do printf secret > "$n" && chmod 000 "$n"; done`);
+  const r = await pass(sshd(), a);
+  for (const n of names) expect(fs.existsSync(path.join(a.local, n))).toBe(false);
+  expect(r.warnings.filter((w) => !/could not be read in the container \(Permission denied\)/.test(w))).toEqual([]);
+  expect(r.warnings).toHaveLength(names.length);
+});
+
+test('container files that are hard links of one another (a package manager\'s store) all come in one pass, each a file of its own', async () => {
+  const a = arena();
+  remote(sshd(), a, 'mkdir -p pkg && printf MIT > LICENSE && for i in 1 2 3 4 5 6 7 8; do ln LICENSE pkg/LICENSE-$i; done');
+  const r = await pass(sshd(), a);
+  expect(r.warnings).toEqual([]);
+  expect(a.differences()).toEqual([]);
+  expect(fs.statSync(path.join(a.local, 'pkg/LICENSE-8')).nlink).toBe(1);
+});
+
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {
   const a = arena();
   const outside = tempDir('two-way-outside');

@@ -4,7 +4,7 @@
  * into that command at exact steps (between the listing and the swap, just before the rename), so each
  * race happens every time; a test whose injection point is not in the command fails.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as apply from '../sync/engine/apply';
@@ -18,6 +18,19 @@ import { remote, twoWay } from './support/two-way';
 import { writeTree } from './support/trees';
 
 jest.setTimeout(60_000);
+/** Called after each local lstatSync (passed through): a test puts the laptop's change at that exact step. */
+let mockAfterLstat: ((p: unknown) => void) | undefined;
+jest.mock('node:fs', () => {
+  const real = jest.requireActual<typeof import('node:fs')>('node:fs');
+  return {
+    ...real,
+    lstatSync: (...args: Parameters<typeof real.lstatSync>) => {
+      const st = real.lstatSync(...args);
+      mockAfterLstat?.(args[0]);
+      return st;
+    },
+  };
+});
 const { sshd, arena } = useArena();
 afterEach(() => jest.restoreAllMocks());
 
@@ -219,6 +232,61 @@ test('a container write in place during the swap (just before the rename) is kep
     expect(read(a.remote, copy)).toBe('container in place');
     await until(() => read(a.local, copy) === 'container in place', 'the copy on the laptop');
     await until(() => internal(a.remote).length === 0, 'the guard released');
+  });
+});
+
+test('a laptop save with an mtime before 1970 is a swap like any other: recorded, and a container write in place during it kept', async () => {
+  const a = arena();
+  writeTree(a.local, { 'f.txt': 'v1' });
+  await watching(a, async (w) => {
+    const race = injectOnce(w, / && mv -fT -- /, " && { printf 'container in place' >| ./f.txt; }");
+    // Saved by rename with its mtime already set (an editor that keeps it, an archive unpacked): 1969.
+    fs.writeFileSync(path.join(a.base, 'f.new'), 'laptop save');
+    execFileSync('touch', ['-d', '@-31536000', path.join(a.base, 'f.new')]); // fs.utimesSync takes a negative time for now
+    fs.renameSync(path.join(a.base, 'f.new'), path.join(a.local, 'f.txt'));
+    await until(() => w.warnings.some((m) => /was written in the container while the laptop's version was sent/.test(m)), 'the kept container write');
+    expect(race.done()).toBe(true);
+    expect(w.pushes()).toBe(0);
+    expect(read(a.remote, 'f.txt')).toBe('laptop save');
+    expect(fs.statSync(path.join(a.remote, 'f.txt')).mtimeMs).toBe(-31_536_000_000);
+    const copy = fs.readdirSync(a.remote).find((n) => n.startsWith('f.conflict-container-')) as string;
+    expect(read(a.remote, copy)).toBe('container in place');
+    await until(() => internal(a.remote).length === 0, 'the guard released');
+    expect(w.conflicts).toEqual([]);
+  });
+});
+
+test('a laptop file replaced by a FIFO between the look and the read is not opened for a writer: the runner does not freeze', async () => {
+  const a = arena();
+  writeTree(a.local, { 'f.txt': 'v1' });
+  const f = path.join(a.local, 'f.txt');
+  await watching(a, async () => {
+    let swapped = false;
+    // The file's look by the swap's read (push-inline.ts readWhole), then a FIFO in its place.
+    mockAfterLstat = (p) => {
+      if (swapped || p !== f || !new Error().stack?.includes('readWhole')) return;
+      swapped = true;
+      fs.unlinkSync(f);
+      execFileSync('mkfifo', [f]);
+    };
+    // Should the runner wait on the FIFO, a writer opened after 4 s releases it (the test then fails on time).
+    const writer = spawn('timeout', ['10', 'sh', '-c', 'sleep 4; [ -p "$1" ] && : > "$1"', 'sh', f], { stdio: 'ignore' });
+    let gap = 0;
+    let last = Date.now();
+    const tick = setInterval(() => {
+      gap = Math.max(gap, Date.now() - last);
+      last = Date.now();
+    }, 20);
+    try {
+      fs.writeFileSync(f, 'laptop save');
+      await until(() => swapped, 'the read');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(gap).toBeLessThan(1000);
+    } finally {
+      mockAfterLstat = undefined;
+      clearInterval(tick);
+      writer.kill();
+    }
   });
 });
 

@@ -7,6 +7,13 @@
  * sends torn bytes; one truncated meanwhile, zeros). A member missing from the stream (gone or
  * unreadable on the server) is left for the next pass.
  *
+ * Files that are hard links of one another (a package manager's store) each come whole
+ * (`--hard-dereference`): as tar's link members they would be missing, one more pass per link.
+ *
+ * tar's messages name files as they are (`--quoting-style=literal`, in English: `LC_ALL=C`): the pass
+ * finds a file tar could not open by its name there (its default style escapes `:`, `\\`, a newline and,
+ * in the C locale, every non-ASCII byte, and such a file would read as changed meanwhile, pass after pass).
+ *
  * The `tar` runs on a channel opened ahead of time (TarStandby): it waits for one line on stdin before
  * it starts, so the channel's set-up (a fork on the server, several round trips) is not paid while a
  * pull waits.
@@ -36,7 +43,7 @@ export class TarStandby {
   constructor(private readonly conn: Connection, private readonly remoteRoot: string) {}
 
   private open(): Promise<ClientChannel> {
-    const p = this.conn.channel(`IFS= read -r _ || exit 0; cd -- ${shQuote(this.remoteRoot)} || exit 3; exec tar -c -f - --no-recursion --null -T -`).then((ch) => {
+    const p = this.conn.channel(`IFS= read -r _ || exit 0; cd -- ${shQuote(this.remoteRoot)} || exit 3; LC_ALL=C exec tar -c -f - --quoting-style=literal --hard-dereference --no-recursion --null -T -`).then((ch) => {
       let closed = false;
       ch.once('close', () => {
         closed = true;

@@ -99,7 +99,8 @@ function readWhole(root: string, rel: string, agreed: Sig): { bytes: Buffer; l: 
     const before = fs.lstatSync(abs);
     const e = entryFromStats(before);
     if (e?.type !== 'file' || e.size > INLINE_MAX || sameSig(sigOf(e), agreed)) return undefined;
-    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // O_NONBLOCK: a file replaced by a named pipe since the look must not block the runner (a sync open waits for a writer).
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     const st = fs.fstatSync(fd);
     if (st.ino !== before.ino || st.dev !== before.dev) return undefined;
     const buf = Buffer.alloc(e.size + 1);
@@ -212,7 +213,8 @@ export class PushSection implements ListingSection {
     for (let k = 0; k + 2 < f.length; k += 3) {
       const p = this.pushes[Number(f[k + 1])];
       if (f[k] !== 'P' || !p) continue;
-      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/([\d.]+)\/([0-7]+)\/(\d+)\n?$/.exec(f[k + 2]);
+      // The mtime sent may be before 1970 (`%T@` is then negative): a swap missed here leaves its guard unreleased.
+      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/(-?[\d.]+)\/([0-7]+)\/(\d+)\n?$/.exec(f[k + 2]);
       if (!m) continue;
       const r: Sig = { t: 'f', s: Number(m[2]), m: Number(m[3]) * 1000, p: parseInt(m[4], 8) };
       // The temporary file's inode is the file's once renamed: `ino/size/mtime/mode` as releaseGuards prints it.
