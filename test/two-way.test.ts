@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { useArena } from './support/hostile';
 import { snapshot, writeTree } from './support/trees';
 import { pass, remote, stateFileOf } from './support/two-way';
+import { conflictCopyName } from '../sync/engine/two-way/local-write';
 
 jest.setTimeout(30_000);
 const { sshd, arena } = useArena();
@@ -48,6 +49,26 @@ test('one-sided changes win, deletions included; echoes of the runner\'s own wri
   const before = [snapshot(a.local), snapshot(a.remote)];
   await pass(sshd(), a);
   expect([snapshot(a.local), snapshot(a.remote)]).toEqual(before);
+});
+
+test("both changed, a name near the longest a file system takes: the conflict copy's name is cut to fit, both versions kept", async () => {
+  const a = arena();
+  const rel = `${'n'.repeat(120)}${'ü'.repeat(60)}.json`; // 245 bytes
+  writeTree(a.local, { [rel]: 'v1' });
+  await pass(sshd(), a);
+  fs.writeFileSync(path.join(a.local, rel), 'local v2');
+  remote(sshd(), a, `printf 'remote v2' > '${rel}'`);
+  const r = await pass(sshd(), a);
+  expect(r.warnings).toEqual([]);
+  expect(r.conflicts.map((c) => c.rel)).toEqual([rel]);
+  const copy = r.conflicts[0].copy as string;
+  expect(Buffer.byteLength(copy)).toBeLessThanOrEqual(255 - 6);
+  expect(copy).toMatch(/^n{120}ü+\.conflict-remote-\d{8}-\d{6}\.json$/);
+  expect(read(rel)).toBe('local v2');
+  expect(read(copy)).toBe('remote v2');
+  // The container's own copy (a guard's, `.conflict-container-`, plus a counter) fits too.
+  const container = conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-');
+  expect(Buffer.byteLength(`${container}-99999`)).toBeLessThanOrEqual(255);
 });
 
 test('both deleted: gone; both changed alike: agreed, no conflict', async () => {

@@ -295,9 +295,31 @@ export function conflictCopyName(rel: string, when = new Date()): string {
   const dir = rel.slice(0, slash + 1);
   const base = rel.slice(slash + 1);
   const dot = base.lastIndexOf('.');
-  const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
+  const [stem, ext] = dot > 0 ? [base.slice(0, dot), fitBytes(base.slice(dot), EXT_MAX)] : [base, ''];
   const ts = when.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${dir}${stem}${CONFLICT_INFIX}${ts}${ext}`;
+  // A long name's copy must still be a name the file system takes (a copy that cannot be made is a
+  // version lost: the container's, kept by a guard): the stem is cut to fit.
+  return `${dir}${fitBytes(stem, NAME_MAX - COPY_ROOM - Buffer.byteLength(ext))}${CONFLICT_INFIX}${ts}${ext}`;
+}
+
+/** Bytes a file name may hold (Linux, macOS; Windows counts UTF-16 units, never more than these bytes). */
+const NAME_MAX = 255;
+/** Room a copy's name keeps beside the stem: the longest infix (`.conflict-container-`), the time, a counter (`-<n>`). */
+const COPY_ROOM = '.conflict-container-'.length + 15 + 6;
+/** An extension longer than this is cut too. */
+const EXT_MAX = 40;
+
+/** The longest start of `s` of at most `max` UTF-8 bytes, whole characters only. */
+function fitBytes(s: string, max: number): string {
+  if (Buffer.byteLength(s) <= max) return s;
+  let out = '';
+  let n = 0;
+  for (const ch of s) {
+    n += Buffer.byteLength(ch);
+    if (n > max) break;
+    out += ch;
+  }
+  return out;
 }
 
 export const CONFLICT_INFIX = '.conflict-remote-';
