@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TwoWaySession } from '../sync/engine/two-way';
 import { RemoteWatcher } from '../sync/engine/two-way/remote-watch';
+import * as remoteList from '../sync/engine/two-way/remote-list';
 import { Connection } from '../sync/engine/transport';
 import { useArena } from './support/hostile';
 import { eventually, snapshot, writeTree } from './support/trees';
@@ -91,6 +92,33 @@ test('no echo: a pulled file is not sent back, a pushed file is not fetched back
   expect(a.differences()).toEqual([]);
 });
 
+test("a pulled file's own local rename runs no pass of its own (the local watcher's echo: the file is what the ancestor records)", async () => {
+  const a = arena();
+  fs.writeFileSync(path.join(a.local, 'f.txt'), 'seed'); // rewritten in place below: one event each (close_write)
+  session = twoWay(sshd(), a);
+  const c = counted(session);
+  await session.start();
+  await sleep(500); // the first pass's own echoes go by
+  const listings = jest.spyOn(remoteList, 'listRemoteExact');
+  try {
+    for (let i = 0; i < 3; i++) {
+      const before = listings.mock.calls.length;
+      remote(sshd(), a, `printf 'container ${i}' > f.txt`);
+      await arrival(path.join(a.local, 'f.txt'), `container ${i}`, 2000);
+      await sleep(400);
+      expect([i, listings.mock.calls.length - before]).toEqual([i, 1]);
+    }
+    // A laptop save of the same file still goes up.
+    fs.writeFileSync(path.join(a.local, 'f.txt'), 'laptop');
+    await eventually(() => (fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8') === 'laptop' ? [] : ['not yet']), 3000, 'the laptop save in the container');
+    await eventually(() => fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-')), 3000, 'the push guard released');
+  } finally {
+    listings.mockRestore();
+  }
+  expect(c.warnings).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
 test('a remote hook that rewrites what it is sent settles: no loop', async () => {
   const a = arena();
   fs.writeFileSync(path.join(a.local, 'src.txt'), 'start');
@@ -139,10 +167,10 @@ test("the remote watcher does not report the runner's own internal names (.kubed
     seen.push(rels);
     order.push(...(rels ?? []));
   });
-  w.on('guardGone', (rel) => order.push(`gone ${rel}`));
+  w.on('looking', (rel) => order.push(`mark ${rel}`));
   try {
     expect(await w.start(conn)).toBe('inotify');
-    remote(sshd(), a, 'printf x > .kubedev-1.tmp && mv .kubedev-1.tmp d/.kubedev-guard-2 && mkdir -p .kubedev-stage-3/sub && printf y > .kubedev-stage-3/sub/f && rm -r .kubedev-stage-3 d/.kubedev-guard-2 && printf w > d/before.txt && ln d/before.txt d/.kubedev-guard-0a1b-0 && rm d/.kubedev-guard-0a1b-0 && printf z > d/real.txt');
+    remote(sshd(), a, 'printf x > .kubedev-1.tmp && mv .kubedev-1.tmp d/.kubedev-guard-2 && mkdir -p .kubedev-stage-3/sub && printf y > .kubedev-stage-3/sub/f && rm -r .kubedev-stage-3 d/.kubedev-guard-2 && printf w > d/before.txt && : > d/.kubedev-look-0a1b-0 && rm d/.kubedev-look-0a1b-0 && printf z > d/real.txt');
     await eventually(() => (seen.flat().includes('d/real.txt') ? [] : ['d/real.txt not reported yet']), 3000, 'the real file reported');
   } finally {
     w.close();
@@ -150,8 +178,8 @@ test("the remote watcher does not report the runner's own internal names (.kubed
   }
   expect(seen.every((rels) => rels !== undefined)).toBe(true);
   expect(seen.flat().filter((rel) => rel?.includes('.kubedev-'))).toEqual([]);
-  // A push guard's removal is reported apart, in stream order (the session's echo of a swap ends there).
-  expect(order.filter((x) => x.startsWith('gone ') || x.endsWith('.txt')).filter((x, i, all) => all.indexOf(x) === i)).toEqual(['d/before.txt', 'gone d/.kubedev-guard-0a1b-0', 'd/real.txt']);
+  // A release's look mark is reported apart, in stream order (the session's echo of a swap ends there).
+  expect(order.filter((x) => x.startsWith('mark ') || x.endsWith('.txt')).filter((x, i, all) => all.indexOf(x) === i)).toEqual(['d/before.txt', 'mark d/.kubedev-look-0a1b-0', 'd/real.txt']);
 });
 
 test('while watching, a remote change is fetched by a pass scoped to its path', async () => {

@@ -16,6 +16,11 @@ export const IGNORE_FILE = '.kubedevignore';
 /** Names the runner itself uses remotely (staging folders, temp files): never scanned, never mirrored. */
 export const INTERNAL_PREFIX = '.kubedev-';
 
+/** A path with a component the runner names for itself (INTERNAL_PREFIX): never synced, never a change to look at. */
+export function isInternalPath(rel: string): boolean {
+  return rel.startsWith(INTERNAL_PREFIX) || rel.includes(`/${INTERNAL_PREFIX}`);
+}
+
 export interface IgnoreMatcher {
   /** `rel` is a POSIX path relative to the root, without a trailing slash. */
   ignores(rel: string, isDir: boolean): boolean;

@@ -71,6 +71,14 @@ function guardLine(rel: string, guard: string): string {
   return inFolderOf(rel, `if ln -- ${f} ${bare(guard)} 2>/dev/null; then ${stat(bare(guard), 'g')}; elif [ -f ${f} ] && [ ! -L ${f} ]; then if [ -w . ]; then ${stat(f, 'l')}; else ${stat(f, 'w')}; fi; else ${gone}; fi`, gone);
 }
 
+/**
+ * The name the release of a swapped file's guard makes (empty, then removed) just before it looks at the
+ * file: its creation, seen by the server's watcher, marks where the events made before that look end.
+ */
+export function lookMarkOf(guard: string): string {
+  return guard.replace(/\.kubedev-guard-([0-9a-f]+-\d+)$/, '.kubedev-look-$1');
+}
+
 /** A fresh guard name beside `rel` (an internal name: never listed as a path, never sent). */
 export function guardNames(rels: readonly string[]): string[] {
   const stem = `.kubedev-guard-${crypto.randomBytes(6).toString('hex')}-`;
@@ -143,9 +151,11 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onF
   rels.forEach((rel, i) => {
     const guard = bare(g.held.get(rel) as string);
     const copy = `./${path.posix.basename(copies[i])}`;
-    // A swapped file is looked at by the guard's own find (no process more), before the guard goes.
+    // A swapped file is looked at by the guard's own find (no process more), after its mark is made.
+    const mark = bare(lookMarkOf(g.held.get(rel) as string));
     const look = g.after?.has(rel)
       ? [
+          `: > ${mark}`,
           `r=$(find ${guard} ${bare(rel)} -maxdepth 0 \\( -name ${shQuote(path.posix.basename(g.held.get(rel) as string))} -printf 'G%s/%T@/%m\\n' \\) -o \\( -type f -printf 'F%i/%s/%T@/%m\\n' \\) 2>/dev/null)`,
           'now=${r%%"${NL}F"*}; case $now in G*) now=${now#G};; *) now=;; esac',
           `case $r in *"\${NL}F"*) printf 'file ${i} %s\\n' "\${r##*"\${NL}F"}";; F*) printf 'file ${i} %s\\n' "\${r#F}";; *) printf 'file ${i} gone\\n';; esac`,
@@ -154,7 +164,7 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onF
     const body = [
       ...look,
       `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi`,
-      `rm -f -- ${guard}`,
+      `rm -f -- ${guard}${g.after?.has(rel) ? ` ${mark}` : ''}`,
     ];
     lines.push(inFolderOf(rel, body.join('\n')));
   });

@@ -11,15 +11,18 @@
 import { isUtf8 } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { ClientChannel } from 'ssh2';
-import { INTERNAL_PREFIX } from '../ignore';
+import { INTERNAL_PREFIX, isInternalPath } from '../ignore';
 import { Connection } from '../transport';
 import { shQuote } from '../tree';
 
 export interface RemoteWatchEvents {
   /** Paths under the remote root that may have changed ('' = the root); undefined: anything may have. */
   change: [rels: string[] | undefined];
-  /** A push guard (`.kubedev-guard-*`, relative) was removed; emitted in stream order with `change`. */
-  guardGone: [rel: string];
+  /**
+   * A release's look mark (remote-guard.ts lookMarkOf, relative) was made: every `change` before it was
+   * made before the release looked at the swapped file; emitted in stream order with `change`.
+   */
+  looking: [rel: string];
   warning: [message: string];
 }
 
@@ -83,11 +86,11 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
             const rel = this.relOf(record);
             rest = rest.subarray(nul + 1);
             if (rel === undefined) lost = true;
-            else if (!internal(rel)) rels.push(rel);
-            else if (GUARD.test(rel) && /^[A-Z_,]*DELETE[A-Z_,]* /.test(record.toString('latin1'))) {
-              // What came before it in the stream was made before the guard went (one inotify queue, in order).
+            else if (!isInternalPath(rel)) rels.push(rel);
+            else if (MARK.test(rel) && /^[A-Z_,]*CREATE[A-Z_,]* /.test(record.toString('latin1'))) {
+              // What came before it in the stream was made before the mark (one inotify queue, in order).
               flush();
-              if (!this.stopped) this.emit('guardGone', rel);
+              if (!this.stopped) this.emit('looking', rel);
             }
           }
           if (this.stopped) return;
@@ -144,10 +147,5 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
   }
 }
 
-/** A push guard's path (remote-guard.ts guardNames). */
-const GUARD = new RegExp(`(^|/)${INTERNAL_PREFIX.replace(/[.]/g, '\\.')}guard-[0-9a-f]+-\\d+$`);
-
-/** A path with a component the runner names for itself (INTERNAL_PREFIX). */
-function internal(rel: string): boolean {
-  return rel.startsWith(INTERNAL_PREFIX) || rel.includes(`/${INTERNAL_PREFIX}`);
-}
+/** A release's look mark (remote-guard.ts lookMarkOf). */
+const MARK = new RegExp(`(^|/)${INTERNAL_PREFIX.replace(/[.]/g, '\\.')}look-[0-9a-f]+-\\d+$`);

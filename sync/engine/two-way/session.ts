@@ -11,7 +11,7 @@ import ignore from 'ignore';
 import { assertSafeRemoteRoot } from '../../../lib/remote-root';
 import { ApplyContext } from '../apply';
 import { blockCacheFor } from '../block-cache';
-import { buildIgnore, IgnoreMatcher } from '../ignore';
+import { buildIgnore, IgnoreMatcher, isInternalPath } from '../ignore';
 import { prepareRemote } from '../remote';
 import { busyWarning } from '../remote-fix';
 import { SessionLifecycle } from '../lifecycle';
@@ -23,13 +23,14 @@ import { Connection, ConnectionError, RemoteError } from '../transport';
 import { Entry, Refusal } from '../tree';
 import { openWatcher, WatchGuard } from '../watch';
 import { Ownership } from './classify';
-import { CONFLICT_IGNORE, removeLocalLeftovers } from './local-write';
+import { CONFLICT_IGNORE, localSig, removeLocalLeftovers } from './local-write';
 import { TarStandby } from './pull-bulk';
 import { foldsCase, LocalNames } from './pull-names';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
+import { lookMarkOf } from './remote-guard';
 import { RemoteShell } from './remote-shell';
 import { RemoteWatcher } from './remote-watch';
-import { ConflictRecord, StateStore, statePath } from './state-store';
+import { ConflictRecord, sameSig, StateStore, statePath } from './state-store';
 
 export interface TwoWayOptions extends SyncOptions {
   /** How often a server without inotifywait is listed. @default 500 */
@@ -73,7 +74,7 @@ interface Echo {
   readonly after: string;
   /** Events for it came (held) before its guard went. */
   held: boolean;
-  /** Its guard's removal came through the server's watcher: later events are not the swap's. */
+  /** The release's look mark came through the server's watcher: later events are not the swap's. */
   gone: boolean;
   /** What the release found of the file just before it removed the guard. */
   looked?: string;
@@ -115,7 +116,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private readonly localNamed = new Set<string>();
   /** Swapped files whose echo is held (see expectEcho), and their guards' paths. */
   private readonly echoes = new Map<string, Echo>();
-  private readonly echoOfGuard = new Map<string, string>();
+  private readonly echoOfMark = new Map<string, string>();
   /** What names the laptop can hold (pull-names.ts), found at start. */
   private names: LocalNames = { folds: false, windows: false };
   /** The last pass's push guards being released (remote-guard.ts); waited for before the shell closes. */
@@ -138,8 +139,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       for (const r of rels ?? []) this.remoteNamed.add(r);
       if (!rels || rels.length > 0) this.kick(rels);
     });
-    this.remoteWatcher.on('guardGone', (g) => {
-      const rel = this.echoOfGuard.get(g);
+    this.remoteWatcher.on('looking', (mark) => {
+      const rel = this.echoOfMark.get(mark);
       const e = rel === undefined ? undefined : this.echoes.get(rel);
       if (!e || rel === undefined) return;
       e.gone = true;
@@ -173,9 +174,11 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
         const o = this.options;
         this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
-        this.guard.on('dirty', (rels) => {
+        this.guard.on('dirty', (all) => {
+          // The runner's own temporaries (a pull's, beside its target) are no change to look at.
+          const rels = all.filter((r) => !isInternalPath(r));
           for (const r of rels) this.localNamed.add(r);
-          this.kick(rels);
+          if (rels.length > 0) this.kick(rels);
         });
         this.guard.on('warning', (m) => this.emit('warning', m));
         this.guard.on('error', (e) => this.fail(e));
@@ -240,8 +243,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   /**
    * A file the pass swapped in (push-inline.ts): its own rename reaches the server's watcher as an event,
    * which would run a pass of its own (a listing round trip the next save waits behind). Its events are
-   * held until both (a) its guard's removal comes through the same watcher — what came before was made
-   * before the release looked — and (b) the release's look at the file found exactly the inode, size,
+   * held until both (a) the release's look mark (made just before it looks) comes through the same
+   * watcher — what came before was made before the look — and (b) that look at the file found exactly the inode, size,
    * mtime and mode the swap left: then nothing else wrote it between the swap and that look, and the
    * held events are the swap's own. Otherwise, or after ECHO_MS, they ask for a pass as usual. An event
    * that came during this pass (before this call) is the swap's or a later write's: the swap only happens
@@ -259,7 +262,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       if (this.dirty.size === 0 && !this.whole) this.owedPass = false; // nothing else named since the pass began
     }
     this.echoes.set(rel, e);
-    this.echoOfGuard.set(guard, rel);
+    this.echoOfMark.set(lookMarkOf(guard), rel);
   }
 
   /** True when the remote event for `rel` is held as a swap's echo. */
@@ -282,11 +285,30 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     if (!e) return;
     clearTimeout(e.timer);
     this.echoes.delete(rel);
-    this.echoOfGuard.delete(e.guard);
+    this.echoOfMark.delete(lookMarkOf(e.guard));
     if (kick && (e.held || e.looked !== undefined) && !this.closing) {
       this.remoteNamed.add(rel);
       this.kick([rel]);
     }
+  }
+
+  /**
+   * Drops the local watcher's paths that name a regular file whose local side is still what the
+   * ancestor records (the runner's own pull, renamed into place; an editor's save of the same bytes
+   * and time): the pass would classify each as unchanged locally, and a remote change has its own
+   * event. True when nothing is left to look at (the pass is skipped: it would list nothing).
+   */
+  private quietLocal(): boolean {
+    for (const rel of this.localNamed) {
+      if (this.remoteNamed.has(rel) || !this.dirty.has(rel)) continue;
+      const a = this.store.agreed(rel);
+      const now = a?.l.t === 'f' ? localSig(path.join(this.options.localRoot, rel)) : undefined;
+      if (now && a && sameSig(now, a.l)) {
+        this.dirty.delete(rel);
+        this.localNamed.delete(rel);
+      }
+    }
+    return this.dirty.size === 0;
   }
 
   private persist(): void {
@@ -347,6 +369,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     }
     if (!this.shell?.alive) this.shell = await RemoteShell.open(conn);
     this.owedPass = false;
+    if (!this.whole && this.started && this.quietLocal()) return { files: 0, deleted: 0, bytes: 0, ms: 0, method: 'none', paths: [], pulled: [], deletedLocal: [], conflicts: 0 };
     const dirty = this.whole ? undefined : new Set(this.dirty);
     const named = { remote: new Set(this.remoteNamed) };
     this.whole = false;
