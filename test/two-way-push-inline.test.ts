@@ -105,6 +105,23 @@ async function watching(a: Arena, fn: (w: Watching) => Promise<void>, extra: Par
   }
 }
 
+/**
+ * `save` writes 'laptop save' to f.txt while the container writes 'container in place' into the file in
+ * place just before the swap's rename: the swap lands (no push of its own) and the container's bytes are
+ * kept beside it; the copy's name.
+ */
+async function savedWhileWrittenInPlace(a: Arena, w: Watching, save: () => void): Promise<string> {
+  const race = injectOnce(w, / && mv -fT -- /, " && { printf 'container in place' >| ./f.txt; }");
+  save();
+  await until(() => w.warnings.some((m) => /was written in the container while the laptop's version was sent/.test(m)), 'the kept container write');
+  expect(race.done()).toBe(true);
+  expect(w.pushes()).toBe(0); // it was the swap
+  expect(read(a.remote, 'f.txt')).toBe('laptop save');
+  const copy = fs.readdirSync(a.remote).find((n) => n.startsWith('f.conflict-container-')) as string;
+  expect(read(a.remote, copy)).toBe('container in place');
+  return copy;
+}
+
 test('mtimeTests: find matches exactly the nanoseconds the listing reads as the ancestor mtime', () => {
   const dir = fs.mkdtempSync('/tmp/kubedev-mtime-');
   const f = path.join(dir, 'f');
@@ -222,14 +239,7 @@ test('a container write in place during the swap (just before the rename) is kep
   const a = arena();
   writeTree(a.local, { 'f.txt': 'v1' });
   await watching(a, async (w) => {
-    const race = injectOnce(w, / && mv -fT -- /, " && { printf 'container in place' >| ./f.txt; }");
-    fs.writeFileSync(path.join(a.local, 'f.txt'), 'laptop save');
-    await until(() => w.warnings.some((m) => /was written in the container while the laptop's version was sent/.test(m)), 'the kept container write');
-    expect(race.done()).toBe(true);
-    expect(w.pushes()).toBe(0); // it was the swap
-    expect(read(a.remote, 'f.txt')).toBe('laptop save');
-    const copy = fs.readdirSync(a.remote).find((n) => n.startsWith('f.conflict-container-')) as string;
-    expect(read(a.remote, copy)).toBe('container in place');
+    const copy = await savedWhileWrittenInPlace(a, w, () => fs.writeFileSync(path.join(a.local, 'f.txt'), 'laptop save'));
     await until(() => read(a.local, copy) === 'container in place', 'the copy on the laptop');
     await until(() => internal(a.remote).length === 0, 'the guard released');
   });
@@ -239,18 +249,13 @@ test('a laptop save with an mtime before 1970 is a swap like any other: recorded
   const a = arena();
   writeTree(a.local, { 'f.txt': 'v1' });
   await watching(a, async (w) => {
-    const race = injectOnce(w, / && mv -fT -- /, " && { printf 'container in place' >| ./f.txt; }");
-    // Saved by rename with its mtime already set (an editor that keeps it, an archive unpacked): 1969.
-    fs.writeFileSync(path.join(a.base, 'f.new'), 'laptop save');
-    execFileSync('touch', ['-d', '@-31536000', path.join(a.base, 'f.new')]); // fs.utimesSync takes a negative time for now
-    fs.renameSync(path.join(a.base, 'f.new'), path.join(a.local, 'f.txt'));
-    await until(() => w.warnings.some((m) => /was written in the container while the laptop's version was sent/.test(m)), 'the kept container write');
-    expect(race.done()).toBe(true);
-    expect(w.pushes()).toBe(0);
-    expect(read(a.remote, 'f.txt')).toBe('laptop save');
+    await savedWhileWrittenInPlace(a, w, () => {
+      // Saved by rename with its mtime already set (an editor that keeps it, an archive unpacked): 1969.
+      fs.writeFileSync(path.join(a.base, 'f.new'), 'laptop save');
+      execFileSync('touch', ['-d', '@-31536000', path.join(a.base, 'f.new')]); // fs.utimesSync takes a negative time for now
+      fs.renameSync(path.join(a.base, 'f.new'), path.join(a.local, 'f.txt'));
+    });
     expect(fs.statSync(path.join(a.remote, 'f.txt')).mtimeMs).toBe(-31_536_000_000);
-    const copy = fs.readdirSync(a.remote).find((n) => n.startsWith('f.conflict-container-')) as string;
-    expect(read(a.remote, copy)).toBe('container in place');
     await until(() => internal(a.remote).length === 0, 'the guard released');
     expect(w.conflicts).toEqual([]);
   });

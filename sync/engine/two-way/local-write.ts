@@ -208,14 +208,23 @@ function putInPlace(tmp: string, abs: string, rel: string, expected: Sig | undef
 }
 
 /**
- * Keeps a fetched remote version (already checked to be the one listed) beside the local file under
- * `copyRel`, never over an existing name (link(2) fails with EEXIST); 'same' when the local file holds
- * the same bytes. The temporary file stays for the caller to drop.
+ * Keeps a fetched remote version (already checked to be the one listed) beside the local file as
+ * `conflictCopyName`, never over an existing name (link(2) fails with EEXIST: a copy made in the same
+ * second gets a counter); its name, or undefined when the local file holds the same bytes. The
+ * temporary file stays for the caller to drop.
  */
-export function keepFetchedCopy(f: Fetched, root: string, copyRel: string): 'kept' | 'same' {
-  if (sameBytes(f.tmp, f.abs)) return 'same';
-  fs.linkSync(f.tmp, path.join(root, copyRel));
-  return 'kept';
+export function keepConflictCopy(f: Fetched, root: string): string | undefined {
+  if (sameBytes(f.tmp, f.abs)) return undefined;
+  let copy = conflictCopyName(f.rel);
+  for (let n = 2; ; n++) {
+    try {
+      fs.linkSync(f.tmp, path.join(root, copy));
+      return copy;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || n > 99) throw e;
+      copy = conflictCopyName(f.rel).replace(/(\.conflict-remote-\d{8}-\d{6})/, `$1-${n}`);
+    }
+  }
 }
 
 function sameBytes(a: string, b: string): boolean {

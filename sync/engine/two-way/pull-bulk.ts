@@ -23,8 +23,8 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { Connection } from '../transport';
 import { shQuote } from '../tree';
-import { fetchBytes, fetchFile, Fetched } from './local-write';
-import { unlessDropped } from './remote-list';
+import { ChangedMeanwhile, dropFetched, fetchBytes, fetchFile, Fetched } from './local-write';
+import { RemoteRun, stillAsListed, unlessDropped } from './remote-list';
 import { Sig } from './state-store';
 
 /** Members up to this size are held in memory and placed in one go. */
@@ -124,4 +124,64 @@ export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<C
   ch.end(Buffer.from(items.map((i) => `./${i.rel}\0`).join('')));
   await unlessDropped(conn, pipeline(ch, extract));
   return { stderr };
+}
+
+/** What fetchAsListed needs of the pass. */
+export interface FetchHost {
+  readonly localRoot: string;
+  readonly remoteRoot: string;
+  readonly run: RemoteRun;
+  tar(): Promise<ClientChannel>;
+  warn(message: string): void;
+}
+
+/**
+ * The remote files of `items` fetched in one tar stream (the pass's standing `tar -c`) into temporary
+ * files beside their targets; returns those the server still holds as listed once read — the caller
+ * puts each in place or drops it. GNU tar opens each file O_NONBLOCK | O_NOFOLLOW and archives what it
+ * finds as what it is: a file the container replaced since the listing by a FIFO or a link is never
+ * read (an open(2) of a FIFO would wait for a writer), it comes as another type and is left for the
+ * next pass (`skip` with ChangedMeanwhile), as is one written, truncated or replaced while read
+ * (stillAsListed). A file tar could not read (its permissions) is a warning naming it.
+ */
+export async function fetchAsListed(h: FetchHost, conn: Connection, items: readonly BulkItem[], listed: (rel: string) => Sig | undefined, skip: (rel: string, e: unknown) => void): Promise<Fetched[]> {
+  if (items.length === 0) return [];
+  const got: Fetched[] = [];
+  const seen = new Set<string>();
+  try {
+    const { stderr } = await pullFilesTar(conn, () => h.tar(), h.localRoot, items, (f) => {
+      seen.add(f.rel);
+      got.push(f);
+    }, (rel, e) => {
+      seen.add(rel);
+      skip(rel, e);
+    });
+    for (const { rel } of items) {
+      if (seen.has(rel)) continue;
+      const why = unreadable(stderr, rel);
+      if (why) h.warn(`'${rel}' could not be read in the container (${why}); it is left as it is and tried again next pass. Make it readable by the SSH user there`);
+      else skip(rel, new ChangedMeanwhile(`remote '${rel}' is no longer the file listed; looked at again next pass`));
+    }
+    const asListed = got.length > 0 ? await stillAsListed(h.run, h.remoteRoot, got.map((f) => f.rel), listed) : new Set<string>();
+    const ok: Fetched[] = [];
+    for (const f of got.splice(0)) {
+      if (asListed.has(f.rel)) ok.push(f);
+      else {
+        dropFetched(f);
+        skip(f.rel, new ChangedMeanwhile(`remote '${f.rel}' changed while it was fetched; fetched again next pass`));
+      }
+    }
+    return ok;
+  } finally {
+    for (const f of got) dropFetched(f);
+  }
+}
+
+/** What GNU tar said of `rel` when it could not read it (`tar: ./rel: Cannot open: Permission denied`), if anything. */
+function unreadable(stderr: string, rel: string): string | undefined {
+  const head = `tar: ./${rel}: Cannot open: `;
+  const at = stderr.indexOf(head);
+  if (at < 0) return undefined;
+  const end = stderr.indexOf('\n', at + head.length);
+  return stderr.slice(at + head.length, end < 0 ? undefined : end);
 }

@@ -17,11 +17,11 @@ import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
 import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
-import { ChangedMeanwhile, commitFetched, conflictCopyName, deleteLocal, dropFetched, fetchBytes, Fetched, keepFetchedCopy, LocalPathError, pullDir, pullLink } from './local-write';
-import { pullFilesTar } from './pull-bulk';
+import { ChangedMeanwhile, commitFetched, deleteLocal, dropFetched, fetchBytes, keepConflictCopy, LocalPathError, pullDir, pullLink } from './local-write';
+import { BulkItem, fetchAsListed } from './pull-bulk';
 import { entryOfSig, inlinePushes, PushSection } from './push-inline';
 import { guardOverwrites, Guards, releaseGuards } from './remote-guard';
-import { RemoteRun, stillAsListed } from './remote-list';
+import { RemoteRun } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
 import { ConflictRecord, Sig, sigOf } from './state-store';
@@ -170,6 +170,7 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
     else if ((e as NodeJS.ErrnoException).code) h.warn(`'${d.rel}' was not ${d.action === 'pull' ? 'fetched' : 'changed'} locally (${(e as NodeJS.ErrnoException).code}); it is left as it is and tried again next pass`);
     else throw e;
   };
+  const bySkip = (rel: string, e: unknown): void => skip(decisions.get(rel) as Decision, e);
 
   // 1. Deletes, deepest first; locally each only if still what was classified.
   h.step('deleting');
@@ -267,7 +268,7 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
         skip(d, e);
       }
     }
-    for (const f of await fetchAsListed(h, conn, files, rsig, skip)) {
+    for (const f of await fetchAsListed(h, conn, files.map(bulkItem), rsig, bySkip)) {
       try {
         pulledSig.set(f.rel, commitFetched(f));
         done.bytes += f.sig.s;
@@ -290,12 +291,12 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
   // Both sides files: the remote versions are fetched together (as pulls are) before any copy is kept.
   const both = conflicts.filter((d) => d.l?.t === 'f' && d.r?.t === 'f');
   const copies = new Map<string, string>();
-  const fetchedCopies = await fetchAsListed(h, conn, both, rsig, skip);
+  const fetchedCopies = await fetchAsListed(h, conn, both.map(bulkItem), rsig, bySkip);
   try {
     for (const f of fetchedCopies) {
       const d = decisions.get(f.rel) as Decision;
       try {
-        const kept = keepCopy(f, h.localRoot);
+        const kept = keepConflictCopy(f, h.localRoot);
         if (kept) copies.set(d.rel, kept);
         else {
           // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
@@ -339,74 +340,6 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
 }
 
-/**
- * The remote files of `items` fetched in one tar stream (the pass's standing `tar -c`) into temporary
- * files beside their targets; returns those the server still holds as listed once read — the caller
- * puts each in place or drops it. GNU tar opens each file O_NONBLOCK | O_NOFOLLOW and archives what it
- * finds as what it is: a file the container replaced since the listing by a FIFO or a link is never
- * read (an open(2) of a FIFO would wait for a writer), it comes as another type and is left for the
- * next pass, as is one written, truncated or replaced while read (stillAsListed). A file tar could not
- * read (its permissions) is a warning naming it.
- */
-async function fetchAsListed(h: PassHost, conn: Connection, items: readonly Decision[], rsig: (rel: string) => Sig | undefined, skip: (d: Decision, e: unknown) => void): Promise<Fetched[]> {
-  if (items.length === 0) return [];
-  const byRel = new Map(items.map((d) => [d.rel, d]));
-  const got: Fetched[] = [];
-  const seen = new Set<string>();
-  try {
-    const { stderr } = await pullFilesTar(conn, () => h.tar(), h.localRoot, items.map((d) => ({ rel: d.rel, r: d.r as Sig, l: d.l })), (f) => {
-      seen.add(f.rel);
-      got.push(f);
-    }, (rel, e) => {
-      seen.add(rel);
-      skip(byRel.get(rel) as Decision, e);
-    });
-    for (const d of items) {
-      if (seen.has(d.rel)) continue;
-      const why = unreadable(stderr, d.rel);
-      if (why) h.warn(`'${d.rel}' could not be read in the container (${why}); it is left as it is and tried again next pass. Make it readable by the SSH user there`);
-      else skip(d, new ChangedMeanwhile(`remote '${d.rel}' is no longer the file listed; looked at again next pass`));
-    }
-    const asListed = got.length > 0 ? await stillAsListed(h.run, h.remoteRoot, got.map((f) => f.rel), rsig) : new Set<string>();
-    const ok: Fetched[] = [];
-    for (const f of got.splice(0)) {
-      if (asListed.has(f.rel)) ok.push(f);
-      else {
-        dropFetched(f);
-        skip(byRel.get(f.rel) as Decision, new ChangedMeanwhile(`remote '${f.rel}' changed while it was fetched; fetched again next pass`));
-      }
-    }
-    return ok;
-  } finally {
-    for (const f of got) dropFetched(f);
-  }
-}
-
-/** What GNU tar said of `rel` when it could not read it (`tar: ./rel: Cannot open: Permission denied`), if anything. */
-function unreadable(stderr: string, rel: string): string | undefined {
-  const at = stderr.indexOf(`tar: ./${rel}: Cannot open: `);
-  if (at < 0) return undefined;
-  const from = at + `tar: ./${rel}: Cannot open: `.length;
-  const end = stderr.indexOf('\n', from);
-  return stderr.slice(from, end < 0 ? undefined : end);
-}
-
-/**
- * Keeps the fetched remote version of a conflict beside the local file; its name, or undefined when
- * the bytes are the same. A name taken (a copy made in the same second) gets a counter.
- */
-function keepCopy(f: Fetched, root: string): string | undefined {
-  let copy = conflictCopyName(f.rel);
-  for (let n = 2; ; n++) {
-    try {
-      return keepFetchedCopy(f, root, copy) === 'same' ? undefined : copy;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || n > 99) throw e;
-      copy = conflictCopyName(f.rel).replace(/(\.conflict-remote-\d{8}-\d{6})/, `$1-${n}`);
-    }
-  }
-}
-
 /** Releases push guards (remote-guard.ts); true when a container write was kept beside a file (warned). */
 function releaseAndWarn(h: PassHost, guards: Guards): Promise<boolean> {
   if (guards.held.size === 0) return Promise.resolve(false);
@@ -425,8 +358,9 @@ interface SwapsDone {
 
 /**
  * What the listing's swaps did: the ancestor records each swapped file as agreed (the laptop's sig
- * sent, the server's stat after the swap) and `tree` (the listing) holds the server's stat. Without
- * `tree` (the pass gave up after the command ran), only the guards are released.
+ * sent, the server's stat after the swap). With `tree` (the listing) it holds the server's stat too and
+ * the session is told to expect the swap's echo; without (the pass gave up after the command ran), the
+ * guards are released at once.
  */
 function swapsDone(h: PassHost, conn: Connection, swap: PushSection, tree?: Map<string, Entry>): SwapsDone {
   let bytes = 0;
@@ -440,6 +374,11 @@ function swapsDone(h: PassHost, conn: Connection, swap: PushSection, tree?: Map<
   const release = (): Promise<boolean> => (releasing ??= conn.alive ? releaseAndWarn(h, swap.guarded()) : Promise.resolve(false));
   if (!tree) void release().catch(() => undefined);
   return { rels: [...swap.swapped.keys()], bytes, release };
+}
+
+/** A decision to fetch, as pull-bulk.ts takes it. */
+function bulkItem(d: Decision): BulkItem {
+  return { rel: d.rel, r: d.r as Sig, l: d.l };
 }
 
 function sameKnown(a: Sig | undefined, b: Sig | undefined): boolean {

@@ -81,8 +81,10 @@ export async function gatherFull(h: GatherHost, run: RemoteRun): Promise<Gathere
   return { remote, local: local.tree, refused, paths: new Set([...h.store.paths(), ...local.tree.keys(), ...remote.tree.keys()]) };
 }
 
-/** Only `anchors` (see anchorsOf) and what is below them, on both sides and in the ancestor. */
-/** `section`: lines run after the listing in the same command (push-inline.ts). */
+/**
+ * Only `anchors` (see anchorsOf) and what is below them, on both sides and in the ancestor; `section`:
+ * lines run after the listing in the same command (push-inline.ts).
+ */
 export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[], inline: readonly string[] = [], section?: ListingSection): Promise<Gathered> {
   // The starting points go on one command line (one find, no xargs): past this size a full pass.
   if (anchors.reduce((n, a) => n + a.length + 4, 0) > ARGS_MAX) throw new ScopeTooWide('too many changed paths for one command line');

@@ -27,7 +27,7 @@ import { CONFLICT_IGNORE, localSig, removeLocalLeftovers } from './local-write';
 import { TarStandby } from './pull-bulk';
 import { foldsCase, LocalNames } from './pull-names';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
-import { lookMarkOf } from './remote-guard';
+import { EchoHold } from './echoes';
 import { RemoteShell } from './remote-shell';
 import { RemoteWatcher } from './remote-watch';
 import { ConflictRecord, sameSig, StateStore, statePath } from './state-store';
@@ -59,26 +59,6 @@ export interface TwoWayEvents extends SyncEvents {
   pulled: [info: { paths: readonly string[]; deleted: readonly string[]; bytes: number; ms: number; scoped: boolean }];
   /** Both sides changed a path: neither version is lost; `copy` holds the remote version locally. */
   conflict: [c: ConflictRecord];
-}
-
-/**
- * A swapped file's echo (its own rename, reported by the server's watcher) is held at most this long for
- * the guards' release to show nothing else wrote the file; then it asks for a pass like any event.
- */
-const ECHO_MS = 5000;
-
-/** A file swapped in by the last pass (push-inline.ts), while its echo may still come. */
-interface Echo {
-  readonly guard: string;
-  /** `ino/size/mtime/mode` just after the swap. */
-  readonly after: string;
-  /** Events for it came (held) before its guard went. */
-  held: boolean;
-  /** The release's look mark came through the server's watcher: later events are not the swap's. */
-  gone: boolean;
-  /** What the release found of the file just before it removed the guard. */
-  looked?: string;
-  readonly timer: NodeJS.Timeout;
 }
 
 /** A pass refused by the server this many times in a row stops the session. */
@@ -114,9 +94,12 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private readonly remoteNamed = new Set<string>();
   /** The dirty paths the local watcher named. */
   private readonly localNamed = new Set<string>();
-  /** Swapped files whose echo is held (see expectEcho), and their guards' paths. */
-  private readonly echoes = new Map<string, Echo>();
-  private readonly echoOfMark = new Map<string, string>();
+  /** The echoes of files the last passes swapped in (echoes.ts). */
+  private readonly echoes = new EchoHold((rel) => {
+    if (this.closing) return;
+    this.remoteNamed.add(rel);
+    this.kick([rel]);
+  });
   /** What names the laptop can hold (pull-names.ts), found at start. */
   private names: LocalNames = { folds: false, windows: false };
   /** The last pass's push guards being released (remote-guard.ts); waited for before the shell closes. */
@@ -135,17 +118,11 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     this.store = new StateStore(options.stateFile ?? statePath(this.options), this.options);
     this.remoteWatcher = new RemoteWatcher(options.remoteRoot, options.remotePollMs ?? 500, options.remoteWatch === 'poll');
     this.remoteWatcher.on('change', (all) => {
-      const rels = all?.filter((r) => !this.holdEcho(r));
+      const rels = all?.filter((r) => !this.echoes.hold(r));
       for (const r of rels ?? []) this.remoteNamed.add(r);
       if (!rels || rels.length > 0) this.kick(rels);
     });
-    this.remoteWatcher.on('looking', (mark) => {
-      const rel = this.echoOfMark.get(mark);
-      const e = rel === undefined ? undefined : this.echoes.get(rel);
-      if (!e || rel === undefined) return;
-      e.gone = true;
-      this.settleEcho(rel);
-    });
+    this.remoteWatcher.on('looking', (mark) => this.echoes.marked(mark));
     this.remoteWatcher.on('warning', (m) => this.warnOnce(m));
     this.scheduler = new Scheduler({
       coalesceMs: options.coalesceMs ?? 5,
@@ -220,7 +197,6 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   protected async shutdown(): Promise<void> {
     this.scheduler.stop();
     this.remoteWatcher.close();
-    for (const e of this.echoes.values()) clearTimeout(e.timer);
     this.echoes.clear();
     await this.releasing;
     this.shell?.close();
@@ -241,55 +217,19 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   }
 
   /**
-   * A file the pass swapped in (push-inline.ts): its own rename reaches the server's watcher as an event,
-   * which would run a pass of its own (a listing round trip the next save waits behind). Its events are
-   * held until both (a) the release's look mark (made just before it looks) comes through the same
-   * watcher — what came before was made before the look — and (b) that look at the file found exactly the inode, size,
-   * mtime and mode the swap left: then nothing else wrote it between the swap and that look, and the
-   * held events are the swap's own. Otherwise, or after ECHO_MS, they ask for a pass as usual. An event
-   * that came during this pass (before this call) is the swap's or a later write's: the swap only happens
-   * over the version the listing classified, so it is held too.
+   * A file the pass swapped in: its echo is held (echoes.ts). An event for it that came during this pass
+   * (before this call) is the swap's or a later write's — the swap only happens over the version the
+   * listing classified — so it is held too, and no longer owes a pass.
    */
   private expectEcho(rel: string, guard: string, after: string): void {
-    if (this.remoteWatcher.how !== 'inotify' || this.echoes.has(rel)) return;
-    const timer = setTimeout(() => this.dropEcho(rel, true), ECHO_MS);
-    timer.unref?.();
-    const e: Echo = { guard, after, held: false, gone: false, timer };
-    if (this.remoteNamed.has(rel) && !this.localNamed.has(rel)) {
-      e.held = true;
+    if (this.remoteWatcher.how !== 'inotify') return;
+    const named = this.remoteNamed.has(rel) && !this.localNamed.has(rel);
+    if (named) {
       this.remoteNamed.delete(rel);
       this.dirty.delete(rel);
       if (this.dirty.size === 0 && !this.whole) this.owedPass = false; // nothing else named since the pass began
     }
-    this.echoes.set(rel, e);
-    this.echoOfMark.set(lookMarkOf(guard), rel);
-  }
-
-  /** True when the remote event for `rel` is held as a swap's echo. */
-  private holdEcho(rel: string): boolean {
-    const e = this.echoes.get(rel);
-    if (!e || e.gone) return false;
-    e.held = true;
-    return true;
-  }
-
-  private settleEcho(rel: string): void {
-    const e = this.echoes.get(rel);
-    if (!e || !e.gone || e.looked === undefined) return;
-    this.dropEcho(rel, e.looked !== e.after);
-  }
-
-  /** Stops holding `rel`'s echo; `kick`: its held events (if any) ask for a pass. */
-  private dropEcho(rel: string, kick: boolean): void {
-    const e = this.echoes.get(rel);
-    if (!e) return;
-    clearTimeout(e.timer);
-    this.echoes.delete(rel);
-    this.echoOfMark.delete(lookMarkOf(e.guard));
-    if (kick && (e.held || e.looked !== undefined) && !this.closing) {
-      this.remoteNamed.add(rel);
-      this.kick([rel]);
-    }
+    this.echoes.expect(rel, guard, after, named);
   }
 
   /**
@@ -342,7 +282,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         });
         this.shell?.close();
         this.standby?.close();
-        for (const rel of [...this.echoes.keys()]) this.dropEcho(rel, false); // the pass after a reconnect lists everything
+        this.echoes.clear(); // the pass after a reconnect lists everything
         this.standby = new TarStandby(c, this.options.remoteRoot);
         this.standby.warm(); // its tar waits for a line before it enters the root: safe before prepareRemote
         // The remote shell opens while the root is prepared; the server's watches are in place before
@@ -455,12 +395,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       },
       warn: (m) => this.warnOnce(m),
       swapped: (rel, guard, after) => this.expectEcho(rel, guard, after),
-      lookedAfter: (rel, stat) => {
-        const e = this.echoes.get(rel);
-        if (!e) return;
-        e.looked = stat;
-        this.settleEcho(rel);
-      },
+      lookedAfter: (rel, stat) => this.echoes.looked(rel, stat),
       refused: (r: readonly Refusal[]) => r.forEach((x) => this.warnOnce(x.reason)),
       conflict: (c) => this.emit('conflict', c),
       step: this.scheduler.setStep,
