@@ -148,14 +148,19 @@ export async function fetchAsListed(h: FetchHost, conn: Connection, items: reado
   if (items.length === 0) return [];
   const got: Fetched[] = [];
   const seen = new Set<string>();
+  // A member's failure is handed to `skip` once the stream is read, not inside the stream's handlers:
+  // `skip` throws what it cannot pass over (the connection lost mid-member), and thrown there it would
+  // be nobody's to catch.
+  const failed: [string, unknown][] = [];
   try {
     const { stderr } = await pullFilesTar(conn, () => h.tar(), h.localRoot, items, (f) => {
       seen.add(f.rel);
       got.push(f);
     }, (rel, e) => {
       seen.add(rel);
-      skip(rel, e);
+      failed.push([rel, e]);
     });
+    for (const [rel, e] of failed) skip(rel, e);
     for (const { rel } of items) {
       if (seen.has(rel)) continue;
       const why = unreadable(stderr, rel);
