@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { useArena } from './support/hostile';
 import { snapshot, tempDir, writeTree } from './support/trees';
-import { ChangedMeanwhile, checkedParent, deleteLocal, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
+import { ChangedMeanwhile, checkedParent, commitFetched, deleteLocal, dropFetched, fetchBytes, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
 import { Sig } from '../sync/engine/two-way/state-store';
 import { guardOverwrites, releaseGuards } from '../sync/engine/two-way/remote-guard';
 import { execRun, listRemoteExact } from '../sync/engine/two-way/remote-list';
@@ -91,6 +91,23 @@ test('container files that are hard links of one another (a package manager\'s s
   expect(r.warnings).toEqual([]);
   expect(a.differences()).toEqual([]);
   expect(fs.statSync(path.join(a.local, 'pkg/LICENSE-8')).nlink).toBe(1);
+});
+
+test('a fetched file whose local folder the user turned into a file meanwhile: looked at again next pass, the temp gone, the user\'s file untouched', () => {
+  const a = arena();
+  fs.mkdirSync(path.join(a.local, 'c/x'), { recursive: true });
+  const r: Sig = { t: 'f', s: 2, m: 1_700_000_000_000, p: 0o644 };
+  for (const settle of [commitFetched, dropFetched]) {
+    const f = fetchBytes([Buffer.from('hi')], a.local, 'c/x/e', r, undefined);
+    fs.rmSync(path.join(a.local, 'c/x'), { recursive: true });
+    fs.writeFileSync(path.join(a.local, 'c/x'), 'mine');
+    // Before: the temp's removal threw ENOTDIR, which ended a watching session.
+    if (settle === commitFetched) expect(() => settle(f)).toThrow(ChangedMeanwhile);
+    else expect(() => settle(f)).not.toThrow();
+    expect(fs.readFileSync(path.join(a.local, 'c/x'), 'utf8')).toBe('mine');
+    fs.rmSync(path.join(a.local, 'c/x'));
+    fs.mkdirSync(path.join(a.local, 'c/x'));
+  }
 });
 
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {

@@ -13,8 +13,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '../sync/engine/transport';
 import { listConflicts, takeSide, TwoWayOptions } from '../sync/engine/two-way';
+import { RemoteShell } from '../sync/engine/two-way/remote-shell';
 import { useArena } from './support/hostile';
-import { eventually, snapshot } from './support/trees';
+import { eventually, snapshot, writeTree } from './support/trees';
 import { pass, remote, stateFileOf, twoWay } from './support/two-way';
 
 jest.setTimeout(120_000);
@@ -110,19 +111,25 @@ test('random two-sided changes with a restart before every pass: nothing lost, o
   expect(conflictsSeen).toBeGreaterThan(0);
 });
 
-/** A watching session (quick reconnects) and the conflicts it reports (path -> copy). */
-async function watching(a: ReturnType<typeof arena>): Promise<{ s: ReturnType<typeof twoWay>; conflicts: Map<string, string | undefined> }> {
+/**
+ * A watching session (quick reconnects), the conflicts it reports (path -> copy) and the differences
+ * between the trees, led by any error that ended the session (a session that stopped never converges:
+ * the failure names why).
+ */
+async function watching(a: ReturnType<typeof arena>): Promise<{ s: ReturnType<typeof twoWay>; conflicts: Map<string, string | undefined>; differences(skip: (rel: string) => boolean): string[] }> {
   const s = twoWay(sshd(), a, { maxBackoffMs: 200 });
   const conflicts = new Map<string, string | undefined>();
+  const errors: string[] = [];
   s.on('conflict', (c) => conflicts.set(c.rel, c.copy));
+  s.on('error', (e) => errors.push(`the session ended: ${e.message}`));
   await s.start();
-  return { s, conflicts };
+  return { s, conflicts, differences: (skip) => [...errors, ...a.differences(skip)] };
 }
 
 test('watching through a cut connection: both sides converge, every conflict keeps both versions', async () => {
   const a = arena();
   const rand = rng(7);
-  const { s, conflicts } = await watching(a);
+  const { s, conflicts, differences } = await watching(a);
   try {
     for (let i = 0; i < 30; i++) {
       const rel = PATHS[Math.floor(rand() * PATHS.length)];
@@ -135,11 +142,51 @@ test('watching through a cut connection: both sides converge, every conflict kee
       await new Promise((r) => setTimeout(r, 15));
     }
     const skip = (rel: string): boolean => isCopy(rel) || conflicts.has(rel);
-    await eventually(() => a.differences(skip), 10_000, 'convergence after the cut');
+    await eventually(() => differences(skip), 10_000, 'convergence after the cut');
     for (const copy of conflicts.values()) if (copy) expect(fs.existsSync(path.join(a.local, copy))).toBe(true);
   } finally {
     await s.close();
   }
+});
+
+test('the connection lost while a push\'s guards are released and a pull follows: the pass fails as a lost connection, no rejection left unhandled, the next run converges', async () => {
+  const a = arena();
+  await pass(sshd(), a); // the ancestor: empty on both sides
+  writeTree(a.local, { 'up.txt': 'v1' });
+  remote(sshd(), a, 'printf v1 > down.txt');
+  await pass(sshd(), a);
+  fs.writeFileSync(path.join(a.local, 'up.txt'), 'laptop v2');
+  remote(sshd(), a, "printf 'container v2' > down.txt");
+  // The release of the push's guards is sent on the shell and the connection goes just after: the
+  // release fails while the pass goes on to its pull. Before, the release's rejection was nobody's (an
+  // unhandled rejection ends a Node 20 process: a watching session lost to a dropped connection).
+  const conns: Connection[] = [];
+  const open = RemoteShell.open.bind(RemoteShell);
+  const opened = jest.spyOn(RemoteShell, 'open').mockImplementation(async (conn) => {
+    conns.push(conn);
+    return open(conn);
+  });
+  const run = RemoteShell.prototype.run;
+  let cut = false;
+  const ran = jest.spyOn(RemoteShell.prototype, 'run').mockImplementation(function (this: RemoteShell, script: string) {
+    const p = run.call(this, script);
+    if (script.includes('.conflict-container-') && !cut) {
+      cut = true;
+      conns[conns.length - 1].destroy('cut by the test');
+    }
+    return p;
+  });
+  try {
+    // `--once` does not reconnect: the run fails as a lost connection, and is run again.
+    await expect(pass(sshd(), a)).rejects.toThrow(/cut by the test/);
+  } finally {
+    opened.mockRestore();
+    ran.mockRestore();
+  }
+  expect(cut).toBe(true);
+  await new Promise((r) => setTimeout(r, 50)); // a rejection left unhandled is reported by now
+  await pass(sshd(), a);
+  expect([fs.readFileSync(path.join(a.local, 'down.txt'), 'utf8'), remote(sshd(), a, 'cat up.txt')]).toEqual(['container v2', 'laptop v2']);
 });
 
 /** Paths for the flip mix: 'c' and 'd' are files or folders by turns ('c/x', 'd/e' inside them). */
@@ -213,7 +260,7 @@ test('random flips (folder <-> file) and mode changes on both sides: every versi
 test('flips and mode changes while watching, through a cut connection: converges, every version kept', async () => {
   const a = arena();
   const rand = rng(5);
-  const { s, conflicts } = await watching(a);
+  const { s, conflicts, differences } = await watching(a);
   const ops: { side: string; rel: string; content: string; made: boolean }[] = [];
   try {
     for (let i = 0; i < 40; i++) {
@@ -227,7 +274,7 @@ test('flips and mode changes while watching, through a cut connection: converges
       await new Promise((r) => setTimeout(r, 15));
     }
     const under = (rel: string): boolean => [...conflicts.keys()].some((c) => rel === c || rel.startsWith(`${c}/`));
-    await eventually(() => a.differences((rel) => isCopy(rel) || under(rel)), 10_000, 'convergence after the cut');
+    await eventually(() => differences((rel) => isCopy(rel) || under(rel)), 10_000, 'convergence after the cut');
     for (const copy of conflicts.values()) if (copy) expect(fs.existsSync(path.join(a.local, copy))).toBe(true);
     // A version no later operation (either side) touched is still somewhere: a tree or a copy (a
     // container write in place while the runner uploads the laptop's version is kept by the guard link).

@@ -35,6 +35,19 @@ function tempIn(dir: string): string {
 }
 
 /**
+ * Removes a temporary file of the runner's; one already gone is no error, nor one whose folder went or
+ * became a file meanwhile (ENOTDIR: the user flipped it; the temp went with the folder).
+ */
+function removeTemp(tmp: string): void {
+  try {
+    fs.unlinkSync(tmp);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+  }
+}
+
+/**
  * realpath of each local root, kept while the root still leads to the same folder (a process that
  * lives on, the agent, may meet a root whose link was pointed elsewhere since).
  */
@@ -131,7 +144,7 @@ async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Prom
     return t.tmp;
   } finally {
     fs.closeSync(t.fd);
-    if (!ok) fs.rmSync(t.tmp, { force: true });
+    if (!ok) removeTemp(t.tmp);
   }
 }
 
@@ -163,7 +176,7 @@ export function fetchBytes(chunks: readonly Buffer[], root: string, rel: string,
     st = finishTemp(fd, r, rel);
   } catch (e) {
     fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    removeTemp(tmp);
     throw e;
   }
   fs.closeSync(fd);
@@ -192,7 +205,7 @@ export function commitFetched(f: Fetched): Sig {
 
 /** A fetched file that is not put in place (its remote changed meanwhile): the temporary file goes. */
 export function dropFetched(f: Fetched): void {
-  fs.rmSync(f.tmp, { force: true });
+  removeTemp(f.tmp);
 }
 
 /** Renames the finished temp over `abs` if the local side is still `expected` (else the temp goes). */
@@ -202,7 +215,10 @@ function putInPlace(tmp: string, abs: string, rel: string, expected: Sig | undef
     if (expected?.t === 'd') fs.rmdirSync(abs); // replaced by a file remotely; its contents went first
     fs.renameSync(tmp, abs);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    removeTemp(tmp);
+    // The folder went, or became a file, since the fetch began (the user flipped it): a race, not a fault.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new ChangedMeanwhile(`the local folder of '${rel}' changed while it was fetched; looked at again next pass`);
     throw e;
   }
 }
@@ -294,7 +310,7 @@ export function removeLocalLeftovers(root: string, rel: string): void {
   for (const n of names) {
     if (!n.startsWith(INTERNAL_PREFIX) || !n.endsWith('.tmp')) continue;
     const st = fs.lstatSync(path.join(dir, n), { throwIfNoEntry: false });
-    if (st && (st.isFile() || st.isSymbolicLink())) fs.rmSync(path.join(dir, n), { force: true });
+    if (st && (st.isFile() || st.isSymbolicLink())) removeTemp(path.join(dir, n));
   }
 }
 

@@ -92,18 +92,22 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * whole pass when they are too many, name the root, or the scoped pass would delete a large share).
  */
 export async function twoWayPass(h: PassHost, conn: Connection, dirty?: ReadonlySet<string>, settled = false, named: Named = {}): Promise<PassStats> {
-  const swaps: SwapsDone[] = [];
+  const releases: Releases = [];
   try {
-    return await onePass(h, conn, swaps, dirty, settled, named);
+    return await onePass(h, conn, releases, dirty, settled, named);
   } catch (e) {
-    // A pass that fails after its listing swapped files in still releases their guards: a container
-    // write in place kept by one is not left to be removed as a leftover.
-    await Promise.all(swaps.map((s) => s.release().catch(() => false)));
+    // A pass that fails after it swapped files in or sent files under guards still releases them (a
+    // container write in place kept by one is not left to be removed as a leftover), and waits for
+    // the release: its failure (the connection lost) is this pass's, not an unhandled rejection.
+    await Promise.all(releases.map((r) => r().catch(() => false)));
     throw e;
   }
 }
 
-async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?: ReadonlySet<string>, settled = false, named: Named = {}): Promise<PassStats> {
+/** The guard releases a pass has started or may start, each returning the same promise when called again. */
+type Releases = (() => Promise<boolean>)[];
+
+async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?: ReadonlySet<string>, settled = false, named: Named = {}): Promise<PassStats> {
   const t0 = performance.now();
   const store = h.store;
   store.reload();
@@ -120,8 +124,8 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
     try {
       got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])], swap);
     } catch (e) {
-      if (swap) swaps.push(swapsDone(h, conn, swap));
-      if (e instanceof ScopeTooWide) return onePass(h, conn, swaps, undefined, settled);
+      if (swap) releases.push(swapsDone(h, conn, swap).release);
+      if (e instanceof ScopeTooWide) return onePass(h, conn, releases, undefined, settled);
       throw e;
     }
   } else {
@@ -132,7 +136,7 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
   // A swapped file: both sides hold the version sent (the ancestor says so, and the listing, taken just
   // before the swap, is brought up to date): it classifies as done, or as a push of a newer local save.
   const swapped = swap ? swapsDone(h, conn, swap, remote.tree) : undefined;
-  if (swapped) swaps.push(swapped);
+  if (swapped) releases.push(swapped.release);
   h.refused(refused);
   checkRemoteRoot(h, anchors ? (remote.rootEmpty ? 0 : Infinity) : remote.tree.size, remote.rootId);
   const lsig = (rel: string): Sig | undefined => {
@@ -155,7 +159,7 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
     const releasing = swapped?.release();
     await delay(SETTLE_MS);
     await releasing?.catch(() => undefined);
-    return onePass(h, conn, swaps, undefined, true);
+    return onePass(h, conn, releases, undefined, true);
   }
   if (h.names && (h.names.folds || h.names.windows)) for (const w of holdUnportablePulls(decisions, h.localRoot, h.names)) h.warn(w);
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
@@ -230,7 +234,11 @@ async function onePass(h: PassHost, conn: Connection, swaps: SwapsDone[], dirty?
     }
     // Not waited for here: the session's next command is sent behind it on the same shell (the result,
     // a kept container write, asks for another pass when it comes).
-    if (conn.alive) released = release();
+    if (conn.alive) {
+      const r = release();
+      releases.push(() => r);
+      released = r;
+    }
     for (const w of res.warnings) h.warn(w);
     const failed = new Set([...res.unsent, ...res.changed]);
     for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
