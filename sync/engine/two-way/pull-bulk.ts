@@ -152,8 +152,12 @@ export async function fetchAsListed(h: FetchHost, conn: Connection, items: reado
   // `skip` throws what it cannot pass over (the connection lost mid-member), and thrown there it would
   // be nobody's to catch.
   const failed: [string, unknown][] = [];
+  // A member finished after the fetch gave up (the connection lost mid-stream: the extract may still
+  // be writing one) is dropped at once, not left as a temporary file in the developer's folder.
+  let over = false;
   try {
     const { stderr } = await pullFilesTar(conn, () => h.tar(), h.localRoot, items, (f) => {
+      if (over) return dropFetched(f);
       seen.add(f.rel);
       got.push(f);
     }, (rel, e) => {
@@ -178,6 +182,7 @@ export async function fetchAsListed(h: FetchHost, conn: Connection, items: reado
     }
     return ok;
   } finally {
+    over = true;
     for (const f of got) dropFetched(f);
   }
 }
