@@ -162,3 +162,33 @@ test('watching: the connection cut at each step of the passes changes cause, in 
     return c as ReturnType<typeof stepCounter>;
   }, 5);
 });
+
+test('one-way, watching: the connection cut at each step of the passes changes cause, in turn; the mirror reconnects and converges, nothing left behind, no error', async () => {
+  const tag = (i: number, what: string): string => `${what} ${i}`;
+  await sweep(async (cutAt) => {
+    const a = arena();
+    writeTree(a.local, { 'small.txt': 's0', 'big.bin': big('b0'), 'gone.txt': 'g', 'keep/k.txt': 'k', 'd/e/f.txt': 'f' });
+    const s = a.session({ maxBackoffMs: 100 });
+    const errors: string[] = [];
+    s.on('error', (e) => errors.push(`the session ended: ${e.message}`));
+    let c: ReturnType<typeof stepCounter> | undefined;
+    try {
+      await s.start();
+      c = stepCounter(cutAt);
+      // Every kind of change the mirror sends: small and large files, a new folder, a delete, a folder removed, a mode.
+      writeTree(a.local, { 'small.txt': tag(cutAt ?? 0, 'laptop small'), 'big.bin': big(tag(cutAt ?? 0, 'laptop big')), 'new/l.txt': 'new' });
+      fs.rmSync(path.join(a.local, 'gone.txt'));
+      fs.rmSync(path.join(a.local, 'd'), { recursive: true });
+      fs.chmodSync(path.join(a.local, 'keep/k.txt'), 0o600);
+      await eventually(() => [...errors, ...a.differences()], 15_000, `convergence after a cut at step ${cutAt}`);
+      c.restore();
+      await new Promise((r) => setTimeout(r, 30));
+      expect([cutAt, a.differences()]).toEqual([cutAt, []]);
+      expect(errors).toEqual([]);
+    } finally {
+      c?.restore();
+      await s.close();
+    }
+    return c as ReturnType<typeof stepCounter>;
+  }, 4);
+});
