@@ -44,3 +44,19 @@ test('pipelined commands: in order, each with its own stdout and exit code', asy
     await conn.close();
   }
 });
+
+test('the shell says whether it reads its commands a byte at a time (bash does, from a pipe; dash does not)', async () => {
+  const s = sshd();
+  const conn = await Connection.open({ host: s.host, port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  try {
+    for (const [command, bytewise] of [['exec sh', false], ['exec bash', true]] as const) {
+      const shell = await RemoteShell.open(conn, command);
+      expect(shell.bytewise).toBeUndefined(); // not known before its first answer
+      await shell.run('true');
+      expect([command, shell.bytewise]).toEqual([command, bytewise]);
+      shell.close();
+    }
+  } finally {
+    await conn.close();
+  }
+});

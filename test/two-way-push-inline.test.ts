@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import * as apply from '../sync/engine/apply';
 import * as classifyModule from '../sync/engine/two-way/classify';
 import * as remoteList from '../sync/engine/two-way/remote-list';
-import { mtimeTests, printfBytes } from '../sync/engine/two-way/push-inline';
+import { BYTEWISE_TEXT_MAX, mtimeTests, printfBytes, printfLength } from '../sync/engine/two-way/push-inline';
+import { RemoteShell } from '../sync/engine/two-way/remote-shell';
 import { TwoWaySession } from '../sync/engine/two-way';
 import { ConflictRecord } from '../sync/engine/two-way/state-store';
 import { Arena, useArena } from './support/hostile';
@@ -149,6 +150,33 @@ test('mtimeTests: find matches exactly the nanoseconds the listing reads as the 
 test('printfBytes: every byte comes out of the shell\'s built-in printf as itself (dash and bash), a leading dash too', () => {
   const all = Buffer.concat([Buffer.from('-%s%%\\c\\n\'"$x`\n'), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
   for (const sh of ['dash', 'bash']) expect(execFileSync(sh, ['-c', `printf -- ${printfBytes(all)}`])).toEqual(all);
+});
+
+test('printfLength is the length of printfBytes', () => {
+  for (const b of [Buffer.alloc(0), Buffer.from('plain text'), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]) expect(printfLength(b)).toBe(printfBytes(b).length);
+});
+
+test.each([
+  ['exec bash', 'bytewise (bash): goes by SFTP'],
+  ['exec sh', 'dash: swapped in'],
+])('a 64 KiB binary laptop save on a server shell run as `%s`: %s; a small save is swapped in either way (bash reads its commands a byte at a time)', async (shell) => {
+  const bin = Buffer.from(Array.from({ length: 64 * 1024 }, (_, i) => (i * 7) % 256));
+  expect(printfLength(bin)).toBeGreaterThan(BYTEWISE_TEXT_MAX);
+  const a = arena();
+  writeTree(a.local, { 'big.bin': 'v1', 'small.txt': 'v1' });
+  const open = RemoteShell.open.bind(RemoteShell);
+  const opened = jest.spyOn(RemoteShell, 'open').mockImplementation((conn) => open(conn, shell));
+  try {
+    await watching(a, async (w) => {
+      fs.writeFileSync(path.join(a.local, 'big.bin'), bin);
+      fs.writeFileSync(path.join(a.local, 'small.txt'), 'v2');
+      await until(() => fs.existsSync(path.join(a.remote, 'big.bin')) && fs.readFileSync(path.join(a.remote, 'big.bin')).equals(bin) && read(a.remote, 'small.txt') === 'v2', 'both saves in the container');
+      expect(w.pushed()).toEqual(shell === 'exec bash' ? ['big.bin'] : []);
+      expect(w.swaps.length).toBeGreaterThan(0);
+    });
+  } finally {
+    opened.mockRestore();
+  }
 });
 
 test('laptop saves of small files, odd names and modes, are swapped in with the scoped listing: no push of their own, bytes, mode and mtime as the SFTP push sets them', async () => {

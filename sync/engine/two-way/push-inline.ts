@@ -40,6 +40,12 @@ import { sameSig, Sig, sigOf, StateStore } from './state-store';
 
 /** Raw bytes sent inside one listing at most (text goes as itself; other bytes take 4). */
 const INLINE_PUSH_BYTES = 256 * 1024;
+/**
+ * The printf text of one pass's swaps at most when the server's shell reads its commands a byte at a
+ * time (remote-shell.ts `bytewise`: bash, about 2 µs a byte): 8 KiB costs about 15 ms there; a larger
+ * save goes by SFTP.
+ */
+export const BYTEWISE_TEXT_MAX = 8 * 1024;
 
 /** A local file to swap in: its bytes, the local sig they are, and the remote version it may replace. */
 export interface InlinePush {
@@ -67,6 +73,8 @@ export interface PushHost {
   readonly ig: IgnoreMatcher;
   readonly own?: Ownership;
   readonly store: StateStore;
+  /** The printf text one pass's swaps may take at most (BYTEWISE_TEXT_MAX on a bytewise shell); no cap when undefined. */
+  readonly swapTextMax?: number;
 }
 
 /**
@@ -78,6 +86,7 @@ export interface PushHost {
 export function inlinePushes(h: PushHost, dirty: Iterable<string>): InlinePush[] {
   const out: InlinePush[] = [];
   let bytes = 0;
+  let text = 0;
   for (const rel of dirty) {
     if (out.length >= INLINE_COUNT) break;
     if (anchorOf(h.store, rel) !== rel || h.ig.ignores(rel, false) || h.own?.remoteOwns(rel, false) || h.store.conflict(rel)) continue;
@@ -85,7 +94,10 @@ export function inlinePushes(h: PushHost, dirty: Iterable<string>): InlinePush[]
     if (a?.r.t !== 'f') continue;
     const p = readWhole(h.localRoot, rel, a.l);
     if (!p || bytes + p.bytes.length > INLINE_PUSH_BYTES) continue;
+    const t = h.swapTextMax === undefined ? 0 : printfLength(p.bytes);
+    if (h.swapTextMax !== undefined && text + t > h.swapTextMax) continue;
     bytes += p.bytes.length;
+    text += t;
     out.push({ rel, bytes: p.bytes, l: p.l, r: a.r });
   }
   return out;
@@ -153,8 +165,20 @@ function umaskFor(mode: number): string | undefined {
  */
 export function printfBytes(b: Buffer): string {
   let out = '';
-  for (const c of b) out += c >= 0x20 && c < 0x7f && c !== 0x27 && c !== 0x5c && c !== 0x25 ? String.fromCharCode(c) : `\\${c.toString(8).padStart(3, '0')}`;
+  for (const c of b) out += plain(c) ? String.fromCharCode(c) : `\\${c.toString(8).padStart(3, '0')}`;
   return `'${out}'`;
+}
+
+/** A byte printfBytes writes as itself. */
+function plain(c: number): boolean {
+  return c >= 0x20 && c < 0x7f && c !== 0x27 && c !== 0x5c && c !== 0x25;
+}
+
+/** The length of printfBytes(b), without making it. */
+export function printfLength(b: Buffer): number {
+  let n = 2;
+  for (const c of b) n += plain(c) ? 1 : 4;
+  return n;
 }
 
 /**

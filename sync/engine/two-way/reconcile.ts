@@ -39,6 +39,8 @@ export interface PassHost extends GatherHost {
   readonly rootId: RootIdentity;
   /** Runs a command on the server (the session's remote shell). */
   readonly run: RemoteRun;
+  /** The printf text one pass's swaps may take at most (push-inline.ts); no cap when undefined. */
+  readonly swapTextMax?: number;
   /** Sides taken by `kubedev conflicts --take`, applied to the ancestor once both sides are listed. */
   readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
   /** Saves the ancestor (now, or soon while watching: an older ancestor is safe, see StateStore.reload). */

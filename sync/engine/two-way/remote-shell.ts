@@ -37,6 +37,12 @@ export class RemoteShell {
   /** Commands sent and not answered yet, oldest first. */
   private waiting: Pending[] = [];
   private ended?: Error;
+  /**
+   * The shell reads its commands one byte at a time: bash does from a pipe (about 2 µs a byte measured
+   * here: a 64 KiB binary save swapped in as printf text took 370 ms, dash 35 ms); dash reads blocks.
+   * Known once the shell's first answer came (a probe sent at open, no process); undefined until then.
+   */
+  bytewise?: boolean;
 
   private constructor(private readonly ch: ClientChannel, private readonly where: string) {
     ch.on('data', (b: Buffer) => this.onData(b));
@@ -47,11 +53,15 @@ export class RemoteShell {
     ch.once('close', () => this.end(new ConnectionError(`the remote shell on ${where} ended`)));
   }
 
-  /** Opens the shell over `conn` (one channel). */
-  static async open(conn: Connection): Promise<RemoteShell> {
-    const ch = await conn.channel('exec sh');
+  /** Opens the shell over `conn` (one channel); `command` is for tests (another shell than the server's sh). */
+  static async open(conn: Connection, command = 'exec sh'): Promise<RemoteShell> {
+    const ch = await conn.channel(command);
     const shell = new RemoteShell(ch, conn.where);
     conn.onDrop((e) => shell.end(e));
+    shell.run('[ -z "${BASH_VERSION:-}" ] || echo bytewise').then(
+      (r) => (shell.bytewise = r.stdout.includes('bytewise')),
+      () => undefined,
+    );
     return shell;
   }
 

@@ -29,6 +29,7 @@ import { foldsCase, LocalNames } from './pull-names';
 import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
 import { EchoHold } from './echoes';
 import { RemoteShell } from './remote-shell';
+import { BYTEWISE_TEXT_MAX } from './push-inline';
 import { RemoteWatcher } from './remote-watch';
 import { ConflictRecord, sameSig, StateStore, statePath } from './state-store';
 
@@ -385,6 +386,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       store: this.store,
       rootId: this.rootId as RootIdentity,
       run: (command) => (this.shell as RemoteShell).run(command),
+      // A shell that reads a byte at a time (or not known yet) takes small swaps only.
+      swapTextMax: this.shell?.bytewise === false ? undefined : BYTEWISE_TEXT_MAX,
       tar: () => (this.standby as TarStandby).take(),
       forget: (rel) => this.guard?.removeTree(rel),
       take: this.started ? undefined : this.options.take,
