@@ -247,12 +247,13 @@ test('a container write just after the swap (before the release looks) is not ta
   });
 });
 
-test('a container save by rename between the listing and the swap is kept (the swap skips; the push after it sees the change): a conflict, both versions kept', async () => {
+test('a container save by rename just before the swap is kept (the swap skips; the listing after it shows the change): a conflict, both versions kept', async () => {
   const a = arena();
   writeTree(a.local, { 'f.txt': 'v1', 'g.txt': 'g1' });
   await watching(a, async (w) => {
-    // The same size and mode as the version it replaces: only its mtime (nanoseconds) tells.
-    const race = injectOnce(w, /\nset -C\n/, "\nprintf 'c1' > f.txt.new && mv -f f.txt.new f.txt");
+    // The same size and mode as the version it replaces: only its mtime (nanoseconds) tells. (The
+    // swap opens the command: the container's write is made in the root, from a subshell.)
+    const race = injectOnce(w, /\nset -C\n/, `\n(cd '${a.remote}' && printf 'c1' > f.txt.new && mv -f f.txt.new f.txt)`);
     fs.writeFileSync(path.join(a.local, 'f.txt'), 'laptop save');
     await until(() => w.conflicts.length > 0, 'the conflict');
     expect(race.done()).toBe(true);
@@ -350,10 +351,11 @@ test('a folder on the way the container replaced by a symlink to outside is not 
   fs.utimesSync(path.join(a.local, 'd/keep.txt'), 1_700_000_000, 1_700_000_000);
   fs.utimesSync(path.join(sentinel, 'keep.txt'), 1_700_000_000, 1_700_000_000); // the same stat as the ancestor's remote side
   await watching(a, async (w) => {
-    const race = injectOnce(w, /\nset -C\n/, `\nmv d d.old && ln -s '${sentinel}' d`);
+    const race = injectOnce(w, /\nset -C\n/, `\n(cd '${a.remote}' && mv d d.old && ln -s '${sentinel}' d)`);
     fs.writeFileSync(path.join(a.local, 'd/keep.txt'), 'laptop save');
     await until(() => race.done(), 'the injection');
     await new Promise((r) => setTimeout(r, 500));
+    expect(fs.readlinkSync(path.join(a.remote, 'd'))).toBe(sentinel); // the container's swap took place
     expect(internal(sentinel)).toEqual([]);
     expect(read(a.local, 'd/keep.txt')).toBe('laptop save');
   });

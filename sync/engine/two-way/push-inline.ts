@@ -1,7 +1,8 @@
 /**
- * A laptop save in the scoped listing's round trip: a compare-and-swap per small file, appended to the
- * same shell command as the listing (after the `find` that lists, so the listing shows the state the
- * classification needs).
+ * A laptop save in the scoped listing's round trip: a compare-and-swap per small file, at the start of
+ * the same shell command as the listing (before the `find` that lists: the save lands one process
+ * sooner, and the listing shows what the swap left, or a container write just after it, for the
+ * classification; the swap's guards it lists are no leftovers).
  *
  * For each locally changed regular file of at most INLINE_MAX bytes whose ancestor records the remote
  * side as a regular file, the client reads the bytes (then lstats again: they must be the version whose
@@ -30,7 +31,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IgnoreMatcher } from '../ignore';
-import { entryFromStats, Entry, shQuote } from '../tree';
+import { entryFromStats, shQuote } from '../tree';
 import type { Ownership } from './classify';
 import { checkedParent } from './local-write';
 import { bare, guardNames, Guards, inFolderOf } from './remote-guard';
@@ -258,9 +259,4 @@ export class PushSection implements ListingSection {
     }
     return { moved: new Set(), held, seen, unguarded: new Map(), after };
   }
-}
-
-/** The listing's entry for what a swap left on the server. */
-export function entryOfSig(r: Sig): Entry {
-  return { type: 'file', size: r.s, mtimeMs: r.m, mode: r.p };
 }

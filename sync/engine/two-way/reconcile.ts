@@ -19,7 +19,7 @@ import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, Ownership, treeOrder } from './classify';
 import { ChangedMeanwhile, commitFetched, deleteLocal, dropFetched, fetchBytes, keepConflictCopy, LocalPathError, pullDir, pullLink } from './local-write';
 import { BulkItem, fetchAsListed } from './pull-bulk';
-import { entryOfSig, inlinePushes, PushSection } from './push-inline';
+import { inlinePushes, PushSection } from './push-inline';
 import { guardOverwrites, Guards, releaseGuards } from './remote-guard';
 import { RemoteRun } from './remote-list';
 import { applyTake } from './take';
@@ -135,10 +135,13 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     got = await gatherFull(h, h.run);
   }
   const { remote, local, refused } = { remote: got.remote, local: { tree: got.local }, refused: got.refused };
-  // A swapped file: both sides hold the version sent (the ancestor says so, and the listing, taken just
-  // before the swap, is brought up to date): it classifies as done, or as a push of a newer local save.
-  const swapped = swap ? swapsDone(h, conn, swap, remote.tree) : undefined;
+  // A swapped file: both sides hold the version sent (the ancestor says so, and the listing, taken
+  // just after the swap, shows it): it classifies as done, as a push of a newer local save, or as a
+  // pull of a container write after the swap. The swaps' own guards are no leftovers to delete.
+  const swapped = swap ? swapsDone(h, conn, swap, true) : undefined;
   if (swapped) releases.push(swapped.release);
+  const ownGuards = new Set([...(swap?.swapped.values() ?? [])].map((s) => s.guard));
+  const leftovers = remote.leftovers.filter((rel) => !ownGuards.has(rel));
   h.refused(refused);
   checkRemoteRoot(h, anchors ? (remote.rootEmpty ? 0 : Infinity) : remote.tree.size, remote.rootId);
   const lsig = (rel: string): Sig | undefined => {
@@ -190,8 +193,8 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     }
   }
   const delRemote = of('delete-remote');
-  if (delRemote.length > 0 || remote.leftovers.length > 0) {
-    const kept = await remoteDeletes(h, conn, [...delRemote].reverse(), remote.leftovers);
+  if (delRemote.length > 0 || leftovers.length > 0) {
+    const kept = await remoteDeletes(h, conn, [...delRemote].reverse(), leftovers);
     // Kept there: not agreed as deleted (nor the folders holding it), so the next pass deletes them again.
     for (const d of delRemote) if (kept.has(d.rel) || [...kept].some((k) => k.startsWith(`${d.rel}/`))) d.action = 'hold';
     done.deletedRemote.push(...delRemote.filter((d) => d.action === 'delete-remote').map((d) => d.rel));
@@ -367,22 +370,21 @@ interface SwapsDone {
 }
 
 /**
- * What the listing's swaps did: the ancestor records each swapped file as agreed (the laptop's sig
- * sent, the server's stat after the swap). With `tree` (the listing) it holds the server's stat too and
- * the session is told to expect the swap's echo; without (the pass gave up after the command ran), the
- * guards are released at once.
+ * What the command's swaps did: the ancestor records each swapped file as agreed (the laptop's sig
+ * sent, the server's stat after the swap). `listed` (the listing after the swaps came back): the
+ * session is told to expect the swap's echo; not (the pass gave up after the command ran): the guards
+ * are released at once.
  */
-function swapsDone(h: PassHost, conn: Connection, swap: PushSection, tree?: Map<string, Entry>): SwapsDone {
+function swapsDone(h: PassHost, conn: Connection, swap: PushSection, listed = false): SwapsDone {
   let bytes = 0;
   for (const [rel, s] of swap.swapped) {
     h.store.agree(rel, { l: s.l, r: s.r });
-    tree?.set(rel, entryOfSig(s.r));
     bytes += s.l.s;
-    if (tree) h.swapped?.(rel, s.guard, s.after);
+    if (listed) h.swapped?.(rel, s.guard, s.after);
   }
   let releasing: Promise<boolean> | undefined;
   const release = (): Promise<boolean> => (releasing ??= conn.alive ? releaseAndWarn(h, swap.guarded()) : Promise.resolve(false));
-  if (!tree) void release().catch(() => undefined);
+  if (!listed) void release().catch(() => undefined);
   return { rels: [...swap.swapped.keys()], bytes, release };
 }
 

@@ -34,9 +34,9 @@ export const INLINE_COUNT = 16;
 export type RemoteRun = (command: string) => Promise<{ readonly code: number | null; readonly stdout: Buffer; readonly stderr: string }>;
 
 /**
- * Lines appended to a scoped listing's command after the listing (and the inline bytes), run in the
- * root; `took` gets what they printed, cut from the listing's output (push-inline.ts). They must not
- * `exit`: the command ends with `exit 0`.
+ * Lines run at the start of a scoped listing's command, before the listing (which then shows what they
+ * did); `took` gets what they printed, cut from the listing's output (push-inline.ts). They must not
+ * `exit` (the listing follows); they run in the command's own subshell (cwd, umask, `set -C` stay there).
  */
 export interface ListingSection {
   lines(): string[];
@@ -73,11 +73,11 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     const prune = ig.prunableNames.length > 0 ? ` -o \\( ${ig.prunableNames.map((n) => `-name ${shQuote(n)}`).join(' -o ')} \\) -type d -prune` : '';
     const rootFirst = `\\( -path . -prune -printf ${shQuote(`KUBEDEV-ROOT-ID %D:%i\\n${marker}\\0`)} \\)`;
     command = [
+      ...sectionLines(section, marker),
       `cd -- ${q} || exit ${GONE}`,
       'e=1; for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then e=0; break; fi; done; [ $e = 0 ] || echo KUBEDEV-ROOT-EMPTY',
       `find . ${scope.map((r) => shQuote(`./${r}`)).join(' ')} ${rootFirst} -o \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null`,
       ...inlineCommand(inline.slice(0, INLINE_COUNT), marker),
-      ...sectionLines(section, marker),
       'exit 0',
     ].join('\n');
   }
@@ -120,16 +120,19 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
 
 function sectionLines(section: ListingSection | undefined, marker: string): string[] {
   const lines = section?.lines() ?? [];
-  return lines.length > 0 ? [`printf '%s\\0' ${shQuote(`${marker}-SECTION`)}`, ...lines] : [];
+  return lines.length > 0 ? [`printf '%s\\0' ${shQuote(`${marker}-SECTION`)}`, ...lines, `printf '\\0%s\\0' ${shQuote(`${marker}-SECTION-END`)}`] : [];
 }
 
-/** The output without the section's part (after its marker), which goes to `section.took`. */
+/** The output without the section's part (between its markers, before the listing), which goes to `section.took`. */
 function cutSection<R extends { readonly stdout: Buffer }>(res: R, section: ListingSection | undefined, marker: string): R {
   if (!section) return res;
-  const at = res.stdout.indexOf(`\0${marker}-SECTION\0`);
+  const start = Buffer.from(`${marker}-SECTION\0`);
+  const end = Buffer.from(`\0${marker}-SECTION-END\0`);
+  if (!res.stdout.subarray(0, start.length).equals(start)) return res;
+  const at = res.stdout.indexOf(end, start.length);
   if (at < 0) return res;
-  section.took(res.stdout.subarray(at + marker.length + 10));
-  return { ...res, stdout: res.stdout.subarray(0, at + 1) };
+  section.took(res.stdout.subarray(start.length, at));
+  return { ...res, stdout: res.stdout.subarray(at + end.length) };
 }
 
 /**
