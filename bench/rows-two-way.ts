@@ -14,6 +14,9 @@ import { settled } from './rows-watch';
 import { rng } from './tree';
 
 const EDITS = Number(process.env.KUBEDEV_BENCH_EDITS ?? 100);
+/** Laptop saves made one at a time, and the pause before each (a developer's pace, not a burst). */
+const PACED_SAVES = 30;
+const PACED_GAP_MS = 250;
 
 /**
  * A writer in the container: a node process running as the ssh user in the remote folder. Commands on
@@ -126,11 +129,29 @@ export const TWO_WAY_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
         lat.push((await arrival(path.join(remote, rel), want, 10_000)) - t0);
         await sleep(20);
       }
-      const p = (q: number): string => `${percentile(lat, q).toFixed(1)} ms`;
-      return [
-        { what: `two-way: laptop save -> byte-equal container, p50 (${EDITS} saves)`, kubedev: p(50), target: '≤ 15 ms (as one-way)', met: percentile(lat, 50) <= 15 },
+      // One save at a time, as a developer saves (the row above saves 20 ms after the last arrived: each
+      // save also waits behind the previous one's guard release on the server's shell).
+      const one: number[] = [];
+      for (let i = 0; i < PACED_SAVES; i++) {
+        const rel = paths[Math.floor(r() * paths.length)];
+        const want = Buffer.from(`one save ${i} of ${rel}\n`.repeat(1 + (i % 5)));
+        await sleep(PACED_GAP_MS);
+        const t0 = performance.now();
+        fs.writeFileSync(path.join(local, rel), want);
+        one.push((await arrival(path.join(remote, rel), want, 10_000)) - t0);
+      }
+      const p = (q: number, xs = lat): string => `${percentile(xs, q).toFixed(1)} ms`;
+      const rows: Row[] = [
+        { what: `two-way: laptop save -> byte-equal container, p50 (${EDITS} saves, 20 ms after the last arrived)`, kubedev: p(50), target: '≤ 15 ms (as one-way)', met: percentile(lat, 50) <= 15 },
         { what: 'two-way: laptop save, p95', kubedev: p(95) },
+        { what: `two-way: one laptop save at a time (${PACED_SAVES}, ${PACED_GAP_MS} ms apart), p50`, kubedev: p(50, one), ...(c.l.delayMs === 0 ? { target: '≤ 15 ms', met: percentile(one, 50) <= 15 } : {}) },
       ];
+      if (c.l.delayMs > 0) {
+        const rtt = 2 * c.l.delayMs;
+        const n = percentile(one, 50) / rtt;
+        rows.push({ what: `two-way: one laptop save in round trips (p50 / ${rtt} ms)`, kubedev: `${n.toFixed(2)} RTT`, target: '≤ 1.5 RTT', met: n <= 1.5 });
+      }
+      return rows;
     }),
 
   'two-way-gen': (c) =>
