@@ -82,6 +82,13 @@ function contents(root: string): Set<string> {
 
 const big = (tag: string): string => tag.padEnd(BIG, '.');
 
+/** The errors that ended `s` (a session that stopped never converges: the failure names why). */
+function endings(s: { on(event: 'error', fn: (e: Error) => void): unknown }): string[] {
+  const errors: string[] = [];
+  s.on('error', (e) => errors.push(`the session ended: ${e.message}`));
+  return errors;
+}
+
 /** An agreed start, then changes on both sides: every kind of work a pass does. Returns the versions written. */
 async function scene(a: Arena, agreed: () => Promise<void>, armed = (): unknown => undefined): Promise<string[]> {
   writeTree(a.local, { 'small.txt': 's0', 'big.bin': big('b0'), 'both.txt': 'both0', 'gone-local.txt': 'gl', 'gone-remote.txt': 'gr', 'r.txt': 'r0', 'keep/k.txt': 'k' });
@@ -143,8 +150,7 @@ test('watching: the connection cut at each step of the passes changes cause, in 
   await sweep(async (cutAt) => {
     const a = arena();
     const s = twoWay(sshd(), a, { maxBackoffMs: 100 });
-    const errors: string[] = [];
-    s.on('error', (e) => errors.push(`the session ended: ${e.message}`));
+    const errors = endings(s);
     if (process.env.CUT_DEBUG) for (const ev of ['reconnecting', 'connected', 'synced', 'pulled']) s.on(ev as 'synced', (x: unknown) => console.log(Date.now() % 100000, ev, JSON.stringify(x).slice(0, 300)));
     let c: ReturnType<typeof stepCounter> | undefined;
     try {
@@ -167,19 +173,17 @@ test('watching: the connection cut at each step of the passes changes cause, in 
 });
 
 test('one-way, watching: the connection cut at each step of the passes changes cause, in turn; the mirror reconnects and converges, nothing left behind, no error', async () => {
-  const tag = (i: number, what: string): string => `${what} ${i}`;
   await sweep(async (cutAt) => {
     const a = arena();
     writeTree(a.local, { 'small.txt': 's0', 'big.bin': big('b0'), 'gone.txt': 'g', 'keep/k.txt': 'k', 'd/e/f.txt': 'f' });
     const s = a.session({ maxBackoffMs: 100 });
-    const errors: string[] = [];
-    s.on('error', (e) => errors.push(`the session ended: ${e.message}`));
+    const errors = endings(s);
     let c: ReturnType<typeof stepCounter> | undefined;
     try {
       await s.start();
       c = stepCounter(cutAt);
       // Every kind of change the mirror sends: small and large files, a new folder, a delete, a folder removed, a mode.
-      writeTree(a.local, { 'small.txt': tag(cutAt ?? 0, 'laptop small'), 'big.bin': big(tag(cutAt ?? 0, 'laptop big')), 'new/l.txt': 'new' });
+      writeTree(a.local, { 'small.txt': `laptop small ${cutAt ?? 0}`, 'big.bin': big(`laptop big ${cutAt ?? 0}`), 'new/l.txt': 'new' });
       fs.rmSync(path.join(a.local, 'gone.txt'));
       fs.rmSync(path.join(a.local, 'd'), { recursive: true });
       fs.chmodSync(path.join(a.local, 'keep/k.txt'), 0o600);

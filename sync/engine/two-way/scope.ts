@@ -83,7 +83,7 @@ export async function gatherFull(h: GatherHost, run: RemoteRun): Promise<Gathere
 
 /**
  * Only `anchors` (see anchorsOf) and what is below them, on both sides and in the ancestor; `section`:
- * lines run after the listing in the same command (push-inline.ts).
+ * lines run before the listing in the same command (push-inline.ts).
  */
 export async function gatherScoped(h: GatherHost, run: RemoteRun, anchors: readonly string[], inline: readonly string[] = [], section?: ListingSection): Promise<Gathered> {
   // The starting points go on one command line (one find, no xargs): past this size a full pass.
