@@ -4,8 +4,9 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  // test/package/ is the package test: its own config (jest.package.config.js), `npm run test:package`.
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/package/'],
+  // test/package/ is the package test (jest.package.config.js, `npm run test:package`); test/sweeps/ the
+  // sweeps (jest.sweeps.config.js, `npm run test:sweeps`). Both run in .ci/run after this suite.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/package/', '<rootDir>/test/sweeps/'],
   testTimeout: 60_000,
   transform: { '^.+\\.ts$': ['ts-jest', {}] },
 };

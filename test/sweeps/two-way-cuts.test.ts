@@ -12,11 +12,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConnectionError, Connection } from '../sync/engine/transport';
-import { RemoteShell } from '../sync/engine/two-way/remote-shell';
-import { arena as freshArena, useArena } from './support/hostile';
-import { eventually, snapshot, writeTree } from './support/trees';
-import { pass, remote, twoWay } from './support/two-way';
+import { ConnectionError, Connection } from '../../sync/engine/transport';
+import { RemoteShell } from '../../sync/engine/two-way/remote-shell';
+import { arena as freshArena, useArena } from '../support/hostile';
+import { eventually, snapshot, writeTree } from '../support/trees';
+import { pass, remote, twoWay } from '../support/two-way';
 
 jest.setTimeout(240_000);
 const { sshd } = useArena();
