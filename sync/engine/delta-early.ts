@@ -27,7 +27,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BlockCache, blockCacheDir, changedSinceSentHow } from './block-cache';
+import { BlockCache, blockCacheDir, blockCacheFor, changedSinceSentHow } from './block-cache';
 import { BlockHashKind, HASH_ORDER } from './block-hash';
 import { blockSizeFor, DELTA_MIN_BYTES, localSums } from './delta';
 import { BlockSum, RemoteBlock, RemoteDelta } from './delta-remote';
@@ -157,5 +157,52 @@ export class EarlyRemote {
     const rest = [...this.begun].filter(([rel]) => !this.taken.has(rel));
     for (const [rel] of rest) this.taken.add(rel);
     await Promise.all(rest.map(async ([, b]) => (await b.ready)?.abort()));
+  }
+}
+
+/**
+ * A session's first-pass work begun early: the local sums once the first scan is done, the server's
+ * scripts once that scan and the first connection are both there (whichever comes last begins them).
+ * `end`, after the first pass, drops what was not used.
+ */
+export class EarlyWork {
+  private sums?: EarlySums;
+  private remote?: EarlyRemote;
+  /** The first scan's tree until the server's scripts begin. */
+  private scanned?: Tree;
+
+  constructor(private readonly o: { readonly blockCache?: string | false; readonly remoteRoot: string; readonly localRoot: string; readonly onProgress: () => void }) {}
+
+  /** The first local scan is done: the local sums start now, the server's scripts too if `conn` is up. */
+  scanDone(tree: Tree, conn: Connection | undefined): void {
+    this.sums = earlySumsFor(this.o.blockCache, this.o.remoteRoot, this.o.localRoot);
+    this.scanned = tree;
+    this.connected(conn);
+  }
+
+  /** The first connection is up (or `conn` is the live one): the server's scripts begin if the scan is done. */
+  connected(conn: Connection | undefined): void {
+    if (!this.scanned || !conn?.alive || this.remote) return;
+    this.remote = EarlyRemote.start(conn, this.o.remoteRoot, this.scanned, { cache: blockCacheFor(this.o.blockCache, conn.fingerprint, this.o.remoteRoot), onProgress: this.o.onProgress });
+    this.scanned = undefined;
+  }
+
+  /** Whether the remote leftover `rel` is a script's temporary file (not to be deleted under it). */
+  owns(rel: string): boolean {
+    return this.remote?.owns(rel) ?? false;
+  }
+
+  /** What an apply on `conn` may take. */
+  forApply(conn: Connection): { earlySums?: EarlySums; earlyRemote?: EarlyRemote } {
+    return { earlySums: this.sums, earlyRemote: this.remote?.conn === conn ? this.remote : undefined };
+  }
+
+  /** After the first pass: what was begun and not used is ended (the server's copies removed). */
+  async end(): Promise<void> {
+    this.sums = undefined;
+    this.scanned = undefined;
+    const r = this.remote;
+    this.remote = undefined;
+    await r?.dropRest();
   }
 }

@@ -16,18 +16,17 @@ import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { blockCacheFor } from './block-cache';
-import { EarlyRemote, EarlySums, earlySumsFor } from './delta-early';
+import { EarlyWork } from './delta-early';
 import { PassClock, racyFrom } from './pass-clock';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
-import { Plan, planDiff } from './plan';
+import { planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
 import { listRemote, prepareAndList } from './remote';
-import { busyWarning } from './remote-fix';
 import type { RemoteListing } from './remote-scan';
 import { SessionLifecycle } from './lifecycle';
 import { haltIfRootGone, keepRemoteFor } from './safety';
-import { Entry, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
+import { Entry, Refusal, scanLocal, ScanOptions, ScanResult, Tree } from './tree';
 import { scanInThread, scanThreadPays } from './scan-thread';
 import { connectWithBackoff, isTransient } from './connect';
 import { trimMemoryAfterStart } from './memory';
@@ -38,13 +37,13 @@ import { changedSince } from './watch/rescan';
 import { applyDirty, subtreeOf } from './batch';
 import { HardLinks } from './hard-links';
 import { portabilityWarnings } from './portable-names';
+import { PathWarnings } from './path-warnings';
+import { batchStats, ProgressMeter } from './progress';
 
 export type { BatchStats, SyncEvents, SyncOptions } from './session-types';
 
 const DEFAULT_COALESCE_MS = 5;
 const DEFAULT_STALL_MS = 60_000;
-/** A batch names its paths up to this many (beyond: a mass change, hooks treat it as "everything"). */
-const MAX_PATHS = 10_000;
 /** `--once`: rounds that re-send files which changed while they were sent, before giving up on them. */
 const ONCE_ROUNDS = 5;
 
@@ -59,22 +58,16 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   index = new CompactIndex();
   private readonly dirty = new Set<string>();
   private needFull = true;
-  private readonly refusedReported = new Set<string>();
+  private readonly told = new PathWarnings((m) => this.emit('warning', m));
+  private readonly meter = new ProgressMeter((p) => this.emit('progress', p), () => this.listenerCount('progress') > 0);
   private cancelTrim?: () => void;
   /** @internal Files with several hard links (their names are marked dirty together). */
   readonly hardLinks = new HardLinks();
-  private readonly foreignReported = new Set<string>();
   private readonly scheduler: Scheduler;
   /** The listing made with the first connection's preparation, for the first full pass only. */
   private firstListing?: { conn: Connection; listing: RemoteListing };
-  /** Local sums of changed large files, started before the first listing (delta-early.ts); the first pass only. */
-  private early?: EarlySums;
-  /**
-   * The server's copies and block hashes of large files, begun once both the first connection and the
-   * first local scan are there (delta-early.ts); `pre` is that scan until then. The first pass only.
-   */
-  private earlyRemote?: EarlyRemote;
-  private pre?: ScanResult;
+  /** Changed-blocks work begun before the first listing is in (delta-early.ts); the first pass only. */
+  private readonly early: EarlyWork;
   /** When the local listing of the pass under way began (ms), and of the last full pass done (pass-clock.ts). */
   private readStart = 0;
   private lastRead?: number;
@@ -84,6 +77,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     assertSafeRemoteRoot(options.remoteRoot, 'remoteRoot', 'SyncSession option'); // lib's one check of a sync root: '/', system folders, not normalized
     this.options = { ...options, localRoot: path.resolve(options.localRoot) };
     this.ig = buildIgnore(this.options.localRoot, options.ignore ?? []);
+    this.early = new EarlyWork({ ...this.options, onProgress: () => this.countBytes(0) });
     this.scheduler = new Scheduler({
       coalesceMs: this.options.coalesceMs ?? DEFAULT_COALESCE_MS,
       stallMs: this.options.stallMs ?? DEFAULT_STALL_MS,
@@ -127,15 +121,13 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
         pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
         // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
         pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
-        this.early = earlySumsFor(this.options.blockCache, this.options.remoteRoot, this.options.localRoot); // hashed while the listing comes
-        this.pre = pre;
-        this.beginEarly();
+        this.early.scanDone(pre.tree, this.conn); // large files hashed while the listing comes
       } catch (e) {
         await connecting.catch(() => undefined); // so that shutdown closes the connection it made
         throw e;
       }
       await connecting;
-      let stats = await this.firstPass(pre).finally(() => this.endEarly());
+      let stats = await this.firstPass(pre).finally(() => this.early.end());
       if (this.options.watch === false) stats = await this.settleChanged(stats);
       this.scheduler.clearStep();
       const ready = { ...stats, ms: performance.now() - t0, total: this.index.size };
@@ -163,7 +155,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       await connectWithBackoff(this.options, attempts, this.abort.signal, {
         setup: async (conn) => {
           this.conn = conn; // from here on the stall watchdog can drop it
-          if (first) this.beginEarly();
+          if (first) this.early.connected(conn);
           this.hostFingerprint = conn.fingerprint;
           conn.onDrop(() => {
             if (!this.closing) this.scheduler.schedule(0);
@@ -179,23 +171,6 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       throw e;
     }
     this.emit('connected', { host: this.options.host, port: this.options.port, fingerprint: this.hostFingerprint });
-  }
-
-  /** Begins the server's work on large files once the first connection and the first scan are both there. */
-  private beginEarly(): void {
-    const conn = this.conn;
-    if (!this.pre || !conn?.alive || this.earlyRemote) return;
-    this.earlyRemote = EarlyRemote.start(conn, this.options.remoteRoot, this.pre.tree, { cache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), onProgress: () => this.countBytes(0) });
-    this.pre = undefined;
-  }
-
-  /** After the first pass: what was begun early and not used is ended (its copies removed). */
-  private async endEarly(): Promise<void> {
-    this.early = undefined;
-    this.pre = undefined;
-    const e = this.earlyRemote;
-    this.earlyRemote = undefined;
-    await e?.dropRest();
   }
 
   /** The live connection, or a new one (a full pass is then owed). */
@@ -243,15 +218,15 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       listed ?? listRemote(conn, this.options.remoteRoot, this.ig, this.abort.signal),
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
-    this.reportRefused(local.refused);
-    this.reportRefused(local.portable ?? portabilityWarnings(local.tree.keys()));
-    this.reportForeign(remote.foreign);
+    this.told.refused(local.refused);
+    this.told.refused(local.portable ?? portabilityWarnings(local.tree.keys()));
+    this.told.foreign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
     // Files modified since the last full pass began reading go again (pass-clock.ts).
     const plan = planDiff(local.tree, remote.tree, undefined, racyFrom(this.lastRead ?? clock.last()));
     // Not the copies of scripts begun before the listing (delta-early.ts): they may be at work.
-    plan.deletes.push(...remote.leftovers.filter((rel) => !this.earlyRemote?.owns(rel)));
-    this.beginProgress(plan);
+    plan.deletes.push(...remote.leftovers.filter((rel) => !this.early.owns(rel)));
+    this.meter.begin(plan);
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
     this.lastRead = readStart;
     clock.remember(readStart);
@@ -259,10 +234,10 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.restoreUnsent(res, remote.tree);
     // A folder left because the server kept writing into it stays in the index: the next full pass
     // (or rescan) finds it missing locally and removes it again.
-    for (const rel of this.takeBusy()) for (const [k, v] of subtreeOf(remote.tree, rel)) this.index.set(k, v);
+    for (const rel of this.told.takeBusy()) for (const [k, v] of subtreeOf(remote.tree, rel)) this.index.set(k, v);
     this.needFull = false;
     this.afterApply(res);
-    return this.stats(plan, res, t0);
+    return batchStats(plan, res, t0);
   }
 
   /** Files the plan did not put on the remote keep what the remote holds (or held) in the index. */
@@ -326,43 +301,18 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, onBusy: this.leftBusy, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), earlySums: this.early, earlyRemote: this.earlyRemote?.conn === conn ? this.earlyRemote : undefined };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, onBusy: this.told.busy, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), ...this.early.forApply(conn) };
   }
 
-  private stats(plan: Plan, res: ApplyResult, t0: number): BatchStats {
-    const planned = plan.files.length + plan.links.length + plan.dirs.length;
-    const unsent = new Set(res.unsent);
-    const unsentBytes = plan.files.reduce((n, f) => n + (unsent.has(f.rel) ? f.entry.size : 0), 0);
-    const paths = [...plan.dirs, ...plan.files, ...plan.links, ...plan.chmods].map((i) => i.rel).filter((r) => !unsent.has(r));
-    const all = paths.length + plan.deletes.length <= MAX_PATHS ? [...paths, ...plan.deletes] : undefined;
-    return { files: planned - unsent.size, deleted: plan.deletes.length, bytes: Math.max(0, res.bytes - unsentBytes), ms: performance.now() - t0, method: res.method, paths: all };
-  }
-
-  private progressState = { sent: 0, total: 0, files: 0, last: 0 };
-
-  /** Starts progress accounting for a plan about to be applied. */
-  private beginProgress(plan: Plan): void {
-    const files = plan.files.length + plan.links.length + plan.dirs.length;
-    this.progressState = { sent: 0, total: plan.files.reduce((n, f) => n + f.entry.size, 0) + 1024 * files, files, last: 0 };
-  }
-
+  /** Bytes sent (0: a step done): the watchdog sees progress, the meter counts them. */
   private readonly countBytes = (n: number): void => {
     this.scheduler.progress();
-    const p = this.progressState;
-    p.sent += n;
-    const now = performance.now();
-    if (now - p.last < 100 || this.listenerCount('progress') === 0) return;
-    p.last = now;
-    this.emit('progress', { sent: p.sent, total: Math.max(p.total, p.sent), files: p.files });
+    this.meter.add(n);
   };
 
   /** @internal */
-  reportRefused(refused: readonly { rel: string; reason: string }[]): void {
-    for (const r of refused) {
-      if (this.refusedReported.has(r.rel)) continue;
-      this.refusedReported.add(r.rel);
-      this.emit('warning', r.reason);
-    }
+  reportRefused(refused: readonly Refusal[]): void {
+    this.told.refused(refused);
   }
 
   private markDirty(rels: readonly string[]): void {
@@ -412,7 +362,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     const done = await applyDirty(this, conn, rels);
     if (!done) return undefined;
     this.afterApply(done.res);
-    return this.stats(done.plan, done.res, t0);
+    return batchStats(done.plan, done.res, t0);
   }
 
   /** @internal */
@@ -420,32 +370,14 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.emit('warning', message);
   }
 
-  /** Folders the last plan was to delete that the server kept writing into (remote-fix.ts): left there. */
-  private readonly busyLeft = new Set<string>();
-
-  private readonly leftBusy = (rel: string): void => {
-    this.busyLeft.add(rel);
-    this.emit('warning', busyWarning(rel));
-  };
-
   /** @internal The folders left busy since the last call (their entries go back into the index). */
   takeBusy(): string[] {
-    const out = [...this.busyLeft];
-    this.busyLeft.clear();
-    return out;
+    return this.told.takeBusy();
   }
 
   /** @internal */
   step(what: string): void {
     this.scheduler.setStep(what);
-  }
-
-  private reportForeign(rels: readonly string[]): void {
-    for (const rel of rels) {
-      if (this.foreignReported.has(rel)) continue;
-      this.foreignReported.add(rel);
-      this.emit('warning', `remote path '${rel}' has a name that is not valid UTF-8; it is left alone (neither compared nor deleted). Rename or remove it on the server`);
-    }
   }
 }
 
