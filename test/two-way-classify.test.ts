@@ -43,6 +43,32 @@ describe('every cell', () => {
   });
 });
 
+describe('a local file changed by its mtime only, while the remote changed', () => {
+  const A: Agreed = { l: V1L, r: V1R, h: 'hash-of-v1' };
+  const touched = f(1, 5_000_000);
+  const decide = (a: Agreed, l: Side, r: Side, holds: boolean): { action: Action; asked: number } => {
+    let asked = 0;
+    const out = classify(['p'], () => a, () => l, () => r, undefined, (rel, size, hash) => {
+      asked++;
+      expect([rel, size, hash]).toEqual(['p', l?.s, a.h]);
+      return holds;
+    });
+    return { action: out.get('p')?.action as Action, asked };
+  };
+  test.each<[string, Agreed, Side, Side, boolean, Action, number]>([
+    ['holding the ancestor bytes: pulled', A, touched, V2R, true, 'pull', 1],
+    ['holding other bytes: a conflict', A, touched, V2R, false, 'conflict', 1],
+    ['no hash in the ancestor: a conflict, nothing read', { l: V1L, r: V1R }, touched, V2R, true, 'conflict', 0],
+    ['another size: a conflict, nothing read', A, f(3, 5_000_000), V2R, true, 'conflict', 0],
+    ['another mode: a conflict, nothing read', A, { ...touched, p: 0o755 }, V2R, true, 'conflict', 0],
+    ['the remote unchanged: pushed as before, nothing read', A, touched, V1R, true, 'push', 0],
+    ['the remote deleted: the local change wins as before, nothing read', A, touched, undefined, true, 'push', 0],
+    ['the remote now a folder: a conflict, nothing read', A, touched, d(), true, 'conflict', 0],
+  ])('%s', (_name, a, l, r, holds, want, asked) => {
+    expect(decide(a, l, r, holds)).toEqual({ action: want, asked });
+  });
+});
+
 describe('the shape of the tree', () => {
   const run = (rows: Record<string, [Agreed | undefined, Side, Side]>, own?: Parameters<typeof classify>[4]): Record<string, Action> => {
     const out = classify(Object.keys(rows), (p) => rows[p][0], (p) => rows[p][1], (p) => rows[p][2], own);

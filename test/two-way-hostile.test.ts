@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as localWrite from '../sync/engine/two-way/local-write';
 import { useArena } from './support/hostile';
 import { snapshot, tempDir, writeTree } from './support/trees';
 import { ChangedMeanwhile, checkedParent, commitFetched, deleteLocal, dropFetched, fetchBytes, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
@@ -108,6 +109,24 @@ test('a fetched file whose local folder the user turned into a file meanwhile: l
     fs.rmSync(path.join(a.local, 'c/x'));
     fs.mkdirSync(path.join(a.local, 'c/x'));
   }
+});
+
+test('a pass ended by an error it does not expect while it puts pulled files in place leaves no temporary file of the files fetched after it', async () => {
+  const a = arena();
+  remote(sshd(), a, 'for i in 1 2 3 4; do head -c 100000 /dev/urandom > f$i.bin; done');
+  const spy = jest.spyOn(localWrite, 'commitFetched').mockImplementationOnce(() => {
+    throw new Error('unexpected');
+  });
+  try {
+    await expect(pass(sshd(), a)).rejects.toThrow('unexpected');
+    expect(spy).toHaveBeenCalledTimes(1);
+  } finally {
+    spy.mockRestore();
+  }
+  // Before: the three files fetched after the first stayed as .kubedev- temporaries in the folder.
+  expect(Object.keys(snapshot(a.local)).filter((rel) => rel.includes('.kubedev-'))).toEqual([]);
+  await pass(sshd(), a);
+  expect(Object.keys(snapshot(a.local)).sort()).toEqual(['f1.bin', 'f2.bin', 'f3.bin', 'f4.bin']);
 });
 
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {

@@ -111,6 +111,27 @@ test('both changed: a conflict keeps both versions, local untouched, reported on
   expect(read(copy)).toBe('remote v2!');
 });
 
+test('a laptop file rewritten with the same bytes (a touch, a save without changes) while the container changed it: the container version comes, no conflict', async () => {
+  const a = arena();
+  remote(sshd(), a, 'printf "generated v1" > gen.ts && printf "generated v1" > same-size.ts && printf "generated v1" > mode.ts');
+  await pass(sshd(), a); // pulled: the ancestor records the bytes' hash
+  await pass(sshd(), a); // a pass with nothing changed keeps it
+  const later = new Date(Date.now() + 5_000);
+  fs.utimesSync(path.join(a.local, 'gen.ts'), later, later); // the same bytes, another mtime
+  fs.writeFileSync(path.join(a.local, 'same-size.ts'), 'generated v2'); // other bytes, the same size
+  fs.utimesSync(path.join(a.local, 'same-size.ts'), later, later);
+  fs.chmodSync(path.join(a.local, 'mode.ts'), 0o755); // the same bytes, another mode: a change
+  remote(sshd(), a, 'printf "generated v3!" > gen.ts && printf "generated v3!" > same-size.ts && printf "generated v3!" > mode.ts');
+  const r = await pass(sshd(), a);
+  expect(r.conflicts.map((c) => c.rel).sort()).toEqual(['mode.ts', 'same-size.ts']);
+  expect(read('gen.ts')).toBe('generated v3!');
+  expect(read('same-size.ts')).toBe('generated v2');
+  expect(Object.keys(snapshot(a.local)).filter((rel) => rel.startsWith('gen.'))).toEqual(['gen.ts']);
+  const again = await pass(sshd(), a);
+  expect(again.conflicts).toEqual([]);
+  expect(read('gen.ts')).toBe('generated v3!');
+});
+
 test('deleted on one side, changed on the other: the change wins (both ways)', async () => {
   const a = arena();
   writeTree(a.local, { 'x.txt': 'x', 'y.txt': 'y' });

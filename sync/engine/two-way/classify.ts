@@ -14,6 +14,10 @@
  * | changed           | deleted            | push: the change wins                                |
  * | changed           | changed            | equal on both sides: agree; else conflict            |
  *
+ * A local file that differs from the ancestor by its mtime only, while the remote file changed, is read:
+ * when its bytes are the ancestor's (its content hash, content-hash.ts) it did not change, and the
+ * remote change is pulled instead of making a conflict.
+ *
  * Then the tree's shape is honoured: a folder deleted on one side whose subtree still holds something
  * that stays (a change, a new file) is made again instead; a path replaced by another type whose
  * subtree does not all go is a conflict; below a conflict or a held path everything is held.
@@ -46,9 +50,18 @@ export function sameAcross(l: Sig, r: Sig): boolean {
   return l.s === r.s && l.p === r.p && Math.floor(l.m / 1000) === Math.floor(r.m / 1000) && r.m % 1000 === 0;
 }
 
-function decideOne(rel: string, a: Agreed | undefined, l: Sig | undefined, r: Sig | undefined): Decision {
-  const lc = a ? !sameSig(l, a.l) : l !== undefined;
+/** Whether the local file `rel` holds `size` bytes of content hash `hash` (the ancestor's bytes). */
+export type HoldsBytes = (rel: string, size: number, hash: string) => boolean;
+
+/** A local file that only looks changed (its mtime) while the remote file changed: are its bytes the ancestor's? */
+function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefined, holds: HoldsBytes | undefined): boolean {
+  if (!holds || !a.h || l?.t !== 'f' || a.l.t !== 'f' || r?.t !== 'f') return false;
+  return l.s === a.l.s && l.p === a.l.p && holds(rel, l.s, a.h);
+}
+
+function decideOne(rel: string, a: Agreed | undefined, l: Sig | undefined, r: Sig | undefined, holds?: HoldsBytes): Decision {
   const rc = a ? !sameSig(r, a.r) : r !== undefined;
+  const lc = a ? !sameSig(l, a.l) && !(rc && touchedOnly(rel, a, l, r, holds)) : l !== undefined;
   const d = (action: Action, why?: string): Decision => ({ rel, action, l, r, why });
   if (!lc && !rc) return d('none');
   if (lc && !rc) return d(l ? 'push' : r ? 'delete-remote' : 'none');
@@ -75,9 +88,9 @@ function parentOf(rel: string): string {
  * Decides every path of `paths` (the union of the ancestor's, the local and the remote paths).
  * Returns the decisions that are not 'none' and the paths that agree now (for the ancestor).
  */
-export function classify(paths: Iterable<string>, agreed: (rel: string) => Agreed | undefined, local: (rel: string) => Sig | undefined, remote: (rel: string) => Sig | undefined, own?: Ownership): Map<string, Decision> {
+export function classify(paths: Iterable<string>, agreed: (rel: string) => Agreed | undefined, local: (rel: string) => Sig | undefined, remote: (rel: string) => Sig | undefined, own?: Ownership, holds?: HoldsBytes): Map<string, Decision> {
   const all = new Map<string, Decision>();
-  for (const rel of paths) if (!all.has(rel)) all.set(rel, decideOne(rel, agreed(rel), local(rel), remote(rel)));
+  for (const rel of paths) if (!all.has(rel)) all.set(rel, decideOne(rel, agreed(rel), local(rel), remote(rel), holds));
   // Ownership: a one-way path's change against its flow is held (kept where it is, not sent).
   if (own) {
     for (const d of all.values()) {

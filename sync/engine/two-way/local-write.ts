@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { INTERNAL_PREFIX } from '../ignore';
 import { linkStaysInside } from '../safety';
 import { Entry, entryFromStats } from '../tree';
+import { ContentHash, HASHED_MAX, hashOf } from './content-hash';
 import { sameSig, Sig, sigOf } from './state-store';
 
 /** A remote file's bytes: a tar member's stream. */
@@ -124,8 +125,8 @@ function finishTemp(fd: number, r: Sig, what: string): fs.Stats {
   return st;
 }
 
-/** Writes `source` into a new temporary file in `dir` (exactly `r.s` bytes, or nothing); returns its path. */
-async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Promise<string> {
+/** Writes `source` into a new temporary file in `dir` (exactly `r.s` bytes, or nothing); returns its path and the bytes' hash (up to HASHED_MAX). */
+async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Promise<{ tmp: string; h?: string }> {
   let t: { tmp: string; fd: number };
   try {
     t = openTemp(dir);
@@ -134,14 +135,16 @@ async function writeTemp(source: Bytes, dir: string, r: Sig, what: string): Prom
     throw e;
   }
   let ok = false;
+  const hash = r.s <= HASHED_MAX ? new ContentHash() : undefined;
   try {
     for await (const chunk of source) {
       const b = chunk as Buffer;
+      hash?.update(b);
       for (let off = 0; off < b.length; ) off += fs.writeSync(t.fd, b, off);
     }
     finishTemp(t.fd, r, what);
     ok = true;
-    return t.tmp;
+    return { tmp: t.tmp, h: hash?.digest() };
   } finally {
     fs.closeSync(t.fd);
     if (!ok) removeTemp(t.tmp);
@@ -160,6 +163,8 @@ export interface Fetched {
   /** The temporary file's stat: the local side once it is renamed. */
   readonly sig: Sig;
   readonly expected: Sig | undefined;
+  /** The bytes' content hash (files up to HASHED_MAX), for the ancestor. */
+  readonly h?: string;
 }
 
 /**
@@ -181,7 +186,7 @@ export function fetchBytes(chunks: readonly Buffer[], root: string, rel: string,
   }
   fs.closeSync(fd);
   // The inode renamed is the one written: its stat is the local side then.
-  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: sigOf(entryFromStats(st) as Entry), expected };
+  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: sigOf(entryFromStats(st) as Entry), expected, h: r.s <= HASHED_MAX ? hashOf(chunks) : undefined };
 }
 
 /** `source` (the remote file's bytes) into a temporary file beside the target `rel`. */
@@ -193,8 +198,8 @@ export async function fetchFile(source: Bytes, root: string, rel: string, r: Sig
     source.resume(); // the bytes are drained, never written
     throw e;
   }
-  const tmp = await writeTemp(source, dir, r, rel);
-  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: localSig(tmp) as Sig, expected };
+  const { tmp, h } = await writeTemp(source, dir, r, rel);
+  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: localSig(tmp) as Sig, expected, h };
 }
 
 /** Renames a fetched file over its target if the local side is still as classified; its local sig. */

@@ -38,6 +38,7 @@ import { bare, guardNames, Guards, inFolderOf } from './remote-guard';
 import { anchorOf } from './scope';
 import { INLINE_COUNT, INLINE_MAX, ListingSection } from './remote-list';
 import { sameSig, Sig, sigOf, StateStore } from './state-store';
+import { hashOf } from './content-hash';
 
 /** Raw bytes sent inside one listing at most (text goes as itself; other bytes take 4). */
 const INLINE_PUSH_BYTES = 256 * 1024;
@@ -67,6 +68,8 @@ export interface Swapped {
   readonly seen: string;
   /** The file's `ino/size/mtime/mode` once swapped in (what a look after it must find if nothing else wrote it). */
   readonly after: string;
+  /** The content hash of the bytes sent, for the ancestor. */
+  readonly h: string;
 }
 
 export interface PushHost {
@@ -243,7 +246,7 @@ export class PushSection implements ListingSection {
       if (!m) continue;
       const r: Sig = { t: 'f', s: Number(m[2]), m: Number(m[3]) * 1000, p: parseInt(m[4], 8) };
       // The temporary file's inode is the file's once renamed: `ino/size/mtime/mode` as releaseGuards prints it.
-      this.swapped.set(p.rel, { l: p.l, r, guard: this.guards[Number(f[k + 1])], seen: m[1], after: `${m[5]}/${m[2]}/${m[3]}/${m[4]}` });
+      this.swapped.set(p.rel, { l: p.l, r, guard: this.guards[Number(f[k + 1])], seen: m[1], after: `${m[5]}/${m[2]}/${m[3]}/${m[4]}`, h: hashOf([p.bytes]) });
     }
   }
 

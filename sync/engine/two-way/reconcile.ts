@@ -16,15 +16,16 @@ import { haltIfRootGone, RootIdentity } from '../safety';
 import { Connection, RemoteError } from '../transport';
 import { Entry, Refusal, shQuote } from '../tree';
 import { holdUnportablePulls } from './pull-names';
-import { classify, Decision, Ownership, treeOrder } from './classify';
-import { ChangedMeanwhile, commitFetched, deleteLocal, dropFetched, fetchBytes, keepConflictCopy, LocalPathError, pullDir, pullLink } from './local-write';
+import { classify, Decision, HoldsBytes, Ownership, treeOrder } from './classify';
+import { holdsBytes } from './content-hash';
+import { ChangedMeanwhile, checkedParent, commitFetched, deleteLocal, dropFetched, fetchBytes, keepConflictCopy, LocalPathError, pullDir, pullLink } from './local-write';
 import { BulkItem, fetchAsListed } from './pull-bulk';
 import { inlinePushes, PushSection } from './push-inline';
 import { guardOverwrites, Guards, releaseGuards } from './remote-guard';
 import { RemoteRun } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
-import { ConflictRecord, Sig, sigOf } from './state-store';
+import { Agreed, ConflictRecord, Sig, sigOf } from './state-store';
 
 /** Thrown when the remote root was emptied or replaced: the session stops, nothing local is deleted. */
 export class RemoteRootHaltError extends Error {}
@@ -153,7 +154,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     return e ? sigOf(e) : undefined;
   };
   if (h.take) applyTake(store, h.take, got.paths, lsig, rsig);
-  const decisions = classify(got.paths, (r) => store.agreed(r), lsig, rsig, h.own);
+  const decisions = classify(got.paths, (r) => store.agreed(r), lsig, rsig, h.own, localHolds(h.localRoot));
   // What could not be read locally (or leads outside) is held, with everything below it.
   for (const r of refused) for (const d of decisions.values()) if (d.rel === r.rel || d.rel.startsWith(`${r.rel}/`)) d.action = d.action === 'none' ? 'none' : 'hold';
   const of = (a: Decision['action']): Decision[] => treeOrder([...decisions.values()].filter((d) => d.action === a).map((d) => d.rel)).map((rel) => decisions.get(rel) as Decision);
@@ -255,6 +256,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   // 3. Pulls: folders (parents first), then links, files that came inside the listing, the other files.
   const pull = of('pull');
   const pulledSig = new Map<string, Sig>();
+  const pulledHash = new Map<string, string | undefined>();
   if (pull.length > 0) {
     h.step('fetching');
     for (const d of pull.filter((x) => x.r?.t === 'd')) {
@@ -275,26 +277,40 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
         continue;
       }
       try {
-        pulledSig.set(d.rel, r.t === 'l' ? pullLink(h.localRoot, d.rel, r, d.l) : commitFetched(fetchBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, r, d.l)));
+        if (r.t === 'l') pulledSig.set(d.rel, pullLink(h.localRoot, d.rel, r, d.l));
+        else {
+          const f = fetchBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, r, d.l);
+          pulledSig.set(d.rel, commitFetched(f));
+          pulledHash.set(d.rel, f.h);
+        }
         if (r.t === 'f') done.bytes += r.s;
       } catch (e) {
         skip(d, e);
       }
     }
-    for (const f of await fetchAsListed(h, conn, files.map(bulkItem), rsig, bySkip)) {
-      try {
-        pulledSig.set(f.rel, commitFetched(f));
-        done.bytes += f.sig.s;
-      } catch (e) {
-        dropFetched(f);
-        skip(decisions.get(f.rel) as Decision, e);
+    const fetched = await fetchAsListed(h, conn, files.map(bulkItem), rsig, bySkip);
+    let at = 0;
+    try {
+      for (; at < fetched.length; at++) {
+        const f = fetched[at];
+        try {
+          pulledSig.set(f.rel, commitFetched(f));
+          pulledHash.set(f.rel, f.h);
+          done.bytes += f.sig.s;
+        } catch (e) {
+          dropFetched(f);
+          skip(decisions.get(f.rel) as Decision, e);
+        }
       }
+    } finally {
+      // An error the pass does not skip ends it: the files fetched after it leave no temporary file.
+      for (const f of fetched.slice(at + 1)) dropFetched(f);
     }
     done.pulled.push(...pulledSig.keys());
   }
 
   // 4. Conflicts: the remote version kept beside the local file (unless the bytes are the same).
-  const agreedNow = new Map<string, { l: Sig; r: Sig }>();
+  const agreedNow = new Map<string, Agreed>();
   const conflicts = of('conflict').filter((d) => {
     const known = store.conflict(d.rel);
     if (!known || !sameKnown(known.r, d.r)) return true;
@@ -315,7 +331,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
           // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
           const l = d.l as Sig;
           if (l.p !== (d.r as Sig).p) await remoteFix(conn, h.remoteRoot, [{ k: 'C', rel: d.rel, mode: l.p }], { what: `changing the mode of '${d.rel}'` });
-          agreedNow.set(d.rel, { l, r: { ...(d.r as Sig), p: l.p } });
+          agreedNow.set(d.rel, { l, r: { ...(d.r as Sig), p: l.p }, h: f.h });
         }
       } catch (e) {
         skip(d, e);
@@ -342,7 +358,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     else if (d.action === 'delete-local' && done.deletedLocal.includes(d.rel)) store.agree(d.rel, undefined);
     else if (d.action === 'delete-remote') store.agree(d.rel, undefined);
     else if (d.action === 'push' && pushedOk.has(d.rel)) store.agree(d.rel, { l: d.l as Sig, r: remoteAfterPush(d.l as Sig) });
-    else if (d.action === 'pull' && pulledSig.has(d.rel)) store.agree(d.rel, { l: pulledSig.get(d.rel) as Sig, r: d.r as Sig });
+    else if (d.action === 'pull' && pulledSig.has(d.rel)) store.agree(d.rel, { l: pulledSig.get(d.rel) as Sig, r: d.r as Sig, h: pulledHash.get(d.rel) });
     else if (agreedNow.has(d.rel)) {
       store.agree(d.rel, agreedNow.get(d.rel));
       store.clearConflict(d.rel);
@@ -351,6 +367,17 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   store.remoteRootId = remote.rootId || store.remoteRootId;
   h.persist();
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
+}
+
+/** Whether a local file holds the ancestor's bytes (classify.ts); a folder on its way that is not one answers no. */
+function localHolds(root: string): HoldsBytes {
+  return (rel, size, hash) => {
+    try {
+      return holdsBytes(path.join(checkedParent(root, rel), path.posix.basename(rel)), size, hash);
+    } catch {
+      return false;
+    }
+  };
 }
 
 /** Releases push guards (remote-guard.ts); true when a container write was kept beside a file (warned). */
@@ -378,7 +405,7 @@ interface SwapsDone {
 function swapsDone(h: PassHost, conn: Connection, swap: PushSection, listed = false): SwapsDone {
   let bytes = 0;
   for (const [rel, s] of swap.swapped) {
-    h.store.agree(rel, { l: s.l, r: s.r });
+    h.store.agree(rel, { l: s.l, r: s.r, h: s.h });
     bytes += s.l.s;
     if (listed) h.swapped?.(rel, s.guard, s.after);
   }

@@ -32,6 +32,8 @@ export interface Sig {
 export interface Agreed {
   readonly l: Sig;
   readonly r: Sig;
+  /** A file's content hash, when its bytes went through the runner (content-hash.ts). */
+  readonly h?: string;
 }
 
 /** An open conflict: both sides changed `rel`; `copy` (local, relative) holds the remote version. */
@@ -216,7 +218,7 @@ export class StateStore {
   agree(rel: string, a: Agreed | undefined): void {
     const was = this.agreedMap.get(rel);
     if (a) {
-      if (was && sameSig(was.l, a.l) && sameSig(was.r, a.r)) return;
+      if (was && sameSig(was.l, a.l) && sameSig(was.r, a.r) && (a.h === undefined || a.h === was.h)) return;
       this.agreedMap.set(rel, a);
     } else if (!this.agreedMap.delete(rel)) return;
     this.pending.push(['a', rel, a ?? null]);

@@ -1,0 +1,57 @@
+/**
+ * The ancestor's content hash: for a file whose bytes went through the runner (pulled, or swapped in
+ * with the listing), the ancestor also records a hash of those bytes. When both sides changed a file
+ * and the local side differs from the ancestor only by its mtime (a `touch`, an editor's save of the
+ * same bytes, a `git checkout` that restored it), the local bytes are hashed: the same hash means the
+ * local side did not change, so the container's version is pulled instead of making a conflict.
+ *
+ * SHA-256 cut to 128 bits (base64, 22 characters): a collision is not a risk to plan for, and the
+ * state file grows by about 30 bytes per hashed path. Files above HASHED_MAX are not hashed (the hash
+ * would cost every pull of them, for a case that is rare for large files).
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+
+export const HASHED_MAX = 8 * 1024 * 1024;
+
+export class ContentHash {
+  private readonly h = crypto.createHash('sha256');
+
+  update(b: Buffer): void {
+    this.h.update(b);
+  }
+
+  digest(): string {
+    return this.h.digest().subarray(0, 16).toString('base64url');
+  }
+}
+
+/** The content hash of `chunks`. */
+export function hashOf(chunks: readonly Buffer[]): string {
+  const h = new ContentHash();
+  for (const b of chunks) h.update(b);
+  return h.digest();
+}
+
+/**
+ * Whether the regular file `abs` holds `size` bytes that hash to `hash`. Read without following a
+ * link and without blocking on a FIFO; anything odd (gone, unreadable, another size, changed while
+ * read) answers false, which leaves the decision as it was (a conflict keeps both versions).
+ */
+export function holdsBytes(abs: string, size: number, hash: string): boolean {
+  if (size > HASHED_MAX) return false;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size !== size) return false;
+    const buf = Buffer.alloc(size + 1);
+    let n = 0;
+    for (let k; n < buf.length && (k = fs.readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += k;
+    return n === size && hashOf([buf.subarray(0, n)]) === hash;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
