@@ -48,9 +48,9 @@ describe('a local file changed by its mtime only, while the remote changed', () 
   const touched = f(1, 5_000_000);
   const decide = (a: Agreed, l: Side, r: Side, holds: boolean): { action: Action; asked: number } => {
     let asked = 0;
-    const out = classify(['p'], () => a, () => l, () => r, undefined, (rel, size, hash) => {
+    const out = classify(['p'], () => a, () => l, () => r, undefined, (rel, seen, hash) => {
       asked++;
-      expect([rel, size, hash]).toEqual(['p', l?.s, a.h]);
+      expect([rel, seen, hash]).toEqual(['p', l, a.h]);
       return holds;
     });
     return { action: out.get('p')?.action as Action, asked };
@@ -66,6 +66,12 @@ describe('a local file changed by its mtime only, while the remote changed', () 
     ['the remote now a folder: a conflict, nothing read', A, touched, d(), true, 'conflict', 0],
   ])('%s', (_name, a, l, r, holds, want, asked) => {
     expect(decide(a, l, r, holds)).toEqual({ action: want, asked });
+  });
+
+  test('a path the laptop owns (localOwns): the container change is held, as for an unchanged local file', () => {
+    const own = { remoteOwns: () => false, localOwns: () => true };
+    const out = classify(['p'], () => A, () => touched, () => V2R, own, () => true).get('p');
+    expect([out?.action, out?.why]).toEqual(['hold', 'localOwns: the laptop owns it; the remote change stays remote']);
   });
 });
 

@@ -141,3 +141,23 @@ test('100,000 agreed paths: a save after one change writes under a kilobyte, not
   expect(fs.statSync(s.journalFile).size - j0).toBeLessThan(1024);
   expect(fs.statSync(file).mtimeMs).toBe(base.mtimeMs);
 });
+
+test("a file's content hash: kept when the same sides are agreed again without one, dropped when a side changes, read back from the journal and the base", () => {
+  const s = new StateStore(file, key);
+  s.agree('gen.ts', { ...ag(1), h: 'hash-1' });
+  s.save();
+  s.agree('gen.ts', ag(1)); // a pass that found both sides unchanged
+  expect(s.agreed('gen.ts')?.h).toBe('hash-1');
+  s.save();
+  expect(new StateStore(file, key).agreed('gen.ts')).toEqual({ ...ag(1), h: 'hash-1' }); // journal
+  s.agree('gen.ts', { ...ag(1), h: 'hash-other' }); // the same sides with other bytes recorded: the newer hash
+  expect(s.agreed('gen.ts')?.h).toBe('hash-other');
+  s.agree('gen.ts', ag(2)); // pushed another way: its bytes are not known
+  expect(s.agreed('gen.ts')?.h).toBeUndefined();
+  s.agree('big.bin', { ...ag(3), h: 'hash-3' });
+  for (let i = 0; i < 5000; i++) s.agree(`pad/f${i}`, ag(i)); // the journal outgrows the base: folded
+  s.save();
+  const back = new StateStore(file, key);
+  expect(back.agreed('gen.ts')).toEqual(ag(2));
+  expect(back.agreed('big.bin')).toEqual({ ...ag(3), h: 'hash-3' });
+});

@@ -132,6 +132,21 @@ test('a laptop file rewritten with the same bytes (a touch, a save without chang
   expect(read('gen.ts')).toBe('generated v3!');
 });
 
+test('a hash recorded for an older version does not decide: pulled A, pushed B, reverted to A, the container changes it: a conflict', async () => {
+  const a = arena();
+  remote(sshd(), a, 'printf "version A" > f.ts');
+  await pass(sshd(), a); // pulled: the ancestor holds the hash of A
+  fs.writeFileSync(path.join(a.local, 'f.ts'), 'version B');
+  await pass(sshd(), a); // pushed: the ancestor is B, whose bytes it does not know
+  expect(rread('f.ts')).toBe('version B');
+  fs.writeFileSync(path.join(a.local, 'f.ts'), 'version A');
+  remote(sshd(), a, 'printf "version C!" > f.ts');
+  const r = await pass(sshd(), a);
+  expect(r.conflicts.map((c) => c.rel)).toEqual(['f.ts']);
+  expect(read('f.ts')).toBe('version A');
+  expect(read(r.conflicts[0].copy as string)).toBe('version C!');
+});
+
 test('deleted on one side, changed on the other: the change wins (both ways)', async () => {
   const a = arena();
   writeTree(a.local, { 'x.txt': 'x', 'y.txt': 'y' });

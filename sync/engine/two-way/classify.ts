@@ -50,13 +50,13 @@ export function sameAcross(l: Sig, r: Sig): boolean {
   return l.s === r.s && l.p === r.p && Math.floor(l.m / 1000) === Math.floor(r.m / 1000) && r.m % 1000 === 0;
 }
 
-/** Whether the local file `rel` holds `size` bytes of content hash `hash` (the ancestor's bytes). */
-export type HoldsBytes = (rel: string, size: number, hash: string) => boolean;
+/** Whether the local file `rel`, still `l` as listed, holds bytes of content hash `hash` (the ancestor's bytes). */
+export type HoldsBytes = (rel: string, l: Sig, hash: string) => boolean;
 
 /** A local file that only looks changed (its mtime) while the remote file changed: are its bytes the ancestor's? */
 function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefined, holds: HoldsBytes | undefined): boolean {
   if (!holds || !a.h || l?.t !== 'f' || a.l.t !== 'f' || r?.t !== 'f') return false;
-  return l.s === a.l.s && l.p === a.l.p && holds(rel, l.s, a.h);
+  return l.s === a.l.s && l.p === a.l.p && holds(rel, l, a.h);
 }
 
 function decideOne(rel: string, a: Agreed | undefined, l: Sig | undefined, r: Sig | undefined, holds?: HoldsBytes): Decision {

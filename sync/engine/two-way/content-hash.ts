@@ -11,6 +11,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import type { Sig } from './state-store';
 
 export const HASHED_MAX = 8 * 1024 * 1024;
 
@@ -34,24 +35,34 @@ export function hashOf(chunks: readonly Buffer[]): string {
 }
 
 /**
- * Whether the regular file `abs` holds `size` bytes that hash to `hash`. Read without following a
- * link and without blocking on a FIFO; anything odd (gone, unreadable, another size, changed while
- * read) answers false, which leaves the decision as it was (a conflict keeps both versions).
+ * Whether the regular file `abs`, still as the local listing saw it (`l`: size, mtime, mode), holds
+ * bytes that hash to `hash`. Looked at with lstat first (a symlink, FIFO or device is no), opened without
+ * following a link or blocking, and read only if it is the same inode; looked at again after the read
+ * (size, mtime, ctime): a file written meanwhile answers no. Anything odd answers no, which leaves the
+ * decision as it was (a conflict keeps both versions). Never throws.
  */
-export function holdsBytes(abs: string, size: number, hash: string): boolean {
-  if (size > HASHED_MAX) return false;
+export function holdsBytes(abs: string, l: Sig, hash: string): boolean {
+  if (l.t !== 'f' || l.s > HASHED_MAX) return false;
   let fd: number | undefined;
   try {
+    const before = fs.lstatSync(abs);
+    if (!before.isFile() || !asListed(before, l)) return false;
     fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.size !== size) return false;
-    const buf = Buffer.alloc(size + 1);
+    if (st.ino !== before.ino || st.dev !== before.dev || !asListed(st, l)) return false;
+    const buf = Buffer.alloc(l.s + 1);
     let n = 0;
     for (let k; n < buf.length && (k = fs.readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += k;
-    return n === size && hashOf([buf.subarray(0, n)]) === hash;
+    const after = fs.fstatSync(fd);
+    if (n !== l.s || !asListed(after, l) || after.ctimeMs !== st.ctimeMs) return false;
+    return hashOf([buf.subarray(0, n)]) === hash;
   } catch {
     return false;
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
+}
+
+function asListed(st: fs.Stats, l: Sig): boolean {
+  return st.size === l.s && st.mtimeMs === l.m && (st.mode & 0o7777) === l.p;
 }

@@ -210,7 +210,12 @@ export function commitFetched(f: Fetched): Sig {
 
 /** A fetched file that is not put in place (its remote changed meanwhile): the temporary file goes. */
 export function dropFetched(f: Fetched): void {
-  removeTemp(f.tmp);
+  try {
+    removeTemp(f.tmp);
+  } catch {
+    // Its folder made read-only meanwhile, say: the next session removes the runner's temporary files.
+    // Never thrown, so that dropping a batch of them (after an error, often) always reaches the last.
+  }
 }
 
 /** Renames the finished temp over `abs` if the local side is still `expected` (else the temp goes). */

@@ -369,11 +369,20 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
 }
 
-/** Whether a local file holds the ancestor's bytes (classify.ts); a folder on its way that is not one answers no. */
+/** Bytes a pass reads at most to tell whether local files hold the ancestor's bytes (classify.ts). */
+const HOLDS_BUDGET = 64 * 1024 * 1024;
+
+/**
+ * Whether a local file holds the ancestor's bytes (classify.ts), within HOLDS_BUDGET bytes read per
+ * pass (beyond it, the answer is no: those stay conflicts); a folder on its way that is not one answers no.
+ */
 function localHolds(root: string): HoldsBytes {
-  return (rel, size, hash) => {
+  let budget = HOLDS_BUDGET;
+  return (rel, l, hash) => {
+    if (l.s > budget) return false;
+    budget -= l.s;
     try {
-      return holdsBytes(path.join(checkedParent(root, rel), path.posix.basename(rel)), size, hash);
+      return holdsBytes(path.join(checkedParent(root, rel), path.posix.basename(rel)), l, hash);
     } catch {
       return false;
     }
