@@ -51,9 +51,11 @@ describe('a local file changed by its mtime only, while the remote changed', () 
     const out = classify(['p'], () => a, () => l, () => r, undefined, (rel, seen, hash) => {
       asked++;
       expect([rel, seen, hash]).toEqual(['p', l, a.h]);
-      return holds;
+      return holds ? { ino: 7, ctimeMs: 1 } : undefined;
     });
-    return { action: out.get('p')?.action as Action, asked };
+    const got = out.get('p');
+    if (got?.action === 'pull') expect(got.seen).toEqual({ ino: 7, ctimeMs: 1 }); // the pull lands only over the file as read
+    return { action: got?.action as Action, asked };
   };
   test.each<[string, Agreed, Side, Side, boolean, Action, number]>([
     ['holding the ancestor bytes: pulled', A, touched, V2R, true, 'pull', 1],
@@ -70,7 +72,7 @@ describe('a local file changed by its mtime only, while the remote changed', () 
 
   test('a path the laptop owns (localOwns): the container change is held, as for an unchanged local file', () => {
     const own = { remoteOwns: () => false, localOwns: () => true };
-    const out = classify(['p'], () => A, () => touched, () => V2R, own, () => true).get('p');
+    const out = classify(['p'], () => A, () => touched, () => V2R, own, () => ({ ino: 7, ctimeMs: 1 })).get('p');
     expect([out?.action, out?.why]).toEqual(['hold', 'localOwns: the laptop owns it; the remote change stays remote']);
   });
 });

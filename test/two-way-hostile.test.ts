@@ -3,9 +3,11 @@
  * guarantees — never outside the root, never through a symlink, odd names and modes carried — and
  * ownership globs route paths one way.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as localWrite from '../sync/engine/two-way/local-write';
+import * as pullBulk from '../sync/engine/two-way/pull-bulk';
 import { useArena } from './support/hostile';
 import { snapshot, tempDir, writeTree } from './support/trees';
 import { ChangedMeanwhile, checkedParent, commitFetched, deleteLocal, dropFetched, fetchBytes, LocalPathError, localSig, pullDir } from '../sync/engine/two-way/local-write';
@@ -127,6 +129,36 @@ test('a pass ended by an error it does not expect while it puts pulled files in 
   expect(Object.keys(snapshot(a.local)).filter((rel) => rel.includes('.kubedev-'))).toEqual([]);
   await pass(sshd(), a);
   expect(Object.keys(snapshot(a.local)).sort()).toEqual(['f1.bin', 'f2.bin', 'f3.bin', 'f4.bin']);
+});
+
+test('a touched laptop file found to hold the ancestor bytes, then rewritten (same size, mtime put back) before the pull lands: kept, then a conflict', async () => {
+  const a = arena();
+  remote(sshd(), a, 'printf "generated v1" > gen.ts');
+  await pass(sshd(), a); // pulled: the ancestor holds the hash of its bytes
+  const abs = path.join(a.local, 'gen.ts');
+  const later = new Date(Date.now() + 5_000);
+  fs.utimesSync(abs, later, later); // touched: the same bytes
+  remote(sshd(), a, 'printf "generated v3!" > gen.ts');
+  const ref = path.join(a.local, '..', 'gen-mtime-ref');
+  execFileSync('touch', ['-r', abs, ref]);
+  const real = pullBulk.fetchAsListed;
+  const spy = jest.spyOn(pullBulk, 'fetchAsListed').mockImplementationOnce(async (...args) => {
+    // After the classification read the file: the user writes other bytes of the same size and a tool puts the mtime back.
+    fs.writeFileSync(abs, 'mine, v2 ok!');
+    execFileSync('touch', ['-r', ref, abs]);
+    return real(...args);
+  });
+  let r: Awaited<ReturnType<typeof pass>>;
+  try {
+    r = await pass(sshd(), a); // --once: the pass owed after the skipped pull reads the file again
+  } finally {
+    spy.mockRestore();
+  }
+  expect(fs.readFileSync(abs, 'utf8')).toBe('mine, v2 ok!'); // before: the container version landed over it
+  expect(r.conflicts.map((c) => c.rel)).toEqual(['gen.ts']);
+  expect(fs.readFileSync(path.join(a.local, r.conflicts[0].copy as string), 'utf8')).toBe('generated v3!');
+  expect((await pass(sshd(), a)).conflicts).toEqual([]);
+  expect(fs.readFileSync(abs, 'utf8')).toBe('mine, v2 ok!');
 });
 
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {

@@ -35,6 +35,14 @@ export interface Decision {
   readonly r?: Sig;
   /** Why a conflict or hold (for the report). */
   why?: string;
+  /** The local file read and found to hold the ancestor's bytes (HoldsBytes): it must still be that inode, unchanged, when the pull lands. */
+  readonly seen?: Seen;
+}
+
+/** A local file as it was when read: its inode and ctime (which only the kernel sets). */
+export interface Seen {
+  readonly ino: number;
+  readonly ctimeMs: number;
 }
 
 export interface Ownership {
@@ -50,19 +58,20 @@ export function sameAcross(l: Sig, r: Sig): boolean {
   return l.s === r.s && l.p === r.p && Math.floor(l.m / 1000) === Math.floor(r.m / 1000) && r.m % 1000 === 0;
 }
 
-/** Whether the local file `rel`, still `l` as listed, holds bytes of content hash `hash` (the ancestor's bytes). */
-export type HoldsBytes = (rel: string, l: Sig, hash: string) => boolean;
+/** Whether the local file `rel`, still `l` as listed, holds bytes of content hash `hash` (the ancestor's bytes): the file as read, or undefined. */
+export type HoldsBytes = (rel: string, l: Sig, hash: string) => Seen | undefined;
 
 /** A local file that only looks changed (its mtime) while the remote file changed: are its bytes the ancestor's? */
-function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefined, holds: HoldsBytes | undefined): boolean {
-  if (!holds || !a.h || l?.t !== 'f' || a.l.t !== 'f' || r?.t !== 'f') return false;
-  return l.s === a.l.s && l.p === a.l.p && holds(rel, l, a.h);
+function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefined, holds: HoldsBytes | undefined): Seen | undefined {
+  if (!holds || !a.h || l?.t !== 'f' || a.l.t !== 'f' || r?.t !== 'f') return undefined;
+  return l.s === a.l.s && l.p === a.l.p ? holds(rel, l, a.h) : undefined;
 }
 
 function decideOne(rel: string, a: Agreed | undefined, l: Sig | undefined, r: Sig | undefined, holds?: HoldsBytes): Decision {
   const rc = a ? !sameSig(r, a.r) : r !== undefined;
-  const lc = a ? !sameSig(l, a.l) && !(rc && touchedOnly(rel, a, l, r, holds)) : l !== undefined;
-  const d = (action: Action, why?: string): Decision => ({ rel, action, l, r, why });
+  const seen = a && rc && !sameSig(l, a.l) ? touchedOnly(rel, a, l, r, holds) : undefined;
+  const lc = a ? !sameSig(l, a.l) && !seen : l !== undefined;
+  const d = (action: Action, why?: string): Decision => ({ rel, action, l, r, why, seen });
   if (!lc && !rc) return d('none');
   if (lc && !rc) return d(l ? 'push' : r ? 'delete-remote' : 'none');
   if (!lc && rc) return d(r ? 'pull' : l ? 'delete-local' : 'none');

@@ -39,25 +39,27 @@ export function hashOf(chunks: readonly Buffer[]): string {
  * bytes that hash to `hash`. Looked at with lstat first (a symlink, FIFO or device is no), opened without
  * following a link or blocking, and read only if it is the same inode; looked at again after the read
  * (size, mtime, ctime): a file written meanwhile answers no. Anything odd answers no, which leaves the
- * decision as it was (a conflict keeps both versions). Never throws.
+ * decision as it was (a conflict keeps both versions). Yes is the file's inode and ctime as read: the
+ * pull that follows lands only over that (a write since, even one that put the mtime back, changes the
+ * ctime). Never throws.
  */
-export function holdsBytes(abs: string, l: Sig, hash: string): boolean {
-  if (l.t !== 'f' || l.s > HASHED_MAX) return false;
+export function holdsBytes(abs: string, l: Sig, hash: string): { ino: number; ctimeMs: number } | undefined {
+  if (l.t !== 'f' || l.s > HASHED_MAX) return undefined;
   let fd: number | undefined;
   try {
     const before = fs.lstatSync(abs);
-    if (!before.isFile() || !asListed(before, l)) return false;
+    if (!before.isFile() || !asListed(before, l)) return undefined;
     fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     const st = fs.fstatSync(fd);
-    if (st.ino !== before.ino || st.dev !== before.dev || !asListed(st, l)) return false;
+    if (st.ino !== before.ino || st.dev !== before.dev || !asListed(st, l)) return undefined;
     const buf = Buffer.alloc(l.s + 1);
     let n = 0;
     for (let k; n < buf.length && (k = fs.readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += k;
     const after = fs.fstatSync(fd);
-    if (n !== l.s || !asListed(after, l) || after.ctimeMs !== st.ctimeMs) return false;
-    return hashOf([buf.subarray(0, n)]) === hash;
+    if (n !== l.s || !asListed(after, l) || after.ctimeMs !== st.ctimeMs) return undefined;
+    return hashOf([buf.subarray(0, n)]) === hash ? { ino: after.ino, ctimeMs: after.ctimeMs } : undefined;
   } catch {
-    return false;
+    return undefined;
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }

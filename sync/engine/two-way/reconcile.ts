@@ -5,6 +5,7 @@
  * conflict copies — then record what both sides now agree on. Halts before anything is written when
  * either root is gone, replaced or emptied.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../apply';
 import { ClientChannel } from 'ssh2';
@@ -18,7 +19,7 @@ import { Entry, Refusal, shQuote } from '../tree';
 import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, HoldsBytes, Ownership, treeOrder } from './classify';
 import { holdsBytes } from './content-hash';
-import { ChangedMeanwhile, checkedParent, commitFetched, deleteLocal, dropFetched, fetchBytes, keepConflictCopy, LocalPathError, pullDir, pullLink } from './local-write';
+import { ChangedMeanwhile, checkedParent, commitFetched, deleteLocal, dropFetched, fetchBytes, Fetched, keepConflictCopy, LocalPathError, pullDir, pullLink } from './local-write';
 import { BulkItem, fetchAsListed } from './pull-bulk';
 import { inlinePushes, PushSection } from './push-inline';
 import { guardOverwrites, Guards, releaseGuards } from './remote-guard';
@@ -280,7 +281,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
         if (r.t === 'l') pulledSig.set(d.rel, pullLink(h.localRoot, d.rel, r, d.l));
         else {
           const f = fetchBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, r, d.l);
-          pulledSig.set(d.rel, commitFetched(f));
+          pulledSig.set(d.rel, commitPull(f, d));
           pulledHash.set(d.rel, f.h);
         }
         if (r.t === 'f') done.bytes += r.s;
@@ -294,7 +295,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
       for (; at < fetched.length; at++) {
         const f = fetched[at];
         try {
-          pulledSig.set(f.rel, commitFetched(f));
+          pulledSig.set(f.rel, commitPull(f, decisions.get(f.rel) as Decision));
           pulledHash.set(f.rel, f.h);
           done.bytes += f.sig.s;
         } catch (e) {
@@ -369,6 +370,22 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
 }
 
+/**
+ * Puts a pulled file in place (commitFetched); over a local file that the pull was decided on by
+ * reading it (it held the ancestor's bytes: Decision.seen) only while it is still that inode with that
+ * ctime: a write since, even one that put size and mtime back, leaves it as it is.
+ */
+function commitPull(f: Fetched, d: Decision): Sig {
+  if (d.seen) {
+    const st = fs.lstatSync(f.abs, { throwIfNoEntry: false });
+    if (st?.ino !== d.seen.ino || st.ctimeMs !== d.seen.ctimeMs) {
+      dropFetched(f);
+      throw new ChangedMeanwhile(`'${f.rel}' changed locally while it was fetched; left as it is`);
+    }
+  }
+  return commitFetched(f);
+}
+
 /** Bytes a pass reads at most to tell whether local files hold the ancestor's bytes (classify.ts). */
 const HOLDS_BUDGET = 64 * 1024 * 1024;
 
@@ -379,12 +396,12 @@ const HOLDS_BUDGET = 64 * 1024 * 1024;
 function localHolds(root: string): HoldsBytes {
   let budget = HOLDS_BUDGET;
   return (rel, l, hash) => {
-    if (l.s > budget) return false;
+    if (l.s > budget) return undefined;
     budget -= l.s;
     try {
       return holdsBytes(path.join(checkedParent(root, rel), path.posix.basename(rel)), l, hash);
     } catch {
-      return false;
+      return undefined;
     }
   };
 }
