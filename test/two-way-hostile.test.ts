@@ -161,6 +161,38 @@ test('a touched laptop file found to hold the ancestor bytes, then rewritten (sa
   expect(fs.readFileSync(abs, 'utf8')).toBe('mine, v2 ok!');
 });
 
+test('a touched laptop file found to hold the ancestor bytes whose folder the user turns into a file before the pull lands: the user\'s file kept, a conflict on the folder, no warning', async () => {
+  const a = arena();
+  remote(sshd(), a, 'mkdir g && printf "generated v1" > g/gen.ts');
+  await pass(sshd(), a);
+  const abs = path.join(a.local, 'g/gen.ts');
+  const later = new Date(Date.now() + 5_000);
+  fs.utimesSync(abs, later, later);
+  remote(sshd(), a, 'printf "generated v3!" > g/gen.ts');
+  const real = pullBulk.fetchAsListed;
+  let turned = false;
+  const spy = jest.spyOn(pullBulk, 'fetchAsListed').mockImplementationOnce(async (...args) => {
+    const fetched = await real(...args);
+    turned = true;
+    fs.rmSync(path.join(a.local, 'g'), { recursive: true });
+    fs.writeFileSync(path.join(a.local, 'g'), 'mine');
+    return fetched;
+  });
+  let r: Awaited<ReturnType<typeof pass>>;
+  try {
+    r = await pass(sshd(), a);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(turned).toBe(true);
+  // Before: the lstat's ENOTDIR was warned about as a pull that failed, and the pass owed after it,
+  // scoped to g/gen.ts, took the file g for its folder and warned again.
+  expect(r.warnings).toEqual([]);
+  expect(r.conflicts.map((c) => c.rel)).toEqual(['g']);
+  expect(fs.readFileSync(path.join(a.local, 'g'), 'utf8')).toBe('mine');
+  expect(Object.keys(snapshot(a.local)).filter((rel) => rel.includes('.kubedev-'))).toEqual([]);
+});
+
 test('a remote symlink leading outside is not made locally; nothing is written through a local symlink', async () => {
   const a = arena();
   const outside = tempDir('two-way-outside');
@@ -192,6 +224,9 @@ test('a local file changed since it was classified is never deleted or replaced;
   fs.symlinkSync('real', path.join(a.local, 'via'));
   expect(() => checkedParent(a.local, 'via/in.txt')).toThrow(new LocalPathError("local 'via' is a symlink; 'via/in.txt' was not written through it"));
   expect(() => checkedParent(a.local, '../x')).toThrow(LocalPathError);
+  // A file where the folder was (before: taken for the folder, its realpath resolving all the same).
+  expect(() => checkedParent(a.local, 'x.txt/in.txt')).toThrow(new LocalPathError("local 'x.txt' is not a folder; 'x.txt/in.txt' was not written through it"));
+  expect(checkedParent(a.local, 'real/in.txt')).toBe(path.join(a.local, 'real'));
 });
 
 test('a remote file written after the listing is not overwritten by the push (seen just before the writes)', async () => {

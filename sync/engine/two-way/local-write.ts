@@ -76,7 +76,8 @@ export function checkedParent(root: string, rel: string): string {
   const dir = path.join(root, ...parts.slice(0, -1));
   const realRoot = realRootOf(root);
   try {
-    if (fs.realpathSync.native(dir) === path.join(realRoot, ...parts.slice(0, -1))) return dir;
+    // The trailing separator: a file where the folder was fails (ENOTDIR) instead of resolving.
+    if (fs.realpathSync.native(dir + path.sep) === path.join(realRoot, ...parts.slice(0, -1))) return dir;
   } catch {
     // missing or not a folder: the walk below says which
   }

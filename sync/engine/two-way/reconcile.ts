@@ -377,7 +377,12 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
  */
 function commitPull(f: Fetched, d: Decision): Sig {
   if (d.seen) {
-    const st = fs.lstatSync(f.abs, { throwIfNoEntry: false });
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(f.abs, { throwIfNoEntry: false });
+    } catch {
+      st = undefined; // a folder on its way is a file now: not the file read either
+    }
     if (st?.ino !== d.seen.ino || st.ctimeMs !== d.seen.ctimeMs) {
       dropFetched(f);
       throw new ChangedMeanwhile(`'${f.rel}' changed locally while it was fetched; left as it is`);
