@@ -1,8 +1,9 @@
 /**
  * The agent: a user's background process that runs `kubedev sync --once` for the `kubedev` processes
  * that ask (sync/agent/client.ts), keeping its SSH connections between runs (pool.ts) and its code
- * compiled and warm. A served run skips module loading, the CLI's set-up and the SSH handshake; it
- * still lists both sides in full (nothing is assumed from the last run).
+ * compiled and warm. A served run skips module loading, the CLI's set-up and the SSH handshake. It
+ * lists the remote side in full; the local side too, unless the agent's watcher of that folder saw
+ * nothing change since the last run listed it (engine/kept-scan.ts: then that listing is taken).
  *
  *   node build/sync/agent/server.js <socket> [<request JSON to warm up with>]
  *
@@ -23,6 +24,7 @@ import { NotServed } from '../errors';
 import { registerSync, resolveSessions, SyncCommandOptions } from '../cli/sync';
 import { trimMemoryAfterStart } from '../engine/memory';
 import { Connection, setConnectionPool } from '../engine/transport';
+import { KeptScans, setKeptScans } from '../engine/kept-scan';
 import { AgentRequest, Frame, frame, LineReader } from './frames';
 import { AgentPool } from './pool';
 import { persistSeconds } from './where';
@@ -77,6 +79,8 @@ export class Agent {
   private check?: NodeJS.Timeout;
   private readonly server = net.createServer((s) => this.accept(s));
   readonly pool: AgentPool;
+  /** The local listings kept between runs (engine/kept-scan.ts). */
+  readonly kept = new KeptScans();
   private ino = -1;
   /** Resolves when the agent has left. */
   readonly gone: Promise<void>;
@@ -94,6 +98,7 @@ export class Agent {
   /** Listens; false when another live agent already has the socket. */
   async listen(): Promise<boolean> {
     setConnectionPool(this.pool);
+    setKeptScans(this.kept);
     for (let attempt = 0; attempt < 2; attempt++) {
       const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
         this.server.once('error', resolve);
@@ -194,7 +199,10 @@ export class Agent {
       declined = e instanceof NotServed;
       if (!declined && !sock.destroyed) sock.write(frame(Frame.Stderr, `kubedev: ${(e as Error).message}\n`));
     } finally {
-      if (code !== 0 || ac.signal.aborted) this.pool.dropKeptSince(mark);
+      if (code !== 0 || ac.signal.aborted) {
+        this.pool.dropKeptSince(mark);
+        this.kept.forgetAll();
+      }
       try {
         process.chdir('/');
       } catch {
@@ -244,6 +252,8 @@ export class Agent {
     if (this.check) clearInterval(this.check);
     setConnectionPool(undefined);
     this.pool.closeAll();
+    setKeptScans(undefined);
+    await this.kept.closeAll();
     if (removeSocket) {
       try {
         if (fs.statSync(this.socket).ino === this.ino) fs.rmSync(this.socket, { force: true });

@@ -36,6 +36,7 @@ import { openWatcher, WatchGuard } from './watch';
 import { changedSince } from './watch/rescan';
 import { applyDirty, subtreeOf } from './batch';
 import { HardLinks } from './hard-links';
+import { KeptScan, keptScans } from './kept-scan';
 import { portabilityWarnings } from './portable-names';
 import { PathWarnings } from './path-warnings';
 import { batchStats, ProgressMeter } from './progress';
@@ -114,11 +115,13 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       this.readStart = Date.now();
       const connecting = this.connectWithRetry(this.options.initialAttempts ?? 4, true);
       connecting.catch(() => undefined);
-      const threaded = this.watcher || !scanThreadPays() ? undefined : this.threadScan();
+      // A one-shot run served by an agent takes the listing it kept when nothing changed since (kept-scan.ts).
+      const kept = this.watcher ? undefined : keptScans()?.for(this.options.localRoot, this.ig);
+      const threaded = this.watcher || kept || !scanThreadPays() ? undefined : this.threadScan();
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
+        pre = await (threaded ?? (kept ? this.keptScan(kept) : scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true))));
         // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
         pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
         this.early.scanDone(pre.tree, this.conn); // large files hashed while the listing comes
@@ -289,6 +292,13 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   private readonly onDir = (rel: string): void => this.watcher?.add(rel);
 
   /** @internal */
+  /** The first local listing through an agent's kept one; its moment is the pass's read start (pass-clock.ts). */
+  private async keptScan(kept: KeptScan): Promise<ScanResult> {
+    const r = await kept.read((o) => scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], o), this.scanOptions(true));
+    this.readStart = r.readStart;
+    return r.result;
+  }
+
   scanOptions(withDirs: boolean): ScanOptions {
     return { onDir: withDirs ? this.onDir : undefined, onHardLink: this.hardLinks.add };
   }
