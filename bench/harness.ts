@@ -140,7 +140,8 @@ export class Watcher {
 export function stopAgents(runtime: string): void {
   const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
   for (const line of ps.split('\n')) {
-    if (!(line.includes('agent/server.js') || line.includes('ControlPath=')) || !line.includes(runtime)) continue;
+    // A ControlPersist master renames itself `ssh: <socket> [mux]`: its command line no longer holds ControlPath=.
+    if (!(line.includes('agent/server.js') || line.includes('ControlPath=') || line.includes('[mux]')) || !line.includes(runtime)) continue;
     try {
       process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGTERM');
     } catch {

@@ -42,6 +42,19 @@ function withNote(r: Row, note: string | undefined): Row {
   return note ? { ...r, note } : r;
 }
 
+/**
+ * A change in the local folder (a file made and removed, untimed) before a kubedev run of a row whose
+ * local folder did change for the user (a first mirror, files changed, a branch switch): the agent's
+ * watcher reports it, so the run walks the folder as it would then, instead of taking the listing the
+ * agent kept from the row's previous run (sync/engine/kept-scan.ts), which only the bench's reuse of
+ * one unchanged folder would allow.
+ */
+function poke(local: string): void {
+  const f = path.join(local, 'bench-poke.tmp');
+  fs.writeFileSync(f, '');
+  fs.rmSync(f);
+}
+
 /** Removes a destination once measured (untimed); returns `ms`. */
 function dropped(dest: string, ms: number): number {
   fs.rmSync(dest, { recursive: true, force: true });
@@ -56,6 +69,7 @@ async function firstMirror(c: Ctx, what: string, src: string, files: number, tar
   const [kd, rs, tar] = await alternate(c.runs, [
     async (i) => {
       const dest = b.fresh(`${c.tag}/${what}/kd${i}`);
+      poke(src);
       const r = await wired(l, w.kd, () => b.kubedevOnce(l, src, dest));
       if (summary(r).files < files) throw new Error(`kubedev sent ${summary(r).files} entries, expected at least ${files}`);
       sameTrees(src, dest);
@@ -88,6 +102,7 @@ async function reattach(c: Ctx, what: string, before: string, after: string, exp
   const tools: Array<(i: number) => Promise<number>> = [
     async (i) => {
       const dest = noop ? kdNoop : b.seeded(before, `${c.tag}/${what}/kd${i}`);
+      if (!noop) poke(after);
       const r = await wired(l, w.kd, () => b.kubedevOnce(l, after, dest, opts.env));
       const s = summary(r);
       // New or removed folders count too: at least the paths touched, and exactly 0 for a no-op.

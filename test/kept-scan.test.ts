@@ -6,7 +6,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { AgentPool } from '../sync/agent/pool';
 import { KeptScans, setKeptScans } from '../sync/engine/kept-scan';
+import { setConnectionPool } from '../sync/engine/transport';
 import { SyncOptions } from '../sync/engine/session';
 import { Arena, useArena } from './support/hostile';
 import { remote } from './support/two-way';
@@ -15,48 +17,105 @@ import { differences, snapshot, writeTree } from './support/trees';
 jest.setTimeout(30_000);
 const { sshd, arena } = useArena();
 let kept: KeptScans;
+let pool: AgentPool;
 
+// As in the agent: its kept listings, and its connections kept between runs (the remote watcher rides on them).
 beforeEach(() => {
   kept = new KeptScans();
   setKeptScans(kept);
+  pool = new AgentPool(60_000);
+  setConnectionPool(pool);
 });
 afterEach(async () => {
   setKeptScans(undefined);
   await kept.closeAll();
+  setConnectionPool(undefined);
+  pool.closeAll();
 });
 
-/** One `--once` run as the agent serves it: what it sent and deleted, and whether it walked the folder. */
-async function once(a: Arena, extra: Partial<SyncOptions> = {}): Promise<{ files: number; deleted: number; walked: boolean }> {
-  const before = totals();
+/** One `--once` run as the agent serves it: what it sent and deleted, whether it walked the local folder and listed the server. */
+async function once(a: Arena, extra: Partial<SyncOptions> = {}): Promise<{ files: number; deleted: number; walked: boolean; listed: boolean }> {
+  const before = { ...kept.counts, ...kept.remoteCounts };
   const s = a.session({ watch: false, ...extra });
   try {
     const r = await s.start();
-    return { files: r.files, deleted: r.deleted, walked: totals().walks > before.walks };
+    return { files: r.files, deleted: r.deleted, walked: kept.counts.walks > before.walks, listed: kept.remoteCounts.lists > before.lists };
   } finally {
     await s.close();
+    await kept.settled(); // a server watcher started by the run is up before the next (a user's comes seconds later)
   }
 }
 
-function totals(): { walks: number; hits: number } {
-  return { ...kept.counts };
-}
-
-test('an unchanged folder is not walked again; a container edit is still put back, ignored churn keeps the listing', async () => {
+test('an unchanged folder is neither walked nor listed again; a container edit and the run\'s own writes are; ignored churn keeps both', async () => {
   const a = arena();
   writeTree(a.local, { 'a.txt': 'one', 'src/b.ts': 'b', '.kubedevignore': 'dist/\n', 'dist/out.js': 'built' });
-  expect(await once(a)).toMatchObject({ walked: true });
-  expect(await once(a)).toEqual({ files: 0, deleted: 0, walked: false });
+  expect(await once(a)).toMatchObject({ walked: true, listed: true });
+  // The second run's walk and listing are kept: every folder was watched before it was read.
+  expect(await once(a)).toEqual({ files: 0, deleted: 0, walked: true, listed: true });
+  expect(await once(a)).toEqual({ files: 0, deleted: 0, walked: false, listed: false });
   remote(sshd(), a, 'printf "the container wrote this" > src/b.ts && rm a.txt');
-  expect(await once(a)).toEqual({ files: 2, deleted: 0, walked: false });
+  expect(await once(a)).toEqual({ files: 2, deleted: 0, walked: false, listed: true });
   expect(a.differences((rel) => rel.startsWith('dist'))).toEqual([]);
+  expect(await once(a)).toEqual({ files: 0, deleted: 0, walked: false, listed: true }); // the last run wrote
+  expect(await once(a)).toEqual({ files: 0, deleted: 0, walked: false, listed: false });
   fs.writeFileSync(path.join(a.local, 'dist/out.js'), 'built again'); // ignored: no reason to walk
   fs.mkdirSync(path.join(a.local, 'dist/more'));
-  expect(await once(a)).toEqual({ files: 0, deleted: 0, walked: false });
+  expect(await once(a)).toEqual({ files: 0, deleted: 0, walked: false, listed: false });
+});
+
+test("the container's churn in an ignored folder (its build output, node_modules) keeps the remote listing", async () => {
+  const a = arena();
+  writeTree(a.local, { 'a.txt': 'one', '.kubedevignore': 'node_modules/\n' });
+  remote(sshd(), a, 'mkdir -p node_modules/dep && printf x > node_modules/dep/index.js');
+  await once(a);
+  await once(a);
+  expect((await once(a)).listed).toBe(false);
+  remote(sshd(), a, 'mkdir -p node_modules/dep/lib node_modules/new && printf y > node_modules/dep/lib/y.js && rm node_modules/dep/index.js');
+  expect((await once(a)).listed).toBe(false);
+  remote(sshd(), a, 'printf "not ignored" > b.txt');
+  expect(await once(a)).toMatchObject({ listed: true, deleted: 1 });
+});
+
+test('every kind of container change, each made just before the run starts, is listed and put back', async () => {
+  const a = arena();
+  writeTree(a.local, { 'a.txt': 'one', 'src/b.ts': 'b', 'src/deep/c.ts': 'c', 'run.sh': 'echo' });
+  await once(a);
+  await once(a);
+  expect((await once(a)).listed).toBe(false);
+  const changes: Array<[string, string]> = [
+    ['an edit of the same size', 'printf "two" > a.txt'],
+    ['a new file deep down', 'mkdir -p x/y && printf n > x/y/n.txt'],
+    ['a deletion', 'rm src/deep/c.ts'],
+    ['a mode change', 'chmod 700 run.sh'],
+    ['a folder renamed', 'mv src lib'],
+    ['the remote root made again', 'cd .. && rm -rf ws && mkdir ws && printf other > ws/a.txt'],
+  ];
+  for (const [what, script] of changes) {
+    remote(sshd(), a, script);
+    const r = await once(a); // at once: the run's mark waits for the server's events
+    expect([what, r.listed]).toEqual([what, true]);
+    expect([what, a.differences()]).toEqual([what, []]);
+    await once(a); // that run's own writes
+    expect([what, (await once(a)).listed]).toEqual([what, false]);
+  }
+});
+
+test('a kept remote listing is not taken over another connection (the kept one ended: a pod restart, a dropped link)', async () => {
+  const a = arena();
+  writeTree(a.local, { 'a.txt': 'one' });
+  await once(a);
+  await once(a);
+  expect((await once(a)).listed).toBe(false);
+  pool.closeAll(); // the agent's connection ends; its watcher with it
+  remote(sshd(), a, 'printf "while nobody watched" > a.txt');
+  expect(await once(a)).toMatchObject({ listed: true, files: 1 });
+  expect(a.differences()).toEqual([]);
 });
 
 test('every kind of local change since the last run is found, each made just before the run starts', async () => {
   const a = arena();
   writeTree(a.local, { 'a.txt': 'one', 'src/b.ts': 'b', 'src/deep/c.ts': 'c', 'old/x.txt': 'x', 'run.sh': 'echo' });
+  await once(a);
   await once(a);
   const changes: Array<[string, () => void]> = [
     ['an edit of the same size', () => fs.writeFileSync(path.join(a.local, 'a.txt'), 'two')],
@@ -67,13 +126,20 @@ test('every kind of local change since the last run is found, each made just bef
     ['a folder renamed', () => fs.renameSync(path.join(a.local, 'src'), path.join(a.local, 'lib'))],
     ['a symlink', () => fs.symlinkSync('a.txt', path.join(a.local, 'link'))],
     ['a file inside the renamed folder', () => fs.writeFileSync(path.join(a.local, 'lib/deep/e.ts'), 'e')],
+    ['a folder deleted and made again at its path', () => {
+      fs.rmSync(path.join(a.local, 'lib/deep'), { recursive: true });
+      fs.mkdirSync(path.join(a.local, 'lib/deep'));
+    }],
+    ['a file in the folder made again (its old watch would see nothing)', () => fs.writeFileSync(path.join(a.local, 'lib/deep/f.ts'), 'f')],
   ];
   for (const [what, change] of changes) {
     change();
     const r = await once(a);
     expect([what, r.walked]).toEqual([what, true]);
     expect([what, a.differences()]).toEqual([what, []]);
-    expect([what, (await once(a)).walked]).toEqual([what, false]);
+    // A walk that found folders not watched before it began is not kept: one more walk, then kept.
+    const next = await once(a);
+    if (next.walked) expect([what, (await once(a)).walked]).toEqual([what, false]);
   }
 });
 
@@ -91,6 +157,7 @@ test('the local root replaced by another folder at the same path (its parent ren
   const a = arena();
   const root = path.join(a.local, 'p', 'root');
   writeTree(root, { 'a.txt': 'one', 'sub/b.txt': 'b' });
+  await once(a, { localRoot: root });
   await once(a, { localRoot: root });
   expect((await once(a, { localRoot: root })).walked).toBe(false);
   fs.renameSync(path.join(a.local, 'p'), path.join(a.local, 'p-old'));

@@ -7,7 +7,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TwoWaySession } from '../sync/engine/two-way';
-import { RemoteWatcher } from '../sync/engine/two-way/remote-watch';
+import { RemoteWatcher } from '../sync/engine/remote-watch';
 import * as remoteList from '../sync/engine/two-way/remote-list';
 import { Connection } from '../sync/engine/transport';
 import { useArena } from './support/hostile';

@@ -15,6 +15,11 @@ export class HardLinks {
     this.names.set(key, set);
   };
 
+  /** Names recorded. */
+  get size(): number {
+    return this.keyOf.size;
+  }
+
   clear(): void {
     this.keyOf.clear();
     this.names.clear();

@@ -5,8 +5,9 @@
  * run, so a container's edits and files a run failed to send are found as before.
  *
  * It trusts the per-folder inotify watcher as a watching session does, with the same bounds:
- * - the watcher watches each folder before the listing reads it (`onDir`), so no change after the read
- *   goes unreported;
+ * - a walk (the session's own: a worker thread where that pays) is kept only if every folder it found
+ *   was watched before it began (fresh watches of the folders the last walk found: the first walk of
+ *   a folder is never kept, the second is), so no change after a folder's read goes unreported;
  * - any event under the root that is not ignored, a watcher that lost track (an event without a name,
  *   an error), the root replaced (another folder's dev:ino at that path), a listing older than
  *   RESCAN_MIN_MS (as a watching session's periodic rescan), or a sleep of the machine (wall clock and
@@ -22,7 +23,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IgnoreMatcher, isInternalPath } from './ignore';
 import { CompactIndex } from './index-store';
-import { ScanOptions, ScanResult, Tree } from './tree';
+import { ignoredPath, KeptRemote } from './kept-remote';
+import { ScanResult, Tree } from './tree';
 import { networkFsOf } from './watch/fs-kind';
 import { PAUSE_MS, RESCAN_MIN_MS } from './watch/guard';
 import { TreeWatcher } from './watch/per-folder';
@@ -67,22 +69,19 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 
 /** One local folder's kept listing and the watcher that says whether it still holds. */
 export class KeptScan {
-  private readonly watcher: TreeWatcher;
-  private changed = false;
+  private watcher?: TreeWatcher;
+  private changed = true;
   private kept?: { tree: CompactIndex; portable: ScanResult['portable']; wall: number; mono: number; rootId: string };
+  /** The folders the last walk found: watched before the next walk reads them. */
+  private lastDirs: string[] = [];
+
   constructor(
     readonly root: string,
     private readonly ig: IgnoreMatcher,
     private readonly o: KeptScanOptions = {},
     /** Runs that took a kept listing, and those that walked their folder (tests, diagnostics). */
     private readonly counts = { hits: 0, walks: 0 },
-  ) {
-    this.watcher = new TreeWatcher(root);
-    this.watcher.on('dirty', (rels) => {
-      if (rels.some((r) => !isInternalPath(r) && !(this.ig.ignores(r, false) && this.ig.ignores(r, true)))) this.changed = true;
-    });
-    for (const e of ['created', 'rescan', 'error', 'warning'] as const) this.watcher.on(e, () => (this.changed = true));
-  }
+  ) {}
 
   private now(): number {
     return (this.o.now ?? Date.now)();
@@ -101,11 +100,30 @@ export class KeptScan {
     return rootId(this.root) === k.rootId;
   }
 
+  /** A new watcher of the root and of `dirs` (fresh watches: a folder made again is its new self). */
+  private rewatch(dirs: readonly string[]): TreeWatcher {
+    void this.watcher?.close();
+    const w = new TreeWatcher(this.root);
+    this.watcher = w;
+    const mark = (): void => {
+      if (this.watcher === w) this.changed = true;
+    };
+    w.on('dirty', (rels) => {
+      if (rels.some((r) => !isInternalPath(r) && !ignoredPath(this.ig, r))) mark();
+    });
+    for (const e of ['created', 'rescan', 'error', 'warning'] as const) w.on(e, mark);
+    w.add('');
+    for (const d of dirs) w.add(d);
+    return w;
+  }
+
   /**
-   * The local listing: the kept one while it holds, else `walk` (given the options that watch each
-   * folder before it is read), kept for the next run when it can be.
+   * The local listing: the kept one while it holds, else `walk()` (the session's own walk, in a worker
+   * thread where that pays). Before the walk, every folder the last walk found is watched; the listing
+   * is kept for the next run when every folder it holds was watched before it was read, nothing was
+   * reported meanwhile, and it found no hard links (`linked`), unreadable paths or refused names.
    */
-  async read(walk: (o: ScanOptions) => Promise<ScanResult>, session: ScanOptions): Promise<KeptRead> {
+  async read(walk: () => Promise<{ result: ScanResult; linked: boolean }>): Promise<KeptRead> {
     if (await this.holds()) {
       const k = this.kept as NonNullable<KeptScan['kept']>;
       this.counts.hits++;
@@ -113,24 +131,19 @@ export class KeptScan {
     }
     this.counts.walks++;
     this.kept = undefined;
+    const w = this.rewatch(this.lastDirs);
     this.changed = false;
     const id = rootId(this.root);
     const readStart = this.now();
-    const wall = readStart;
     const mono = performance.now();
-    let linked = false;
-    const result = await walk({
-      onDir: (rel) => {
-        this.watcher.add(rel);
-        session.onDir?.(rel);
-      },
-      onHardLink: (rel, key) => {
-        linked = true;
-        session.onHardLink?.(rel, key);
-      },
-    });
-    const clean = !linked && result.refused.length === 0 && (result.portable?.length ?? 0) === 0;
-    if (clean && id !== undefined && !this.changed) this.kept = { tree: copyOf(result.tree), portable: result.portable, wall, mono, rootId: id };
+    const { result, linked } = await walk();
+    const dirs: string[] = [];
+    for (const [rel, e] of result.tree.entries()) if (e.type === 'dir') dirs.push(rel);
+    const unwatched = dirs.filter((d) => !w.watches(d));
+    for (const d of unwatched) w.add(d); // watched from now on: the next walk's listing can be kept
+    this.lastDirs = dirs;
+    const clean = unwatched.length === 0 && w.watches('') && !linked && result.refused.length === 0 && (result.portable?.length ?? 0) === 0;
+    if (clean && id !== undefined && !this.changed && this.watcher === w) this.kept = { tree: copyOf(result.tree), portable: result.portable, wall: readStart, mono, rootId: id };
     return { result, readStart, kept: false };
   }
 
@@ -141,15 +154,20 @@ export class KeptScan {
 
   async close(): Promise<void> {
     this.kept = undefined;
-    await this.watcher.close();
+    const w = this.watcher;
+    this.watcher = undefined;
+    await w?.close();
   }
 }
 
-/** The kept listings of one agent, by local folder and ignore rules. */
+/** The kept listings of one agent: local ones by folder and ignore rules, remote ones (kept-remote.ts) by server, folder and rules. */
 export class KeptScans {
   private readonly byKey = new Map<string, KeptScan>();
+  private readonly remotes = new Map<string, KeptRemote>();
   /** Runs that took a kept listing, and those that walked their folder (tests, diagnostics). */
   readonly counts = { hits: 0, walks: 0 };
+  /** Runs that took a kept remote listing, and those that listed the server. */
+  readonly remoteCounts = { hits: 0, lists: 0 };
 
   constructor(private readonly o: KeptScanOptions = {}) {}
 
@@ -174,14 +192,37 @@ export class KeptScans {
     return k;
   }
 
+  /** The kept remote listing of `root` on that server under `ig`, made on first use. */
+  remote(o: { host: string; port: number; user: string; remoteRoot: string }, ig: IgnoreMatcher): KeptRemote {
+    const key = JSON.stringify([o.host, o.port, o.user, o.remoteRoot, ig.patterns]);
+    let k = this.remotes.get(key);
+    if (k) this.remotes.delete(key);
+    else {
+      while (this.remotes.size >= KEPT_MAX) {
+        const [oldest, r] = this.remotes.entries().next().value as [string, KeptRemote];
+        this.remotes.delete(oldest);
+        r.close();
+      }
+      k = new KeptRemote(o.remoteRoot, ig, this.o.maxAgeMs, this.remoteCounts);
+    }
+    this.remotes.set(key, k);
+    return k;
+  }
+
   private drop(key: string, k: KeptScan): void {
     this.byKey.delete(key);
     void k.close();
   }
 
+  /** Resolves once every server watcher being started has started (or failed). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.remotes.values()].map((r) => r.starting));
+  }
+
   /** Every run's listing is walked again (a run failed: nothing kept is trusted). */
   forgetAll(): void {
     for (const k of this.byKey.values()) k.forget();
+    for (const k of this.remotes.values()) k.forget();
   }
 
   get size(): number {
@@ -191,6 +232,8 @@ export class KeptScans {
   async closeAll(): Promise<void> {
     const all = [...this.byKey.values()];
     this.byKey.clear();
+    for (const r of this.remotes.values()) r.close();
+    this.remotes.clear();
     await Promise.all(all.map((k) => k.close()));
   }
 }

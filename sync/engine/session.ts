@@ -117,11 +117,11 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       connecting.catch(() => undefined);
       // A one-shot run served by an agent takes the listing it kept when nothing changed since (kept-scan.ts).
       const kept = this.watcher ? undefined : keptScans()?.for(this.options.localRoot, this.ig);
-      const threaded = this.watcher || kept || !scanThreadPays() ? undefined : this.threadScan();
+      const threaded = kept ? this.keptScan(kept) : this.watcher || !scanThreadPays() ? undefined : this.threadScan();
       this.dirty.clear();
       let pre: ScanResult;
       try {
-        pre = await (threaded ?? (kept ? this.keptScan(kept) : scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true))));
+        pre = await (threaded ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
         // Worked out now, while the remote listing is usually still on its way (the full pass needs them).
         pre = { ...pre, portable: pre.portable ?? portabilityWarnings(pre.tree.keys()) };
         this.early.scanDone(pre.tree, this.conn); // large files hashed while the listing comes
@@ -165,7 +165,10 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
           });
           // The first connection prepares the remote folder and lists it in the same command (one
           // process start, one round trip); the first full pass takes that listing.
-          if (first) this.firstListing = { conn, listing: await prepareAndList(conn, this.options, this.ig, this.abort.signal) };
+          // An agent's run takes the remote listing it kept when the server reported no change since (kept-remote.ts).
+          const kept = first && !this.watcher ? keptScans()?.remote(this.options, this.ig) : undefined;
+          const list = (): Promise<RemoteListing> => prepareAndList(conn, this.options, this.ig, this.abort.signal);
+          if (first) this.firstListing = { conn, listing: await (kept ? kept.read(conn, list) : list()) };
         },
         reconnecting: (r) => this.emit('reconnecting', r),
       });
@@ -291,14 +294,30 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   /** Called before each local folder is listed: watch it first, so nothing created meanwhile is missed. */
   private readonly onDir = (rel: string): void => this.watcher?.add(rel);
 
-  /** @internal */
   /** The first local listing through an agent's kept one; its moment is the pass's read start (pass-clock.ts). */
   private async keptScan(kept: KeptScan): Promise<ScanResult> {
-    const r = await kept.read((o) => scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], o), this.scanOptions(true));
+    const r = await kept.read(async () => {
+      if (scanThreadPays()) {
+        const before = this.hardLinks.size;
+        const result = await this.threadScan();
+        return { result, linked: this.hardLinks.size > before };
+      }
+      let linked = false;
+      const o = this.scanOptions(true);
+      const result = await scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], {
+        ...o,
+        onHardLink: (rel, key) => {
+          linked = true;
+          o.onHardLink?.(rel, key);
+        },
+      });
+      return { result, linked };
+    });
     this.readStart = r.readStart;
     return r.result;
   }
 
+  /** @internal */
   scanOptions(withDirs: boolean): ScanOptions {
     return { onDir: withDirs ? this.onDir : undefined, onHardLink: this.hardLinks.add };
   }

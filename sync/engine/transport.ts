@@ -271,6 +271,22 @@ export class Connection {
     if (this.closed) throw new ConnectionError(`connection to ${this.where} is closed`);
   }
 
+  /** The SSH connection under this object: the same for every run a pool hands it to. */
+  get link(): object {
+    return this.client;
+  }
+
+  /**
+   * An exec channel that may outlive this object: not counted as open (the connection is still pooled,
+   * the channel going on with it; an agent's watcher of a kept listing, kept-remote.ts).
+   */
+  sideChannel(command: string): Promise<ClientChannel> {
+    this.assertAlive();
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, ch) => (err ? reject(new ConnectionError(`cannot run a command on ${this.where}: ${err.message}`)) : resolve(ch)));
+    });
+  }
+
   /** Opens an exec channel. */
   channel(command: string): Promise<ClientChannel> {
     this.assertAlive();

@@ -30,7 +30,7 @@ import { PassStats, RemoteRootHaltError, twoWayPass } from './reconcile';
 import { EchoHold } from './echoes';
 import { RemoteShell } from './remote-shell';
 import { BYTEWISE_TEXT_MAX } from './push-inline';
-import { RemoteWatcher } from './remote-watch';
+import { RemoteWatcher } from '../remote-watch';
 import { ConflictRecord, sameSig, StateStore, statePath } from './state-store';
 
 export interface TwoWayOptions extends SyncOptions {

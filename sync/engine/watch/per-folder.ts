@@ -36,6 +36,11 @@ export class TreeWatcher extends EventEmitter<WatchEvents> implements WatchBacke
     return this.watchers.size;
   }
 
+  /** Whether folder `rel` is watched. */
+  watches(rel: string): boolean {
+    return this.watchers.has(rel);
+  }
+
   /** Watches folder `rel` ('' = the root), if not yet watched. Call before listing it. */
   add(rel: string): void {
     if (this.closed || this.watchers.has(rel)) return;

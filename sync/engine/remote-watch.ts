@@ -11,9 +11,9 @@
 import { isUtf8 } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import { ClientChannel } from 'ssh2';
-import { INTERNAL_PREFIX, isInternalPath } from '../ignore';
-import { Connection } from '../transport';
-import { shQuote } from '../tree';
+import { INTERNAL_PREFIX, isInternalPath } from './ignore';
+import { Connection } from './transport';
+import { shQuote } from './tree';
 
 export interface RemoteWatchEvents {
   /** Paths under the remote root that may have changed ('' = the root); undefined: anything may have. */
@@ -37,15 +37,23 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
   private stopped = false;
   /** 'inotify' or 'poll' once started. */
   how?: 'inotify' | 'poll';
+  /** The server said every watch is in place (start() goes ahead without it after SETUP_MS). */
+  established = false;
 
   constructor(private readonly root: string, private readonly pollMs: number, pollOnly = false) {
     super();
     if (pollOnly) this.how = 'poll';
   }
 
+  /** Whether the server's inotifywait is running (started, not stopped since). */
+  get watching(): boolean {
+    return this.how === 'inotify' && this.channel !== undefined && !this.stopped;
+  }
+
   /** Starts watching over `conn`; resolves once the server's watches are in place (or polling began). */
-  async start(conn: Connection): Promise<'inotify' | 'poll'> {
+  async start(conn: Pick<Connection, 'channel' | 'alive'>): Promise<'inotify' | 'poll'> {
     this.halt();
+    this.established = false;
     this.stopped = false;
     if (this.how !== 'poll') {
       const command = `command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; exec inotifywait -m -r -e close_write,create,delete,move,attrib,delete_self,move_self --no-newline --format '%e %w%f%0' -- ${shQuote(this.root)}`;
@@ -58,6 +66,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
           if (err.length > 4096) return;
           err += b.toString('utf8');
           if (/Watches established/.test(err)) {
+            this.established = true;
             clearTimeout(t);
             resolve(true);
           }
