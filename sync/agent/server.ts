@@ -250,10 +250,11 @@ export class Agent {
     if (this.trim) clearTimeout(this.trim);
     if (this.idle) clearTimeout(this.idle);
     if (this.check) clearInterval(this.check);
-    setConnectionPool(undefined);
-    this.pool.closeAll();
+    // The kept listings first: their server watchers are ended over connections still open.
     setKeptScans(undefined);
     await this.kept.closeAll();
+    setConnectionPool(undefined);
+    this.pool.closeAll();
     if (removeSocket) {
       try {
         if (fs.statSync(this.socket).ino === this.ino) fs.rmSync(this.socket, { force: true });

@@ -12,8 +12,13 @@
  *   itself (deleted, moved, made again) ends the watcher too, and the next run starts another;
  * - before a listing is taken, the run makes a mark in the remote root and waits for the watcher to
  *   report it (one round trip): every change made before the mark has been reported by then, in order;
+ *   the same command hashes the server's mount table, which must be as it was when the watcher began
+ *   (a volume mounted under the root raises no event); a mark that does not come ends the watcher;
+ * - every write is an event (`modify`: an append to a file held open), and so are an overflow of the
+ *   server's event queue and a folder it could not watch (the watch limit): listed again;
  * - a listing older than RESCAN_MIN_MS, one with names it cannot read or leftovers of a killed run,
- *   or a server without inotifywait: listed by every run;
+ *   a server without inotifywait, or a remote root on a network or FUSE file system (another node's
+ *   writes to a shared volume raise no event here): listed by every run;
  * - the watcher is started in the background after a run's listing (the folder exists then; the run
  *   does not wait for it): the next run's listing is kept if the server said every watch was in place
  *   before it began, and the run after takes it. Two watchers that would not start: never again.
@@ -22,7 +27,7 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
-import { RemoteWatcher } from './remote-watch';
+import { mountsCommand, RemoteWatcher } from './remote-watch';
 import type { RemoteListing } from './remote-scan';
 import { Connection } from './transport';
 import { shQuote, Tree } from './tree';
@@ -51,6 +56,8 @@ export class KeptRemote {
   private changed = true;
   /** The watcher's start under way (tests wait for it: a user's next run comes seconds later). */
   starting: Promise<void> = Promise.resolve();
+  /** A folder was made under the root since the last mark. */
+  private folderMade = false;
   /** Watchers that would not start. */
   private failed = 0;
   /** The server cannot watch (no inotifywait, or it would not start): every run lists. */
@@ -84,17 +91,22 @@ export class KeptRemote {
         resolve(true);
       });
     });
+    let mounts: string;
     try {
-      const r = await conn.exec(`: > ${abs} && rm -f ${abs}`);
+      const r = await conn.exec(`: > ${abs} && rm -f ${abs} && ${mountsCommand()}`);
       if (r.code !== 0) {
         this.marks.get(rel)?.();
         return false;
       }
+      mounts = r.stdout.toString('utf8').trim();
     } catch {
       this.marks.get(rel)?.();
       return false;
     }
-    return seen;
+    const came = await seen;
+    if (!came) this.stop(); // watching something else than the root now (its parent replaced, say): a new one next run
+    // A volume mounted or unmounted under the root since the watcher began raises no event: listed again.
+    return came && mounts === this.watcher?.mounts;
   }
 
   private async holds(conn: Connection): Promise<boolean> {
@@ -106,7 +118,7 @@ export class KeptRemote {
   /** Starts the server's watcher on `conn`, in the background (the run does not wait for it). */
   private watch(conn: Connection): void {
     this.stop();
-    const w = new RemoteWatcher(this.root, 60_000);
+    const w = new RemoteWatcher(this.root, 60_000, false, true); // strict: a network volume is listed by every run
     this.watcher = w;
     this.link = conn.link;
     w.on('change', (rels) => {
@@ -118,6 +130,7 @@ export class KeptRemote {
     });
     w.on('warning', () => (this.changed = true));
     w.on('looking', (rel) => this.marks.get(rel)?.());
+    w.on('folderMade', () => (this.folderMade = true));
     // Not `alive`: a watcher whose channel ends just stops (it never falls back to polling here).
     this.starting = w
       .start({ channel: (c) => conn.sideChannel(c), alive: false })
@@ -138,8 +151,14 @@ export class KeptRemote {
     }
     this.counts.lists++;
     this.kept = undefined;
-    // Kept only when the server watched every folder before the listing began.
-    const vouched = this.watchingOn(conn) && this.watcher?.established === true;
+    // Kept only when the server watched every folder before the listing began: once it said so, and
+    // after a folder made since, once a mark came through (inotifywait watches a new folder's tree
+    // after printing its event, before it reads the next; a folder moved in can be large).
+    let vouched = this.watchingOn(conn) && this.watcher?.established === true;
+    if (vouched && this.folderMade) {
+      this.folderMade = false;
+      vouched = await this.mark(conn);
+    }
     this.changed = false;
     const mono = performance.now();
     const listing = await list();

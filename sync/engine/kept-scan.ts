@@ -8,10 +8,12 @@
  * - a walk (the session's own: a worker thread where that pays) is kept only if every folder it found
  *   was watched before it began (fresh watches of the folders the last walk found: the first walk of
  *   a folder is never kept, the second is), so no change after a folder's read goes unreported;
- * - any event under the root that is not ignored, a watcher that lost track (an event without a name,
- *   an error), the root replaced (another folder's dev:ino at that path), a listing older than
- *   RESCAN_MIN_MS (as a watching session's periodic rescan), or a sleep of the machine (wall clock and
- *   monotonic clock apart by more than PAUSE_MS) makes the next run list the folder again;
+ * - any event under the root that is not ignored, more than EVENTS_MAX events of any kind (libuv
+ *   drops the kernel's overflow notice), a watcher that lost track (an event without a name, an
+ *   error), the root replaced (another folder's dev:ino at that path), the mount table changed (a
+ *   volume mounted inside the root raises no event), a listing older than RESCAN_MIN_MS (as a watching
+ *   session's periodic rescan), or a sleep of the machine (wall clock and monotonic clock apart by
+ *   more than PAUSE_MS) makes the next run list the folder again;
  * - a listing that found hard links, unreadable paths or names it refused is not kept (the session
  *   keeps side tables for those);
  * - before a listing is taken, the event loop turns twice, so that events of changes made before the
@@ -19,6 +21,7 @@
  * Linux only (per-folder inotify); on other systems, and on network file systems (which report no
  * changes made elsewhere), every run lists the folder.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IgnoreMatcher, isInternalPath } from './ignore';
@@ -65,13 +68,27 @@ function copyOf(tree: Tree): CompactIndex {
   return c;
 }
 
+/** Events since a walk past which the listing is not trusted (the kernel queues 16,384; libuv drops its overflow notice). */
+const EVENTS_MAX = 1_000;
+
+/** A hash of this process's mount table (Linux): a mount inside the root changes it without an event. */
+function mountTable(): string {
+  try {
+    return createHash('sha1').update(fs.readFileSync('/proc/self/mountinfo')).digest('hex');
+  } catch {
+    return 'none';
+  }
+}
+
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** One local folder's kept listing and the watcher that says whether it still holds. */
 export class KeptScan {
   private watcher?: TreeWatcher;
   private changed = true;
-  private kept?: { tree: CompactIndex; portable: ScanResult['portable']; wall: number; mono: number; rootId: string };
+  private kept?: { tree: CompactIndex; portable: ScanResult['portable']; wall: number; mono: number; rootId: string; mounts: string };
+  /** Events (ignored ones too) since the walk began. */
+  private events = 0;
   /** The folders the last walk found: watched before the next walk reads them. */
   private lastDirs: string[] = [];
 
@@ -97,7 +114,8 @@ export class KeptScan {
     const wall = this.now() - k.wall;
     const mono = performance.now() - k.mono;
     if (mono > (this.o.maxAgeMs ?? RESCAN_MIN_MS) || Math.abs(wall - mono) > PAUSE_MS) return false;
-    return rootId(this.root) === k.rootId;
+    // A folder mounted over (or unmounted from) inside the root raises no event in the folder above it.
+    return rootId(this.root) === k.rootId && mountTable() === k.mounts;
   }
 
   /** A new watcher of the root and of `dirs` (fresh watches: a folder made again is its new self). */
@@ -109,7 +127,10 @@ export class KeptScan {
       if (this.watcher === w) this.changed = true;
     };
     w.on('dirty', (rels) => {
-      if (rels.some((r) => !isInternalPath(r) && !ignoredPath(this.ig, r))) mark();
+      if (this.watcher !== w) return;
+      // libuv drops the kernel's overflow notice: a flood (of ignored names, too) may have hidden a change.
+      this.events += rels.length;
+      if (this.events > EVENTS_MAX || rels.some((r) => !isInternalPath(r) && !ignoredPath(this.ig, r))) mark();
     });
     for (const e of ['created', 'rescan', 'error', 'warning'] as const) w.on(e, mark);
     w.add('');
@@ -133,6 +154,8 @@ export class KeptScan {
     this.kept = undefined;
     const w = this.rewatch(this.lastDirs);
     this.changed = false;
+    this.events = 0;
+    const mounts = mountTable();
     const id = rootId(this.root);
     const readStart = this.now();
     const mono = performance.now();
@@ -143,7 +166,7 @@ export class KeptScan {
     for (const d of unwatched) w.add(d); // watched from now on: the next walk's listing can be kept
     this.lastDirs = dirs;
     const clean = unwatched.length === 0 && w.watches('') && !linked && result.refused.length === 0 && (result.portable?.length ?? 0) === 0;
-    if (clean && id !== undefined && !this.changed && this.watcher === w) this.kept = { tree: copyOf(result.tree), portable: result.portable, wall: readStart, mono, rootId: id };
+    if (clean && id !== undefined && !this.changed && this.watcher === w) this.kept = { tree: copyOf(result.tree), portable: result.portable, wall: readStart, mono, rootId: id, mounts };
     return { result, readStart, kept: false };
   }
 

@@ -23,10 +23,21 @@ export interface RemoteWatchEvents {
    * made before the release looked at the swapped file; emitted in stream order with `change`.
    */
   looking: [rel: string];
+  /** A folder made or moved in (its tree is watched after its event is printed). */
+  folderMade: [rel: string];
   warning: [message: string];
 }
 
 const NO_INOTIFY = 42;
+/** The stderr line of a strict watcher that gives the mount table's hash. */
+const MOUNTS = 'kubedev-mounts';
+
+/** A shell command printing a hash of the mount table (a volume mounted or unmounted under the root changes it, without an event). */
+export function mountsCommand(): string {
+  return 'cksum </proc/self/mountinfo 2>/dev/null || echo none';
+}
+/** `stat -f -c %T` names of file systems whose changes made elsewhere inotify does not see (a case pattern). */
+const NETWORK_FS = 'nfs*|cifs|smb*|fuse*|9p|ceph|glusterfs|lustre|afs|gpfs|UNKNOWN*';
 /** How long the server may take to set up its watches before the first listing goes ahead anyway. */
 const SETUP_MS = 10_000;
 
@@ -40,7 +51,16 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
   /** The server said every watch is in place (start() goes ahead without it after SETUP_MS). */
   established = false;
 
-  constructor(private readonly root: string, private readonly pollMs: number, pollOnly = false) {
+  /** The server's mount table when the watcher started (`strict`): a hash, see mountsCommand. */
+  mounts?: string;
+
+  /**
+   * `strict` (an agent's kept listing, kept-remote.ts): refuse (end, as without inotifywait) where the
+   * root is on a network or FUSE file system, whose changes made elsewhere (another node mounting the
+   * same volume) inotify never reports; report every write (`modify`: an append to a file held open
+   * never closes it); note the mount table.
+   */
+  constructor(private readonly root: string, private readonly pollMs: number, pollOnly = false, private readonly strict = false) {
     super();
     if (pollOnly) this.how = 'poll';
   }
@@ -56,16 +76,31 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
     this.established = false;
     this.stopped = false;
     if (this.how !== 'poll') {
-      const command = `command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; exec inotifywait -m -r -e close_write,create,delete,move,attrib,delete_self,move_self --no-newline --format '%e %w%f%0' -- ${shQuote(this.root)}`;
+      const strict = this.strict ? `case $(stat -f -c %T -- ${shQuote(this.root)} 2>/dev/null || echo UNKNOWN) in ${NETWORK_FS}) exit ${NO_INOTIFY};; esac; printf '${MOUNTS} %s\n' "$(${mountsCommand()})" >&2; ` : '';
+      // q_overflow and unmount are printed only when asked for (inotifywait prints the events of -e alone).
+      const events = `close_write,create,delete,move,attrib,delete_self,move_self,q_overflow,unmount${this.strict ? ',modify' : ''}`;
+      const command = `${strict}command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; exec inotifywait -m -r -e ${events} --no-newline --format '%e %w%f%0' -- ${shQuote(this.root)}`;
       const ch = await conn.channel(command);
+      if (this.stopped) {
+        // Closed while the channel was opening: it goes, with the server's process.
+        ch.on('error', () => undefined);
+        ch.signal?.('KILL');
+        ch.close();
+        return 'poll';
+      }
       this.channel = ch;
       const ready = await new Promise<boolean>((resolve) => {
         let err = '';
         const t = setTimeout(() => resolve(true), SETUP_MS);
         ch.stderr.on('data', (b: Buffer) => {
+          const text = b.toString('utf8');
+          // A folder made later that could not be watched (the watch limit): changes in it go unseen.
+          if (this.established && /Couldn't watch|upper limit/i.test(text) && !this.stopped) this.emit('change', undefined);
           if (err.length > 4096) return;
-          err += b.toString('utf8');
-          if (/Watches established/.test(err)) {
+          err += text;
+          const m = new RegExp(`${MOUNTS} ([^\n]*)\n`).exec(err);
+          if (m) this.mounts = m[1];
+          if (!this.established && /Watches established/.test(err)) {
             this.established = true;
             clearTimeout(t);
             resolve(true);
@@ -95,7 +130,11 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
             const rel = this.relOf(record);
             rest = rest.subarray(nul + 1);
             if (rel === undefined) lost = true;
-            else if (!isInternalPath(rel)) rels.push(rel);
+            else if (!isInternalPath(rel)) {
+              rels.push(rel);
+              // inotifywait watches a new folder's tree after printing its event (kept-remote.ts waits for a mark then).
+              if (/^[A-Z_,]*ISDIR[A-Z_,]* /.test(record.toString('latin1')) && /^[A-Z_,]*(CREATE|MOVED_TO)/.test(record.toString('latin1'))) this.emit('folderMade', rel);
+            }
             else if (MARK.test(rel) && /^[A-Z_,]*CREATE[A-Z_,]* /.test(record.toString('latin1'))) {
               // What came before it in the stream was made before the mark (one inotify queue, in order).
               flush();
