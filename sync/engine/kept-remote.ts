@@ -19,9 +19,9 @@
  * - a listing older than RESCAN_MIN_MS, one with names it cannot read or leftovers of a killed run,
  *   a server without inotifywait, or a remote root on a network or FUSE file system (another node's
  *   writes to a shared volume raise no event here): listed by every run;
- * - the watcher is started in the background after a run's listing (the folder exists then; the run
- *   does not wait for it): the next run's listing is kept if the server said every watch was in place
- *   before it began, and the run after takes it. Two watchers that would not start: never again.
+ * - the watcher is started in the background once a run is over (the folder exists then, and the
+ *   run's own writes are not streamed back): the next run's listing is kept if the server said every
+ *   watch was in place before it began, and the run after takes it. Two that would not start: never again.
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
@@ -165,10 +165,17 @@ export class KeptRemote {
     if (vouched && !this.changed && this.watchingOn(conn) && listing.foreign.length === 0 && listing.leftovers.length === 0) {
       this.kept = { tree: copyOf(listing.tree), mono };
     }
-    // Started after the listing (the folder exists then), ready for the next run.
-    const starting = this.watcher !== undefined && this.link === conn.link && this.watcher.how === undefined;
-    if (!vouched && !this.unable && !starting && !this.watchingOn(conn)) this.watch(conn);
     return listing;
+  }
+
+  /**
+   * The run is over (its connection goes to the pool next): the server's watcher starts now, in the
+   * background, if none runs on that connection. Not earlier: the run's own writes would come back
+   * as events (a first mirror's 10,000 files: 3 MB on the wire, and the CPU to read them).
+   */
+  follow(conn: Connection): void {
+    const starting = this.watcher !== undefined && this.link === conn.link && this.watcher.how === undefined;
+    if (!this.unable && !starting && conn.alive && !this.watchingOn(conn)) this.watch(conn);
   }
 
   /** A run that failed: its listing is not trusted for the next one. */

@@ -37,6 +37,7 @@ import { changedSince } from './watch/rescan';
 import { applyDirty, subtreeOf } from './batch';
 import { HardLinks } from './hard-links';
 import { KeptScan, keptScans } from './kept-scan';
+import type { KeptRemote } from './kept-remote';
 import { portabilityWarnings } from './portable-names';
 import { PathWarnings } from './path-warnings';
 import { batchStats, ProgressMeter } from './progress';
@@ -67,6 +68,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   private readonly scheduler: Scheduler;
   /** The listing made with the first connection's preparation, for the first full pass only. */
   private firstListing?: { conn: Connection; listing: RemoteListing };
+  /** An agent's kept remote listing of this run's folder (kept-remote.ts). */
+  private keptRemote?: KeptRemote;
   /** Changed-blocks work begun before the first listing is in (delta-early.ts); the first pass only. */
   private readonly early: EarlyWork;
   /** When the local listing of the pass under way began (ms), and of the last full pass done (pass-clock.ts). */
@@ -148,6 +151,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.cancelTrim?.();
     await this.watcher?.close();
     await this.scheduler.running?.catch(() => undefined);
+    if (this.conn && this.started) this.keptRemote?.follow(this.conn); // an agent's run done: the server's watcher for the next
     await this.conn?.close();
   }
 
@@ -167,6 +171,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
           // process start, one round trip); the first full pass takes that listing.
           // An agent's run takes the remote listing it kept when the server reported no change since (kept-remote.ts).
           const kept = first && !this.watcher ? keptScans()?.remote(this.options, this.ig) : undefined;
+          if (kept) this.keptRemote = kept;
           const list = (): Promise<RemoteListing> => prepareAndList(conn, this.options, this.ig, this.abort.signal);
           if (first) this.firstListing = { conn, listing: await (kept ? kept.read(conn, list) : list()) };
         },
