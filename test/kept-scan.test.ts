@@ -230,6 +230,19 @@ test('a listing older than its trust, one slept through, one with hard links, or
   expect((await once(a)).walked).toBe(true);
 });
 
+test('a connection kept and taken run after run holds one listener of its SFTP session, not one more per run', async () => {
+  const a = arena();
+  writeTree(a.local, { 'a.txt': 'one' });
+  for (let i = 0; i < 14; i++) {
+    fs.writeFileSync(path.join(a.local, 'a.txt'), `run ${i}`); // each run sends: its SFTP session is the kept one
+    await once(a);
+  }
+  const idle = (pool as unknown as { idle: Map<string, { link: { sftp?: Promise<{ listenerCount(e: string): number }> } }> }).idle;
+  const sftp = await [...idle.values()][0]?.link.sftp;
+  if (!sftp) throw new Error('no SFTP session on the kept connection: the runs sent nothing over SFTP');
+  expect(sftp.listenerCount('close')).toBeLessThanOrEqual(2); // before: one per run (14 here), and a MaxListenersExceededWarning
+});
+
 test('off Linux nothing is kept', () => {
   const k = new KeptScans({ platform: 'darwin' });
   expect(k.for(arena().local, { ignores: () => false, prunableNames: [], patterns: [] })).toBeUndefined();

@@ -20,6 +20,8 @@ interface Entry {
   forget: () => void;
   /** When it was kept (AgentPool.mark). */
   seq: number;
+  /** Removes its listener of the SFTP session's end. */
+  offSftp?: () => void;
 }
 
 function fileHash(file: string): string {
@@ -84,9 +86,17 @@ export class AgentPool implements ConnectionPool {
     };
     entry.forget = forget;
     // An SFTP session the server ended is not handed on (the next run opens a new one).
+    // Its listener goes when the link is taken (a connection kept and taken run after run would add one each time).
+    const sftpGone = (): void => {
+      entry.link = { ...entry.link, sftp: undefined };
+    };
     link.sftp?.then(
-      (s) => s.once('close', () => (entry.link = { ...entry.link, sftp: undefined })),
-      () => (entry.link = { ...entry.link, sftp: undefined }),
+      (s) => {
+        if (this.idle.get(key) !== entry) return; // taken meanwhile
+        s.once('close', sftpGone);
+        entry.offSftp = () => s.removeListener('close', sftpGone);
+      },
+      sftpGone,
     );
     // While it waits here, a drop ends it (listeners removed when it is taken).
     link.client.on('error', forget);
@@ -106,6 +116,7 @@ export class AgentPool implements ConnectionPool {
   }
 
   private release(key: string, e: Entry): void {
+    e.offSftp?.();
     clearTimeout(e.timer);
     e.link.client.removeListener('error', e.forget);
     e.link.client.removeListener('close', e.forget);

@@ -36,7 +36,8 @@ import { RESCAN_MIN_MS } from './watch/guard';
 /** How long a run waits for its mark to come through the watcher before it lists the server instead. */
 const MARK_MS = 1_000;
 
-function copyOf(tree: Tree): CompactIndex {
+/** A copy of a listing: a kept one is never the one a session changes. */
+export function copyOf(tree: Tree): CompactIndex {
   const c = new CompactIndex();
   for (const [k, v] of tree.entries()) c.set(k, v);
   return c;

@@ -26,8 +26,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IgnoreMatcher, isInternalPath } from './ignore';
 import { CompactIndex } from './index-store';
-import { ignoredPath, KeptRemote } from './kept-remote';
-import { ScanResult, Tree } from './tree';
+import { copyOf, ignoredPath, KeptRemote } from './kept-remote';
+import { ScanResult } from './tree';
 import { networkFsOf } from './watch/fs-kind';
 import { PAUSE_MS, RESCAN_MIN_MS } from './watch/guard';
 import { TreeWatcher } from './watch/per-folder';
@@ -60,12 +60,6 @@ function rootId(root: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function copyOf(tree: Tree): CompactIndex {
-  const c = new CompactIndex();
-  for (const [k, v] of tree.entries()) c.set(k, v);
-  return c;
 }
 
 /** Events since a walk past which the listing is not trusted (the kernel queues 16,384; libuv drops its overflow notice). */
