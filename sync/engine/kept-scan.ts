@@ -49,8 +49,6 @@ export interface KeptRead {
   readonly result: ScanResult;
   /** Date.now() of the moment the listing held (a kept one: just now, after the watcher said nothing). */
   readonly readStart: number;
-  /** Whether the kept listing was taken (no walk). */
-  readonly kept: boolean;
 }
 
 function rootId(root: string): string | undefined {
@@ -142,7 +140,7 @@ export class KeptScan {
     if (await this.holds()) {
       const k = this.kept as NonNullable<KeptScan['kept']>;
       this.counts.hits++;
-      return { result: { tree: copyOf(k.tree), refused: [], portable: k.portable }, readStart: this.now(), kept: true };
+      return { result: { tree: copyOf(k.tree), refused: [], portable: k.portable }, readStart: this.now() };
     }
     this.counts.walks++;
     this.kept = undefined;
@@ -161,7 +159,7 @@ export class KeptScan {
     this.lastDirs = dirs;
     const clean = unwatched.length === 0 && w.watches('') && !linked && result.refused.length === 0 && (result.portable?.length ?? 0) === 0;
     if (clean && id !== undefined && !this.changed && this.watcher === w) this.kept = { tree: copyOf(result.tree), portable: result.portable, wall: readStart, mono, rootId: id, mounts };
-    return { result, readStart, kept: false };
+    return { result, readStart };
   }
 
   /** A run that failed: its listing is not trusted for the next one. */
@@ -240,10 +238,6 @@ export class KeptScans {
   forgetAll(): void {
     for (const k of this.byKey.values()) k.forget();
     for (const k of this.remotes.values()) k.forget();
-  }
-
-  get size(): number {
-    return this.byKey.size;
   }
 
   async closeAll(): Promise<void> {

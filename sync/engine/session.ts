@@ -302,21 +302,10 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   /** The first local listing through an agent's kept one; its moment is the pass's read start (pass-clock.ts). */
   private async keptScan(kept: KeptScan): Promise<ScanResult> {
     const r = await kept.read(async () => {
-      if (scanThreadPays()) {
-        const before = this.hardLinks.size;
-        const result = await this.threadScan();
-        return { result, linked: this.hardLinks.size > before };
-      }
-      let linked = false;
-      const o = this.scanOptions(true);
-      const result = await scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], {
-        ...o,
-        onHardLink: (rel, key) => {
-          linked = true;
-          o.onHardLink?.(rel, key);
-        },
-      });
-      return { result, linked };
+      // The walk's hard links go to this.hardLinks (scanOptions, threadScan): any means the listing is not kept.
+      const before = this.hardLinks.size;
+      const result = await (scanThreadPays() ? this.threadScan() : scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)));
+      return { result, linked: this.hardLinks.size > before };
     });
     this.readStart = r.readStart;
     return r.result;
