@@ -215,3 +215,60 @@ test.each([
   expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(message)]);
   expect(snapshot(a.local)).toEqual(before);
 });
+
+/** The pids of this machine's inotifywait processes watching `root` (the test's sshd is local). */
+function watchersOf(root: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return path.basename(argv[0]) === 'inotifywait' && argv.includes(root);
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+// sshd closes a dropped session's pipes but signals no process of it (no pty): inotifywait, blocked
+// reading its inotify queue, would stay until the next event in the tree (its write then fails), a
+// process and a tree's worth of inotify watches on the server for every dropped connection.
+test('a dropped connection leaves no inotifywait on the server, nor does a closed watcher', async () => {
+  const a = arena();
+  remote(sshd(), a, 'mkdir -p d');
+  const s = sshd();
+  const open = (): Promise<Connection> => Connection.open({ host: '127.0.0.1', port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  const conn = await open();
+  const w = new RemoteWatcher(a.remote, 60_000);
+  try {
+    expect(await w.start(conn)).toBe('inotify');
+    expect(watchersOf(a.remote)).toHaveLength(1);
+    conn.destroy('cut by the test'); // the socket torn down: no SSH goodbye, no channel close, no signal
+    await eventually(() => watchersOf(a.remote).map((p) => `inotifywait ${p} still runs`), 3000, 'the server watcher ends with its connection');
+  } finally {
+    w.close();
+  }
+  const again = await open();
+  const w2 = new RemoteWatcher(a.remote, 60_000);
+  try {
+    expect(await w2.start(again)).toBe('inotify');
+    expect(watchersOf(a.remote)).toHaveLength(1);
+    w2.close();
+    await eventually(() => watchersOf(a.remote).map((p) => `inotifywait ${p} still runs`), 3000, 'the server watcher ends when closed');
+    // inotifywait ending by itself (here: no such root) still closes the channel at once, its code read:
+    // the shell left waiting on stdin holds none of the channel's output.
+    const w3 = new RemoteWatcher(path.join(a.remote, 'missing'), 60_000);
+    const warnings: string[] = [];
+    w3.on('warning', (m) => warnings.push(m));
+    const t = Date.now();
+    expect(await w3.start(again)).toBe('poll');
+    w3.close();
+    expect(Date.now() - t).toBeLessThan(5000); // not the 10 s a watcher that never said it was ready gets
+    expect(warnings).toEqual([expect.stringMatching(/the remote watcher stopped \(.*No such file or directory/)]);
+  } finally {
+    w2.close();
+    await again.close();
+  }
+});

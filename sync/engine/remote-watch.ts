@@ -38,6 +38,16 @@ export function mountsCommand(): string {
 }
 /** `stat -f -c %T` names of file systems whose changes made elsewhere inotify does not see (a case pattern). */
 const NETWORK_FS = 'nfs*|cifs|smb*|fuse*|9p|ceph|glusterfs|lustre|afs|gpfs|UNKNOWN*';
+/**
+ * Run before `exec inotifywait` (which keeps the shell's pid, `$$`): a background shell that waits for the
+ * channel's stdin to end, then ends inotifywait. sshd closes a dropped session's pipes but signals none
+ * of its processes (no pty), and inotifywait, blocked reading its inotify queue, would otherwise stay
+ * until the next event in the tree made its write fail: a process and a tree of inotify watches on the
+ * server for each dropped connection. The runner never writes to that stdin; it ends with the channel.
+ * A background list's stdin is /dev/null (POSIX, without job control): the channel's goes in as fd 3.
+ * Its own output goes nowhere: the channel closes when inotifywait ends, whatever this shell waits for.
+ */
+const UNTIL_STDIN_ENDS = '{ exec 3<&0; { while read -r _; do :; done <&3; kill $$; } </dev/null >/dev/null 2>&1 & } && ';
 /** How long the server may take to set up its watches before the first listing goes ahead anyway. */
 const SETUP_MS = 10_000;
 
@@ -79,7 +89,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
       const strict = this.strict ? `case $(stat -f -c %T -- ${shQuote(this.root)} 2>/dev/null || echo UNKNOWN) in ${NETWORK_FS}) exit ${NO_INOTIFY};; esac; printf '${MOUNTS} %s\n' "$(${mountsCommand()})" >&2; ` : '';
       // q_overflow and unmount are printed only when asked for (inotifywait prints the events of -e alone).
       const events = `close_write,create,delete,move,attrib,delete_self,move_self,q_overflow,unmount${this.strict ? ',modify' : ''}`;
-      const command = `${strict}command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; exec inotifywait -m -r -e ${events} --no-newline --format '%e %w%f%0' -- ${shQuote(this.root)}`;
+      const command = `${strict}command -v inotifywait >/dev/null 2>&1 || exit ${NO_INOTIFY}; ${UNTIL_STDIN_ENDS}exec inotifywait -m -r -e ${events} --no-newline --format '%e %w%f%0' -- ${shQuote(this.root)} 3<&-`;
       const ch = await conn.channel(command);
       if (this.stopped) {
         // Closed while the channel was opening: it goes, with the server's process.
@@ -89,9 +99,9 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
         return 'poll';
       }
       this.channel = ch;
-      const ready = await new Promise<boolean>((resolve) => {
+      const ready = await new Promise<'ready' | 'missing' | 'stopped'>((resolve) => {
         let err = '';
-        const t = setTimeout(() => resolve(true), SETUP_MS);
+        const t = setTimeout(() => resolve('ready'), SETUP_MS);
         ch.stderr.on('data', (b: Buffer) => {
           const text = b.toString('utf8');
           // A folder made later that could not be watched (the watch limit): changes in it go unseen.
@@ -103,18 +113,18 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
           if (!this.established && /Watches established/.test(err)) {
             this.established = true;
             clearTimeout(t);
-            resolve(true);
+            resolve('ready');
           }
         });
         ch.once('close', (code: number | null) => {
           clearTimeout(t);
           if (this.channel === ch) this.channel = undefined;
-          if (code === NO_INOTIFY) return resolve(false);
+          if (code === NO_INOTIFY) return resolve('missing');
           if (!this.stopped && conn.alive) {
             this.emit('warning', `the remote watcher stopped (${err.trim().split('\n').pop() || `exit ${code}`}); remote changes are found by listing every ${this.pollMs} ms until the next reconnect`);
             this.poll();
           }
-          resolve(false);
+          resolve('stopped');
         });
         let rest: Buffer = Buffer.alloc(0);
         ch.on('data', (b: Buffer) => {
@@ -146,7 +156,12 @@ export class RemoteWatcher extends EventEmitter<RemoteWatchEvents> {
           else flush();
         });
       });
-      if (ready && this.channel) return (this.how = 'inotify');
+      if (ready === 'ready' && this.channel) return (this.how = 'inotify');
+      // It ended (said above when it matters): inotifywait is there, so the next start tries it again.
+      if (ready === 'stopped') {
+        this.poll();
+        return 'poll';
+      }
       if (this.how === undefined) this.how = 'poll';
     }
     if (!this.saidPolling) {
