@@ -2,31 +2,26 @@
  * One two-way pass: list both sides, classify every path against the ancestor (classify.ts), and carry
  * out the result — deletes (deepest first, each only if the path is still what was classified),
  * pushes (the mirror's apply: temp + rename remotely), pulls (local-write.ts: temp + rename locally),
- * conflict copies — then record what both sides now agree on. Halts before anything is written when
- * either root is gone, replaced or emptied.
+ * conflict copies (carry-out.ts, a step each) — then record what both sides now agree on. Halts before
+ * anything is written when either root is gone, replaced or emptied.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { applyPlan, ApplyContext } from '../apply';
+import { ApplyContext } from '../apply';
 import { ClientChannel } from 'ssh2';
 import { IgnoreMatcher } from '../ignore';
-import { planDiff } from '../plan';
-import { busyWarning, FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
-import { OutsideRootError } from '../remote-helper';
 import { haltIfRootGone, RootIdentity } from '../safety';
-import { Connection, RemoteError } from '../transport';
-import { Entry, Refusal, shQuote } from '../tree';
+import { Connection } from '../transport';
+import { Entry, Refusal } from '../tree';
+import { Carry, conflicts, deletes, Done, pulls, pushes, Releases, swapsDone } from './carry-out';
 import { holdUnportablePulls } from './pull-names';
 import { classify, Decision, HoldsBytes, Ownership, treeOrder } from './classify';
 import { holdsBytes } from './content-hash';
-import { ChangedMeanwhile, checkedParent, commitFetched, deleteLocal, dropFetched, fetchBytes, Fetched, keepConflictCopy, LocalPathError, pullDir, pullLink } from './local-write';
-import { BulkItem, fetchAsListed } from './pull-bulk';
+import { ChangedMeanwhile, checkedParent, LocalPathError } from './local-write';
 import { inlinePushes, PushSection } from './push-inline';
-import { guardOverwrites, Guards, releaseGuards } from './remote-guard';
 import { RemoteRun } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
-import { Agreed, ConflictRecord, Sig, sigOf } from './state-store';
+import { ConflictRecord, Sig, sigOf } from './state-store';
 
 /** Thrown when the remote root was emptied or replaced: the session stops, nothing local is deleted. */
 export class RemoteRootHaltError extends Error {}
@@ -108,9 +103,6 @@ export async function twoWayPass(h: PassHost, conn: Connection, dirty?: Readonly
   }
 }
 
-/** The guard releases a pass has started or may start, each returning the same promise when called again. */
-type Releases = (() => Promise<boolean>)[];
-
 async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?: ReadonlySet<string>, settled = false, named: Named = {}): Promise<PassStats> {
   const t0 = performance.now();
   const store = h.store;
@@ -123,8 +115,8 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   let swap: PushSection | undefined;
   if (anchors) {
     h.step(`looking at ${anchors.length} changed path(s) in '${h.remoteRoot}' and the local folder`);
-    const pushes = store.remoteRootId && !h.take && dirty ? inlinePushes(h, dirty) : [];
-    swap = pushes.length > 0 ? new PushSection(h.remoteRoot, store.remoteRootId as string, pushes) : undefined;
+    const saves = store.remoteRootId && !h.take && dirty ? inlinePushes(h, dirty) : [];
+    swap = saves.length > 0 ? new PushSection(h.remoteRoot, store.remoteRootId as string, saves) : undefined;
     try {
       got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])], swap);
     } catch (e) {
@@ -136,7 +128,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     h.step(`listing '${h.remoteRoot}' and the local folder`);
     got = await gatherFull(h, h.run);
   }
-  const { remote, local, refused } = { remote: got.remote, local: { tree: got.local }, refused: got.refused };
+  const { remote, local, refused } = got;
   // A swapped file: both sides hold the version sent (the ancestor says so, and the listing, taken
   // just after the swap, shows it): it classifies as done, as a push of a newer local save, or as a
   // pull of a container write after the swap. The swaps' own guards are no leftovers to delete.
@@ -147,7 +139,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   h.refused(refused);
   checkRemoteRoot(h, anchors ? (remote.rootEmpty ? 0 : Infinity) : remote.tree.size, remote.rootId);
   const lsig = (rel: string): Sig | undefined => {
-    const e = local.tree.get(rel);
+    const e = local.get(rel);
     return e ? sigOf(e) : undefined;
   };
   const rsig = (rel: string): Sig | undefined => {
@@ -170,8 +162,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   }
   if (h.names && (h.names.folds || h.names.windows)) for (const w of holdUnportablePulls(decisions, h.localRoot, h.names)) h.warn(w);
   for (const d of decisions.values()) if (d.action === 'hold' && /^(remote|local)Owns/.test(d.why ?? '')) h.warn(`'${d.rel}' is held: ${d.why}`);
-  const done = { pushed: [] as string[], pulled: [] as string[], deletedLocal: [] as string[], deletedRemote: [] as string[], conflicts: 0, bytes: 0, retry: false, again: [] as string[] };
-  let released: Promise<boolean> | undefined;
+  const done: Done = { pushed: [], pulled: [], deletedLocal: [], deletedRemote: [], conflicts: 0, bytes: 0, retry: false, again: [] };
   const skip = (d: Decision, e: unknown): void => {
     if (e instanceof ChangedMeanwhile) {
       done.retry = true; // a race with the user or the container: the next pass looks again
@@ -181,176 +172,11 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     else if ((e as NodeJS.ErrnoException).code) h.warn(`'${d.rel}' was not ${d.action === 'pull' ? 'fetched' : 'changed'} locally (${(e as NodeJS.ErrnoException).code}); it is left as it is and tried again next pass`);
     else throw e;
   };
-  const bySkip = (rel: string, e: unknown): void => skip(decisions.get(rel) as Decision, e);
-
-  // 1. Deletes, deepest first; locally each only if still what was classified.
-  h.step('deleting');
-  for (const d of [...delLocal].reverse()) {
-    try {
-      deleteLocal(h.localRoot, d.rel, d.l as Sig);
-      done.deletedLocal.push(d.rel);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY') continue; // something new inside: kept
-      skip(d, e);
-    }
-  }
-  const delRemote = of('delete-remote');
-  if (delRemote.length > 0 || leftovers.length > 0) {
-    const kept = await remoteDeletes(h, conn, [...delRemote].reverse(), leftovers);
-    // Kept there: not agreed as deleted (nor the folders holding it), so the next pass deletes them again.
-    for (const d of delRemote) if (kept.has(d.rel) || [...kept].some((k) => k.startsWith(`${d.rel}/`))) d.action = 'hold';
-    done.deletedRemote.push(...delRemote.filter((d) => d.action === 'delete-remote').map((d) => d.rel));
-  }
-
-  // 2. Pushes: the mirror's apply over exactly these paths (files always sent: the decision was made).
-  // Files swapped in with the listing are done (their guards go into the same release).
-  const push = of('push');
-  const pushedOk = new Set<string>();
-  if (swapped) {
-    done.pushed.push(...swapped.rels);
-    done.bytes += swapped.bytes;
-  }
-  if (push.length === 0 && swapped && conn.alive) released = swapped.release();
-  if (push.length > 0) {
-    h.step('sending');
-    // A remote file written since the listing is not overwritten (left for the next pass); one written
-    // in place during the upload is kept beside it (remote-guard.ts).
-    const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
-    const listed = (rel: string): Entry | undefined => remote.tree.get(rel);
-    const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed);
-    const moved = guards.moved;
-    if (moved.size > 0) {
-      done.retry = true;
-      done.again.push(...moved);
-    }
-    const want = new Map<string, Entry>();
-    const have = new Map<string, Entry>();
-    for (const d of push.filter((x) => !moved.has(x.rel))) {
-      want.set(d.rel, local.tree.get(d.rel) as Entry);
-      const r = remote.tree.get(d.rel);
-      if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
-    }
-    const plan = planDiff(want, have);
-    const release = (): Promise<boolean> => Promise.all([releaseAndWarn(h, guards), swapped?.release() ?? false]).then(([a, b]) => a || b);
-    let res: Awaited<ReturnType<typeof applyPlan>>;
-    try {
-      res = await applyPlan(h.ctx(conn, remote.tree), plan);
-    } catch (e) {
-      if (conn.alive) await release().catch(() => undefined);
-      throw e;
-    }
-    // Not waited for here: the session's next command is sent behind it on the same shell (the result,
-    // a kept container write, asks for another pass when it comes).
-    if (conn.alive) {
-      const r = release();
-      releases.push(() => r);
-      released = r;
-    }
-    for (const w of res.warnings) h.warn(w);
-    const failed = new Set([...res.unsent, ...res.changed]);
-    for (const d of push) if (!failed.has(d.rel) && !moved.has(d.rel)) pushedOk.add(d.rel);
-    for (const [rel, why] of guards.unguarded) if (pushedOk.has(rel)) h.warn(why);
-    done.pushed.push(...pushedOk);
-    done.bytes += res.bytes;
-  }
-
-  // 3. Pulls: folders (parents first), then links, files that came inside the listing, the other files.
-  const pull = of('pull');
-  const pulledSig = new Map<string, Sig>();
-  const pulledHash = new Map<string, string | undefined>();
-  if (pull.length > 0) {
-    h.step('fetching');
-    for (const d of pull.filter((x) => x.r?.t === 'd')) {
-      try {
-        pulledSig.set(d.rel, pullDir(h.localRoot, d.rel, d.r as Sig, d.l));
-      } catch (e) {
-        skip(d, e);
-      }
-    }
-    // Small files that came inside the listing (still as listed once read) are placed at once.
-    const inline = remote.inline ?? new Map<string, Buffer>();
-    const files: Decision[] = [];
-    for (const d of pull) {
-      const r = d.r as Sig;
-      if (r.t === 'd') continue;
-      if (r.t === 'f' && inline.get(d.rel)?.length !== r.s) {
-        files.push(d);
-        continue;
-      }
-      try {
-        if (r.t === 'l') pulledSig.set(d.rel, pullLink(h.localRoot, d.rel, r, d.l));
-        else {
-          const f = fetchBytes([inline.get(d.rel) as Buffer], h.localRoot, d.rel, r, d.l);
-          pulledSig.set(d.rel, commitPull(f, d));
-          pulledHash.set(d.rel, f.h);
-        }
-        if (r.t === 'f') done.bytes += r.s;
-      } catch (e) {
-        skip(d, e);
-      }
-    }
-    const fetched = await fetchAsListed(h, conn, files.map(bulkItem), rsig, bySkip);
-    let at = 0;
-    try {
-      for (; at < fetched.length; at++) {
-        const f = fetched[at];
-        try {
-          pulledSig.set(f.rel, commitPull(f, decisions.get(f.rel) as Decision));
-          pulledHash.set(f.rel, f.h);
-          done.bytes += f.sig.s;
-        } catch (e) {
-          dropFetched(f);
-          skip(decisions.get(f.rel) as Decision, e);
-        }
-      }
-    } finally {
-      // An error the pass does not skip ends it: the files fetched after it leave no temporary file.
-      for (const f of fetched.slice(at + 1)) dropFetched(f);
-    }
-    done.pulled.push(...pulledSig.keys());
-  }
-
-  // 4. Conflicts: the remote version kept beside the local file (unless the bytes are the same).
-  const agreedNow = new Map<string, Agreed>();
-  const conflicts = of('conflict').filter((d) => {
-    const known = store.conflict(d.rel);
-    if (!known || !sameKnown(known.r, d.r)) return true;
-    if (!sameKnown(known.l, d.l)) store.setConflict({ ...known, l: d.l });
-    return false;
-  });
-  // Both sides files: the remote versions are fetched together (as pulls are) before any copy is kept.
-  const both = conflicts.filter((d) => d.l?.t === 'f' && d.r?.t === 'f');
-  const copies = new Map<string, string>();
-  const fetchedCopies = await fetchAsListed(h, conn, both.map(bulkItem), rsig, bySkip);
-  try {
-    for (const f of fetchedCopies) {
-      const d = decisions.get(f.rel) as Decision;
-      try {
-        const kept = keepConflictCopy(f, h.localRoot);
-        if (kept) copies.set(d.rel, kept);
-        else {
-          // The same bytes: agreed. Modes that differ follow the local one (as folders' do).
-          const l = d.l as Sig;
-          if (l.p !== (d.r as Sig).p) await remoteFix(conn, h.remoteRoot, [{ k: 'C', rel: d.rel, mode: l.p }], { what: `changing the mode of '${d.rel}'` });
-          agreedNow.set(d.rel, { l, r: { ...(d.r as Sig), p: l.p }, h: f.h });
-        }
-      } catch (e) {
-        skip(d, e);
-      }
-    }
-  } finally {
-    for (const f of fetchedCopies) dropFetched(f);
-  }
-  const bothRels = new Set(both.map((d) => d.rel));
-  for (const d of conflicts) {
-    if (agreedNow.has(d.rel)) continue;
-    // Both files, but no copy kept (the remote version changed while fetched, or a local error): skipped above.
-    if (bothRels.has(d.rel) && !copies.has(d.rel)) continue;
-    const c: ConflictRecord = { rel: d.rel, copy: copies.get(d.rel), l: d.l, r: d.r, at: new Date().toISOString(), why: d.why ?? 'changed on both sides' };
-    store.setConflict(c);
-    done.conflicts++;
-    h.conflict(c, true);
-  }
+  const c: Carry = { h, conn, decisions, remote, local, done, of, skip };
+  const delRemote = await deletes(c, delLocal, leftovers);
+  const { pushedOk, released } = await pushes(c, delRemote, swapped, releases);
+  const pulled = await pulls(c);
+  const agreedNow = await conflicts(c);
 
   // 5. The ancestor: what both sides agree on now.
   for (const d of decisions.values()) {
@@ -359,7 +185,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     else if (d.action === 'delete-local' && done.deletedLocal.includes(d.rel)) store.agree(d.rel, undefined);
     else if (d.action === 'delete-remote') store.agree(d.rel, undefined);
     else if (d.action === 'push' && pushedOk.has(d.rel)) store.agree(d.rel, { l: d.l as Sig, r: remoteAfterPush(d.l as Sig) });
-    else if (d.action === 'pull' && pulledSig.has(d.rel)) store.agree(d.rel, { l: pulledSig.get(d.rel) as Sig, r: d.r as Sig, h: pulledHash.get(d.rel) });
+    else if (d.action === 'pull' && pulled.sigs.has(d.rel)) store.agree(d.rel, { l: pulled.sigs.get(d.rel) as Sig, r: d.r as Sig, h: pulled.hashes.get(d.rel) });
     else if (agreedNow.has(d.rel)) {
       store.agree(d.rel, agreedNow.get(d.rel));
       store.clearConflict(d.rel);
@@ -368,27 +194,6 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   store.remoteRootId = remote.rootId || store.remoteRootId;
   h.persist();
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
-}
-
-/**
- * Puts a pulled file in place (commitFetched); over a local file that the pull was decided on by
- * reading it (it held the ancestor's bytes: Decision.seen) only while it is still that inode with that
- * ctime: a write since, even one that put size and mtime back, leaves it as it is.
- */
-function commitPull(f: Fetched, d: Decision): Sig {
-  if (d.seen) {
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(f.abs, { throwIfNoEntry: false });
-    } catch {
-      st = undefined; // a folder on its way is a file now: not the file read either
-    }
-    if (st?.ino !== d.seen.ino || st.ctimeMs !== d.seen.ctimeMs) {
-      dropFetched(f);
-      throw new ChangedMeanwhile(`'${f.rel}' changed locally while it was fetched; left as it is`);
-    }
-  }
-  return commitFetched(f);
 }
 
 /** Bytes a pass reads at most to tell whether local files hold the ancestor's bytes (classify.ts). */
@@ -411,50 +216,6 @@ function localHolds(root: string): HoldsBytes {
   };
 }
 
-/** Releases push guards (remote-guard.ts); true when a container write was kept beside a file (warned). */
-function releaseAndWarn(h: PassHost, guards: Guards): Promise<boolean> {
-  if (guards.held.size === 0) return Promise.resolve(false);
-  return releaseGuards(h.run, h.remoteRoot, guards, (rel, stat) => h.lookedAfter?.(rel, stat)).then((kept) => {
-    for (const [rel, copy] of kept) h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
-    return kept.size > 0;
-  });
-}
-
-interface SwapsDone {
-  readonly rels: string[];
-  readonly bytes: number;
-  /** Releases the swapped files' guards, once (later calls return the same promise). */
-  release(): Promise<boolean>;
-}
-
-/**
- * What the command's swaps did: the ancestor records each swapped file as agreed (the laptop's sig
- * sent, the server's stat after the swap). `listed` (the listing after the swaps came back): the
- * session is told to expect the swap's echo; not (the pass gave up after the command ran): the guards
- * are released at once.
- */
-function swapsDone(h: PassHost, conn: Connection, swap: PushSection, listed = false): SwapsDone {
-  let bytes = 0;
-  for (const [rel, s] of swap.swapped) {
-    h.store.agree(rel, { l: s.l, r: s.r, h: s.h });
-    bytes += s.l.s;
-    if (listed) h.swapped?.(rel, s.guard, s.after);
-  }
-  let releasing: Promise<boolean> | undefined;
-  const release = (): Promise<boolean> => (releasing ??= conn.alive ? releaseAndWarn(h, swap.guarded()) : Promise.resolve(false));
-  if (!listed) void release().catch(() => undefined);
-  return { rels: [...swap.swapped.keys()], bytes, release };
-}
-
-/** A decision to fetch, as pull-bulk.ts takes it. */
-function bulkItem(d: Decision): BulkItem {
-  return { rel: d.rel, r: d.r as Sig, l: d.l };
-}
-
-function sameKnown(a: Sig | undefined, b: Sig | undefined): boolean {
-  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-}
-
 /** What the remote listing shows after the runner sent `l`: whole-second mtime (tar and SFTP carry those). */
 function remoteAfterPush(l: Sig): Sig {
   return l.t === 'f' ? { ...l, m: Math.floor(l.m / 1000) * 1000 } : l;
@@ -472,21 +233,3 @@ function checkRemoteRoot(h: PassHost, listed: number, rootId: string): void {
   }
 }
 
-/**
- * Remote deletes (remote-fix.ts: never through a folder the server made a symlink since the listing):
- * leftovers whole, then files and links one by one, folders with rmdir (kept when something new is
- * inside). A file the server refuses to remove is a warning; it is returned (not agreed as deleted: the
- * next pass deletes it again).
- */
-async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readonly Decision[], leftovers: readonly string[]): Promise<Set<string>> {
-  const ops: FixOp[] = [...removeOps(leftovers), ...deepestFirst.map((d): FixOp => ({ k: d.r?.t === 'd' ? 'D' : 'F', rel: d.rel }))];
-  const rep = await runFix(conn, h.remoteRoot, ops, { what: 'deleting' });
-  if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
-  if (rep.code !== 0 && rep.failed.length === 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
-  for (const rel of rep.busy) h.warn(busyWarning(rel));
-  for (const [rel, msg] of rep.failed) {
-    const dir = path.posix.dirname(rel);
-    h.warn(`'${rel}' was deleted on the laptop but could not be deleted in the container (${msg}); it is kept there and deleted again by the next pass. Make its folder writable there (chmod u+w ${shQuote(dir)})`);
-  }
-  return new Set(rep.failed.map(([rel]) => rel));
-}
