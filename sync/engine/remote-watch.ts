@@ -46,6 +46,8 @@ const NETWORK_FS = 'nfs*|cifs|smb*|fuse*|9p|ceph|glusterfs|lustre|afs|gpfs|UNKNO
  * server for each dropped connection. The runner never writes to that stdin; it ends with the channel.
  * A background list's stdin is /dev/null (POSIX, without job control): the channel's goes in as fd 3.
  * Its own output goes nowhere: the channel closes when inotifywait ends, whatever this shell waits for.
+ * When inotifywait ended by itself, the `kill` that follows the channel's close (milliseconds later)
+ * finds no process, or in theory one the kernel gave that pid since; its error is discarded.
  */
 const UNTIL_STDIN_ENDS = '{ exec 3<&0; { while read -r _; do :; done <&3; kill $$; } </dev/null >/dev/null 2>&1 & } && ';
 /** How long the server may take to set up its watches before the first listing goes ahead anyway. */

@@ -21,7 +21,7 @@ import { PushSection } from './push-inline';
 import { guardOverwrites, Guards, releaseGuards } from './remote-guard';
 import { ExactListing } from './remote-list';
 import type { PassHost } from './reconcile';
-import { Agreed, ConflictRecord, Sig, sigOf } from './state-store';
+import { Agreed, ConflictRecord, Sig } from './state-store';
 
 /** What a pass did, as PassStats reports it. */
 export interface Done {
@@ -51,14 +51,12 @@ export interface Carry {
   of(action: Decision['action']): Decision[];
   /** A path left as it is: a race (`done.retry`), or a local error warned; anything else is thrown. */
   skip(d: Decision, e: unknown): void;
+  /** The listing's sig of a remote path (what a fetch must still find). */
+  rsig(rel: string): Sig | undefined;
 }
 
 const skipRel = (c: Carry) => (rel: string, e: unknown): void => c.skip(c.decisions.get(rel) as Decision, e);
 
-const rsigOf = (c: Carry) => (rel: string): Sig | undefined => {
-  const e = c.remote.tree.get(rel);
-  return e ? sigOf(e) : undefined;
-};
 
 /** 1. Deletes, deepest first; locally each only if still what was classified. Returns the remote deletes decided. */
 export async function deletes(c: Carry, delLocal: readonly Decision[], leftovers: readonly string[]): Promise<Decision[]> {
@@ -181,7 +179,7 @@ export async function pulls(c: Carry): Promise<{ sigs: Map<string, Sig>; hashes:
       c.skip(d, e);
     }
   }
-  const fetched = await fetchAsListed(h, c.conn, files.map(bulkItem), rsigOf(c), skipRel(c));
+  const fetched = await fetchAsListed(h, c.conn, files.map(bulkItem), c.rsig, skipRel(c));
   let at = 0;
   try {
     for (; at < fetched.length; at++) {
@@ -220,7 +218,7 @@ export async function conflicts(c: Carry): Promise<Map<string, Agreed>> {
   // Both sides files: the remote versions are fetched together (as pulls are) before any copy is kept.
   const both = open.filter((d) => d.l?.t === 'f' && d.r?.t === 'f');
   const copies = new Map<string, string>();
-  const fetchedCopies = await fetchAsListed(h, conn, both.map(bulkItem), rsigOf(c), skipRel(c));
+  const fetchedCopies = await fetchAsListed(h, conn, both.map(bulkItem), c.rsig, skipRel(c));
   try {
     for (const f of fetchedCopies) {
       const d = c.decisions.get(f.rel) as Decision;

@@ -172,7 +172,7 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
     else if ((e as NodeJS.ErrnoException).code) h.warn(`'${d.rel}' was not ${d.action === 'pull' ? 'fetched' : 'changed'} locally (${(e as NodeJS.ErrnoException).code}); it is left as it is and tried again next pass`);
     else throw e;
   };
-  const c: Carry = { h, conn, decisions, remote, local, done, of, skip };
+  const c: Carry = { h, conn, decisions, remote, local, done, of, skip, rsig };
   const delRemote = await deletes(c, delLocal, leftovers);
   const { pushedOk, released } = await pushes(c, delRemote, swapped, releases);
   const pulled = await pulls(c);
