@@ -11,6 +11,7 @@ import { RemoteWatcher } from '../sync/engine/remote-watch';
 import * as remoteList from '../sync/engine/two-way/remote-list';
 import { Connection } from '../sync/engine/transport';
 import { useArena } from './support/hostile';
+import { processes } from './support/procs';
 import { eventually, snapshot, writeTree } from './support/trees';
 import { remote, twoWay } from './support/two-way';
 
@@ -218,18 +219,7 @@ test.each([
 
 /** The pids of this machine's inotifywait processes watching `root` (the test's sshd is local). */
 function watchersOf(root: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return path.basename(argv[0]) === 'inotifywait' && argv.includes(root);
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
+  return processes(({ argv }) => path.basename(argv[0]) === 'inotifywait' && argv.includes(root));
 }
 
 // sshd closes a dropped session's pipes but signals no process of it (no pty): inotifywait, blocked

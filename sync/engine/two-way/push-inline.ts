@@ -39,6 +39,7 @@ import { anchorOf } from './scope';
 import { INLINE_COUNT, INLINE_MAX, ListingSection } from './remote-list';
 import { sameSig, Sig, sigOf, StateStore } from './state-store';
 import { hashOf } from './content-hash';
+import { helperSwapLines } from './swap-helper';
 
 /** Raw bytes sent inside one listing at most (text goes as itself; other bytes take 4). */
 const INLINE_PUSH_BYTES = 256 * 1024;
@@ -190,7 +191,7 @@ export function printfLength(b: Buffer): number {
  * `S\0i\0\0`. `$R` is the physical root; its `dev:ino` must still be `rootId` (looked at by the same
  * find as the guard, before the rename).
  */
-function swapLines(p: InlinePush, i: number, guard: string, rootId: string): string | undefined {
+function swapLines(p: InlinePush, i: number, guard: string, root: string, rootId: string, helper: boolean): string | undefined {
   const when = mtimeTests(p.r.m);
   if (!when) return undefined;
   const f = bare(p.rel);
@@ -200,20 +201,26 @@ function swapLines(p: InlinePush, i: number, guard: string, rootId: string): str
   const mask = umaskFor(p.l.p);
   const sec = Math.floor(p.l.m / 1000);
   const mode = (n: number): string => n.toString(8);
+  const done = `if [ "$k" ]; then printf 'P\\0%s\\0%s\\0' ${i} "$r"; else rm -f -- ${t} ${g}; printf 'S\\0%s\\0%s\\0' ${i} "$H"; fi`;
+  if (helper) {
+    const ask = helperSwapLines({ root, rootId, rel: p.rel, guard, tmpName, sec, chmod: mask ? undefined : p.l.p & 0o7777, rs: p.r.s, rp: p.r.p, rm: p.r.m, ls: p.l.s, lp: p.l.p });
+    const body = [`k=; r=; H=; umask ${mask ?? '077'}`, `if printf -- ${printfBytes(p.bytes)} > ${t} 2>/dev/null; then`, ask, 'fi', done].join('\n');
+    return inFolderOf(p.rel, body, `printf 'S\\0%s\\0\\0' ${i}`);
+  }
   const check = [
     `find "$R" ${g} ${t} -maxdepth 0 \\( -type d -printf 'R%D:%i\\n' \\)`,
     `-o \\( -name ${shQuote(path.posix.basename(guard))} -type f -size ${p.r.s}c -perm ${mode(p.r.p)} ${when} -printf 'G%s/%T@/%m\\n' \\)`,
     `-o \\( -name ${shQuote(tmpName)} -type f -size ${p.l.s}c -perm ${mode(p.l.p)} -printf 'T%s/%T@/%m/%i\\n' \\) 2>/dev/null`,
   ].join(' ');
   const body = [
-    `k=; r=; umask ${mask ?? '077'}`,
+    `k=; r=; H=; umask ${mask ?? '077'}`,
     `if printf -- ${printfBytes(p.bytes)} > ${t} 2>/dev/null; then`,
     `if touch -d @${sec} -- ${t}${mask ? '' : ` && chmod ${mode(p.l.p)} -- ${t}`} && ln -- ${f} ${g} 2>/dev/null; then`,
     `r=$(${check})`,
     `case $r in ${shQuote(`R${rootId}`)}"\nG"*"\nT"*) [ ! -L ${f} ] && [ ${f} -ef ${g} ] && mv -fT -- ${t} ${f} 2>/dev/null && k=1;; esac`,
     'fi',
     'fi',
-    `if [ "$k" ]; then printf 'P\\0%s\\0%s\\0' ${i} "$r"; else rm -f -- ${t} ${g}; printf 'S\\0%s\\0\\0' ${i}; fi`,
+    done,
   ].join('\n');
   return inFolderOf(p.rel, body, `printf 'S\\0%s\\0\\0' ${i}`);
 }
@@ -224,25 +231,31 @@ function swapLines(p: InlinePush, i: number, guard: string, rootId: string): str
  */
 export class PushSection implements ListingSection {
   readonly swapped = new Map<string, Swapped>();
+  /** The swap helper stopped answering during this command (its swaps were skipped; the pass pushes them). */
+  helperGone = false;
   private readonly guards: string[];
 
-  constructor(private readonly root: string, private readonly rootId: string, private readonly pushes: readonly InlinePush[]) {
+  /** `helper`: the session's shell runs the swap helper (swap-helper.ts); otherwise the sh path. */
+  constructor(private readonly root: string, private readonly rootId: string, private readonly pushes: readonly InlinePush[], private readonly helper = false) {
     this.guards = guardNames(pushes.map((p) => p.rel));
   }
 
   lines(): string[] {
-    const each = this.pushes.map((p, i) => swapLines(p, i, this.guards[i], this.rootId)).filter((x): x is string => !!x);
+    const each = this.pushes.map((p, i) => swapLines(p, i, this.guards[i], this.root, this.rootId, this.helper)).filter((x): x is string => !!x);
     if (each.length === 0) return [];
-    return ['set -C', `if cd -P -- ${shQuote(this.root)} 2>/dev/null; then R=$PWD`, ...each, 'fi'];
+    // A helper that is gone must fail the swap's printf (EPIPE), not end the command (SIGPIPE).
+    return ['set -C', ...(this.helper ? ["trap '' PIPE"] : []), `if cd -P -- ${shQuote(this.root)} 2>/dev/null; then R=$PWD`, ...each, 'fi'];
   }
 
   took(out: Buffer): void {
     const f = out.toString('utf8').split('\0');
     for (let k = 0; k + 2 < f.length; k += 3) {
       const p = this.pushes[Number(f[k + 1])];
+      if (f[k] === 'S' && f[k + 2] === 'gone') this.helperGone = true;
       if (f[k] !== 'P' || !p) continue;
       // The mtime sent may be before 1970 (`%T@` is then negative): a swap missed here leaves its guard unreleased.
-      const m = /^R[\d:]+\nG(\d+\/[\d.]+\/[0-7]+)\nT(\d+)\/(-?[\d.]+)\/([0-7]+)\/(\d+)\n?$/.exec(f[k + 2]);
+      // `find`'s lines (the sh path) or the helper's one line.
+      const m = /^R[\d:]+[\n ]G(\d+\/-?[\d.]+\/[0-7]+)[\n ]T(\d+)\/(-?[\d.]+)\/([0-7]+)\/(\d+)\n?$/.exec(f[k + 2]);
       if (!m) continue;
       const r: Sig = { t: 'f', s: Number(m[2]), m: Number(m[3]) * 1000, p: parseInt(m[4], 8) };
       // The temporary file's inode is the file's once renamed: `ino/size/mtime/mode` as releaseGuards prints it.

@@ -38,6 +38,10 @@ export interface PassHost extends GatherHost {
   readonly run: RemoteRun;
   /** The printf text one pass's swaps may take at most (push-inline.ts); no cap when undefined. */
   readonly swapTextMax?: number;
+  /** The session's shell runs the swap helper (swap-helper.ts): swaps use it. */
+  readonly helper?: boolean;
+  /** A swap found the helper gone: later swaps take the sh path. */
+  helperGone?(): void;
   /** Sides taken by `kubedev conflicts --take`, applied to the ancestor once both sides are listed. */
   readonly take?: ReadonlyMap<string, 'local' | 'remote'>;
   /** Saves the ancestor (now, or soon while watching: an older ancestor is safe, see StateStore.reload). */
@@ -116,9 +120,10 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   if (anchors) {
     h.step(`looking at ${anchors.length} changed path(s) in '${h.remoteRoot}' and the local folder`);
     const saves = store.remoteRootId && !h.take && dirty ? inlinePushes(h, dirty) : [];
-    swap = saves.length > 0 ? new PushSection(h.remoteRoot, store.remoteRootId as string, saves) : undefined;
+    swap = saves.length > 0 ? new PushSection(h.remoteRoot, store.remoteRootId as string, saves, h.helper === true) : undefined;
     try {
       got = await gatherScoped(h, h.run, anchors, [...(named.remote ?? [])], swap);
+      if (swap?.helperGone) h.helperGone?.();
     } catch (e) {
       if (swap) releases.push(swapsDone(h, conn, swap).release);
       if (e instanceof ScopeTooWide) return onePass(h, conn, releases, undefined, settled);

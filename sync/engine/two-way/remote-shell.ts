@@ -16,6 +16,7 @@
 import * as crypto from 'node:crypto';
 import { ClientChannel } from 'ssh2';
 import { Connection, ConnectionError } from '../transport';
+import { helperStart } from './swap-helper';
 
 export interface ShellResult {
   readonly code: number;
@@ -43,6 +44,11 @@ export class RemoteShell {
    * Known once the shell's first answer came (a probe sent at open, no process); undefined until then.
    */
   bytewise?: boolean;
+  /**
+   * The swap helper (swap-helper.ts) runs beside the shell: true once it said it is ready, false when it
+   * could not start or stopped answering (`helperGone`), undefined until its start has answered.
+   */
+  helper?: boolean;
 
   private constructor(private readonly ch: ClientChannel, private readonly where: string) {
     ch.on('data', (b: Buffer) => this.onData(b));
@@ -53,8 +59,11 @@ export class RemoteShell {
     ch.once('close', () => this.end(new ConnectionError(`the remote shell on ${where} ended`)));
   }
 
-  /** Opens the shell over `conn` (one channel); `command` is for tests (another shell than the server's sh). */
-  static async open(conn: Connection, command = 'exec sh'): Promise<RemoteShell> {
+  /**
+   * Opens the shell over `conn` (one channel) and starts its swap helper unless `helper` is false;
+   * `command` is for tests (another shell than the server's sh).
+   */
+  static async open(conn: Connection, command = 'exec sh', helper = true): Promise<RemoteShell> {
     const ch = await conn.channel(command);
     const shell = new RemoteShell(ch, conn.where);
     conn.onDrop((e) => shell.end(e));
@@ -62,20 +71,34 @@ export class RemoteShell {
       (r) => (shell.bytewise = r.stdout.includes('bytewise')),
       () => undefined,
     );
+    if (!helper) shell.helper = false;
+    else
+      shell.run(helperStart(), false).then(
+        (r) => (shell.helper ??= r.stdout.toString() === 'ready'),
+        () => undefined,
+      );
     return shell;
+  }
+
+  /** The swap helper did not answer a swap: the session's swaps take the sh path from now on. */
+  helperGone(): void {
+    this.helper = false;
   }
 
   get alive(): boolean {
     return !this.ended;
   }
 
-  /** Runs `script` (sh) and resolves with its exit code and stdout; sent at once, run in call order. */
-  run(script: string): Promise<ShellResult> {
+  /**
+   * Runs `script` (sh) and resolves with its exit code and stdout; sent at once, run in call order.
+   * `own` (the default): in a subshell reading /dev/null. Not: in the shell itself (the helper's start).
+   */
+  run(script: string, own = true): Promise<ShellResult> {
     if (this.ended) return Promise.reject(this.ended);
     const marker = `KUBEDEV-END-${crypto.randomBytes(8).toString('hex')}`;
     return new Promise<ShellResult>((resolve, reject) => {
       this.waiting.push({ end: Buffer.from(`\0${marker} `), resolve, reject });
-      this.ch.write(`(\n${script}\n) </dev/null; printf '\\0%s %d\\0' ${marker} $?\n`);
+      this.ch.write(own ? `(\n${script}\n) </dev/null; printf '\\0%s %d\\0' ${marker} $?\n` : `${script}\nprintf '\\0%s %d\\0' ${marker} $?\n`);
     });
   }
 

@@ -388,6 +388,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       run: (command) => (this.shell as RemoteShell).run(command),
       // A shell that reads a byte at a time (or not known yet) takes small swaps only.
       swapTextMax: this.shell?.bytewise === false ? undefined : BYTEWISE_TEXT_MAX,
+      helper: this.shell?.helper === true,
+      helperGone: () => this.shell?.helperGone(),
       tar: () => (this.standby as TarStandby).take(),
       forget: (rel) => this.guard?.removeTree(rel),
       take: this.started ? undefined : this.options.take,

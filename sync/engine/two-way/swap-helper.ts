@@ -1,0 +1,156 @@
+/**
+ * The swap helper: one perl process per remote shell (remote-shell.ts) that does a laptop save's
+ * check-and-rename (push-inline.ts) with system calls instead of processes. The sh path forks `touch`,
+ * `ln`, `find` and `mv` per save: about 16 ms of process starts on a loaded server, most of a save's
+ * time. `perl` is in Debian's `perl-base`, which is Essential (every Debian or Ubuntu image has it,
+ * the bookworm-slim sidecar too); only its core is used (POSIX for the machine's name), nothing from
+ * the full `perl` package. A server without it, or where the helper fails to start, keeps the sh path.
+ *
+ * Started once, by the session's shell itself (not a command's subshell), on two FIFOs made in a
+ * private `mktemp -d` folder and removed as soon as both ends are open: the shell keeps fd 8 (requests)
+ * and fd 9 (answers), and every command's subshell inherits them. The FIFOs are opened by the shell's
+ * redirections before perl runs, so a perl that dies at once (or never loads) gives the shell an
+ * end-of-file, never a wait. Perl ends when the shell does (the end of its requests' FIFO); a command
+ * that finds it gone gets EPIPE (SIGPIPE is ignored in the swap's subshell) or an end-of-file, reports
+ * it, and the session goes back to the sh path.
+ *
+ * A request is one line, names in hex (any byte but `/` and NUL can be in a name); each carries a
+ * fresh id that its answer repeats, so an answer is never taken for another's. Two requests per save,
+ * in the shell's swap lines (`C`, then `M`), so a container write between the check and the rename can
+ * be placed there by the tests as on the sh path:
+ *   - `C`: enter the file's folder (chdir to the root, whose `dev:ino` must be the one recorded, then
+ *     each folder on the way lstat'ed as a folder and checked to be the one entered: a folder replaced
+ *     by a symlink is never entered), set the temporary file's mode and whole-second mtime, link the
+ *     guard, then statx the guard (a regular file with the ancestor's remote size, mode and mtime) and
+ *     the temporary file (the size and mode sent). The answer is what `find` would print for both.
+ *   - `M`: in the same folder (entered again the same way), the name must not be a symlink and must be
+ *     the guard's inode; then rename.
+ *
+ * Mtimes. Perl's own `lstat` gives whole seconds, and Time::HiRes is not in perl-base: the nanoseconds
+ * come from the `statx` system call (Linux 4.11+; its record has one layout on every architecture; the
+ * call's number is known here for x86_64 and aarch64, and a start-up check compares its answer with
+ * perl's lstat before the helper says it is ready). The guard's mtime must read, as the listing reads
+ * `%T@` (a double of milliseconds), within 0.5 µs of the ancestor's: two doubles' rounding apart at
+ * today's dates, where the listing's own number cannot tell 0.24 µs apart. Writes between two kernel
+ * ticks (1-10 ms) get one mtime anyway, so this finds every change the sh path's exact `find` finds.
+ */
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import { shQuote } from '../tree';
+
+/** The helper itself (perl, core modules only). Its first line of output says `ready`, or `no`. */
+const PERL = String.raw`# kubedev swap helper
+use strict; use warnings; use POSIX ();
+$| = 1;
+my %NR = (x86_64 => 332, aarch64 => 291);
+my $NR = $NR{(POSIX::uname())[4]};
+sub sx {
+  my ($p) = @_; my $b = "\0" x 256;
+  return undef unless defined $NR && syscall($NR, -100, $p, 0x100, 0x7ff, $b) == 0;
+  return undef unless (unpack("L<", $b) & 0x343) == 0x343;
+  return { mode => unpack("S<", substr($b, 28, 2)), ino => unpack("Q<", substr($b, 32, 8)), size => unpack("Q<", substr($b, 40, 8)), s => unpack("q<", substr($b, 112, 8)), n => unpack("L<", substr($b, 120, 4)) };
+}
+sub tm { sprintf "%d.%09d0", $_[0]{s}, $_[0]{n} }
+sub perm { $_[0]{mode} & 07777 }
+sub reg { ($_[0]{mode} & 0170000) == 0100000 }
+sub un { pack "H*", $_[0] }
+sub enter {
+  my ($root, $id, $dir) = @_;
+  chdir un($root) or return 0;
+  my @st = lstat "."; return 0 unless @st && "$st[0]:$st[1]" eq $id;
+  for my $c (grep { length } split m{/}, un($dir)) {
+    my @a = lstat $c; return 0 unless @a && ($a[2] & 0170000) == 0040000;
+    chdir $c or return 0;
+    my @b = lstat "."; return 0 unless @b && $b[0] == $a[0] && $b[1] == $a[1];
+  }
+  return 1;
+}
+sub check {
+  my ($root, $id, $dir, $f, $g, $t, $sec, $chmod, $rs, $rp, $rm, $ls, $lp) = @_;
+  return "S" unless enter($root, $id, $dir);
+  ($f, $g, $t) = map { un($_) } $f, $g, $t;
+  if ($chmod ne "-") { chmod $chmod, $t or return "S" }
+  utime $sec, $sec, $t or return "S";
+  link $f, $g or return "S";
+  my $G = sx($g);
+  return "S" unless $G && reg($G) && $G->{size} == $rs && perm($G) == $rp && abs(tm($G) * 1000 - $rm) <= 0.0005;
+  my $T = sx($t);
+  return "S" unless $T && reg($T) && $T->{size} == $ls && perm($T) == $lp;
+  return sprintf "R%s G%d/%s/%o T%d/%s/%o/%d", $id, $G->{size}, tm($G), perm($G), $T->{size}, tm($T), perm($T), $T->{ino};
+}
+sub move {
+  my ($root, $id, $dir, $f, $g, $t) = @_;
+  return "S" unless enter($root, $id, $dir);
+  ($f, $g, $t) = map { un($_) } $f, $g, $t;
+  my @a = lstat $f; return "S" unless @a && ($a[2] & 0170000) != 0120000;
+  my @b = lstat $g; return "S" unless @b && $a[0] == $b[0] && $a[1] == $b[1];
+  rename $t, $f or return "S";
+  return "ok";
+}
+{
+  my @l = lstat "."; my $x = sx(".");
+  unless ($x && @l && $x->{ino} == $l[1] && $x->{s} == $l[9] && $x->{mode} == ($l[2] & 0xffff)) { print "no\n"; exit 0 }
+}
+print "ready\n";
+while (defined(my $l = <STDIN>)) {
+  chomp $l;
+  my ($op, $id, @a) = split / /, $l, -1;
+  my $r = eval { $op eq "C" ? check(@a) : $op eq "M" ? move(@a) : "S" };
+  print "$id ", (defined $r ? $r : "S"), "\n";
+}
+`;
+
+/**
+ * The lines the session's shell runs once (in itself, not a subshell) to start the helper; they print
+ * `ready` when it is. Every process there reads /dev/null: the shell's stdin is the channel.
+ */
+export function helperStart(): string {
+  return [
+    'KH=',
+    'if command -v perl >/dev/null 2>&1 </dev/null && KD=$(mktemp -d 2>/dev/null </dev/null) && mkfifo -m 600 "$KD/i" "$KD/o" 2>/dev/null </dev/null; then',
+    `perl -e ${shQuote(PERL)} <"$KD/i" >"$KD/o" 2>/dev/null &`,
+    'command exec 8>"$KD/i" 9<"$KD/o" && { read -r KH <&9 || KH=; }',
+    'rm -rf "$KD" </dev/null',
+    '[ "$KH" = ready ] || { command exec 8>&- 9<&-; } 2>/dev/null',
+    'fi',
+    'printf \'%s\' "$KH"',
+  ].join('\n');
+}
+
+const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
+
+/** What a helper swap needs from push-inline.ts's swap (all known before the command is sent). */
+export interface HelperSwap {
+  readonly root: string;
+  readonly rootId: string;
+  readonly rel: string;
+  readonly guard: string;
+  readonly tmpName: string;
+  /** The whole-second mtime and mode to give the temporary file (the mode: only when umask cannot give it). */
+  readonly sec: number;
+  readonly chmod?: number;
+  /** The ancestor's remote size, permission bits and mtime (ms, as the listing reads `%T@`). */
+  readonly rs: number;
+  readonly rp: number;
+  readonly rm: number;
+  /** The size and permission bits of the bytes sent. */
+  readonly ls: number;
+  readonly lp: number;
+}
+
+/**
+ * The shell lines (inside the file's folder, after the bytes were written to `./<tmpName>`) asking the
+ * helper to check and rename: `k` is set when the file was swapped and `r` holds the `R.. G.. T..`
+ * answer; `H=gone` when the helper did not answer (its FIFO broken or ended).
+ */
+export function helperSwapLines(s: HelperSwap): string {
+  const id = crypto.randomBytes(4).toString('hex');
+  const where = [hex(s.root), s.rootId, hex(path.posix.dirname(s.rel) === '.' ? '' : path.posix.dirname(s.rel)), hex(path.posix.basename(s.rel)), hex(path.posix.basename(s.guard)), hex(s.tmpName)];
+  const c = ['C', id, ...where, String(s.sec), s.chmod === undefined ? '-' : String(s.chmod), String(s.rs), String(s.rp & 0o7777), String(s.rm), String(s.ls), String(s.lp & 0o7777)].join(' ');
+  const m = ['M', id, ...where].join(' ');
+  return [
+    `if printf '%s\\n' ${shQuote(c)} >&8 && read -r n r <&9 && [ "$n" = ${id} ]; then`,
+    `case $r in R*) [ -n "$r" ] && { printf '%s\\n' ${shQuote(m)} >&8 && read -r n m <&9 && [ "$n" = ${id} ] || { H=gone; m=; }; } && [ "$m" = ok ] && k=1;; esac`,
+    'else H=gone; fi',
+  ].join('\n');
+}

@@ -1,0 +1,154 @@
+/**
+ * The swap helper (swap-helper.ts): a perl process beside the session's remote shell that checks and
+ * renames a laptop save with system calls. Real sshd, real perl on 127.0.0.1. Its mtime check must be
+ * as exact as the sh path's `find`; it must end with its shell; a helper that is gone or a server
+ * without perl must leave the swap to the sh path, never a wait or a file half done.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Connection } from '../sync/engine/transport';
+import { InlinePush, PushSection } from '../sync/engine/two-way/push-inline';
+import { RemoteShell } from '../sync/engine/two-way/remote-shell';
+import { useArena } from './support/hostile';
+import { processes } from './support/procs';
+import { eventually, tempDir } from './support/trees';
+import { remote } from './support/two-way';
+
+jest.setTimeout(30_000);
+const { sshd, arena } = useArena();
+let conn: Connection | undefined;
+afterEach(async () => {
+  await conn?.close();
+  conn = undefined;
+});
+
+async function connect(): Promise<Connection> {
+  const s = sshd();
+  conn = await Connection.open({ host: '127.0.0.1', port: s.port, user: s.user, identity: s.identity, knownHosts: s.knownHosts });
+  return conn;
+}
+
+/** The shell's helper once its start answered. */
+async function opened(c: Connection, command?: string): Promise<RemoteShell> {
+  const shell = await RemoteShell.open(c, command);
+  await shell.run('true');
+  await eventually(() => (shell.helper === undefined ? ['the helper has not answered'] : []), 5000, "the helper's start");
+  return shell;
+}
+
+/** The pids of the swap helpers whose parent is `pid` (this machine: the test's sshd is local). */
+function helpersOf(pid: number): number[] {
+  return processes(({ ppid, argv }) => path.basename(argv[0]) === 'perl' && argv.some((x) => x.startsWith('# kubedev swap helper')) && ppid === pid);
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('# kubedev swap helper');
+  } catch {
+    return false;
+  }
+};
+
+/** The listing's reading of the file's mtime (`%T@` as milliseconds) and its stat, as the ancestor records them. */
+function listed(file: string): { s: number; m: number; p: number } {
+  const out = remote(sshd(), arena(), `find ${JSON.stringify(file)} -printf '%s %T@ %m'`).split(' ');
+  return { s: Number(out[0]), m: Number(out[1]) * 1000, p: parseInt(out[2], 8) };
+}
+
+/** One swap of `rel` in `root` to `bytes` over the remote version `r`: what the section took. */
+async function swapOnce(shell: RemoteShell, root: string, rel: string, bytes: string, r: { s: number; m: number; p: number }): Promise<{ out: string; section: PushSection }> {
+  const st = fs.statSync(root);
+  const push: InlinePush = { rel, bytes: Buffer.from(bytes), l: { t: 'f', s: bytes.length, m: 1_700_000_000_000, p: 0o644 }, r: { t: 'f', ...r } };
+  const section = new PushSection(root, `${st.dev}:${st.ino}`, [push], shell.helper === true);
+  const res = await shell.run(section.lines().join('\n'));
+  section.took(res.stdout);
+  return { out: res.stdout.toString('utf8'), section };
+}
+
+test("the helper's mtime check: the ancestor's mtime to the listing's precision swaps; 1 µs either way, or another size or mode, is another version", async () => {
+  const a = arena();
+  const shell = await opened(await connect());
+  expect(shell.helper).toBe(true);
+  remote(sshd(), a, "printf v1 > f.txt && touch -d @1700000000.123456789 f.txt && chmod 644 f.txt");
+  const r = listed(path.join(a.remote, 'f.txt'));
+  for (const [what, off] of [
+    ['1 µs before', { m: r.m - 0.001 }],
+    ['1 µs after', { m: r.m + 0.001 }],
+    ['another size', { s: r.s + 1 }],
+    ['another mode', { p: 0o600 }],
+  ] as const) {
+    const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', { ...r, ...off });
+    expect([what, section.swapped.size, section.helperGone]).toEqual([what, 0, false]);
+    expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('v1');
+    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]); // no temporary file or guard left
+  }
+  const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', r);
+  expect(section.swapped.size).toBe(1);
+  expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('laptop');
+  // What the helper says of the guard is what find prints (the release compares them as text).
+  const s = section.swapped.get('f.txt');
+  expect(s?.seen).toBe(`2/1700000000.1234567890/644`);
+  const now = remote(sshd(), a, "find f.txt -printf '%i/%s/%T@/%m'");
+  expect(s?.after).toBe(now);
+  shell.close();
+});
+
+test('the helper ends with its shell: a dropped connection and a closed shell leave no perl on the server', async () => {
+  const c = await connect();
+  const shell = await opened(c);
+  expect(shell.helper).toBe(true);
+  const pid = Number((await shell.run('echo $$')).stdout.toString());
+  const [helper] = helpersOf(pid);
+  expect(helper).toBeGreaterThan(0);
+  c.destroy('cut by the test'); // no SSH goodbye, no channel close, no signal
+  await eventually(() => (alive(helper) ? [`the helper ${helper} still runs`] : []), 3000, 'the helper ends with its connection');
+  const shell2 = await opened(await connect());
+  const pid2 = Number((await shell2.run('echo $$')).stdout.toString());
+  const [helper2] = helpersOf(pid2);
+  expect(helper2).toBeGreaterThan(0);
+  shell2.close();
+  await eventually(() => (alive(helper2) ? [`the helper ${helper2} still runs`] : []), 3000, 'the helper ends with its shell');
+});
+
+test('a helper killed under a live shell: the swap is skipped at once (the file as it was, nothing left), the shell is told, and the sh path swaps', async () => {
+  const a = arena();
+  const shell = await opened(await connect());
+  const pid = Number((await shell.run('echo $$')).stdout.toString());
+  const [helper] = helpersOf(pid);
+  process.kill(helper, 'SIGKILL');
+  await eventually(() => (alive(helper) ? ['still there'] : []), 3000, 'the kill');
+  remote(sshd(), a, 'printf v1 > f.txt');
+  const r = listed(path.join(a.remote, 'f.txt'));
+  const t = Date.now();
+  const first = await swapOnce(shell, a.remote, 'f.txt', 'laptop', r);
+  expect(Date.now() - t).toBeLessThan(2000);
+  expect(first.section.helperGone).toBe(true);
+  expect(first.section.swapped.size).toBe(0);
+  expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('v1');
+  expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+  shell.helperGone();
+  const second = await swapOnce(shell, a.remote, 'f.txt', 'laptop', r);
+  expect(second.section.swapped.size).toBe(1);
+  expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('laptop');
+  shell.close();
+});
+
+test('a server without perl: no helper (its start says so at once), and swaps take the sh path', async () => {
+  const a = arena();
+  // Every tool the shell and the sh path use, but no perl.
+  const bin = tempDir('no-perl-bin');
+  for (const t of ['sh', 'find', 'mktemp', 'mkfifo', 'rm', 'touch', 'ln', 'mv', 'chmod', 'cat']) fs.symlinkSync(execPath(t), path.join(bin, t));
+  fs.chmodSync(bin, 0o755);
+  const shell = await opened(await connect(), `PATH=${bin} exec sh`);
+  expect(shell.helper).toBe(false);
+  remote(sshd(), a, 'printf v1 > f.txt');
+  const { section, out } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', listed(path.join(a.remote, 'f.txt')));
+  expect([section.swapped.size, out.startsWith('P')]).toEqual([1, true]);
+  expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('laptop');
+  shell.close();
+});
+
+function execPath(tool: string): string {
+  for (const d of ['/usr/bin', '/bin', '/usr/sbin']) if (fs.existsSync(path.join(d, tool))) return path.join(d, tool);
+  throw new Error(`'${tool}' is not on this machine: install coreutils and findutils (apt-get install -y coreutils findutils)`);
+}
