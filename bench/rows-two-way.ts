@@ -142,7 +142,8 @@ export const TWO_WAY_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
       }
       const p = (q: number, xs = lat): string => `${percentile(xs, q).toFixed(1)} ms`;
       const rows: Row[] = [
-        { what: `two-way: laptop save -> byte-equal container, p50 (${EDITS} saves, 20 ms after the last arrived)`, kubedev: p(50), target: '≤ 15 ms (as one-way)', met: percentile(lat, 50) <= 15 },
+        // 15 ms is the direct link's target; through the delay proxy the save's own trip is most of it (the round-trip row below).
+        { what: `two-way: laptop save -> byte-equal container, p50 (${EDITS} saves, 20 ms after the last arrived)`, kubedev: p(50), ...(c.l.delayMs === 0 ? { target: '≤ 15 ms (as one-way)', met: percentile(lat, 50) <= 15 } : {}) },
         { what: 'two-way: laptop save, p95', kubedev: p(95) },
         { what: `two-way: one laptop save at a time (${PACED_SAVES}, ${PACED_GAP_MS} ms apart), p50`, kubedev: p(50, one), ...(c.l.delayMs === 0 ? { target: '≤ 15 ms', met: percentile(one, 50) <= 15 } : {}) },
       ];

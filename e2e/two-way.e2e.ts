@@ -188,6 +188,9 @@ test('npm-install output made in the dev container comes back byte for byte; a c
     if (Date.now() > deadline) throw new Error(`notes.md never reached the dev container:\n${s.stderr()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  // The sidecar image (Debian, perl-base is Essential) runs the session's swap helper: saves take no process each.
+  const helpers = await podman(['exec', `${POD}-sync`, '/bin/sh', '-c', 'for p in /proc/[0-9]*; do grep -qs "kubedev swap helper" "$p/cmdline" && echo "$p"; done; true']);
+  expect(helpers.trim().split('\n').filter(Boolean).length).toBeGreaterThan(0);
 
   // 2. The laptop closes: both sides edit the same files.
   s.proc.kill('SIGINT');

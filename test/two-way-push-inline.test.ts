@@ -365,6 +365,30 @@ describe.each([['the swap helper', true], ['the sh path', false]] as const)('wit
     });
   });
 
+  test("the swap's temporary file replaced by a symlink to outside before its mode and mtime are set: the link's target keeps both, nothing is swapped", async () => {
+    const a = arena();
+    writeTree(a.local, { 'run.sh': { content: '#!/bin/sh\n', mode: 0o755 } });
+    const sentinel = path.join(a.base, 'sentinel', 'keep.txt');
+    const before = fs.statSync(sentinel);
+    await watching(a, async (w) => {
+      let done = false;
+      w.rewrite.push((cmd) => {
+        const tmp = /\.kubedev-[0-9a-f]{12}\.tmp/.exec(cmd)?.[0];
+        const at = swapHelper ? /printf '%s\\n' 'C / : /touch -h -d /;
+        if (done || !tmp || !at.test(cmd)) return cmd;
+        done = true;
+        return cmd.replace(at, (m) => `{ rm ./${tmp} && ln -s '${sentinel}' ./${tmp}; } && ${m}`);
+      });
+      fs.writeFileSync(path.join(a.local, 'run.sh'), '#!/bin/sh\necho laptop save\n');
+      await until(() => done, 'the injection');
+      await new Promise((r) => setTimeout(r, 500)); // the pass and what follows it
+      const after = fs.statSync(sentinel);
+      expect([after.mode & 0o7777, after.mtimeMs]).toEqual([before.mode & 0o7777, before.mtimeMs]);
+      await until(() => read(a.remote, 'run.sh') === '#!/bin/sh\necho laptop save\n', 'the save, by the pass'); // the swap skipped: the SFTP path sends it
+      await until(() => internal(a.remote).length === 0, 'no temporary file or guard left');
+    });
+  });
+
   test('a folder on the way the container replaced by a symlink to outside is not entered (nothing swapped there)', async () => {
     const a = arena();
     const sentinel = path.join(a.base, 'sentinel');

@@ -26,6 +26,10 @@
  * Processes per file: touch, ln, find, mv (chmod too when the mode has bits umask cannot give; the
  * bytes go through the built-in printf). The same find checks that the root's `dev:ino` is still the
  * one recorded (the pass halts on another).
+ *
+ * Where the session's shell runs the swap helper (swap-helper.ts, perl), steps 2 to 4 are its system
+ * calls instead, asked for through the shell's built-in printf and read: no process per file (the
+ * shell's own subshell and printf of the bytes stay). The same checks, in the same order.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -215,7 +219,8 @@ function swapLines(p: InlinePush, i: number, guard: string, root: string, rootId
   const body = [
     `k=; r=; H=; umask ${mask ?? '077'}`,
     `if printf -- ${printfBytes(p.bytes)} > ${t} 2>/dev/null; then`,
-    `if touch -d @${sec} -- ${t}${mask ? '' : ` && chmod ${mode(p.l.p)} -- ${t}`} && ln -- ${f} ${g} 2>/dev/null; then`,
+    // `-h`, and no chmod through a symlink: a temporary file the container replaced by a link leads nowhere (the helper uses a descriptor).
+    `if touch -h -d @${sec} -- ${t}${mask ? '' : ` && [ ! -L ${t} ] && chmod ${mode(p.l.p)} -- ${t}`} && ln -- ${f} ${g} 2>/dev/null; then`,
     `r=$(${check})`,
     `case $r in ${shQuote(`R${rootId}`)}"\nG"*"\nT"*) [ ! -L ${f} ] && [ ${f} -ef ${g} ] && mv -fT -- ${t} ${f} 2>/dev/null && k=1;; esac`,
     'fi',
@@ -244,7 +249,7 @@ export class PushSection implements ListingSection {
     const each = this.pushes.map((p, i) => swapLines(p, i, this.guards[i], this.root, this.rootId, this.helper)).filter((x): x is string => !!x);
     if (each.length === 0) return [];
     // A helper that is gone must fail the swap's printf (EPIPE), not end the command (SIGPIPE).
-    return ['set -C', ...(this.helper ? ["trap '' PIPE"] : []), `if cd -P -- ${shQuote(this.root)} 2>/dev/null; then R=$PWD`, ...each, 'fi'];
+    return ['set -C', ...(this.helper ? ["trap '' PIPE"] : []), `if cd -P -- ${shQuote(this.root)} 2>/dev/null; then R=$PWD`, ...each, 'fi', ...(this.helper ? ['trap - PIPE'] : [])];
   }
 
   took(out: Buffer): void {

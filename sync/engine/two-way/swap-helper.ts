@@ -20,9 +20,11 @@
  * be placed there by the tests as on the sh path:
  *   - `C`: enter the file's folder (chdir to the root, whose `dev:ino` must be the one recorded, then
  *     each folder on the way lstat'ed as a folder and checked to be the one entered: a folder replaced
- *     by a symlink is never entered), set the temporary file's mode and whole-second mtime, link the
- *     guard, then statx the guard (a regular file with the ancestor's remote size, mode and mtime) and
- *     the temporary file (the size and mode sent). The answer is what `find` would print for both.
+ *     by a symlink is never entered), set the temporary file's mode and whole-second mtime through a
+ *     descriptor opened without following a link (the sh path's `touch` and `chmod` follow one), link
+ *     the guard, then statx the guard (a regular file with the ancestor's remote size, mode and mtime)
+ *     and the temporary file (the inode whose mode was set, the size and mode sent). The answer is what
+ *     `find` would print for both.
  *   - `M`: in the same folder (entered again the same way), the name must not be a symlink and must be
  *     the guard's inode; then rename.
  *
@@ -40,7 +42,7 @@ import { shQuote } from '../tree';
 
 /** The helper itself (perl, core modules only). Its first line of output says `ready`, or `no`. */
 const PERL = String.raw`# kubedev swap helper
-use strict; use warnings; use POSIX ();
+use strict; use warnings; use POSIX (); use Fcntl qw(O_RDONLY O_NOFOLLOW O_NONBLOCK);
 $| = 1;
 my %NR = (x86_64 => 332, aarch64 => 291);
 my $NR = $NR{(POSIX::uname())[4]};
@@ -59,6 +61,7 @@ sub enter {
   chdir un($root) or return 0;
   my @st = lstat "."; return 0 unless @st && "$st[0]:$st[1]" eq $id;
   for my $c (grep { length } split m{/}, un($dir)) {
+    return 0 if $c eq "." || $c eq "..";
     my @a = lstat $c; return 0 unless @a && ($a[2] & 0170000) == 0040000;
     chdir $c or return 0;
     my @b = lstat "."; return 0 unless @b && $b[0] == $a[0] && $b[1] == $a[1];
@@ -69,13 +72,16 @@ sub check {
   my ($root, $id, $dir, $f, $g, $t, $sec, $chmod, $rs, $rp, $rm, $ls, $lp) = @_;
   return "S" unless enter($root, $id, $dir);
   ($f, $g, $t) = map { un($_) } $f, $g, $t;
-  if ($chmod ne "-") { chmod $chmod, $t or return "S" }
-  utime $sec, $sec, $t or return "S";
+  sysopen(my $fh, $t, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) or return "S";
+  if ($chmod ne "-") { chmod $chmod, $fh or return "S" }
+  utime $sec, $sec, $fh or return "S";
+  my @tf = stat $fh; close $fh;
+  return "S" unless @tf;
   link $f, $g or return "S";
   my $G = sx($g);
   return "S" unless $G && reg($G) && $G->{size} == $rs && perm($G) == $rp && abs(tm($G) * 1000 - $rm) <= 0.0005;
   my $T = sx($t);
-  return "S" unless $T && reg($T) && $T->{size} == $ls && perm($T) == $lp;
+  return "S" unless $T && reg($T) && $T->{ino} == $tf[1] && $T->{size} == $ls && perm($T) == $lp;
   return sprintf "R%s G%d/%s/%o T%d/%s/%o/%d", $id, $G->{size}, tm($G), perm($G), $T->{size}, tm($T), perm($T), $T->{ino};
 }
 sub move {
