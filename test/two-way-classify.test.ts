@@ -77,6 +77,34 @@ describe('a local file changed by its mtime only, while the remote changed', () 
   });
 });
 
+describe('a local file changed by its ctime only (size, mtime and mode put back)', () => {
+  const C1 = { ...V1L, c: 1_000_200 };
+  const rewritten = { ...V1L, c: 9_000_000 };
+  const A: Agreed = { l: C1, r: V1R, h: 'hash-of-v1' };
+  const decide = (a: Agreed, l: Side, r: Side, holds: boolean): { action: Action; asked: number } => {
+    let asked = 0;
+    const out = classify(['p'], () => a, () => l, () => r, undefined, () => {
+      asked++;
+      return holds ? { ino: 7, ctimeMs: 9_000_000 } : undefined;
+    });
+    const got = out.get('p');
+    if (got?.action === 'pull' && asked > 0) expect(got.seen).toEqual({ ino: 7, ctimeMs: 9_000_000 }); // lands only over the file as read
+    return { action: got?.action as Action, asked };
+  };
+  test.each<[string, Agreed, Side, Side, boolean, Action, number]>([
+    ['the same ctime: unchanged, nothing read', A, C1, V2R, true, 'pull', 0],
+    ['other bytes while the remote changed: a conflict, never a pull over them', A, rewritten, V2R, false, 'conflict', 1],
+    ['the ancestor bytes while the remote changed: pulled', A, rewritten, V2R, true, 'pull', 1],
+    ['other bytes, the remote unchanged: pushed', A, rewritten, V1R, false, 'push', 1],
+    ['the ancestor bytes, the remote unchanged: nothing to do (the new ctime is agreed)', A, rewritten, V1R, true, 'none', 1],
+    ['no hash in the ancestor, the remote changed: a conflict, nothing read', { l: C1, r: V1R }, rewritten, V2R, true, 'conflict', 0],
+    ['no hash in the ancestor, the remote unchanged: pushed, nothing read', { l: C1, r: V1R }, rewritten, V1R, true, 'push', 0],
+    ['an ancestor from before ctimes were kept: as before (pulled, nothing read)', { l: V1L, r: V1R, h: 'hash-of-v1' }, rewritten, V2R, false, 'pull', 0],
+  ])('%s', (_name, a, l, r, holds, want, asked) => {
+    expect(decide(a, l, r, holds)).toEqual({ action: want, asked });
+  });
+});
+
 describe('the shape of the tree', () => {
   const run = (rows: Record<string, [Agreed | undefined, Side, Side]>, own?: Parameters<typeof classify>[4]): Record<string, Action> => {
     const out = classify(Object.keys(rows), (p) => rows[p][0], (p) => rows[p][1], (p) => rows[p][2], own);

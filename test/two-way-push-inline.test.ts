@@ -219,6 +219,20 @@ describe.each([['the swap helper', true], ['the sh path', false]] as const)('wit
     expect(a.differences()).toEqual([]);
   });
 
+  test('a laptop save that puts the size and mtime back (an editor that keeps the mtime) is still sent', async () => {
+    const a = arena();
+    writeTree(a.local, { 'f.txt': 'v1 laptop' });
+    fs.utimesSync(path.join(a.local, 'f.txt'), 1_700_000_000, 1_700_000_000);
+    await watching(a, async (w) => {
+      await new Promise((r) => setTimeout(r, 300)); // the first pass's own echo goes by
+      fs.writeFileSync(path.join(a.local, 'f.txt'), 'v2 laptop');
+      fs.utimesSync(path.join(a.local, 'f.txt'), 1_700_000_000, 1_700_000_000);
+      await until(() => read(a.remote, 'f.txt') === 'v2 laptop', 'the save in the container');
+      expect(w.conflicts).toEqual([]);
+    });
+    expect(a.differences()).toEqual([]);
+  });
+
   test('a pass that fails after its listing swapped a file in still releases the guard (nothing left to be removed as a leftover later)', async () => {
     const a = arena();
     writeTree(a.local, { 'f.txt': 'v1' });

@@ -132,6 +132,37 @@ test('a laptop file rewritten with the same bytes (a touch, a save without chang
   expect(read('gen.ts')).toBe('generated v3!');
 });
 
+test("a laptop file rewritten with other bytes of the same size and its mtime put back (cp -p, rsync -t) is a change: pushed, or a conflict when the container changed it too, never pulled over", async () => {
+  const a = arena();
+  const T = 1_700_000_000;
+  // pulled.ts came from the container (the ancestor knows its bytes); pushed.ts from the laptop (it does not).
+  remote(sshd(), a, `printf "container v1" > pulled.ts && touch -d @${T} pulled.ts`);
+  writeTree(a.local, { 'pushed.ts': 'laptop v1!!!', 'quiet.ts': 'laptop v1!!!', 'kept.ts': 'laptop v1!!!' });
+  for (const n of ['pushed.ts', 'quiet.ts', 'kept.ts']) fs.utimesSync(path.join(a.local, n), T, T);
+  await pass(sshd(), a);
+  await new Promise((r) => setTimeout(r, 20)); // a later ctime than the pass's
+  const rewrite = (rel: string, bytes: string): void => {
+    fs.writeFileSync(path.join(a.local, rel), bytes);
+    fs.utimesSync(path.join(a.local, rel), T, T); // size, mtime and mode as before
+  };
+  rewrite('pulled.ts', 'laptop v2!!!');
+  rewrite('pushed.ts', 'laptop v2!!!');
+  rewrite('kept.ts', 'laptop v2!!!');
+  remote(sshd(), a, 'printf "container v2" > pulled.ts && printf "container v2" > pushed.ts');
+  const r = await pass(sshd(), a);
+  expect(r.conflicts.map((c) => c.rel).sort()).toEqual(['pulled.ts', 'pushed.ts']);
+  expect([read('pulled.ts'), read('pushed.ts')]).toEqual(['laptop v2!!!', 'laptop v2!!!']);
+  expect(read(r.conflicts.find((c) => c.rel === 'pulled.ts')?.copy as string)).toBe('container v2');
+  // The container left kept.ts alone: the laptop's rewrite is sent.
+  expect(rread('kept.ts')).toBe('laptop v2!!!');
+  // A chmod to the same mode moves only the ctime: quiet.ts (sent by the laptop: no hash to read it
+  // against) goes again, the same bytes; no conflict, nothing different in the container.
+  fs.chmodSync(path.join(a.local, 'quiet.ts'), 0o644);
+  const again = await pass(sshd(), a);
+  expect(again.conflicts).toEqual([]);
+  expect(rread('quiet.ts')).toBe('laptop v1!!!');
+});
+
 test('a hash recorded for an older version does not decide: pulled A, pushed B, reverted to A, the container changes it: a conflict', async () => {
   const a = arena();
   remote(sshd(), a, 'printf "version A" > f.ts');

@@ -24,6 +24,11 @@ export interface Entry {
   readonly exact?: boolean;
   /** Local inode (local entries only): tells a folder replaced by another of the same name. */
   readonly ino?: number;
+  /**
+   * A local file's change time (ms), which only the kernel sets: two-way tells by it a rewrite that
+   * put the size and the mtime back (state-store.ts sameLocal).
+   */
+  readonly ctimeMs?: number;
   /** Copied from the remote for a path that could not be read locally: leave it as it is. */
   readonly kept?: boolean;
 }
@@ -50,7 +55,7 @@ export interface Refusal {
 
 export function entryFromStats(st: fs.Stats, target?: string): Entry | undefined {
   const mode = st.mode & 0o7777;
-  if (st.isFile()) return { type: 'file', size: st.size, mtimeMs: st.mtimeMs, mode, exact: true };
+  if (st.isFile()) return { type: 'file', size: st.size, mtimeMs: st.mtimeMs, mode, exact: true, ctimeMs: st.ctimeMs };
   if (st.isDirectory()) return { type: 'dir', size: 0, mtimeMs: st.mtimeMs, mode, exact: true, ino: st.ino };
   if (st.isSymbolicLink()) return { type: 'symlink', size: 0, mtimeMs: st.mtimeMs, mode: 0o777, target, exact: true };
   return undefined; // sockets, fifos, devices: not mirrored

@@ -16,7 +16,10 @@
  *
  * A local file that differs from the ancestor by its mtime only, while the remote file changed, is read:
  * when its bytes are the ancestor's (its content hash, content-hash.ts) it did not change, and the
- * remote change is pulled instead of making a conflict.
+ * remote change is pulled instead of making a conflict. One that differs by its ctime only (size, mtime
+ * and mode put back: `cp -p`, `rsync -t`, an unpacked archive; or a chmod to the same mode) is read
+ * too, whatever the remote did: the ancestor's bytes, not changed; other bytes, or bytes the ancestor
+ * does not know, changed (a push, or a conflict that keeps both: never a pull over it).
  *
  * Then the tree's shape is honoured: a folder deleted on one side whose subtree still holds something
  * that stays (a change, a new file) is made again instead; a path replaced by another type whose
@@ -24,7 +27,7 @@
  * Ownership: a `remoteOwns` path never pushes or deletes remotely, a `localOwns` path never pulls or
  * deletes locally (the change is held, not lost).
  */
-import { Agreed, sameSig, Sig } from './state-store';
+import { Agreed, sameLocal, sameSig, Sig } from './state-store';
 
 export type Action = 'none' | 'push' | 'pull' | 'delete-local' | 'delete-remote' | 'conflict' | 'hold';
 
@@ -61,7 +64,10 @@ export function sameAcross(l: Sig, r: Sig): boolean {
 /** Whether the local file `rel`, still `l` as listed, holds bytes of content hash `hash` (the ancestor's bytes): the file as read, or undefined. */
 export type HoldsBytes = (rel: string, l: Sig, hash: string) => Seen | undefined;
 
-/** A local file that only looks changed (its mtime) while the remote file changed: are its bytes the ancestor's? */
+/**
+ * A local file that only looks changed (its mtime while the remote file changed; or only its ctime,
+ * whatever the remote did): are its bytes the ancestor's?
+ */
 function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefined, holds: HoldsBytes | undefined): Seen | undefined {
   if (!holds || !a.h || l?.t !== 'f' || a.l.t !== 'f' || r?.t !== 'f') return undefined;
   return l.s === a.l.s && l.p === a.l.p ? holds(rel, l, a.h) : undefined;
@@ -69,8 +75,11 @@ function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefi
 
 function decideOne(rel: string, a: Agreed | undefined, l: Sig | undefined, r: Sig | undefined, holds?: HoldsBytes): Decision {
   const rc = a ? !sameSig(r, a.r) : r !== undefined;
-  const seen = a && rc && !sameSig(l, a.l) ? touchedOnly(rel, a, l, r, holds) : undefined;
-  const lc = a ? !sameSig(l, a.l) && !seen : l !== undefined;
+  // Size, mtime and mode as the ancestor's but another ctime: rewritten with them put back, or only
+  // its mode, owner or links touched. Changed, unless its bytes are read and are the ancestor's.
+  const ctimeOnly = !!a && sameSig(l, a.l) && !sameLocal(l, a.l);
+  const seen = a && ((rc && !sameSig(l, a.l)) || ctimeOnly) ? touchedOnly(rel, a, l, r, holds) : undefined;
+  const lc = a ? !sameLocal(l, a.l) && !seen : l !== undefined;
   const d = (action: Action, why?: string): Decision => ({ rel, action, l, r, why, seen });
   if (!lc && !rc) return d('none');
   if (lc && !rc) return d(l ? 'push' : r ? 'delete-remote' : 'none');

@@ -16,7 +16,7 @@ import { INTERNAL_PREFIX } from '../ignore';
 import { linkStaysInside } from '../safety';
 import { Entry, entryFromStats } from '../tree';
 import { ContentHash, HASHED_MAX, hashOf } from './content-hash';
-import { sameSig, Sig, sigOf } from './state-store';
+import { sameLocal, sameSig, Sig, sigOf } from './state-store';
 
 /** A remote file's bytes: a tar member's stream. */
 export type Bytes = AsyncIterable<unknown> & { resume(): unknown };
@@ -106,7 +106,7 @@ export function localSig(abs: string): Sig | undefined {
 }
 
 function expectUnchanged(abs: string, rel: string, expected: Sig | undefined): void {
-  if (!sameSig(localSig(abs), expected)) throw new ChangedMeanwhile(`'${rel}' changed locally while it was fetched; left as it is`);
+  if (!sameLocal(localSig(abs), expected)) throw new ChangedMeanwhile(`'${rel}' changed locally while it was fetched; left as it is`);
 }
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
@@ -161,8 +161,10 @@ export interface Fetched {
   readonly rel: string;
   readonly tmp: string;
   readonly abs: string;
-  /** The temporary file's stat: the local side once it is renamed. */
+  /** The temporary file's stat: the local side once it is renamed (but for the ctime the rename sets: commitFetched). */
   readonly sig: Sig;
+  /** The temporary file's inode. */
+  readonly ino: number;
   readonly expected: Sig | undefined;
   /** The bytes' content hash (files up to HASHED_MAX), for the ancestor. */
   readonly h?: string;
@@ -187,7 +189,7 @@ export function fetchBytes(chunks: readonly Buffer[], root: string, rel: string,
   }
   fs.closeSync(fd);
   // The inode renamed is the one written: its stat is the local side then.
-  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: sigOf(entryFromStats(st) as Entry), expected, h: r.s <= HASHED_MAX ? hashOf(chunks) : undefined };
+  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: sigOf(entryFromStats(st) as Entry), ino: st.ino, expected, h: r.s <= HASHED_MAX ? hashOf(chunks) : undefined };
 }
 
 /** `source` (the remote file's bytes) into a temporary file beside the target `rel`. */
@@ -200,12 +202,25 @@ export async function fetchFile(source: Bytes, root: string, rel: string, r: Sig
     throw e;
   }
   const { tmp, h } = await writeTemp(source, dir, r, rel);
-  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: localSig(tmp) as Sig, expected, h };
+  const st = fs.lstatSync(tmp);
+  return { rel, tmp, abs: path.join(dir, path.basename(rel)), sig: sigOf(entryFromStats(st) as Entry), ino: st.ino, expected, h };
 }
 
-/** Renames a fetched file over its target if the local side is still as classified; its local sig. */
+/**
+ * Renames a fetched file over its target if the local side is still as classified; its local sig. The
+ * rename sets the file's ctime: the sig takes the one it has now when it is still the inode renamed,
+ * as written. Otherwise (written again since, in the microseconds between) the temporary file's ctime
+ * stays, and the next pass reads the file as changed (sameLocal).
+ */
 export function commitFetched(f: Fetched): Sig {
   putInPlace(f.tmp, f.abs, f.rel, f.expected);
+  try {
+    const st = fs.lstatSync(f.abs);
+    const e = entryFromStats(st);
+    if (st.ino === f.ino && e && sameSig(sigOf(e), f.sig)) return { ...f.sig, c: st.ctimeMs };
+  } catch {
+    // gone again already: the next pass sees it
+  }
   return f.sig;
 }
 

@@ -41,7 +41,7 @@ import { checkedParent } from './local-write';
 import { bare, guardNames, Guards, inFolderOf } from './remote-guard';
 import { anchorOf } from './scope';
 import { INLINE_COUNT, INLINE_MAX, ListingSection } from './remote-list';
-import { sameSig, Sig, sigOf, StateStore } from './state-store';
+import { sameLocal, sameSig, Sig, sigOf, StateStore } from './state-store';
 import { hashOf } from './content-hash';
 import { helperSwapLines } from './swap-helper';
 
@@ -119,7 +119,7 @@ function readWhole(root: string, rel: string, agreed: Sig): { bytes: Buffer; l: 
     const abs = path.join(checkedParent(root, rel), path.posix.basename(rel));
     const before = fs.lstatSync(abs);
     const e = entryFromStats(before);
-    if (e?.type !== 'file' || e.size > INLINE_MAX || sameSig(sigOf(e), agreed)) return undefined;
+    if (e?.type !== 'file' || e.size > INLINE_MAX || sameLocal(sigOf(e), agreed)) return undefined;
     // O_NONBLOCK: a file replaced by a named pipe since the look must not block the runner (a sync open waits for a writer).
     fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     const st = fs.fstatSync(fd);

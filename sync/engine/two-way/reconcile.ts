@@ -186,7 +186,8 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   // 5. The ancestor: what both sides agree on now.
   for (const d of decisions.values()) {
     if (d.action !== 'conflict' && store.conflict(d.rel) && d.action !== 'hold') store.clearConflict(d.rel);
-    if (d.action === 'none') store.agree(d.rel, d.l && d.r ? { l: d.l, r: d.r } : undefined);
+    // Read and found to hold the ancestor's bytes (classify.ts): the hash still stands for the new local sig.
+    if (d.action === 'none') store.agree(d.rel, d.l && d.r ? { l: d.l, r: d.r, h: d.seen ? store.agreed(d.rel)?.h : undefined } : undefined);
     else if (d.action === 'delete-local' && done.deletedLocal.includes(d.rel)) store.agree(d.rel, undefined);
     else if (d.action === 'delete-remote') store.agree(d.rel, undefined);
     else if (d.action === 'push' && pushedOk.has(d.rel)) store.agree(d.rel, { l: d.l as Sig, r: remoteAfterPush(d.l as Sig) });

@@ -31,7 +31,7 @@ import { EchoHold } from './echoes';
 import { RemoteShell } from './remote-shell';
 import { BYTEWISE_TEXT_MAX } from './push-inline';
 import { RemoteWatcher } from '../remote-watch';
-import { ConflictRecord, sameSig, StateStore, statePath } from './state-store';
+import { ConflictRecord, sameLocal, StateStore, statePath } from './state-store';
 
 export interface TwoWayOptions extends SyncOptions {
   /** How often a server without inotifywait is listed. @default 500 */
@@ -244,7 +244,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       if (this.remoteNamed.has(rel) || !this.dirty.has(rel)) continue;
       const a = this.store.agreed(rel);
       const now = a?.l.t === 'f' ? localSig(path.join(this.options.localRoot, rel)) : undefined;
-      if (now && a && sameSig(now, a.l)) {
+      if (now && a && sameLocal(now, a.l)) {
         this.dirty.delete(rel);
         this.localNamed.delete(rel);
       }

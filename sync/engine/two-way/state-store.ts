@@ -26,6 +26,12 @@ export interface Sig {
   readonly m: number;
   readonly p: number;
   readonly x?: string;
+  /**
+   * A local file's ctime (ms; local sides only, absent in ancestors written before it was kept): a
+   * rewrite that put size and mtime back (`cp -p`, `rsync -t`, an archive unpacked, an editor that
+   * keeps the mtime) still changes it (sameLocal).
+   */
+  readonly c?: number;
 }
 
 /** The agreed state of one path: what the local side and the remote side held then. */
@@ -67,13 +73,22 @@ export function sigOf(e: Entry): Sig {
   const t = TYPE[e.type];
   if (t === 'l') return { t, s: 0, m: 0, p: 0, x: e.target ?? '' };
   if (t === 'd') return { t, s: 0, m: 0, p: e.mode };
-  return { t, s: e.size, m: e.mtimeMs, p: e.mode };
+  return e.ctimeMs === undefined ? { t, s: e.size, m: e.mtimeMs, p: e.mode } : { t, s: e.size, m: e.mtimeMs, p: e.mode, c: e.ctimeMs };
 }
 
 /** Same content as far as the runner can tell (folders: mode; links: target; files: size, mtime, mode). */
 export function sameSig(a: Sig | undefined, b: Sig | undefined): boolean {
   if (!a || !b) return a === b;
   return a.t === b.t && a.s === b.s && a.m === b.m && a.p === b.p && (a.x ?? '') === (b.x ?? '');
+}
+
+/**
+ * Two local sides of one path: sameSig, and the same ctime where both have one. Whatever writes the
+ * file changes its ctime, so a rewrite that put size and mtime back is told; so is a change of mode,
+ * owner or links that kept them (then the bytes are read when the ancestor knows them: classify.ts).
+ */
+export function sameLocal(a: Sig | undefined, b: Sig | undefined): boolean {
+  return sameSig(a, b) && (a?.c === undefined || b?.c === undefined || a.c === b.c);
 }
 
 /** The state folder: `$XDG_STATE_HOME/kubedev`, else `~/.local/state/kubedev`. */
@@ -218,7 +233,7 @@ export class StateStore {
   agree(rel: string, a: Agreed | undefined): void {
     const was = this.agreedMap.get(rel);
     if (a) {
-      if (was && sameSig(was.l, a.l) && sameSig(was.r, a.r) && (a.h === undefined || a.h === was.h)) return;
+      if (was && sameSig(was.l, a.l) && was.l.c === a.l.c && sameSig(was.r, a.r) && (a.h === undefined || a.h === was.h)) return;
       this.agreedMap.set(rel, a);
     } else if (!this.agreedMap.delete(rel)) return;
     this.pending.push(['a', rel, a ?? null]);
