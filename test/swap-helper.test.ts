@@ -29,10 +29,10 @@ async function connect(): Promise<Connection> {
 }
 
 /** The shell's helper once its start answered. */
-async function opened(c: Connection, command?: string): Promise<RemoteShell> {
+async function opened(c: Connection, command?: string, ms = 5000): Promise<RemoteShell> {
   const shell = await RemoteShell.open(c, command);
   await shell.run('true');
-  await eventually(() => (shell.helper === undefined ? ['the helper has not answered'] : []), 5000, "the helper's start");
+  await eventually(() => (shell.helper === undefined ? ['the helper has not answered'] : []), ms, "the helper's start");
   return shell;
 }
 
@@ -56,32 +56,36 @@ function listed(file: string): { s: number; m: number; p: number } {
 }
 
 /** One swap of `rel` in `root` to `bytes` over the remote version `r`: what the section took. */
-async function swapOnce(shell: RemoteShell, root: string, rel: string, bytes: string, r: { s: number; m: number; p: number }): Promise<{ out: string; section: PushSection }> {
+async function swapOnce(shell: RemoteShell, root: string, rel: string, bytes: string, r: { s: number; m: number; p: number }, o: { mode?: number; edit?: (cmd: string) => string } = {}): Promise<{ out: string; section: PushSection }> {
   const st = fs.statSync(root);
-  const push: InlinePush = { rel, bytes: Buffer.from(bytes), l: { t: 'f', s: bytes.length, m: 1_700_000_000_000, p: 0o644 }, r: { t: 'f', ...r } };
+  const push: InlinePush = { rel, bytes: Buffer.from(bytes), l: { t: 'f', s: bytes.length, m: 1_700_000_000_000, p: o.mode ?? 0o644 }, r: { t: 'f', ...r } };
   const section = new PushSection(root, `${st.dev}:${st.ino}`, [push], shell.helper === true);
-  const res = await shell.run(section.lines().join('\n'));
+  const cmd = section.lines().join('\n');
+  const edited = o.edit ? o.edit(cmd) : cmd;
+  if (o.edit) expect(edited).not.toBe(cmd); // the injection point is in the command
+  const res = await shell.run(edited);
   section.took(res.stdout);
   return { out: res.stdout.toString('utf8'), section };
 }
 
-test("the helper's mtime check: the ancestor's mtime to the listing's precision swaps; 1 µs either way, or another size or mode, is another version", async () => {
+test("the helper's mtime check: exactly the nanoseconds find's tests accept (the ancestor's mtime as the listing reads it); 300 ns either way, or another size or mode, is another version", async () => {
   const a = arena();
   const shell = await opened(await connect());
   expect(shell.helper).toBe(true);
-  remote(sshd(), a, "printf v1 > f.txt && touch -d @1700000000.123456789 f.txt && chmod 644 f.txt");
+  const at = '1700000000.123456789';
+  remote(sshd(), a, `printf v1 > f.txt && touch -d @${at} f.txt && chmod 644 f.txt`);
   const r = listed(path.join(a.remote, 'f.txt'));
-  for (const [what, off] of [
-    ['1 µs before', { m: r.m - 0.001 }],
-    ['1 µs after', { m: r.m + 0.001 }],
-    ['another size', { s: r.s + 1 }],
-    ['another mode', { p: 0o600 }],
-  ] as const) {
-    const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', { ...r, ...off });
-    expect([what, section.swapped.size, section.helperGone]).toEqual([what, 0, false]);
+  const refused = async (what: string, o: { ns?: number; r?: Partial<typeof r> }): Promise<void> => {
+    remote(sshd(), a, `touch -d @1700000000.${String(123456789 + (o.ns ?? 0)).padStart(9, '0')} f.txt`);
+    const { section, out } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', { ...r, ...o.r });
+    expect([what, section.swapped.size, section.helperGone, out.startsWith('S')]).toEqual([what, 0, false, true]);
     expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('v1');
     expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]); // no temporary file or guard left
-  }
+  };
+  for (const ns of [-1000, -300, 300, 1000]) await refused(`${ns} ns`, { ns });
+  await refused('another size', { r: { s: r.s + 1 } });
+  await refused('another mode', { r: { p: 0o600 } });
+  remote(sshd(), a, `touch -d @${at} f.txt`);
   const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', r);
   expect(section.swapped.size).toBe(1);
   expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('laptop');
@@ -90,6 +94,19 @@ test("the helper's mtime check: the ancestor's mtime to the listing's precision 
   expect(s?.seen).toBe(`2/1700000000.1234567890/644`);
   const now = remote(sshd(), a, "find f.txt -printf '%i/%s/%T@/%m'");
   expect(s?.after).toBe(now);
+  shell.close();
+});
+
+test('laptop modes without the owner\'s read bit, or without read and write (0200, 0000): swapped, with their mode and mtime', async () => {
+  const a = arena();
+  const shell = await opened(await connect());
+  for (const mode of [0o200, 0o000]) {
+    remote(sshd(), a, 'rm -f f.txt; printf v1 > f.txt');
+    const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', listed(path.join(a.remote, 'f.txt')), { mode });
+    expect([mode, section.swapped.size]).toEqual([mode, 1]);
+    const st = fs.statSync(path.join(a.remote, 'f.txt'));
+    expect([st.mode & 0o7777, st.mtimeMs, st.size]).toEqual([mode, 1_700_000_000_000, 6]);
+  }
   shell.close();
 });
 
@@ -132,6 +149,41 @@ test('a helper killed under a live shell: the swap is skipped at once (the file 
   expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('laptop');
   shell.close();
 });
+
+test('a helper that ends between the check and the rename: skipped, nothing left; one that ends after the rename: the swap counts, its guard kept for the release', async () => {
+  const a = arena();
+  for (const renamed of [false, true]) {
+    const shell = await opened(await connect());
+    const pid = Number((await shell.run('echo $$')).stdout.toString());
+    const [helper] = helpersOf(pid);
+    remote(sshd(), a, 'printf v1 > f.txt');
+    const r = listed(path.join(a.remote, 'f.txt'));
+    // Before the M request: the helper killed, after doing the rename itself (as if it had) or not.
+    const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', r, {
+      edit: (cmd) => cmd.replace(/ && \{ printf '%s\\n' 'M /, (m) => ` && { ${renamed ? 'mv -f ./.kubedev-*.tmp ./f.txt && ' : ''}kill -9 ${helper} && sleep 0.2; }${m}`),
+    });
+    expect([renamed, section.swapped.size]).toEqual([renamed, renamed ? 1 : 0]);
+    expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe(renamed ? 'laptop' : 'v1');
+    const left = fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'));
+    expect(left).toEqual(renamed ? [expect.stringMatching(/^\.kubedev-guard-/)] : []);
+    if (renamed) fs.rmSync(path.join(a.remote, left[0]));
+    shell.close();
+    await conn?.close();
+    conn = undefined;
+  }
+});
+
+test('a perl that never answers at start: the shell is not held (it is ended after 10 s), and takes the sh path', async () => {
+  const bin = tempDir('hung-perl-bin');
+  fs.writeFileSync(path.join(bin, 'perl'), '#!/bin/sh\nexec sleep 600\n', { mode: 0o755 });
+  fs.chmodSync(bin, 0o755);
+  const t = Date.now();
+  const shell = await opened(await connect(), `PATH=${bin}:$PATH exec sh`, 15_000);
+  expect(shell.helper).toBe(false);
+  expect(Date.now() - t).toBeLessThan(15_000);
+  expect((await shell.run('echo still here')).stdout.toString()).toBe('still here\n');
+  shell.close();
+}, 30_000);
 
 test('a server without perl: no helper (its start says so at once), and swaps take the sh path', async () => {
   const a = arena();

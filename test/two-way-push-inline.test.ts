@@ -228,6 +228,7 @@ describe.each([['the swap helper', true], ['the sh path', false]] as const)('wit
       fs.writeFileSync(path.join(a.local, 'f.txt'), 'v2 laptop');
       fs.utimesSync(path.join(a.local, 'f.txt'), 1_700_000_000, 1_700_000_000);
       await until(() => read(a.remote, 'f.txt') === 'v2 laptop', 'the save in the container');
+      await until(() => internal(a.remote).length === 0, 'the guard released');
       expect(w.conflicts).toEqual([]);
     });
     expect(a.differences()).toEqual([]);

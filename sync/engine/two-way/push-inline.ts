@@ -144,6 +144,15 @@ function readWhole(root: string, rel: string, agreed: Sig): { bytes: Buffer; l: 
  * as exactly `m` (remote-list.ts: Number(`%T@`) * 1000) are a contiguous range; undefined when none.
  */
 export function mtimeTests(m: number): string | undefined {
+  const r = mtimeRange(m);
+  return r && `-newermt @${r.before} ! -newermt @${r.hi}`;
+}
+
+/**
+ * The nanoseconds mtimeTests matches, as `seconds.nanoseconds`: the first and last (`lo`, `hi`) and the
+ * one before the first (`before`, for find's strictly-newer test); undefined when none.
+ */
+export function mtimeRange(m: number): { before: string; lo: string; hi: string } | undefined {
   if (!(m >= 1000) || !Number.isFinite(m)) return undefined;
   const sec = Math.floor(m / 1000);
   const est = Math.round((m - sec * 1000) * 1e6);
@@ -160,7 +169,7 @@ export function mtimeTests(m: number): string | undefined {
     hi = n;
   }
   if (lo === undefined || hi === undefined) return undefined;
-  return `-newermt @${at(lo - 1)} ! -newermt @${at(hi)}`;
+  return { before: at(lo - 1), lo: at(lo), hi: at(hi) };
 }
 
 /** The octal umask that creates exactly `mode`, when `mode` holds no bits beyond 0666. */
@@ -207,7 +216,8 @@ function swapLines(p: InlinePush, i: number, guard: string, root: string, rootId
   const mode = (n: number): string => n.toString(8);
   const done = `if [ "$k" ]; then printf 'P\\0%s\\0%s\\0' ${i} "$r"; else rm -f -- ${t} ${g}; printf 'S\\0%s\\0%s\\0' ${i} "$H"; fi`;
   if (helper) {
-    const ask = helperSwapLines({ root, rootId, rel: p.rel, guard, tmpName, sec, chmod: mask ? undefined : p.l.p & 0o7777, rs: p.r.s, rp: p.r.p, rm: p.r.m, ls: p.l.s, lp: p.l.p });
+    const range = mtimeRange(p.r.m) as { lo: string; hi: string }; // defined: mtimeTests was
+    const ask = helperSwapLines({ root, rootId, rel: p.rel, guard, tmpName, sec, chmod: mask ? undefined : p.l.p & 0o7777, rs: p.r.s, rp: p.r.p, rlo: range.lo, rhi: range.hi, ls: p.l.s, lp: p.l.p });
     const body = [`k=; r=; H=; umask ${mask ?? '077'}`, `if printf -- ${printfBytes(p.bytes)} > ${t} 2>/dev/null; then`, ask, 'fi', done].join('\n');
     return inFolderOf(p.rel, body, `printf 'S\\0%s\\0\\0' ${i}`);
   }

@@ -31,10 +31,9 @@
  * Mtimes. Perl's own `lstat` gives whole seconds, and Time::HiRes is not in perl-base: the nanoseconds
  * come from the `statx` system call (Linux 4.11+; its record has one layout on every architecture; the
  * call's number is known here for x86_64 and aarch64, and a start-up check compares its answer with
- * perl's lstat before the helper says it is ready). The guard's mtime must read, as the listing reads
- * `%T@` (a double of milliseconds), within 0.5 µs of the ancestor's: two doubles' rounding apart at
- * today's dates, where the listing's own number cannot tell 0.24 µs apart. Writes between two kernel
- * ticks (1-10 ms) get one mtime anyway, so this finds every change the sh path's exact `find` finds.
+ * perl's lstat before the helper says it is ready). The guard's `seconds.nanoseconds` must lie within
+ * the range the sh path's `find` tests accept (push-inline.ts mtimeRange), compared as integers: the
+ * same versions pass.
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
@@ -42,7 +41,7 @@ import { shQuote } from '../tree';
 
 /** The helper itself (perl, core modules only). Its first line of output says `ready`, or `no`. */
 const PERL = String.raw`# kubedev swap helper
-use strict; use warnings; use POSIX (); use Fcntl qw(O_RDONLY O_NOFOLLOW O_NONBLOCK);
+use strict; use warnings; use POSIX (); use Fcntl qw(O_RDONLY O_WRONLY O_NOFOLLOW O_NONBLOCK);
 $| = 1;
 my %NR = (x86_64 => 332, aarch64 => 291);
 my $NR = $NR{(POSIX::uname())[4]};
@@ -56,6 +55,11 @@ sub tm { sprintf "%d.%09d0", $_[0]{s}, $_[0]{n} }
 sub perm { $_[0]{mode} & 07777 }
 sub reg { ($_[0]{mode} & 0170000) == 0100000 }
 sub un { pack "H*", $_[0] }
+sub ns { my ($s, $n) = split /[.]/, $_[0]; ($s, $n) }
+sub within {
+  my ($x, $lo, $hi) = @_; my ($ls, $ln) = ns($lo); my ($hs, $hn) = ns($hi);
+  return ($x->{s} > $ls || $x->{s} == $ls && $x->{n} >= $ln) && ($x->{s} < $hs || $x->{s} == $hs && $x->{n} <= $hn);
+}
 sub enter {
   my ($root, $id, $dir) = @_;
   chdir un($root) or return 0;
@@ -69,17 +73,24 @@ sub enter {
   return 1;
 }
 sub check {
-  my ($root, $id, $dir, $f, $g, $t, $sec, $chmod, $rs, $rp, $rm, $ls, $lp) = @_;
+  my ($root, $id, $dir, $f, $g, $t, $sec, $chmod, $rs, $rp, $lo, $hi, $ls, $lp) = @_;
   return "S" unless enter($root, $id, $dir);
   ($f, $g, $t) = map { un($_) } $f, $g, $t;
-  sysopen(my $fh, $t, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) or return "S";
-  if ($chmod ne "-") { chmod $chmod, $fh or return "S" }
-  utime $sec, $sec, $fh or return "S";
-  my @tf = stat $fh; close $fh;
+  my (@tf, $fh);
+  if (sysopen($fh, $t, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) || sysopen($fh, $t, O_WRONLY | O_NOFOLLOW | O_NONBLOCK)) {
+    if ($chmod ne "-") { chmod $chmod, $fh or return "S" }
+    utime $sec, $sec, $fh or return "S";
+    @tf = stat $fh; close $fh;
+  } else {
+    # A mode without the owner's read and write bits (0000, 0044): by name, once seen not to be a link.
+    @tf = lstat $t; return "S" unless @tf && ($tf[2] & 0170000) == 0100000;
+    if ($chmod ne "-") { chmod $chmod, $t or return "S" }
+    utime $sec, $sec, $t or return "S";
+  }
   return "S" unless @tf;
   link $f, $g or return "S";
   my $G = sx($g);
-  return "S" unless $G && reg($G) && $G->{size} == $rs && perm($G) == $rp && abs(tm($G) * 1000 - $rm) <= 0.0005;
+  return "S" unless $G && reg($G) && $G->{size} == $rs && perm($G) == $rp && within($G, $lo, $hi);
   my $T = sx($t);
   return "S" unless $T && reg($T) && $T->{ino} == $tf[1] && $T->{size} == $ls && perm($T) == $lp;
   return sprintf "R%s G%d/%s/%o T%d/%s/%o/%d", $id, $G->{size}, tm($G), perm($G), $T->{size}, tm($T), perm($T), $T->{ino};
@@ -114,8 +125,11 @@ export function helperStart(): string {
   return [
     'KH=',
     'if command -v perl >/dev/null 2>&1 </dev/null && KD=$(mktemp -d 2>/dev/null </dev/null) && mkfifo -m 600 "$KD/i" "$KD/o" 2>/dev/null </dev/null; then',
-    `perl -e ${shQuote(PERL)} <"$KD/i" >"$KD/o" 2>/dev/null &`,
+    `perl -e ${shQuote(PERL)} <"$KD/i" >"$KD/o" 2>/dev/null & KP=$!`,
+    // A perl that never answers (a wrapper waiting on something) is ended: the shell's read must end.
+    '{ sleep 10; kill $KP; } </dev/null >/dev/null 2>&1 & KW=$!',
     'command exec 8>"$KD/i" 9<"$KD/o" && { read -r KH <&9 || KH=; }',
+    'kill $KW 2>/dev/null',
     'rm -rf "$KD" </dev/null',
     '[ "$KH" = ready ] || { command exec 8>&- 9<&-; } 2>/dev/null',
     'fi',
@@ -135,10 +149,11 @@ export interface HelperSwap {
   /** The whole-second mtime and mode to give the temporary file (the mode: only when umask cannot give it). */
   readonly sec: number;
   readonly chmod?: number;
-  /** The ancestor's remote size, permission bits and mtime (ms, as the listing reads `%T@`). */
+  /** The ancestor's remote size, permission bits, and mtime: the first and last nanosecond the listing reads as it (push-inline.ts mtimeRange). */
   readonly rs: number;
   readonly rp: number;
-  readonly rm: number;
+  readonly rlo: string;
+  readonly rhi: string;
   /** The size and permission bits of the bytes sent. */
   readonly ls: number;
   readonly lp: number;
@@ -152,11 +167,14 @@ export interface HelperSwap {
 export function helperSwapLines(s: HelperSwap): string {
   const id = crypto.randomBytes(4).toString('hex');
   const where = [hex(s.root), s.rootId, hex(path.posix.dirname(s.rel) === '.' ? '' : path.posix.dirname(s.rel)), hex(path.posix.basename(s.rel)), hex(path.posix.basename(s.guard)), hex(s.tmpName)];
-  const c = ['C', id, ...where, String(s.sec), s.chmod === undefined ? '-' : String(s.chmod), String(s.rs), String(s.rp & 0o7777), String(s.rm), String(s.ls), String(s.lp & 0o7777)].join(' ');
+  const c = ['C', id, ...where, String(s.sec), s.chmod === undefined ? '-' : String(s.chmod), String(s.rs), String(s.rp & 0o7777), s.rlo, s.rhi, String(s.ls), String(s.lp & 0o7777)].join(' ');
   const m = ['M', id, ...where].join(' ');
+  const [t, f, g] = [s.tmpName, path.posix.basename(s.rel), path.posix.basename(s.guard)].map((n) => shQuote(`./${n}`));
   return [
     `if printf '%s\\n' ${shQuote(c)} >&8 && read -r n r <&9 && [ "$n" = ${id} ]; then`,
-    `case $r in R*) [ -n "$r" ] && { printf '%s\\n' ${shQuote(m)} >&8 && read -r n m <&9 && [ "$n" = ${id} ] || { H=gone; m=; }; } && [ "$m" = ok ] && k=1;; esac`,
+    // No answer to M: the helper ended after the rename or before it. Renamed (its file gone, the name no
+    // longer the guard's inode) counts as swapped: the guard stays for the release to look at.
+    `case $r in R*) [ -n "$r" ] && { printf '%s\\n' ${shQuote(m)} >&8 && read -r n m <&9 && [ "$n" = ${id} ] || { H=gone; m=; [ ! -e ${t} ] && [ -f ${f} ] && [ ! -L ${f} ] && ! [ ${f} -ef ${g} ] && m=ok; }; } && [ "$m" = ok ] && k=1;; esac`,
     'else H=gone; fi',
   ].join('\n');
 }
