@@ -41,7 +41,9 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 function entries(tree: { entries(): IterableIterator<[string, Entry]> }): Record<string, Entry> {
   const out: Record<string, Entry> = {};
-  for (const [k, v] of tree.entries()) out[k] = { ...v };
+  // The thread's packed reply carries what the one-way engine keeps: not a file's ctime (only two-way
+  // reads it, from its own scan).
+  for (const [k, v] of tree.entries()) out[k] = { ...v, ctimeMs: undefined };
   return out;
 }
 

@@ -100,6 +100,8 @@ describe('a local file changed by its ctime only (size, mtime and mode put back)
     ['no hash in the ancestor, the remote changed: a conflict, nothing read', { l: C1, r: V1R }, rewritten, V2R, true, 'conflict', 0],
     ['no hash in the ancestor, the remote unchanged: pushed, nothing read', { l: C1, r: V1R }, rewritten, V1R, true, 'push', 0],
     ['an ancestor from before ctimes were kept: as before (pulled, nothing read)', { l: V1L, r: V1R, h: 'hash-of-v1' }, rewritten, V2R, false, 'pull', 0],
+    ['the ancestor bytes, deleted remotely: deleted here too', A, rewritten, undefined, true, 'delete-local', 1],
+    ['other bytes, deleted remotely: the local change wins', A, rewritten, undefined, false, 'push', 1],
   ])('%s', (_name, a, l, r, holds, want, asked) => {
     expect(decide(a, l, r, holds)).toEqual({ action: want, asked });
   });

@@ -234,6 +234,20 @@ describe.each([['the swap helper', true], ['the sh path', false]] as const)('wit
     expect(a.differences()).toEqual([]);
   });
 
+  test("a pulled file whose ctime alone moved (a chmod to the same mode) sends nothing: its bytes are the ancestor's", async () => {
+    const a = arena();
+    remote(sshd(), a, 'printf "container v1" > f.txt');
+    await watching(a, async (w) => {
+      await until(() => read(a.local, 'f.txt') === 'container v1', 'the pull');
+      await new Promise((r) => setTimeout(r, 300));
+      const listed = w.listings();
+      fs.chmodSync(path.join(a.local, 'f.txt'), fs.statSync(path.join(a.local, 'f.txt')).mode & 0o7777);
+      await until(() => w.listings() > listed, 'the pass the change makes');
+      await new Promise((r) => setTimeout(r, 300));
+      expect([w.swaps.length, w.pushes(), w.conflicts]).toEqual([0, 0, []]);
+    });
+  });
+
   test('a pass that fails after its listing swapped a file in still releases the guard (nothing left to be removed as a leftover later)', async () => {
     const a = arena();
     writeTree(a.local, { 'f.txt': 'v1' });

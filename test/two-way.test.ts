@@ -9,6 +9,7 @@ import { useArena } from './support/hostile';
 import { snapshot, writeTree } from './support/trees';
 import { pass, remote, stateFileOf } from './support/two-way';
 import { conflictCopyName } from '../sync/engine/two-way/local-write';
+import { Agreed, StateStore } from '../sync/engine/two-way/state-store';
 
 jest.setTimeout(30_000);
 const { sshd, arena } = useArena();
@@ -161,6 +162,28 @@ test("a laptop file rewritten with other bytes of the same size and its mtime pu
   const again = await pass(sshd(), a);
   expect(again.conflicts).toEqual([]);
   expect(rread('quiet.ts')).toBe('laptop v1!!!');
+});
+
+test('an ancestor saved before ctimes were kept keeps its content hashes through the first pass after (a touched file still reads as unchanged)', async () => {
+  const a = arena();
+  const s = sshd();
+  remote(s, a, 'printf "generated v1" > gen.ts');
+  await pass(s, a); // pulled: the ancestor records the bytes' hash
+  const open = (): StateStore => new StateStore(stateFileOf(a), { host: s.host, port: s.port, remoteRoot: a.remote, localRoot: a.local });
+  const old = open();
+  const was = old.agreed('gen.ts') as Agreed;
+  expect([was.h, was.l.c]).toEqual([expect.any(String), expect.any(Number)]);
+  old.agree('gen.ts', { ...was, l: { t: was.l.t, s: was.l.s, m: was.l.m, p: was.l.p } }); // as an older kubedev wrote it
+  old.save();
+  await pass(s, a); // nothing changed
+  const now = open().agreed('gen.ts') as Agreed;
+  expect([now.h, now.l.c]).toEqual([was.h, expect.any(Number)]);
+  const later = new Date(Date.now() + 5_000);
+  fs.utimesSync(path.join(a.local, 'gen.ts'), later, later); // the same bytes, another mtime
+  remote(s, a, 'printf "generated v2!" > gen.ts');
+  const r = await pass(s, a);
+  expect(r.conflicts).toEqual([]);
+  expect(read('gen.ts')).toBe('generated v2!');
 });
 
 test('a hash recorded for an older version does not decide: pulled A, pushed B, reverted to A, the container changes it: a conflict', async () => {

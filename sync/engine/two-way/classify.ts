@@ -68,8 +68,9 @@ export type HoldsBytes = (rel: string, l: Sig, hash: string) => Seen | undefined
  * A local file that only looks changed (its mtime while the remote file changed; or only its ctime,
  * whatever the remote did): are its bytes the ancestor's?
  */
-function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefined, holds: HoldsBytes | undefined): Seen | undefined {
-  if (!holds || !a.h || l?.t !== 'f' || a.l.t !== 'f' || r?.t !== 'f') return undefined;
+function touchedOnly(rel: string, a: Agreed, l: Sig | undefined, r: Sig | undefined, holds: HoldsBytes | undefined, ctimeOnly = false): Seen | undefined {
+  // A ctime-only change is read whatever the remote did (deleted there too: then deleted here as well).
+  if (!holds || !a.h || l?.t !== 'f' || a.l.t !== 'f' || !(r?.t === 'f' || (ctimeOnly && !r))) return undefined;
   return l.s === a.l.s && l.p === a.l.p ? holds(rel, l, a.h) : undefined;
 }
 
@@ -78,7 +79,7 @@ function decideOne(rel: string, a: Agreed | undefined, l: Sig | undefined, r: Si
   // Size, mtime and mode as the ancestor's but another ctime: rewritten with them put back, or only
   // its mode, owner or links touched. Changed, unless its bytes are read and are the ancestor's.
   const ctimeOnly = !!a && sameSig(l, a.l) && !sameLocal(l, a.l);
-  const seen = a && ((rc && !sameSig(l, a.l)) || ctimeOnly) ? touchedOnly(rel, a, l, r, holds) : undefined;
+  const seen = a && ((rc && !sameSig(l, a.l)) || ctimeOnly) ? touchedOnly(rel, a, l, r, holds, ctimeOnly) : undefined;
   const lc = a ? !sameLocal(l, a.l) && !seen : l !== undefined;
   const d = (action: Action, why?: string): Decision => ({ rel, action, l, r, why, seen });
   if (!lc && !rc) return d('none');

@@ -103,6 +103,8 @@ export function inlinePushes(h: PushHost, dirty: Iterable<string>): InlinePush[]
     if (a?.r.t !== 'f') continue;
     const p = readWhole(h.localRoot, rel, a.l);
     if (!p || bytes + p.bytes.length > INLINE_PUSH_BYTES) continue;
+    // Only its ctime moved (a chmod to the same mode, a link, an xattr) and the bytes are the ancestor's: nothing to send.
+    if (sameSig(p.l, a.l) && a.h !== undefined && hashOf([p.bytes]) === a.h) continue;
     const t = h.swapTextMax === undefined ? 0 : printfLength(p.bytes);
     if (h.swapTextMax !== undefined && text + t > h.swapTextMax) continue;
     bytes += p.bytes.length;

@@ -21,7 +21,7 @@ import { inlinePushes, PushSection } from './push-inline';
 import { RemoteRun } from './remote-list';
 import { applyTake } from './take';
 import { anchorsOf, gatherFull, gatherScoped, Gathered, GatherHost, ScopeTooWide } from './scope';
-import { ConflictRecord, Sig, sigOf } from './state-store';
+import { Agreed, ConflictRecord, sameLocal, sameSig, Sig, sigOf } from './state-store';
 
 /** Thrown when the remote root was emptied or replaced: the session stops, nothing local is deleted. */
 export class RemoteRootHaltError extends Error {}
@@ -186,8 +186,9 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   // 5. The ancestor: what both sides agree on now.
   for (const d of decisions.values()) {
     if (d.action !== 'conflict' && store.conflict(d.rel) && d.action !== 'hold') store.clearConflict(d.rel);
-    // Read and found to hold the ancestor's bytes (classify.ts): the hash still stands for the new local sig.
-    if (d.action === 'none') store.agree(d.rel, d.l && d.r ? { l: d.l, r: d.r, h: d.seen ? store.agreed(d.rel)?.h : undefined } : undefined);
+    // Neither side changed (an ancestor from before ctimes were kept gets them now), or the local file
+    // was read and holds the ancestor's bytes (classify.ts): the ancestor's hash still stands.
+    if (d.action === 'none') store.agree(d.rel, d.l && d.r ? { l: d.l, r: d.r, h: unchangedHash(store.agreed(d.rel), d) } : undefined);
     else if (d.action === 'delete-local' && done.deletedLocal.includes(d.rel)) store.agree(d.rel, undefined);
     else if (d.action === 'delete-remote') store.agree(d.rel, undefined);
     else if (d.action === 'push' && pushedOk.has(d.rel)) store.agree(d.rel, { l: d.l as Sig, r: remoteAfterPush(d.l as Sig) });
@@ -200,6 +201,12 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   store.remoteRootId = remote.rootId || store.remoteRootId;
   h.persist();
   return { ...done, scoped: anchors !== undefined, ms: performance.now() - t0, released };
+}
+
+/** The ancestor's content hash when a 'none' decision leaves both sides' bytes as it knew them. */
+function unchangedHash(a: Agreed | undefined, d: Decision): string | undefined {
+  if (!a?.h || !d.l || !d.r || !sameSig(d.r, a.r)) return undefined;
+  return d.seen || sameLocal(d.l, a.l) ? a.h : undefined;
 }
 
 /** Bytes a pass reads at most to tell whether local files hold the ancestor's bytes (classify.ts). */
