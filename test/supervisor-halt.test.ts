@@ -66,7 +66,9 @@ const ask = (d: FakeDevContainer, req: string): void => fs.appendFileSync(path.j
 test('stop: a process that ignores TERM is killed after 3 s, and nothing below the supervisor is left, not even a zombie', async () => {
   const d = start(['sh', '-c', STUBBORN]);
   await until(() => /up \d+/.test(d.log()), 5_000, () => `the process never started:\n${d.log()}`);
-  expect(below(d.child.pid as number)).toHaveLength(3); // dash (PID 1), the wrapper, the process
+  // dash (PID 1), the wrapper, the process; waited for, as a fork of the supervisor's own (a process
+  // between its fork and its exec) can be counted at that instant (seen in CI: 4 for a moment).
+  await until(() => below(d.child.pid as number).length === 3, 2_000, () => `not 3 processes below the supervisor: ${below(d.child.pid as number).join(', ')}`);
   ask(d, 'stop');
   await until(() => d.log().includes('[kubedev] stopped 1'), 6_000, () => `no 'stopped' line:\n${d.log()}`);
   // Only the supervisor itself (below unshare) is left.
