@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '../sync/engine/transport';
 import { InlinePush, PushSection } from '../sync/engine/two-way/push-inline';
+import { releaseGuards } from '../sync/engine/two-way/remote-guard';
 import { RemoteShell } from '../sync/engine/two-way/remote-shell';
 import { useArena } from './support/hostile';
 import { processes } from './support/procs';
@@ -184,6 +185,35 @@ test('a perl that never answers at start: the shell is not held (it is ended aft
   expect((await shell.run('echo still here')).stdout.toString()).toBe('still here\n');
   shell.close();
 }, 30_000);
+
+test("the guard's release by the helper: a container write in place since the swap is kept as a copy, guard and mark go; with the helper gone, the sh lines do it", async () => {
+  const a = arena();
+  for (const gone of [false, true]) {
+    const shell = await opened(await connect());
+    remote(sshd(), a, 'rm -f f.txt f.conflict-container-*; printf v1 > f.txt');
+    const st = fs.statSync(a.remote);
+    const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', listed(path.join(a.remote, 'f.txt')));
+    expect(section.swapped.size).toBe(1);
+    // The container writes into the old inode, which only the guard still holds.
+    const guard = path.join(a.remote, section.swapped.get('f.txt')?.guard as string);
+    remote(sshd(), a, `printf 'container in place' >| ${JSON.stringify(guard)}`);
+    if (gone) {
+      const pid = Number((await shell.run('echo $$')).stdout.toString());
+      for (const p of helpersOf(pid)) process.kill(p, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const seen: string[] = [];
+    const kept = await releaseGuards((c) => shell.run(c), a.remote, section.guarded(), (rel, stat) => seen.push(`${rel} ${stat}`), { rootId: `${st.dev}:${st.ino}` });
+    const copy = kept.get('f.txt') as string;
+    expect([gone, copy]).toEqual([gone, expect.stringMatching(/^f\.conflict-container-\d{8}-\d{6}\.txt$/)]);
+    expect(fs.readFileSync(path.join(a.remote, copy), 'utf8')).toBe('container in place');
+    expect(seen).toEqual([`f.txt ${section.swapped.get('f.txt')?.after}`]);
+    expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+    shell.close();
+    await conn?.close();
+    conn = undefined;
+  }
+});
 
 test('a server without perl: no helper (its start says so at once), and swaps take the sh path', async () => {
   const a = arena();

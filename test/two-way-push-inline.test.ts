@@ -97,6 +97,7 @@ async function watching(a: Arena, fn: (w: Watching) => Promise<void>, extra: Par
   s.on('conflict', (c) => conflicts.push(c));
   const swaps: string[] = [];
   const rewrite: Watching['rewrite'] = [];
+  const runs = jest.spyOn(RemoteShell.prototype, 'run');
   try {
     await s.start();
     const plans = jest.spyOn(apply, 'applyPlan');
@@ -111,6 +112,9 @@ async function watching(a: Arena, fn: (w: Watching) => Promise<void>, extra: Par
     await fn({ s, warnings, conflicts, rewrite, listings: () => spy.mock.calls.length, pushes: () => plans.mock.calls.length, pushed: () => plans.mock.calls.flatMap((c) => [...c[1].files, ...c[1].chmods].map((x) => x.rel)), swaps });
     // Each swap took the path the test is for (a helper that failed to start would test the sh path twice).
     expect(swaps.filter((c) => c.includes("' >&8") !== swapHelper)).toEqual([]);
+    // And each swapped file's release (its look mark is named there).
+    const releases = runs.mock.calls.map((c) => c[0]).filter((c) => c.includes('.kubedev-look-'));
+    expect(releases.filter((c) => c.includes("printf '%s\\n' 'L ") !== swapHelper)).toEqual([]);
   } finally {
     await s.close();
   }

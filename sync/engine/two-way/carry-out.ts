@@ -254,7 +254,8 @@ export async function conflicts(c: Carry): Promise<Map<string, Agreed>> {
 /** Releases push guards (remote-guard.ts); true when a container write was kept beside a file (warned). */
 function releaseAndWarn(h: PassHost, guards: Guards): Promise<boolean> {
   if (guards.held.size === 0) return Promise.resolve(false);
-  return releaseGuards(h.run, h.remoteRoot, guards, (rel, stat) => h.lookedAfter?.(rel, stat)).then((kept) => {
+  const helper = h.helper && h.store.remoteRootId ? { rootId: h.store.remoteRootId } : undefined;
+  return releaseGuards(h.run, h.remoteRoot, guards, (rel, stat) => h.lookedAfter?.(rel, stat), helper).then((kept) => {
     for (const [rel, copy] of kept) h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
     return kept.size > 0;
   });

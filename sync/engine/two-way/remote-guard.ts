@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { Entry, shQuote } from '../tree';
 import { conflictCopyName } from './local-write';
 import type { RemoteRun } from './remote-list';
+import { helperReleaseLines } from './swap-helper';
 
 export interface Guards {
   /** Files changed since the listing: not pushed. */
@@ -142,12 +143,13 @@ function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): vo
  * in-place write — it becomes `<stem>.conflict-container-<time><ext>` (never over an existing name);
  * every guard goes. Returns the files whose container version was kept that way, with the copy's name.
  */
-export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onFile?: (rel: string, stat: string) => void): Promise<Map<string, string>> {
+export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onFile?: (rel: string, stat: string) => void, helper?: { rootId: string }): Promise<Map<string, string>> {
   const kept = new Map<string, string>();
   if (g.held.size === 0) return kept;
   const rels = [...g.held.keys()];
   const copies = rels.map((rel) => conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-'));
-  const lines = [enterRoot(root), "NL='\n'"];
+  // A helper that is gone must fail its printf (EPIPE: the sh lines run instead), not end the command.
+  const lines = [enterRoot(root), "NL='\n'", ...(helper ? ["trap '' PIPE"] : [])];
   rels.forEach((rel, i) => {
     const guard = bare(g.held.get(rel) as string);
     const copy = `./${path.posix.basename(copies[i])}`;
@@ -165,8 +167,13 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onF
       ...look,
       `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi`,
       `rm -f -- ${guard}${g.after?.has(rel) ? ` ${mark}` : ''}`,
-    ];
-    lines.push(inFolderOf(rel, body.join('\n')));
+    ].join('\n');
+    // A swapped file's release by the swap helper (swap-helper.ts): the same steps, no process.
+    const held = g.held.get(rel) as string;
+    const viaHelper = helper && g.after?.has(rel)
+      ? helperReleaseLines({ root, rootId: helper.rootId, rel, guard: held, mark: lookMarkOf(held), seen: g.seen.get(rel) as string, copy: path.posix.basename(copies[i]), i }, body)
+      : body;
+    lines.push(inFolderOf(rel, viaHelper));
   });
   const res = await run(lines.join('\n'));
   for (const line of res.stdout.toString('utf8').split('\n')) {

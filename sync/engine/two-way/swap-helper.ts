@@ -41,7 +41,7 @@ import { shQuote } from '../tree';
 
 /** The helper itself (perl, core modules only). Its first line of output says `ready`, or `no`. */
 const PERL = String.raw`# kubedev swap helper
-use strict; use warnings; use POSIX (); use Fcntl qw(O_RDONLY O_WRONLY O_NOFOLLOW O_NONBLOCK);
+use strict; use warnings; use POSIX (); use Fcntl qw(O_RDONLY O_WRONLY O_CREAT O_NOFOLLOW O_NONBLOCK);
 $| = 1;
 my %NR = (x86_64 => 332, aarch64 => 291);
 my $NR = $NR{(POSIX::uname())[4]};
@@ -95,6 +95,20 @@ sub check {
   return "S" unless $T && reg($T) && $T->{ino} == $tf[1] && $T->{size} == $ls && perm($T) == $lp;
   return sprintf "R%s G%d/%s/%o T%d/%s/%o/%d", $id, $G->{size}, tm($G), perm($G), $T->{size}, tm($T), perm($T), $T->{ino};
 }
+sub release {
+  my ($root, $id, $dir, $g, $f, $mark, $seen, $copy, $i) = @_;
+  return "x -" unless enter($root, $id, $dir);
+  ($g, $f, $mark, $seen, $copy) = map { un($_) } $g, $f, $mark, $seen, $copy;
+  my $mh;
+  close $mh if sysopen($mh, $mark, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0666);
+  my $G = sx($g); my $F = sx($f);
+  my $now = $G ? sprintf("%d/%s/%o", $G->{size}, tm($G), perm($G)) : "";
+  my $file = $F && reg($F) ? sprintf("%d/%d/%s/%o", $F->{ino}, $F->{size}, tm($F), perm($F)) : "gone";
+  my $kept = "-";
+  if ($now ne "" && $now ne $seen) { $kept = link($g, $copy) ? "kept" : link($g, "$copy-$i") ? "kept-" : "-" }
+  unlink $g, $mark;
+  return "$file $kept";
+}
 sub move {
   my ($root, $id, $dir, $f, $g, $t) = @_;
   return "S" unless enter($root, $id, $dir);
@@ -112,7 +126,7 @@ print "ready\n";
 while (defined(my $l = <STDIN>)) {
   chomp $l;
   my ($op, $id, @a) = split / /, $l, -1;
-  my $r = eval { $op eq "C" ? check(@a) : $op eq "M" ? move(@a) : "S" };
+  my $r = eval { $op eq "C" ? check(@a) : $op eq "M" ? move(@a) : $op eq "L" ? release(@a) : "S" };
   print "$id ", (defined $r ? $r : "S"), "\n";
 }
 `;
@@ -176,5 +190,38 @@ export function helperSwapLines(s: HelperSwap): string {
     // longer the guard's inode) counts as swapped: the guard stays for the release to look at.
     `case $r in R*) [ -n "$r" ] && { printf '%s\\n' ${shQuote(m)} >&8 && read -r n m <&9 && [ "$n" = ${id} ] || { H=gone; m=; [ ! -e ${t} ] && [ -f ${f} ] && [ ! -L ${f} ] && ! [ ${f} -ef ${g} ] && m=ok; }; } && [ "$m" = ok ] && k=1;; esac`,
     'else H=gone; fi',
+  ].join('\n');
+}
+
+/** What the release of one swapped file's guard needs (remote-guard.ts releaseGuards). */
+export interface HelperRelease {
+  readonly root: string;
+  readonly rootId: string;
+  readonly rel: string;
+  readonly guard: string;
+  readonly mark: string;
+  /** The guard's stat when it was made (`size/mtime/mode`). */
+  readonly seen: string;
+  /** The conflict-container copy's name (a plain name in the file's folder); `<copy>-<i>` when taken. */
+  readonly copy: string;
+  readonly i: number;
+}
+
+/**
+ * The helper's release of a swapped file's guard, in its folder: it makes the look mark, looks at the
+ * guard and the file, keeps a guard written since it was made as the copy, removes guard and mark; the
+ * shell prints what releaseGuards parses. `otherwise`: the sh lines, run when the helper does not answer.
+ */
+export function helperReleaseLines(s: HelperRelease, otherwise: string): string {
+  const id = crypto.randomBytes(4).toString('hex');
+  const dir = path.posix.dirname(s.rel);
+  const l = ['L', id, hex(s.root), s.rootId, hex(dir === '.' ? '' : dir), hex(path.posix.basename(s.guard)), hex(path.posix.basename(s.rel)), hex(path.posix.basename(s.mark)), hex(s.seen), hex(s.copy), String(s.i)].join(' ');
+  return [
+    `if printf '%s\\n' ${shQuote(l)} >&8 && read -r n f k <&9 && [ "$n" = ${id} ] && [ "$f" != x ]; then`,
+    `printf 'file ${s.i} %s\\n' "$f"`,
+    `case $k in kept) echo 'kept ${s.i}';; kept-) echo 'kept-${s.i} ${s.i}';; esac`,
+    'else',
+    otherwise,
+    'fi',
   ].join('\n');
 }
