@@ -10,12 +10,14 @@ import { Connection } from '../sync/engine/transport';
 import { InlinePush, PushSection } from '../sync/engine/two-way/push-inline';
 import { releaseGuards } from '../sync/engine/two-way/remote-guard';
 import { RemoteShell } from '../sync/engine/two-way/remote-shell';
+import * as swapHelper from '../sync/engine/two-way/swap-helper';
 import { useArena } from './support/hostile';
 import { processes } from './support/procs';
 import { eventually, tempDir } from './support/trees';
 import { remote } from './support/two-way';
 
 jest.setTimeout(30_000);
+afterEach(() => jest.restoreAllMocks());
 const { sshd, arena } = useArena();
 let conn: Connection | undefined;
 afterEach(async () => {
@@ -213,6 +215,31 @@ test("the guard's release by the helper: a container write in place since the sw
     await conn?.close();
     conn = undefined;
   }
+});
+
+test.each([
+  ['after it kept the copy, before it said so: the shell reports that copy, makes no second one', 'print "$req $file $kept\\n";'],
+  ['after it said so, before it removed guard and mark: the shell removes them', 'unlink $g, $mark;'],
+])('a helper that ends during a release %s', async (_, at) => {
+  const a = arena();
+  const real = swapHelper.helperStart.bind(swapHelper);
+  jest.spyOn(swapHelper, 'helperStart').mockImplementation(() => {
+    const script = real();
+    expect(script).toContain(at);
+    return script.replace(at, 'exit 0;');
+  });
+  const shell = await opened(await connect());
+  expect(shell.helper).toBe(true);
+  remote(sshd(), a, 'printf v1 > f.txt');
+  const st = fs.statSync(a.remote);
+  const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', listed(path.join(a.remote, 'f.txt')));
+  remote(sshd(), a, `printf 'container in place' >| ${JSON.stringify(path.join(a.remote, section.swapped.get('f.txt')?.guard as string))}`);
+  const kept = await releaseGuards((c) => shell.run(c), a.remote, section.guarded(), undefined, { rootId: `${st.dev}:${st.ino}` });
+  const copies = fs.readdirSync(a.remote).filter((n) => n.startsWith('f.conflict-container-'));
+  expect(copies).toEqual([kept.get('f.txt')]);
+  expect(fs.readFileSync(path.join(a.remote, copies[0]), 'utf8')).toBe('container in place');
+  expect(fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+  shell.close();
 });
 
 test('a server without perl: no helper (its start says so at once), and swaps take the sh path', async () => {

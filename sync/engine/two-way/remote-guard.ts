@@ -157,7 +157,9 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onF
     const mark = bare(lookMarkOf(g.held.get(rel) as string));
     const look = g.after?.has(rel)
       ? [
-          `: > ${mark}`,
+          // Never through a name made a symlink meanwhile (set -C: not an existing name), and a mark that
+          // cannot be made must not end the command (`command`: the redirection's failure is no exit).
+          `set -C; command : > ${mark} 2>/dev/null; set +C`,
           `r=$(find ${guard} ${bare(rel)} -maxdepth 0 \\( -name ${shQuote(path.posix.basename(g.held.get(rel) as string))} -printf 'G%s/%T@/%m\\n' \\) -o \\( -type f -printf 'F%i/%s/%T@/%m\\n' \\) 2>/dev/null)`,
           'now=${r%%"${NL}F"*}; case $now in G*) now=${now#G};; *) now=;; esac',
           `case $r in *"\${NL}F"*) printf 'file ${i} %s\\n' "\${r##*"\${NL}F"}";; F*) printf 'file ${i} %s\\n' "\${r#F}";; *) printf 'file ${i} gone\\n';; esac`,
@@ -165,7 +167,8 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onF
       : [`now=$(find ${guard} -maxdepth 0 -printf '%s/%T@/%m' 2>/dev/null)`];
     const body = [
       ...look,
-      `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi`,
+      // A copy already linked to this guard (a swap helper that ended after it made it) is reported, not made twice.
+      `if [ -n "$now" ] && [ "$now" != ${shQuote(g.seen.get(rel) as string)} ]; then if [ ${shQuote(copy)} -ef ${guard} ]; then echo "kept ${i}"; elif [ ${shQuote(`${copy}-${i}`)} -ef ${guard} ]; then echo "kept-${i} ${i}"; else { ln -- ${guard} ${shQuote(copy)} 2>/dev/null && echo "kept ${i}"; } || { ln -- ${guard} ${shQuote(`${copy}-${i}`)} && echo "kept-${i} ${i}"; }; fi; fi`,
       `rm -f -- ${guard}${g.after?.has(rel) ? ` ${mark}` : ''}`,
     ].join('\n');
     // A swapped file's release by the swap helper (swap-helper.ts): the same steps, no process.

@@ -96,7 +96,7 @@ sub check {
   return sprintf "R%s G%d/%s/%o T%d/%s/%o/%d", $id, $G->{size}, tm($G), perm($G), $T->{size}, tm($T), perm($T), $T->{ino};
 }
 sub release {
-  my ($root, $id, $dir, $g, $f, $mark, $seen, $copy, $i) = @_;
+  my ($req, $root, $id, $dir, $g, $f, $mark, $seen, $copy, $i) = @_;
   return "x -" unless enter($root, $id, $dir);
   ($g, $f, $mark, $seen, $copy) = map { un($_) } $g, $f, $mark, $seen, $copy;
   my $mh;
@@ -106,8 +106,11 @@ sub release {
   my $file = $F && reg($F) ? sprintf("%d/%d/%s/%o", $F->{ino}, $F->{size}, tm($F), perm($F)) : "gone";
   my $kept = "-";
   if ($now ne "" && $now ne $seen) { $kept = link($g, $copy) ? "kept" : link($g, "$copy-$i") ? "kept-" : "-" }
+  # What was found and kept is said before the guard goes (a helper ended after this line lost no
+  # report); a second line once guard and mark are gone.
+  print "$req $file $kept\n";
   unlink $g, $mark;
-  return "$file $kept";
+  return "done";
 }
 sub move {
   my ($root, $id, $dir, $f, $g, $t) = @_;
@@ -126,7 +129,7 @@ print "ready\n";
 while (defined(my $l = <STDIN>)) {
   chomp $l;
   my ($op, $id, @a) = split / /, $l, -1;
-  my $r = eval { $op eq "C" ? check(@a) : $op eq "M" ? move(@a) : $op eq "L" ? release(@a) : "S" };
+  my $r = eval { $op eq "C" ? check(@a) : $op eq "M" ? move(@a) : $op eq "L" ? release($id, @a) : "S" };
   print "$id ", (defined $r ? $r : "S"), "\n";
 }
 `;
@@ -216,10 +219,14 @@ export function helperReleaseLines(s: HelperRelease, otherwise: string): string 
   const id = crypto.randomBytes(4).toString('hex');
   const dir = path.posix.dirname(s.rel);
   const l = ['L', id, hex(s.root), s.rootId, hex(dir === '.' ? '' : dir), hex(path.posix.basename(s.guard)), hex(path.posix.basename(s.rel)), hex(path.posix.basename(s.mark)), hex(s.seen), hex(s.copy), String(s.i)].join(' ');
+  const [g, m] = [s.guard, s.mark].map((n) => shQuote(`./${path.posix.basename(n)}`));
   return [
-    `if printf '%s\\n' ${shQuote(l)} >&8 && read -r n f k <&9 && [ "$n" = ${id} ] && [ "$f" != x ]; then`,
+    // Only an answer that is a look (a stat, or gone) is taken; anything else runs the sh lines.
+    `if printf '%s\\n' ${shQuote(l)} >&8 && read -r n f k <&9 && [ "$n" = ${id} ] && case $f in gone|[0-9]*/*) :;; *) false;; esac; then`,
     `printf 'file ${s.i} %s\\n' "$f"`,
     `case $k in kept) echo 'kept ${s.i}';; kept-) echo 'kept-${s.i} ${s.i}';; esac`,
+    // Ended before it removed them: they go here (the copy, if any, is made and reported already).
+    `{ read -r n d <&9 && [ "$n" = ${id} ] && [ "$d" = done ]; } || rm -f -- ${g} ${m}`,
     'else',
     otherwise,
     'fi',
