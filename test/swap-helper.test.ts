@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '../sync/engine/transport';
 import { InlinePush, PushSection } from '../sync/engine/two-way/push-inline';
-import { releaseGuards } from '../sync/engine/two-way/remote-guard';
+import { lookMarkOf, releaseGuards } from '../sync/engine/two-way/remote-guard';
 import { RemoteShell } from '../sync/engine/two-way/remote-shell';
 import * as swapHelper from '../sync/engine/two-way/swap-helper';
 import { useArena } from './support/hostile';
@@ -242,13 +242,33 @@ test.each([
   shell.close();
 });
 
+test("the sh path's release: a look mark the container made a symlink to outside empties nothing there; one that cannot be made (a folder of that name) stops nothing", async () => {
+  const a = arena();
+  const sentinel = path.join(a.base, 'sentinel', 'keep.txt');
+  const before = fs.readFileSync(sentinel, 'utf8');
+  for (const trap of ['symlink', 'folder'] as const) {
+    const shell = await opened(await connect(), `PATH=${noPerl()} exec sh`);
+    expect(shell.helper).toBe(false);
+    remote(sshd(), a, 'rm -f f.txt; printf v1 > f.txt');
+    const { section } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', listed(path.join(a.remote, 'f.txt')));
+    const guard = section.swapped.get('f.txt')?.guard as string;
+    const mark = path.join(a.remote, lookMarkOf(guard));
+    remote(sshd(), a, trap === 'symlink' ? `ln -s ${JSON.stringify(sentinel)} ${JSON.stringify(mark)}` : `mkdir ${JSON.stringify(mark)}`);
+    const seen: string[] = [];
+    await releaseGuards((c) => shell.run(c), a.remote, section.guarded(), (rel, stat) => seen.push(`${rel} ${stat}`));
+    expect([trap, fs.readFileSync(sentinel, 'utf8')]).toEqual([trap, before]);
+    expect([trap, seen]).toEqual([trap, [`f.txt ${section.swapped.get('f.txt')?.after}`]]); // the release went on
+    expect(fs.existsSync(path.join(a.remote, guard))).toBe(false);
+    remote(sshd(), a, `rm -rf ${JSON.stringify(mark)}`);
+    shell.close();
+    await conn?.close();
+    conn = undefined;
+  }
+});
+
 test('a server without perl: no helper (its start says so at once), and swaps take the sh path', async () => {
   const a = arena();
-  // Every tool the shell and the sh path use, but no perl.
-  const bin = tempDir('no-perl-bin');
-  for (const t of ['sh', 'find', 'mktemp', 'mkfifo', 'rm', 'touch', 'ln', 'mv', 'chmod', 'cat']) fs.symlinkSync(execPath(t), path.join(bin, t));
-  fs.chmodSync(bin, 0o755);
-  const shell = await opened(await connect(), `PATH=${bin} exec sh`);
+  const shell = await opened(await connect(), `PATH=${noPerl()} exec sh`);
   expect(shell.helper).toBe(false);
   remote(sshd(), a, 'printf v1 > f.txt');
   const { section, out } = await swapOnce(shell, a.remote, 'f.txt', 'laptop', listed(path.join(a.remote, 'f.txt')));
@@ -256,6 +276,14 @@ test('a server without perl: no helper (its start says so at once), and swaps ta
   expect(fs.readFileSync(path.join(a.remote, 'f.txt'), 'utf8')).toBe('laptop');
   shell.close();
 });
+
+/** A folder holding every tool the shell and the sh path use, but no perl (for PATH). */
+function noPerl(): string {
+  const bin = tempDir('no-perl-bin');
+  for (const t of ['sh', 'find', 'mktemp', 'mkfifo', 'rm', 'touch', 'ln', 'mv', 'chmod', 'cat']) fs.symlinkSync(execPath(t), path.join(bin, t));
+  fs.chmodSync(bin, 0o755);
+  return bin;
+}
 
 function execPath(tool: string): string {
   for (const d of ['/usr/bin', '/bin', '/usr/sbin']) if (fs.existsSync(path.join(d, tool))) return path.join(d, tool);
