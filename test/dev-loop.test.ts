@@ -56,7 +56,8 @@ describe('kubedev up: the dev process', () => {
     await until(() => expect(outputs(up.events)).toContain('serving 1'), 15_000);
     expect(dev.log()).toContain(`[kubedev] waiting for the first mirror: ${remote} is empty`);
     expect(dev.log()).not.toContain('[kubedev] crashed');
-    expect(dev.log().match(/\[kubedev\] started \d+/g)).toEqual(['[kubedev] started 1']);
+    // The supervisor writes its 'started' line after the fork: the process's first output may come first (seen in CI).
+    await until(() => expect(dev.log().match(/\[kubedev\] started \d+/g)).toEqual(['[kubedev] started 1']), 5_000);
 
     fs.writeFileSync(path.join(project, 'src', 'package.json'), '{}\n');
     await until(() => expect(up.events.filter((e) => e.event === 'process' && e.kind === 'hook' && e.step === 'run:0' && e.state === 'ok')).toHaveLength(1), 15_000);
