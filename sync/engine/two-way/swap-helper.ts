@@ -21,12 +21,16 @@
  *   - `C`: enter the file's folder (chdir to the root, whose `dev:ino` must be the one recorded, then
  *     each folder on the way lstat'ed as a folder and checked to be the one entered: a folder replaced
  *     by a symlink is never entered), set the temporary file's mode and whole-second mtime through a
- *     descriptor opened without following a link (the sh path's `touch` and `chmod` follow one), link
+ *     descriptor opened without following a link (the sh path can only look for a link just before
+ *     its `chmod`), link
  *     the guard, then statx the guard (a regular file with the ancestor's remote size, mode and mtime)
  *     and the temporary file (the inode whose mode was set, the size and mode sent). The answer is what
  *     `find` would print for both.
  *   - `M`: in the same folder (entered again the same way), the name must not be a symlink and must be
  *     the guard's inode; then rename.
+ * And one per swapped file's guard release (remote-guard.ts releaseGuards), `L`: the look mark made,
+ * guard and file looked at, a guard written since kept as the conflict-container copy; the answer comes
+ * before guard and mark are removed, and a second line once they are (helperReleaseLines).
  *
  * Mtimes. Perl's own `lstat` gives whole seconds, and Time::HiRes is not in perl-base: the nanoseconds
  * come from the `statx` system call (Linux 4.11+; its record has one layout on every architecture; the
