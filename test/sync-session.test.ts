@@ -334,6 +334,29 @@ describe('connection loss', () => {
     for (const b of resend) expect(b).toMatchObject({ files: 1, bytes: 100 * 1024 * 1024 });
     expect(fs.readdirSync(remote).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
   }, 150_000);
+
+  test("what the lost connection's server processes write after the reconnect's pass is removed by the follow-up pass, nothing else sent", async () => {
+    const { local, remote } = folders();
+    writeTree(local, { 'a.txt': 'a', 'sub/b.txt': 'b' });
+    const s = session(local, remote, { maxBackoffMs: 100, recheckMs: 300 });
+    await s.start();
+    const synced: { files: number; deleted: number }[] = [];
+    s.on('synced', (b) => synced.push(b));
+    const reconnected = nextEvent(s, 'synced', 20_000);
+    expect(sshd.killSessions()).toBeGreaterThan(0);
+    await reconnected;
+    // The old sftp-server finishing requests it read before the cut, after the new pass listed the remote.
+    const late = ['.kubedev-0a1b2c3d4e5f.tmp', 'sub/.kubedev-5f4e3d2c1b0a.tmp'];
+    for (const rel of late) fs.writeFileSync(path.join(remote, rel), 'partial');
+    await eventually(() => late.filter((rel) => fs.existsSync(path.join(remote, rel))), 10_000, 'the late temporary files removed');
+    expect(s.rechecks).toBe(1);
+    expect(differences(snapshot(local), snapshot(remote))).toEqual([]);
+    // The reconnect's pass, then the follow-up's: the two leftovers deleted, nothing sent.
+    expect(synced.map((b) => [b.files, b.deleted])).toEqual([
+      [0, 0],
+      [0, 2],
+    ]);
+  });
 });
 
 describe('refusals', () => {

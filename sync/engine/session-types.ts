@@ -33,6 +33,11 @@ export interface SyncOptions {
    * connection is dropped and a full pass runs, with a warning naming what hung. @default 60000
    */
   readonly stallMs?: number;
+  /**
+   * After a reconnect's full pass, the one more full pass this much later that removes what the lost
+   * connection's server processes wrote late (session.ts, `recheckLater`). @default 3000
+   */
+  readonly recheckMs?: number;
   // ---- two-way (sync/engine/two-way/; SyncSession itself only mirrors) ----
   /** `two-way` is run by TwoWaySession (see createSession in two-way/index.ts). @default 'mirror' */
   readonly mode?: 'mirror' | 'two-way';
