@@ -27,6 +27,8 @@ import { shQuote } from './tree';
  * what bounds them on a distant link (9,600 moves at 50 ms round trip: 5 s with 96 in flight, 0.5 s with 1,024).
  */
 const MOVES_IN_FLIGHT = 1024;
+/** How long the look at packed files works before it lets the event loop run (ms). */
+const CHECK_SLICE_MS = 5;
 
 /**
  * The archive is gzipped (`gzip -1`: about 3 times smaller for source code, and tar's padding gone) when
@@ -78,6 +80,8 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
   // A folder without u+rwx gets its mode after its contents (the archive lists folders first).
   const delayModes = plan.dirs.some((d) => (d.entry.mode & OWNER_RWX) !== OWNER_RWX) ? ' --delay-directory-restore' : '';
   const ahead = openAhead(ctx, stage);
+  /** The local tar's path: the files found changed once it had read them all (changedAfterPacking). */
+  let changedWhilePacked: string[] | undefined;
   try {
     return await sendAndMove();
   } finally {
@@ -121,6 +125,10 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     ctx.onStep?.(`sending ${files.length} files (tar${gzip ? ', gzip' : ''})`);
     try {
       const running = ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal });
+      // Once the local tar has read every file (its output all taken), they are looked at while the
+      // server still extracts: the check is off the batch's critical path.
+      const looking = packed.done.then(changedAfterPacking);
+      looking.catch(() => undefined); // a tar that failed: awaited below
       const res = await running;
       if (res.code === NO_GZIP && gzip) {
         packed.stream.destroy();
@@ -132,6 +140,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
         const code = /Permission denied/.test(reason) ? 'EACCES' : reason;
         skip(rel, new LocalReadError(rel, 'unreadable', `'${rel}' cannot be read (${code}); it is not sent and its remote copy is left as it is. Fix its permissions, or add it to .kubedevignore`));
       }
+      changedWhilePacked = await looking;
       return { r: res, code: res.code };
     } catch (e) {
       packed.stream.destroy();
@@ -190,10 +199,29 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
   }
 
+  /**
+   * The files that changed locally since they were planned, looked at after every one was read (a
+   * change while it was packed shows then, whenever the look comes): in slices, so that the event loop
+   * keeps feeding the archive still on its way.
+   */
+  async function changedAfterPacking(): Promise<string[]> {
+    const out: string[] = [];
+    let sliceEnd = performance.now() + CHECK_SLICE_MS;
+    for (const f of files) {
+      if (performance.now() > sliceEnd) {
+        await new Promise((r) => setImmediate(r));
+        sliceEnd = performance.now() + CHECK_SLICE_MS;
+      }
+      if (changedSince(`${ctx.localRoot}/${f.rel}`, f.entry)) out.push(f.rel);
+    }
+    return out;
+  }
+
   async function finish(): Promise<ApplyResult> {
     // Which files changed locally while they were packed? Their staged copies must not take a real name.
-    for (const f of files) {
-      if (!unsent.has(f.rel) && changedSince(`${ctx.localRoot}/${f.rel}`, f.entry)) skip(f.rel, new LocalReadError(f.rel, 'changed', ''));
+    // (The local tar's path looked during the extraction; the in-process one's looks now.)
+    for (const rel of changedWhilePacked ?? (await changedAfterPacking())) {
+      if (!unsent.has(rel)) skip(rel, new LocalReadError(rel, 'changed', ''));
     }
     const bad = files.filter((f) => unsent.has(f.rel)).map((f) => f.rel);
     // A moved folder must be writable itself (rename updates its '..'); its final mode comes last.

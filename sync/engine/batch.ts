@@ -15,7 +15,7 @@ import { emptyPlan, Plan, planDiff } from './plan';
 import { portabilityWarnings } from './portable-names';
 import { keepRemoteFor, linkStaysInside } from './safety';
 import { Connection } from './transport';
-import { Entry, Refusal, scanLocal, scanLocalSync, ScanOptions, Tree } from './tree';
+import { Entry, Refusal, scanLocal, ScanOptions, takeEntry, Tree } from './tree';
 import { WatchedFolders } from './watch';
 
 /** A batch deleting at least this share of what the remote holds waits SETTLE_MS and looks at the root again. */
@@ -128,6 +128,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
   };
   // Synchronous lstats in slices (a branch switch dirties 9,600 paths: a thread-pool round trip each
   // took about a second); the event loop runs between slices.
+  const fileOptions = h.scanOptions(false);
   let sliceEnd = performance.now() + SLICE_MS;
   for (const a of sorted) {
     if (isCovered(a)) continue;
@@ -154,7 +155,7 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
       await scanLocal(h.options.localRoot, h.ig, a, local, refused, h.scanOptions(true));
       for (const [k, v] of below(a)) remote.set(k, v);
     } else {
-      if (st && !h.ig.ignores(a, false)) scanLocalSync(h.options.localRoot, h.ig, a, local, refused, h.scanOptions(false)); // one entry
+      if (st && !h.ig.ignores(a, false)) takeEntry(h.options.localRoot, a, st, local, refused, fileOptions); // one entry, from this lstat
       for (const [k, v] of below(a)) remote.set(k, v);
     }
   }

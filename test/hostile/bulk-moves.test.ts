@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../../sync/engine/apply';
+import * as localTarModule from '../../sync/engine/local-tar';
 import { emptyPlan, Plan, PlanItem } from '../../sync/engine/plan';
 import { Connection } from '../../sync/engine/transport';
 import { Entry } from '../../sync/engine/tree';
@@ -112,5 +113,35 @@ test.each([
   expect(steps.filter((w) => w.startsWith('sending'))).toEqual(_name.startsWith('gzip') ? ['sending 8 files (tar, gzip)'] : ['sending 8 files (tar, gzip)', 'sending 8 files (tar)']);
   expect(res.unsent).toEqual([]);
   expect(a.differences()).toEqual([]);
+  expect(staging(a)).toEqual([]);
+});
+
+test.each([
+  ['gzip', true],
+  ['plain', false],
+])('a file changed once the local tar read it (%s archive) is not moved into place: reported changed, its staged copy removed, the rest moved', async (_name, compress) => {
+  const a = arena();
+  const tree: Record<string, string> = { 'sub/late.txt': 'as planned' };
+  for (let i = 0; i < 20; i++) tree[`sub/f${i}.txt`] = `f ${i}`;
+  writeTree(a.local, tree);
+  remoteTree(a, { 'sub/late.txt': 'the remote version' });
+  const plan: Plan = { ...emptyPlan(), files: Object.keys(tree).map((rel) => item(a, rel)) };
+  // The local tar is done with every file; the change lands before its end is seen (the look comes after).
+  const real = localTarModule.localTar;
+  const spy = jest.spyOn(localTarModule, 'localTar').mockImplementation((...args) => {
+    const t = real(...args);
+    return { stream: t.stream, done: t.done.then((d) => (fs.writeFileSync(path.join(a.local, 'sub/late.txt'), 'changed after it was read'), d)) };
+  });
+  try {
+    const c = await connect();
+    const res = await applyPlan({ conn: c, localRoot: a.local, remoteRoot: a.remote, remote: new Map([['sub', DIR], ['sub/late.txt', { type: 'file', size: 18, mtimeMs: 0, mode: 0o644 }]]), method: 'tar', compress }, plan);
+    expect(spy).toHaveBeenCalled();
+    expect(res.changed).toEqual(['sub/late.txt']);
+    expect(res.unsent).toEqual(['sub/late.txt']);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(fs.readFileSync(path.join(a.remote, 'sub/late.txt'), 'utf8')).toBe('the remote version');
+  expect(a.differences().map((d) => d.split(':')[0])).toEqual(['sub/late.txt']);
   expect(staging(a)).toEqual([]);
 });
