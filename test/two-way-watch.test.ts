@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TwoWaySession } from '../sync/engine/two-way';
 import { RemoteWatcher } from '../sync/engine/remote-watch';
+import * as reconcile from '../sync/engine/two-way/reconcile';
 import * as remoteList from '../sync/engine/two-way/remote-list';
 import { Connection } from '../sync/engine/transport';
 import { useArena } from './support/hostile';
@@ -261,4 +262,33 @@ test('a dropped connection leaves no inotifywait on the server, nor does a close
     w2.close();
     await again.close();
   }
+});
+
+test("what the lost connection's server processes write after the reconnect's pass is removed by the follow-up pass, nothing pulled", async () => {
+  const a = arena();
+  writeTree(a.local, { 'a.txt': 'a', 'sub/b.txt': 'b' });
+  session = twoWay(sshd(), a, { maxBackoffMs: 100, recheckMs: 300 });
+  const c = counted(session);
+  await session.start();
+  const s = session;
+  // The reconnect's pass (it sends nothing, so no 'synced'): the first pass that ends after the cut.
+  const real = reconcile.twoWayPass;
+  let passEnded: () => void = () => undefined;
+  const reconnected = new Promise<void>((resolve) => (passEnded = resolve));
+  const spy = jest.spyOn(reconcile, 'twoWayPass').mockImplementation(async (...args) => {
+    const r = await real(...args);
+    passEnded();
+    return r;
+  });
+  (s as unknown as { conn: Connection }).conn.destroy('cut by the test');
+  await reconnected;
+  spy.mockRestore();
+  // The old sftp-server finishing requests it read before the cut, after the new pass listed the remote.
+  const late = ['.kubedev-0a1b2c3d4e5f.tmp', 'sub/.kubedev-5f4e3d2c1b0a.tmp'];
+  remote(sshd(), a, late.map((rel) => `printf partial > ${rel}`).join(' && '));
+  // Counted once the pass is over (the files go in the middle of it).
+  await eventually(() => [...late.filter((rel) => fs.existsSync(path.join(a.remote, rel))), ...(s.rechecks === 1 ? [] : [`${s.rechecks} follow-up passes`])], 10_000, 'the late temporary files removed');
+  expect(a.differences()).toEqual([]);
+  expect(c.pulled).toBe(0);
+  expect(late.filter((rel) => fs.existsSync(path.join(a.local, rel)))).toEqual([]);
 });

@@ -22,6 +22,7 @@ import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
+import { FollowUp, RECHECK_MS } from './follow-up';
 import { listRemote, prepareAndList } from './remote';
 import type { RemoteListing } from './remote-scan';
 import { SessionLifecycle } from './lifecycle';
@@ -48,8 +49,6 @@ const DEFAULT_COALESCE_MS = 5;
 const DEFAULT_STALL_MS = 60_000;
 /** `--once`: rounds that re-send files which changed while they were sent, before giving up on them. */
 const ONCE_ROUNDS = 5;
-/** How long after a reconnect's full pass the follow-up pass comes (`recheckLater`). */
-const RECHECK_MS = 3_000;
 
 export class SyncSession extends SessionLifecycle<SyncEvents> {
   readonly options: SyncOptions;
@@ -77,12 +76,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   /** When the local listing of the pass under way began (ms), and of the last full pass done (pass-clock.ts). */
   private readStart = 0;
   private lastRead?: number;
-  /** A reconnect's full pass is done: one more comes RECHECK_MS later (see `recheckLater`). */
-  private recheckOwed = false;
-  private recheckTimer?: NodeJS.Timeout;
-  private rechecking = false;
-  /** @internal Follow-up passes run after reconnects (tests wait for them). */
-  rechecks = 0;
+  /** One more full pass after a reconnect's (follow-up.ts); watching only. */
+  private readonly followUp: FollowUp;
 
   constructor(options: SyncOptions) {
     super();
@@ -103,6 +98,11 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
         this.conn?.destroy(`stalled while ${what}`);
       },
       onStuck: () => this.emit('warning', `${this.dirty.size} changed path(s) were waiting with no batch under way; sending them now`),
+    });
+    this.followUp = new FollowUp(this.options.recheckMs ?? RECHECK_MS, this.options.watch !== false, () => {
+      if (this.closing || this.fatal) return;
+      this.needFull = true;
+      this.scheduler.schedule(0);
     });
   }
 
@@ -156,7 +156,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   protected async shutdown(): Promise<void> {
     this.scheduler.stop();
-    clearTimeout(this.recheckTimer);
+    this.followUp.stop();
     this.cancelTrim?.();
     await this.watcher?.close();
     await this.scheduler.running?.catch(() => undefined);
@@ -201,7 +201,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.conn = undefined;
     this.needFull = true;
     await this.connectWithRetry(0, false);
-    this.recheckOwed = true;
+    this.followUp.reconnected();
     return this.conn as unknown as Connection;
   }
 
@@ -218,8 +218,20 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     }
   }
 
-  /** Makes the remote equal to the local folder, from listings of both. */
+  /** Makes the remote equal to the local folder, from listings of both (follow-up.ts is told of it). */
   private async fullPass(prescanned?: ScanResult): Promise<BatchStats> {
+    this.followUp.passStarting();
+    try {
+      const stats = await this.listAndApply(prescanned);
+      this.followUp.passDone();
+      return stats;
+    } catch (e) {
+      this.followUp.passFailed();
+      throw e;
+    }
+  }
+
+  private async listAndApply(prescanned?: ScanResult): Promise<BatchStats> {
     const t0 = performance.now();
     this.scheduler.setStep('connecting');
     const conn = await this.ensureConnected();
@@ -258,32 +270,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     for (const rel of this.told.takeBusy()) for (const [k, v] of subtreeOf(remote.tree, rel)) this.index.set(k, v);
     this.needFull = false;
     this.afterApply(res);
-    if (this.recheckOwed && this.options.watch !== false) this.recheckLater();
-    else if (this.rechecking) {
-      this.rechecking = false;
-      this.rechecks++;
-    }
     return batchStats(plan, res, t0);
-  }
-
-  /**
-   * After a reconnect's full pass, another full pass RECHECK_MS later. The lost connection's server
-   * processes (its sftp-server, a tar) still run what reached them before the cut, and under load they
-   * can do so after the new connection has listed the remote and removed the leftovers it found: a
-   * temporary file of a cut write then appears once that pass is over. The second listing removes it
-   * (and anything else they did late); nothing else would until the next reconnect.
-   */
-  private recheckLater(): void {
-    this.recheckOwed = false;
-    clearTimeout(this.recheckTimer);
-    this.recheckTimer = setTimeout(() => {
-      this.recheckTimer = undefined;
-      if (this.closing || this.fatal) return;
-      this.needFull = true;
-      this.rechecking = true;
-      this.scheduler.schedule(0);
-    }, this.options.recheckMs ?? RECHECK_MS);
-    this.recheckTimer.unref();
   }
 
   /** Files the plan did not put on the remote keep what the remote holds (or held) in the index. */
@@ -421,6 +408,11 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     if (!done) return undefined;
     this.afterApply(done.res);
     return batchStats(done.plan, done.res, t0);
+  }
+
+  /** @internal Follow-up passes run after reconnects (tests wait for them). */
+  get rechecks(): number {
+    return this.followUp.count;
   }
 
   /** @internal */

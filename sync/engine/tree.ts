@@ -119,7 +119,6 @@ export async function scanLocal(root: string, ig: IgnoreMatcher, base = '', into
   return { tree: into, refused };
 }
 
-/** The walk in one go, without yielding (see scanLocal). */
 /**
  * One path not a folder, from the lstat the caller already made (a watch batch's dirty file): what
  * `scanLocalSync(root, ig, rel, ...)` adds for it, without a second lstat.
@@ -131,6 +130,7 @@ export function takeEntry(root: string, rel: string, st: fs.Stats, into: Tree, r
   if (e.type === 'file' && st.nlink > 1) options.onHardLink?.(rel, `${st.dev}:${st.ino}`);
 }
 
+/** The walk in one go, without yielding (see scanLocal). */
 export function scanLocalSync(root: string, ig: IgnoreMatcher, base = '', into: Tree = new Map(), refused: Refusal[] = [], options: ScanOptions = {}): ScanResult {
   walker(root, ig, base, into, refused, options)(Infinity);
   return { tree: into, refused };

@@ -18,6 +18,7 @@ import { SessionLifecycle } from '../lifecycle';
 import { RootHaltError, RootIdentity } from '../safety';
 import { Scheduler } from '../scheduler';
 import { connectWithBackoff, delay } from '../connect';
+import { FollowUp, RECHECK_MS } from '../follow-up';
 import { BatchStats, SyncEvents, SyncOptions } from '../session';
 import { Connection, ConnectionError, RemoteError } from '../transport';
 import { Entry, Refusal } from '../tree';
@@ -89,6 +90,8 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
   private shell?: RemoteShell;
   private standby?: TarStandby;
   private owedPass = true;
+  /** One more whole pass after a reconnect's (follow-up.ts); watching only. */
+  private readonly followUp: FollowUp;
   /** Paths either watcher named since the last pass; `whole`: the next pass lists everything. */
   private readonly dirty = new Set<string>();
   /** The dirty paths the server's watcher named (their small files come inside the scoped listing). */
@@ -137,6 +140,17 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       },
       onStuck: () => undefined,
     });
+    this.followUp = new FollowUp(options.recheckMs ?? RECHECK_MS, options.watch !== false, () => {
+      if (this.closing || this.fatal) return;
+      this.whole = true;
+      this.owedPass = true;
+      this.scheduler.schedule(0);
+    });
+  }
+
+  /** @internal Follow-up passes run after reconnects (tests wait for them). */
+  get rechecks(): number {
+    return this.followUp.count;
   }
 
   /** The local watcher (its backend's name: `watcher.name`), while watching. */
@@ -197,6 +211,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
 
   protected async shutdown(): Promise<void> {
     this.scheduler.stop();
+    this.followUp.stop();
     this.remoteWatcher.close();
     this.echoes.clear();
     await this.releasing;
@@ -294,6 +309,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         if (this.options.watch !== false) await this.remoteWatcher.start(c);
         this.shell = await shell;
         this.whole = true; // after a reconnect both sides are listed whole
+        if (!first) this.followUp.reconnected();
       },
       reconnecting: (r) => this.emit('reconnecting', r),
     });
@@ -317,18 +333,23 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
     this.dirty.clear();
     this.remoteNamed.clear();
     this.localNamed.clear();
+    // A whole pass is what a reconnect owes, and what a follow-up asks for (follow-up.ts). The guards of
+    // earlier swaps are released on the same shell, in order, before its listing: none is listed as a leftover.
+    if (dirty === undefined) this.followUp.passStarting();
     let s: PassStats;
     try {
       s = await twoWayPass(this.host(), conn, dirty, false, named);
     } catch (e) {
       this.owedPass = true;
       this.whole = true;
+      if (dirty === undefined) this.followUp.passFailed();
       throw e;
     }
     const stats: TwoWayStats = {
       files: s.pushed.length, deleted: s.deletedRemote.length, bytes: s.bytes, ms: s.ms, method: s.pushed.length > 0 ? 'sftp' : 'none',
       paths: [...s.pushed, ...s.deletedRemote], pulled: s.pulled, deletedLocal: s.deletedLocal, conflicts: s.conflicts,
     };
+    if (dirty === undefined) this.followUp.passDone();
     if (s.retry) {
       this.owedPass = true;
       for (const rel of s.again) this.dirty.add(rel); // the owed pass looks at them (no watcher may name them)
