@@ -1,7 +1,7 @@
 /** Unit and integration tests: `npm test`. The podman end-to-end suite lives in jest.e2e.config.js. */
 module.exports = {
   preset: 'ts-jest',
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/support/environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   // test/package/ is the package test (jest.package.config.js, `npm run test:package`); test/sweeps/ the

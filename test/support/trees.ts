@@ -78,9 +78,20 @@ export function nextEvent<T>(emitter: NodeJS.EventEmitter, name: string, ms: num
 /** Fresh folders go on tmpfs when there is one: the disk's history (recent mass deletes) must not slow tests. */
 const TMP = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
 
-/** A fresh temporary folder (caller removes it). */
+/**
+ * The temporary folders this test file made, removed once it is done, after its own hooks
+ * (test/support/environment.js): what a test leaves behind, a state folder or a key, would otherwise
+ * stay on tmpfs, thousands of folders a day of test runs.
+ */
+const scope = globalThis as typeof globalThis & { kubedevTempDirs?: Set<string> };
+function madeHere(dir: string): string {
+  (scope.kubedevTempDirs ??= new Set()).add(dir);
+  return dir;
+}
+
+/** A fresh temporary folder (the caller may remove it; what is left goes when the test process exits). */
 export function tempDir(prefix: string, base = TMP): string {
-  return fs.mkdtempSync(path.join(base, `kubedev-${prefix}-`));
+  return madeHere(fs.mkdtempSync(path.join(base, `kubedev-${prefix}-`)));
 }
 
 /** Writes files from a map of rel -> content (string) or { content, mode } or { link } or { dir }. */
