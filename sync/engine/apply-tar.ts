@@ -2,10 +2,9 @@
  * The bulk way: deletes and mode changes as one script, then one tar stream over one exec channel into
  * a staging folder inside the remote root, then each top-most new item renamed into place (one shell
  * script, `mv` per target folder: apply-moves.ts; SFTP renames if something is mounted below the
- * root). Before the moves, a file that changed, vanished or could not be read while it was packed has
- * its staged copy removed, so no padded or cut file ever takes a real name: GNU tar names those itself
- * (it compares each file's ctime and size after reading it with those before); with bsdtar or the
- * in-process packer every file is looked at against the local file system once all were read.
+ * root). Before the moves, every file is checked
+ * against the local file system: one that changed, vanished or could not be read while it was packed
+ * has its staged copy removed, so no padded or cut file ever takes a real name.
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
@@ -118,19 +117,17 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   /** The archive by the local tar (gzipped or not) into the staging folder; unreadable members marked. */
   async function sendArchive(gzip: boolean): Promise<{ r: ExecResult; code: number | null }> {
-    const planned = new Set(files.map((f) => f.rel));
     const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
-    const packed = await localTar(ctx.localRoot, names, gzip);
+    const packed = localTar(ctx.localRoot, names, gzip);
     const unpack = gzip ? `gzip -dc | tar -x -p -o${delayModes} -f - -C "$S"` : `tar -x -p -o${delayModes} -f - -C "$S"`;
     const probe = gzip ? [`command -v gzip >/dev/null 2>&1 || exit ${NO_GZIP}`] : [];
     const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...probe, `S=${stage}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     ctx.onStep?.(`sending ${files.length} files (tar${gzip ? ', gzip' : ''})`);
     try {
       const running = ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal });
-      // GNU tar checks each member it reads (its ctime and size before and after) and names the ones
-      // that changed meanwhile: those are the files whose bytes may be no one version. Without that
-      // (bsdtar), once the local tar has read every file, they are looked at while the server still extracts.
-      const looking = packed.done.then((d) => (d.changed ? d.changed.filter((rel) => planned.has(rel)) : changedAfterPacking()));
+      // Once the local tar has read every file (its output all taken), they are looked at while the
+      // server still extracts: the check is off the batch's critical path.
+      const looking = packed.done.then(changedAfterPacking);
       looking.catch(() => undefined); // a tar that failed: awaited below
       const res = await running;
       if (res.code === NO_GZIP && gzip) {

@@ -5,20 +5,15 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 
-/** Which local `tar` packs for us: GNU tar, bsdtar (macOS, Windows), or none (tar-stream then). */
-let localTarChecked: Promise<'gnu' | 'bsd' | undefined> | undefined;
-function localTarKind(): Promise<'gnu' | 'bsd' | undefined> {
+/** Whether a local `tar` can pack for us (GNU tar or bsdtar); `KUBEDEV_TAR=js` forces tar-stream. */
+let localTarChecked: Promise<boolean> | undefined;
+export function localTarAvailable(): Promise<boolean> {
+  if (process.env.KUBEDEV_TAR === 'js') return Promise.resolve(false);
   // Asked without blocking: the shell for the moves is opening meanwhile.
   localTarChecked ??= new Promise((resolve) => {
-    execFile('tar', ['--version'], { encoding: 'utf8', timeout: 5000 }, (err, out) => resolve(err ? undefined : /GNU tar/.test(out) ? 'gnu' : /bsdtar/.test(out) ? 'bsd' : undefined));
+    execFile('tar', ['--version'], { encoding: 'utf8', timeout: 5000 }, (err, out) => resolve(!err && /GNU tar|bsdtar/.test(out)));
   });
   return localTarChecked;
-}
-
-/** Whether a local `tar` can pack for us (GNU tar or bsdtar); `KUBEDEV_TAR=js` forces tar-stream. */
-export async function localTarAvailable(): Promise<boolean> {
-  if (process.env.KUBEDEV_TAR === 'js') return false;
-  return (await localTarKind()) !== undefined;
 }
 
 /** Whether a local `gzip` can compress the archive (asked once, without blocking). */
@@ -45,60 +40,25 @@ function toolEnv(): NodeJS.ProcessEnv {
 
 /** tar's words for a member it could not read (it is left out of the archive). */
 const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
-/**
- * GNU tar's words for a member whose bytes in the archive may not be one version of it: it compares the
- * file's ctime and size after reading it with those before (any write in between changes the ctime), and
- * pads one that shrank; or the member vanished before it was read.
- */
-const CHANGED_LINE = /^tar: (.*): (file changed as we read it|File shrank by \d+ bytes; padding with zeros|File removed before we read it|Cannot stat: No such file or directory)$/;
-
-/**
- * The members GNU tar said changed while it read them (CHANGED_LINE), from its messages; undefined when
- * a name there is not plainly the member's (tar escapes a backslash and control characters): the
- * caller then looks at every member itself.
- */
-export function changedWhileRead(lines: readonly string[]): string[] | undefined {
-  const out: string[] = [];
-  for (const l of lines) {
-    const m = CHANGED_LINE.exec(l);
-    if (!m) continue;
-    if (m[1].includes('\\')) return undefined;
-    out.push(m[1]);
-  }
-  return out;
-}
-
-/**
- * What the local tar did: members left out (`skipped`: name, tar's reason) and, where tar checks each
- * member it reads (GNU tar), those that changed meanwhile (`changed`; undefined: not known, look).
- */
-export interface TarDone {
-  readonly skipped: [string, string][];
-  readonly changed?: string[];
-}
 
 /**
  * Packs `names` (relative to `root`, no recursion) with the local tar: the fastest feed measured
  * (tar-stream in-process costs about twice the CPU). Members it cannot open are returned in `skipped`
- * (name, tar's reason); with GNU tar, the members that changed while it read them in `changed`
- * (bsdtar compares nothing: undefined).
+ * (name, tar's reason).
  */
-export async function localTar(root: string, names: readonly string[], gzip = false): Promise<{ stream: Readable; done: Promise<TarDone> }> {
-  const gnu = (await localTarKind()) === 'gnu';
+export function localTar(root: string, names: readonly string[], gzip = false): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
   const child = spawn('tar', ['-c', '-f', '-', '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     if (stderr.length < 1_000_000) stderr += d;
   });
-  const done = new Promise<TarDone>((resolve, reject) => {
+  const done = new Promise<{ skipped: [string, string][] }>((resolve, reject) => {
     child.once('error', (e) => reject(new Error(`cannot run the local 'tar': ${e.message}. Install tar, or set KUBEDEV_TAR=js`)));
     child.once('close', (code) => {
       const lines = stderr.split('\n').filter((l) => l.trim() !== '');
       const skipped = lines.map((l) => UNREADABLE_LINE.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m): [string, string] => [m[1], m[2]]);
       const serious = lines.filter((l) => !UNREADABLE_LINE.test(l) && !/No such file|Cannot stat|file changed as we read it|File removed before we read it|File shrank|Exiting with failure status/.test(l));
-      // The messages are all kept unless they passed 1 MB: then what changed is not known.
-      const changed = gnu && stderr.length < 1_000_000 ? changedWhileRead(lines) : undefined;
-      if (code === 0 || code === 1 || (code === 2 && serious.length === 0)) resolve({ skipped, changed });
+      if (code === 0 || code === 1 || (code === 2 && serious.length === 0)) resolve({ skipped });
       else reject(new Error(`local tar failed (exit ${code}): ${serious.slice(0, 3).join('; ') || stderr.trim()}`));
     });
   });
