@@ -145,3 +145,30 @@ test.each([
   expect(a.differences().map((d) => d.split(':')[0])).toEqual(['sub/late.txt']);
   expect(staging(a)).toEqual([]);
 });
+
+test('a file replaced by a symlink out of the root between the plan and the packing is not moved into place (tar archives what the path holds by then)', async () => {
+  const a = arena();
+  const tree: Record<string, string> = { 'sub/x.txt': 'as planned' };
+  for (let i = 0; i < 10; i++) tree[`sub/f${i}.txt`] = `f ${i}`;
+  writeTree(a.local, tree);
+  remoteTree(a, { 'sub/x.txt': 'the remote version' });
+  const plan: Plan = { ...emptyPlan(), files: Object.keys(tree).map((rel) => item(a, rel)) };
+  const x = path.join(a.local, 'sub/x.txt');
+  // Just before the local tar starts reading (the plan is made).
+  const real = localTarModule.localTar;
+  const spy = jest.spyOn(localTarModule, 'localTar').mockImplementation((...args) => {
+    fs.rmSync(x);
+    fs.symlinkSync(path.join(a.base, 'sentinel'), x);
+    return real(...args);
+  });
+  try {
+    const res = await applyPlan({ conn: await connect(), localRoot: a.local, remoteRoot: a.remote, remote: new Map<string, Entry>([['sub', DIR], ['sub/x.txt', { type: 'file', size: 18, mtimeMs: 0, mode: 0o644 }]]), method: 'tar' }, plan);
+    expect(spy).toHaveBeenCalled();
+    expect(res.changed).toEqual(['sub/x.txt']);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(fs.lstatSync(path.join(a.remote, 'sub/x.txt')).isSymbolicLink()).toBe(false);
+  expect(fs.readFileSync(path.join(a.remote, 'sub/x.txt'), 'utf8')).toBe('the remote version');
+  expect(staging(a)).toEqual([]);
+});
