@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApiObject, App, Chart, JsonPatch, Testing } from 'cdk8s';
+import { testApp, testChart } from './support/cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { scaledDownOriginal } from '../lib/takeover';
 import { DevEnvironment } from '../constructs';
@@ -22,13 +23,13 @@ const sortByName = (objects: KubeObject[]) => [...objects].sort((a, b) => `${a.k
 
 describe('DevEnvironment construct', () => {
   test('synthesizes exactly what lib renders', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     new DevEnvironment(chart, 'api', spec);
     expect(sortByName(Testing.synth(chart))).toEqual(sortByName(renderDevEnvironment(spec)));
   });
 
   test('mutators after construction shape the output like props do', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'team-web', owner: 'alice@example.com', image: 'node:20' });
     env.addSyncFolder({ local: 'api', remote: '/workspace/api' });
     env.addPort({ name: 'http', port: 3000 });
@@ -38,7 +39,7 @@ describe('DevEnvironment construct', () => {
   });
 
   test("takes the chart's namespace when none is given", () => {
-    const app = Testing.app();
+    const app = testApp();
     const chart = new Chart(app, 'c', { namespace: 'from-chart' });
     const env = new DevEnvironment(chart, 'api', { name: 'api', owner: 'a', image: 'i' });
     expect(env.namespace).toBe('from-chart');
@@ -46,7 +47,7 @@ describe('DevEnvironment construct', () => {
   });
 
   test("the StatefulSet has id 'Resource', so addJsonPatch works as an escape hatch", () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const env = new DevEnvironment(chart, 'api', spec);
     expect(ApiObject.of(env)).toBe(env.apiObject);
     env.apiObject.addJsonPatch(JsonPatch.add('/spec/template/spec/priorityClassName', 'dev'));
@@ -55,7 +56,7 @@ describe('DevEnvironment construct', () => {
   });
 
   test('exposes the attach record', () => {
-    const env = new DevEnvironment(Testing.chart(), 'api', spec);
+    const env = new DevEnvironment(testChart(), 'api', spec);
     expect(env.attachRecord.pod).toBe('api-0');
     expect(env.attachRecord.folders[0].ignore).toEqual(['/node_modules/']);
   });
@@ -82,7 +83,7 @@ describe('DevEnvironment construct', () => {
 
 describe('DevEnvironment.fromDeployment (dev mode)', () => {
   function shopChart() {
-    const chart = Testing.chart();
+    const chart = testChart();
     const config = new kplus.ConfigMap(chart, 'config', { metadata: { name: 'shop-config' }, data: { a: 'b' } });
     const sa = new kplus.ServiceAccount(chart, 'sa', { metadata: { name: 'shop' } });
     const shop = new kplus.Deployment(chart, 'shop', {
@@ -157,14 +158,14 @@ describe('DevEnvironment.fromDeployment (dev mode)', () => {
   });
 
   test('accepts a plain Deployment object and names a missing container', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const plainDeployment = {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'x' },
       spec: { selector: {}, template: { spec: { containers: [{ name: 'web', image: 'nginx' }] } } },
     };
     DevEnvironment.fromDeployment(chart, 'ok', plainDeployment, { owner: 'a' });
     expect(Testing.synth(chart).find((o) => o.kind === 'StatefulSet').metadata.name).toBe('web-dev');
-    const other = Testing.chart();
+    const other = testChart();
     const env = DevEnvironment.fromDeployment(other, 'bad', plainDeployment, { owner: 'a', container: 'api' });
     expect(() => env.toSpec()).toThrow("DevMode 'web': container not found (got 'api'). Name one of its containers: 'web'.");
   });
@@ -176,9 +177,9 @@ describe('DevEnvironment dev process', () => {
       name: 'web', namespace: 'team-web', owner: 'alice', image: 'node:20', command: ['node', 'server.js'],
       onSync: [{ paths: ['package.json'], run: 'npm ci' }, { paths: ['*.js'], restart: true }], reverse: [{ remote: 9229 }],
     };
-    const a = Testing.chart();
+    const a = testChart();
     new DevEnvironment(a, 'web', spec);
-    const b = Testing.chart();
+    const b = testChart();
     const env = new DevEnvironment(b, 'web', { ...spec, onSync: undefined, reverse: undefined });
     env.addOnSync({ paths: ['package.json'], run: 'npm ci' });
     env.addOnSync({ paths: ['*.js'], restart: true });
@@ -189,7 +190,7 @@ describe('DevEnvironment dev process', () => {
   });
 
   test('a bad hook is a validation error of the chart', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const env = new DevEnvironment(chart, 'web', { name: 'web', namespace: 'team-web', owner: 'alice', image: 'node:20' });
     env.addOnSync({ paths: ['*.js'], restart: true });
     expect(env.node.validate()).toEqual([

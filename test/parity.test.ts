@@ -4,6 +4,7 @@
  * host, the Kubernetes objects must be equal, object for object, and valid.
  */
 import { Testing } from 'cdk8s';
+import { testChart } from './support/cdk8s';
 import { DevEnvironment as DevEnvironmentConstruct } from '../constructs/dev-environment';
 import { TeamNamespace as TeamNamespaceConstruct } from '../constructs/team-namespace';
 import { renderDevEnvironment } from '../lib/dev-environment';
@@ -38,7 +39,7 @@ function viaLib(spec: TeamNamespaceSpec): KubeObject[] {
 }
 
 function viaCdk8s(spec: TeamNamespaceSpec): KubeObject[] {
-  const chart = Testing.chart();
+  const chart = testChart();
   const { environments, ...rest } = spec;
   const team = new TeamNamespaceConstruct(chart, spec.team, rest);
   for (const e of teamEnvironments({ ...spec, environments })) team.addEnvironment(new DevEnvironmentConstruct(chart, e.name, e));

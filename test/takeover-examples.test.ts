@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Chart, Testing } from 'cdk8s';
+import { testChart } from './support/cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import YAML from 'yaml';
 import { buildApp } from '../examples/main';
@@ -67,7 +68,7 @@ const sorted = (objects: KubeObject[]) => [...objects].sort((a, b) => `${a.kind}
 
 describe('a twin: lib = cdk8s = Pulumi', () => {
   function shopChart() {
-    const chart = Testing.chart();
+    const chart = testChart();
     const shop = new kplus.Deployment(chart, 'shop', {
       metadata: { name: 'shop', namespace: 'team-web' }, replicas: 3, podMetadata: { labels: { tier: 'web' } },
       containers: [{ name: 'shop', image: 'shop:1', portNumber: 8080 }],

@@ -4,6 +4,7 @@
  * (no selector, matchExpressions, an HPA), exact validation messages, and the RBAC it needs.
  */
 import { App, Chart, Testing } from 'cdk8s';
+import { testChart } from './support/cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { DevEnvironment } from '../constructs/dev-environment';
 import { DeveloperAccess } from '../constructs/developer-access';
@@ -150,7 +151,7 @@ describe('hostile originals', () => {
 
 describe('cdk8s: DevEnvironment.fromDeployment', () => {
   function app() {
-    const chart = Testing.chart();
+    const chart = testChart();
     const shop = new kplus.Deployment(chart, 'shop', {
       metadata: { name: 'shop', namespace: 'team-web' }, replicas: 3, podMetadata: { labels: { tier: 'web' } },
       containers: [{ name: 'shop', image: 'shop:1', portNumber: 8080, securityContext: { ensureNonRoot: false } }],
@@ -180,10 +181,10 @@ describe('cdk8s: DevEnvironment.fromDeployment', () => {
   });
 
   test("an original from elsewhere is scaled by `kubedev up`; scaleOriginal 'output' cannot apply to it", () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const env = DevEnvironment.fromDeployment(chart, 'twin', SHOP, OWNER);
     expect(env.attachRecord.takeOver).toEqual({ kind: 'Deployment', name: 'shop', namespace: 'team-web' });
-    const other = Testing.chart();
+    const other = testChart();
     DevEnvironment.fromDeployment(other, 'twin', SHOP, { ...OWNER, scaleOriginal: 'output' });
     expect(problems(other)).toEqual([
       "DevEnvironment 'shop-dev': scaleOriginal is 'output' but the original Deployment is not in this app, so nothing would scale it to 0 (got 'output'). Leave scaleOriginal out (kubedev up scales it at run time), or define the original in this app.",
@@ -213,7 +214,7 @@ describe('RBAC for take-over', () => {
   });
 
   test('the DeveloperAccess construct adds the originals its environments take over at run time', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const env = DevEnvironment.fromDeployment(chart, 'twin', SHOP, OWNER);
     const access = new DeveloperAccess(chart, 'pair', { subject: { user: 'bob' }, environments: [env] });
     const role = access.render().find((o) => o.kind === 'Role') as unknown as { rules: { resources: string[]; resourceNames?: string[] }[] };

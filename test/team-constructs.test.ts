@@ -1,4 +1,5 @@
 import { ApiObject, Chart, JsonPatch, Testing } from 'cdk8s';
+import { testApp, testChart } from './support/cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { DevEnvironment } from '../constructs/dev-environment';
 import { DeveloperAccess } from '../constructs/developer-access';
@@ -13,7 +14,7 @@ const errorsOf = (c: { node: { validate(): string[] } }) => c.node.validate();
 
 describe('TeamNamespace construct', () => {
   test('synthesizes exactly what lib renders', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     new TeamNamespace(chart, 'payments', PAYMENTS as never);
     const synthesized = Testing.synth(chart) as KubeObject[];
     expect(byKey(synthesized)).toEqual(byKey(renderTeamNamespace(PAYMENTS)));
@@ -23,7 +24,7 @@ describe('TeamNamespace construct', () => {
   });
 
   test("the Namespace is the ApiObject with id 'Resource', and addJsonPatch works on it", () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const team = new TeamNamespace(chart, 'team', { team: 'ops' });
     expect(ApiObject.of(team)).toBe(team.apiObject);
     expect(ApiObject.of(team).kind).toBe('Namespace');
@@ -34,7 +35,7 @@ describe('TeamNamespace construct', () => {
   });
 
   test('accepts cdk8s-plus subjects and DevEnvironment constructs; mutators after construction count', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice@example.com', image: 'node:20' });
     const team = new TeamNamespace(chart, 'web', { team: 'web', isolation: 'team', members: [{ subject: kplus.User.fromName(chart, 'alice', 'alice@example.com'), role: 'developer' }] });
     team.addMember({ subject: kplus.Group.fromName(chart, 'leads', 'web-leads'), role: 'admin' });
@@ -59,7 +60,7 @@ describe('TeamNamespace construct', () => {
   });
 
   test('hands out its CI ServiceAccount and Roles as cdk8s-plus types', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const team = new TeamNamespace(chart, 'team', { team: 'ops' });
     const deployer = team.addCiServiceAccount({ name: 'deployer' });
     expect(deployer.toSubjectConfiguration()).toMatchObject({ kind: 'ServiceAccount', name: 'deployer', namespace: 'ops' });
@@ -74,14 +75,14 @@ describe('TeamNamespace construct', () => {
   });
 
   test("validation reports lib's exact messages through node.addValidation", () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const team = new TeamNamespace(chart, 'team', { team: 'ops', members: [{ user: 'x', role: 'owner' as never }] });
     team.addEnvironment({ name: 'api', owner: 'nobody', image: 'node' });
     expect(errorsOf(team)).toEqual([
       "TeamNamespace 'ops': member 0 has an unknown role (got 'owner'). Use one of 'developer', 'viewer', 'admin'.",
       "TeamNamespace 'ops': environment 'api' is owned by a subject with no role in the team (got 'nobody'). Add a member { user: 'nobody', role: 'developer' }, or change the owner.",
     ]);
-    const app = Testing.app();
+    const app = testApp();
     const c2 = new Chart(app, 'c2');
     new TeamNamespace(c2, 'team', { team: 'Bad_Name' });
     expect(() => app.synth()).toThrow("TeamNamespace 'Bad_Name': team name is not a DNS-1123 label of at most 40 characters (got 'Bad_Name')");
@@ -90,7 +91,7 @@ describe('TeamNamespace construct', () => {
 
 describe('DeveloperAccess construct', () => {
   test('grants a kplus user exec/port-forward into named environments and the team developer Role', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const team = new TeamNamespace(chart, 'team', { team: 'web', isolation: 'team', members: [{ user: 'alice', role: 'developer' }] });
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice', image: 'node:20' });
     team.addEnvironment(env);
@@ -114,7 +115,7 @@ describe('DeveloperAccess construct', () => {
   });
 
   test('without a team: only the attach Role and its binding; lib renders the same', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     new DeveloperAccess(chart, 'a', { namespace: 'dev', subject: { serviceAccount: 'bot' }, environments: ['x'] });
     const synthesized = Testing.synth(chart) as KubeObject[];
     expect(byKey(synthesized)).toEqual(
@@ -125,7 +126,7 @@ describe('DeveloperAccess construct', () => {
   });
 
   test("a DevEnvironment's own key Secret names are used", () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: 'web', owner: 'alice', image: 'node:20', sidecar: { hostKeySecret: 'api-hostkey' } });
     const access = new DeveloperAccess(chart, 'a', { subject: { user: 'bob' }, environments: [env] });
     expect(access.namespace).toBe('web');
@@ -135,7 +136,7 @@ describe('DeveloperAccess construct', () => {
   });
 
   test('refuses access to no environment, with the exact message', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const access = new DeveloperAccess(chart, 'a', { namespace: 'dev', subject: { user: 'bob' }, environments: [] });
     expect(errorsOf(access)).toEqual([
       "DeveloperAccess 'access-bob': grants access to no environment (got []). List at least one environment name.",
@@ -145,7 +146,7 @@ describe('DeveloperAccess construct', () => {
 
 describe('TeamNamespace.fromTeamName', () => {
   test('a team defined elsewhere: DeveloperAccess and kplus bindings work against it', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const team = TeamNamespace.fromTeamName(chart, 'payments', 'payments', 'team-payments');
     expect(team.namespaceName).toBe('team-payments');
     expect(team.role('developer').name).toBe('payments-developer');
@@ -165,7 +166,7 @@ describe('TeamNamespace construct, personal mode', () => {
   const nsKey = (objects: KubeObject[]) => Object.fromEntries(objects.map((o) => [`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, o]));
 
   test("namespaceFor() names the owner's namespace; mutators after construction add what it needs; synth equals lib", () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ user: 'alice@example.com', role: 'developer' }] });
     const ns = team.namespaceFor('alice@example.com');
     expect(ns).toBe('web-alice-example-com-ff8d98');
@@ -194,7 +195,7 @@ describe('TeamNamespace construct, personal mode', () => {
   });
 
   test("an environment left in the chart's namespace is refused, naming namespaceFor()", () => {
-    const chart = new Chart(Testing.app(), 'c', { namespace: 'web' });
+    const chart = new Chart(testApp(), 'c', { namespace: 'web' });
     const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ user: 'dana', role: 'developer' }] });
     team.addEnvironment(new DevEnvironment(chart, 'api', { name: 'api', owner: 'dana', image: 'node:20' }));
     expect(errorsOf(team)).toEqual([
@@ -203,7 +204,7 @@ describe('TeamNamespace construct, personal mode', () => {
   });
 
   test("DeveloperAccess into a personal namespace grants attach only, unless the developer Role is asked for", () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     const team = new TeamNamespace(chart, 'web', { team: 'web', members: [{ user: 'dana', role: 'developer' }] });
     const env = new DevEnvironment(chart, 'api', { name: 'api', namespace: team.namespaceFor('dana'), owner: 'dana', image: 'node:20' });
     team.addEnvironment(env);

@@ -3,6 +3,7 @@
  * the attach record (written only when not the default, validated on read), and `--mode` on the CLI.
  */
 import { Testing } from 'cdk8s';
+import { testChart } from './support/cdk8s';
 import { DevEnvironment } from '../constructs/dev-environment';
 import { attachRecordOf, DevEnvironmentSpec, KubeObject, readAttachRecord, renderDevEnvironment, validateDevEnvironment } from '../lib';
 import { validateAttachRecord } from '../lib/attach-validate';
@@ -37,7 +38,7 @@ describe('model', () => {
   });
 
   test('cdk8s passes the mode through: its record equals lib\'s', () => {
-    const chart = Testing.chart();
+    const chart = testChart();
     new DevEnvironment(chart, 'api', twoWay);
     const synth = Testing.synth(chart) as KubeObject[];
     const sts = (objs: KubeObject[]) => objs.find((o) => o.kind === 'StatefulSet') as KubeObject;
