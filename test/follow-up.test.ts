@@ -63,13 +63,18 @@ test('a follow-up pass that fails stays owed and is counted when a later pass is
   expect(once.count).toBe(0);
 });
 
-test('stop: an armed follow-up is never asked for', () => {
+test('stop: an armed follow-up is never asked for, nor one a pass ending during the shutdown would arm', () => {
   let asks = 0;
   const f = new FollowUp(100, true, () => asks++);
   f.reconnected();
   f.passStarting();
   f.passDone();
   f.stop();
+  jest.advanceTimersByTime(1000);
+  expect(asks).toBe(0);
+  f.reconnected(); // a pass under way at the shutdown had reconnected
+  f.passStarting();
+  f.passDone();
   jest.advanceTimersByTime(1000);
   expect(asks).toBe(0);
 });

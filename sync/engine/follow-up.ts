@@ -21,6 +21,8 @@ export class FollowUp {
   private asked = false;
   /** The pass under way is the follow-up. */
   private current = false;
+  /** The session is closing: nothing is armed any more (a pass that ends during the shutdown included). */
+  private stopped = false;
   /** Follow-up passes run (tests wait for them). */
   count = 0;
 
@@ -52,7 +54,7 @@ export class FollowUp {
     if (this.current) this.count++;
     this.current = false;
     if (this.asked) this.ask();
-    if (!this.owed) return;
+    if (!this.owed || this.stopped) return;
     this.owed = false;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
@@ -64,6 +66,7 @@ export class FollowUp {
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -35,7 +35,7 @@ export interface SyncOptions {
   readonly stallMs?: number;
   /**
    * After a reconnect's full pass, the one more full pass this much later that removes what the lost
-   * connection's server processes wrote late (session.ts, `recheckLater`). @default 3000
+   * connection's server processes wrote late (follow-up.ts; watching only). @default 3000
    */
   readonly recheckMs?: number;
   // ---- two-way (sync/engine/two-way/; SyncSession itself only mirrors) ----
