@@ -11,6 +11,7 @@
  *   KUBEDEV_BENCH_RUNS    runs per tool and row (default 5)
  *   KUBEDEV_BENCH_AGENT   off: no run is served by the agent (default: as users get it, served once one is left)
  *   KUBEDEV_BENCH_FILES, KUBEDEV_BENCH_WATCH_FILES, KUBEDEV_BENCH_EDITS: sizes (10000, 100000, 100)
+ *   KUBEDEV_BENCH_BREAKDOWN  real: the breakdown times the real-shaped tree (default: the 10,000-file one)
  * e.g. `KUBEDEV_BENCH_ROWS=noop KUBEDEV_BENCH_DELAYS=0 KUBEDEV_BENCH_RUNS=3 npm run bench`.
  */
 import * as fs from 'node:fs';

@@ -15,8 +15,9 @@ import { caller, Limiter, sftpFailure } from './apply-sftp';
 import { ApplyContext, ApplyResult, COALESCE_BYTES, earlyChmods, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
 import { checkScript, moverCommand, moverInput, MoveReport, moveReport, NO_PERL, REMOVE_STAGE } from './apply-moves';
 import { Coalesce } from './coalesce';
-import { localGzipAvailable, localTar, localTarAvailable } from './local-tar';
-import { changedSince, LocalReadError, readExactly, readSmallSync } from './local-read';
+import { gnuMemberEnds, localGzipAvailable, localTar, localTarKind } from './local-tar';
+import { LocalReadError, readExactly, readSmallSync } from './local-read';
+import { PackedLook } from './packed-look';
 import { Plan, PlanItem } from './plan';
 import { chmodOps, remoteFix, removeOps } from './remote-fix';
 import { ExecResult } from './transport';
@@ -27,8 +28,6 @@ import { shQuote } from './tree';
  * what bounds them on a distant link (9,600 moves at 50 ms round trip: 5 s with 96 in flight, 0.5 s with 1,024).
  */
 const MOVES_IN_FLIGHT = 1024;
-/** How long the look at packed files works before it lets the event loop run (ms). */
-const CHECK_SLICE_MS = 5;
 
 /**
  * The archive is gzipped (`gzip -1`: about 3 times smaller for source code, and tar's padding gone) when
@@ -80,7 +79,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
   // A folder without u+rwx gets its mode after its contents (the archive lists folders first).
   const delayModes = plan.dirs.some((d) => (d.entry.mode & OWNER_RWX) !== OWNER_RWX) ? ' --delay-directory-restore' : '';
   const ahead = openAhead(ctx, stage);
-  /** The local tar's path: the files found changed once it had read them all (changedAfterPacking). */
+  /** The local tar's path: the files found changed once it had read them all (packed-look.ts). */
   let changedWhilePacked: string[] | undefined;
   try {
     return await sendAndMove();
@@ -94,13 +93,14 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     // while it is sent (one round trip and process start less), and are done before anything moves.
     const pre = remoteFix(ctx.conn, ctx.remoteRoot, fixes, { what: 'deleting and changing modes', signal: ctx.signal, busy: ctx.onBusy });
     pre.catch(() => undefined); // awaited below
-    if (await localTarAvailable()) {
+    const kind = await localTarKind();
+    if (kind) {
       const distant = ctx.compress ?? (ctx.conn.execOpenMs >= COMPRESS_OPEN_MS && bytes >= COMPRESS_MIN_BYTES);
       const gzip = distant && !noGzip.has(ctx.conn) && (await localGzipAvailable());
-      const sent = await sendArchive(gzip);
+      const sent = await sendArchive(gzip, kind);
       if (sent.code === NO_GZIP && gzip) {
         noGzip.add(ctx.conn); // the server has no gzip: sent again as it is (once per connection)
-        r = (await sendArchive(false)).r;
+        r = (await sendArchive(false, kind)).r;
       } else r = sent.r;
     } else {
       r = await packInProcess();
@@ -116,18 +116,24 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
   }
 
   /** The archive by the local tar (gzipped or not) into the staging folder; unreadable members marked. */
-  async function sendArchive(gzip: boolean): Promise<{ r: ExecResult; code: number | null }> {
-    const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
-    const packed = localTar(ctx.localRoot, names, gzip);
+  async function sendArchive(gzip: boolean, kind: 'gnu' | 'bsd'): Promise<{ r: ExecResult; code: number | null }> {
+    const members = [...plan.dirs, ...plan.links, ...files];
+    // GNU tar's archive is followed as it is written: each member is looked at once tar has read it (packed-look.ts).
+    const look = new PackedLook(ctx.localRoot, members, kind === 'gnu' ? gnuMemberEnds(members) : undefined);
+    const packed = localTar(
+      ctx.localRoot,
+      members.map((m) => m.rel),
+      { gzip, kind, onArchived: kind === 'gnu' ? (n) => look.archived(n) : undefined },
+    );
     const unpack = gzip ? `gzip -dc | tar -x -p -o${delayModes} -f - -C "$S"` : `tar -x -p -o${delayModes} -f - -C "$S"`;
     const probe = gzip ? [`command -v gzip >/dev/null 2>&1 || exit ${NO_GZIP}`] : [];
     const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...probe, `S=${stage}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     ctx.onStep?.(`sending ${files.length} files (tar${gzip ? ', gzip' : ''})`);
     try {
       const running = ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal });
-      // Once the local tar has read every file (its output all taken), they are looked at while the
-      // server still extracts: the check is off the batch's critical path.
-      const looking = packed.done.then(changedAfterPacking);
+      // Those not looked at yet are looked at once the local tar has read every file (its output all
+      // taken), while the server still extracts.
+      const looking = packed.done.then(() => look.rest());
       looking.catch(() => undefined); // a tar that failed: awaited below
       const res = await running;
       if (res.code === NO_GZIP && gzip) {
@@ -199,28 +205,10 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     }
   }
 
-  /**
-   * The files that changed locally since they were planned, looked at after every one was read (a
-   * change while it was packed shows then, whenever the look comes): in slices, so that the event loop
-   * keeps feeding the archive still on its way.
-   */
-  async function changedAfterPacking(): Promise<string[]> {
-    const out: string[] = [];
-    let sliceEnd = performance.now() + CHECK_SLICE_MS;
-    for (const f of files) {
-      if (performance.now() > sliceEnd) {
-        await new Promise((r) => setImmediate(r));
-        sliceEnd = performance.now() + CHECK_SLICE_MS;
-      }
-      if (changedSince(`${ctx.localRoot}/${f.rel}`, f.entry)) out.push(f.rel);
-    }
-    return out;
-  }
-
   async function finish(): Promise<ApplyResult> {
     // Which files changed locally while they were packed? Their staged copies must not take a real name.
-    // (The local tar's path looked during the extraction; the in-process one's looks now.)
-    for (const rel of changedWhilePacked ?? (await changedAfterPacking())) {
+    // (The local tar's path looked while packing; the in-process one's looks now.)
+    for (const rel of changedWhilePacked ?? (await new PackedLook(ctx.localRoot, files).rest())) {
       if (!unsent.has(rel)) skip(rel, new LocalReadError(rel, 'changed', ''));
     }
     const bad = files.filter((f) => unsent.has(f.rel)).map((f) => f.rel);

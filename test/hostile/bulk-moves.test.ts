@@ -117,31 +117,44 @@ test.each([
 });
 
 test.each([
-  ['gzip', true],
-  ['plain', false],
-])('a file changed once the local tar read it (%s archive) is not moved into place: reported changed, its staged copy removed, the rest moved', async (_name, compress) => {
+  ['gzip', true, 'before the local tar reads it'],
+  ['plain', false, 'before the local tar reads it'],
+  ['gzip', true, 'once the local tar read every file'],
+  ['plain', false, 'once the local tar read every file'],
+])('a file changed after it was planned (%s archive, %s) never takes its real name torn: reported changed and its staged copy removed, or moved as planned; the rest moved', async (_name, compress, when) => {
   const a = arena();
   const tree: Record<string, string> = { 'sub/late.txt': 'as planned' };
   for (let i = 0; i < 20; i++) tree[`sub/f${i}.txt`] = `f ${i}`;
   writeTree(a.local, tree);
   remoteTree(a, { 'sub/late.txt': 'the remote version' });
   const plan: Plan = { ...emptyPlan(), files: Object.keys(tree).map((rel) => item(a, rel)) };
-  // The local tar is done with every file; the change lands before its end is seen (the look comes after).
+  const late = path.join(a.local, 'sub/late.txt');
+  const change = (): void => fs.writeFileSync(late, 'changed after it was planned');
   const real = localTarModule.localTar;
   const spy = jest.spyOn(localTarModule, 'localTar').mockImplementation((...args) => {
+    if (when.startsWith('before')) change();
     const t = real(...args);
-    return { stream: t.stream, done: t.done.then((d) => (fs.writeFileSync(path.join(a.local, 'sub/late.txt'), 'changed after it was read'), d)) };
+    // The local tar is done with every file: the change lands before its end is seen.
+    return when.startsWith('before') ? t : { stream: t.stream, done: t.done.then((d) => (change(), d)) };
   });
+  let res;
   try {
-    const c = await connect();
-    const res = await applyPlan({ conn: c, localRoot: a.local, remoteRoot: a.remote, remote: new Map([['sub', DIR], ['sub/late.txt', { type: 'file', size: 18, mtimeMs: 0, mode: 0o644 }]]), method: 'tar', compress }, plan);
+    res = await applyPlan({ conn: await connect(), localRoot: a.local, remoteRoot: a.remote, remote: new Map([['sub', DIR], ['sub/late.txt', { type: 'file', size: 18, mtimeMs: 0, mode: 0o644 }]]), method: 'tar', compress }, plan);
     expect(spy).toHaveBeenCalled();
-    expect(res.changed).toEqual(['sub/late.txt']);
-    expect(res.unsent).toEqual(['sub/late.txt']);
   } finally {
     spy.mockRestore();
   }
-  expect(fs.readFileSync(path.join(a.remote, 'sub/late.txt'), 'utf8')).toBe('the remote version');
+  const remote = fs.readFileSync(path.join(a.remote, 'sub/late.txt'), 'utf8');
+  if (when.startsWith('before')) {
+    // tar read the new bytes: they are not what was planned, so they stay out.
+    expect(res.changed).toEqual(['sub/late.txt']);
+    expect(res.unsent).toEqual(['sub/late.txt']);
+    expect(remote).toBe('the remote version');
+  } else {
+    // Looked at before or after the change: out, or in place with exactly the bytes tar read (planned).
+    expect(res.changed.length === 0 ? remote : res.changed).toEqual(res.changed.length === 0 ? 'as planned' : ['sub/late.txt']);
+    if (res.changed.length > 0) expect(remote).toBe('the remote version');
+  }
   expect(a.differences().map((d) => d.split(':')[0])).toEqual(['sub/late.txt']);
   expect(staging(a)).toEqual([]);
 });
