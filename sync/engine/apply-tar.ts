@@ -15,7 +15,7 @@ import { caller, Limiter, sftpFailure } from './apply-sftp';
 import { ApplyContext, ApplyResult, COALESCE_BYTES, earlyChmods, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
 import { checkScript, moverCommand, moverInput, MoveReport, moveReport, NO_PERL, REMOVE_STAGE } from './apply-moves';
 import { Coalesce } from './coalesce';
-import { gnuMemberEnds, localGzipAvailable, localTar, localTarKind } from './local-tar';
+import { localGzipAvailable, localTar, localTarKind } from './local-tar';
 import { LocalReadError, readExactly, readSmallSync } from './local-read';
 import { PackedLook } from './packed-look';
 import { Plan, PlanItem } from './plan';
@@ -117,14 +117,10 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   /** The archive by the local tar (gzipped or not) into the staging folder; unreadable members marked. */
   async function sendArchive(gzip: boolean, kind: 'gnu' | 'bsd'): Promise<{ r: ExecResult; code: number | null }> {
-    const members = [...plan.dirs, ...plan.links, ...files];
-    // GNU tar's archive is followed as it is written: each member is looked at once tar has read it (packed-look.ts).
-    const look = new PackedLook(ctx.localRoot, members, kind === 'gnu' ? gnuMemberEnds(members) : undefined);
-    const packed = localTar(
-      ctx.localRoot,
-      members.map((m) => m.rel),
-      { gzip, kind, onArchived: kind === 'gnu' ? (n) => look.archived(n) : undefined },
-    );
+    // GNU tar's archive is followed as it is written: each file is looked at once tar has read it (packed-look.ts).
+    const look = new PackedLook(ctx.localRoot, files, kind === 'gnu');
+    const names = [...plan.dirs.map((d) => d.rel), ...plan.links.map((l) => l.rel), ...files.map((f) => f.rel)];
+    const packed = localTar(ctx.localRoot, names, { gzip, kind, onArchived: kind === 'gnu' ? (b) => look.archived(b) : undefined });
     const unpack = gzip ? `gzip -dc | tar -x -p -o${delayModes} -f - -C "$S"` : `tar -x -p -o${delayModes} -f - -C "$S"`;
     const probe = gzip ? [`command -v gzip >/dev/null 2>&1 || exit ${NO_GZIP}`] : [];
     const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...probe, `S=${stage}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');

@@ -4,7 +4,6 @@
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
-import type { PlanItem } from './plan';
 
 /** Which local `tar` packs for us: GNU tar, bsdtar, or none (then tar-stream); `KUBEDEV_TAR=js` forces none. */
 let localTarChecked: Promise<'gnu' | 'bsd' | undefined> | undefined;
@@ -47,45 +46,14 @@ function toolEnv(): NodeJS.ProcessEnv {
 /** tar's words for a member it could not read (it is left out of the archive). */
 const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
 
-/** GNU tar's name and link fields hold up to 99 bytes; longer ones take a header of their own and blocks. */
-const NAME_FIELD = 100;
-const blocks = (n: number): number => Math.ceil(n / 512) * 512;
-
-/**
- * For GNU tar's `--format=gnu` archive of `members` in that order: for each, an upper bound of the
- * archive's bytes up to the end of its data (its header, a long name or link target's own header and
- * blocks, the data in 512-byte blocks). Once tar has written that many bytes it has read the member
- * whole, or it found something other than planned there (larger, or of another type), which a look
- * at the path then sees as changed. Members tar leaves out (vanished, unreadable) or makes smaller (a
- * hard link to an earlier one: no data) only make the bounds looser.
- */
-export function gnuMemberEnds(members: readonly PlanItem[]): Float64Array {
-  const ends = new Float64Array(members.length);
-  let at = 0;
-  for (let i = 0; i < members.length; i++) {
-    const m = members[i].entry;
-    const rel = members[i].rel;
-    at += 512;
-    // A folder's name is archived with a '/' after it; a long name's blocks hold it and a NUL. One byte
-    // of slack on each limit costs nothing and covers an off-by-one in tar's or ours.
-    const name = Buffer.byteLength(rel) + (m.type === 'dir' ? 1 : 0);
-    if (name >= NAME_FIELD - 1) at += 512 + blocks(name + 2);
-    if (m.type === 'symlink') {
-      const target = Buffer.byteLength(m.target ?? '');
-      if (target >= NAME_FIELD - 1) at += 512 + blocks(target + 2);
-    } else if (m.type === 'file') at += blocks(m.size);
-    ends[i] = at;
-  }
-  return ends;
-}
-
 /**
  * Packs `names` (relative to `root`, no recursion) with the local tar: the fastest feed measured
  * (tar-stream in-process costs about twice the CPU). Members it cannot open are returned in `skipped`
- * (name, tar's reason). GNU tar writes `--format=gnu` (its usual default, stated so that `gnuMemberEnds`
- * holds whatever it was built with); `onArchived` is told the archive's bytes written so far (before gzip).
+ * (name, tar's reason). GNU tar writes `--format=gnu` (its usual default, stated so that packed-look.ts
+ * reads the headers it expects whatever tar was built with); `onArchived` is given the archive's bytes
+ * as they come (before gzip). The stream flows from the next tick on: pipe it in this one.
  */
-export function localTar(root: string, names: readonly string[], o: { gzip?: boolean; kind?: 'gnu' | 'bsd'; onArchived?: (bytes: number) => void } = {}): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
+export function localTar(root: string, names: readonly string[], o: { gzip?: boolean; kind?: 'gnu' | 'bsd'; onArchived?: (chunk: Buffer) => void } = {}): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
   const format = o.kind === 'gnu' ? ['--format=gnu'] : [];
   const child = spawn('tar', ['-c', '-f', '-', ...format, '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   let stderr = '';
@@ -106,8 +74,7 @@ export function localTar(root: string, names: readonly string[], o: { gzip?: boo
   child.stdin.end(Buffer.from(names.map((n) => `${n}\0`).join('')));
   const told = o.onArchived;
   if (told) {
-    let bytes = 0;
-    child.stdout.on('data', (d: Buffer) => told((bytes += d.length)));
+    child.stdout.on('data', told);
   }
   if (!o.gzip) return { stream: child.stdout, done };
   const gz = spawn('gzip', ['-1', '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../../sync/engine/apply';
 import * as localTarModule from '../../sync/engine/local-tar';
+import { PackedLook } from '../../sync/engine/packed-look';
 import { emptyPlan, Plan, PlanItem } from '../../sync/engine/plan';
 import { Connection } from '../../sync/engine/transport';
 import { Entry } from '../../sync/engine/tree';
@@ -156,6 +157,33 @@ test.each([
     if (res.changed.length > 0) expect(remote).toBe('the remote version');
   }
   expect(a.differences().map((d) => d.split(':')[0])).toEqual(['sub/late.txt']);
+  expect(staging(a)).toEqual([]);
+});
+
+test.each([
+  ['gzip', true],
+  ['plain', false],
+])('the local GNU tar\'s archive (%s) is followed: every file is looked at while it streams, none left for after it', async (_name, compress) => {
+  const a = arena();
+  const tree: Record<string, string> = {};
+  for (let i = 0; i < 40; i++) tree[`sub/${i % 2 ? 'z'.repeat(120) : 'f'}${i}.txt`] = 'x'.repeat(i * 300);
+  writeTree(a.local, { ...tree, 'keep.txt': 'k' });
+  remoteTree(a, { 'keep.txt': 'k' });
+  const plan: Plan = { ...emptyPlan(), dirs: [item(a, 'sub')], files: Object.keys(tree).map((rel) => item(a, rel)) };
+  const early: number[] = [];
+  const real = PackedLook.prototype.rest;
+  const spy = jest.spyOn(PackedLook.prototype, 'rest').mockImplementation(function (this: PackedLook) {
+    early.push(this.lookedEarly);
+    return real.call(this);
+  });
+  try {
+    const res = await applyPlan({ conn: await connect(), localRoot: a.local, remoteRoot: a.remote, remote: new Map(), method: 'tar', compress }, plan);
+    expect(res.unsent).toEqual([]);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(early).toEqual([40]);
+  expect(a.differences()).toEqual([]);
   expect(staging(a)).toEqual([]);
 });
 
