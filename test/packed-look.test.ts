@@ -58,6 +58,15 @@ function headers(archive: Buffer): Array<{ name: string; type: string; at: numbe
   return out;
 }
 
+/** Writes a header's checksum anew (after a test changed it on purpose). */
+function reseal(archive: Buffer, at: number): void {
+  const h = archive.subarray(at, at + 512);
+  h.fill(32, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+}
+
 async function archiveOf(root: string, names: readonly string[]): Promise<Buffer> {
   const t = localTar(root, names, { kind: 'gnu' });
   const chunks: Buffer[] = [];
@@ -146,6 +155,7 @@ test.each([
   const archive = await archiveOf(root, files.map((f) => f.rel));
   const hs = headers(archive);
   spoil(archive, hs[1].at);
+  if (!_name.includes('checksum')) reseal(archive, hs[1].at); // only what the case names is wrong
   const look = new PackedLook(root, files, true);
   look.archived(archive);
   expect(look.lookedEarly).toBe(1); // 'a', before the spoilt header

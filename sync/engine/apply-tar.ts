@@ -132,9 +132,11 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
       const looking = packed.done.then(() => look.rest());
       looking.catch(() => undefined); // a tar that failed: awaited below
       const res = await running;
-      if (res.code === NO_GZIP && gzip) {
-        packed.stream.destroy();
+      if (res.code !== 0) {
+        // The server's side ended first (no gzip there, a full disk): the rest of the archive is not wanted.
+        packed.kill();
         packed.done.catch(() => undefined); // cut short on purpose
+        looking.catch(() => undefined);
         return { r: res, code: res.code };
       }
       const { skipped } = await packed.done;
@@ -145,7 +147,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
       changedWhilePacked = await looking;
       return { r: res, code: res.code };
     } catch (e) {
-      packed.stream.destroy();
+      packed.kill();
       packed.done.catch(() => undefined);
       throw e;
     }

@@ -53,7 +53,11 @@ const UNREADABLE_LINE = /^tar: (.*): Cannot open: (.*)$/;
  * reads the headers it expects whatever tar was built with); `onArchived` is given the archive's bytes
  * as they come (before gzip). The stream flows from the next tick on: pipe it in this one.
  */
-export function localTar(root: string, names: readonly string[], o: { gzip?: boolean; kind?: 'gnu' | 'bsd'; onArchived?: (chunk: Buffer) => void } = {}): { stream: Readable; done: Promise<{ skipped: [string, string][] }> } {
+export function localTar(
+  root: string,
+  names: readonly string[],
+  o: { gzip?: boolean; kind?: 'gnu' | 'bsd'; onArchived?: (chunk: Buffer) => void } = {},
+): { stream: Readable; done: Promise<{ skipped: [string, string][] }>; kill(): void } {
   const format = o.kind === 'gnu' ? ['--format=gnu'] : [];
   const child = spawn('tar', ['-c', '-f', '-', ...format, '-C', root, '--no-recursion', '--null', '-T', '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   let stderr = '';
@@ -76,12 +80,16 @@ export function localTar(root: string, names: readonly string[], o: { gzip?: boo
   if (told) {
     child.stdout.on('data', told);
   }
-  if (!o.gzip) return { stream: child.stdout, done };
+  // An archive given up (the server's side failed, the run was cut): tar, blocked on a full pipe, would wait forever.
+  const stop = (p: ChildProcess): void => {
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  };
+  if (!o.gzip) return { stream: child.stdout, done, kill: () => stop(child) };
   const gz = spawn('gzip', ['-1', '-c', '-n'], { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
   child.stdout.pipe(gz.stdin);
   gz.stdin.on('error', () => undefined);
   const both = Promise.all([done, exited(gz, 'gzip')]).then(([d]) => d);
-  return { stream: gz.stdout, done: both };
+  return { stream: gz.stdout, done: both, kill: () => (stop(child), stop(gz)) };
 }
 
 /** Resolves when `child` exits 0; rejects naming `what` otherwise. */

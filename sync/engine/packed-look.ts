@@ -139,7 +139,8 @@ export class PackedLook {
       return;
     }
     // A file, or a hard link to one archived before; any other type, or a name not in the plan, is unexpected.
-    if (!(type === '0' || type === '\0' || type === '1') || !this.byName.has(name)) return this.stop();
+    // A name met twice (never, for a plan's unique names) stops too: the copy extracted last is the one kept.
+    if (!(type === '0' || type === '\0' || type === '1') || !this.byName.has(name) || this.looked.has(name)) return this.stop();
     this.open = name;
     this.nextHeader += Math.ceil(size / BLOCK) * BLOCK;
   }
@@ -148,12 +149,12 @@ export class PackedLook {
   private complete(): void {
     const name = this.open;
     this.open = undefined;
-    if (name === undefined || this.looked.has(name)) return;
-    const f = this.byName.get(name);
+    const f = name === undefined ? undefined : this.byName.get(name);
     if (!f) return;
-    this.looked.add(name);
-    this.early++;
+    // The result first: should anything throw in between, the file is still looked at by rest().
     if (changedSince(`${this.root}/${f.rel}`, f.entry)) this.changed.push(f.rel);
+    this.looked.add(f.rel);
+    this.early++;
   }
 
   private stop(): void {

@@ -5,6 +5,8 @@
  * through; a folder the container made meanwhile is not merged into or replaced; and the same with no
  * perl on the server (SFTP renames). The sentinel beside the root stays untouched (useArena).
  */
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyPlan, ApplyContext } from '../../sync/engine/apply';
@@ -33,6 +35,14 @@ function remoteTree(a: Arena, tree: Record<string, string>, prepare: () => void 
   remoteTreeOf(sshd(), a, tree, prepare);
 }
 const withoutPerl = (c: Connection): Connection => without('perl', c);
+
+/** An arena whose local side holds `tree` (new to the server: the plan sends it) and a file both sides hold. */
+function newFiles(tree: Record<string, string>, dirs: readonly string[]): { a: Arena; plan: Plan } {
+  const a = arena();
+  writeTree(a.local, { ...tree, 'keep.txt': 'k' });
+  remoteTree(a, { 'keep.txt': 'k' });
+  return { a, plan: { ...emptyPlan(), dirs: dirs.map((d) => item(a, d)), files: Object.keys(tree).map((rel) => item(a, rel)) } };
+}
 
 function staging(a: Arena): string[] {
   return fs.readdirSync(a.remote).filter((n) => n.startsWith('.kubedev-'));
@@ -136,7 +146,7 @@ test.each([
     if (when.startsWith('before')) change();
     const t = real(...args);
     // The local tar is done with every file: the change lands before its end is seen.
-    return when.startsWith('before') ? t : { stream: t.stream, done: t.done.then((d) => (change(), d)) };
+    return when.startsWith('before') ? t : { ...t, done: t.done.then((d) => (change(), d)) };
   });
   let res;
   try {
@@ -164,12 +174,9 @@ test.each([
   ['gzip', true],
   ['plain', false],
 ])('the local GNU tar\'s archive (%s) is followed: every file is looked at while it streams, none left for after it', async (_name, compress) => {
-  const a = arena();
   const tree: Record<string, string> = {};
   for (let i = 0; i < 40; i++) tree[`sub/${i % 2 ? 'z'.repeat(120) : 'f'}${i}.txt`] = 'x'.repeat(i * 300);
-  writeTree(a.local, { ...tree, 'keep.txt': 'k' });
-  remoteTree(a, { 'keep.txt': 'k' });
-  const plan: Plan = { ...emptyPlan(), dirs: [item(a, 'sub')], files: Object.keys(tree).map((rel) => item(a, rel)) };
+  const { a, plan } = newFiles(tree, ['sub']);
   const early: number[] = [];
   const real = PackedLook.prototype.rest;
   const spy = jest.spyOn(PackedLook.prototype, 'rest').mockImplementation(function (this: PackedLook) {
@@ -184,6 +191,30 @@ test.each([
   }
   expect(early).toEqual([40]);
   expect(a.differences()).toEqual([]);
+  expect(staging(a)).toEqual([]);
+});
+
+test.each([
+  ['gzip', true],
+  ['plain', false],
+])('the server\'s tar failing early on a large archive (%s) is reported at once: the local tar is stopped, not left blocked on a full pipe', async (_name, compress) => {
+  const tree: Record<string, string> = {};
+  // Random bytes (gzip cannot shrink them): far more than the pipes and the channel hold.
+  for (let i = 0; i < 8; i++) tree[`big${i}.bin`] = crypto.randomBytes(1024 * 1024).toString('base64');
+  const { a, plan } = newFiles(tree, []);
+  // The server's tar reads a little, then fails (as a full disk would).
+  const c = await connect();
+  const exec = c.exec.bind(c);
+  const failing = Object.assign(Object.create(c) as Connection, {
+    exec: (command: string, ...rest: Parameters<Connection['exec']> extends [string, ...infer R] ? R : never) =>
+      exec(command.includes('tar -x') ? `tar() { head -c 4096 >/dev/null; echo 'tar: write error: No space left on device' >&2; return 2; }\n${command}` : command, ...rest),
+  });
+  const t0 = Date.now();
+  await expect(applyPlan({ conn: failing, localRoot: a.local, remoteRoot: a.remote, remote: new Map(), method: 'tar', compress }, plan)).rejects.toThrow(/No space left on device/);
+  expect(Date.now() - t0).toBeLessThan(10_000);
+  // No local tar or gzip of ours left running.
+  const ours = execFileSync('ps', ['-o', 'args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => /^(tar|gzip) /.test(l));
+  expect(ours).toEqual([]);
   expect(staging(a)).toEqual([]);
 });
 
