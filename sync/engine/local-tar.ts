@@ -69,6 +69,8 @@ export function localTar(
     child.once('close', (code) => {
       const lines = stderr.split('\n').filter((l) => l.trim() !== '');
       const skipped = lines.map((l) => UNREADABLE_LINE.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m): [string, string] => [m[1], m[2]]);
+      // A read error mid-file is serious on purpose: tar pads the member with zeros, which no look at
+      // the file's size and mtime can see, so the whole archive is refused (the run says why).
       const serious = lines.filter((l) => !UNREADABLE_LINE.test(l) && !/No such file|Cannot stat|file changed as we read it|File removed before we read it|File shrank|Exiting with failure status/.test(l));
       if (code === 0 || code === 1 || (code === 2 && serious.length === 0)) resolve({ skipped });
       else reject(new Error(`local tar failed (exit ${code}): ${serious.slice(0, 3).join('; ') || stderr.trim()}`));
