@@ -48,7 +48,9 @@ function phases(marks: Marks, wallMs: number): Map<string, number> {
 async function runs(c: Ctx, first: boolean, missing: Set<string>): Promise<Array<Map<string, number>>> {
   const { b, l } = c;
   // KUBEDEV_BENCH_BREAKDOWN=real: the real-shaped tree instead of the 10,000-file one.
-  const src = process.env.KUBEDEV_BENCH_BREAKDOWN === 'real' ? c.d.real.a : c.d.small.src;
+  const tree = process.env.KUBEDEV_BENCH_BREAKDOWN ?? '';
+  if (tree !== '' && tree !== 'real') throw new Error(`KUBEDEV_BENCH_BREAKDOWN: unknown tree '${tree}'; set it to 'real' (the real-shaped tree) or leave it unset (the 10,000-file one)`);
+  const src = tree === 'real' ? c.d.real.a : c.d.small.src;
   const preload = path.join(__dirname, 'phases.js');
   const res: Array<Map<string, number>> = [];
   const noopDest = first ? '' : b.seeded(src, `${c.tag}/breakdown/noop`);

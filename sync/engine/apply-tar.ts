@@ -136,7 +136,6 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
         // The server's side ended first (no gzip there, a full disk): the rest of the archive is not wanted.
         packed.kill();
         packed.done.catch(() => undefined); // cut short on purpose
-        looking.catch(() => undefined);
         return { r: res, code: res.code };
       }
       const { skipped } = await packed.done;

@@ -16,11 +16,6 @@ export function localTarKind(): Promise<'gnu' | 'bsd' | undefined> {
   return localTarChecked;
 }
 
-/** Whether a local `tar` can pack for us (GNU tar or bsdtar). */
-export async function localTarAvailable(): Promise<boolean> {
-  return (await localTarKind()) !== undefined;
-}
-
 /** Whether a local `gzip` can compress the archive (asked once, without blocking). */
 let localGzipChecked: Promise<boolean> | undefined;
 export function localGzipAvailable(): Promise<boolean> {

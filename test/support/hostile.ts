@@ -172,8 +172,13 @@ export function remoteTree(sshd: Sshd, a: Arena, tree: Record<string, string>, p
 
 /** A server without `tool`: its probe (`command -v TOOL `) looks for a command that does not exist. */
 export function without(tool: string, c: Connection): Connection {
+  return rewriting(c, (command) => command.replace(`command -v ${tool} `, `command -v kubedev-no-${tool} `));
+}
+
+/** `c` with every command it runs passed through `rewrite` first (a server that behaves otherwise). */
+export function rewriting(c: Connection, rewrite: (command: string) => string): Connection {
   const exec = c.exec.bind(c);
   return Object.assign(Object.create(c) as Connection, {
-    exec: (command: string, ...rest: Parameters<Connection['exec']> extends [string, ...infer R] ? R : never) => exec(command.replace(`command -v ${tool} `, `command -v kubedev-no-${tool} `), ...rest),
+    exec: (command: string, ...rest: Parameters<Connection['exec']> extends [string, ...infer R] ? R : never) => exec(rewrite(command), ...rest),
   });
 }
