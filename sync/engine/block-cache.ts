@@ -33,8 +33,6 @@ export interface CachedFile {
   readonly kind: BlockHashKind;
   /** Each block's hash (hex). */
   readonly sums: readonly string[];
-  /** Raw CRC-32 register (cksum's polynomial, no length, not complemented) of each block. */
-  readonly crcs: readonly number[];
 }
 
 interface Stored {
@@ -45,7 +43,8 @@ interface Stored {
   id: string;
   blockSize: number;
   sums: string;
-  crcs: string;
+  /** Each block's CRC-32, in the entries written before the whole file's digest replaced them (read, unused). */
+  crcs?: string;
   /** The blocks' hash: absent for SHA-1 (the entries written before XXH3-128 came). */
   hash?: 'xxh128';
   check?: string;
@@ -70,7 +69,7 @@ export function rememberable(id: string, size: number, mtime: number): boolean {
 }
 
 function digest(s: Stored): string {
-  const fields = [s.v, s.server, s.root, s.rel, s.id, s.blockSize, s.sums, s.crcs, ...(s.hash === undefined ? [] : [s.hash])];
+  const fields = [s.v, s.server, s.root, s.rel, s.id, s.blockSize, s.sums, ...(s.crcs === undefined ? [] : [s.crcs]), ...(s.hash === undefined ? [] : [s.hash])];
   return crypto.createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
@@ -154,7 +153,7 @@ export class BlockCache {
     const e = parse(raw);
     if (e && e.server === this.server && e.root === this.root && e.rel === rel) {
       const hex = HASH_HEX[kindOf(e)];
-      return { id: e.id, blockSize: e.blockSize, kind: kindOf(e), sums: e.sums.match(new RegExp(`.{${hex}}`, 'g')) ?? [], crcs: (e.crcs.match(/.{8}/g) ?? []).map((h) => parseInt(h, 16) | 0) };
+      return { id: e.id, blockSize: e.blockSize, kind: kindOf(e), sums: e.sums.match(new RegExp(`.{${hex}}`, 'g')) ?? [] };
     }
     this.drop(rel);
     return undefined;
@@ -162,7 +161,7 @@ export class BlockCache {
 
   /** Remembers `f` for `rel` (a failure to write is no error: the next transfer goes the full way). */
   put(rel: string, f: CachedFile): void {
-    const s: Stored = { v: 1, server: this.server, root: this.root, rel, id: f.id, blockSize: f.blockSize, sums: f.sums.join(''), crcs: f.crcs.map((c) => (c >>> 0).toString(16).padStart(8, '0')).join('') };
+    const s: Stored = { v: 1, server: this.server, root: this.root, rel, id: f.id, blockSize: f.blockSize, sums: f.sums.join('') };
     if (f.kind === 'xxh128') s.hash = 'xxh128';
     s.check = digest(s);
     const file = this.file(rel);
@@ -202,6 +201,6 @@ function parse(raw: string): Stored | undefined {
   }
   if (!s || typeof s !== 'object' || s.v !== 1 || typeof s.check !== 'string' || (s.hash !== undefined && s.hash !== 'xxh128') || s.check !== digest(s)) return undefined;
   const n = typeof s.sums === 'string' ? s.sums.length / HASH_HEX[kindOf(s)] : -1;
-  const ok = typeof s.id === 'string' && ID.test(s.id) && Number.isSafeInteger(s.blockSize) && s.blockSize > 0 && Number.isInteger(n) && /^[0-9a-f]*$/.test(s.sums) && typeof s.crcs === 'string' && s.crcs.length === 8 * n && /^[0-9a-f]*$/.test(s.crcs);
+  const ok = typeof s.id === 'string' && ID.test(s.id) && Number.isSafeInteger(s.blockSize) && s.blockSize > 0 && Number.isInteger(n) && /^[0-9a-f]*$/.test(s.sums) && (s.crcs === undefined || (typeof s.crcs === 'string' && s.crcs.length === 8 * n && /^[0-9a-f]*$/.test(s.crcs)));
   return ok && n === Math.ceil(Number(ID.exec(s.id)?.[1]) / s.blockSize) ? s : undefined;
 }

@@ -11,6 +11,7 @@
  * 2^-128; the copy is still checked whole (CRC) before it replaces the file.
  */
 import * as crypto from 'node:crypto';
+import { cksumOf, crcUpdate } from './cksum';
 
 export type BlockHashKind = 'xxh128' | 'sha1';
 
@@ -48,4 +49,35 @@ export function blockHasher(kind: BlockHashKind): Promise<BlockHasher> {
     };
   });
   return xxh;
+}
+
+/** A whole file's digest, made piece by piece in the order of the file. */
+export interface WholeDigest {
+  update(b: Uint8Array): void;
+  /** As the server's check compares it (delta-remote.ts, commit): `x:HEX` (XXH3-128) or `c:CRC` (cksum). */
+  digest(): string;
+}
+
+/**
+ * The digest the server checks the whole new file against, for blocks hashed the `kind` way: XXH3-128
+ * with XXH3-128 blocks (`xxh128sum` hashes 200 MiB in 0.03 s), else POSIX `cksum`'s CRC (with SHA-1
+ * blocks the server has no xxhash, and `sha1sum` would take 0.55 s over 200 MiB; `cksum` 0.06 s). The
+ * runner makes it while it reads the file for its block hashes: its own instance, so digests of two
+ * files made at once never mix.
+ */
+export async function wholeDigest(kind: BlockHashKind): Promise<WholeDigest> {
+  if (kind === 'sha1') {
+    let crc = 0;
+    let size = 0;
+    return {
+      update: (b) => {
+        crc = crcUpdate(crc, b);
+        size += b.length;
+      },
+      digest: () => `c:${cksumOf(crc, size)}`,
+    };
+  }
+  const { createXXHash128 } = await import('hash-wasm');
+  const h = await createXXHash128();
+  return { update: (b) => void h.update(b), digest: () => `x:${h.digest('hex')}` };
 }

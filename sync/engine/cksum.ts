@@ -1,12 +1,11 @@
 /**
  * POSIX `cksum` (CRC-32, polynomial 0x04C11DB7, most significant bit first, the length appended), the
  * one checksum every coreutils computes fast (carry-less multiply: 1.5-2 GB/s). The runner computes the
- * same values locally, so a block or a whole file can be compared with what `cksum` prints remotely.
+ * same value locally, so a whole file can be compared with what `cksum` prints remotely (block-hash.ts
+ * wholeDigest, where the server hashes blocks with SHA-1).
  *
- * `crcUpdate` continues a raw register (no length, no complement) over more bytes; `crcCombine` joins
- * the raw registers of two adjacent pieces without reading them again; `cksumOf` finishes a register as
- * `cksum` prints it, and `crcOfCksum` undoes that (what `cksum` printed for a piece becomes its raw
- * register, to be combined). Slicing by 16 bytes: about 1.2 GB/s in V8 on a quiet machine.
+ * `crcUpdate` continues a raw register (no length, no complement) over more bytes; `cksumOf` finishes a
+ * register as `cksum` prints it. Slicing by 16 bytes: about 1.2 GB/s in V8 on a quiet machine.
  */
 
 const POLY = 0x04c11db7;
@@ -48,55 +47,11 @@ export function crcUpdate(crc: number, b: Uint8Array): number {
   return crc;
 }
 
-/** a * b mod POLY (polynomials over GF(2), bit i the coefficient of x^i). */
-function mulMod(a: number, b: number): number {
-  let r = 0;
-  for (let i = 31; i >= 0; i--) {
-    r = r & 0x80000000 ? (r << 1) ^ POLY : r << 1;
-    if ((b >>> i) & 1) r ^= a;
-  }
-  return r;
-}
-
-/** x^(8 * bytes) mod POLY: what a register becomes multiplied by when `bytes` more bytes follow. */
-export function shiftFor(bytes: number): number {
-  let result = 1;
-  let base = 1 << 8; // x^8
-  for (let n = bytes; n > 0; n = Math.floor(n / 2)) {
-    if (n % 2 === 1) result = mulMod(result, base);
-    base = mulMod(base, base);
-  }
-  return result;
-}
-
-/** The raw register of A followed by B, from A's and B's registers and B's length (or its shiftFor). */
-export function crcCombine(crcA: number, crcB: number, shiftB: number): number {
-  return mulMod(crcA, shiftB) ^ crcB;
-}
-
-/** INVERSE[T[i] & 255] = i: a table entry's low byte names it (the polynomial has the x^0 term). */
-const INVERSE = ((): Uint8Array => {
-  const inv = new Uint8Array(256);
-  for (let i = 0; i < 256; i++) inv[TABLE[i] & 255] = i;
-  return inv;
-})();
-
 /** The length's bytes as `cksum` appends them: least significant first, as many as it needs. */
 function lengthBytes(length: number): number[] {
   const out: number[] = [];
   for (let n = length; n > 0; n = Math.floor(n / 256)) out.push(n % 256);
   return out;
-}
-
-/** The raw register of `length` bytes whose `cksum` is `value`: cksumOf undone (complement, then each length byte backwards). */
-export function crcOfCksum(value: number, length: number): number {
-  let c = ~value;
-  for (const b of lengthBytes(length).reverse()) {
-    // c was (p << 8) ^ TABLE[i] with i = (p >>> 24) ^ b: its low byte is TABLE[i]'s, and names i.
-    const i = INVERSE[c & 255];
-    c = (((i ^ b) << 24) | ((c ^ TABLE[i]) >>> 8)) | 0;
-  }
-  return c;
 }
 
 /** Finishes a raw register over `length` bytes as `cksum` prints it (the length appended, complemented). */

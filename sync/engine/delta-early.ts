@@ -29,8 +29,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BlockCache, blockCacheDir, blockCacheFor, changedSinceSentHow } from './block-cache';
 import { BlockHashKind, HASH_ORDER } from './block-hash';
-import { blockSizeFor, DELTA_MIN_BYTES, localSums } from './delta';
-import { BlockSum, RemoteBlock, RemoteDelta } from './delta-remote';
+import { blockSizeFor, DELTA_MIN_BYTES, LocalSums, localSums } from './delta';
+import { BlockSum, RemoteDelta } from './delta-remote';
 import { Connection } from './transport';
 import { CompactIndex } from './index-store';
 import { Tree } from './tree';
@@ -40,7 +40,7 @@ interface Early {
   readonly mtimeMs: number;
   readonly blockSize: number;
   readonly kind: BlockHashKind;
-  readonly sums: Promise<BlockSum[]>;
+  readonly sums: Promise<LocalSums>;
 }
 
 /** EarlySums.start with the cache folder option (`false`: no cache, nothing early; default blockCacheDir()). */
@@ -77,7 +77,7 @@ export class EarlySums {
   }
 
   /** The early sums of `rel` if they were made of the file as `entry` says it is, in blocks of `blockSize` hashed the `kind` way. */
-  take(rel: string, entry: { size: number; mtimeMs: number }, blockSize: number, kind: BlockHashKind): Promise<BlockSum[]> | undefined {
+  take(rel: string, entry: { size: number; mtimeMs: number }, blockSize: number, kind: BlockHashKind): Promise<LocalSums> | undefined {
     const e = this.started.get(rel);
     this.started.delete(rel);
     return e && e.size === entry.size && e.mtimeMs === entry.mtimeMs && e.blockSize === blockSize && e.kind === kind ? e.sums : undefined;
@@ -87,7 +87,7 @@ export class EarlySums {
 /** Files the server starts on early, at most: the transfer's own parallelism (delta.ts). */
 const MAX_EARLY = 2;
 
-type Ready = RemoteDelta & { blocks: RemoteBlock[] };
+type Ready = RemoteDelta & { blocks: BlockSum[] };
 
 interface Begun {
   readonly blockSize: number;

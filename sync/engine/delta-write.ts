@@ -9,7 +9,6 @@
  */
 import * as fs from 'node:fs';
 import { BlockHashKind, blockHasher } from './block-hash';
-import { crcUpdate } from './cksum';
 import { BlockSum, RemoteDelta } from './delta-remote';
 import { LocalReadError } from './local-read';
 
@@ -40,9 +39,9 @@ export interface Hashed {
 /**
  * Sends `ranges` ([start, end) of the local file `abs`, whole blocks) block by block, each read again
  * and checked against its hash from the first read (a LocalReadError if it changed since); returns
- * the bytes sent and each sent block's raw CRC (by block index), for the whole file's checksum.
+ * the bytes sent.
  */
-export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, h: Hashed, ranges: readonly [number, number][], onBytes?: (n: number) => void): Promise<{ written: number; sent: Map<number, number> }> {
+export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, h: Hashed, ranges: readonly [number, number][], onBytes?: (n: number) => void): Promise<number> {
   const changed = (): LocalReadError => new LocalReadError(rel, 'changed', `'${rel}' changed while it was sent`);
   const hash = await blockHasher(h.kind);
   let fh: fs.promises.FileHandle;
@@ -55,7 +54,6 @@ export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, 
     const st = await fh.stat();
     if (!st.isFile() || st.size !== h.size) throw changed();
     let written = 0;
-    const sent = new Map<number, number>();
     for (const [start, end] of ranges) {
       await remote.send(`w ${start} ${end - start}\n`);
       for (let pos = start; pos < end; pos += h.blockSize) {
@@ -66,13 +64,12 @@ export async function sendRanges(remote: RemoteDelta, abs: string, rel: string, 
         });
         if (bytesRead !== buf.length || buf.length !== h.blocks[i]?.size) throw changed();
         if (hash(buf) !== h.blocks[i].sum) throw changed();
-        sent.set(i, crcUpdate(0, buf));
         await remote.send(buf);
         written += buf.length;
         onBytes?.(buf.length);
       }
     }
-    return { written, sent };
+    return written;
   } finally {
     await fh.close();
   }

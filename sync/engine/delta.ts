@@ -4,13 +4,13 @@
  *
  * 1. At once: the server copies its file to a temporary name and hashes its blocks (XXH3-128, or SHA-1
  *    where it has no `xxh128sum`: block-hash.ts; delta-remote.ts), while the runner reads the local file
- *    once, hashing the same blocks (streamed, one read buffer at a time; again the server's way if it
- *    hashed another way than the runner guessed).
+ *    once, hashing the same blocks and making the whole file's digest (streamed, one read buffer at a
+ *    time; again the server's way if it hashed another way than the runner guessed).
  * 2. The blocks whose hash or length differ are sent on the script's stdin and written into the copy
  *    at their offsets (delta-write.ts), read again from the local file, which must still have its
  *    planned size.
  * 3. If the local file did not change meanwhile, the server sets the exact size, checks the whole
- *    copy's checksum against the local one, sets the file's mode and mtime, checks that its own file is
+ *    copy's digest against the local file's, sets the file's mode and mtime, checks that its own file is
  *    still the one it copied, and renames the copy over it (`commit`, sent right after the blocks: no
  *    round trip of its own).
  *
@@ -26,9 +26,8 @@ import * as path from 'node:path';
 import { ApplyContext, ApplyResult } from './apply-common';
 import { Limiter } from './apply-sftp';
 import { BlockCache, rememberable } from './block-cache';
-import { BlockHashKind, blockHasher, HASH_ORDER } from './block-hash';
-import { cksumOf, crcCombine, shiftFor } from './cksum';
-import { BlockSum, DeltaFallback, RemoteBlock, RemoteDelta } from './delta-remote';
+import { BlockHashKind, blockHasher, HASH_ORDER, wholeDigest } from './block-hash';
+import { BlockSum, DeltaFallback, RemoteDelta } from './delta-remote';
 import { joinRanges, sendRanges } from './delta-write';
 import { changedSince, LocalReadError, readAhead } from './local-read';
 import { withWritableParents } from './remote-fix';
@@ -57,34 +56,25 @@ export function blockSizeFor(size: number): number {
 /** Local reads: 4 MiB (a whole number of blocks: they are powers of two up to MAX_BLOCK), the next one read while this one is hashed. */
 const READ_PIECE = 4 * 1024 * 1024;
 
-/** Reads exactly `size` bytes of `abs` once: each block's hash, the `kind` way. */
-export async function localSums(abs: string, rel: string, size: number, blockSize: number, kind: BlockHashKind): Promise<BlockSum[]> {
+/** The local file as read once: each block's hash and the whole file's digest (block-hash.ts wholeDigest). */
+export interface LocalSums {
+  readonly blocks: BlockSum[];
+  readonly whole: string;
+}
+
+/** Reads exactly `size` bytes of `abs` once: each block's hash, the `kind` way, and the whole file's digest. */
+export async function localSums(abs: string, rel: string, size: number, blockSize: number, kind: BlockHashKind): Promise<LocalSums> {
   const hash = await blockHasher(kind);
+  const whole = await wholeDigest(kind);
   const blocks: BlockSum[] = [];
   for await (const buf of readAhead(abs, rel, size, Math.max(READ_PIECE, blockSize))) {
+    whole.update(buf);
     for (let off = 0; off < buf.length; off += blockSize) {
       const b = buf.subarray(off, Math.min(off + blockSize, buf.length));
       blocks.push({ sum: hash(b), size: b.length });
     }
   }
-  return blocks;
-}
-
-/**
- * The `cksum` the whole new file must have: the raw CRC of each block, the server's (what its `cksum`
- * printed, or the cache's) for the blocks left as they are, the runner's (`sent`, by block index) for
- * those sent.
- */
-export function expectedCksum(blocks: readonly BlockSum[], remote: readonly RemoteBlock[], sent: ReadonlyMap<number, number>, blockSize: number): number {
-  let whole = 0;
-  let size = 0;
-  const full = shiftFor(blockSize);
-  blocks.forEach((b, i) => {
-    const reg = sent.get(i) ?? remote[i].crc;
-    whole = crcCombine(whole, reg, b.size === blockSize ? full : shiftFor(b.size));
-    size += b.size;
-  });
-  return cksumOf(whole, size);
+  return { blocks, whole: whole.digest() };
 }
 
 /** Byte ranges [start, end) of the local file to write: differing blocks, adjacent ones joined. */
@@ -144,7 +134,7 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   ctx.onStep?.(`checksumming '${item.rel}' (changed blocks)`);
   const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize, guess) ?? localSums(abs, item.rel, size, blockSize, guess);
   // The server's side: begun before the listing (delta-early.ts) if it was for this very transfer.
-  const begin = async (): Promise<RemoteDelta & { blocks: RemoteBlock[] }> =>
+  const begin = async (): Promise<RemoteDelta & { blocks: BlockSum[] }> =>
     (await ctx.earlyRemote?.take(item.rel, { conn: ctx.conn, blockSize, knownId: known?.id ?? '', kinds })) ?? RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, kinds, onProgress: () => ctx.onBytes?.(0) });
   const [rs, ls] = await Promise.allSettled([begin(), sums]);
   if (rs.status === 'rejected') throw rs.reason;
@@ -153,15 +143,16 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
     if (ls.status === 'rejected') throw ls.reason;
     const local = remote.kind === guess ? ls.value : await localSums(abs, item.rel, size, blockSize, remote.kind);
     await hooks.afterPrepare?.(remote);
-    const ranges = joinRanges(changedRanges(local, remote.blocks, blockSize));
+    const ranges = joinRanges(changedRanges(local.blocks, remote.blocks, blockSize));
     ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
-    const { written, sent } = await sendRanges(remote, abs, item.rel, { size, blockSize, kind: remote.kind, blocks: local }, ranges, ctx.onBytes);
+    const written = await sendRanges(remote, abs, item.rel, { size, blockSize, kind: remote.kind, blocks: local.blocks }, ranges, ctx.onBytes);
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
     const mtime = Math.floor(item.entry.mtimeMs / 1000);
-    const id = await remote.commit(expectedCksum(local, remote.blocks, sent, blockSize), size, item.entry.mode, mtime, { waitEnd: closedAgain(ctx, item.rel) });
-    if (ctx.blockCache) remember(ctx.blockCache, item.rel, rememberable(id, size, mtime) ? id : '', { kind: remote.kind, local, remote: remote.blocks, sent, blockSize });
+    const id = await remote.commit(local.whole, size, item.entry.mode, mtime, { waitEnd: closedAgain(ctx, item.rel) });
+    // What the server holds now is the local file (its digest checked): its blocks are the local ones.
+    if (ctx.blockCache) remember(ctx.blockCache, item.rel, rememberable(id, size, mtime) ? id : '', { kind: remote.kind, local: local.blocks, blockSize });
     return written;
   } catch (e) {
     await remote.abort();
@@ -169,13 +160,10 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   }
 }
 
-/**
- * Keeps what the remote file `rel` now holds: its identity `id` ('' forgets it) and each block's hash
- * and CRC, the runner's for the blocks sent, the server's (or the cache's) for those kept.
- */
-function remember(cache: BlockCache, rel: string, id: string, b: { kind: BlockHashKind; local: readonly BlockSum[]; remote: readonly RemoteBlock[]; sent: ReadonlyMap<number, number>; blockSize: number }): void {
+/** Keeps what the remote file `rel` now holds: its identity `id` ('' forgets it) and each block's hash. */
+function remember(cache: BlockCache, rel: string, id: string, b: { kind: BlockHashKind; local: readonly BlockSum[]; blockSize: number }): void {
   if (!id) return cache.drop(rel);
-  cache.put(rel, { id, blockSize: b.blockSize, kind: b.kind, sums: b.local.map((s) => s.sum), crcs: b.local.map((_, i) => b.sent.get(i) ?? b.remote[i].crc) });
+  cache.put(rel, { id, blockSize: b.blockSize, kind: b.kind, sums: b.local.map((s) => s.sum) });
 }
 
 /** Test hooks: run between the steps (the remote copy modified, the local file cut...). */

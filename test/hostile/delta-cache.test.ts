@@ -3,14 +3,14 @@
  * user: a file the runner put in place by changed blocks is not hashed again by the server the next
  * time; a stale entry (the container rewrote the file in place with its size and mtime restored, or
  * replaced it), an entry of another root, a truncated or altered entry file, and an entry with a wrong
- * block checksum all end with the right file in place and nothing left behind.
+ * block hash all end with the right file in place and nothing left behind.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplyResult } from '../../sync/engine/apply';
 import { BlockCache, changedSinceSent, rememberable } from '../../sync/engine/block-cache';
-import { BlockHashKind } from '../../sync/engine/block-hash';
+import { BlockHashKind, blockHasher } from '../../sync/engine/block-hash';
 import { Connection } from '../../sync/engine/transport';
 import { deltaContext, leftovers, put, scatter, sendOne } from '../support/delta';
 import { Arena, useArena } from '../support/hostile';
@@ -180,12 +180,18 @@ test('an SHA-1 entry, the remote file changed in the container: the server hashe
   expect(e?.sums[0]).toMatch(/^[0-9a-f]{32}$/);
 });
 
-test("an entry whose block checksum is wrong (the file's identity right): the verify catches it, sent whole, the entry forgotten", async () => {
+test("an entry whose block hash is wrong (the file's identity right): the runner keeps a block it should send, the verify catches it, sent whole, the entry forgotten", async () => {
   const next = await sentOnce();
   const cache = new BlockCache(base, conns[0].fingerprint, a.remote);
   const e = cache.get(REL) as NonNullable<ReturnType<BlockCache['get']>>;
-  cache.put(REL, { ...e, crcs: e.crcs.map((c, i) => (i === 7 ? c ^ 1 : c)) }); // block 7 is kept: its CRC counts
-  put(a, REL, scatter(next, 2, 20_000));
+  // Block 7 changed locally; the entry says the server already holds the new block 7: it is not sent.
+  const changed = Buffer.from(next);
+  changed.fill(0x5a, 7 * e.blockSize + 100, 7 * e.blockSize + 200);
+  put(a, REL, changed);
+  const hash = await blockHasher(e.kind);
+  const block7 = hash(changed.subarray(7 * e.blockSize, 8 * e.blockSize));
+  expect(block7).not.toBe(e.sums[7]);
+  cache.put(REL, { ...e, sums: e.sums.map((x, i) => (i === 7 ? block7 : x)) });
   const s = await send();
   expect(s.cached).toBe(true);
   expect(s.fallback).toMatch(/verify/);
