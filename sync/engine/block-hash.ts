@@ -8,7 +8,7 @@
  * by OpenSSL (node:crypto), XXH3-128 by hash-wasm's WebAssembly build (84 ms per 200 MiB here, against
  * 150 ms for SHA-1). XXH3-128 is what rsync 3.2+ negotiates as its strong checksum: not a cryptographic
  * hash, but two different blocks of a developer's file agree on 128 bits by chance with probability
- * 2^-128; the copy is still checked whole (CRC) before it replaces the file.
+ * 2^-128; the copy is still checked whole (wholeDigest below) before it replaces the file.
  */
 import * as crypto from 'node:crypto';
 import { cksumOf, crcUpdate } from './cksum';

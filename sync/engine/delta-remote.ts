@@ -64,8 +64,8 @@ const IDENTITY = "-printf '%s %T@ %i %C@'";
 
 /**
  * The script for the file `name` in the current folder, its copy `temp` (a plain name) there too. `cp`
- * copies while `split` cuts the file into block files; they are hashed by the first of `kinds` the
- * server has, and `cksum`ed, at once.
+ * copies while `split` cuts the file into one named pipe per block, read in order by the first of
+ * `kinds` the server has.
  */
 export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known = '', kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless): string {
   // The file's folder entered physically and checked to be that folder of the physical root: a folder the
@@ -250,7 +250,7 @@ export class RemoteDelta {
 
   /**
    * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
-   * told of each line the server prints (split says each block it makes: the stall watchdog sees work).
+   * told of what the server prints (the hash tool's lines as it goes: the stall watchdog sees work).
    */
   static start(conn: Connection, rel: string, remoteRoot: string, o: StartOptions): Promise<RemoteDelta & { blocks: BlockSum[] }> {
     return RemoteDelta.begin(conn, rel, remoteRoot, o).ready;
