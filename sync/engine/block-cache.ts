@@ -1,15 +1,15 @@
 /**
  * The runner's memory of the large files it last put in place by changed blocks (delta.ts): for each,
  * the remote file's identity as the server reported it just after the rename (`size mtime ino ctime`,
- * find's `%s %T@ %i %C@`) and the hash (block-hash.ts) and raw CRC-32 of each of its blocks. When the
+ * find's `%s %T@ %i %C@`), how its blocks were hashed and each block's hash (block-hash.ts). When the
  * remote file still has that identity, the server need not read and hash it again: it only copies it,
  * writes the changed blocks, verifies and renames (delta-remote.ts, "cached").
  *
  * Why the identity says the content: a write to the file, a chmod or a rename over it sets its ctime
  * (nanoseconds; no system call sets it back), a new file has another inode. The entry is only a hint:
- * the server checks the identity itself, before and after its copy, and the copy's checksum is verified
- * before the rename against what the entry says of the blocks kept, so a stale or wrong entry is a
- * mismatch and the file goes the full way, never a wrong file in place.
+ * the server checks the identity itself, before and after its copy (and takes the entry only if it can
+ * still hash blocks that way), and the whole copy is checked before the rename against the local file's
+ * digest, so a stale or wrong entry is a mismatch and the file goes the full way, never a wrong file in place.
  *
  * One file per remote file and server, under the user's state folder (`$XDG_STATE_HOME/kubedev/blocks/`,
  * else `~/.local/state/kubedev/blocks/`), one folder per remote root: the names hash the root, the path

@@ -4,16 +4,16 @@
  * forks a shell per block, 4 ms each on a loaded machine):
  *
  * 1. `cp` copies the remote file to a temporary name beside it while one `split` cuts it into blocks,
- *    each written into a named pipe (FIFO) made for it beforehand, which one `xxh128sum` (or `sha1sum`
- *    where the server has no xxhash: block-hash.ts) reads in order: no block is ever written to the
- *    disk. Block files cost a write of the whole file and its removal: 0.47 against 0.31 s of CPU for
+ *    each written into a named pipe (FIFO) made for it beforehand (in a `mktemp -d` folder, else beside
+ *    the file), which one `xxh128sum` (or `sha1sum` where the server has no xxhash: block-hash.ts)
+ *    reads in order: no block is ever written to the disk. Block files cost a write of the whole file and its removal: 0.47 against 0.31 s of CPU for
  *    200 MiB, 295 against 210 ms (measured here, medians of 10). The script prints the file's
  *    `size mtime` (find -printf), the hash tool it used and the block hashes, and reads its stdin.
  *    A pipe has one reader, so no block is also `cksum`ed: the final check is a whole-file digest (below).
  *    Neither side may wait forever for the other: when `split` ends without having made every block
- *    (the file shrank, a read failed), the pipes it never opened are released and removed, so the hash
- *    tool ends (the count is then wrong: the file goes whole); when the hash tool fails, `split` is
- *    stopped (it would wait for a reader of its next pipe).
+ *    (the file shrank, a read failed, it was killed), the hash tool is stopped (it would wait for a
+ *    writer of the next pipe) and the file goes whole; when the hash tool fails, `split` is stopped (it
+ *    would wait for a reader of its next pipe); and whatever ends the script stops the helpers first.
  *    Blocks are compared by a 128- or 160-bit hash: a block is left as it is only when its hash matches.
  * 2. The runner sends the differing ranges on stdin, `w OFFSET LENGTH` then the bytes, each written
  *    into the copy by one `dd` (exactly LENGTH bytes read; delta-write.ts), then
@@ -26,7 +26,9 @@
  *    because of a hash collision or a wrong cache entry is caught here). On any failure (a write, the
  *    disk full, a mismatch) it removes the copy and says why.
  *
- * Temporary names start with `.kubedev-`: a killed run's leftovers are deleted by the next pass.
+ * Temporary names start with `.kubedev-`: a killed run's leftovers beside the file are deleted by the
+ * next pass. A script SIGKILLed outright (no trap runs) also leaves its pipes' folder in the temporary
+ * space: FIFOs hold no bytes, and the next script removes such folders once they are an hour old.
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
@@ -67,7 +69,7 @@ const IDENTITY = "-printf '%s %T@ %i %C@'";
  * copies while `split` cuts the file into one named pipe per block, read in order by the first of
  * `kinds` the server has.
  */
-export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known = '', kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless): string {
+export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known: { readonly id: string; readonly kind: BlockHashKind } | undefined, kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless): string {
   // The file's folder entered physically and checked to be that folder of the physical root: a folder the
   // server replaced by a symlink since the listing is not worked in (the file then goes whole, by a path
   // that checks too).
@@ -103,9 +105,18 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
   return [
     ...ahead,
     ...enter,
-    `f=./${shQuote(name)} t=${temp} ok= pc= ps= ph= hs=`,
+    `f=./${shQuote(name)} t=${temp} ok= pc= ps= ph= hs= p= q=`,
+    // A folder the user closed (0555) is opened only as long as a removal needs it.
     'gone() { rm -f -- "$@" 2>/dev/null && return; m=$(stat -c %a .) && chmod u+w . && { rm -f -- "$@"; chmod "$m" .; }; }',
-    `trap 'set +e; for p in $pc $ps $ph; do wait $p; done; if [ -n "$ok" ]; then gone "$t".[0-9]* "$t".v; else gone "$t" "$t".[0-9]* "$t".v; fi' EXIT`,
+    'unpipe() { [ -z "$p" ] || { gone "$q".[0-9]* "$q".v; [ "$p" = . ] || rmdir -- "$p" 2>/dev/null; p=; }; }',
+    // On any exit (a failure, the runner's channel gone, a signal): the helpers not yet waited for are
+    // stopped first, since one blocked opening a pipe nobody will open again never ends; then they are
+    // waited for (the channel closes only once no process holds its output), and the copy (unless it was
+    // put in place) and the pipes are removed. A helper's pid is cleared once it was waited for. (Linux
+    // hands pids out in turn: one freed is not reused before pid_max others, so a kill racing a helper's
+    // own end cannot reach another process.)
+    `trap 'set +e; trap "" HUP INT TERM PIPE; [ -z "$pc$ps$ph" ] || kill $pc $ps $ph 2>/dev/null; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
+    // A signal, or a write to the runner's channel once it is gone (SIGPIPE), ends the script through that trap.
     "trap 'exit 3' HUP INT TERM PIPE",
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
     `for x in ${kinds.map((k) => HASH_TOOLS[k]).join(' ')}; do command -v $x >/dev/null 2>&1 && { hs=$x; break; }; done`,
@@ -115,41 +126,61 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     `s=$(find "$f" -maxdepth 0 -type f ${IDENTITY})`,
     '[ -n "$s" ] || { echo "not a regular file" >&2; exit 65; }',
     ...skip,
+    // The copy's name is taken at once, private (umask 077: commit gives it the file's mode): a folder
+    // where it cannot be made fails the script now, before any hash is printed, not after.
+    'umask 077',
+    'true > "$t" || { echo "no copy can be made beside the file (a read-only folder?)" >&2; exit 65; }',
     'cp -- "$f" "$t" & pc=$!',
-    `if [ "$s" = ${shQuote(known || '-')} ]; then`,
+    // The cache's blocks stand only if the server can still check the copy their way (XXH3-128 blocks
+    // are checked with xxh128sum, which it may have lost; SHA-1 ones with cksum).
+    `if [ "$s" = ${shQuote(known ? known.id : '-')} ]${known?.kind === 'xxh128' ? ' && [ "$hs" = xxh128sum ]' : ''}; then`,
     `  printf '%s\\n%s\\ncached\\n%s end\\n' ${MARK} "$s" ${MARK}`,
     'else',
-    // A pipe per block, then split writing them in order while the hash tool reads them in order.
     `  n=$(( (\${s%% *} + ${blockSize - 1}) / ${blockSize} ))`,
     '  [ "$n" -gt 0 ] || { echo "the remote file is empty" >&2; exit 65; }',
-    '  seq -f "$t.%06g" 0 $((n - 1)) | xargs mkfifo -m 600 --',
-    '  l=$(printf "%s.%06d" "$t" $((n - 1)))',
+    // The pipes in a private folder of the server's temporary space: the listing never sees them, and
+    // a file system that cannot hold a FIFO (SMB, some FUSE) still serves the copy. Where there is no
+    // such space (a read-only root file system), beside the file. `%.0f`: seq's `%g` turns 10^6 into 1e+06.
+    // Such folders an hour old are a SIGKILLed script's (no trap ran; a live one removes its pipes once
+    // hashed): removed in passing, off the way (the trap waits for it).
+    '  p=$(mktemp -d "${TMPDIR:-/tmp}/$t.XXXXXXXX" 2>/dev/null) || p=.',
+    `  [ "$p" = . ] || find "\${p%/*}" -maxdepth 1 -type d -name '.kubedev-*.tmp.????????' -mmin +60 -exec rm -rf -- {} + </dev/null >/dev/null 2>&1 &`,
+    '  q="$p/$t"',
+    '  ( cd "$p" && seq -f "$t.%06.0f" 0 $((n - 1)) | xargs mkfifo -m 600 -- )',
     `  printf '%s\\n%s\\n%s\\n' ${MARK} "$s" "$hs"`,
-    `  split --verbose -a 6 -d -b ${blockSize} -- "$f" "$t." > "$t".v & ps=$!`,
-    // The hash tool failed (killed, say): split would wait for a reader of its next pipe. Stopped then,
-    // unless the pipes are gone (released below: split has ended and been waited for).
-    '  ( $hs $hq -- "$t".[0-9]* || { [ -p "$l" ] && kill $ps 2>/dev/null; exit 1; } ) & ph=$!',
-    '  wait $ps && es=0 || es=$?',
-    '  k=$(wc -l < "$t".v)',
-    '  if [ "$es" -ne 0 ] || [ "$k" -ne "$n" ]; then',
-    // split made k pipes (the last may have failed to open): the hash tool waits at pipe k-1 or k, or
-    // will. Those two are held open (a writer: its open returns, its read ends when they are closed),
-    // every name is removed (it skips the rest), then they are closed.
-    '    echo "the file changed or could not be read while it was cut into blocks" >&2',
-    '    a=$(printf "%s.%06d" "$t" $((k - 1))) b=$(printf "%s.%06d" "$t" "$k")',
-    '    if [ -p "$a" ]; then exec 3<>"$a"; fi',
-    '    if [ -p "$b" ]; then exec 4<>"$b"; fi',
-    '    rm -f -- "$t".[0-9]*',
-    '    exec 3>&- 4>&-',
+    `  split --verbose -a 6 -d -b ${blockSize} -- "$f" "$q." > "$q".v & ps=$!`,
+    // The hash tool, in a subshell that stops it when told to (TERM: split ended short or failed, or the
+    // script is ending; a TERM before it was started is kept and honoured once it is) and stops split
+    // when it fails (split would wait for a reader of its next pipe). Its lines go straight to the runner.
+    '  (',
+    "    x=; trap 'x=1' TERM",
+    '    cd "$p" || { kill $ps 2>/dev/null; exit 1; }',
+    '    $hs $hq -- "$t".[0-9]* & h=$!',
+    "    trap 'kill $h 2>/dev/null; exit 1' TERM",
+    '    [ -z "$x" ] || { kill $h 2>/dev/null; exit 1; }',
+    '    wait $h && exit 0',
+    '    kill $ps 2>/dev/null || :',
+    '    exit 1',
+    '  ) & ph=$!',
+    // split's count of blocks is read only when it ended well (its buffered list is lost if it is killed).
+    '  es=0; wait $ps || es=$?',
+    '  ps=',
+    '  if [ "$es" -ne 0 ] || [ "$(wc -l < "$q".v)" -ne "$n" ]; then',
+    '    kill $ph 2>/dev/null || :',
     '    wait $ph || :',
+    '    ph=',
+    '    echo "the file changed or could not be read while it was cut into blocks" >&2',
     '    exit 65',
     '  fi',
-    '  wait $ph',
+    '  wait $ph || { ph=; exit 65; }',
+    '  ph=',
     `  printf '%s end\\n' ${MARK}`,
-    `  rm -f -- "$t".[0-9]* "$t".v </dev/null >/dev/null 2>&1 &`,
+    '  ( unpipe ) </dev/null >/dev/null 2>&1 &',
+    '  p=',
     'fi',
     // The copy is written to only once the runner has the hashes and sends its changed ranges.
-    'wait $pc',
+    'wait $pc || { pc=; exit 65; }',
+    'pc=',
     ...(writable ? [] : ['chmod u+w -- "$t"']),
     // The changed ranges: `w OFFSET LENGTH` then exactly LENGTH bytes (dd reads no further), a dd each.
     'while read -r cmd a b c d e && [ "$cmd" = w ]; do',
@@ -250,7 +281,8 @@ export class RemoteDelta {
 
   /**
    * Starts the script for the remote file `remoteAbs`; resolves with its block checksums. `onProgress` is
-   * told of what the server prints (the hash tool's lines as it goes: the stall watchdog sees work).
+   * told of what the server prints (the header at once, then the hash tool's lines in the pieces its
+   * stdout buffer lets through: the stall watchdog sees work).
    */
   static start(conn: Connection, rel: string, remoteRoot: string, o: StartOptions): Promise<RemoteDelta & { blocks: BlockSum[] }> {
     return RemoteDelta.begin(conn, rel, remoteRoot, o).ready;
@@ -269,7 +301,7 @@ export class RemoteDelta {
     const { blockSize } = o;
     const remoteAbs = path.posix.join(remoteRoot, rel);
     const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known?.id, o.kinds, o.unless);
+    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known, o.kinds, o.unless);
     let ch: ClientChannel;
     try {
       ch = await conn.channel(`sh -c ${shQuote(script)}`);
@@ -348,7 +380,8 @@ export class RemoteDelta {
     const said = this.said();
     if (said !== 'ok' && !said?.startsWith('ok ')) throw new DeltaFallback(this.rel, `the result was not put in place: ${said ?? (this.err.trim() || 'the server said nothing')}`);
     // In a read-only folder (opened for this transfer only), until the script has ended: its exit removes
-    // what is left of the block files. The file is in place: a drop now is no failure.
+    // what is left of the pipes (made beside the file where the server has no temporary space). The file
+    // is in place: a drop now is no failure.
     if (o.waitEnd) await this.until('\0never').catch(() => undefined);
     return said.slice(3);
   }

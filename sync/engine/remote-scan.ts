@@ -74,7 +74,7 @@ export function remoteScanCommand(root: string, prune: readonly string[], marker
   const internal = `-name ${shQuote(`${INTERNAL_PREFIX}*`)} -prune -printf ${FORMAT}`;
   const ignored = prune.length > 0 ? ` -o \\( ${prune.map((n) => `-name ${shQuote(n)}`).join(' -o ')} \\) -type d -prune` : '';
   // -ignore_readdir_race: a name gone between the folder's read and its stat is left out, not an error
-  // (exit 1 failed the whole listing): the block files a changed-blocks script begun beside the listing
+  // (exit 1 failed the whole listing): the copy or pipes a changed-blocks script begun beside the listing
   // removes (delta-early.ts), a container's own temporary files.
   return `printf '%s\\0' ${shQuote(marker)} && cd ${shQuote(root)} && find . -ignore_readdir_race -mindepth 1 \\( ${internal}${ignored} \\) -o -printf ${FORMAT}`;
 }

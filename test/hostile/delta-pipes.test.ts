@@ -1,14 +1,16 @@
 /**
  * The server's changed-blocks script cuts the file into named pipes that one hash tool reads in order
  * (sync/engine/delta-remote.ts). A pipe's writer and reader each wait for the other, so every way one
- * side can stop early is played here, with the real script under a real `sh`, real coreutils and real
- * FIFOs (the tools that misbehave are wrappers put first on PATH): the script must end at once with
- * exit 65 (the runner then sends the file whole), say why, and leave no pipe, copy or process behind.
+ * side can stop early is played here, with the real script under a real `sh` (dash, Debian's; and bash,
+ * which is `sh` elsewhere and reaps its children as they end), real coreutils and real FIFOs (the tools
+ * that misbehave are wrappers put first on PATH): the script must end at once, say why, and leave no
+ * pipe, copy, folder or process behind.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { BlockHashKind } from '../../sync/engine/block-hash';
 import { deltaScript } from '../../sync/engine/delta-remote';
 import { tempDir } from '../support/trees';
 
@@ -18,12 +20,13 @@ const TEMP = '.kubedev-0123456789ab.tmp';
 let dir: string;
 let root: string;
 let bin: string;
+let tmp: string;
 beforeEach(() => {
   dir = tempDir('delta-pipes');
   root = path.join(dir, 'root');
   bin = path.join(dir, 'bin');
-  fs.mkdirSync(root);
-  fs.mkdirSync(bin);
+  tmp = path.join(dir, 'tmp');
+  for (const d of [root, bin, tmp]) fs.mkdirSync(d);
   fs.writeFileSync(path.join(root, 'f.bin'), crypto.randomBytes(10 * BS + 100));
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -33,6 +36,24 @@ function wrap(name: string, body: string): void {
   fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
 }
 
+/**
+ * split as it is, but reading the file slowly: 200,000 bytes (3 blocks and part of a 4th), then nothing
+ * for 3 s (a file on a slow disk); with `killMs`, SIGKILLed after that long (its buffered list of blocks is lost).
+ */
+function slowSplit(killMs?: number): void {
+  const feed = path.join(dir, 'feed');
+  wrap(
+    'split',
+    [
+      'for a; do :; done',
+      `mkfifo ${feed}`,
+      `( head -c 200000 ./f.bin; exec sleep 3 ) > ${feed} 2>/dev/null &`,
+      ...(killMs === undefined ? [] : [`( sleep ${killMs / 1000}; kill -9 $$ ) &`]),
+      `exec /usr/bin/split --verbose -a 6 -d -b ${BS} - "$a" < ${feed}`,
+    ].join('\n'),
+  );
+}
+
 interface Ended {
   readonly code: number | null;
   readonly out: string;
@@ -40,74 +61,165 @@ interface Ended {
   readonly ms: number;
 }
 
-/** Runs the script for f.bin; ends its stdin after `stdinMs` (the runner's give-up) if still running. */
-function run(stdinMs = 5_000): Promise<Ended> {
-  const t0 = performance.now();
-  const c: ChildProcess = spawn('sh', ['-c', deltaScript(root, '', 'f.bin', TEMP, BS, true)], { cwd: dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  c.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  c.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const giveUp = setTimeout(() => c.stdin?.end(), stdinMs);
-  return new Promise((resolve) => {
-    c.on('exit', (code) => {
-      clearTimeout(giveUp);
-      resolve({ code, out, err, ms: performance.now() - t0 });
+interface RunOptions {
+  /** Ends its stdin after this long (the runner's give-up) if still running. */
+  readonly stdinMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Closes the script's stderr at once (the runner's channel half gone: a write there is a SIGPIPE). */
+  readonly closeStderr?: boolean;
+  /** Sends SIGHUP to the script after this long. */
+  readonly hupMs?: number;
+  readonly known?: { id: string; kind: BlockHashKind };
+  readonly kinds?: readonly BlockHashKind[];
+}
+
+describe.each(['dash', 'bash'])('under %s', (shell) => {
+  /** Runs the script for f.bin. */
+  function run(o: RunOptions = {}): Promise<Ended> {
+    const t0 = performance.now();
+    const script = deltaScript(root, '', 'f.bin', TEMP, BS, true, o.known, o.kinds);
+    const c: ChildProcess = spawn(shell, ['-c', script], { cwd: dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, TMPDIR: tmp, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    if (o.closeStderr) c.stderr?.destroy();
+    else c.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const giveUp = setTimeout(() => c.stdin?.end(), o.stdinMs ?? 5_000);
+    const hup = o.hupMs === undefined ? undefined : setTimeout(() => c.kill('SIGHUP'), o.hupMs);
+    return new Promise((resolve) => {
+      c.on('exit', (code, signal) => {
+        clearTimeout(giveUp);
+        clearTimeout(hup);
+        resolve({ code: code ?? (signal ? -1 : null), out, err, ms: performance.now() - t0 });
+      });
     });
+  }
+
+  /** What the script left: the root's names, the temporary space's, and the processes still running its tools. */
+  async function left(): Promise<{ root: string[]; tmp: string[]; processes: string[] }> {
+    await new Promise((r) => setTimeout(r, 300));
+    const processes: string[] = [];
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      let cmd = '';
+      try {
+        cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      } catch {
+        continue; // ended since
+      }
+      if (cmd.includes(TEMP) || cmd.includes(dir)) processes.push(`${pid}: ${cmd}`);
+    }
+    return { root: fs.readdirSync(root).sort(), tmp: fs.readdirSync(tmp), processes };
+  }
+  const clean = { root: ['f.bin'], tmp: [], processes: [] };
+
+  test('all goes well: every block hashed through its pipe, in order, no block file on disk', async () => {
+    // A hash tool that reports what it was given: pipes, not files.
+    wrap('xxh128sum', 'for p; do case $p in -*) ;; *) [ -p "$p" ] || { echo "not a pipe: $p" >&2; exit 9; };; esac; done; exec /usr/bin/xxh128sum "$@"');
+    const e = await run({ stdinMs: 500 }); // no changed range: the runner gives up after the hashes
+    expect(e.err).toBe('');
+    const lines = e.out.split('\n');
+    const hashes = lines.filter((l) => /^[0-9a-f]{32} {2}\S+\.\d{6}$/.test(l));
+    expect(hashes.map((l) => l.slice(-6))).toEqual(Array.from({ length: 11 }, (_, i) => String(i).padStart(6, '0')));
+    expect(lines).toContain('KUBEDEV-DELTA end');
+    expect(e.code).toBe(3); // stdin ended without a commit: the copy removed
+    expect(await left()).toEqual(clean);
   });
-}
 
-/** What the script left in the folder, once its background removal had time to run. */
-async function left(): Promise<string[]> {
-  await new Promise((r) => setTimeout(r, 300));
-  return fs.readdirSync(root).sort();
-}
+  test('no usable temporary space (a read-only root file system): the pipes are made beside the file', async () => {
+    wrap('xxh128sum', 'for p; do case $p in -*) ;; *) [ -p "$p" ] || { echo "not a pipe: $p" >&2; exit 9; }; [ "$PWD" = "$R" ] || { echo "pipes in $PWD" >&2; exit 9; };; esac; done; exec /usr/bin/xxh128sum "$@"');
+    const e = await run({ stdinMs: 500, env: { TMPDIR: path.join(dir, 'none'), R: root } });
+    expect(e.err).toBe('');
+    expect(e.out.split('\n').filter((l) => /^[0-9a-f]{32} {2}\S+\.\d{6}$/.test(l))).toHaveLength(11);
+    expect(e.code).toBe(3);
+    expect(await left()).toEqual(clean);
+  });
 
-test('all goes well: every block hashed through its pipe, in order, no block file on disk', async () => {
-  // A hash tool that reports what it was given: pipes, not files.
-  wrap('xxh128sum', 'for p; do case $p in -*) ;; *) [ -p "$p" ] || { echo "not a pipe: $p" >&2; exit 9; };; esac; done; exec /usr/bin/xxh128sum "$@"');
-  const e = await run(500); // no changed range: the runner gives up after the hashes
-  expect(e.err).toBe('');
-  const lines = e.out.split('\n');
-  const hashes = lines.filter((l) => /^[0-9a-f]{32} {2}\S+\.\d{6}$/.test(l));
-  expect(hashes.map((l) => l.slice(-6))).toEqual(Array.from({ length: 11 }, (_, i) => String(i).padStart(6, '0')));
-  expect(lines).toContain('KUBEDEV-DELTA end');
-  expect(e.code).toBe(3); // stdin ended without a commit: the copy removed
-  expect(await left()).toEqual(['f.bin']);
-});
+  test("a killed script's pipes folder an hour old is removed in passing; a younger one (a live script's) is not", async () => {
+    const stale = path.join(tmp, '.kubedev-00000000000a.tmp.AbCdEf12');
+    const young = path.join(tmp, '.kubedev-00000000000b.tmp.AbCdEf12');
+    for (const d of [stale, young]) {
+      fs.mkdirSync(d);
+      execFileSync('mkfifo', [path.join(d, '.kubedev-00000000000a.tmp.000000')]);
+    }
+    const hourAgo = new Date(Date.now() - 61 * 60_000);
+    fs.utimesSync(stale, hourAgo, hourAgo);
+    const e = await run({ stdinMs: 500 });
+    expect(e.code).toBe(3);
+    const l = await left();
+    expect(l.tmp).toEqual([path.basename(young)]);
+    expect(l.root).toEqual(['f.bin']);
+  });
 
-test('the file shrinks while split reads it: split ends short, the hash tool is let go, exit 65 at once', async () => {
-  wrap('split', 'truncate -s 200000 ./f.bin; exec /usr/bin/split "$@"');
-  const e = await run();
-  expect(e.code).toBe(65);
-  expect(e.ms).toBeLessThan(4_000);
-  expect(e.err).toMatch(/changed or could not be read while it was cut into blocks/);
-  expect(e.out).not.toContain('KUBEDEV-DELTA end');
-  expect(await left()).toEqual(['f.bin']);
-});
+  test('the file shrinks while split reads it: split ends short, the hash tool is stopped, exit 65 at once', async () => {
+    wrap('split', 'truncate -s 200000 ./f.bin; exec /usr/bin/split "$@"');
+    const e = await run();
+    expect(e.code).toBe(65);
+    expect(e.ms).toBeLessThan(4_000);
+    expect(e.err).toMatch(/changed or could not be read while it was cut into blocks/);
+    expect(e.out).not.toContain('KUBEDEV-DELTA end');
+    expect(await left()).toEqual(clean);
+  });
 
-test('split fails after three blocks, having named a fourth it never opened: the hash tool waiting on it is let go', async () => {
-  wrap('split', `for p; do :; done; head -c ${3 * BS} ./f.bin | /usr/bin/split --verbose -a 6 -d -b ${BS} - "$p"; echo "creating file '\${p}000003'"; exit 1`);
-  const e = await run();
-  expect(e.code).toBe(65);
-  expect(e.ms).toBeLessThan(4_000);
-  expect(e.err).toMatch(/changed or could not be read while it was cut into blocks/);
-  expect(await left()).toEqual(['f.bin']);
-});
+  test('split ends short and the message cannot be written (stderr closed: SIGPIPE): still ends at once, cleaned', async () => {
+    wrap('split', 'truncate -s 200000 ./f.bin; exec /usr/bin/split "$@"');
+    const e = await run({ closeStderr: true });
+    expect([3, 65]).toContain(e.code);
+    expect(e.ms).toBeLessThan(4_000);
+    expect(e.out).not.toContain('KUBEDEV-DELTA end');
+    expect(await left()).toEqual(clean);
+  });
 
-test('split fails mid-block (a read error): the hash tool already past that pipe is let go from the next', async () => {
-  wrap('split', `for p; do :; done; head -c ${3 * BS + 500} ./f.bin | /usr/bin/split --verbose -a 6 -d -b ${BS} - "$p"; exit 1`);
-  const e = await run();
-  expect(e.code).toBe(65);
-  expect(e.ms).toBeLessThan(4_000);
-  expect(await left()).toEqual(['f.bin']);
-});
+  test('split fails after three blocks, having named a fourth it never opened: the hash tool waiting on it is stopped', async () => {
+    wrap('split', `for p; do :; done; head -c ${3 * BS} ./f.bin | /usr/bin/split --verbose -a 6 -d -b ${BS} - "$p"; echo "creating file '\${p}000003'"; exit 1`);
+    const e = await run();
+    expect(e.code).toBe(65);
+    expect(e.ms).toBeLessThan(4_000);
+    expect(e.err).toMatch(/changed or could not be read while it was cut into blocks/);
+    expect(await left()).toEqual(clean);
+  });
 
-test('the hash tool is killed after its first block: split, waiting for a reader of the next pipe, is stopped', async () => {
-  wrap('xxh128sum', 'for p; do :; done; /usr/bin/xxh128sum -q "${p%.*}.000000"; kill -9 $$');
-  const e = await run();
-  expect(e.code).toBe(65);
-  expect(e.ms).toBeLessThan(4_000);
-  expect(e.out).not.toContain('KUBEDEV-DELTA end');
-  expect(await left()).toEqual(['f.bin']);
+  test('split fails mid-block (a read error): the hash tool already past that pipe is stopped at the next', async () => {
+    wrap('split', `for p; do :; done; head -c ${3 * BS + 500} ./f.bin | /usr/bin/split --verbose -a 6 -d -b ${BS} - "$p"; exit 1`);
+    const e = await run();
+    expect(e.code).toBe(65);
+    expect(e.ms).toBeLessThan(4_000);
+    expect(await left()).toEqual(clean);
+  });
+
+  test('split is SIGKILLed mid-file (its list of blocks, still buffered, is lost): exit 65 at once', async () => {
+    slowSplit(500);
+    const e = await run();
+    expect(e.code).toBe(65);
+    expect(e.ms).toBeLessThan(2_500); // before the slow read would have ended by itself
+    expect(e.err).toMatch(/changed or could not be read while it was cut into blocks/);
+    expect(await left()).toEqual(clean);
+  });
+
+  test('SIGHUP while split is still reading: split and the hash tool are stopped, the script ends at once', async () => {
+    slowSplit();
+    const e = await run({ hupMs: 500 });
+    expect(e.code).toBe(3);
+    expect(e.ms).toBeLessThan(2_500);
+    expect(await left()).toEqual(clean);
+  });
+
+  test('the hash tool is killed after its first block: split, waiting for a reader of the next pipe, is stopped', async () => {
+    wrap('xxh128sum', 'for p; do :; done; /usr/bin/xxh128sum -q "${p%.*}.000000"; kill -9 $$');
+    const e = await run();
+    expect(e.code).toBe(65);
+    expect(e.ms).toBeLessThan(4_000);
+    expect(e.out).not.toContain('KUBEDEV-DELTA end');
+    expect(await left()).toEqual(clean);
+  });
+
+  test("a cache entry hashed a way the server no longer can (xxh128sum gone) is not taken: the blocks are hashed again", async () => {
+    const id = execFileSync('find', ['./f.bin', '-maxdepth', '0', '-printf', '%s %T@ %i %C@'], { cwd: root, encoding: 'utf8' });
+    const lost = await run({ stdinMs: 500, known: { id, kind: 'xxh128' }, kinds: ['sha1'] });
+    expect(lost.out).not.toContain('cached');
+    expect(lost.out.split('\n').filter((l) => /^[0-9a-f]{40} {2}\S+\.\d{6}$/.test(l))).toHaveLength(11);
+    // The same entry, hashed the way the server has: taken.
+    const kept = await run({ stdinMs: 500, known: { id, kind: 'sha1' }, kinds: ['sha1'] });
+    expect(kept.out.split('\n')).toEqual(['KUBEDEV-DELTA', id, 'cached', 'KUBEDEV-DELTA end', '']);
+    expect(await left()).toEqual(clean);
+  });
 });
