@@ -21,12 +21,14 @@ let dir: string;
 let root: string;
 let bin: string;
 let tmp: string;
+let shm: string;
 beforeEach(() => {
   dir = tempDir('delta-pipes');
   root = path.join(dir, 'root');
   bin = path.join(dir, 'bin');
   tmp = path.join(dir, 'tmp');
-  for (const d of [root, bin, tmp]) fs.mkdirSync(d);
+  shm = path.join(dir, 'shm');
+  for (const d of [root, bin, tmp, shm]) fs.mkdirSync(d);
   fs.writeFileSync(path.join(root, 'f.bin'), crypto.randomBytes(10 * BS + 100));
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -71,13 +73,20 @@ interface RunOptions {
   readonly hupMs?: number;
   readonly known?: { id: string; kind: BlockHashKind };
   readonly kinds?: readonly BlockHashKind[];
+  /**
+   * The script's shared-memory folder (/dev/shm) moved to this path (the test's own, unless said), so
+   * what it makes and leaves there is this test's alone; `false` keeps /dev/shm itself.
+   */
+  readonly shm?: string | false;
 }
 
 describe.each(['dash', 'bash'])('under %s', (shell) => {
   /** Runs the script for f.bin. */
   function run(o: RunOptions = {}): Promise<Ended> {
     const t0 = performance.now();
-    const script = deltaScript(root, '', 'f.bin', TEMP, BS, true, o.known, o.kinds);
+    const real = deltaScript(root, '', 'f.bin', TEMP, BS, true, o.known, o.kinds);
+    const script = o.shm === false ? real : real.replace('"/dev/shm/$t.', `"${o.shm ?? shm}/$t.`);
+    expect(o.shm === false || script !== real).toBe(true); // the script still tries /dev/shm first
     const c: ChildProcess = spawn(shell, ['-c', script], { cwd: dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, TMPDIR: tmp, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -95,8 +104,8 @@ describe.each(['dash', 'bash'])('under %s', (shell) => {
     });
   }
 
-  /** What the script left: the root's names, the temporary space's, and the processes still running its tools. */
-  async function left(): Promise<{ root: string[]; tmp: string[]; processes: string[] }> {
+  /** What the script left: the root's names, shared memory's and the temporary space's, and the processes still running its tools. */
+  async function left(): Promise<{ root: string[]; shm: string[]; tmp: string[]; processes: string[] }> {
     await new Promise((r) => setTimeout(r, 300));
     const processes: string[] = [];
     for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -108,13 +117,17 @@ describe.each(['dash', 'bash'])('under %s', (shell) => {
       }
       if (cmd.includes(TEMP) || cmd.includes(dir)) processes.push(`${pid}: ${cmd}`);
     }
-    return { root: fs.readdirSync(root).sort(), tmp: fs.readdirSync(tmp), processes };
+    return { root: fs.readdirSync(root).sort(), shm: fs.readdirSync(shm), tmp: fs.readdirSync(tmp), processes };
   }
-  const clean = { root: ['f.bin'], tmp: [], processes: [] };
+  const clean = { root: ['f.bin'], shm: [], tmp: [], processes: [] };
 
-  test('all goes well: every block hashed through its pipe, in order, no block file on disk', async () => {
-    // A hash tool that reports what it was given: pipes, not files.
-    wrap('xxh128sum', 'for p; do case $p in -*) ;; *) [ -p "$p" ] || { echo "not a pipe: $p" >&2; exit 9; };; esac; done; exec /usr/bin/xxh128sum "$@"');
+  /** A hash tool that refuses what is not a pipe in a folder of `where` (its working folder). */
+  function pipesIn(where: string): void {
+    wrap('xxh128sum', `for p; do case $p in -*) ;; *) [ -p "$p" ] || { echo "not a pipe: $p" >&2; exit 9; }; case $PWD in "${where}"*) ;; *) echo "pipes in $PWD" >&2; exit 9;; esac;; esac; done; exec /usr/bin/xxh128sum "$@"`);
+  }
+
+  test('all goes well: every block hashed through its pipe in shared memory, in order, no block file on disk', async () => {
+    pipesIn(shm);
     const e = await run({ stdinMs: 500 }); // no changed range: the runner gives up after the hashes
     expect(e.err).toBe('');
     const lines = e.out.split('\n');
@@ -125,9 +138,29 @@ describe.each(['dash', 'bash'])('under %s', (shell) => {
     expect(await left()).toEqual(clean);
   });
 
-  test('no usable temporary space (a read-only root file system): the pipes are made beside the file', async () => {
-    wrap('xxh128sum', 'for p; do case $p in -*) ;; *) [ -p "$p" ] || { echo "not a pipe: $p" >&2; exit 9; }; [ "$PWD" = "$R" ] || { echo "pipes in $PWD" >&2; exit 9; };; esac; done; exec /usr/bin/xxh128sum "$@"');
-    const e = await run({ stdinMs: 500, env: { TMPDIR: path.join(dir, 'none'), R: root } });
+  test('the real /dev/shm: pipes made and removed there', async () => {
+    pipesIn('/dev/shm/');
+    const before = fs.readdirSync('/dev/shm').filter((n) => n.startsWith(TEMP));
+    const e = await run({ stdinMs: 500, shm: false });
+    expect(e.err).toBe('');
+    expect(e.out.split('\n').filter((l) => /^[0-9a-f]{32} {2}\S+\.\d{6}$/.test(l))).toHaveLength(11);
+    expect(e.code).toBe(3);
+    expect(await left()).toEqual(clean);
+    expect(fs.readdirSync('/dev/shm').filter((n) => n.startsWith(TEMP))).toEqual(before);
+  });
+
+  test('no shared memory: the pipes are made in the temporary space', async () => {
+    pipesIn(tmp);
+    const e = await run({ stdinMs: 500, shm: path.join(dir, 'none') });
+    expect(e.err).toBe('');
+    expect(e.out.split('\n').filter((l) => /^[0-9a-f]{32} {2}\S+\.\d{6}$/.test(l))).toHaveLength(11);
+    expect(e.code).toBe(3);
+    expect(await left()).toEqual(clean);
+  });
+
+  test('neither shared memory nor temporary space (a read-only root file system): the pipes are made beside the file', async () => {
+    pipesIn(root);
+    const e = await run({ stdinMs: 500, shm: path.join(dir, 'none'), env: { TMPDIR: path.join(dir, 'none') } });
     expect(e.err).toBe('');
     expect(e.out.split('\n').filter((l) => /^[0-9a-f]{32} {2}\S+\.\d{6}$/.test(l))).toHaveLength(11);
     expect(e.code).toBe(3);
@@ -135,8 +168,8 @@ describe.each(['dash', 'bash'])('under %s', (shell) => {
   });
 
   test("a killed script's pipes folder an hour old is removed in passing; a younger one (a live script's) is not", async () => {
-    const stale = path.join(tmp, '.kubedev-00000000000a.tmp.AbCdEf12');
-    const young = path.join(tmp, '.kubedev-00000000000b.tmp.AbCdEf12');
+    const stale = path.join(shm, '.kubedev-00000000000a.tmp.AbCdEf12');
+    const young = path.join(shm, '.kubedev-00000000000b.tmp.AbCdEf12');
     for (const d of [stale, young]) {
       fs.mkdirSync(d);
       execFileSync('mkfifo', [path.join(d, '.kubedev-00000000000a.tmp.000000')]);
@@ -146,7 +179,7 @@ describe.each(['dash', 'bash'])('under %s', (shell) => {
     const e = await run({ stdinMs: 500 });
     expect(e.code).toBe(3);
     const l = await left();
-    expect(l.tmp).toEqual([path.basename(young)]);
+    expect(l.shm).toEqual([path.basename(young)]);
     expect(l.root).toEqual(['f.bin']);
   });
 
