@@ -105,17 +105,28 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
   return [
     ...ahead,
     ...enter,
-    `f=./${shQuote(name)} t=${temp} ok= pc= ps= ph= hs= p= q=`,
+    `f=./${shQuote(name)} t=${temp} ok= pc= ps= ph= hs= p=`,
     // A folder the user closed (0555) is opened only as long as a removal needs it.
     'gone() { rm -f -- "$@" 2>/dev/null && return; m=$(stat -c %a .) && chmod u+w . && { rm -f -- "$@"; chmod "$m" .; }; }',
-    'unpipe() { [ -z "$p" ] || { gone "$q".[0-9]* "$q".v; [ "$p" = . ] || rmdir -- "$p" 2>/dev/null; p=; }; }',
-    // On any exit (a failure, the runner's channel gone, a signal): the helpers not yet waited for are
-    // stopped first, since one blocked opening a pipe nobody will open again never ends; then they are
-    // waited for (the channel closes only once no process holds its output), and the copy (unless it was
-    // put in place) and the pipes are removed. A helper's pid is cleared once it was waited for. (Linux
-    // hands pids out in turn: one freed is not reused before pid_max others, so a kill racing a helper's
-    // own end cannot reach another process.)
-    `trap 'set +e; trap "" HUP INT TERM PIPE; [ -z "$pc$ps$ph" ] || kill $pc $ps $ph 2>/dev/null; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
+    // The pipes live in `$p/a` (`$p` a private folder: see `mk` below). Releasing them is what ends a hash
+    // tool or a split stopped opening one (its other end will never come), with no signal to deliver: the
+    // folder is renamed, so that every later open of a pipe by its name fails, then each pipe is opened
+    // and closed (read-write: that never waits on Linux), which lets an open already waiting on it return
+    // (a reader then reads the end, a writer gets EPIPE). A signal could be lost on the way (dash and ash
+    // subshells drop a TERM that comes before they reset the parent's traps), ignored (a TERM ignored by
+    // whoever started the script is ignored by all its children), or miss a process (the hash tool whose
+    // subshell was killed).
+    'release() { [ -n "$p" ] && [ -d "$p/a" ] || return 0; d=a; mv -- "$p/a" "$p/z" 2>/dev/null && d=z; for x in "$p/$d/$t".[0-9]*; do { :; } 2>/dev/null 3<>"$x"; done; }',
+    'unpipe() { [ -z "$p" ] || { rm -rf -- "$p" 2>/dev/null || { m=$(stat -c %a .) && chmod u+w . && { rm -rf -- "$p"; chmod "$m" .; }; }; p=; }; }',
+    // On any exit (a failure, the runner's channel gone, a signal): cp and split, if not yet waited for,
+    // are SIGKILLed (which nothing ignores; they hold nothing to lose) and waited for, so split opens no
+    // pipe's name again; the pipes are released, so the hash tool ends; all are waited for (the channel
+    // closes only once no process holds its output); the copy (unless put in place) and the pipes are
+    // removed. A helper's pid is cleared once it was waited for, and is `.` from just before it is started
+    // until its pid is stored: a signal between the two finds it in `$!`. (Linux hands pids out in turn:
+    // one freed is not reused before pid_max others, so a kill racing a helper's own end cannot reach
+    // another process.)
+    `trap 'set +e; trap "" HUP INT TERM PIPE; [ "$pc" != . ] || pc=$!; [ "$ps" != . ] || ps=$!; [ -z "$pc$ps" ] || { kill -9 $pc $ps; wait $pc $ps; } 2>/dev/null; release; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
     // A signal, or a write to the runner's channel once it is gone (SIGPIPE), ends the script through that trap.
     "trap 'exit 3' HUP INT TERM PIPE",
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
@@ -130,7 +141,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // where it cannot be made fails the script now, before any hash is printed, not after.
     'umask 077',
     'true > "$t" || { echo "no copy can be made beside the file (a read-only folder?)" >&2; exit 65; }',
-    'cp -- "$f" "$t" & pc=$!',
+    'pc=.; cp -- "$f" "$t" & pc=$!',
     // The cache's blocks stand only if the server can still check the copy their way (XXH3-128 blocks
     // are checked with xxh128sum, which it may have lost; SHA-1 ones with cksum).
     `if [ "$s" = ${shQuote(known ? known.id : '-')} ]${known?.kind === 'xxh128' ? ' && [ "$hs" = xxh128sum ]' : ''}; then`,
@@ -139,43 +150,33 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     `  n=$(( (\${s%% *} + ${blockSize - 1}) / ${blockSize} ))`,
     '  [ "$n" -gt 0 ] || { echo "the remote file is empty" >&2; exit 65; }',
     // The pipes in a private folder of shared memory (/dev/shm, which containers have even with a
-    // read-only root), else of the temporary space, else beside the file: the listing never sees them,
-    // a volume that cannot hold a FIFO (SMB, some FUSE) still serves the copy, and a FIFO made on a disk
-    // file system costs a journal entry (1,600 of them took 0.03 to 1.4 s on ext4 here, 10 ms in
-    // /dev/shm; a FIFO's bytes never reach the disk either way). `%.0f`: seq's `%g` writes 10^6 as 1e+06.
+    // read-only root), else of the temporary space, else beside the file; each place is left for the
+    // next if its pipes cannot all be made. The listing never sees them, a volume that cannot hold a
+    // FIFO (SMB, some FUSE) still serves the copy, and a FIFO made on a disk file system costs a journal
+    // entry (1,600 of them took 0.03 to 1.4 s on ext4 here, 10 ms in /dev/shm; a FIFO's bytes never
+    // reach the disk either way). `%.0f`: seq's `%g` writes 10^6 as 1e+06.
+    `  mk() { p=$(mktemp -d "$1/$t.XXXXXXXX" 2>/dev/null) || { p=; return 1; }; mkdir -- "$p/a" && ( cd "$p/a" && seq -f "$t.%06.0f" 0 $((n - 1)) | xargs mkfifo -m 600 -- ) 2>/dev/null && return; unpipe; return 1; }`,
+    '  mk /dev/shm || mk "${TMPDIR:-/tmp}" || mk . || { echo "no named pipes can be made for its blocks" >&2; exit 65; }',
     // Such folders an hour old are a SIGKILLed script's (no trap ran; a live one removes its pipes once
-    // hashed): removed in passing, off the way (the trap waits for it).
-    '  p=$(mktemp -d "/dev/shm/$t.XXXXXXXX" 2>/dev/null || mktemp -d "${TMPDIR:-/tmp}/$t.XXXXXXXX" 2>/dev/null) || p=.',
-    `  [ "$p" = . ] || find "\${p%/*}" -maxdepth 1 -type d -name '.kubedev-*.tmp.????????' -mmin +60 -exec rm -rf -- {} + </dev/null >/dev/null 2>&1 &`,
-    '  q="$p/$t"',
-    '  ( cd "$p" && seq -f "$t.%06.0f" 0 $((n - 1)) | xargs mkfifo -m 600 -- )',
+    // hashed): removed in passing, off the way (the trap waits for it). The trailing `/` follows a
+    // temporary space that is a symlink; beside the file, the listing removes them (`.kubedev-*`).
+    `  find /dev/shm/ "\${TMPDIR:-/tmp}/" -maxdepth 1 -type d -name '.kubedev-*.tmp.????????' -mmin +60 -exec rm -rf -- {} + </dev/null >/dev/null 2>&1 &`,
     `  printf '%s\\n%s\\n%s\\n' ${MARK} "$s" "$hs"`,
-    `  split --verbose -a 6 -d -b ${blockSize} -- "$f" "$q." > "$q".v & ps=$!`,
-    // The hash tool, in a subshell that stops it when told to (TERM: split ended short or failed, or the
-    // script is ending; a TERM before it was started is kept and honoured once it is) and stops split
-    // when it fails (split would wait for a reader of its next pipe). Its lines go straight to the runner.
-    '  (',
-    "    x=; trap 'x=1' TERM",
-    '    cd "$p" || { kill $ps 2>/dev/null; exit 1; }',
-    '    $hs $hq -- "$t".[0-9]* & h=$!',
-    "    trap 'kill $h 2>/dev/null; exit 1' TERM",
-    '    [ -z "$x" ] || { kill $h 2>/dev/null; exit 1; }',
-    '    wait $h && exit 0',
-    '    kill $ps 2>/dev/null || :',
-    '    exit 1',
-    '  ) & ph=$!',
-    // split's count of blocks is read only when it ended well (its buffered list is lost if it is killed).
+    `  ps=.; split --verbose -a 6 -d -b ${blockSize} -- "$f" "$p/a/$t." > "$p/v" & ps=$!`,
+    // The hash tool reads the pipes in order, its lines straight to the runner (its complaints, one a
+    // pipe released, are not); when it fails (killed, or its output gone), split, which would wait for a
+    // reader of its next pipe, is SIGKILLed.
+    '  ( cd "$p" && $hs $hq -- a/"$t".[0-9]* 2>/dev/null && exit 0; kill -9 $ps 2>/dev/null || :; exit 1 ) & ph=$!',
+    // split's count of blocks is read only when it ended well (its buffered list is lost if it is
+    // killed); when it ended short or failed, the pipes are released: the hash tool ends.
     '  es=0; wait $ps || es=$?',
     '  ps=',
-    '  if [ "$es" -ne 0 ] || [ "$(wc -l < "$q".v)" -ne "$n" ]; then',
-    '    kill $ph 2>/dev/null || :',
-    '    wait $ph || :',
-    '    ph=',
+    '  if [ "$es" -ne 0 ] || [ "$(wc -l < "$p/v")" -ne "$n" ]; then',
+    '    release',
     '    echo "the file changed or could not be read while it was cut into blocks" >&2',
     '    exit 65',
     '  fi',
-    '  wait $ph || { ph=; exit 65; }',
-    '  ph=',
+    '  wait $ph || exit 65',
     `  printf '%s end\\n' ${MARK}`,
     '  ( unpipe ) </dev/null >/dev/null 2>&1 &',
     '  p=',

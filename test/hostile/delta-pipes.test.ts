@@ -78,16 +78,33 @@ interface RunOptions {
    * what it makes and leaves there is this test's alone; `false` keeps /dev/shm itself.
    */
   readonly shm?: string | false;
+  /** A command the shell is started through (`env --ignore-signal=TERM`). */
+  readonly prefix?: readonly string[];
 }
 
-describe.each(['dash', 'bash'])('under %s', (shell) => {
+beforeAll(() => {
+  for (const sh of ['dash', 'bash', 'busybox']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${sh}`], { stdio: 'ignore' });
+    } catch {
+      throw new Error(`${sh} is missing: apt-get install ${sh}`);
+    }
+  }
+});
+
+describe.each(['dash', 'bash', 'busybox sh'])('under %s', (shell) => {
   /** Runs the script for f.bin. */
   function run(o: RunOptions = {}): Promise<Ended> {
     const t0 = performance.now();
     const real = deltaScript(root, '', 'f.bin', TEMP, BS, true, o.known, o.kinds);
-    const script = o.shm === false ? real : real.replace('"/dev/shm/$t.', `"${o.shm ?? shm}/$t.`);
-    expect(o.shm === false || script !== real).toBe(true); // the script still tries /dev/shm first
-    const c: ChildProcess = spawn(shell, ['-c', script], { cwd: dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, TMPDIR: tmp, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let script = real;
+    if (o.shm !== false) {
+      const to = o.shm ?? shm;
+      script = real.replace('mk /dev/shm ||', `mk ${to} ||`).replace('find /dev/shm/ ', `find ${to}/ `);
+      expect(script.split(to)).toHaveLength(3); // the script still makes its pipes, and cleans, in /dev/shm
+    }
+    const [cmd, ...args] = [...(o.prefix ?? []), ...shell.split(' '), '-c', script];
+    const c: ChildProcess = spawn(cmd, args, { cwd: dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, TMPDIR: tmp, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     c.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -202,12 +219,40 @@ describe.each(['dash', 'bash'])('under %s', (shell) => {
     expect(await left()).toEqual(clean);
   });
 
-  test('split fails after three blocks, having named a fourth it never opened: the hash tool waiting on it is stopped', async () => {
-    wrap('split', `for p; do :; done; head -c ${3 * BS} ./f.bin | /usr/bin/split --verbose -a 6 -d -b ${BS} - "$p"; echo "creating file '\${p}000003'"; exit 1`);
+  /** The script ends at once with exit 65, saying the file could not be cut, and leaves nothing. */
+  async function failsCutting(): Promise<void> {
     const e = await run();
     expect(e.code).toBe(65);
     expect(e.ms).toBeLessThan(4_000);
     expect(e.err).toMatch(/changed or could not be read while it was cut into blocks/);
+    expect(await left()).toEqual(clean);
+  }
+
+  test('split fails after three blocks, having named a fourth it never opened: the hash tool waiting on it is stopped', async () => {
+    wrap('split', `for p; do :; done; head -c ${3 * BS} ./f.bin | /usr/bin/split --verbose -a 6 -d -b ${BS} - "$p"; echo "creating file '\${p}000003'"; exit 1`);
+    await failsCutting();
+  });
+
+  test('split fails at once, before the hash tool has opened a pipe: the pipes are released and it ends', async () => {
+    wrap('split', 'exit 1');
+    wrap('xxh128sum', 'sleep 0.3; exec /usr/bin/xxh128sum "$@"'); // starts late
+    await failsCutting();
+  });
+
+  test('started with TERM ignored (which its children inherit): split ending short still ends it at once', async () => {
+    wrap('split', 'truncate -s 200000 ./f.bin; exec /usr/bin/split "$@"');
+    const e = await run({ prefix: ['env', '--ignore-signal=TERM'] });
+    expect(e.code).toBe(65);
+    expect(e.ms).toBeLessThan(4_000);
+    expect(await left()).toEqual(clean);
+  });
+
+  test("the hash tool's subshell is SIGKILLed: the hash tool goes on, and ends when split ends short", async () => {
+    slowSplit();
+    wrap('xxh128sum', 'kill -9 $PPID; exec /usr/bin/xxh128sum "$@"');
+    const e = await run();
+    expect(e.code).toBe(65);
+    expect(e.ms).toBeLessThan(6_000); // the slow read ends after 3 s
     expect(await left()).toEqual(clean);
   });
 
