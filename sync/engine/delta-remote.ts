@@ -4,16 +4,19 @@
  * forks a shell per block, 4 ms each on a loaded machine):
  *
  * 1. `cp` copies the remote file to a temporary name beside it while one `split` cuts it into blocks,
- *    each written into a named pipe (FIFO) made for it beforehand (in a `mktemp -d` folder, else beside
- *    the file), which one `xxh128sum` (or `sha1sum` where the server has no xxhash: block-hash.ts)
- *    reads in order: no block is ever written to the disk. Block files cost a write of the whole file and its removal: 0.47 against 0.31 s of CPU for
+ *    each written into a named pipe (FIFO) made for it beforehand (in a private `mktemp -d` folder of
+ *    /dev/shm, else of the temporary space, else beside the file), which one `xxh128sum` (or `sha1sum`
+ *    where the server has no xxhash: block-hash.ts) reads in order: no block is ever written to the
+ *    disk. Block files cost a write of the whole file and its removal: 0.47 against 0.31 s of CPU for
  *    200 MiB, 295 against 210 ms (measured here, medians of 10). The script prints the file's
  *    `size mtime` (find -printf), the hash tool it used and the block hashes, and reads its stdin.
  *    A pipe has one reader, so no block is also `cksum`ed: the final check is a whole-file digest (below).
- *    Neither side may wait forever for the other: when `split` ends without having made every block
- *    (the file shrank, a read failed, it was killed), the hash tool is stopped (it would wait for a
- *    writer of the next pipe) and the file goes whole; when the hash tool fails, `split` is stopped (it
- *    would wait for a reader of its next pipe); and whatever ends the script stops the helpers first.
+ *    Neither side may wait forever for the other, and no signal is relied on for it: when `split` ends
+ *    without having made every block (the file shrank or grew, a read failed, it was killed), the pipes
+ *    are released (the hash tool, which would wait for a writer of the next pipe, reads its way to the
+ *    end) and the file goes whole; when the hash tool fails, `split` (which would wait for a reader of
+ *    its next pipe) is SIGKILLed; and whatever ends the script SIGKILLs `cp` and `split` and releases
+ *    the pipes before it waits for its helpers.
  *    Blocks are compared by a 128- or 160-bit hash: a block is left as it is only when its hash matches.
  * 2. The runner sends the differing ranges on stdin, `w OFFSET LENGTH` then the bytes, each written
  *    into the copy by one `dd` (exactly LENGTH bytes read; delta-write.ts), then
@@ -27,8 +30,9 @@
  *    disk full, a mismatch) it removes the copy and says why.
  *
  * Temporary names start with `.kubedev-`: a killed run's leftovers beside the file are deleted by the
- * next pass. A script SIGKILLed outright (no trap runs) also leaves its pipes' folder in the temporary
- * space: FIFOs hold no bytes, and the next script removes such folders once they are an hour old.
+ * next pass. A script SIGKILLed outright (no trap runs) also leaves its pipes' folder (in /dev/shm or
+ * the temporary space: FIFOs and split's list of them, no byte of the file); a later script removes
+ * such folders once they are an hour old (beside the file, the next pass does).
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
@@ -105,7 +109,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
   return [
     ...ahead,
     ...enter,
-    `f=./${shQuote(name)} t=${temp} ok= pc= ps= ph= hs= p=`,
+    `f=./${shQuote(name)} t=${temp} ok= pc= ps= ph= hs= p= d=`,
     // A folder the user closed (0555) is opened only as long as a removal needs it.
     'gone() { rm -f -- "$@" 2>/dev/null && return; m=$(stat -c %a .) && chmod u+w . && { rm -f -- "$@"; chmod "$m" .; }; }',
     // The pipes live in `$p/a` (`$p` a private folder: see `mk` below). Releasing them is what ends a hash
@@ -116,17 +120,20 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // subshells drop a TERM that comes before they reset the parent's traps), ignored (a TERM ignored by
     // whoever started the script is ignored by all its children), or miss a process (the hash tool whose
     // subshell was killed).
-    'release() { [ -n "$p" ] && [ -d "$p/a" ] || return 0; d=a; mv -- "$p/a" "$p/z" 2>/dev/null && d=z; for x in "$p/$d/$t".[0-9]*; do { :; } 2>/dev/null 3<>"$x"; done; }',
+    'wake() { for x in "$p/$d/$t".[0-9]*; do [ -p "$x" ] && { :; } 2>/dev/null 3<>"$x"; done; return 0; }',
+    'release() { [ -n "$p" ] && [ -d "$p/a" ] || return 0; d=a; mv -- "$p/a" "$p/z" 2>/dev/null && d=z; wake; }',
     'unpipe() { [ -z "$p" ] || { rm -rf -- "$p" 2>/dev/null || { m=$(stat -c %a .) && chmod u+w . && { rm -rf -- "$p"; chmod "$m" .; }; }; p=; }; }',
     // On any exit (a failure, the runner's channel gone, a signal): cp and split, if not yet waited for,
     // are SIGKILLed (which nothing ignores; they hold nothing to lose) and waited for, so split opens no
     // pipe's name again; the pipes are released, so the hash tool ends; all are waited for (the channel
     // closes only once no process holds its output); the copy (unless put in place) and the pipes are
-    // removed. A helper's pid is cleared once it was waited for, and is `.` from just before it is started
-    // until its pid is stored: a signal between the two finds it in `$!`. (Linux hands pids out in turn:
-    // one freed is not reused before pid_max others, so a kill racing a helper's own end cannot reach
-    // another process.)
-    `trap 'set +e; trap "" HUP INT TERM PIPE; [ "$pc" != . ] || pc=$!; [ "$ps" != . ] || ps=$!; [ -z "$pc$ps" ] || { kill -9 $pc $ps; wait $pc $ps; } 2>/dev/null; release; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
+    // removed. Until the hash tool's subshell ends, the pipes are woken again each second: a hash tool
+    // that looked a pipe up before the rename but began to wait on it only after it was woken (preempted
+    // inside that one system call) would otherwise wait for good. A helper's pid is cleared once it was
+    // waited for, and is `.` from just before it is started until its pid is stored: a signal between the
+    // two finds it in `$!`. (Linux hands pids out in turn: one freed is not reused before pid_max others,
+    // so a kill racing a helper's own end cannot reach another process.)
+    `trap 'set +e; trap "" HUP INT TERM PIPE; [ "$pc" != . ] || pc=$!; [ "$ps" != . ] || ps=$!; [ "$ph" != . ] || ph=$!; [ -z "$pc$ps" ] || { kill -9 $pc $ps; wait $pc $ps; } 2>/dev/null; release; if [ -n "$d" ] && [ -n "$ph" ]; then ( while sleep 1; do wake; done ) & b=$!; wait $ph; kill -9 $b; fi 2>/dev/null; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
     // A signal, or a write to the runner's channel once it is gone (SIGPIPE), ends the script through that trap.
     "trap 'exit 3' HUP INT TERM PIPE",
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
@@ -154,8 +161,10 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // next if its pipes cannot all be made. The listing never sees them, a volume that cannot hold a
     // FIFO (SMB, some FUSE) still serves the copy, and a FIFO made on a disk file system costs a journal
     // entry (1,600 of them took 0.03 to 1.4 s on ext4 here, 10 ms in /dev/shm; a FIFO's bytes never
-    // reach the disk either way). `%.0f`: seq's `%g` writes 10^6 as 1e+06.
-    `  mk() { p=$(mktemp -d "$1/$t.XXXXXXXX" 2>/dev/null) || { p=; return 1; }; mkdir -- "$p/a" && ( cd "$p/a" && seq -f "$t.%06.0f" 0 $((n - 1)) | xargs mkfifo -m 600 -- ) 2>/dev/null && return; unpipe; return 1; }`,
+    // reach the disk either way). `%.0f`: seq's `%g` writes 10^6 as 1e+06. After the n pipes, a folder
+    // where split's block n would go: a file grown since it was measured fails split there (EISDIR)
+    // instead of filling shared memory (the pod's RAM) with the rest of it as plain files.
+    `  mk() { p=$(mktemp -d "$1/$t.XXXXXXXX" 2>/dev/null) || { p=; return 1; }; ( cd "$p" && mkdir a && cd a && seq -f "$t.%06.0f" 0 $((n - 1)) | xargs mkfifo -m 600 -- && mkdir -- "$(seq -f "$t.%06.0f" $n $n)" ) 2>/dev/null && return; unpipe; return 1; }`,
     '  mk /dev/shm || mk "${TMPDIR:-/tmp}" || mk . || { echo "no named pipes can be made for its blocks" >&2; exit 65; }',
     // Such folders an hour old are a SIGKILLed script's (no trap ran; a live one removes its pipes once
     // hashed): removed in passing, off the way (the trap waits for it). The trailing `/` follows a
@@ -166,7 +175,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // The hash tool reads the pipes in order, its lines straight to the runner (its complaints, one a
     // pipe released, are not); when it fails (killed, or its output gone), split, which would wait for a
     // reader of its next pipe, is SIGKILLed.
-    '  ( cd "$p" && $hs $hq -- a/"$t".[0-9]* 2>/dev/null && exit 0; kill -9 $ps 2>/dev/null || :; exit 1 ) & ph=$!',
+    `  ph=.; ( cd "$p" && seq -f "a/$t.%06.0f" 0 $((n - 1)) | xargs $hs $hq -- 2>/dev/null && exit 0; kill -9 $ps 2>/dev/null || :; exit 1 ) & ph=$!`,
     // split's count of blocks is read only when it ended well (its buffered list is lost if it is
     // killed); when it ended short or failed, the pipes are released: the hash tool ends.
     '  es=0; wait $ps || es=$?',
@@ -177,6 +186,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     '    exit 65',
     '  fi',
     '  wait $ph || exit 65',
+    '  ph=',
     `  printf '%s end\\n' ${MARK}`,
     '  ( unpipe ) </dev/null >/dev/null 2>&1 &',
     '  p=',

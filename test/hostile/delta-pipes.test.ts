@@ -1,8 +1,8 @@
 /**
  * The server's changed-blocks script cuts the file into named pipes that one hash tool reads in order
  * (sync/engine/delta-remote.ts). A pipe's writer and reader each wait for the other, so every way one
- * side can stop early is played here, with the real script under a real `sh` (dash, Debian's; and bash,
- * which is `sh` elsewhere and reaps its children as they end), real coreutils and real FIFOs (the tools
+ * side can stop early is played here, with the real script under a real `sh` (dash, Debian's; bash,
+ * which is `sh` elsewhere and reaps its children as they end; busybox's, Alpine's), real coreutils and real FIFOs (the tools
  * that misbehave are wrappers put first on PATH): the script must end at once, say why, and leave no
  * pipe, copy, folder or process behind.
  */
@@ -237,6 +237,23 @@ describe.each(['dash', 'bash', 'busybox sh'])('under %s', (shell) => {
     wrap('split', 'exit 1');
     wrap('xxh128sum', 'sleep 0.3; exec /usr/bin/xxh128sum "$@"'); // starts late
     await failsCutting();
+  });
+
+  test('the file grows while split reads it: split stops at block n (a folder there), no block past it reaches shared memory', async () => {
+    const plain = path.join(dir, 'plain');
+    wrap('split', `head -c 3000000 /dev/zero >> ./f.bin; /usr/bin/split "$@"; s=$?; find ${shm} -type f ! -name v > ${plain}; exit $s`);
+    await failsCutting();
+    expect(fs.readFileSync(plain, 'utf8')).toBe('');
+  });
+
+  test('a hash tool that looked its pipe up before the release and waits on it only after: woken again within a second', async () => {
+    wrap('split', 'sleep 0.3; exit 1');
+    // The pipes' folder entered before the rename, so that its first pipe stands for one looked up then
+    // (the rest by their names, gone with the rename); that first open made after it.
+    const entered = path.join(dir, 'entered');
+    wrap('xxh128sum', `cd a || exit 9; : > ${entered}; sleep 0.6; n=0; for p; do shift; case $n$p in 0a/*) set -- "$@" "\${p#a/}"; n=1;; *a/*) set -- "$@" "../$p";; *) set -- "$@" "$p";; esac; done; exec /usr/bin/xxh128sum "$@"`);
+    await failsCutting();
+    expect(fs.existsSync(entered)).toBe(true);
   });
 
   test('started with TERM ignored (which its children inherit): split ending short still ends it at once', async () => {
