@@ -133,7 +133,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // waited for, and is `.` from just before it is started until its pid is stored: a signal between the
     // two finds it in `$!`. (Linux hands pids out in turn: one freed is not reused before pid_max others,
     // so a kill racing a helper's own end cannot reach another process.)
-    `trap 'set +e; trap "" HUP INT TERM PIPE; [ "$pc" != . ] || pc=$!; [ "$ps" != . ] || ps=$!; [ "$ph" != . ] || ph=$!; [ -z "$pc$ps" ] || { kill -9 $pc $ps; wait $pc $ps; } 2>/dev/null; release; if [ -n "$d" ] && [ -n "$ph" ]; then ( while sleep 1; do wake; done ) & b=$!; wait $ph; kill -9 $b; fi 2>/dev/null; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
+    `trap 'set +e; trap "" HUP INT TERM PIPE; [ "$pc" != . ] || pc=$!; [ "$ps" != . ] || ps=$!; [ "$ph" != . ] || ph=$!; [ -z "$pc$ps" ] || { kill -9 $pc $ps; wait $pc $ps; } 2>/dev/null; release; if [ -n "$d" ] && [ -n "$ph" ]; then ( while sleep 1; do wake; done ) </dev/null >/dev/null & b=$!; wait $ph; kill -9 $b; wait $b; fi 2>/dev/null; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
     // A signal, or a write to the runner's channel once it is gone (SIGPIPE), ends the script through that trap.
     "trap 'exit 3' HUP INT TERM PIPE",
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,

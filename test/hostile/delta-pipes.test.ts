@@ -48,10 +48,13 @@ function slowSplit(killMs?: number): void {
     'split',
     [
       'for a; do :; done',
+      // The feed opened both ways first, so that neither open waits: a feeder whose split was killed
+      // early ends (SIGPIPE, or after its sleep) instead of waiting for a reader for good.
       `mkfifo ${feed}`,
-      `( head -c 200000 ./f.bin; exec sleep 3 ) > ${feed} 2>/dev/null &`,
-      ...(killMs === undefined ? [] : [`( sleep ${killMs / 1000}; kill -9 $$ ) &`]),
-      `exec /usr/bin/split --verbose -a 6 -d -b ${BS} - "$a" < ${feed}`,
+      `exec 3<>${feed}`,
+      `( head -c 200000 ./f.bin; exec sleep 3 ) 3<&- > ${feed} 2>/dev/null &`,
+      ...(killMs === undefined ? [] : [`( sleep ${killMs / 1000}; kill -9 $$ ) 3<&- &`]),
+      `exec /usr/bin/split --verbose -a 6 -d -b ${BS} - "$a" < ${feed} 3<&-`,
     ].join('\n'),
   );
 }
@@ -266,10 +269,13 @@ describe.each(['dash', 'bash', 'busybox sh'])('under %s', (shell) => {
 
   test("the hash tool's subshell is SIGKILLed: the hash tool goes on, and ends when split ends short", async () => {
     slowSplit();
-    wrap('xxh128sum', 'kill -9 $PPID; exec /usr/bin/xxh128sum "$@"');
+    // Its parent is xargs; the subshell is xargs's parent.
+    const killed = path.join(dir, 'killed');
+    wrap('xxh128sum', `read -r _ _ _ s _ < /proc/$PPID/stat; kill -9 $s && : > ${killed}; exec /usr/bin/xxh128sum "$@"`);
     const e = await run();
     expect(e.code).toBe(65);
     expect(e.ms).toBeLessThan(6_000); // the slow read ends after 3 s
+    expect(fs.existsSync(killed)).toBe(true);
     expect(await left()).toEqual(clean);
   });
 
