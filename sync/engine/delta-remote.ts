@@ -110,8 +110,8 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     ...ahead,
     ...enter,
     `f=./${shQuote(name)} t=${temp} ok= pc= ps= ph= hs= p= d=`,
-    // A folder the user closed (0555) is opened only as long as a removal needs it.
-    'gone() { rm -f -- "$@" 2>/dev/null && return; m=$(stat -c %a .) && chmod u+w . && { rm -f -- "$@"; chmod "$m" .; }; }',
+    // `rm -f` with its arguments; a folder the user closed (0555) is opened only as long as it needs.
+    'gone() { rm -f "$@" 2>/dev/null && return; m=$(stat -c %a .) && chmod u+w . && { rm -f "$@"; chmod "$m" .; }; }',
     // The pipes live in `$p/a` (`$p` a private folder: see `mk` below). Releasing them is what ends a hash
     // tool or a split stopped opening one (its other end will never come), with no signal to deliver: the
     // folder is renamed, so that every later open of a pipe by its name fails, then each pipe is opened
@@ -122,7 +122,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // subshell was killed).
     'wake() { for x in "$p/$d/$t".[0-9]*; do [ -p "$x" ] && { :; } 2>/dev/null 3<>"$x"; done; return 0; }',
     'release() { [ -n "$p" ] && [ -d "$p/a" ] || return 0; d=a; mv -- "$p/a" "$p/z" 2>/dev/null && d=z; wake; }',
-    'unpipe() { [ -z "$p" ] || { rm -rf -- "$p" 2>/dev/null || { m=$(stat -c %a .) && chmod u+w . && { rm -rf -- "$p"; chmod "$m" .; }; }; p=; }; }',
+    'unpipe() { [ -z "$p" ] || { gone -r -- "$p"; p=; }; }',
     // On any exit (a failure, the runner's channel gone, a signal): cp and split, if not yet waited for,
     // are SIGKILLed (which nothing ignores; they hold nothing to lose) and waited for, so split opens no
     // pipe's name again; the pipes are released, so the hash tool ends; all are waited for (the channel
@@ -133,7 +133,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // waited for, and is `.` from just before it is started until its pid is stored: a signal between the
     // two finds it in `$!`. (Linux hands pids out in turn: one freed is not reused before pid_max others,
     // so a kill racing a helper's own end cannot reach another process.)
-    `trap 'set +e; trap "" HUP INT TERM PIPE; [ "$pc" != . ] || pc=$!; [ "$ps" != . ] || ps=$!; [ "$ph" != . ] || ph=$!; [ -z "$pc$ps" ] || { kill -9 $pc $ps; wait $pc $ps; } 2>/dev/null; release; if [ -n "$d" ] && [ -n "$ph" ]; then ( while sleep 1; do wake; done ) </dev/null >/dev/null & b=$!; wait $ph; kill -9 $b; wait $b; fi 2>/dev/null; wait; [ -n "$ok" ] || gone "$t"; unpipe' EXIT`,
+    `trap 'set +e; trap "" HUP INT TERM PIPE; [ "$pc" != . ] || pc=$!; [ "$ps" != . ] || ps=$!; [ "$ph" != . ] || ph=$!; [ -z "$pc$ps" ] || { kill -9 $pc $ps; wait $pc $ps; } 2>/dev/null; release; if [ -n "$d" ] && [ -n "$ph" ]; then ( while sleep 1; do wake; done ) </dev/null >/dev/null & b=$!; wait $ph; kill -9 $b; wait $b; fi 2>/dev/null; wait; [ -n "$ok" ] || gone -- "$t"; unpipe' EXIT`,
     // A signal, or a write to the runner's channel once it is gone (SIGPIPE), ends the script through that trap.
     "trap 'exit 3' HUP INT TERM PIPE",
     `no() { printf '%s %s\\n' ${MARK} "$1"; exit 3; }`,
