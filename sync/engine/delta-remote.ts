@@ -14,8 +14,9 @@
  *    Neither side may wait forever for the other, and no signal is relied on for it: when `split` ends
  *    without having made every block (the file shrank or grew, a read failed, it was killed), the pipes
  *    are released (the hash tool, which would wait for a writer of the next pipe, reads its way to the
- *    end) and the file goes whole; when the hash tool fails, `split` (which would wait for a reader of
- *    its next pipe) is SIGKILLed; and whatever ends the script SIGKILLs `cp` and `split` and releases
+ *    end) and the file goes whole; when the hash tool fails or complains (one that could not open a
+ *    pipe goes on to the next), `split` (which would wait for a reader of its next pipe) is SIGKILLed;
+ *    and whatever ends the script SIGKILLs `cp` and `split` and releases
  *    the pipes before it waits for its helpers.
  *    Blocks are compared by a 128- or 160-bit hash: a block is left as it is only when its hash matches.
  * 2. The runner sends the differing ranges on stdin, `w OFFSET LENGTH` then the bytes, each written
@@ -172,10 +173,12 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     `  find /dev/shm/ "\${TMPDIR:-/tmp}/" -maxdepth 1 -type d -name '.kubedev-*.tmp.????????' -mmin +60 -exec rm -rf -- {} + </dev/null >/dev/null 2>&1 &`,
     `  printf '%s\\n%s\\n%s\\n' ${MARK} "$s" "$hs"`,
     `  ps=.; split --verbose -a 6 -d -b ${blockSize} -- "$f" "$p/a/$t." > "$p/v" & ps=$!`,
-    // The hash tool reads the pipes in order, its lines straight to the runner (its complaints, one a
-    // pipe released, are not); when it fails (killed, or its output gone), split, which would wait for a
-    // reader of its next pipe, is SIGKILLed.
-    `  ph=.; ( cd "$p" && seq -f "a/$t.%06.0f" 0 $((n - 1)) | xargs $hs $hq -- 2>/dev/null && exit 0; kill -9 $ps 2>/dev/null || :; exit 1 ) & ph=$!`,
+    // The hash tool reads the pipes in order, its lines straight to the runner. When it fails (killed,
+    // or its output gone), split, which would wait for a reader of its next pipe, is SIGKILLed; so it is
+    // at the hash tool's first complaint: one that could not open a pipe (ENFILE, ENOMEM) goes on to the
+    // next and waits for its writer there, while split waits for a reader of the one skipped. The
+    // complaints themselves (one a pipe released) are dropped.
+    `  ph=.; ( cd "$p" && { seq -f "a/$t.%06.0f" 0 $((n - 1)) | xargs $hs $hq -- 2>&1 >&3 3>&- || echo; } | { read -r _ || exit 0; kill -9 $ps; cat; exit 1; } >/dev/null 2>&1 3>&- && exit 0; kill -9 $ps 2>/dev/null || :; exit 1 ) 3>&1 & ph=$!`,
     // split's count of blocks is read only when it ended well (its buffered list is lost if it is
     // killed); when it ended short or failed, the pipes are released: the hash tool ends.
     '  es=0; wait $ps || es=$?',

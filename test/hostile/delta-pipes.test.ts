@@ -267,16 +267,26 @@ describe.each(['dash', 'bash', 'busybox sh'])('under %s', (shell) => {
     expect(await left()).toEqual(clean);
   });
 
-  test("the hash tool's subshell is SIGKILLed: the hash tool goes on, and ends when split ends short", async () => {
+  test("the hash tool's subshells are SIGKILLed: the hash tool goes on, and ends when split ends short", async () => {
     slowSplit();
-    // Its parent is xargs; the subshell is xargs's parent.
+    // Its parent is xargs; every shell between xargs and the script's own (whose parent is this test's
+    // node) is killed.
     const killed = path.join(dir, 'killed');
-    wrap('xxh128sum', `read -r _ _ _ s _ < /proc/$PPID/stat; kill -9 $s && : > ${killed}; exec /usr/bin/xxh128sum "$@"`);
+    wrap(
+      'xxh128sum',
+      `read -r _ _ _ s _ < /proc/$PPID/stat; while read -r _ _ _ g _ < /proc/$s/stat; ! tr '\\0' ' ' < /proc/$g/cmdline | grep -q node; do kill -9 $s && : >> ${killed}; s=$g; done; exec /usr/bin/xxh128sum "$@"`,
+    );
     const e = await run();
     expect(e.code).toBe(65);
     expect(e.ms).toBeLessThan(6_000); // the slow read ends after 3 s
     expect(fs.existsSync(killed)).toBe(true);
     expect(await left()).toEqual(clean);
+  });
+
+  test('the hash tool cannot open one pipe (ENFILE) and goes on to the next: split, waiting on the one skipped, is stopped', async () => {
+    // As xxh128sum and sha1sum do: a pipe that cannot be opened is named on stderr and skipped.
+    wrap('xxh128sum', 'for p; do case $p in -*) ;; *.000003) echo "xxh128sum: $p: Too many open files in system" >&2;; *) /usr/bin/xxh128sum -q "$p";; esac; done; exit 1');
+    await failsCutting();
   });
 
   test('split fails mid-block (a read error): the hash tool already past that pipe is stopped at the next', async () => {
