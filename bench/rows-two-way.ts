@@ -110,10 +110,14 @@ export const TWO_WAY_ROWS: Record<string, (c: Ctx) => Promise<Row[]>> = {
       await sleep(500);
       const echoed = pushed() - before;
       const p = (q: number): string => `${percentile(lat, q).toFixed(1)} ms`;
-      return [
-        { what: `two-way: container edit -> byte-equal local, p50 (${EDITS} edits, from the write's start)`, kubedev: p(50), target: '≤ 50 ms', met: percentile(lat, 50) <= 50, note: echoed > 0 ? `${echoed} file(s) were sent back up (echo)` : undefined },
+      // 50 ms is the direct link's target; through the delay proxy the edit's own trips are most of it
+      // (told in round trips, as the laptop save's).
+      const rows: Row[] = [
+        { what: `two-way: container edit -> byte-equal local, p50 (${EDITS} edits, from the write's start)`, kubedev: p(50), ...(c.l.delayMs === 0 ? { target: '≤ 50 ms', met: percentile(lat, 50) <= 50 } : {}), note: echoed > 0 ? `${echoed} file(s) were sent back up (echo)` : undefined },
         { what: 'two-way: container edit, p95', kubedev: p(95) },
       ];
+      if (c.l.delayMs > 0) rows.push({ what: `two-way: container edit in round trips (p50 / ${2 * c.l.delayMs} ms)`, kubedev: `${(percentile(lat, 50) / (2 * c.l.delayMs)).toFixed(2)} RTT` });
+      return rows;
     }),
 
   'two-way-saves': (c) =>
