@@ -178,7 +178,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
     // at the hash tool's first complaint: one that could not open a pipe (ENFILE, ENOMEM) goes on to the
     // next and waits for its writer there, while split waits for a reader of the one skipped. The
     // complaints themselves (one a pipe released) are dropped.
-    `  ph=.; ( cd "$p" && { seq -f "a/$t.%06.0f" 0 $((n - 1)) | xargs $hs $hq -- 2>&1 >&3 3>&- || echo; } | { read -r _ || exit 0; kill -9 $ps; cat; exit 1; } >/dev/null 2>&1 3>&- && exit 0; kill -9 $ps 2>/dev/null || :; exit 1 ) 3>&1 & ph=$!`,
+    `  ph=.; ( cd "$p" && { seq -f "a/$t.%06.0f" 0 $((n - 1)) | xargs $hs $hq -- 2>&1 >&3 3>&- || echo; } | { read -r _ || exit 0; kill -9 $ps || :; cat; exit 1; } >/dev/null 2>&1 3>&- && exit 0; kill -9 $ps 2>/dev/null || :; exit 1 ) 3>&1 & ph=$!`,
     // split's count of blocks is read only when it ended well (its buffered list is lost if it is
     // killed); when it ended short or failed, the pipes are released: the hash tool ends.
     '  es=0; wait $ps || es=$?',
