@@ -108,13 +108,44 @@ export function subtrees(index: Tree): (rel: string) => Array<[string, Entry]> {
 }
 
 
+/**
+ * For the look at one batch's paths: the top-most folder above `rel` that is not a real folder now (a
+ * symlink, a file, gone), or undefined when every one is. Looked at with lstat from the root down, each
+ * folder once a batch. An event can name a path below a folder since replaced by a symlink (`mv d
+ * elsewhere; ln -s elsewhere d`, with the event for `d` not yet in: Node's recursive watcher still
+ * watches the moved folder): an lstat of `d/h` follows `d`, and would read, and send, a file outside
+ * the folder. The folder itself is looked at instead. A folder that cannot be looked at counts as
+ * real: the look at `rel` itself then meets the error and keeps the remote copy.
+ */
+export function brokenAbove(root: string): (rel: string) => string | undefined {
+  const real = new Map<string, boolean>();
+  return (rel) => {
+    for (let i = rel.indexOf('/'); i > 0; i = rel.indexOf('/', i + 1)) {
+      const p = rel.slice(0, i);
+      let ok = real.get(p);
+      if (ok === undefined) {
+        try {
+          ok = lstatQuiet(path.join(root, p))?.isDirectory() === true;
+        } catch {
+          ok = true;
+        }
+        real.set(p, ok);
+      }
+      if (!ok) return p;
+    }
+    return undefined;
+  };
+}
+
 export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: string[]): Promise<{ plan: Plan; res: ApplyResult } | undefined> {
   h.step('looking at changed paths');
   h.checkRoot(false); // one stat; the root is listed only when the batch would delete (below)
   const anchors = new Set<string>();
+  const broken = brokenAbove(h.options.localRoot);
   for (const r of h.hardLinks.expand(dirtyRels)) {
     if (r === '' || h.ig.ignores(r, false) && h.ig.ignores(r, true)) continue;
-    anchors.add(anchorIn(h.index, r));
+    const a = anchorIn(h.index, r);
+    anchors.add(broken(a) ?? a);
   }
   const local: Tree = new Map();
   const remote: Tree = new Map();

@@ -32,7 +32,9 @@ export async function changedSince(h: RescanHost, scope: string): Promise<string
     const known = h.index.get(rel);
     if (!known || !sameEntry(e, known)) changed.push(rel);
   }
-  const unreadable = refused.map((r) => r.rel);
+  // Only what could not be read keeps its remote copy; a folder now a symlink leading outside (refused,
+  // not kept) is changed like any other, as a full pass would find it.
+  const unreadable = refused.filter((r) => r.keep).map((r) => r.rel);
   const keptBelow = (rel: string): boolean => unreadable.some((u) => under(rel, u));
   for (const rel of h.index.keys()) {
     if (under(rel, scope) && !local.has(rel) && !keptBelow(rel)) changed.push(rel);
