@@ -90,7 +90,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
   // Started before the listing (delta-early.ts): the root is checked as the listing's preparation checks
   // it (nothing is written under a root it refuses), and the script stops having copied nothing when
   // the remote file will not go by changed blocks: its size and whole-second mtime are the local file's
-  // (the plan leaves it), or it is under a quarter of the local size (deltaCandidate).
+  // (the plan leaves it), or it is under a quarter or over twice the local size (deltaCandidate).
   const ahead = early
     ? [
         `real=$(realpath -m -- ${shQuote(root)} 2>/dev/null) || exit 65`,
@@ -104,7 +104,7 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
   const skip = early
     ? [
         'z=${s%% *} m=${s#* }; m=${m%%[. ]*}',
-        `if [ "$z" = ${early.size} ] && [ "$m" = ${early.mtime} ] || [ $((z * 4)) -lt ${early.size} ]; then printf '%s skip\n' ${MARK}; exit 0; fi`,
+        `if [ "$z" = ${early.size} ] && [ "$m" = ${early.mtime} ] || [ $((z * 4)) -lt ${early.size} ] || [ "$z" -gt $((${early.size} * 2)) ]; then printf '%s skip\n' ${MARK}; exit 0; fi`,
       ]
     : [];
   return [
@@ -327,7 +327,7 @@ export class RemoteDelta {
     }
     const d = new RemoteDelta(conn, ch, rel, path.posix.join(path.posix.dirname(remoteAbs), temp), o.onProgress);
     if (!(await d.until(`${MARK} end`))) {
-      const why = hasLine(d.out, `${MARK} skip`) ? 'not begun: the remote file has the local size and mtime, or is under a quarter of the size' : `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`;
+      const why = hasLine(d.out, `${MARK} skip`) ? 'not begun: the remote file has the local size and mtime, or is under a quarter or over twice the size' : `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`;
       throw new DeltaFallback(rel, why);
     }
     const parsed = parseBlocks(rel, d.out, blockSize, o.known);

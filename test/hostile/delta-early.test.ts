@@ -129,6 +129,18 @@ test('a remote copy under a quarter of the local size: the early script stops, t
   expect(a.differences()).toEqual([]);
 });
 
+test('a remote copy over twice the local size: the early script stops without copying it, the file goes whole', async () => {
+  put(a, REL, crypto.randomBytes(SIZE));
+  await once();
+  remote(sshd, a, `truncate -s ${SIZE * 3} ${REL}`);
+  const r = await once();
+  expect(r.stopped).toEqual([expect.stringMatching(/not begun: .*over twice the size/)]);
+  expect(r.taken).toEqual([]);
+  expect(r.started).toBe(0);
+  expect(leftovers(a.remote)).toEqual([]);
+  expect(a.differences()).toEqual([]);
+});
+
 test('a script begun early but not handed on (as when the plan wants another block size): ended, its copy removed; the transfer runs its own', async () => {
   await seeded();
   jest.spyOn(EarlyRemote.prototype, 'take').mockResolvedValue(undefined);

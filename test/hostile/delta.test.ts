@@ -97,6 +97,18 @@ describe('byte-equal, with few bytes on the wire', () => {
     expect(s.sent).toBeLessThan(0.01 * SIZE);
   });
 
+  test('a remote copy over twice the local size (the container kept writing it): sent whole', async () => {
+    const local = crypto.randomBytes(17 * MiB);
+    put('log.bin', local);
+    await pass();
+    // The container appends 24 MiB: the remote copy is 41 MiB, its first 17 MiB the local file's.
+    fs.appendFileSync(path.join(a.remote, 'log.bin'), crypto.randomBytes(24 * MiB));
+    put('log.bin', scatter(local, 1, 1000));
+    const w = await pass();
+    await settled();
+    expect(w.sent).toBeGreaterThan(17 * MiB); // whole, not changed blocks
+  });
+
   test('100 bytes inserted at 8 MiB: byte-equal; fixed blocks send everything after the insertion', async () => {
     const base = crypto.randomBytes(SIZE);
     put('big.bin', base);
