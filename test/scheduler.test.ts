@@ -109,6 +109,23 @@ test('watchdog: a step without progress past stallMs is reported once per deadli
   }
 });
 
+test('watchdog: a step given more quiet (a large file the server copies and checks) is reported only past stallMs plus that', async () => {
+  const { s, stalls } = harness({ stallMs: 50 });
+  s.startWatchdog();
+  try {
+    s.setStep("checking and putting in place the changed copy of 'big.bin'", 100);
+    await tick(110);
+    expect(stalls).toEqual([]);
+    await tick(90);
+    expect(stalls).toEqual(["checking and putting in place the changed copy of 'big.bin'"]);
+    s.setStep('writing 3 files (sftp)'); // the next step has the plain limit again
+    await tick(90);
+    expect(stalls).toHaveLength(2);
+  } finally {
+    s.stop();
+  }
+});
+
 test('watchdog: work owed with nothing running or armed is reported and scheduled', async () => {
   const { s, owed, drains, stuck } = harness();
   owed.n = 1; // owed, but nobody called event() or pump()

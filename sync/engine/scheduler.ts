@@ -62,7 +62,7 @@ export class Scheduler {
   private watchdogIdle = false;
   private stopped = false;
   /** What the batch under way is doing, and when it last made progress. */
-  private stepState?: { what: string; at: number };
+  private stepState?: { what: string; at: number; quietMs: number };
 
   constructor(private readonly hooks: SchedulerHooks) {}
 
@@ -128,9 +128,12 @@ export class Scheduler {
     });
   }
 
-  /** The batch under way names what it does now (and so makes progress). */
-  readonly setStep = (what: string): void => {
-    this.stepState = { what, at: performance.now() };
+  /**
+   * The batch under way names what it does now (and so makes progress); `quietMs`: how much longer than
+   * stallMs the step may go without progress (the server copying and checking a large file says nothing).
+   */
+  readonly setStep = (what: string, quietMs = 0): void => {
+    this.stepState = { what, at: performance.now(), quietMs };
     this.wakeWatchdog();
   };
 
@@ -169,7 +172,7 @@ export class Scheduler {
     const open = this.hooks.open();
     if (open || this.stepState) {
       const now = performance.now();
-      if (this.stepState && now - this.stepState.at > this.hooks.stallMs) {
+      if (this.stepState && now - this.stepState.at > this.hooks.stallMs + this.stepState.quietMs) {
         const what = this.stepState.what;
         this.stepState.at = now;
         this.hooks.onStall(what);

@@ -10,12 +10,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApplyResult } from '../../sync/engine/apply';
 import { DeltaHooks } from '../../sync/engine/delta';
+import { RemoteDelta } from '../../sync/engine/delta-remote';
 import { Connection } from '../../sync/engine/transport';
 import { CountProxy, startCountProxy } from '../support/count-proxy';
 import { deltaContext, leftovers as leftoversIn, put as putFile, scatter, sendOne } from '../support/delta';
 import { Arena, useArena } from '../support/hostile';
 import { Sshd } from '../support/sshd';
-import { eventually } from '../support/trees';
+import { eventually, nextEvent } from '../support/trees';
 
 jest.setTimeout(60_000);
 
@@ -261,5 +262,39 @@ describe('never a wrong or half file in place', () => {
     await send('big.bin', { onFallback: (w) => (why = w) });
     expect(why).toMatch(/could not copy/);
     await settled();
+  });
+});
+
+describe('the server quiet while it copies and checks a large file', () => {
+  test('3 s without a word at the commit of a 32 MiB file, with a 1.5 s stall limit: no stall, the file goes by changed blocks', async () => {
+    // The server prints nothing while it finishes its copy and checks it whole (a 4 GiB file: 5.8 s of
+    // quiet). The watchdog allows that step more quiet, as long as the file: here 1.5 s + 3.4 s.
+    const base = crypto.randomBytes(SIZE);
+    put('big.bin', base);
+    const s = a.session({ stallMs: 1_500, port: proxy.port, knownHosts: proxy.knownHosts });
+    const warnings: string[] = [];
+    s.on('warning', (m) => warnings.push(m));
+    await s.start();
+    const commit = RemoteDelta.prototype.commit;
+    let paused = 0;
+    jest.spyOn(RemoteDelta.prototype, 'commit').mockImplementation(function (this: RemoteDelta, ...args: Parameters<RemoteDelta['commit']>) {
+      paused = sshd.signalSessions('SIGSTOP');
+      setTimeout(() => sshd.signalSessions('SIGCONT'), 3_000);
+      return commit.apply(this, args);
+    });
+    try {
+      proxy.reset();
+      const synced = nextEvent(s, 'synced', 20_000);
+      put('big.bin', scatter(base, 4, 1000));
+      await synced;
+      await settled();
+      expect(paused).toBeGreaterThan(0);
+      expect(warnings).toEqual([]);
+      expect(proxy.sent()).toBeLessThan(0.05 * SIZE);
+    } finally {
+      sshd.signalSessions('SIGCONT');
+      jest.restoreAllMocks();
+      await s.close();
+    }
   });
 });
