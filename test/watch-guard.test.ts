@@ -12,7 +12,7 @@ import { UsageError } from '../sync/errors';
 import { portabilityWarnings, windowsNameProblem } from '../sync/engine/portable-names';
 import { autoChoice, WatchBackend, WatchEvents, WatchGuard } from '../sync/engine/watch';
 import { darwinMountOf, networkFsOf } from '../sync/engine/watch/fs-kind';
-import { PAUSE_MS, RELOOK_MS, TICK_MS } from '../sync/engine/watch/guard';
+import { mountsInside, PAUSE_MS, RELOOK_MS, TICK_MS } from '../sync/engine/watch/guard';
 import { tempDir, writeTree } from './support/trees';
 
 class StubBackend extends EventEmitter<WatchEvents> implements WatchBackend {
@@ -146,4 +146,51 @@ test('--watch takes a backend name; anything else is a usage error naming the ch
   const base = { local: __dirname, remote: '/srv/ws', host: 'h', port: '22', user: 'u', identity: __filename, knownHosts: __filename };
   expect(() => resolveSessions({ ...base, watch: 'inotify' })).toThrow(UsageError);
   expect(() => resolveSessions({ ...base, watch: 'inotify' })).toThrow(/--watch 'inotify' is not a watch backend. Pass one of auto, per-folder, parcel, recursive, poll/);
+});
+
+test('mount points inside the root are read from mountinfo (escapes undone, the root itself and its neighbours left out)', () => {
+  const table = [
+    '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw',
+    '40 22 0:35 / /work/app rw shared:20 - tmpfs tmpfs rw',
+    '41 40 0:36 / /work/app/node\\040modules rw shared:21 - tmpfs tmpfs rw',
+    '42 40 0:37 / /work/app/a/b\\134c rw shared:22 - tmpfs tmpfs rw',
+    '43 22 0:38 / /work/application rw shared:23 - tmpfs tmpfs rw',
+    '',
+  ].join('\n');
+  expect([...mountsInside('/work/app', table)].sort()).toEqual(['41 node modules', '42 a/b\\c']);
+  expect([...mountsInside('/', table)].sort()).toEqual(['40 work/app', '41 work/app/node modules', '42 work/app/a/b\\c', '43 work/application']);
+});
+
+test('a file system mounted or unmounted inside the tree: its watches dropped and its folder rescanned at the next tick', async () => {
+  const root = tempDir('guard-mounts');
+  try {
+    const base = `22 1 8:1 / / rw - ext4 /dev/sda1 rw\n`;
+    let table = base;
+    const dropped: string[] = [];
+    const b = new (class extends StubBackend {
+      override removeTree(rel?: string): void {
+        dropped.push(rel ?? '');
+      }
+    })();
+    const scans: string[] = [];
+    const g = new WatchGuard({ root, backend: b, rescanMs: 600_000, mountTable: () => table, rescan: async (scope) => (scans.push(scope), []) });
+    await g.start();
+    g.arm();
+    g.checkMounts();
+    expect(dropped).toEqual([]);
+    table = `${base}50 22 0:40 / ${fs.realpathSync(root)}/m rw - tmpfs tmpfs rw\n`;
+    g.checkMounts();
+    await sleep(20);
+    expect(dropped).toEqual(['m']);
+    expect(scans).toEqual(['m']);
+    g.checkMounts(); // unchanged: nothing more
+    table = base; // unmounted
+    g.checkMounts();
+    await sleep(20);
+    expect(dropped).toEqual(['m', 'm']);
+    expect(scans).toEqual(['m', 'm']);
+    await g.close();
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -5,6 +5,10 @@
  * - A backend that lost track (overflow, a null name, a native error) asks for a rescan of a folder or
  *   of the tree; so does a long pause of this process (sleep/wake, SIGSTOP): a timer that ticks every
  *   TICK_MS and finds the wall clock jumped by more than PAUSE_MS rescans the whole tree.
+ * - A file system mounted or unmounted inside the tree (Linux; a tmpfs, a bind mount, a USB stick)
+ *   raises no event, and a watch of the folder it covers goes on watching the folder beneath: the same
+ *   tick reads the mount table, and a mount point inside the tree that came or went has its watches
+ *   dropped and is rescanned (which watches what is there now).
  * - A folder a recursive backend reports created is looked at again RELOOK_MS later (files made in it
  *   before the backend watched it may never be reported: parcel-bundler/watcher#97, Node's emulation).
  * - A periodic cheap rescan catches what nothing reported. It costs one local listing (measured: 10,000
@@ -55,6 +59,39 @@ export interface GuardOptions {
   readonly caseInsensitive?: boolean;
   /** Wall clock (tests move it to fake a sleep). @default Date.now */
   readonly now?: () => number;
+  /** The mount table's text (tests); undefined where there is none. @default /proc/self/mountinfo on Linux */
+  readonly mountTable?: () => string | undefined;
+}
+
+/** This process's mount table (Linux), or undefined. */
+function procMountTable(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    return fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A mount point as mountinfo spells it: space, tab, newline and backslash as octal escapes. */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * The mount points strictly inside `root` (a real path) in mountinfo text `table`, relative to it, each
+ * with its mount id (a mount made again at the same place is another one).
+ */
+export function mountsInside(root: string, table: string): Set<string> {
+  const out = new Set<string>();
+  const prefix = root.endsWith('/') ? root : `${root}/`;
+  for (const line of table.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 5) continue;
+    const at = unescapeMount(f[4]);
+    if (at.startsWith(prefix) && at.length > prefix.length) out.add(`${f[0]} ${at.slice(prefix.length)}`);
+  }
+  return out;
 }
 
 export class WatchGuard extends EventEmitter<GuardEvents> {
@@ -70,6 +107,9 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
   private lastTick = 0;
   private readonly relooks = new Set<NodeJS.Timeout>();
   private readonly now: () => number;
+  /** The real root and the mounts inside it at the last tick (undefined: no mount table). */
+  private realRoot?: string;
+  private mounts?: Set<string>;
 
   constructor(private readonly o: GuardOptions) {
     super();
@@ -96,7 +136,11 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
   /** Starts the pause detector (the backend is started by openWatcher). */
   async start(): Promise<void> {
     this.lastTick = this.now();
-    this.tick = setInterval(() => this.checkPause(), TICK_MS);
+    this.mounts = this.readMounts();
+    this.tick = setInterval(() => {
+      this.checkPause();
+      this.checkMounts();
+    }, TICK_MS);
     this.tick.unref();
   }
 
@@ -131,6 +175,33 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
     const gap = t - this.lastTick;
     this.lastTick = t;
     if (gap > TICK_MS + PAUSE_MS) this.request('', `the process was paused for ${Math.round(gap / 1000)} s (sleep or suspend)`);
+  }
+
+  private readMounts(): Set<string> | undefined {
+    const table = (this.o.mountTable ?? procMountTable)();
+    if (table === undefined) return undefined;
+    try {
+      this.realRoot ??= fs.realpathSync.native(this.o.root);
+    } catch {
+      return undefined; // the root is gone: the session's root check halts
+    }
+    return mountsInside(this.realRoot, table);
+  }
+
+  /** A mount inside the tree that came or went: its watches dropped, its folder rescanned. */
+  checkMounts(): void {
+    if (this.closed || this.mounts === undefined) return;
+    const now = this.readMounts();
+    if (now === undefined) return;
+    const changed = new Set<string>();
+    for (const m of now) if (!this.mounts.has(m)) changed.add(m);
+    for (const m of this.mounts) if (!now.has(m)) changed.add(m);
+    this.mounts = now;
+    for (const m of changed) {
+      const rel = m.slice(m.indexOf(' ') + 1);
+      this.backend.removeTree(rel);
+      this.request(rel, `a file system was mounted or unmounted at '${rel}'`);
+    }
   }
 
   private interval(): number {
