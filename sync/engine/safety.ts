@@ -55,11 +55,13 @@ export function linkStaysInside(root: string, rel: string, target: string): bool
 export interface RootIdentity {
   readonly dev: number;
   readonly ino: number;
+  /** The path was a symlink (to the folder) when the session started. */
+  readonly link?: boolean;
 }
 
 export function rootIdentity(localRoot: string): RootIdentity {
   const st = fs.statSync(localRoot);
-  return { dev: st.dev, ino: st.ino };
+  return { dev: st.dev, ino: st.ino, link: fs.lstatSync(localRoot).isSymbolicLink() };
 }
 
 /** Thrown when the local root is gone, replaced or emptied: the session stops, nothing is deleted. */
@@ -82,6 +84,11 @@ export function haltIfRootGone(localRoot: string, id: RootIdentity, known: numbe
   if (!st.isDirectory()) throw new RootHaltError(`local folder '${localRoot}' was replaced by a file; the sync stopped and deleted nothing remotely. Restore the folder and start the sync again`);
   if (st.dev !== id.dev || st.ino !== id.ino) {
     throw new RootHaltError(`local folder '${localRoot}' was replaced by another folder (or re-mounted) while it was mirrored; the sync stopped and deleted nothing remotely. Start the sync again to mirror the new folder`);
+  }
+  // Moved away and a symlink to it put in its place: the same folder, but watchers that name paths by
+  // the folder's real place (parcel, Node's recursive watcher) no longer match them to the root.
+  if (id.link === false && fs.lstatSync(localRoot, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    throw new RootHaltError(`local folder '${localRoot}' was replaced by a symlink while it was mirrored; the sync stopped and deleted nothing remotely. Start the sync again (with the folder's real path)`);
   }
   if (known < 2) return;
   let names: fs.Dirent[];

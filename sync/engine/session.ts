@@ -113,7 +113,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       if (this.options.watch !== false) {
         // Started before the first scan; a per-folder backend watches folders as the scans list them.
         const o = this.options;
-        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: (scope) => changedSince(this, scope) });
+        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: (scope) => changedSince(this, scope), checkRoot: () => this.checkRoot(false) });
         this.watcher.on('dirty', (rels) => this.markDirty(rels));
         this.watcher.on('warning', (m) => this.emit('warning', m));
         this.watcher.on('error', (e) => this.fail(e));

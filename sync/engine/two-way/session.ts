@@ -15,7 +15,7 @@ import { buildIgnore, IgnoreMatcher, isInternalPath } from '../ignore';
 import { prepareRemote } from '../remote';
 import { busyWarning } from '../remote-fix';
 import { SessionLifecycle } from '../lifecycle';
-import { RootHaltError, RootIdentity } from '../safety';
+import { haltIfRootGone, RootHaltError, RootIdentity } from '../safety';
 import { Scheduler } from '../scheduler';
 import { connectWithBackoff, delay } from '../connect';
 import { FollowUp, RECHECK_MS } from '../follow-up';
@@ -165,7 +165,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
         // Started before the first listing (a per-folder backend watches folders as they are listed).
         // A rescan the guard asks for is answered by the next pass: the folder is looked at whole.
         const o = this.options;
-        this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope] });
+        this.guard = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: async (scope) => [scope], checkRoot: () => this.rootId && haltIfRootGone(o.localRoot, this.rootId, 0, () => false) });
         this.guard.on('dirty', (all) => {
           // The runner's own temporaries (a pull's, beside its target) are no change to look at.
           const rels = all.filter((r) => !isInternalPath(r));

@@ -8,7 +8,8 @@
  * - A file system mounted or unmounted inside the tree (Linux; a tmpfs, a bind mount, a USB stick)
  *   raises no event, and a watch of the folder it covers goes on watching the folder beneath: the same
  *   tick reads the mount table, and a mount point inside the tree that came or went has its watches
- *   dropped and is rescanned (which watches what is there now).
+ *   dropped and is rescanned (which watches what is there now). It also has the session check its root
+ *   (gone, replaced; a backend that names paths by the root's old place reports nothing to look at).
  * - A folder a recursive backend reports created is looked at again RELOOK_MS later (files made in it
  *   before the backend watched it may never be reported: parcel-bundler/watcher#97, Node's emulation).
  * - A periodic cheap rescan catches what nothing reported. It costs one local listing (measured: 10,000
@@ -59,6 +60,11 @@ export interface GuardOptions {
   readonly caseInsensitive?: boolean;
   /** Wall clock (tests move it to fake a sleep). @default Date.now */
   readonly now?: () => number;
+  /**
+   * Called at each tick (throws when the root is gone or replaced: reported as an 'error'). A backend
+   * that names paths by the root's old place reports nothing once it moved: no batch would look.
+   */
+  readonly checkRoot?: () => void;
   /** The mount table's text (tests); undefined where there is none. @default /proc/self/mountinfo on Linux */
   readonly mountTable?: () => string | undefined;
 }
@@ -140,6 +146,11 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
     this.tick = setInterval(() => {
       this.checkPause();
       this.checkMounts();
+      try {
+        this.o.checkRoot?.();
+      } catch (e) {
+        if (!this.closed) this.emit('error', e as Error);
+      }
     }, TICK_MS);
     this.tick.unref();
   }
