@@ -5,7 +5,7 @@
  * recursive watcher reports a folder it cannot list as an error, which once ended the session
  * ("watching ... failed: EACCES").
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startCli } from '../support/cli';
@@ -52,6 +52,8 @@ for (const backend of ['recursive', 'per-folder', 'parcel', 'poll'] as const) {
       const ev = events(run.stdout());
       expect(ev.filter((e) => e.event === 'error')).toEqual([]);
       expect(ev.some((e) => e.event === 'warning' && /^'a' cannot be listed \(EACCES\)/.test(e.message ?? ''))).toBe(true);
+      // Each rescan tries to watch them again: the warning that it cannot is told once a folder.
+      expect(ev.filter((e) => e.event === 'warning' && /^cannot watch '.*\/a' /.test(e.message ?? '')).length).toBeLessThanOrEqual(1);
       expect(run.stderr()).not.toMatch(/at .*\.(ts|js):\d+/); // no stack trace
     } finally {
       for (const d of ['a', 'b']) fs.chmodSync(path.join(a.local, d), 0o755);
@@ -61,3 +63,37 @@ for (const backend of ['recursive', 'per-folder', 'parcel', 'poll'] as const) {
     expect(run.child.exitCode).toBe(0);
   });
 }
+
+test('per-folder: a folder it cannot watch is told once, however many rescans try it again; once watched again, a new refusal is told again', () => {
+  const a = h.arena();
+  writeTree(a.local, { 'p/f.txt': 'p' });
+  execFileSync('chown', ['-R', `${dev.uid}:${dev.gid}`, a.local]);
+  fs.chmodSync(path.join(a.local, 'p'), 0o000);
+  // Run as the developer (root may watch any folder): add('p') as three rescans would, then again once readable.
+  const script = `
+    const fs = require('node:fs');
+    const { TreeWatcher } = require(${JSON.stringify(path.resolve(__dirname, '../../sync/engine/watch/per-folder.ts'))});
+    const w = new TreeWatcher(${JSON.stringify(a.local)});
+    const told = [];
+    w.on('warning', (m) => told.push(m));
+    w.on('error', (e) => told.push('error: ' + e.message));
+    for (let i = 0; i < 3; i++) w.add('p');
+    const first = told.length;
+    fs.chmodSync(${JSON.stringify(path.join(a.local, 'p'))}, 0o755);
+    w.add('p');
+    const watched = w.watches('p');
+    w.removeTree('p');
+    fs.chmodSync(${JSON.stringify(path.join(a.local, 'p'))}, 0o000);
+    w.add('p');
+    console.log(JSON.stringify({ first, watched, told }));
+    void w.close();
+  `;
+  const r = spawnSync('setpriv', [`--reuid=${dev.uid}`, `--regid=${dev.gid}`, '--clear-groups', '--', process.execPath, '-r', require.resolve('tsx/cjs'), '-e', script], { encoding: 'utf8' });
+  fs.chmodSync(path.join(a.local, 'p'), 0o755);
+  expect(r.stderr).toBe('');
+  const out = JSON.parse(r.stdout) as { first: number; watched: boolean; told: string[] };
+  expect(out.first).toBe(1);
+  expect(out.watched).toBe(true);
+  expect(out.told).toHaveLength(2);
+  for (const m of out.told) expect(m).toMatch(/^cannot watch '.*\/p' \(EACCES\)/);
+});

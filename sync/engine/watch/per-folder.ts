@@ -21,6 +21,8 @@ export class TreeWatcher extends EventEmitter<WatchEvents> implements WatchBacke
   readonly recursive = false;
   readonly polls = false;
   private readonly watchers = new Map<string, fs.FSWatcher>();
+  /** Folders it could not watch (EACCES, EPERM), told once until a watch of them works again. */
+  private readonly refused = new Set<string>();
   private closed = false;
 
   constructor(private readonly root: string) {
@@ -64,6 +66,7 @@ export class TreeWatcher extends EventEmitter<WatchEvents> implements WatchBacke
       this.triage(e as NodeJS.ErrnoException, rel);
     });
     this.watchers.set(rel, w);
+    this.refused.delete(rel);
   }
 
   /** Stops watching `rel` and every folder below it (it was deleted or moved away). */
@@ -90,6 +93,8 @@ export class TreeWatcher extends EventEmitter<WatchEvents> implements WatchBacke
       return;
     }
     if (e.code === 'EACCES' || e.code === 'EPERM') {
+      if (this.refused.has(rel)) return; // each rescan tries again: told once
+      this.refused.add(rel);
       this.emit('warning', `cannot watch '${where}' (${e.code}); changes inside it are not mirrored. Fix its permissions or add it to .kubedevignore`);
       return;
     }
