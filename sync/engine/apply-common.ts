@@ -57,11 +57,14 @@ export interface ApplyContext {
   readonly watching?: boolean;
   /** Told of bytes as they are sent (progress display). */
   readonly onBytes?: (n: number) => void;
+  /** Told what the batch is doing now (the stall watchdog names it). */
+  readonly onStep?: (what: string) => void;
   /**
-   * Told what the batch is doing now (the stall watchdog names it); `quietMs`: how much longer than the
-   * stall limit the step may go without progress (server work that prints nothing, as long as the file).
+   * Lets the batch go that much longer than the stall limit without progress, until the returned
+   * function is called (server work that prints nothing, as long as a large file: delta.ts). Each
+   * transfer holds its own; the watchdog allows the largest held.
    */
-  readonly onStep?: (what: string, quietMs?: number) => void;
+  readonly allowQuiet?: (ms: number) => () => void;
   /**
    * Told of a folder to delete that was left because the server kept writing into it (remote-fix.ts):
    * the session warns (busyWarning) and keeps it in the index.

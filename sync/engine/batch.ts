@@ -142,8 +142,14 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
   h.checkRoot(false); // one stat; the root is listed only when the batch would delete (below)
   const anchors = new Set<string>();
   const broken = brokenAbove(h.options.localRoot);
+  // In slices too: a branch switch's 10,000 paths in 2,000 folders cost 19-28 ms of lstats here.
+  let anchorsEnd = performance.now() + SLICE_MS;
   for (const r of h.hardLinks.expand(dirtyRels)) {
     if (r === '' || h.ig.ignores(r, false) && h.ig.ignores(r, true)) continue;
+    if (performance.now() > anchorsEnd) {
+      await new Promise((resolve) => setImmediate(resolve));
+      anchorsEnd = performance.now() + SLICE_MS;
+    }
     const a = anchorIn(h.index, r);
     anchors.add(broken(a) ?? a);
   }

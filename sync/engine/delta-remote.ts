@@ -74,7 +74,7 @@ const IDENTITY = "-printf '%s %T@ %i %C@'";
  * copies while `split` cuts the file into one named pipe per block, read in order by the first of
  * `kinds` the server has.
  */
-export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known: { readonly id: string; readonly kind: BlockHashKind } | undefined, kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless): string {
+export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known: { readonly id: string; readonly kind: BlockHashKind } | undefined, kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless, localSize?: number): string {
   // The file's folder entered physically and checked to be that folder of the physical root: a folder the
   // server replaced by a symlink since the listing is not worked in (the file then goes whole, by a path
   // that checks too).
@@ -101,12 +101,15 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
         'command -v tar >/dev/null 2>&1 && command -v find >/dev/null 2>&1 || { echo "the server has no tar or find" >&2; exit 65; }',
       ]
     : [];
+  const bounded = early?.size ?? localSize;
   const skip = early
     ? [
         'z=${s%% *} m=${s#* }; m=${m%%[. ]*}',
         `if [ "$z" = ${early.size} ] && [ "$m" = ${early.mtime} ] || [ $((z * 4)) -lt ${early.size} ] || [ "$z" -gt $((${early.size} * 2)) ]; then printf '%s skip\n' ${MARK}; exit 0; fi`,
       ]
-    : [];
+    : bounded !== undefined
+      ? ['z=${s%% *}', `if [ $((z * 4)) -lt ${bounded} ] || [ "$z" -gt $((${bounded} * 2)) ]; then printf '%s skip\n' ${MARK}; exit 0; fi`]
+      : [];
   return [
     ...ahead,
     ...enter,
@@ -270,6 +273,12 @@ interface StartOptions {
   readonly known?: CachedFile;
   readonly kinds?: readonly BlockHashKind[];
   readonly onProgress: () => void;
+  /**
+   * The local file's size: the script stops having copied nothing when the remote file is under a
+   * quarter or over twice it (deltaCandidate's bounds, checked on the server: a watching session's
+   * index can be old, and a container may have grown the file since).
+   */
+  readonly localSize?: number;
 }
 
 /** One file's script on its exec channel: the checksums once started, then `commit` or `abort`. */
@@ -317,7 +326,7 @@ export class RemoteDelta {
     const { blockSize } = o;
     const remoteAbs = path.posix.join(remoteRoot, rel);
     const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known, o.kinds, o.unless);
+    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known, o.kinds, o.unless, o.localSize);
     let ch: ClientChannel;
     try {
       ch = await conn.channel(`sh -c ${shQuote(script)}`);
@@ -327,7 +336,7 @@ export class RemoteDelta {
     }
     const d = new RemoteDelta(conn, ch, rel, path.posix.join(path.posix.dirname(remoteAbs), temp), o.onProgress);
     if (!(await d.until(`${MARK} end`))) {
-      const why = hasLine(d.out, `${MARK} skip`) ? 'not begun: the remote file has the local size and mtime, or is under a quarter or over twice the size' : `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`;
+      const why = hasLine(d.out, `${MARK} skip`) ? o.unless ? 'not begun: the remote file has the local size and mtime, or is under a quarter or over twice the size' : 'not begun: the remote file is under a quarter or over twice the local size' : `the server could not copy and checksum it: ${d.err.trim().split('\n')[0] || 'no message'}`;
       throw new DeltaFallback(rel, why);
     }
     const parsed = parseBlocks(rel, d.out, blockSize, o.known);

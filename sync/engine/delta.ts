@@ -148,24 +148,25 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   const sums = ctx.earlySums?.take(item.rel, item.entry, blockSize, guess) ?? localSums(abs, item.rel, size, blockSize, guess);
   // The server's side: begun before the listing (delta-early.ts) if it was for this very transfer.
   const begin = async (): Promise<RemoteDelta & { blocks: BlockSum[] }> =>
-    (await ctx.earlyRemote?.take(item.rel, { conn: ctx.conn, blockSize, knownId: known?.id ?? '', kinds })) ?? RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, kinds, onProgress: () => ctx.onBytes?.(0) });
+    (await ctx.earlyRemote?.take(item.rel, { conn: ctx.conn, blockSize, knownId: known?.id ?? '', kinds })) ?? RemoteDelta.start(ctx.conn, item.rel, ctx.remoteRoot, { blockSize, writable, known, kinds, localSize: size, onProgress: () => ctx.onBytes?.(0) });
   const [rs, ls] = await Promise.allSettled([begin(), sums]);
   if (rs.status === 'rejected') throw rs.reason;
   const remote = rs.value;
+  // The server takes ranges once its copy is made (cp of the whole remote copy, at most twice the local
+  // size: the script refuses a larger one), then checks the copy whole at the commit: neither prints.
+  const release = ctx.allowQuiet?.(Math.ceil((2 * size) / SERVER_QUIET_BYTES_PER_MS));
   try {
     if (ls.status === 'rejected') throw ls.reason;
     const local = remote.kind === guess ? ls.value : await localSums(abs, item.rel, size, blockSize, remote.kind);
     await hooks.afterPrepare?.(remote);
     const ranges = joinRanges(changedRanges(local.blocks, remote.blocks, blockSize));
-    // The server takes ranges once its copy is made (cp of the whole remote file).
-    const quietMs = Math.ceil(Math.max(size, ctx.remote.get(item.rel)?.size ?? 0) / SERVER_QUIET_BYTES_PER_MS);
-    ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`, quietMs);
+    ctx.onStep?.(`writing ${ranges.length} changed ranges of '${item.rel}'`);
     const written = await sendRanges(remote, abs, item.rel, { size, blockSize, kind: remote.kind, blocks: local.blocks }, ranges, ctx.onBytes);
     await hooks.beforeCommit?.(remote);
     // The last look before the name changes: a file edited while it was sent is not put in place.
     if (changedSince(abs, item.entry)) throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
     const mtime = Math.floor(item.entry.mtimeMs / 1000);
-    ctx.onStep?.(`checking and putting in place the changed copy of '${item.rel}'`, quietMs);
+    ctx.onStep?.(`checking and putting in place the changed copy of '${item.rel}'`);
     const id = await remote.commit(local.whole, size, item.entry.mode, mtime, { waitEnd: closedAgain(ctx, item.rel) });
     // What the server holds now is the local file (its digest checked): its blocks are the local ones.
     if (ctx.blockCache) remember(ctx.blockCache, item.rel, rememberable(id, size, mtime) ? id : '', { kind: remote.kind, local: local.blocks, blockSize });
@@ -173,6 +174,8 @@ async function sendBlocks(ctx: ApplyContext, item: PlanItem, hooks: DeltaHooks):
   } catch (e) {
     await remote.abort();
     throw e;
+  } finally {
+    release?.();
   }
 }
 

@@ -85,8 +85,8 @@ export function haltIfRootGone(localRoot: string, id: RootIdentity, known: numbe
   if (st.dev !== id.dev || st.ino !== id.ino) {
     throw new RootHaltError(`local folder '${localRoot}' was replaced by another folder (or re-mounted) while it was mirrored; the sync stopped and deleted nothing remotely. Start the sync again to mirror the new folder`);
   }
-  // Moved away and a symlink to it put in its place: the same folder, but watchers that name paths by
-  // the folder's real place (parcel, Node's recursive watcher) no longer match them to the root.
+  // Moved away and a symlink to it put in its place: the same folder, but no longer the path the session
+  // watches (a watcher may go on naming paths by either place, or by none).
   if (id.link === false && fs.lstatSync(localRoot, { throwIfNoEntry: false })?.isSymbolicLink()) {
     throw new RootHaltError(`local folder '${localRoot}' was replaced by a symlink while it was mirrored; the sync stopped and deleted nothing remotely. Start the sync again (with the folder's real path)`);
   }

@@ -62,7 +62,10 @@ export class Scheduler {
   private watchdogIdle = false;
   private stopped = false;
   /** What the batch under way is doing, and when it last made progress. */
-  private stepState?: { what: string; at: number; quietMs: number };
+  private stepState?: { what: string; at: number };
+  /** More quiet allowed (allowQuiet), by holder. */
+  private readonly quiet = new Map<number, number>();
+  private quietSeq = 0;
 
   constructor(private readonly hooks: SchedulerHooks) {}
 
@@ -128,13 +131,20 @@ export class Scheduler {
     });
   }
 
-  /**
-   * The batch under way names what it does now (and so makes progress); `quietMs`: how much longer than
-   * stallMs the step may go without progress (the server copying and checking a large file says nothing).
-   */
-  readonly setStep = (what: string, quietMs = 0): void => {
-    this.stepState = { what, at: performance.now(), quietMs };
+  /** The batch under way names what it does now (and so makes progress). */
+  readonly setStep = (what: string): void => {
+    this.stepState = { what, at: performance.now() };
     this.wakeWatchdog();
+  };
+
+  /**
+   * Until the returned function is called, the watchdog allows `ms` more than stallMs without progress
+   * (the server copying and checking a large file says nothing); of several held, the largest counts.
+   */
+  readonly allowQuiet = (ms: number): (() => void) => {
+    const id = ++this.quietSeq;
+    this.quiet.set(id, ms);
+    return () => void this.quiet.delete(id);
   };
 
   /** Bytes moved: progress for the stall deadline. */
@@ -172,7 +182,7 @@ export class Scheduler {
     const open = this.hooks.open();
     if (open || this.stepState) {
       const now = performance.now();
-      if (this.stepState && now - this.stepState.at > this.hooks.stallMs + this.stepState.quietMs) {
+      if (this.stepState && now - this.stepState.at > this.hooks.stallMs + Math.max(0, ...this.quiet.values())) {
         const what = this.stepState.what;
         this.stepState.at = now;
         this.hooks.onStall(what);

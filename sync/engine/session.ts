@@ -346,7 +346,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
   /** @internal */
   ctx(conn: Connection, remote: { get(rel: string): Entry | undefined }): Parameters<typeof applyPlan>[0] {
-    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, onBusy: this.told.busy, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), ...this.early.forApply(conn) };
+    return { conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, signal: undefined, method: this.options.method, watching: this.options.watch !== false, onBytes: this.countBytes, onStep: this.scheduler.setStep, allowQuiet: this.scheduler.allowQuiet, onBusy: this.told.busy, blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot), ...this.early.forApply(conn) };
   }
 
   /** Bytes sent (0: a step done): the watchdog sees progress, the meter counts them. */

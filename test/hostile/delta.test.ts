@@ -265,6 +265,24 @@ describe('never a wrong or half file in place', () => {
   });
 });
 
+test('watching: a remote copy the container grew past twice the local size since the last batch goes whole (the server refuses it, the index is old)', async () => {
+  const local = crypto.randomBytes(17 * MiB);
+  put('log.bin', local);
+  const s = a.session({ port: proxy.port, knownHosts: proxy.knownHosts });
+  try {
+    await s.start();
+    fs.appendFileSync(path.join(a.remote, 'log.bin'), crypto.randomBytes(24 * MiB)); // 41 MiB now
+    proxy.reset();
+    const synced = nextEvent(s, 'synced', 20_000);
+    put('log.bin', scatter(local, 1, 1000));
+    await synced;
+    await settled();
+    expect(proxy.sent()).toBeGreaterThan(17 * MiB); // whole: no copy of the 41 MiB was made to patch
+  } finally {
+    await s.close();
+  }
+});
+
 describe('the server quiet while it copies and checks a large file', () => {
   test('3 s without a word at the commit of a 32 MiB file, with a 1.5 s stall limit: no stall, the file goes by changed blocks', async () => {
     // The server prints nothing while it finishes its copy and checks it whole (a 4 GiB file: 5.8 s of
@@ -293,6 +311,45 @@ describe('the server quiet while it copies and checks a large file', () => {
       expect(proxy.sent()).toBeLessThan(0.05 * SIZE);
     } finally {
       sshd.signalSessions('SIGCONT');
+      jest.restoreAllMocks();
+      await s.close();
+    }
+  });
+
+  test('two large files at once: the quiet one file may take is not cut short by the other naming its steps', async () => {
+    const A = crypto.randomBytes(SIZE);
+    const B = crypto.randomBytes(17 * MiB);
+    put('a.bin', A);
+    put('b.bin', B);
+    const s = a.session({ stallMs: 1_500 });
+    const warnings: string[] = [];
+    s.on('warning', (m) => warnings.push(m));
+    await s.start();
+    let aInCommit!: () => void;
+    const aCommitting = new Promise<void>((resolve) => (aInCommit = resolve));
+    const commit = RemoteDelta.prototype.commit;
+    const send = RemoteDelta.prototype.send;
+    // B's steps come while A's commit is quiet (4.2 s: a slow server checking 32 MiB; its allowance is
+    // 1.5 s + 6.7 s, B's 1.5 s + 3.6 s).
+    jest.spyOn(RemoteDelta.prototype, 'send').mockImplementation(async function (this: RemoteDelta, ...args: Parameters<RemoteDelta['send']>) {
+      if (this.rel === 'b.bin') await aCommitting;
+      return send.apply(this, args);
+    });
+    jest.spyOn(RemoteDelta.prototype, 'commit').mockImplementation(async function (this: RemoteDelta, ...args: Parameters<RemoteDelta['commit']>) {
+      if (this.rel === 'a.bin') {
+        aInCommit();
+        await new Promise((resolve) => setTimeout(resolve, 4_200));
+      }
+      return commit.apply(this, args);
+    });
+    try {
+      const synced = nextEvent(s, 'synced', 30_000);
+      put('a.bin', scatter(A, 4, 1000));
+      put('b.bin', scatter(B, 4, 1000));
+      await synced;
+      await settled();
+      expect(warnings.filter((w) => /no progress/.test(w))).toEqual([]);
+    } finally {
       jest.restoreAllMocks();
       await s.close();
     }

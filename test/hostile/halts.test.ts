@@ -27,21 +27,21 @@ function files(n: number, prefix = 'f'): Record<string, string> {
 
 describe('row 1: the local root goes away', () => {
   for (const backend of ['per-folder', 'parcel', 'recursive'] as const) {
-    test(`moved away and a symlink to it put in its place (--watch ${backend}): the session halts within a tick, every remote file stays`, async () => {
+    test(`moved away and a symlink to it put in its place (--watch ${backend}): the session halts within two ticks, every remote file stays`, async () => {
       writeTree(a.local, files(6));
       const s = a.session({ watchBackend: backend });
       await s.start();
       const remoteBefore = snapshot(a.remote);
-      const failed = nextEvent<Error>(s, 'error', 12_000);
+      const failed = nextEvent<Error>(s, 'error', 15_000);
       const real = `${a.local}.real`;
       fs.renameSync(a.local, real);
       fs.symlinkSync(real, a.local);
       try {
-        // Parcel and Node's recursive watcher name paths by the folder's real place: no event matches
-        // the root any more, so only the watcher's tick looks.
+        // Node's recursive watcher names paths by the folder's real place: no event matches the root any
+        // more, so only the watcher's tick looks (a failed look is reported at the second in a row).
         fs.writeFileSync(path.join(a.local, 'after.txt'), 'written through the link');
         const e = await failed;
-        expect(e.message).toMatch(/^local folder '.*' (was replaced by a symlink|is gone).*deleted nothing remotely/);
+        expect(e.message).toMatch(/^local folder '.*' was replaced by a symlink.*deleted nothing remotely/);
         expect(snapshot(a.remote)).toEqual(remoteBefore);
       } finally {
         await s.close();

@@ -425,7 +425,7 @@ export class TwoWaySession extends SessionLifecycle<TwoWayEvents> {
       refused: (r: readonly Refusal[]) => r.forEach((x) => this.warnOnce(x.reason)),
       conflict: (c) => this.emit('conflict', c),
       step: this.scheduler.setStep,
-      ctx: (conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext => ({ conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, method: this.options.method, watching: this.options.watch !== false, onBytes: () => this.scheduler.progress(), onStep: this.scheduler.setStep, onBusy: (rel) => this.emit('warning', busyWarning(rel)), blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot) }),
+      ctx: (conn: Connection, remote: { get(rel: string): Entry | undefined }): ApplyContext => ({ conn, localRoot: this.options.localRoot, remoteRoot: this.options.remoteRoot, remote, method: this.options.method, watching: this.options.watch !== false, onBytes: () => this.scheduler.progress(), onStep: this.scheduler.setStep, allowQuiet: this.scheduler.allowQuiet, onBusy: (rel) => this.emit('warning', busyWarning(rel)), blockCache: blockCacheFor(this.options.blockCache, conn.fingerprint, this.options.remoteRoot) }),
     };
   }
 }

@@ -9,7 +9,8 @@
  *   raises no event, and a watch of the folder it covers goes on watching the folder beneath: the same
  *   tick reads the mount table, and a mount point inside the tree that came or went has its watches
  *   dropped and is rescanned (which watches what is there now). It also has the session check its root
- *   (gone, replaced; a backend that names paths by the root's old place reports nothing to look at).
+ *   (gone, replaced; a backend that names paths by the root's old place reports nothing to look at):
+ *   a failure twice in a row is reported.
  * - A folder a recursive backend reports created is looked at again RELOOK_MS later (files made in it
  *   before the backend watched it may never be reported: parcel-bundler/watcher#97, Node's emulation).
  * - A periodic cheap rescan catches what nothing reported. It costs one local listing (measured: 10,000
@@ -116,6 +117,8 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
   /** The real root and the mounts inside it at the last tick (undefined: no mount table). */
   private realRoot?: string;
   private mounts?: Set<string>;
+  /** The root check failed at the last tick: a second failure in a row is reported. */
+  private rootFailed = false;
 
   constructor(private readonly o: GuardOptions) {
     super();
@@ -146,10 +149,14 @@ export class WatchGuard extends EventEmitter<GuardEvents> {
     this.tick = setInterval(() => {
       this.checkPause();
       this.checkMounts();
+      // Twice in a row (5 s apart) before it is reported: a network file system's passing ESTALE or EIO
+      // must not halt an idle session (a batch checks the root again before it writes anyway).
       try {
         this.o.checkRoot?.();
+        this.rootFailed = false;
       } catch (e) {
-        if (!this.closed) this.emit('error', e as Error);
+        if (this.rootFailed && !this.closed) this.emit('error', e as Error);
+        this.rootFailed = true;
       }
     }, TICK_MS);
     this.tick.unref();

@@ -5,9 +5,11 @@
  * 1.6 s, 263 MB) — hence never 'auto' there. A null file name (Windows overflow) and errors mean events
  * were lost: a full rescan. An error of a native handle also ends it, so it is opened again once. Node's
  * emulation reports a folder it could not list or watch (EACCES, EPERM; ENOENT, ENOTDIR when it went
- * meanwhile) as an error and goes on watching the rest: a rescan (which names the folder and keeps its
- * remote copy), not the end of the session. Such a folder stays unwatched once readable again, until a
- * rescan of the tree finds what changed in it.
+ * meanwhile) as an error and keeps its handle: a rescan (which names the folder and keeps its remote
+ * copy) and a warning, not the end of the session. Node 20's emulation stops listing the folder that
+ * held it there, so folders beside it may be left unwatched (and one unreadable at the start is not
+ * reported at all: the error comes before a listener can be added); such a folder, once readable, is
+ * not watched either. Changes there are found by the periodic rescan only: on Linux, per-folder.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -25,6 +27,8 @@ export class RecursiveFsWatcher extends EventEmitter<WatchEvents> implements Wat
   private w?: fs.FSWatcher;
   private closed = false;
   private reopened = false;
+  /** Folders the emulation could not watch, told once each. */
+  private readonly told = new Set<string>();
 
   constructor(private readonly root: string) {
     super();
@@ -49,6 +53,11 @@ export class RecursiveFsWatcher extends EventEmitter<WatchEvents> implements Wat
     w.on('error', (e: NodeJS.ErrnoException) => {
       if (this.closed) return;
       if (EMULATED && e.code !== undefined && ONE_FOLDER.has(e.code)) {
+        const where = e.path ?? this.root;
+        if ((e.code === 'EACCES' || e.code === 'EPERM') && !this.told.has(where)) {
+          this.told.add(where);
+          this.emit('warning', `Node's recursive watcher could not watch '${where}' (${e.code}); folders beside it may be left unwatched, and their changes found only by the periodic rescan. On Linux, use --watch per-folder`);
+        }
         this.emit('rescan', '', `a folder could not be watched (${e.message})`);
         return;
       }

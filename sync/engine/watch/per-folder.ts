@@ -75,6 +75,8 @@ export class TreeWatcher extends EventEmitter<WatchEvents> implements WatchBacke
     this.drop(rel);
     const prefix = `${rel}/`;
     for (const k of [...this.watchers.keys()]) if (k.startsWith(prefix)) this.drop(k);
+    // Gone: one made again under the name and refused is told again.
+    for (const k of [...this.refused]) if (k === rel || k.startsWith(prefix)) this.refused.delete(k);
   }
 
   private drop(rel: string): void {
