@@ -101,14 +101,14 @@ export function deltaScript(root: string, dir: string, name: string, temp: strin
         'command -v tar >/dev/null 2>&1 && command -v find >/dev/null 2>&1 || { echo "the server has no tar or find" >&2; exit 65; }',
       ]
     : [];
+  // deltaCandidate's bounds on the remote size `$z`: at least a quarter, at most twice the local size.
+  const outside = (n: number): string => `[ $((z * 4)) -lt ${n} ] || [ "$z" -gt $((${n} * 2)) ]`;
+  const skipIf = (test: string): string => `if ${test}; then printf '%s skip\n' ${MARK}; exit 0; fi`;
   const bounded = early?.size ?? localSize;
   const skip = early
-    ? [
-        'z=${s%% *} m=${s#* }; m=${m%%[. ]*}',
-        `if [ "$z" = ${early.size} ] && [ "$m" = ${early.mtime} ] || [ $((z * 4)) -lt ${early.size} ] || [ "$z" -gt $((${early.size} * 2)) ]; then printf '%s skip\n' ${MARK}; exit 0; fi`,
-      ]
+    ? ['z=${s%% *} m=${s#* }; m=${m%%[. ]*}', skipIf(`[ "$z" = ${early.size} ] && [ "$m" = ${early.mtime} ] || ${outside(early.size)}`)]
     : bounded !== undefined
-      ? ['z=${s%% *}', `if [ $((z * 4)) -lt ${bounded} ] || [ "$z" -gt $((${bounded} * 2)) ]; then printf '%s skip\n' ${MARK}; exit 0; fi`]
+      ? ['z=${s%% *}', skipIf(outside(bounded))]
       : [];
   return [
     ...ahead,

@@ -41,8 +41,8 @@ import { Plan, PlanItem } from './plan';
 export const DELTA_MIN_BYTES = 16 * 1024 * 1024;
 /**
  * While the server finishes its copy and, at the commit, checks the whole copy (cp, then xxh128sum or
- * cksum), it prints nothing: the stall watchdog allows that much more quiet, as long as the file at
- * this rate. A 4 GiB file took 5.8 s of quiet here (cached); a volume at 50-125 MB/s that cannot keep
+ * cksum), it prints nothing: the stall watchdog allows that much more quiet, as long as twice the
+ * file (the remote copy may be twice the local size) at this rate. A 4 GiB file took 5.8 s of quiet here (cached); a volume at 50-125 MB/s that cannot keep
  * the copy cached reads it back: 10 MB/s leaves room for both passes on such a disk.
  */
 const SERVER_QUIET_BYTES_PER_MS = 10_000;

@@ -16,6 +16,17 @@ jest.setTimeout(60_000);
 
 const h = useArena();
 
+/** A folder outside the synced one, removed after the test. */
+const outsides: string[] = [];
+afterEach(() => {
+  for (const d of outsides.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+function outsideFolder(): string {
+  const d = tempDir('swapped-outside');
+  outsides.push(d);
+  return d;
+}
+
 /** A watching session past its first mirror, hearing nothing from its backend any more. */
 async function deaf(s: SyncSession): Promise<void> {
   await s.start();
@@ -35,28 +46,24 @@ async function batchFor(s: SyncSession, rels: string[]): Promise<string[]> {
 
 test('a folder replaced by a symlink leading outside, only a path below it reported: nothing outside is sent, the folder goes remotely', async () => {
   const a = h.arena();
-  const outside = tempDir('swapped-outside');
+  const outside = outsideFolder();
+  fs.mkdirSync(path.join(a.local, 'd'));
+  fs.writeFileSync(path.join(a.local, 'd', 'h'), 'inside');
+  fs.writeFileSync(path.join(a.local, 'keep.txt'), 'keep');
+  const s = a.session();
   try {
-    fs.mkdirSync(path.join(a.local, 'd'));
-    fs.writeFileSync(path.join(a.local, 'd', 'h'), 'inside');
-    fs.writeFileSync(path.join(a.local, 'keep.txt'), 'keep');
-    const s = a.session();
-    try {
-      await deaf(s);
-      expect(fs.readFileSync(path.join(a.remote, 'd', 'h'), 'utf8')).toBe('inside');
-      fs.renameSync(path.join(a.local, 'd'), path.join(outside, 'd'));
-      fs.symlinkSync(path.join(outside, 'd'), path.join(a.local, 'd'));
-      fs.writeFileSync(path.join(outside, 'd', 'h2'), 'outside the synced folder');
-      const warnings = await batchFor(s, ['d/h2']);
-      expect(fs.existsSync(path.join(a.remote, 'd', 'h2'))).toBe(false);
-      expect(fs.existsSync(path.join(a.remote, 'd'))).toBe(false); // as a full pass: a link leading outside is not sent
-      expect(warnings.some((w) => w.startsWith("symlink 'd' points outside the synced folder"))).toBe(true);
-      expect(fs.readFileSync(path.join(a.remote, 'keep.txt'), 'utf8')).toBe('keep');
-    } finally {
-      await s.close();
-    }
+    await deaf(s);
+    expect(fs.readFileSync(path.join(a.remote, 'd', 'h'), 'utf8')).toBe('inside');
+    fs.renameSync(path.join(a.local, 'd'), path.join(outside, 'd'));
+    fs.symlinkSync(path.join(outside, 'd'), path.join(a.local, 'd'));
+    fs.writeFileSync(path.join(outside, 'd', 'h2'), 'outside the synced folder');
+    const warnings = await batchFor(s, ['d/h2']);
+    expect(fs.existsSync(path.join(a.remote, 'd', 'h2'))).toBe(false);
+    expect(fs.existsSync(path.join(a.remote, 'd'))).toBe(false); // as a full pass: a link leading outside is not sent
+    expect(warnings.some((w) => w.startsWith("symlink 'd' points outside the synced folder"))).toBe(true);
+    expect(fs.readFileSync(path.join(a.remote, 'keep.txt'), 'utf8')).toBe('keep');
   } finally {
-    fs.rmSync(outside, { recursive: true, force: true });
+    await s.close();
   }
 });
 
@@ -98,25 +105,21 @@ test('a folder replaced by a file, a path below it reported: the remote folder i
 
 test('polling (and every periodic rescan): a folder replaced by a symlink leading outside goes remotely, as a full pass removes it', async () => {
   const a = h.arena();
-  const outside = tempDir('swapped-outside');
+  const outside = outsideFolder();
+  fs.mkdirSync(path.join(a.local, 'c'));
+  fs.writeFileSync(path.join(a.local, 'c', 'g'), 'g');
+  fs.writeFileSync(path.join(a.local, 'k'), 'k');
+  const s = a.session({ watchBackend: 'poll', pollMs: 200 });
   try {
-    fs.mkdirSync(path.join(a.local, 'c'));
-    fs.writeFileSync(path.join(a.local, 'c', 'g'), 'g');
-    fs.writeFileSync(path.join(a.local, 'k'), 'k');
-    const s = a.session({ watchBackend: 'poll', pollMs: 200 });
-    try {
-      await s.start();
-      const warned = nextEvent<string>(s, 'warning', 20_000, (m) => m.startsWith("symlink 'c' points outside the synced folder"));
-      const synced = nextEvent(s, 'synced', 20_000);
-      fs.rmSync(path.join(a.local, 'c'), { recursive: true });
-      fs.symlinkSync(outside, path.join(a.local, 'c'));
-      await Promise.all([warned, synced]);
-      expect(fs.existsSync(path.join(a.remote, 'c'))).toBe(false);
-      expect(fs.readFileSync(path.join(a.remote, 'k'), 'utf8')).toBe('k');
-    } finally {
-      await s.close();
-    }
+    await s.start();
+    const warned = nextEvent<string>(s, 'warning', 20_000, (m) => m.startsWith("symlink 'c' points outside the synced folder"));
+    const synced = nextEvent(s, 'synced', 20_000);
+    fs.rmSync(path.join(a.local, 'c'), { recursive: true });
+    fs.symlinkSync(outside, path.join(a.local, 'c'));
+    await Promise.all([warned, synced]);
+    expect(fs.existsSync(path.join(a.remote, 'c'))).toBe(false);
+    expect(fs.readFileSync(path.join(a.remote, 'k'), 'utf8')).toBe('k');
   } finally {
-    fs.rmSync(outside, { recursive: true, force: true });
+    await s.close();
   }
 });
