@@ -16,6 +16,7 @@
 import { BlockCache } from './block-cache';
 import type { EarlyRemote, EarlySums } from './delta-early';
 import { Plan, PlanItem } from './plan';
+import { movedFrom, RemoteRootMovedError } from './remote-place';
 import { Connection, RemoteError } from './transport';
 import { Entry } from './tree';
 
@@ -112,6 +113,8 @@ export function earlyChmods(plan: Plan): PlanItem[] {
 
 /** Explains a failed remote command in the user's terms. */
 export function remoteFailure(what: string, remoteRoot: string, code: number | null, stderr: string): RemoteError {
+  const moved = movedFrom(code, stderr);
+  if (moved) return new RemoteRootMovedError(remoteRoot, moved.listed, moved.now);
   const text = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(0, 4).join('; ');
   let hint = `Check the remote folder '${remoteRoot}'`;
   if (/No space left|Disk quota|Wrote only \d+ of \d+ bytes/i.test(stderr)) hint = `The remote disk holding '${remoteRoot}' is full: free space there (or enlarge the workspace volume)`;

@@ -20,6 +20,7 @@
  */
 import { chunked, parentOf } from './apply-common';
 import { WALK } from './remote-fix';
+import { enterRoot } from './remote-place';
 import { shQuote } from './tree';
 
 /** The mover's exit code when the server has no perl: nothing was done, the staging folder is kept. */
@@ -51,10 +52,10 @@ for my $d (sort keys %by) {
 }
 exit 0;`;
 
-/** The remote command of the mover for `stage` in `remoteRoot` (started before its input is known). */
-export function moverCommand(remoteRoot: string, stage: string): string {
+/** The remote command of the mover for `stage` in `remoteRoot` (started before its input is known); `physical`: where the root led when listed. */
+export function moverCommand(remoteRoot: string, stage: string, physical?: string): string {
   return [
-    `cd -P -- ${shQuote(remoteRoot)} || exit 3`,
+    enterRoot(remoteRoot, physical, 'exit 3'),
     `S=${shQuote(stage)}`,
     // No perl: an empty input (nothing to move, or a cancelled batch) still removes the staging folder.
     `command -v perl >/dev/null 2>&1 || { [ "$(wc -c)" -gt 0 ] && exit ${NO_PERL}; ${REMOVE_STAGE}; exit; }`,

@@ -11,6 +11,7 @@ import { ApplyContext, ApplyResult, creationMode, earlyChmods, SFTP_PARALLEL } f
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 import { deleteNow } from './remote-fix';
+import { RemoteRootMovedError } from './remote-place';
 import { HELPER_BATCH_FILES, helperCanSend, HelperRefused, helperToUse, OutsideRootError, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';
@@ -168,6 +169,7 @@ async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | unde
  */
 async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remoteRoot: string, sftp: (dirs: readonly PlanItem[]) => Promise<void>): Promise<void> {
   const words = await Promise.all(dirs.map((d) => helper.mkdir(d.rel, creationMode(d.entry.mode)).catch(() => 'gone')));
+  if (words.includes('moved')) throw helper.moved();
   const out = dirs.find((_, i) => words[i] === 'outside');
   if (out) throw new OutsideRootError(out.rel, remoteRoot);
   await sftp(dirs.filter((_, i) => words[i] !== 'ok'));
@@ -180,14 +182,19 @@ async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remot
  * resolved on the server, all requests at once (one round trip, sent only on this path: the fast link)
  * and must be where the physical root says it is. What remains is the moment between that answer and
  * the writes (the remote helper and the bulk mover, which enter each folder themselves, have none).
+ * The root must resolve to where it led when it was listed (`physical`, remote-place.ts): a root replaced
+ * by a symlink since passes every check made against its own resolution.
  * A path that no longer resolves is left to the write, whose error names it.
  */
-async function checkFolders(call: Call, sftp: SFTPWrapper, remoteRoot: string, rels: Iterable<string>): Promise<void> {
-  const todo = [...new Set(rels)].filter((r) => r !== '');
-  if (todo.length === 0) return;
+async function checkFolders(call: Call, sftp: SFTPWrapper, remoteRoot: string, physical: string | undefined, rels: Iterable<string>): Promise<void> {
+  const all = new Set(rels);
+  const todo = [...all].filter((r) => r !== '');
+  // The root itself is resolved when something is written straight into it and its listed place is known.
+  if (todo.length === 0 && !(all.has('') && physical !== undefined)) return;
   const real = (p: string): Promise<string | undefined> => call<string>((cb) => sftp.realpath(p, cb)).catch(() => undefined);
   const [root, ...got] = await Promise.all([real(remoteRoot), ...todo.map((r) => real(path.posix.join(remoteRoot, r)))]);
   if (root === undefined) return;
+  if (physical !== undefined && root !== physical) throw new RemoteRootMovedError(remoteRoot, physical, root);
   const out = todo.find((r, i) => got[i] !== undefined && got[i] !== path.posix.join(root, r));
   if (out !== undefined) throw new OutsideRootError(out, remoteRoot);
 }
@@ -254,7 +261,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     try {
       await fn();
     } catch (e) {
-      if (e instanceof LocalReadError || e instanceof OutsideRootError) throw e;
+      if (e instanceof LocalReadError || e instanceof OutsideRootError || e instanceof RemoteRootMovedError) throw e;
       if (e instanceof InTheWay && ctx.conn.alive) {
         unsent.push(rel);
         warnings.push(`'${rel}' was not put in place: a folder is in its way on the server (made there since it was listed); it is left as the server has it and compared again by the next full pass`);
@@ -297,7 +304,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
   const dirsByHelper = helper !== undefined && plan.dirs.length > 0 && plan.dirs.length <= HELPER_BATCH_FILES && !plan.dirs.some((d) => d.rel.includes('\n'));
   // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
   const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
-  await checkFolders(call, sftp, ctx.remoteRoot, foldersWrittenInto(plan, viaHelper, dirsByHelper));
+  await checkFolders(call, sftp, ctx.remoteRoot, ctx.conn.listedRoots.get(ctx.remoteRoot), foldersWrittenInto(plan, viaHelper, dirsByHelper));
   ctx.onStep?.(`creating ${plan.dirs.length} folders (${dirsByHelper ? 'remote helper' : 'sftp'})`);
   const dirsReady = dirsByHelper ? helperDirs(helper, plan.dirs, ctx.remoteRoot, sftpDirs) : sftpDirs(plan.dirs);
   if (!dirsByHelper) await dirsReady;

@@ -19,6 +19,7 @@ import { localGzipAvailable, localTar, localTarKind } from './local-tar';
 import { LocalReadError, readExactly, readSmallSync } from './local-read';
 import { PackedLook } from './packed-look';
 import { Plan, PlanItem } from './plan';
+import { enterRoot } from './remote-place';
 import { chmodOps, remoteFix, removeOps } from './remote-fix';
 import { ExecResult } from './transport';
 import { shQuote } from './tree';
@@ -123,7 +124,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     const packed = localTar(ctx.localRoot, names, { gzip, kind, onArchived: kind === 'gnu' ? (b) => look.archived(b) : undefined });
     const unpack = gzip ? `gzip -dc | tar -x -p -o${delayModes} -f - -C "$S"` : `tar -x -p -o${delayModes} -f - -C "$S"`;
     const probe = gzip ? [`command -v gzip >/dev/null 2>&1 || exit ${NO_GZIP}`] : [];
-    const extract = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...probe, `S=${stage}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
+    const extract = [enterRoot(ctx.remoteRoot, ctx.conn.listedRoots.get(ctx.remoteRoot), 'exit 3'), ...probe, `S=${stage}`, 'mkdir "$S" || exit 3', unpack, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     ctx.onStep?.(`sending ${files.length} files (tar${gzip ? ', gzip' : ''})`);
     try {
       const running = ctx.conn.exec(extract, packed.stream.pipe(new Coalesce(COALESCE_BYTES, ctx.onBytes)), { signal: ctx.signal });
@@ -154,7 +155,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
 
   /** tar-stream in-process: a file that cannot be read whole is marked. */
   async function packInProcess(): Promise<ExecResult> {
-    const command = [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
+    const command = [enterRoot(ctx.remoteRoot, ctx.conn.listedRoots.get(ctx.remoteRoot), 'exit 3'), `S=${stage}`, 'mkdir "$S" || exit 3', `tar -x -p -o${delayModes} -f - -C "$S"`, 'rc=$?', `if [ $rc -ne 0 ]; then ${REMOVE_STAGE}; fi`, 'exit $rc'].join('\n');
     // tar-stream loads only on this fallback (no local tar): start-up is part of every run.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pack = (require('tar-stream') as typeof TarStream).pack();
@@ -218,7 +219,7 @@ export async function applyTar(ctx: ApplyContext, plan: Plan, bytes: number): Pr
     let rep: MoveReport;
     if (r.code === NO_PERL) {
       ctx.onStep?.('checking target folders');
-      const check = await ctx.conn.exec('sh -s', [`cd ${shQuote(ctx.remoteRoot)} || exit 3`, ...checkScript({ remoteRoot: ctx.remoteRoot, stage, bad, locked, moves: todo }), ''].join('\n'), { signal: ctx.signal });
+      const check = await ctx.conn.exec('sh -s', [enterRoot(ctx.remoteRoot, ctx.conn.listedRoots.get(ctx.remoteRoot), 'exit 3'), ...checkScript({ remoteRoot: ctx.remoteRoot, stage, bad, locked, moves: todo }), ''].join('\n'), { signal: ctx.signal });
       if (check.code !== 0) throw remoteFailure('checking target folders', ctx.remoteRoot, check.code, check.stderr);
       rep = moveReport(check.stdout);
       await moveBySftp(ctx, stage, todo.filter((rel) => !rep.denied.has(parentOf(rel))), lost, (rel) => rep.blocked.push([rel, 'something else is in the way']));
@@ -283,7 +284,7 @@ async function moveBySftp(ctx: ApplyContext, stage: string, todo: readonly strin
  */
 function openAhead(ctx: ApplyContext, stage: string): { run(input: Buffer): Promise<ExecResult>; cancel(): void } {
   const input = new PassThrough();
-  const mover = ctx.conn.exec(moverCommand(ctx.remoteRoot, stage), input, { signal: ctx.signal });
+  const mover = ctx.conn.exec(moverCommand(ctx.remoteRoot, stage, ctx.conn.listedRoots.get(ctx.remoteRoot)), input, { signal: ctx.signal });
   mover.catch(() => undefined);
   let ended = false;
   const end = (data?: Buffer): void => {

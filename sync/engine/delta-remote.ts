@@ -43,6 +43,7 @@ import { BlockHashKind, HASH_HEX, HASH_ORDER, HASH_TOOLS, kindOfTool } from './b
 import { remoteRootShellCheck } from '../../lib/remote-root';
 import { Connection } from './transport';
 import { shQuote } from './tree';
+import { enterRoot } from './remote-place';
 
 /** The local file's size and whole-second mtime, for a script started before the listing: it stops when the remote file has both. */
 export interface Unless {
@@ -74,16 +75,16 @@ const IDENTITY = "-printf '%s %T@ %i %C@'";
  * copies while `split` cuts the file into one named pipe per block, read in order by the first of
  * `kinds` the server has.
  */
-export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known: { readonly id: string; readonly kind: BlockHashKind } | undefined, kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless, localSize?: number): string {
+export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known: { readonly id: string; readonly kind: BlockHashKind } | undefined, kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless, localSize?: number, physical?: string): string {
   // The file's folder entered physically and checked to be that folder of the physical root: a folder the
   // server replaced by a symlink since the listing is not worked in (the file then goes whole, by a path
-  // that checks too).
+  // that checks too). So is a root that leads elsewhere than where it was listed (remote-place.ts).
   const enter =
     dir === ''
-      ? [`cd -P -- ${shQuote(root)} || exit 65`]
+      ? [enterRoot(root, physical, 'exit 65')]
       : [
-          `cd -P -- ${shQuote(root)} || exit 65`,
-          'r=$(pwd -P)',
+          enterRoot(root, physical, 'exit 65'),
+          'r=$PWD',
           `cd -P -- ./${shQuote(dir)} || exit 65`,
           `[ "$(pwd -P)" = "$r"/${shQuote(dir)} ] || { echo "its folder resolves outside the root (a symlink made on the server)" >&2; exit 65; }`,
         ];
@@ -326,7 +327,7 @@ export class RemoteDelta {
     const { blockSize } = o;
     const remoteAbs = path.posix.join(remoteRoot, rel);
     const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known, o.kinds, o.unless, o.localSize);
+    const script = deltaScript(remoteRoot, dir, path.posix.basename(rel), temp, blockSize, o.writable, o.known, o.kinds, o.unless, o.localSize, conn.listedRoots.get(remoteRoot));
     let ch: ClientChannel;
     try {
       ch = await conn.channel(`sh -c ${shQuote(script)}`);

@@ -63,7 +63,7 @@ export class KeptRemote {
   private failed = 0;
   /** The server cannot watch (no inotifywait, or it would not start): every run lists. */
   private unable = false;
-  private kept?: { tree: CompactIndex; mono: number };
+  private kept?: { tree: CompactIndex; mono: number; physicalRoot?: string };
   private readonly marks = new Map<string, () => void>();
 
   constructor(
@@ -148,7 +148,9 @@ export class KeptRemote {
   async read(conn: Connection, list: () => Promise<RemoteListing>): Promise<RemoteListing> {
     if (await this.holds(conn)) {
       this.counts.hits++;
-      return { tree: copyOf((this.kept as NonNullable<KeptRemote['kept']>).tree), leftovers: [], foreign: [] };
+      // Where the root led then: the mark just seen was written through the root's path, so it leads there still.
+      const k = this.kept as NonNullable<KeptRemote['kept']>;
+      return { tree: copyOf(k.tree), leftovers: [], foreign: [], physicalRoot: k.physicalRoot };
     }
     this.counts.lists++;
     this.kept = undefined;
@@ -164,7 +166,7 @@ export class KeptRemote {
     const mono = performance.now();
     const listing = await list();
     if (vouched && !this.changed && this.watchingOn(conn) && listing.foreign.length === 0 && listing.leftovers.length === 0) {
-      this.kept = { tree: copyOf(listing.tree), mono };
+      this.kept = { tree: copyOf(listing.tree), mono, physicalRoot: listing.physicalRoot };
     }
     return listing;
   }

@@ -26,6 +26,7 @@
  */
 import { ApplyContext, chunked, OWNER_RWX, parentOf, remoteFailure } from './apply-common';
 import { Plan, PlanItem } from './plan';
+import { enterRoot } from './remote-place';
 import { deleteByHelper, OutsideRootError } from './remote-helper';
 import { Connection } from './transport';
 import { shQuote } from './tree';
@@ -178,7 +179,7 @@ export interface FixReport {
 export async function runFix(conn: Connection, remoteRoot: string, ops: readonly FixOp[], o: FixOptions): Promise<FixReport> {
   const rep: FixReport = { denied: [], failed: [], busy: [], code: 0, stderr: '' };
   if (ops.length === 0) return rep;
-  const enter = `cd -P -- ${shQuote(remoteRoot)} || exit 3`;
+  const enter = enterRoot(remoteRoot, conn.listedRoots.get(remoteRoot), 'exit 3');
   const command = [enter, `command -v perl >/dev/null 2>&1 || exit ${NO_PERL}`, `exec perl -e '${FIXER}' "$PWD"`].join('\n');
   let r = await conn.exec(command, fixInput(ops), { signal: o.signal });
   if (r.code === NO_PERL) r = await conn.exec('sh -s', `${enter}\n${fixScript(ops, o.tolerant === true)}`, { signal: o.signal });

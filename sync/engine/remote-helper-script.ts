@@ -15,32 +15,40 @@
  * start with it, a path whose length differs, or a trailer for another id means the stream is out of
  * step: the helper exits (removing its temporary file), and the runner sends what is pending by SFTP.
  *
+ * The root is entered at start (`$1`); with `$2`, where it led when it was listed, it must lead there
+ * still (remote-place.ts), else the helper exits and the runner sends by SFTP, which checks the same.
+ * Each request enters the root by its name again and must reach the same place (answer `moved`).
+ *
  * A write: the folder is entered with `cd -P` (symlinks resolved) and must lie inside the physical
  * root; the temporary file `.kubedev-<tmp>-<id>.tmp` must not exist (not even as a dangling link)
  * and is created with noclobber (O_EXCL) and the file's mode by umask; `head -c` reads exactly <size> bytes from the pipe
  * (GNU head reads no further than asked); on commit it gets its mode (only when umask cannot give it),
  * its mtime, and `mv -T` renames it over the target (never into a folder of that name). Answers:
- * ok, aborted, nodir, outside, refused, create, write, mode, time, rename — anything but ok left the
+ * ok, aborted, nodir, outside, moved, refused, create, write, mode, time, rename — anything but ok left the
  * target as it was and removed the temporary file. A delete enters the folder the same way.
  */
 export const HELPER_SCRIPT = `
 LC_ALL=C; export LC_ALL
 set -f -C
 IFS=' ' read -r K F || exit 2
-cd -P -- "$1" || { echo "noroot"; exit 3; }
+L=$1
+cd -P -- "$L" || { echo "noroot"; exit 3; }
 R=$PWD
+[ -z "$2" ] || [ "$R" = "$2" ] || { echo "moved"; exit 3; }
 case $(head --version 2>/dev/null) in *GNU*) ;; *) echo "nognuhead"; exit 4 ;; esac
 T=
 trap '[ -n "$T" ] && rm -f -- "$T" </dev/null' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-# enter LEN: reads the path (LEN bytes), enters its folder (d) physically, names it (b); r=ok, nodir, outside or refused.
+# enter LEN: reads the path (LEN bytes), enters its folder (d) physically, names it (b); r=ok, nodir, outside,
+# moved (the root leads elsewhere than where the helper started: a builtin cd and test per request) or refused.
 enter() {
   IFS= read -r rel || exit 2
   [ "\${#rel}" = "$1" ] || exit 2
   case $rel in */*) d=\${rel%/*} b=\${rel##*/} ;; *) d=. b=$rel ;; esac
   r=ok
-  cd -P -- "$R" && cd -P -- "./$d" 2>/dev/null || r=nodir
-  case $PWD/ in "$R"/*) ;; *) r=outside ;; esac
+  if cd -P -- "$L" 2>/dev/null; then [ "$PWD" = "$R" ] || r=moved; else r=nodir; fi
+  [ $r = ok ] && { cd -P -- "./$d" 2>/dev/null || r=nodir; }
+  [ $r = ok ] && case $PWD/ in "$R"/*) ;; *) r=outside ;; esac
   case $b in ''|.|..) r=refused ;; esac
 }
 echo "ready K$K $$"

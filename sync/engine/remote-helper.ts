@@ -20,6 +20,7 @@
 import * as crypto from 'node:crypto';
 import { ClientChannel } from 'ssh2';
 import { HELPER_SCRIPT } from './remote-helper-script';
+import { RemoteRootMovedError } from './remote-place';
 import { changedSince, LocalReadError, readSmallSync } from './local-read';
 import { PlanItem } from './plan';
 import { Connection, RemoteError } from './transport';
@@ -109,6 +110,8 @@ export class RemoteHelper {
   private lastPing = 0;
   /** The helper's process id on the server (tests kill it). */
   pid = 0;
+  /** Where the root led when it was listed, as the helper was told at start (it works in that folder). */
+  physical?: string;
   /** Files it was asked to write, and of those how many it wrote (tests, benchmarks). */
   writes = 0;
   written = 0;
@@ -127,7 +130,9 @@ export class RemoteHelper {
   /** Starts a helper in `remoteRoot` and measures the round trip. Rejects when it cannot run there. */
   static async start(conn: Connection, remoteRoot: string): Promise<RemoteHelper> {
     const key = crypto.randomBytes(12).toString('hex');
-    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)}`), key, remoteRoot);
+    const physical = conn.listedRoots.get(remoteRoot);
+    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)} ${shQuote(physical ?? '')}`), key, remoteRoot);
+    h.physical = physical;
     h.ch.write(`${key} ${crypto.randomBytes(6).toString('hex')}\n`);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -146,6 +151,11 @@ export class RemoteHelper {
       h.failedStart = undefined;
     }
     return h;
+  }
+
+  /** The error for a request answered `moved`: the root leads elsewhere than where the helper works. */
+  moved(): RemoteRootMovedError {
+    return new RemoteRootMovedError(this.root, this.physical, undefined);
   }
 
   private why(): string {
@@ -248,6 +258,7 @@ export class RemoteHelper {
     }
     if (word === 'aborted') throw new LocalReadError(item.rel, 'changed', `'${item.rel}' changed while it was sent`);
     if (word === 'outside') throw new OutsideRootError(item.rel, this.root);
+    if (word === 'moved') throw this.moved();
     throw new HelperRefused(item.rel, word);
   }
 
@@ -296,6 +307,11 @@ export function helperFor(conn: Connection, remoteRoot: string): RemoteHelper | 
   if (!byRoot) slots.set(conn, (byRoot = new Map()));
   let slot = byRoot.get(remoteRoot);
   if (!slot) byRoot.set(remoteRoot, (slot = { starts: 0 }));
+  if (slot.helper?.alive && slot.helper.physical !== conn.listedRoots.get(remoteRoot)) {
+    // Started before this listing, for a place the root no longer leads to (or not told one): a new one.
+    slot.helper.close();
+    slot.helper = undefined;
+  }
   if (slot.helper?.alive) {
     slot.helper.refresh();
     return slot.helper.rttMs >= HELPER_MIN_RTT_MS ? slot.helper : undefined;
@@ -343,6 +359,7 @@ export async function deleteByHelper(o: HelperChoice, deletes: readonly string[]
   const helper = await helperToUse(o);
   if (!helper) return false;
   const words = await Promise.all(deletes.map((d) => helper.remove(d).catch(() => 'gone')));
+  if (words.includes('moved')) throw helper.moved();
   const out = deletes.find((_, i) => words[i] === 'outside');
   if (out !== undefined) throw new OutsideRootError(out, o.remoteRoot);
   return words.every((w) => w === 'ok');

@@ -25,6 +25,8 @@ export interface RemoteListing {
   readonly leftovers: string[];
   /** Paths whose names are not valid UTF-8 (printed with replacement characters): left alone. */
   readonly foreign: string[];
+  /** Where the root led on the server (its physical path) when it was listed; undefined if not told (or not UTF-8). */
+  readonly physicalRoot?: string;
 }
 
 /** How many bytes of unexpected output a message shows. */
@@ -67,7 +69,7 @@ export function listingMarker(): string {
 }
 
 /**
- * The listing command: `marker NUL`, then `type NUL size NUL mtime NUL mode NUL path NUL target NUL`
+ * The listing command: `<marker>-ROOT NUL <the root's physical path> NUL <marker> NUL`, then `type NUL size NUL mtime NUL mode NUL path NUL target NUL`
  * per entry under the root. Folders named in `prune` are not descended into and not listed.
  */
 export function remoteScanCommand(root: string, prune: readonly string[], marker: string): string {
@@ -76,7 +78,8 @@ export function remoteScanCommand(root: string, prune: readonly string[], marker
   // -ignore_readdir_race: a name gone between the folder's read and its stat is left out, not an error
   // (exit 1 failed the whole listing): the copy or pipes a changed-blocks script begun beside the listing
   // removes (delta-early.ts), a container's own temporary files.
-  return `printf '%s\\0' ${shQuote(marker)} && cd ${shQuote(root)} && find . -ignore_readdir_race -mindepth 1 \\( ${internal}${ignored} \\) -o -printf ${FORMAT}`;
+  // The physical path entered goes first, tagged with the marker (remote-place.ts): `<marker>-ROOT NUL path NUL`.
+  return `cd -P -- ${shQuote(root)} && printf '%s\\0%s\\0%s\\0' ${shQuote(`${marker}-ROOT`)} "$PWD" ${shQuote(marker)} && find . -ignore_readdir_race -mindepth 1 \\( ${internal}${ignored} \\) -o -printf ${FORMAT}`;
 }
 
 /** The listing's fields after its marker: one string split when all is UTF-8 (the usual case), else per field. */
@@ -136,6 +139,7 @@ export class ListingParser {
   }
 
   private failed?: unknown;
+  private physicalRoot?: string;
 
   /** Reads a chunk of output (a failure is kept for `end`: this runs inside the stream's events). */
   push(chunk: Buffer): void {
@@ -156,6 +160,7 @@ export class ListingParser {
         return;
       }
       this.started = true;
+      this.physicalRoot = physicalBefore(buf.subarray(0, at), this.marker.toString('latin1', 0, this.marker.length - 1));
       buf = buf.subarray(at + this.marker.length);
     }
     this.rest = Buffer.from(buf.subarray(this.entries(buf)));
@@ -223,8 +228,18 @@ export class ListingParser {
         if (slash > 0 && !tree.has(rel.slice(0, slash))) tree.delete(rel);
       }
     }
-    return { tree, leftovers: topMost(this.leftovers), foreign: topMost(this.foreign) };
+    return { tree, leftovers: topMost(this.leftovers), foreign: topMost(this.foreign), physicalRoot: this.physicalRoot };
   }
+}
+
+/** The physical root printed before the marker (`<marker>-ROOT NUL path NUL`), when there, absolute and UTF-8; the last one counts. */
+export function physicalBefore(before: Buffer, marker: string): string | undefined {
+  const tag = Buffer.from(`${marker}-ROOT\0`);
+  const at = before.lastIndexOf(tag);
+  const end = at < 0 ? -1 : before.indexOf(0, at + tag.length);
+  if (end < 0) return undefined;
+  const p = before.subarray(at + tag.length, end);
+  return p.length > 0 && p[0] === 0x2f && isUtf8(p) ? p.toString('utf8') : undefined;
 }
 
 /** A run of decimal digits (anything else: read as Number() reads it). */

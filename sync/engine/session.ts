@@ -24,6 +24,7 @@ import { planDiff } from './plan';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
 import { FollowUp, RECHECK_MS } from './follow-up';
 import { listRemote, prepareAndList } from './remote';
+import { RemoteRootMovedError } from './remote-place';
 import type { RemoteListing } from './remote-scan';
 import { SessionLifecycle } from './lifecycle';
 import { haltIfRootGone, keepRemoteFor } from './safety';
@@ -69,6 +70,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   private readonly scheduler: Scheduler;
   /** The listing made with the first connection's preparation, for the first full pass only. */
   private firstListing?: { conn: Connection; listing: RemoteListing };
+  /** Where the remote root led on the server at the first listing (its physical path): see placeRemote. */
+  private remotePlace?: string;
   /** An agent's kept remote listing of this run's folder (kept-remote.ts). */
   private keptRemote?: KeptRemote;
   /** Changed-blocks work begun before the first listing is in (delta-early.ts); the first pass only. */
@@ -173,6 +176,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
           this.conn = conn; // from here on the stall watchdog can drop it
           if (first) this.early.connected(conn);
           this.hostFingerprint = conn.fingerprint;
+          if (this.remotePlace !== undefined) conn.listedRoots.set(this.options.remoteRoot, this.remotePlace); // until its own listing
           conn.onDrop(() => {
             if (!this.closing) this.scheduler.schedule(0);
           });
@@ -251,6 +255,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       listed ?? listRemote(conn, this.options.remoteRoot, this.ig, this.abort.signal),
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
     ]);
+    this.placeRemote(conn, remote.physicalRoot);
     this.told.refused(local.refused);
     this.told.refused(local.portable ?? portabilityWarnings(local.tree.keys()));
     this.told.foreign(remote.foreign);
@@ -271,6 +276,18 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.needFull = false;
     this.afterApply(res);
     return batchStats(plan, res, t0);
+  }
+
+  /**
+   * Where the remote root leads, from a listing: the first one's place is the session's, and the scripts
+   * writing on `conn` check they reach it (remote-place.ts). A later listing finding it elsewhere (the
+   * root, or a folder above it, replaced by a symlink on the server) halts: nothing is written there.
+   */
+  private placeRemote(conn: Connection, physical: string | undefined): void {
+    const root = this.options.remoteRoot;
+    if (physical !== undefined && this.remotePlace !== undefined && physical !== this.remotePlace) throw new RemoteRootMovedError(root, this.remotePlace, physical);
+    this.remotePlace ??= physical;
+    if (this.remotePlace !== undefined) conn.listedRoots.set(root, this.remotePlace);
   }
 
   /** Files the plan did not put on the remote keep what the remote holds (or held) in the index. */

@@ -125,6 +125,11 @@ export class Connection {
    * and a process start); Infinity before the first. The bulk path compresses on a distant link.
    */
   execOpenMs = Infinity;
+  /**
+   * Where each remote root led on the server (its physical path) when it was listed: the scripts that
+   * write there check they reach that place (remote-place.ts). Set by the session from the listing.
+   */
+  readonly listedRoots = new Map<string, string>();
   private readonly dropListeners = new Set<(e: Error) => void>();
   /** Exec channels not yet closed (a connection with one open is never pooled). */
   private openChannels = 0;

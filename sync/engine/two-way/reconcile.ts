@@ -143,6 +143,8 @@ async function onePass(h: PassHost, conn: Connection, releases: Releases, dirty?
   const leftovers = remote.leftovers.filter((rel) => !ownGuards.has(rel));
   h.refused(refused);
   checkRemoteRoot(h, anchors ? (remote.rootEmpty ? 0 : Infinity) : remote.tree.size, remote.rootId);
+  // The root's identity held: what writes on `conn` must reach from now on (remote-place.ts).
+  if (remote.physicalRoot !== undefined) conn.listedRoots.set(h.remoteRoot, remote.physicalRoot);
   const lsig = (rel: string): Sig | undefined => {
     const e = local.get(rel);
     return e ? sigOf(e) : undefined;

@@ -5,7 +5,7 @@
  * identity (`dev:ino`) so that a root replaced by another folder (a pod restarted on a new volume) halts.
  */
 import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
-import { fieldsAfterMarker, listingMarker, remoteScanCommand, topMost } from '../remote-scan';
+import { fieldsAfterMarker, listingMarker, physicalBefore, remoteScanCommand, topMost } from '../remote-scan';
 import { Connection, RemoteError } from '../transport';
 import { Entry, EntryType, shQuote } from '../tree';
 import { sameSig, Sig, sigOf } from './state-store';
@@ -23,6 +23,8 @@ export interface ExactListing {
    * listing, then each file looked at again: only those still as listed are kept, see parseInline).
    */
   readonly inline?: ReadonlyMap<string, Buffer>;
+  /** Where the root led on the server (its physical path) when it was listed (remote-place.ts). */
+  readonly physicalRoot?: string;
 }
 
 /** Files up to this size are sent inside a scoped listing when asked (base64: a third more bytes). */
@@ -74,7 +76,8 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     const rootFirst = `\\( -path . -prune -printf ${shQuote(`KUBEDEV-ROOT-ID %D:%i\\n${marker}\\0`)} \\)`;
     command = [
       ...sectionLines(section, marker),
-      `cd -- ${q} || exit ${GONE}`,
+      `cd -P -- ${q} || exit ${GONE}`,
+      `printf '%s\\0%s\\0' ${shQuote(`${marker}-ROOT`)} "$PWD"`,
       'e=1; for f in * .[!.]* ..?*; do if [ -e "$f" ] || [ -L "$f" ]; then e=0; break; fi; done; [ $e = 0 ] || echo KUBEDEV-ROOT-EMPTY',
       `find . ${scope.map((r) => shQuote(`./${r}`)).join(' ')} ${rootFirst} -o \\( ${internal}${prune} \\) -o -printf ${FORMAT} 2>/dev/null`,
       ...inlineCommand(inline.slice(0, INLINE_COUNT), marker),
@@ -86,8 +89,10 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     throw new RemoteRootGoneError(`remote folder '${root}' is gone or is no longer a folder; the sync stopped and deleted nothing locally. Restore it (or the pod's volume) and start the sync again`);
   }
   if (res.code !== 0) throw new RemoteError(`listing remote folder '${root}' failed (exit ${res.code}): ${res.stderr.trim()}. Check that the user may read it and that GNU find is installed`, res.code ?? -1, res.stderr);
-  const before = res.stdout.subarray(0, Math.max(0, res.stdout.indexOf(marker))).toString('latin1');
+  const opening = res.stdout.subarray(0, Math.max(0, res.stdout.indexOf(`${marker}\0`)));
+  const before = opening.toString('latin1');
   const rootId = /KUBEDEV-ROOT-ID (\d+:\d+)/.exec(before)?.[1] ?? '';
+  const physicalRoot = physicalBefore(opening, marker);
   const cut = inline.length > 0 ? res.stdout.indexOf(`\0${marker}-INLINE\0`) : -1;
   const listing = cut < 0 ? res.stdout : res.stdout.subarray(0, cut + 1);
   const { fields, foreignAt } = fieldsAfterMarker(listing, marker, root);
@@ -115,7 +120,7 @@ export async function listRemoteExact(run: RemoteRun, root: string, ig: IgnoreMa
     if (slash > 0 && !starts.has(rel) && !tree.has(rel.slice(0, slash))) tree.delete(rel);
   }
   const inlined = cut < 0 ? undefined : parseInline(res.stdout.subarray(cut + marker.length + 9), tree, marker);
-  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined };
+  return { tree, leftovers: topMost(leftovers), foreign: topMost(foreign), rootId, rootEmpty: scope ? /KUBEDEV-ROOT-EMPTY/.test(before) : undefined, inline: inlined, physicalRoot };
 }
 
 function sectionLines(section: ListingSection | undefined, marker: string): string[] {

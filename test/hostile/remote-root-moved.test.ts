@@ -1,0 +1,112 @@
+/**
+ * The remote root replaced by a symlink on the server while a session mirrors into it (`mv /workspace
+ * /old; ln -s /elsewhere /workspace`, by the container or a teammate's script). Every script enters the
+ * root with `cd -P` and checks folders against the physical path it reached, so before, each of them
+ * wrote into the other folder: saves, new folders and deletes all landed in `/elsewhere`. Now the place
+ * the listing found is kept and every way of writing (remote helper, SFTP, bulk tar, the deleter,
+ * changed blocks, a new listing after a reconnect) checks it: the session halts, naming both places,
+ * and nothing is written there. The other folder is the arena's sentinel, checked untouched after
+ * each test. Real sshd as a non-root user.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DELTA_MIN_BYTES } from '../../sync/engine/delta';
+import { SyncSession } from '../../sync/engine/session';
+import { Arena, useArena } from '../support/hostile';
+import { eventually, nextEvent, writeTree } from '../support/trees';
+
+jest.setTimeout(60_000);
+
+const h = useArena();
+
+/** The remote root moved aside and replaced by a symlink to the sentinel (a folder the same user owns). */
+function swapRoot(a: Arena): string {
+  const sentinel = path.join(a.base, 'sentinel');
+  fs.renameSync(a.remote, `${a.remote}-old`);
+  fs.symlinkSync(sentinel, a.remote);
+  return sentinel;
+}
+
+/** Waits for the session's fatal error. */
+function failure(s: SyncSession): Promise<Error> {
+  return nextEvent<Error>(s, 'error', 30_000);
+}
+
+const MOVED = /^remote folder '.*\/ws' now leads (to '.*\/sentinel'|elsewhere) on the server, not to '.*\/ws' where it led when it was listed/;
+
+const changes = {
+  save: (a: Arena) => fs.writeFileSync(path.join(a.local, 'keep.txt'), 'changed after the swap'),
+  'new folder': (a: Arena) => writeTree(path.join(a.local, 'sub', 'new'), { 'n.txt': 'new' }),
+  delete: (a: Arena) => fs.rmSync(path.join(a.local, 'sub', 'deep.txt')),
+};
+
+describe.each(['helper', 'sftp', 'tar'] as const)('method %s', (method) => {
+  test.each(Object.keys(changes) as Array<keyof typeof changes>)('%s after the root was replaced by a symlink: the session halts, nothing lands in the other folder', async (change) => {
+    const a = h.arena();
+    // The sentinel's names: a write or delete that followed the symlink would change it.
+    writeTree(a.local, { 'keep.txt': 'mine', 'sub/deep.txt': 'mine too' });
+    const s = a.session({ method });
+    const failed = failure(s);
+    await s.start();
+    expect(fs.readFileSync(path.join(a.remote, 'keep.txt'), 'utf8')).toBe('mine');
+    const sentinel = swapRoot(a);
+    changes[change](a);
+    const e = await failed;
+    expect(e.message).toMatch(MOVED);
+    expect(e.message).toContain('nothing was written or deleted there');
+    expect(fs.readdirSync(sentinel).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+  });
+});
+
+test('a large file changed after the swap (changed blocks): the session halts, no copy or block lands in the other folder', async () => {
+  const a = h.arena();
+  const big = Buffer.alloc(DELTA_MIN_BYTES + 1024 * 1024, 7);
+  writeTree(a.local, { 'keep.txt': 'mine' });
+  fs.writeFileSync(path.join(a.local, 'big.bin'), big);
+  const s = a.session();
+  const failed = failure(s);
+  await s.start();
+  const sentinel = swapRoot(a);
+  fs.writeFileSync(path.join(sentinel, 'big.bin'), big); // the other folder holds a copy changed blocks could work on
+  big[1000] = 9;
+  fs.writeFileSync(path.join(a.local, 'big.bin'), big);
+  const e = await failed;
+  expect(e.message).toMatch(MOVED);
+  expect(fs.readFileSync(path.join(sentinel, 'big.bin'))[1000]).toBe(7);
+  expect(fs.readdirSync(sentinel).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
+  fs.rmSync(path.join(sentinel, 'big.bin')); // the sentinel as it was
+});
+
+test('the connection lost and made again after the swap: the new listing finds the root elsewhere and the session halts before writing', async () => {
+  const a = h.arena();
+  writeTree(a.local, { 'keep.txt': 'mine', 'sub/deep.txt': 'mine too', 'other.txt': 'not in the sentinel' });
+  const s = a.session({ maxBackoffMs: 200 });
+  const failed = failure(s);
+  await s.start();
+  swapRoot(a);
+  expect(h.sshd().killSessions()).toBeGreaterThan(0);
+  const e = await failed;
+  expect(e.message).toMatch(/now leads to '.*\/sentinel' on the server, not to '.*\/ws'/);
+});
+
+test('a remote root that is a symlink from the start mirrors, saves and deletes through it as before', async () => {
+  const a = h.arena();
+  const real = path.join(a.base, 'ws-real');
+  fs.mkdirSync(real);
+  fs.chownSync(real, h.sshd().uid, h.sshd().gid);
+  fs.symlinkSync(real, a.remote);
+  writeTree(a.local, { 'a.txt': 'a', 'sub/b.txt': 'b' });
+  for (const method of ['helper', 'sftp', 'tar'] as const) {
+    const s = a.session({ method });
+    const errors: Error[] = [];
+    s.on('error', (e) => errors.push(e));
+    await s.start();
+    fs.writeFileSync(path.join(a.local, 'a.txt'), `saved by ${method}`);
+    writeTree(path.join(a.local, method), { 'n.txt': method });
+    fs.rmSync(path.join(a.local, 'sub', 'b.txt'), { force: true });
+    await eventually(() => a.differences(), 20_000, method);
+    expect(fs.readFileSync(path.join(real, method, 'n.txt'), 'utf8')).toBe(method);
+    await s.close();
+    expect(errors).toEqual([]);
+  }
+});
