@@ -85,7 +85,7 @@ test('without the marker, what came instead is shown escaped and capped; nothing
   expect(() => empty.end()).toThrow("the listing of remote folder '/ws' did not start with its marker (got 0 bytes). The command did not run as sent");
 });
 
-test('the physical root printed before the marker is read, in any chunking; a missing, garbled or non-UTF-8 one is undefined', () => {
+test('the physical root printed before the marker is read as bytes, in any chunking; a leading // is made /; a missing or relative one is undefined', () => {
   const tagged = (p: Buffer | string, before = 'Welcome!\n'): Buffer => Buffer.concat([Buffer.from(before), Buffer.from(`${MARKER}-ROOT\0`), Buffer.from(p), Buffer.from(`\0${MARKER}\0`), rec('f', 1, '1700000000.0', '644', 'a')]);
   const read = (out: Buffer, at?: number): string | undefined => {
     const p = new ListingParser(ig, MARKER, '/ws');
@@ -94,12 +94,14 @@ test('the physical root printed before the marker is read, in any chunking; a mi
       p.push(out.subarray(0, at));
       p.push(out.subarray(at));
     }
-    return p.end().physicalRoot;
+    return p.end().physicalRoot?.toString('latin1');
   };
   const out = tagged('/data/ws ünï');
-  for (let at = 0; at <= out.length; at++) expect(read(out, at)).toBe('/data/ws ünï');
+  for (let at = 0; at <= out.length; at++) expect(read(out, at)).toBe(Buffer.from('/data/ws ünï').toString('latin1'));
   expect(read(tagged('/data/ws', `${MARKER}-ROOT\0/forged\0`))).toBe('/data/ws'); // the last tag counts
-  expect(read(tagged(Buffer.from([0x2f, 0xff])))).toBeUndefined();
+  expect(read(tagged(Buffer.from([0x2f, 0xff])))).toBe('/\xff'); // not UTF-8: kept as bytes
+  expect(read(tagged('//data/ws'))).toBe('/data/ws'); // bash's $PWD after cd -P through a link to //data/ws
+  expect(read(tagged('///data'))).toBe('///data');
   expect(read(tagged('relative'))).toBeUndefined();
   expect(read(OUTPUT)).toBeUndefined();
 });

@@ -53,7 +53,7 @@ for my $d (sort keys %by) {
 exit 0;`;
 
 /** The remote command of the mover for `stage` in `remoteRoot` (started before its input is known); `physical`: where the root led when listed. */
-export function moverCommand(remoteRoot: string, stage: string, physical?: string): string {
+export function moverCommand(remoteRoot: string, stage: string, physical?: Buffer): string {
   return [
     enterRoot(remoteRoot, physical, 'exit 3'),
     `S=${shQuote(stage)}`,

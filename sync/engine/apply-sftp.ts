@@ -11,7 +11,7 @@ import { ApplyContext, ApplyResult, creationMode, earlyChmods, SFTP_PARALLEL } f
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 import { deleteNow } from './remote-fix';
-import { RemoteRootMovedError } from './remote-place';
+import { placeIs, RemoteRootMovedError } from './remote-place';
 import { HELPER_BATCH_FILES, helperCanSend, HelperRefused, helperToUse, OutsideRootError, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';
@@ -78,7 +78,7 @@ function tempName(remoteAbs: string): string {
  * rename, only once the read-back matched. Three instead of six; the rename is never sent ahead, or a
  * failed write could still take the target's name.
  */
-async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
+async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void, gate?: Promise<void>): Promise<void> {
   const tmp = tempName(remote);
   const mtime = Math.floor(item.entry.mtimeMs / 1000);
   const handle = await call<Buffer>((cb) => sftp.open(tmp, 'w', { mode: item.entry.mode }, cb));
@@ -115,6 +115,7 @@ async function sftpUpload(call: Call, sftp: SFTPWrapper, abs: string, remote: st
     if (failure) throw failure;
     // Read back what the server holds before the file takes its name.
     if (st.size !== item.entry.size) throw new RemoteError(`the server holds ${st.size} bytes of '${item.rel}' after writing ${item.entry.size}`, null, '');
+    await gate; // the root's check (checkFolders), answered by now: sent with the open
   } catch (e) {
     await (closing ?? call<void>((cb) => sftp.close(handle, (err) => cb(err, undefined)))).catch(() => undefined);
     await call<void>((cb) => sftp.unlink(tmp, (err) => cb(err, undefined))).catch(() => undefined);
@@ -148,7 +149,7 @@ async function renameInPlace(call: Call, sftp: SFTPWrapper, tmp: string, remote:
  * are pipelined, so not held by `limit`), by SFTP otherwise or when the helper cannot do it (then SFTP
  * writes it again from the start, within `limit`).
  */
-async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, limit: Limiter, dirsReady: Promise<void>, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void): Promise<void> {
+async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, limit: Limiter, dirsReady: Promise<void>, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void, gate?: Promise<void>): Promise<void> {
   if (helper) {
     try {
       await helper.write(abs, item);
@@ -159,7 +160,7 @@ async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | unde
     }
   }
   await dirsReady;
-  await limit.run(() => sftpUpload(call, sftp, abs, remote, item, onBytes));
+  await limit.run(() => sftpUpload(call, sftp, abs, remote, item, onBytes, gate));
 }
 
 /**
@@ -186,7 +187,7 @@ async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remot
  * by a symlink since passes every check made against its own resolution.
  * A path that no longer resolves is left to the write, whose error names it.
  */
-async function checkFolders(call: Call, sftp: SFTPWrapper, remoteRoot: string, physical: string | undefined, rels: Iterable<string>): Promise<void> {
+async function checkFolders(call: Call, sftp: SFTPWrapper, remoteRoot: string, physical: Buffer | undefined, rels: Iterable<string>): Promise<void> {
   const all = new Set(rels);
   const todo = [...all].filter((r) => r !== '');
   // The root itself is resolved when something is written straight into it and its listed place is known.
@@ -194,7 +195,7 @@ async function checkFolders(call: Call, sftp: SFTPWrapper, remoteRoot: string, p
   const real = (p: string): Promise<string | undefined> => call<string>((cb) => sftp.realpath(p, cb)).catch(() => undefined);
   const [root, ...got] = await Promise.all([real(remoteRoot), ...todo.map((r) => real(path.posix.join(remoteRoot, r)))]);
   if (root === undefined) return;
-  if (physical !== undefined && root !== physical) throw new RemoteRootMovedError(remoteRoot, physical, root);
+  if (physical !== undefined && !placeIs(physical, root)) throw new RemoteRootMovedError(remoteRoot, physical, root);
   const out = todo.find((r, i) => got[i] !== undefined && got[i] !== path.posix.join(root, r));
   if (out !== undefined) throw new OutsideRootError(out, remoteRoot);
 }
@@ -304,7 +305,15 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
   const dirsByHelper = helper !== undefined && plan.dirs.length > 0 && plan.dirs.length <= HELPER_BATCH_FILES && !plan.dirs.some((d) => d.rel.includes('\n'));
   // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
   const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
-  await checkFolders(call, sftp, ctx.remoteRoot, ctx.conn.listedRoots.get(ctx.remoteRoot), foldersWrittenInto(plan, viaHelper, dirsByHelper));
+  const written = foldersWrittenInto(plan, viaHelper, dirsByHelper);
+  const checking = checkFolders(call, sftp, ctx.remoteRoot, ctx.conn.listedRoots.get(ctx.remoteRoot), written);
+  // Files written straight into the root and nothing else by SFTP (a save): the root's check goes with
+  // the files' opens, and each waits for it before its rename (its temporary file is removed when the
+  // root leads elsewhere); no round trip more. Anything else waits for the checks before it begins.
+  const rootFilesOnly = written.every((r) => r === '') && (dirsByHelper || plan.dirs.length === 0) && plan.links.length === 0;
+  if (rootFilesOnly) checking.catch(() => undefined);
+  else await checking;
+  const gate = rootFilesOnly ? checking : undefined;
   ctx.onStep?.(`creating ${plan.dirs.length} folders (${dirsByHelper ? 'remote helper' : 'sftp'})`);
   const dirsReady = dirsByHelper ? helperDirs(helper, plan.dirs, ctx.remoteRoot, sftpDirs) : sftpDirs(plan.dirs);
   if (!dirsByHelper) await dirsReady;
@@ -315,7 +324,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     dirsReady,
     ...plan.files.map(async (f) => {
       try {
-        await wrap('writing', f.rel, () => upload(call, sftp, viaHelper.has(f) ? helper : undefined, limit, dirsReady, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes));
+        await wrap('writing', f.rel, () => upload(call, sftp, viaHelper.has(f) ? helper : undefined, limit, dirsReady, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes, gate));
       } catch (e) {
         if (!(e instanceof LocalReadError)) throw e;
         unsent.push(f.rel);

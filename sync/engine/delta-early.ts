@@ -31,6 +31,7 @@ import { BlockCache, blockCacheDir, blockCacheFor, changedSinceSentHow } from '.
 import { BlockHashKind, HASH_ORDER } from './block-hash';
 import { blockSizeFor, DELTA_MIN_BYTES, LocalSums, localSums } from './delta';
 import { BlockSum, RemoteDelta } from './delta-remote';
+import { placeIs } from './remote-place';
 import { Connection } from './transport';
 import { CompactIndex } from './index-store';
 import { Tree } from './tree';
@@ -102,14 +103,14 @@ export class EarlyRemote {
   private readonly begun = new Map<string, Begun>();
   private readonly taken = new Set<string>();
 
-  private constructor(readonly conn: Connection) {}
+  private constructor(readonly conn: Connection, private readonly root: string) {}
 
   /**
    * Starts the server's copy and hashing of the largest files in `tree` (the local scan's) of
    * DELTA_MIN_BYTES or more, under `remoteRoot` on `conn`.
    */
   static start(conn: Connection, remoteRoot: string, tree: Tree, o: { cache?: BlockCache; kinds?: readonly BlockHashKind[]; onProgress: () => void }): EarlyRemote {
-    const e = new EarlyRemote(conn);
+    const e = new EarlyRemote(conn, remoteRoot);
     const big = tree instanceof CompactIndex ? tree.filesFrom(DELTA_MIN_BYTES) : [...tree].filter(([, f]) => f.type === 'file' && f.size >= DELTA_MIN_BYTES);
     big.sort((x, y) => y[1].size - x[1].size);
     const kinds = o.kinds ?? HASH_ORDER;
@@ -149,7 +150,16 @@ export class EarlyRemote {
     if (!b || this.taken.has(rel)) return undefined;
     if (o.conn !== this.conn || b.blockSize !== o.blockSize || b.knownId !== o.knownId || b.kinds.join() !== o.kinds.join()) return undefined;
     this.taken.add(rel);
-    return b.ready;
+    // Begun before the listing, it entered the root before its place was known: one that entered
+    // another place than the listing found (the root replaced by a symlink meanwhile) is dropped, and
+    // the transfer starts its own script, which checks (remote-place.ts).
+    const ready = await b.ready;
+    const listed = o.conn.listedRoots.get(this.root);
+    if (ready && listed && !(ready.place !== undefined && placeIs(listed, ready.place))) {
+      await ready.abort();
+      return undefined;
+    }
+    return ready;
   }
 
   /** Ends the scripts not taken (each removes its copy) and waits for them. */

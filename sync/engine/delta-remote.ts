@@ -43,7 +43,7 @@ import { BlockHashKind, HASH_HEX, HASH_ORDER, HASH_TOOLS, kindOfTool } from './b
 import { remoteRootShellCheck } from '../../lib/remote-root';
 import { Connection } from './transport';
 import { shQuote } from './tree';
-import { enterRoot } from './remote-place';
+import { enterRoot, PLACE_OF_PWD } from './remote-place';
 
 /** The local file's size and whole-second mtime, for a script started before the listing: it stops when the remote file has both. */
 export interface Unless {
@@ -75,15 +75,18 @@ const IDENTITY = "-printf '%s %T@ %i %C@'";
  * copies while `split` cuts the file into one named pipe per block, read in order by the first of
  * `kinds` the server has.
  */
-export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known: { readonly id: string; readonly kind: BlockHashKind } | undefined, kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless, localSize?: number, physical?: string): string {
+export function deltaScript(root: string, dir: string, name: string, temp: string, blockSize: number, writable: boolean, known: { readonly id: string; readonly kind: BlockHashKind } | undefined, kinds: readonly BlockHashKind[] = HASH_ORDER, early?: Unless, localSize?: number, physical?: Buffer): string {
   // The file's folder entered physically and checked to be that folder of the physical root: a folder the
   // server replaced by a symlink since the listing is not worked in (the file then goes whole, by a path
   // that checks too). So is a root that leads elsewhere than where it was listed (remote-place.ts).
+  // An early script (begun before the listing told the root's place) says where it entered the root.
+  const at = early ? [PLACE_OF_PWD, `printf 'KUBEDEV-AT %s\\n' "$KUBEDEV_PLACE"`] : [];
   const enter =
     dir === ''
-      ? [enterRoot(root, physical, 'exit 65')]
+      ? [enterRoot(root, physical, 'exit 65'), ...at]
       : [
           enterRoot(root, physical, 'exit 65'),
+          ...at,
           'r=$PWD',
           `cd -P -- ./${shQuote(dir)} || exit 65`,
           `[ "$(pwd -P)" = "$r"/${shQuote(dir)} ] || { echo "its folder resolves outside the root (a symlink made on the server)" >&2; exit 65; }`,
@@ -387,6 +390,11 @@ export class RemoteDelta {
       this.ch.once('drain', done);
       this.ch.once('close', done);
     });
+  }
+
+  /** Where an early script entered the root (its `KUBEDEV-AT` line: the physical root, UTF-8 decoded). */
+  get place(): string | undefined {
+    return this.out.split('\n').find((l) => l.startsWith('KUBEDEV-AT '))?.slice('KUBEDEV-AT '.length);
   }
 
   /** What the script said after the checksums (`ok`, or why it stopped), if anything. */

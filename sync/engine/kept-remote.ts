@@ -63,7 +63,7 @@ export class KeptRemote {
   private failed = 0;
   /** The server cannot watch (no inotifywait, or it would not start): every run lists. */
   private unable = false;
-  private kept?: { tree: CompactIndex; mono: number; physicalRoot?: string };
+  private kept?: { tree: CompactIndex; mono: number; physicalRoot?: Buffer };
   private readonly marks = new Map<string, () => void>();
 
   constructor(

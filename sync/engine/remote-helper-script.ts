@@ -34,7 +34,8 @@ IFS=' ' read -r K F || exit 2
 L=$1
 cd -P -- "$L" || { echo "noroot"; exit 3; }
 R=$PWD
-[ -z "$2" ] || [ "$R" = "$2" ] || { echo "moved"; exit 3; }
+N=$R; case $N in //[!/]*) N=\${N#/} ;; esac
+[ -z "$2" ] || [ "$N" = "$2" ] || { echo "moved"; exit 3; }
 case $(head --version 2>/dev/null) in *GNU*) ;; *) echo "nognuhead"; exit 4 ;; esac
 T=
 trap '[ -n "$T" ] && rm -f -- "$T" </dev/null' EXIT

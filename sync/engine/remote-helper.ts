@@ -20,7 +20,7 @@
 import * as crypto from 'node:crypto';
 import { ClientChannel } from 'ssh2';
 import { HELPER_SCRIPT } from './remote-helper-script';
-import { RemoteRootMovedError } from './remote-place';
+import { RemoteRootMovedError, samePlace, shBytes } from './remote-place';
 import { changedSince, LocalReadError, readSmallSync } from './local-read';
 import { PlanItem } from './plan';
 import { Connection, RemoteError } from './transport';
@@ -111,7 +111,7 @@ export class RemoteHelper {
   /** The helper's process id on the server (tests kill it). */
   pid = 0;
   /** Where the root led when it was listed, as the helper was told at start (it works in that folder). */
-  physical?: string;
+  physical?: Buffer;
   /** Files it was asked to write, and of those how many it wrote (tests, benchmarks). */
   writes = 0;
   written = 0;
@@ -131,7 +131,7 @@ export class RemoteHelper {
   static async start(conn: Connection, remoteRoot: string): Promise<RemoteHelper> {
     const key = crypto.randomBytes(12).toString('hex');
     const physical = conn.listedRoots.get(remoteRoot);
-    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)} ${shQuote(physical ?? '')}`), key, remoteRoot);
+    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)} ${physical ? shBytes(physical) : "''"}`), key, remoteRoot);
     h.physical = physical;
     h.ch.write(`${key} ${crypto.randomBytes(6).toString('hex')}\n`);
     let timer: NodeJS.Timeout | undefined;
@@ -307,7 +307,7 @@ export function helperFor(conn: Connection, remoteRoot: string): RemoteHelper | 
   if (!byRoot) slots.set(conn, (byRoot = new Map()));
   let slot = byRoot.get(remoteRoot);
   if (!slot) byRoot.set(remoteRoot, (slot = { starts: 0 }));
-  if (slot.helper?.alive && slot.helper.physical !== conn.listedRoots.get(remoteRoot)) {
+  if (slot.helper?.alive && !samePlace(slot.helper.physical, conn.listedRoots.get(remoteRoot))) {
     // Started before this listing, for a place the root no longer leads to (or not told one): a new one.
     slot.helper.close();
     slot.helper = undefined;

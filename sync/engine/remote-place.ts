@@ -7,36 +7,70 @@
  * entering the root compares: elsewhere, it writes nothing and exits ROOT_MOVED_EXIT with both places
  * on stderr; the session halts with RemoteRootMovedError. A builtin test after the `cd`: no process, no
  * round trip.
+ *
+ * A place is bytes (a path need not be UTF-8), with one leading `//` made `/`: bash keeps the `//` a
+ * symlink's target starts with in `$PWD` (`cd -P`), dash, busybox and SFTP's realpath do not, and a
+ * session's scripts run under both (`sh -s`, and the login shell).
  */
+import { isUtf8 } from 'node:buffer';
 import { RemoteError } from './transport';
 import { shQuote } from './tree';
 
-/** A script's exit code when the root led elsewhere (counted only with its stderr line: see movedFrom). */
+/** A script's exit code when the root led elsewhere (counted only with its stderr record: see movedFrom). */
 export const ROOT_MOVED_EXIT = 75;
 const TAG = 'KUBEDEV-ROOT-MOVED';
 
+/** `p` with one leading `//` (not `///`) made `/`. */
+export function normalPlace(p: Buffer): Buffer {
+  return p.length > 2 && p[0] === 0x2f && p[1] === 0x2f && p[2] !== 0x2f ? p.subarray(1) : p;
+}
+
+/** Shell lines setting `$KUBEDEV_PLACE` to `$PWD`, a leading `//` made `/` (as normalPlace). */
+export const PLACE_OF_PWD = 'KUBEDEV_PLACE=$PWD; case $KUBEDEV_PLACE in //[!/]*) KUBEDEV_PLACE=${KUBEDEV_PLACE#/} ;; esac';
+
+/** `b` as one shell word: quoted text when UTF-8, else printf's octal escapes (a command substitution). */
+export function shBytes(b: Buffer): string {
+  if (isUtf8(b)) return shQuote(b.toString('utf8'));
+  return `"$(printf '${[...b].map((c) => `\\${c.toString(8).padStart(3, '0')}`).join('')}')"`;
+}
+
+/** Whether two places (either unknown) are the same. */
+export function samePlace(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.equals(b);
+}
+
+/** Whether SFTP's answer `text` (a realpath, decoded as UTF-8 by the client) names `place`. */
+export function placeIs(place: Buffer, text: string): boolean {
+  const t = normalPlace(Buffer.from(text, 'utf8'));
+  return isUtf8(place) ? t.equals(place) : t.toString('utf8') === place.toString('utf8');
+}
+
 /**
- * Shell lines entering `root` physically (`fail` runs when it cannot be entered); with `physical`, the
+ * Shell lines entering `root` physically (`fail` runs when it cannot be entered); with `place`, the
  * place reached must be it.
  */
-export function enterRoot(root: string, physical: string | undefined, fail: string): string {
+export function enterRoot(root: string, place: Buffer | undefined, fail: string): string {
   const cd = `cd -P -- ${shQuote(root)} || ${fail}`;
-  if (physical === undefined) return cd;
-  return `${cd}\n[ "$PWD" = ${shQuote(physical)} ] || { printf '${TAG}\\t%s\\t%s\\n' ${shQuote(physical)} "$PWD" >&2; exit ${ROOT_MOVED_EXIT}; }`;
+  if (place === undefined) return cd;
+  const listed = shBytes(place);
+  return `${cd}\n${PLACE_OF_PWD}\n[ "$KUBEDEV_PLACE" = ${listed} ] || { printf '${TAG}\\0%s\\0%s\\0' ${listed} "$KUBEDEV_PLACE" >&2; exit ${ROOT_MOVED_EXIT}; }`;
 }
 
 /** The listed and the present place when a script exited for a moved root (its code and stderr), else undefined. */
 export function movedFrom(code: number | null, stderr: string): { listed: string; now: string } | undefined {
   if (code !== ROOT_MOVED_EXIT) return undefined;
-  const m = new RegExp(`^${TAG}\\t([^\\t\\n]*)\\t([^\\n]*)$`, 'm').exec(stderr);
-  return m ? { listed: m[1], now: m[2] } : undefined;
+  const at = stderr.indexOf(`${TAG}\0`);
+  if (at < 0) return undefined;
+  const [listed, now] = stderr.slice(at + TAG.length + 1).split('\0');
+  return now === undefined ? undefined : { listed, now };
 }
 
 /** The remote root leads to another place than when it was listed: the session halts, nothing was written there. */
 export class RemoteRootMovedError extends RemoteError {
-  constructor(remoteRoot: string, listed: string | undefined, now: string | undefined) {
-    const where = now === undefined ? 'elsewhere' : `to '${now}'`;
-    const was = listed === undefined ? 'where it led when it was listed' : `to '${listed}' where it led when it was listed`;
+  constructor(remoteRoot: string, listed: Buffer | string | undefined, now: Buffer | string | undefined) {
+    const text = (p: Buffer | string): string => (typeof p === 'string' ? p : p.toString('utf8'));
+    const where = now === undefined ? 'elsewhere' : `to '${text(now)}'`;
+    const was = listed === undefined ? 'where it led when it was listed' : `to '${text(listed)}' where it led when it was listed`;
     super(
       `remote folder '${remoteRoot}' now leads ${where} on the server, not ${was}: something on the server replaced it (or a folder above it) with a symlink. ` +
         `The sync stopped; nothing was written or deleted there. Restore the folder, or start the sync again to mirror into its new place`,

@@ -15,6 +15,7 @@ import * as crypto from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { IgnoreMatcher, INTERNAL_PREFIX } from './ignore';
 import { CompactIndex } from './index-store';
+import { normalPlace } from './remote-place';
 import { EntryType, shQuote, Tree } from './tree';
 
 const FORMAT = `'%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0'`;
@@ -25,8 +26,8 @@ export interface RemoteListing {
   readonly leftovers: string[];
   /** Paths whose names are not valid UTF-8 (printed with replacement characters): left alone. */
   readonly foreign: string[];
-  /** Where the root led on the server (its physical path) when it was listed; undefined if not told (or not UTF-8). */
-  readonly physicalRoot?: string;
+  /** Where the root led on the server (its physical path, remote-place.ts) when it was listed; undefined if not told. */
+  readonly physicalRoot?: Buffer;
 }
 
 /** How many bytes of unexpected output a message shows. */
@@ -139,7 +140,7 @@ export class ListingParser {
   }
 
   private failed?: unknown;
-  private physicalRoot?: string;
+  private physicalRoot?: Buffer;
 
   /** Reads a chunk of output (a failure is kept for `end`: this runs inside the stream's events). */
   push(chunk: Buffer): void {
@@ -232,14 +233,14 @@ export class ListingParser {
   }
 }
 
-/** The physical root printed before the marker (`<marker>-ROOT NUL path NUL`), when there, absolute and UTF-8; the last one counts. */
-export function physicalBefore(before: Buffer, marker: string): string | undefined {
+/** The physical root printed before the marker (`<marker>-ROOT NUL path NUL`), when there and absolute (normalPlace); the last one counts. */
+export function physicalBefore(before: Buffer, marker: string): Buffer | undefined {
   const tag = Buffer.from(`${marker}-ROOT\0`);
   const at = before.lastIndexOf(tag);
   const end = at < 0 ? -1 : before.indexOf(0, at + tag.length);
   if (end < 0) return undefined;
   const p = before.subarray(at + tag.length, end);
-  return p.length > 0 && p[0] === 0x2f && isUtf8(p) ? p.toString('utf8') : undefined;
+  return p.length > 0 && p[0] === 0x2f ? normalPlace(Buffer.from(p)) : undefined;
 }
 
 /** A run of decimal digits (anything else: read as Number() reads it). */

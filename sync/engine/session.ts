@@ -71,7 +71,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   /** The listing made with the first connection's preparation, for the first full pass only. */
   private firstListing?: { conn: Connection; listing: RemoteListing };
   /** Where the remote root led on the server at the first listing (its physical path): see placeRemote. */
-  private remotePlace?: string;
+  private remotePlace?: Buffer;
   /** An agent's kept remote listing of this run's folder (kept-remote.ts). */
   private keptRemote?: KeptRemote;
   /** Changed-blocks work begun before the first listing is in (delta-early.ts); the first pass only. */
@@ -283,9 +283,9 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
    * writing on `conn` check they reach it (remote-place.ts). A later listing finding it elsewhere (the
    * root, or a folder above it, replaced by a symlink on the server) halts: nothing is written there.
    */
-  private placeRemote(conn: Connection, physical: string | undefined): void {
+  private placeRemote(conn: Connection, physical: Buffer | undefined): void {
     const root = this.options.remoteRoot;
-    if (physical !== undefined && this.remotePlace !== undefined && physical !== this.remotePlace) throw new RemoteRootMovedError(root, this.remotePlace, physical);
+    if (physical !== undefined && this.remotePlace !== undefined && !physical.equals(this.remotePlace)) throw new RemoteRootMovedError(root, this.remotePlace, physical);
     this.remotePlace ??= physical;
     if (this.remotePlace !== undefined) conn.listedRoots.set(root, this.remotePlace);
   }

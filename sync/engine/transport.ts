@@ -129,7 +129,7 @@ export class Connection {
    * Where each remote root led on the server (its physical path) when it was listed: the scripts that
    * write there check they reach that place (remote-place.ts). Set by the session from the listing.
    */
-  readonly listedRoots = new Map<string, string>();
+  readonly listedRoots = new Map<string, Buffer>();
   private readonly dropListeners = new Set<(e: Error) => void>();
   /** Exec channels not yet closed (a connection with one open is never pooled). */
   private openChannels = 0;

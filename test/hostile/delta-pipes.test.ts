@@ -15,7 +15,8 @@ import { deltaScript } from '../../sync/engine/delta-remote';
 import { tempDir } from '../support/trees';
 
 const BS = 65_536;
-const TEMP = '.kubedev-0123456789ab.tmp';
+/** The copy's name: this run's own (the process check below must not see another run's scripts). */
+const TEMP = `.kubedev-${crypto.randomBytes(6).toString('hex')}.tmp`;
 
 let dir: string;
 let root: string;
@@ -52,7 +53,9 @@ function slowSplit(killMs?: number): void {
       // early ends (SIGPIPE, or after its sleep) instead of waiting for a reader for good.
       `mkfifo ${feed}`,
       `exec 3<>${feed}`,
-      `( head -c 200000 ./f.bin; exec sleep 3 ) 3<&- > ${feed} 2>/dev/null &`,
+      // The feeder's own open of the feed holds a read end first (read-write never waits): the split
+      // killed before the feeder opened it (a loaded machine) no longer leaves the feeder waiting for good.
+      `( exec 4<>${feed} >${feed} 4<&-; head -c 200000 ./f.bin; exec sleep 3 ) 3<&- 2>/dev/null &`,
       ...(killMs === undefined ? [] : [`( sleep ${killMs / 1000}; kill -9 $$ ) 3<&- &`]),
       `exec /usr/bin/split --verbose -a 6 -d -b ${BS} - "$a" < ${feed} 3<&-`,
     ].join('\n'),

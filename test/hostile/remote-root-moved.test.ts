@@ -8,16 +8,22 @@
  * and nothing is written there. The other folder is the arena's sentinel, checked untouched after
  * each test. Real sshd as a non-root user.
  */
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DELTA_MIN_BYTES } from '../../sync/engine/delta';
+import { RemoteDelta } from '../../sync/engine/delta-remote';
 import { SyncSession } from '../../sync/engine/session';
+import { Connection } from '../../sync/engine/transport';
+import { put, scatter } from '../support/delta';
 import { Arena, useArena } from '../support/hostile';
 import { eventually, nextEvent, writeTree } from '../support/trees';
 
 jest.setTimeout(60_000);
 
 const h = useArena();
+afterEach(() => jest.restoreAllMocks());
 
 /** The remote root moved aside and replaced by a symlink to the sentinel (a folder the same user owns). */
 function swapRoot(a: Arena): string {
@@ -109,4 +115,61 @@ test('a remote root that is a symlink from the start mirrors, saves and deletes 
     await s.close();
     expect(errors).toEqual([]);
   }
+});
+
+test.each(['helper', 'sftp', 'tar'] as const)('method %s: a root leading to a folder whose name is not UTF-8, then replaced by a symlink: the session halts', async (method) => {
+  const a = h.arena();
+  const real = Buffer.concat([Buffer.from(`${a.base}/donn`), Buffer.from([0xe9]), Buffer.from('es')]);
+  fs.mkdirSync(real);
+  fs.chownSync(real, h.sshd().uid, h.sshd().gid);
+  fs.symlinkSync(real, a.remote);
+  writeTree(a.local, { 'keep.txt': 'mine', 'sub/deep.txt': 'mine too' });
+  const s = a.session({ method });
+  const failed = failure(s);
+  await s.start();
+  fs.writeFileSync(path.join(a.local, 'sub', 'more.txt'), 'a save before the swap');
+  await eventually(() => (fs.existsSync(Buffer.from(`${real.toString('latin1')}/sub/more.txt`, 'latin1')) ? [] : ['not yet']), 20_000, 'the save through the link');
+  swapRoot(a);
+  changes.save(a);
+  changes.delete(a);
+  expect((await failed).message).toMatch(/now leads .* on the server, not to '.*donn\uFFFDes' where it led/);
+  fs.rmSync(real, { recursive: true, force: true });
+});
+
+test('the root replaced between a changed-blocks script begun early and the first listing: that script is dropped, the file lands where the listing found the root', async () => {
+  const a = h.arena();
+  const rel = 'data/big.bin';
+  const first = crypto.randomBytes(DELTA_MIN_BYTES);
+  put(a, rel, first);
+  const s0 = a.session({ watch: false });
+  await s0.start();
+  await s0.close();
+  const next = scatter(first, 4, 100_000);
+  put(a, rel, next);
+  const elsewhere = path.join(a.base, 'elsewhere');
+  execFileSync('cp', ['-a', a.remote, elsewhere]); // the other folder: the same bytes and times
+  const begin = RemoteDelta.begin.bind(RemoteDelta);
+  const ready: Promise<unknown>[] = [];
+  jest.spyOn(RemoteDelta, 'begin').mockImplementation((...args) => {
+    const run = begin(...args);
+    ready.push(run.ready.catch(() => undefined));
+    return run;
+  });
+  const exec = Connection.prototype.exec;
+  let swapped = false;
+  jest.spyOn(Connection.prototype, 'exec').mockImplementation(async function (this: Connection, command, ...rest) {
+    if (!swapped && command === 'sh -s' && String(rest[0]).includes('find')) {
+      swapped = true;
+      await Promise.all(ready); // the early script entered the old folder and hashed its copy there
+      fs.renameSync(a.remote, `${a.remote}-old`);
+      fs.symlinkSync(elsewhere, a.remote);
+    }
+    return exec.call(this, command, ...rest);
+  });
+  const s = a.session({ watch: false });
+  await s.start();
+  await s.close();
+  expect(ready.length).toBeGreaterThan(0);
+  expect(fs.readFileSync(path.join(elsewhere, rel)).equals(next)).toBe(true);
+  expect(fs.readFileSync(path.join(`${a.remote}-old`, rel)).equals(first)).toBe(true);
 });

@@ -12,6 +12,7 @@ import { applyPlan } from '../apply';
 import { planDiff } from '../plan';
 import { busyWarning, FixOp, remoteFix, removeOps, runFix } from '../remote-fix';
 import { OutsideRootError } from '../remote-helper';
+import { movedFrom, RemoteRootMovedError } from '../remote-place';
 import { Connection, RemoteError } from '../transport';
 import { Entry, shQuote, Tree } from '../tree';
 import { Decision } from './classify';
@@ -327,6 +328,8 @@ async function remoteDeletes(h: PassHost, conn: Connection, deepestFirst: readon
   const ops: FixOp[] = [...removeOps(leftovers), ...deepestFirst.map((d): FixOp => ({ k: d.r?.t === 'd' ? 'D' : 'F', rel: d.rel }))];
   const rep = await runFix(conn, h.remoteRoot, ops, { what: 'deleting' });
   if (rep.denied.length > 0) throw new OutsideRootError(rep.denied[0], h.remoteRoot);
+  const moved = movedFrom(rep.code, rep.stderr);
+  if (moved) throw new RemoteRootMovedError(h.remoteRoot, moved.listed, moved.now);
   if (rep.code !== 0 && rep.failed.length === 0) throw new RemoteError(`deleting in '${h.remoteRoot}' failed (exit ${rep.code}): ${rep.stderr.trim()}`, rep.code, rep.stderr);
   for (const rel of rep.busy) h.warn(busyWarning(rel));
   for (const [rel, msg] of rep.failed) {

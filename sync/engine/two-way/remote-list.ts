@@ -24,7 +24,7 @@ export interface ExactListing {
    */
   readonly inline?: ReadonlyMap<string, Buffer>;
   /** Where the root led on the server (its physical path) when it was listed (remote-place.ts). */
-  readonly physicalRoot?: string;
+  readonly physicalRoot?: Buffer;
 }
 
 /** Files up to this size are sent inside a scoped listing when asked (base64: a third more bytes). */
