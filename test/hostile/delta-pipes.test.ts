@@ -44,7 +44,7 @@ function wrap(name: string, body: string): void {
  * for 3 s (a file on a slow disk); with `killMs`, SIGKILLed after that long (its buffered list of blocks is lost).
  */
 function slowSplit(killMs?: number): void {
-  const feed = path.join(dir, 'feed');
+  const feed = path.join(dir, `feed-${crypto.randomBytes(4).toString('hex')}`); // a test's own: an earlier test's feeder may still hold its feed
   wrap(
     'split',
     [
@@ -55,8 +55,12 @@ function slowSplit(killMs?: number): void {
       `exec 3<>${feed}`,
       // The feeder's own open of the feed holds a read end first (read-write never waits): the split
       // killed before the feeder opened it (a loaded machine) no longer leaves the feeder waiting for good.
-      `( exec 4<>${feed} >${feed} 4<&-; head -c 200000 ./f.bin; exec sleep 3 ) 3<&- 2>/dev/null &`,
-      ...(killMs === undefined ? [] : [`( sleep ${killMs / 1000}; kill -9 $$ ) 3<&- &`]),
+      // split starts once the feeder holds its end: else, on a loaded machine, split could find no writer
+      // at all (this shell's end closed, the feeder's not yet open) and end short at once.
+      `( exec 4<>${feed} >${feed} 4<&-; : > ${feed}.open; head -c 200000 ./f.bin; exec sleep 3 ) 3<&- 2>/dev/null &`,
+      `while [ ! -e ${feed}.open ]; do sleep 0.01; done`,
+      // The killer is a shell of its own (not a subshell, which would look like this split to the check of what is left).
+      ...(killMs === undefined ? [] : [`sh -c 'sleep ${killMs / 1000}; kill -9 "$0"' $$ 3<&- &`]),
       `exec /usr/bin/split --verbose -a 6 -d -b ${BS} - "$a" < ${feed} 3<&-`,
     ].join('\n'),
   );
