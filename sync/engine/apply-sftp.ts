@@ -4,6 +4,7 @@
  * planned size) and renamed over the target; a file that cannot be read, or changes while it is read,
  * leaves its temporary file unlinked and the target as it was.
  */
+import { isUtf8 } from 'node:buffer';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { SFTPWrapper, Stats } from 'ssh2';
@@ -11,7 +12,7 @@ import { ApplyContext, ApplyResult, creationMode, earlyChmods, SFTP_PARALLEL } f
 import { changedSince, LocalReadError, readExactly } from './local-read';
 import { Plan, PlanItem } from './plan';
 import { deleteNow } from './remote-fix';
-import { placeIs, RemoteRootMovedError } from './remote-place';
+import { enterRoot, movedFrom, placeIs, RemoteRootMovedError } from './remote-place';
 import { HELPER_BATCH_FILES, helperCanSend, HelperRefused, helperToUse, OutsideRootError, RemoteHelper } from './remote-helper';
 import { Connection, ConnectionError, RemoteError } from './transport';
 import { shQuote } from './tree';
@@ -149,7 +150,7 @@ async function renameInPlace(call: Call, sftp: SFTPWrapper, tmp: string, remote:
  * are pipelined, so not held by `limit`), by SFTP otherwise or when the helper cannot do it (then SFTP
  * writes it again from the start, within `limit`).
  */
-async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, limit: Limiter, dirsReady: Promise<void>, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void, gate?: Promise<void>): Promise<void> {
+async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | undefined, limit: Limiter, dirsReady: Promise<void>, abs: string, remote: string, item: PlanItem, onBytes?: (n: number) => void, gate?: Promise<void>, beforeFallback?: () => Promise<void>): Promise<void> {
   if (helper) {
     try {
       await helper.write(abs, item);
@@ -158,6 +159,7 @@ async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | unde
     } catch (e) {
       if (!(e instanceof HelperRefused)) throw e;
     }
+    await beforeFallback?.(); // SFTP goes by path: checked as if it had written the file from the start
   }
   await dirsReady;
   await limit.run(() => sftpUpload(call, sftp, abs, remote, item, onBytes, gate));
@@ -168,12 +170,15 @@ async function upload(call: Call, sftp: SFTPWrapper, helper: RemoteHelper | unde
  * could not make go to `sftp` (whose error then names the problem). A parent leading out of the root
  * is an error: SFTP would follow it.
  */
-async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remoteRoot: string, sftp: (dirs: readonly PlanItem[]) => Promise<void>): Promise<void> {
+async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remoteRoot: string, sftp: (dirs: readonly PlanItem[]) => Promise<void>, beforeFallback: () => Promise<void>): Promise<void> {
   const words = await Promise.all(dirs.map((d) => helper.mkdir(d.rel, creationMode(d.entry.mode)).catch(() => 'gone')));
   if (words.includes('moved')) throw helper.moved();
   const out = dirs.find((_, i) => words[i] === 'outside');
   if (out) throw new OutsideRootError(out.rel, remoteRoot);
-  await sftp(dirs.filter((_, i) => words[i] !== 'ok'));
+  const rest = dirs.filter((_, i) => words[i] !== 'ok');
+  if (rest.length === 0) return;
+  await beforeFallback();
+  await sftp(rest);
 }
 
 /**
@@ -187,15 +192,21 @@ async function helperDirs(helper: RemoteHelper, dirs: readonly PlanItem[], remot
  * by a symlink since passes every check made against its own resolution.
  * A path that no longer resolves is left to the write, whose error names it.
  */
-async function checkFolders(call: Call, sftp: SFTPWrapper, remoteRoot: string, physical: Buffer | undefined, rels: Iterable<string>): Promise<void> {
+async function checkFolders(conn: Connection, call: Call, sftp: SFTPWrapper, remoteRoot: string, physical: Buffer | undefined, rels: Iterable<string>): Promise<void> {
   const all = new Set(rels);
   const todo = [...all].filter((r) => r !== '');
   // The root itself is resolved when something is written straight into it and its listed place is known.
   if (todo.length === 0 && !(all.has('') && physical !== undefined)) return;
   const real = (p: string): Promise<string | undefined> => call<string>((cb) => sftp.realpath(p, cb)).catch(() => undefined);
+  // A place that is not UTF-8 cannot be told from SFTP's answers (decoded as UTF-8): a script compares it.
+  const byShell = physical !== undefined && !isUtf8(physical) ? conn.exec(`${enterRoot(remoteRoot, physical, 'exit 3')}\nexit 0`) : undefined;
   const [root, ...got] = await Promise.all([real(remoteRoot), ...todo.map((r) => real(path.posix.join(remoteRoot, r)))]);
+  if (byShell) {
+    const r = await byShell;
+    const moved = movedFrom(r.code, r.stderr);
+    if (moved) throw new RemoteRootMovedError(remoteRoot, moved.listed, moved.now);
+  } else if (physical !== undefined && root !== undefined && !placeIs(physical, root)) throw new RemoteRootMovedError(remoteRoot, physical, root);
   if (root === undefined) return;
-  if (physical !== undefined && !placeIs(physical, root)) throw new RemoteRootMovedError(remoteRoot, physical, root);
   const out = todo.find((r, i) => got[i] !== undefined && got[i] !== path.posix.join(root, r));
   if (out !== undefined) throw new OutsideRootError(out, remoteRoot);
 }
@@ -306,16 +317,21 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
   // The helper writes one file at a time, SFTP 48 at once: a batch is shared between them (share()).
   const viaHelper = new Set(helper ? plan.files.filter(helperCanSend).slice(0, ctx.method === 'helper' ? HELPER_BATCH_FILES : helper.share()) : []);
   const written = foldersWrittenInto(plan, viaHelper, dirsByHelper);
-  const checking = checkFolders(call, sftp, ctx.remoteRoot, ctx.conn.listedRoots.get(ctx.remoteRoot), written);
+  const physical = ctx.conn.listedRoots.get(ctx.remoteRoot);
+  const checking = checkFolders(ctx.conn, call, sftp, ctx.remoteRoot, physical, written);
+  // What falls back from the helper to SFTP (the helper died or refused it) is checked once, as if SFTP
+  // had written it all from the start: the root and every folder written into.
+  let fallbackChecked: Promise<void> | undefined;
+  const beforeFallback = (): Promise<void> => (fallbackChecked ??= checkFolders(ctx.conn, call, sftp, ctx.remoteRoot, physical, foldersWrittenInto(plan, new Set(), false)));
   // Files written straight into the root and nothing else by SFTP (a save): the root's check goes with
   // the files' opens, and each waits for it before its rename (its temporary file is removed when the
   // root leads elsewhere); no round trip more. Anything else waits for the checks before it begins.
-  const rootFilesOnly = written.every((r) => r === '') && (dirsByHelper || plan.dirs.length === 0) && plan.links.length === 0;
+  const rootFilesOnly = written.length > 0 && written.every((r) => r === '') && (dirsByHelper || plan.dirs.length === 0) && plan.links.length === 0;
   if (rootFilesOnly) checking.catch(() => undefined);
   else await checking;
   const gate = rootFilesOnly ? checking : undefined;
   ctx.onStep?.(`creating ${plan.dirs.length} folders (${dirsByHelper ? 'remote helper' : 'sftp'})`);
-  const dirsReady = dirsByHelper ? helperDirs(helper, plan.dirs, ctx.remoteRoot, sftpDirs) : sftpDirs(plan.dirs);
+  const dirsReady = dirsByHelper ? helperDirs(helper, plan.dirs, ctx.remoteRoot, sftpDirs, beforeFallback) : sftpDirs(plan.dirs);
   if (!dirsByHelper) await dirsReady;
   const afterDirs = <T>(fn: () => Promise<T>): Promise<T> => dirsReady.then(fn);
   ctx.onStep?.(`writing ${plan.files.length} files (${viaHelper.size > 0 ? `${viaHelper.size} by the remote helper` : 'sftp'})`);
@@ -324,7 +340,7 @@ async function applySftpUnexplained(ctx: ApplyContext, plan: Plan, bytes: number
     dirsReady,
     ...plan.files.map(async (f) => {
       try {
-        await wrap('writing', f.rel, () => upload(call, sftp, viaHelper.has(f) ? helper : undefined, limit, dirsReady, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes, gate));
+        await wrap('writing', f.rel, () => upload(call, sftp, viaHelper.has(f) ? helper : undefined, limit, dirsReady, path.join(ctx.localRoot, f.rel), remoteOf(f.rel), f, ctx.onBytes, gate, beforeFallback));
       } catch (e) {
         if (!(e instanceof LocalReadError)) throw e;
         unsent.push(f.rel);

@@ -15,7 +15,7 @@
  * start with it, a path whose length differs, or a trailer for another id means the stream is out of
  * step: the helper exits (removing its temporary file), and the runner sends what is pending by SFTP.
  *
- * The root is entered at start (`$1`); with `$2`, where it led when it was listed, it must lead there
+ * The root is entered at start (`$1`); with `$2`, where it led when it was listed (then an `x`), it must lead there
  * still (remote-place.ts), else the helper exits and the runner sends by SFTP, which checks the same.
  * Each request enters the root by its name again and must reach the same place (answer `moved`).
  *
@@ -35,7 +35,7 @@ L=$1
 cd -P -- "$L" || { echo "noroot"; exit 3; }
 R=$PWD
 N=$R; case $N in //[!/]*) N=\${N#/} ;; esac
-[ -z "$2" ] || [ "$N" = "$2" ] || { echo "moved"; exit 3; }
+[ -z "$2" ] || [ "$N" = "\${2%x}" ] || { echo "moved"; exit 3; }
 case $(head --version 2>/dev/null) in *GNU*) ;; *) echo "nognuhead"; exit 4 ;; esac
 T=
 trap '[ -n "$T" ] && rm -f -- "$T" </dev/null' EXIT

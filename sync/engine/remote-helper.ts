@@ -20,7 +20,7 @@
 import * as crypto from 'node:crypto';
 import { ClientChannel } from 'ssh2';
 import { HELPER_SCRIPT } from './remote-helper-script';
-import { RemoteRootMovedError, samePlace, shBytes } from './remote-place';
+import { RemoteRootMovedError, samePlace, shBytesX } from './remote-place';
 import { changedSince, LocalReadError, readSmallSync } from './local-read';
 import { PlanItem } from './plan';
 import { Connection, RemoteError } from './transport';
@@ -131,7 +131,7 @@ export class RemoteHelper {
   static async start(conn: Connection, remoteRoot: string): Promise<RemoteHelper> {
     const key = crypto.randomBytes(12).toString('hex');
     const physical = conn.listedRoots.get(remoteRoot);
-    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)} ${physical ? shBytes(physical) : "''"}`), key, remoteRoot);
+    const h = new RemoteHelper(await conn.channel(`exec sh -c ${shQuote(HELPER_SCRIPT)} kubedev-helper ${shQuote(remoteRoot)} ${physical ? shBytesX(physical) : "''"}`), key, remoteRoot);
     h.physical = physical;
     h.ch.write(`${key} ${crypto.randomBytes(6).toString('hex')}\n`);
     let timer: NodeJS.Timeout | undefined;

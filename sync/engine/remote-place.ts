@@ -28,10 +28,13 @@ export function normalPlace(p: Buffer): Buffer {
 /** Shell lines setting `$KUBEDEV_PLACE` to `$PWD`, a leading `//` made `/` (as normalPlace). */
 export const PLACE_OF_PWD = 'KUBEDEV_PLACE=$PWD; case $KUBEDEV_PLACE in //[!/]*) KUBEDEV_PLACE=${KUBEDEV_PLACE#/} ;; esac';
 
-/** `b` as one shell word: quoted text when UTF-8, else printf's octal escapes (a command substitution). */
-export function shBytes(b: Buffer): string {
-  if (isUtf8(b)) return shQuote(b.toString('utf8'));
-  return `"$(printf '${[...b].map((c) => `\\${c.toString(8).padStart(3, '0')}`).join('')}')"`;
+/**
+ * `b` and then an `x`, as one shell word: quoted text when UTF-8, else printf's octal escapes (a command
+ * substitution, which would drop trailing newlines: hence the `x`, which the script strips).
+ */
+export function shBytesX(b: Buffer): string {
+  if (isUtf8(b)) return shQuote(`${b.toString('utf8')}x`);
+  return `"$(printf '${[...b].map((c) => `\\${c.toString(8).padStart(3, '0')}`).join('')}x')"`;
 }
 
 /** Whether two places (either unknown) are the same. */
@@ -39,10 +42,12 @@ export function samePlace(a: Buffer | undefined, b: Buffer | undefined): boolean
   return a === undefined || b === undefined ? a === b : a.equals(b);
 }
 
-/** Whether SFTP's answer `text` (a realpath, decoded as UTF-8 by the client) names `place`. */
+/**
+ * Whether `text` (an answer decoded as UTF-8: SFTP's realpath, a script's line) names `place`; never
+ * for a place that is not UTF-8 (the decoding lost bytes that could tell two names apart).
+ */
 export function placeIs(place: Buffer, text: string): boolean {
-  const t = normalPlace(Buffer.from(text, 'utf8'));
-  return isUtf8(place) ? t.equals(place) : t.toString('utf8') === place.toString('utf8');
+  return isUtf8(place) && normalPlace(Buffer.from(text, 'utf8')).equals(place);
 }
 
 /**
@@ -52,8 +57,8 @@ export function placeIs(place: Buffer, text: string): boolean {
 export function enterRoot(root: string, place: Buffer | undefined, fail: string): string {
   const cd = `cd -P -- ${shQuote(root)} || ${fail}`;
   if (place === undefined) return cd;
-  const listed = shBytes(place);
-  return `${cd}\n${PLACE_OF_PWD}\n[ "$KUBEDEV_PLACE" = ${listed} ] || { printf '${TAG}\\0%s\\0%s\\0' ${listed} "$KUBEDEV_PLACE" >&2; exit ${ROOT_MOVED_EXIT}; }`;
+  const listed = `KUBEDEV_LISTED=${shBytesX(place)}; KUBEDEV_LISTED=\${KUBEDEV_LISTED%x}`;
+  return `${cd}\n${PLACE_OF_PWD}\n${listed}\n[ "$KUBEDEV_PLACE" = "$KUBEDEV_LISTED" ] || { printf '${TAG}\\0%s\\0%s\\0' "$KUBEDEV_LISTED" "$KUBEDEV_PLACE" >&2; exit ${ROOT_MOVED_EXIT}; }`;
 }
 
 /** The listed and the present place when a script exited for a moved root (its code and stderr), else undefined. */

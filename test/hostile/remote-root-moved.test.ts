@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DELTA_MIN_BYTES } from '../../sync/engine/delta';
 import { RemoteDelta } from '../../sync/engine/delta-remote';
+import { RemoteHelper } from '../../sync/engine/remote-helper';
 import { SyncSession } from '../../sync/engine/session';
 import { Connection } from '../../sync/engine/transport';
 import { put, scatter } from '../support/delta';
@@ -172,4 +173,84 @@ test('the root replaced between a changed-blocks script begun early and the firs
   expect(ready.length).toBeGreaterThan(0);
   expect(fs.readFileSync(path.join(elsewhere, rel)).equals(next)).toBe(true);
   expect(fs.readFileSync(path.join(`${a.remote}-old`, rel)).equals(first)).toBe(true);
+});
+
+/** The helper's process killed at its next `write` or `mkdir` request (an OOM kill, a reaper in the container). */
+function helperDiesAt(what: 'write' | 'mkdir'): void {
+  const real = RemoteHelper.prototype[what] as (...args: unknown[]) => Promise<unknown>;
+  jest.spyOn(RemoteHelper.prototype, what).mockImplementation(function (this: RemoteHelper, ...args: unknown[]) {
+    process.kill(this.pid, 'SIGKILL');
+    return real.apply(this, args);
+  } as never);
+}
+
+test('the helper dies at a save after the swap: what falls back to SFTP is checked, the session halts, nothing written there', async () => {
+  const a = h.arena();
+  writeTree(a.local, { 'keep.txt': 'mine' });
+  const s = a.session({ method: 'helper' });
+  const failed = failure(s);
+  await s.start();
+  swapRoot(a);
+  helperDiesAt('write');
+  changes.save(a);
+  expect((await failed).message).toMatch(MOVED);
+});
+
+test.each([
+  ['a file in it', { 'newd/n.txt': 'new' }],
+  ['a large file beside it, by SFTP', { 'newd/n.txt': 'new', 'big.bin': 'b'.repeat(3 * 1024 * 1024) }],
+])('the helper dies making a new folder after the swap (%s): the folder is not made there, the session halts', async (_, tree) => {
+  const a = h.arena();
+  writeTree(a.local, { 'keep.txt': 'mine' });
+  const s = a.session({ method: 'helper' });
+  const failed = failure(s);
+  await s.start();
+  const sentinel = swapRoot(a);
+  helperDiesAt('mkdir');
+  writeTree(a.local, tree);
+  expect((await failed).message).toMatch(MOVED);
+  expect(fs.existsSync(path.join(sentinel, 'newd'))).toBe(false);
+});
+
+/** A folder of the arena's base named by bytes (not UTF-8), owned by the sshd user. */
+function byteFolder(a: Arena, name: Buffer): Buffer {
+  const p = Buffer.concat([Buffer.from(`${a.base}/`), name]);
+  fs.mkdirSync(p);
+  fs.chownSync(p, h.sshd().uid, h.sshd().gid);
+  return p;
+}
+
+test.each(['helper', 'sftp', 'tar'] as const)('method %s: a non-UTF-8 root swapped for a name that decodes the same (d\\xe9 -> d\\xe8): the session halts', async (method) => {
+  const a = h.arena();
+  const real = byteFolder(a, Buffer.from([0x64, 0xe9]));
+  const other = byteFolder(a, Buffer.from([0x64, 0xe8]));
+  fs.symlinkSync(real, a.remote);
+  writeTree(a.local, { 'keep.txt': 'mine' });
+  const s = a.session({ method });
+  const failed = failure(s);
+  await s.start();
+  fs.unlinkSync(a.remote);
+  fs.symlinkSync(other, a.remote);
+  changes.save(a);
+  expect((await failed).message).toMatch(/now leads/);
+  expect(fs.readdirSync(other)).toEqual([]);
+  fs.rmSync(real, { recursive: true, force: true });
+  fs.rmSync(other, { recursive: true, force: true });
+});
+
+test.each(['helper', 'sftp', 'tar'] as const)('method %s: a non-UTF-8 root whose name ends with a newline mirrors, saves and deletes without a halt', async (method) => {
+  const a = h.arena();
+  const real = byteFolder(a, Buffer.from([0x64, 0xe9, 0x0a]));
+  fs.symlinkSync(real, a.remote);
+  writeTree(a.local, { 'keep.txt': 'mine', 'gone.txt': 'x' });
+  const s = a.session({ method });
+  const errors: Error[] = [];
+  s.on('error', (e) => errors.push(e));
+  await s.start();
+  changes.save(a);
+  fs.rmSync(path.join(a.local, 'gone.txt'));
+  await eventually(() => (errors.length > 0 ? [errors[0].message] : a.differences()), 20_000, method);
+  await s.close();
+  expect(errors).toEqual([]);
+  fs.rmSync(real, { recursive: true, force: true });
 });
