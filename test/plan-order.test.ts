@@ -71,3 +71,21 @@ test('whole-tree plans make the remote equal, in path order, with top-most delet
   const t = randomTree(rng(5));
   expect(planDiff(shuffled(t, r), shuffled(t, r))).toEqual({ deletes: [], dirs: [], files: [], links: [], chmods: [] });
 });
+
+describe('change times (between two local stats: a watching session against its index)', () => {
+  const at = (ctimeMs: number, mode = 0o644): Entry => ({ type: 'file', size: 7, mtimeMs: 1_700_000_000_000, mode, exact: true, ctimeMs });
+  const plan = (l: Entry, r: Entry): Plan => planDiff(new Map([['f', l]]), new Map([['f', r]]), ['f']);
+
+  test('another change time, same size, mtime and mode: sent again (new bytes under the old mtime)', () => {
+    expect(plan(at(2), at(1)).files.map((i) => i.rel)).toEqual(['f']);
+  });
+  test('another change time and another mode: the mode alone (a chmod moved it)', () => {
+    const p = plan(at(2, 0o755), at(1));
+    expect([p.files.length, p.chmods.map((i) => i.rel)]).toEqual([0, ['f']]);
+  });
+  test('the same change time, or one side without it (a remote listing, an older index): nothing', () => {
+    expect(plan(at(1), at(1)).files).toEqual([]);
+    const { ctimeMs: _, ...without } = at(1);
+    expect(plan(at(2), without).files).toEqual([]);
+  });
+});

@@ -201,6 +201,36 @@ describe('watching', () => {
     expect(fs.existsSync(path.join(remote, '.git'))).toBe(false);
   });
 
+  // Reproducible builds, `cp -p`, `touch -r`, archive extraction: new bytes, the same size, the old mtime.
+  // Only the change time (which no program can set) tells; the index holds it as sent.
+  test('a write of the same size that puts the mtime back is sent, by its change time', async () => {
+    const f = path.join(local, 'README.md');
+    fs.writeFileSync(f, 'version 1\n');
+    fs.utimesSync(f, 1_700_000_000, 1_700_000_000);
+    await settle('first version');
+    fs.writeFileSync(f, 'version 2\n');
+    fs.utimesSync(f, 1_700_000_000, 1_700_000_000);
+    await settle('same size, mtime put back');
+    expect(fs.readFileSync(path.join(remote, 'README.md'), 'utf8')).toBe('version 2\n');
+  });
+
+  test('a file written through a hard link from outside, mtime put back, is found by the periodic rescan', async () => {
+    const { local: l2, remote: r2 } = folders();
+    const f = path.join(l2, 'data.txt');
+    fs.writeFileSync(f, 'version 1\n');
+    fs.utimesSync(f, 1_700_000_000, 1_700_000_000);
+    const outside = tempDir('outside');
+    dirs.push(outside);
+    fs.linkSync(f, path.join(outside, 'same-file'));
+    const s2 = session(l2, r2, { rescanMs: 300 });
+    await s2.start();
+    // No event reaches the folder's watch: only a rescan looks, and only the change time differs.
+    fs.writeFileSync(path.join(outside, 'same-file'), 'version 2\n');
+    fs.utimesSync(f, 1_700_000_000, 1_700_000_000);
+    await eventually(same(l2, r2), 10_000, 'written from outside, mtime put back');
+    expect(fs.readFileSync(path.join(r2, 'data.txt'), 'utf8')).toBe('version 2\n');
+  });
+
   test('a folder with 2,000 files renamed, then renamed back', async () => {
     const spec: Record<string, string> = {};
     for (let i = 0; i < 2000; i++) spec[`many/d${i % 40}/f${i}.txt`] = `file ${i}\n`;

@@ -1,12 +1,13 @@
 /**
  * The runner's one index of what the remote holds, kept compact: a Map from path to a small integer,
- * and the numbers of every entry in one growable Float64Array (type, size, mtime, mode, inode). An
+ * and the numbers of every entry in one growable Float64Array (type, size, mtime, mode, and a folder's
+ * inode or a file's change time: one slot, as no entry has both). An
  * entry costs about 100 bytes instead of ~300 for a Map of objects, which is what keeps a watched
  * 100,000-file tree under the memory target. Symlink targets (rare) live in a side Map.
  */
 import { Entry, EntryType, Tree } from './tree';
 
-const FIELDS = 5; // type|flags, size, mtimeMs, mode, ino
+const FIELDS = 5; // type|flags, size, mtimeMs, mode, ino (a folder) or ctimeMs (a file)
 const TYPES: readonly EntryType[] = ['file', 'dir', 'symlink'];
 const EXACT = 8;
 const KEPT = 16;
@@ -45,6 +46,7 @@ export class CompactIndex implements Tree {
     if (tf & EXACT) e.exact = true;
     if (tf & KEPT) e.kept = true;
     if (type === 'dir' && this.data[o + 4] !== 0) e.ino = this.data[o + 4];
+    else if (type === 'file' && this.data[o + 4] !== 0) e.ctimeMs = this.data[o + 4];
     if (type === 'symlink') e.target = this.targets.get(id);
     return e;
   }
@@ -65,7 +67,7 @@ export class CompactIndex implements Tree {
     this.data[o + 1] = e.size;
     this.data[o + 2] = e.mtimeMs;
     this.data[o + 3] = e.mode;
-    this.data[o + 4] = e.ino ?? 0;
+    this.data[o + 4] = (e.type === 'dir' ? e.ino : e.type === 'file' ? e.ctimeMs : undefined) ?? 0;
     if (e.type === 'symlink' && e.target !== undefined) this.targets.set(id, e.target);
     else this.targets.delete(id);
   }

@@ -3,7 +3,7 @@
  * remote equal: deletes (top-most paths only), folders to create, files to upload, symlinks to
  * (re)create and permission-only changes.
  */
-import { Entry, sameEntry, sameMtime, Tree } from './tree';
+import { Entry, sameCtime, sameEntry, sameMtime, Tree } from './tree';
 
 export interface PlanItem {
   readonly rel: string;
@@ -51,8 +51,9 @@ function inPathOrder(plan: Plan, from: number): void {
 /**
  * Plans `remote` -> `local`. With `scope` set (a set of relative paths), only those paths and what
  * lies below them are compared (watch mode); otherwise the whole trees. With `racySince` (ms), files
- * modified at or after it are sent even when size and whole-second mtime equal the remote's
- * (pass-clock.ts: saved again in the second the last pass read them).
+ * modified (mtime) or changed (ctime) at or after it are sent even when size and whole-second mtime
+ * equal the remote's (pass-clock.ts: saved again in the second the last pass read them, or since with
+ * the old mtime put back).
  */
 export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, racySince?: number): Plan {
   const plan = emptyPlan();
@@ -62,8 +63,10 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, ra
     for (let p = parentOf(rel); p !== ''; p = parentOf(p)) if (deleted.has(p)) return true;
     return false;
   };
-  // Against a remote listing (whole seconds), not between two exact stats.
-  const racy = (l: Entry, r: Entry): boolean => racySince !== undefined && !(l.exact && r.exact) && l.mtimeMs >= racySince;
+  // Against a remote listing (whole seconds), not between two exact stats. A change time from then on
+  // says the same of a file whose mtime was put back (sameCtime), unless its mode changed: a chmod moves
+  // the change time too (and sends the mode alone).
+  const racy = (l: Entry, r: Entry): boolean => racySince !== undefined && !(l.exact && r.exact) && (l.mtimeMs >= racySince || (l.mode === r.mode && (l.ctimeMs ?? -Infinity) >= racySince));
   const considerLocal = (rel: string, l: Entry): void => {
     if (l.kept) return; // could not be read locally: the remote copy stays as it is
     const r = remote.get(rel);
@@ -81,7 +84,7 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, ra
       if (!exists || !sameEntry(l, r)) plan.links.push({ rel, entry: l });
     } else if (!exists) plan.files.push({ rel, entry: l });
     else if (!sameEntry(l, r)) {
-      if (r.size === l.size && sameMtime(l, r) && !racy(l, r)) plan.chmods.push({ rel, entry: l });
+      if (r.size === l.size && sameMtime(l, r) && (l.mode !== r.mode || sameCtime(l, r)) && !racy(l, r)) plan.chmods.push({ rel, entry: l });
       else plan.files.push({ rel, entry: l });
     } else if (racy(l, r)) plan.files.push({ rel, entry: l });
   };

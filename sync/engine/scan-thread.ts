@@ -19,7 +19,7 @@ import { IgnoreMatcher, matcherOf } from './ignore';
 import { portabilityWarnings } from './portable-names';
 import { Entry, EntryType, Refusal, scanLocal, scanLocalSync, ScanResult } from './tree';
 
-/** Fields per entry in the transferred array: type, size, mtimeMs, mode, ino. */
+/** Fields per entry in the transferred array: type, size, mtimeMs, mode, and ino (a folder) or ctimeMs (a file). */
 const FIELDS = 5;
 const TYPES: readonly EntryType[] = ['file', 'dir', 'symlink'];
 const MARK = 'kubedev-scan-thread';
@@ -63,7 +63,7 @@ function walkHere(job: Job): { reply: Reply; transfer: ArrayBuffer[] } {
     data[o + 1] = e.size;
     data[o + 2] = e.mtimeMs;
     data[o + 3] = e.mode;
-    data[o + 4] = e.ino ?? 0;
+    data[o + 4] = (e.type === 'dir' ? e.ino : e.ctimeMs) ?? 0;
     if (e.target !== undefined) targets.push([i, e.target]);
   });
   return { reply: { keys, data, targets, refused, portable: portabilityWarnings(keys), links }, transfer: [data.buffer as ArrayBuffer] };
@@ -79,7 +79,7 @@ function unpack(r: Reply): ThreadScan {
     const e: Entry = { type, size: r.data[o + 1], mtimeMs: r.data[o + 2], mode: r.data[o + 3], exact: true };
     if (type === 'dir') tree.set(k, { ...e, ino: r.data[o + 4] });
     else if (type === 'symlink') tree.set(k, { ...e, target: target.get(i) });
-    else tree.set(k, e);
+    else tree.set(k, r.data[o + 4] !== 0 ? { ...e, ctimeMs: r.data[o + 4] } : e);
   });
   return { tree, refused: r.refused, portable: r.portable, links: r.links, threaded: true };
 }

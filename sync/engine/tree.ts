@@ -61,13 +61,27 @@ export function entryFromStats(st: fs.Stats, target?: string): Entry | undefined
   return undefined; // sockets, fifos, devices: not mirrored
 }
 
-/** Equal as far as the remote can tell: type, size, whole-second mtime, permission bits, link target. */
+/**
+ * Equal as far as the remote can tell: type, size, whole-second mtime, permission bits, link target;
+ * between two local stats, a file's change time too (sameCtime).
+ */
 export function sameEntry(a: Entry, b: Entry): boolean {
   if (a.type !== b.type) return false;
   if (a.type === 'dir') return a.mode === b.mode;
   if (a.type === 'symlink') return a.target === b.target;
   if (a.size !== b.size || a.mode !== b.mode) return false;
-  return sameMtime(a, b);
+  return sameMtime(a, b) && sameCtime(a, b);
+}
+
+/**
+ * Whether two local stats of a file agree on its change time (either unknown: they do). New bytes of
+ * the same size under the old mtime (`cp -p`, `touch -r`, a reproducible build's fixed dates, an
+ * archive unpacked over the file) differ only there: only the kernel sets it. It also moves for a new
+ * hard link or a rename, which then send the file again (harmless), and for a chmod, which the plan
+ * sends as a mode change alone.
+ */
+export function sameCtime(a: Entry, b: Entry): boolean {
+  return !(a.exact && b.exact) || a.ctimeMs === undefined || b.ctimeMs === undefined || a.ctimeMs === b.ctimeMs;
 }
 
 /**

@@ -83,3 +83,39 @@ test('a clock file that is garbage, from the future or in the way (a file where 
     fs.rmSync(state, { recursive: true, force: true });
   }
 });
+
+// Reproducible builds, `cp -p`, `touch -r`, an archive unpacked over the file: new bytes of the same size
+// under the old mtime. The remote's size and whole-second mtime agree; the change time, which only the
+// kernel sets, is from after the last pass began reading.
+test('new bytes of the same size with the old mtime put back: sent by the next run (its change time is after the last pass); then no more', async () => {
+  const a = h.arena();
+  const file = path.join(a.local, 'gen.txt');
+  fs.writeFileSync(file, 'build 1');
+  fs.utimesSync(file, 1_600_000_000, 1_600_000_000);
+  fs.writeFileSync(path.join(a.local, 'old.txt'), 'untouched');
+  fs.utimesSync(path.join(a.local, 'old.txt'), 1_600_000_000, 1_600_000_000);
+  expect(await once(a)).toBe(2);
+  await sleep(20);
+  fs.writeFileSync(file, 'build 2');
+  fs.utimesSync(file, 1_600_000_000, 1_600_000_000);
+  expect(await once(a)).toBe(1); // gen.txt, not old.txt
+  expect(a.differences()).toEqual([]);
+  expect(fs.readFileSync(path.join(a.remote, 'gen.txt'), 'utf8')).toBe('build 2');
+  expect(await once(a)).toBe(0);
+});
+
+test('a chmod since the last pass (its change time moved too) sends the mode alone, no bytes', async () => {
+  const a = h.arena();
+  const file = path.join(a.local, 'tool.sh');
+  fs.writeFileSync(file, '#!/bin/sh\necho hi\n');
+  fs.utimesSync(file, 1_600_000_000, 1_600_000_000);
+  expect(await once(a)).toBe(1);
+  await sleep(20);
+  fs.chmodSync(file, 0o755);
+  const s = a.session({ watch: false });
+  const stats = await s.start();
+  await s.close();
+  expect(stats.bytes).toBe(0);
+  expect(fs.statSync(path.join(a.remote, 'tool.sh')).mode & 0o777).toBe(0o755);
+  expect(a.differences()).toEqual([]);
+});
