@@ -70,6 +70,12 @@ export function movedFrom(code: number | null, stderr: string): { listed: string
   return now === undefined ? undefined : { listed, now };
 }
 
+/** Throws RemoteRootMovedError when a script exited because the root leads elsewhere now (its code and stderr). */
+export function throwIfMoved(remoteRoot: string, res: { readonly code: number | null; readonly stderr: string }): void {
+  const moved = movedFrom(res.code, res.stderr);
+  if (moved) throw new RemoteRootMovedError(remoteRoot, moved.listed, moved.now);
+}
+
 /** The remote root leads to another place than when it was listed: the session halts, nothing was written there. */
 export class RemoteRootMovedError extends RemoteError {
   constructor(remoteRoot: string, listed: Buffer | string | undefined, now: Buffer | string | undefined) {

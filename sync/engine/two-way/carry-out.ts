@@ -104,7 +104,7 @@ export async function pushes(c: Carry, delRemote: readonly Decision[], swapped: 
   // in place during the upload is kept beside it (remote-guard.ts).
   const overwrites = push.filter((d) => d.r?.t === 'f' && !delRemote.some((x) => x.rel === d.rel)).map((d) => d.rel);
   const listed = (rel: string): Entry | undefined => remote.tree.get(rel);
-  const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed);
+  const guards = await guardOverwrites(h.run, h.remoteRoot, overwrites, listed, conn.listedRoots.get(h.remoteRoot));
   const moved = guards.moved;
   if (moved.size > 0) {
     done.retry = true;
@@ -118,7 +118,7 @@ export async function pushes(c: Carry, delRemote: readonly Decision[], swapped: 
     if (r && !delRemote.some((x) => x.rel === d.rel)) have.set(d.rel, r.type === 'file' ? { ...r, mtimeMs: -1 } : r);
   }
   const plan = planDiff(want, have);
-  const release = (): Promise<boolean> => Promise.all([releaseAndWarn(h, guards), swapped?.release() ?? false]).then(([a, b]) => a || b);
+  const release = (): Promise<boolean> => Promise.all([releaseAndWarn(h, conn, guards), swapped?.release() ?? false]).then(([a, b]) => a || b);
   let res: Awaited<ReturnType<typeof applyPlan>>;
   try {
     res = await applyPlan(h.ctx(conn, remote.tree), plan);
@@ -253,10 +253,10 @@ export async function conflicts(c: Carry): Promise<Map<string, Agreed>> {
 }
 
 /** Releases push guards (remote-guard.ts); true when a container write was kept beside a file (warned). */
-function releaseAndWarn(h: PassHost, guards: Guards): Promise<boolean> {
+function releaseAndWarn(h: PassHost, conn: Connection, guards: Guards): Promise<boolean> {
   if (guards.held.size === 0) return Promise.resolve(false);
   const helper = h.helper && h.store.remoteRootId ? { rootId: h.store.remoteRootId } : undefined;
-  return releaseGuards(h.run, h.remoteRoot, guards, (rel, stat) => h.lookedAfter?.(rel, stat), helper).then((kept) => {
+  return releaseGuards(h.run, h.remoteRoot, guards, (rel, stat) => h.lookedAfter?.(rel, stat), helper, conn.listedRoots.get(h.remoteRoot)).then((kept) => {
     for (const [rel, copy] of kept) h.warn(`'${rel}' was written in the container while the laptop's version was sent; the container's version is kept as '${copy}'`);
     return kept.size > 0;
   });
@@ -283,7 +283,7 @@ export function swapsDone(h: PassHost, conn: Connection, swap: PushSection, list
     if (listed) h.swapped?.(rel, s.guard, s.after);
   }
   let releasing: Promise<boolean> | undefined;
-  const release = (): Promise<boolean> => (releasing ??= conn.alive ? releaseAndWarn(h, swap.guarded()) : Promise.resolve(false));
+  const release = (): Promise<boolean> => (releasing ??= conn.alive ? releaseAndWarn(h, conn, swap.guarded()) : Promise.resolve(false));
   if (!listed) void release().catch(() => undefined);
   return { rels: [...swap.swapped.keys()], bytes, release };
 }

@@ -22,7 +22,7 @@ import { ClientChannel } from 'ssh2';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { Connection } from '../transport';
-import { shQuote } from '../tree';
+import { enterRoot, samePlace, throwIfMoved } from '../remote-place';
 import { ChangedMeanwhile, dropFetched, fetchBytes, fetchFile, Fetched } from './local-write';
 import { RemoteRun, stillAsListed, unlessDropped } from './remote-list';
 import { Sig } from './state-store';
@@ -36,14 +36,23 @@ export interface BulkItem {
   readonly l?: Sig;
 }
 
-/** One `tar -c` channel kept open, waiting; `take()` hands it over and opens the next in the background. */
+/**
+ * One `tar -c` channel kept open, waiting; `take()` hands it over and opens the next in the background.
+ * Its command enters the root where the last listing found it (remote-place.ts: elsewhere, tar reads
+ * nothing and exits ROOT_MOVED_EXIT); a channel opened for another place than the listing's now is
+ * closed and a fresh one opened.
+ */
 export class TarStandby {
   private next?: Promise<ClientChannel>;
+  /** The place the waiting channel's command checks. */
+  private nextPlace?: Buffer;
 
   constructor(private readonly conn: Connection, private readonly remoteRoot: string) {}
 
   private open(): Promise<ClientChannel> {
-    const p = this.conn.channel(`IFS= read -r _ || exit 0; cd -- ${shQuote(this.remoteRoot)} || exit 3; LC_ALL=C exec tar -c -f - --quoting-style=literal --hard-dereference --no-recursion --null -T -`).then((ch) => {
+    const place = this.conn.listedRoots.get(this.remoteRoot);
+    this.nextPlace = place;
+    const p = this.conn.channel(`IFS= read -r _ || exit 0\n${enterRoot(this.remoteRoot, place, 'exit 3')}\nLC_ALL=C exec tar -c -f - --quoting-style=literal --hard-dereference --no-recursion --null -T -`).then((ch) => {
       let closed = false;
       ch.once('close', () => {
         closed = true;
@@ -65,6 +74,7 @@ export class TarStandby {
 
   /** A started `tar` channel (stdin: the NUL-separated names, then end). */
   async take(): Promise<ClientChannel> {
+    if (this.next && !samePlace(this.nextPlace, this.conn.listedRoots.get(this.remoteRoot))) this.close();
     let ch = await (this.next ?? this.open()).catch(() => undefined);
     this.next = undefined;
     if (!ch || (ch as ClientChannel & { isClosed(): boolean }).isClosed()) ch = await this.open(); // one fresh try; its error reaches the pass
@@ -81,13 +91,17 @@ export class TarStandby {
 }
 
 /** Fetches `items` (files) with one tar stream into temporary files; calls `done` or `failed` for each member seen. */
-export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<ClientChannel>, localRoot: string, items: readonly BulkItem[], done: (f: Fetched) => void, failed: (rel: string, e: unknown) => void): Promise<{ stderr: string }> {
+export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<ClientChannel>, localRoot: string, items: readonly BulkItem[], done: (f: Fetched) => void, failed: (rel: string, e: unknown) => void, remoteRoot?: string): Promise<{ stderr: string }> {
   const byName = new Map(items.map((i) => [`./${i.rel}`, i]));
   const ch = await tarChannel();
   let stderr = '';
+  let code: number | null = null;
   ch.stderr.on('data', (b: Buffer) => {
     if (stderr.length < 16 * 1024) stderr += b.toString('utf8');
   });
+  // Its exit code comes before the channel closes (ssh2 emits 'exit' first), not always before its output ends.
+  ch.once('exit', (c: number | null) => (code = c));
+  const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
   const extract = tar.extract();
   extract.on('entry', (header, stream, next) => {
     const item = byName.get(header.name);
@@ -123,6 +137,8 @@ export async function pullFilesTar(conn: Connection, tarChannel: () => Promise<C
   });
   ch.end(Buffer.from(items.map((i) => `./${i.rel}\0`).join('')));
   await unlessDropped(conn, pipeline(ch, extract));
+  if (remoteRoot !== undefined && code === null) await unlessDropped(conn, closed);
+  if (remoteRoot !== undefined) throwIfMoved(remoteRoot, { code, stderr });
   return { stderr };
 }
 
@@ -163,7 +179,7 @@ export async function fetchAsListed(h: FetchHost, conn: Connection, items: reado
     }, (rel, e) => {
       seen.add(rel);
       failed.push([rel, e]);
-    });
+    }, h.remoteRoot);
     for (const [rel, e] of failed) skip(rel, e);
     for (const { rel } of items) {
       if (seen.has(rel)) continue;
@@ -171,7 +187,7 @@ export async function fetchAsListed(h: FetchHost, conn: Connection, items: reado
       if (why) h.warn(`'${rel}' could not be read in the container (${why}); it is left as it is and tried again next pass. Make it readable by the SSH user there`);
       else skip(rel, new ChangedMeanwhile(`remote '${rel}' is no longer the file listed; looked at again next pass`));
     }
-    const asListed = got.length > 0 ? await stillAsListed(h.run, h.remoteRoot, got.map((f) => f.rel), listed) : new Set<string>();
+    const asListed = got.length > 0 ? await stillAsListed(h.run, h.remoteRoot, got.map((f) => f.rel), listed, conn.listedRoots.get(h.remoteRoot)) : new Set<string>();
     const ok: Fetched[] = [];
     for (const f of got.splice(0)) {
       if (asListed.has(f.rel)) ok.push(f);

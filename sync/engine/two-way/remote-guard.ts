@@ -21,6 +21,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
+import { enterRoot as enterPlace, throwIfMoved } from '../remote-place';
 import { Entry, shQuote } from '../tree';
 import { conflictCopyName } from './local-write';
 import type { RemoteRun } from './remote-list';
@@ -45,8 +46,12 @@ export interface Guards {
 /** Prints the stat row of `p` (size, mtime, mode, then `how`; NUL-terminated), or a 'gone' row. */
 const stat = (p: string, how: string): string => `find ${p} -maxdepth 0 -printf '%s\\0%T@\\0%m\\0${how}\\0' 2>/dev/null || printf 'gone\\0\\0\\0\\0'`;
 
-/** The start of every guard command: the physical root, as `$R`. */
-export const enterRoot = (root: string): string => `cd -P -- ${shQuote(root)} || exit 3\nR=$PWD`;
+/**
+ * The start of every guard command: the physical root, as `$R`; with `place` (where the listing found
+ * it: remote-place.ts), the root must lead there, or the command exits ROOT_MOVED_EXIT having linked,
+ * copied or removed nothing (the pass halts: throwIfMoved).
+ */
+export const enterRoot = (root: string, place?: Buffer): string => `${enterPlace(root, place, 'exit 3')}\nR=$PWD`;
 
 /**
  * `body` run in the folder of `rel`, entered physically and checked to be that folder inside the root
@@ -98,7 +103,7 @@ function same(row: readonly string[] | undefined, e: Entry | undefined): boolean
 }
 
 /** Links a guard to each of `rels` (remote files about to be replaced) and says which changed since the listing. */
-export async function guardOverwrites(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined): Promise<Guards> {
+export async function guardOverwrites(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Entry | undefined, place?: Buffer): Promise<Guards> {
   const moved = new Set<string>();
   const held = new Map<string, string>();
   const seen = new Map<string, string>();
@@ -116,11 +121,12 @@ export async function guardOverwrites(run: RemoteRun, root: string, rels: readon
   };
   if (rels.length > 0) {
     const guards = guardNames(rels);
-    const res = await run([enterRoot(root), ...rels.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
+    const res = await run([enterRoot(root, place), ...rels.map((rel, i) => guardLine(rel, guards[i]))].join('\n'));
+    throwIfMoved(root, res);
     const rows = parseStats(res.stdout, rels.length);
     rels.forEach((rel, i) => decide(rel, guards[i], rows[i]));
   }
-  dropGuards(run, root, drop);
+  dropGuards(run, root, drop, place);
   return { moved, held, seen, unguarded };
 }
 
@@ -134,8 +140,8 @@ function unguardedWhy(rel: string, how: string | undefined): string {
 }
 
 /** Removes guards no push needs, without waiting (one left by a dropped connection is a leftover the next listing reports and removes). */
-function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): void {
-  if (guards.length > 0) run([enterRoot(root), ...guards.map((g) => inFolderOf(g, `rm -f -- ${bare(g)}`))].join('\n')).catch(() => undefined);
+function dropGuards(run: RemoteRun, root: string, guards: readonly string[], place?: Buffer): void {
+  if (guards.length > 0) run([enterRoot(root, place), ...guards.map((g) => inFolderOf(g, `rm -f -- ${bare(g)}`))].join('\n')).catch(() => undefined);
 }
 
 /**
@@ -143,13 +149,13 @@ function dropGuards(run: RemoteRun, root: string, guards: readonly string[]): vo
  * in-place write — it becomes `<stem>.conflict-container-<time><ext>` (never over an existing name);
  * every guard goes. Returns the files whose container version was kept that way, with the copy's name.
  */
-export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onFile?: (rel: string, stat: string) => void, helper?: { rootId: string }): Promise<Map<string, string>> {
+export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onFile?: (rel: string, stat: string) => void, helper?: { rootId: string }, place?: Buffer): Promise<Map<string, string>> {
   const kept = new Map<string, string>();
   if (g.held.size === 0) return kept;
   const rels = [...g.held.keys()];
   const copies = rels.map((rel) => conflictCopyName(rel).replace('.conflict-remote-', '.conflict-container-'));
   // A helper that is gone must fail its printf (EPIPE: the sh lines run instead), not end the command.
-  const lines = [enterRoot(root), "NL='\n'", ...(helper ? ["trap '' PIPE"] : [])];
+  const lines = [enterRoot(root, place), "NL='\n'", ...(helper ? ["trap '' PIPE"] : [])];
   rels.forEach((rel, i) => {
     const guard = bare(g.held.get(rel) as string);
     const copy = `./${path.posix.basename(copies[i])}`;
@@ -179,6 +185,7 @@ export async function releaseGuards(run: RemoteRun, root: string, g: Guards, onF
     lines.push(inFolderOf(rel, viaHelper));
   });
   const res = await run(lines.join('\n'));
+  throwIfMoved(root, res);
   for (const line of res.stdout.toString('utf8').split('\n')) {
     const m = /^kept(-\d+)? (\d+)$/.exec(line);
     if (m) kept.set(rels[Number(m[2])], m[1] ? `${copies[Number(m[2])]}${m[1]}` : copies[Number(m[2])]);

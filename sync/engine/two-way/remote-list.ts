@@ -5,6 +5,7 @@
  * identity (`dev:ino`) so that a root replaced by another folder (a pod restarted on a new volume) halts.
  */
 import { IgnoreMatcher, INTERNAL_PREFIX } from '../ignore';
+import { enterRoot, throwIfMoved } from '../remote-place';
 import { fieldsAfterMarker, listingMarker, physicalBefore, remoteScanCommand, topMost } from '../remote-scan';
 import { Connection, RemoteError } from '../transport';
 import { Entry, EntryType, shQuote } from '../tree';
@@ -190,7 +191,7 @@ function parseInline(out: Buffer, tree: ReadonlyMap<string, Entry>, marker: stri
  * followed, or a FIFO) since the listing is left out, as its bytes may be torn or another version than
  * the one the ancestor would record.
  */
-export async function stillAsListed(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Sig | undefined): Promise<Set<string>> {
+export async function stillAsListed(run: RemoteRun, root: string, rels: readonly string[], listed: (rel: string) => Sig | undefined, place?: Buffer): Promise<Set<string>> {
   const same = new Set<string>();
   for (let i = 0; i < rels.length; ) {
     const batch: string[] = [];
@@ -199,8 +200,10 @@ export async function stillAsListed(run: RemoteRun, root: string, rels: readonly
       bytes += rels[i].length + 4;
     }
     const marker = listingMarker();
-    const res = await run(`cd -- ${shQuote(root)} || exit ${GONE}\nprintf '%s\\0' ${shQuote(marker)}\nfind ${batch.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -printf ${STAT_FORMAT} 2>/dev/null\nexit 0`);
+    // Where the listing found the root (remote-place.ts): bytes read through a root that leads elsewhere now are another folder's.
+    const res = await run(`${enterRoot(root, place, `exit ${GONE}`)}\nprintf '%s\\0' ${shQuote(marker)}\nfind ${batch.map((r) => shQuote(`./${r}`)).join(' ')} -maxdepth 0 -printf ${STAT_FORMAT} 2>/dev/null\nexit 0`);
     if (res.code === GONE) continue; // the root is gone: nothing is as listed
+    throwIfMoved(root, res);
     if (res.code !== 0) throw new RemoteError(`checking fetched files in '${root}' failed (exit ${res.code}): ${res.stderr.trim()}`, res.code ?? -1, res.stderr);
     for (const [rel, sig] of statFields(fieldsAfterMarker(res.stdout, marker, root).fields)) if (sameSig(sig, listed(rel))) same.add(rel);
   }
