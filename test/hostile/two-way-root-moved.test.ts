@@ -59,51 +59,47 @@ test('the guards before a push: the pass halts, no guard is linked in the other 
   expect(fs.readdirSync(path.join(a.base, 'sentinel')).filter((n) => n.startsWith('.kubedev-'))).toEqual([]);
 });
 
-test("the pull's tar (opened ahead, before the swap): the pass halts, nothing of the other folder is fetched", async () => {
-  const a = h.arena();
-  remoteTree(h.sshd(), a, { 'keep.txt': 'the root' });
+/**
+ * A pull's `tar -c` channel opened ahead while the root (holding `tree`) was listed where it is; then
+ * `swap` moves it, and `rel` (of `size` bytes) is fetched through that standby: what came, as `rel: bytes`.
+ */
+async function pullAfter(a: Arena, tree: Record<string, string>, swap: (conn: Connection) => void, rel: string, size: number): Promise<{ got: string[]; failed: unknown[] }> {
+  remoteTree(h.sshd(), a, tree);
   const conn = await connect();
   conn.listedRoots.set(a.remote, Buffer.from(fs.realpathSync(a.remote)));
   const standby = new TarStandby(conn, a.remote);
-  standby.warm(); // its channel waits for its line, opened while the root was the root
+  standby.warm(); // its channel waits for its line
+  const got: Fetched[] = [];
+  const failed: unknown[] = [];
   try {
     await new Promise((r) => setTimeout(r, 200));
-    const sentinel = path.join(a.base, 'sentinel');
-    fs.renameSync(a.remote, `${a.remote}-old`);
-    fs.symlinkSync(sentinel, a.remote);
-    const got: Fetched[] = [];
-    const failed: unknown[] = [];
-    const r: Sig = { t: 'f', s: 12, m: 0, p: 0o644 };
-    await expect(pullFilesTar(conn, () => standby.take(), a.local, [{ rel: 'keep.txt', r }], (f) => got.push(f), (_, e) => failed.push(e), a.remote)).rejects.toThrow(MOVED);
-    for (const f of got) dropFetched(f);
-    expect([got.map((f) => f.rel), failed]).toEqual([[], []]);
-    expect(fs.readdirSync(a.local)).toEqual([]);
+    swap(conn);
+    const r: Sig = { t: 'f', s: size, m: 0, p: 0o644 };
+    await pullFilesTar(conn, () => standby.take(), a.local, [{ rel, r }], (f) => got.push(f), (_, e) => failed.push(e), a.remote);
+    return { got: got.map((f) => `${f.rel}: ${fs.readFileSync(f.tmp, 'utf8')}`), failed };
   } finally {
     standby.close();
+    for (const f of got) dropFetched(f);
   }
+}
+
+test("the pull's tar (opened ahead, before the swap): the pass halts, nothing of the other folder is fetched", async () => {
+  const a = h.arena();
+  const swap = (): void => {
+    fs.renameSync(a.remote, `${a.remote}-old`);
+    fs.symlinkSync(path.join(a.base, 'sentinel'), a.remote);
+  };
+  await expect(pullAfter(a, { 'keep.txt': 'the root' }, swap, 'keep.txt', 12)).rejects.toThrow(MOVED);
+  expect(fs.readdirSync(a.local)).toEqual([]); // no temporary file of the sentinel's bytes either
 });
 
 test('a channel opened for an earlier place is not used: the next pull enters the root where the last listing found it', async () => {
   const a = h.arena();
-  remoteTree(h.sshd(), a, { 'f.txt': 'moved along' });
-  const conn = await connect();
-  conn.listedRoots.set(a.remote, Buffer.from(fs.realpathSync(a.remote)));
-  const standby = new TarStandby(conn, a.remote);
-  standby.warm();
-  try {
-    await new Promise((r) => setTimeout(r, 200));
-    // The root moved with its contents and a link left in its place: the same folder (dev:ino), listed again there.
+  // The root moved with its contents and a link left in its place: the same folder (dev:ino), listed again there.
+  const swap = (conn: Connection): void => {
     fs.renameSync(a.remote, `${a.remote}-real`);
     fs.symlinkSync(`${a.remote}-real`, a.remote);
     conn.listedRoots.set(a.remote, Buffer.from(fs.realpathSync(a.remote)));
-    const got: Fetched[] = [];
-    const r: Sig = { t: 'f', s: 11, m: 0, p: 0o644 };
-    await pullFilesTar(conn, () => standby.take(), a.local, [{ rel: 'f.txt', r }], (f) => got.push(f), (_, e) => {
-      throw e;
-    }, a.remote);
-    expect(got.map((f) => fs.readFileSync(f.tmp, 'utf8'))).toEqual(['moved along']);
-    for (const f of got) dropFetched(f);
-  } finally {
-    standby.close();
-  }
+  };
+  expect(await pullAfter(a, { 'f.txt': 'moved along' }, swap, 'f.txt', 11)).toEqual({ got: ['f.txt: moved along'], failed: [] });
 });
