@@ -6,44 +6,28 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AgentPool } from '../sync/agent/pool';
-import { KeptScans, setKeptScans } from '../sync/engine/kept-scan';
-import { setConnectionPool } from '../sync/engine/transport';
+import { KeptScans } from '../sync/engine/kept-scan';
 import { SyncOptions } from '../sync/engine/session';
 import { Arena, useArena } from './support/hostile';
 import { remote } from './support/two-way';
 import { differences, snapshot, writeTree } from './support/trees';
-import { until } from './support/agent';
+import { until, useAgentState } from './support/agent';
 
 jest.setTimeout(30_000);
 const { sshd, arena } = useArena();
-let kept: KeptScans;
-let pool: AgentPool;
-
 // As in the agent: its kept listings, and its connections kept between runs (the remote watcher rides on them).
-beforeEach(() => {
-  kept = new KeptScans();
-  setKeptScans(kept);
-  pool = new AgentPool(60_000);
-  setConnectionPool(pool);
-});
-afterEach(async () => {
-  setKeptScans(undefined);
-  await kept.closeAll();
-  setConnectionPool(undefined);
-  pool.closeAll();
-});
+const agent = useAgentState();
 
 /** One `--once` run as the agent serves it: what it sent and deleted, whether it walked the local folder and listed the server. */
 async function once(a: Arena, extra: Partial<SyncOptions> = {}): Promise<{ files: number; deleted: number; walked: boolean; listed: boolean }> {
-  const before = { ...kept.counts, ...kept.remoteCounts };
+  const before = { ...agent.kept().counts, ...agent.kept().remoteCounts };
   const s = a.session({ watch: false, ...extra });
   try {
     const r = await s.start();
-    return { files: r.files, deleted: r.deleted, walked: kept.counts.walks > before.walks, listed: kept.remoteCounts.lists > before.lists };
+    return { files: r.files, deleted: r.deleted, walked: agent.kept().counts.walks > before.walks, listed: agent.kept().remoteCounts.lists > before.lists };
   } finally {
     await s.close();
-    await kept.settled(); // a server watcher started by the run is up before the next (a user's comes seconds later)
+    await agent.kept().settled(); // a server watcher started by the run is up before the next (a user's comes seconds later)
   }
 }
 
@@ -120,7 +104,7 @@ test("an overflow of the server's event queue (a flood in an ignored folder whil
   remote(sshd(), a, 'mkdir node_modules');
   await keptBoth(a);
   // The watcher's output is not read meanwhile: inotifywait blocks writing, the kernel's queue (16,384) overflows.
-  const channel = (kept as unknown as { remotes: Map<string, { watcher: { channel: { pause(): void; resume(): void } } }> }).remotes.values().next().value?.watcher.channel;
+  const channel = (agent.kept() as unknown as { remotes: Map<string, { watcher: { channel: { pause(): void; resume(): void } } }> }).remotes.values().next().value?.watcher.channel;
   if (!channel) throw new Error('no remote watcher channel: the kept remote listing did not start one');
   channel.pause();
   remote(sshd(), a, 'cd node_modules && seq 1 20000 | sed s/^/f/ | xargs touch && cd .. && printf "the container" > a.txt');
@@ -141,7 +125,7 @@ test('a kept remote listing is not taken over another connection (the kept one e
   const a = arena();
   writeTree(a.local, { 'a.txt': 'one' });
   await keptBoth(a);
-  pool.closeAll(); // the agent's connection ends; its watcher with it
+  agent.pool().closeAll(); // the agent's connection ends; its watcher with it
   remote(sshd(), a, 'printf "while nobody watched" > a.txt');
   expect(await once(a)).toMatchObject({ listed: true, files: 1 });
   expect(a.differences()).toEqual([]);
@@ -204,27 +188,21 @@ test('the local root replaced by another folder at the same path (its parent ren
 test('a listing older than its trust, one slept through, one with hard links, or after a failed run is not taken', async () => {
   const a = arena();
   writeTree(a.local, { 'a.txt': 'one' });
-  await kept.closeAll();
   let clock = Date.now();
-  kept = new KeptScans({ maxAgeMs: 60_000, now: () => clock });
-  setKeptScans(kept);
+  await agent.replaceKept(new KeptScans({ maxAgeMs: 60_000, now: () => clock }));
   await once(a);
   expect((await once(a)).walked).toBe(false);
   clock += 5 * 60_000; // the wall clock jumped: the machine slept, its watcher may have missed events
   expect((await once(a)).walked).toBe(true);
   expect((await once(a)).walked).toBe(false);
-  kept.forgetAll(); // as the agent does after a run that failed
+  agent.kept().forgetAll(); // as the agent does after a run that failed
   expect((await once(a)).walked).toBe(true);
 
-  await kept.closeAll();
-  kept = new KeptScans({ maxAgeMs: 0 });
-  setKeptScans(kept);
+  await agent.replaceKept(new KeptScans({ maxAgeMs: 0 }));
   await once(a);
   expect((await once(a)).walked).toBe(true);
 
-  await kept.closeAll();
-  kept = new KeptScans();
-  setKeptScans(kept);
+  await agent.replaceKept(new KeptScans());
   fs.linkSync(path.join(a.local, 'a.txt'), path.join(a.local, 'b.txt'));
   await once(a);
   expect((await once(a)).walked).toBe(true);
@@ -237,7 +215,7 @@ test('a connection kept and taken run after run holds one listener of its SFTP s
     fs.writeFileSync(path.join(a.local, 'a.txt'), `run ${i}`); // each run sends: its SFTP session is the kept one
     await once(a);
   }
-  const idle = (pool as unknown as { idle: Map<string, { link: { sftp?: Promise<{ listenerCount(e: string): number }> } }> }).idle;
+  const idle = (agent.pool() as unknown as { idle: Map<string, { link: { sftp?: Promise<{ listenerCount(e: string): number }> } }> }).idle;
   const sftp = await [...idle.values()][0]?.link.sftp;
   if (!sftp) throw new Error('no SFTP session on the kept connection: the runs sent nothing over SFTP');
   expect(sftp.listenerCount('close')).toBeLessThanOrEqual(2); // before: one per run (14 here), and a MaxListenersExceededWarning

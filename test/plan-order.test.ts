@@ -69,23 +69,29 @@ test('whole-tree plans make the remote equal, in path order, with top-most delet
   expect(typeChanges).toBeGreaterThan(50); // the pairs really hold type changes
   // Equal trees: an empty plan.
   const t = randomTree(rng(5));
-  expect(planDiff(shuffled(t, r), shuffled(t, r))).toEqual({ deletes: [], dirs: [], files: [], links: [], chmods: [] });
+  expect(planDiff(shuffled(t, r), shuffled(t, r))).toEqual({ deletes: [], dirs: [], files: [], links: [], chmods: [], verify: [] });
 });
 
 describe('change times (between two local stats: a watching session against its index)', () => {
   const at = (ctimeMs: number, mode = 0o644): Entry => ({ type: 'file', size: 7, mtimeMs: 1_700_000_000_000, mode, exact: true, ctimeMs });
-  const plan = (l: Entry, r: Entry): Plan => planDiff(new Map([['f', l]]), new Map([['f', r]]), ['f']);
+  const plan = (l: Entry, r: Entry, racySince?: number): Plan => planDiff(new Map([['f', l]]), new Map([['f', r]]), ['f'], racySince);
+  const lists = (p: Plan): string[][] => [p.files, p.chmods, p.verify ?? []].map((items) => items.map((i) => i.rel));
 
-  test('another change time, same size, mtime and mode: sent again (new bytes under the old mtime)', () => {
-    expect(plan(at(2), at(1)).files.map((i) => i.rel)).toEqual(['f']);
+  test('another change time, same size, mtime and mode: compared by content (new bytes under the old mtime, or a chown)', () => {
+    expect(lists(plan(at(2), at(1)))).toEqual([[], [], ['f']]);
   });
-  test('another change time and another mode: the mode alone (a chmod moved it)', () => {
-    const p = plan(at(2, 0o755), at(1));
-    expect([p.files.length, p.chmods.map((i) => i.rel)]).toEqual([0, ['f']]);
+  test('another change time and another mode: the mode, and the bytes compared (cp -p from a file of another mode)', () => {
+    expect(lists(plan(at(2, 0o755), at(1)))).toEqual([[], ['f'], ['f']]);
   });
-  test('the same change time, or one side without it (a remote listing, an older index): nothing', () => {
-    expect(plan(at(1), at(1)).files).toEqual([]);
+  test('the same change time, or one side without it (an older index): nothing', () => {
+    expect(lists(plan(at(1), at(1)))).toEqual([[], [], []]);
     const { ctimeMs: _, ...without } = at(1);
-    expect(plan(at(2), without).files).toEqual([]);
+    expect(lists(plan(at(2), without))).toEqual([[], [], []]);
+  });
+  test('against a remote listing: a change time since the last pass began reading is compared by content; an older one is not', () => {
+    const remote: Entry = { type: 'file', size: 7, mtimeMs: 1_700_000_000_000, mode: 0o644 };
+    const since = 1_700_000_001_000; // after the file's mtime
+    expect(lists(plan(at(since + 1_000), remote, since))).toEqual([[], [], ['f']]);
+    expect(lists(plan(at(since - 500), remote, since))).toEqual([[], [], []]);
   });
 });

@@ -12,6 +12,7 @@ import { HardLinks } from './hard-links';
 import { IgnoreMatcher } from './ignore';
 import { CompactIndex } from './index-store';
 import { emptyPlan, Plan, planDiff } from './plan';
+import { resolveVerify } from './verify';
 import { portabilityWarnings } from './portable-names';
 import { keepRemoteFor, linkStaysInside } from './safety';
 import { Connection } from './transport';
@@ -24,7 +25,7 @@ const SETTLE_MS = 300;
 
 /** What a batch needs of its session. */
 export interface BatchHost {
-  readonly options: { readonly localRoot: string };
+  readonly options: { readonly localRoot: string; readonly remoteRoot: string };
   readonly ig: IgnoreMatcher;
   index: CompactIndex;
   readonly watcher?: WatchedFolders;
@@ -200,6 +201,9 @@ export async function applyDirty(h: BatchHost, conn: Connection, dirtyRels: stri
   h.reportRefused(portabilityWarnings(local.keys()));
   keepRemoteFor(refused, local, remote);
   const plan = local.size + remote.size === 0 ? emptyPlan() : planDiff(local, remote);
+  // Files whose change time alone moved are sent only if their bytes differ (verify.ts); the index takes
+  // the equal ones' new stat now (those with a mode to send, once it is sent).
+  for (const v of await resolveVerify(conn, h.options.localRoot, h.options.remoteRoot, plan)) if (!plan.chmods.some((c) => c.rel === v.rel)) h.index.set(v.rel, v.entry);
   if (plan.deletes.length + plan.dirs.length + plan.files.length + plan.links.length + plan.chmods.length === 0) return undefined;
   if (plan.deletes.length > 0) h.checkRoot(true);
   await settleMassDelete(h, plan);

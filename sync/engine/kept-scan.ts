@@ -47,7 +47,12 @@ export interface KeptScanOptions {
 /** What `read` gives the session: its own copy of the listing, and when it was true of the folder. */
 export interface KeptRead {
   readonly result: ScanResult;
-  /** Date.now() of the moment the listing held (a kept one: just now, after the watcher said nothing). */
+  /**
+   * Date.now() of the moment the listing held: for a kept one, when it was walked, not now. What no
+   * event told of since (a file written through a hard link from outside, its mtime put back) then
+   * stays after the pass clock's mark (pass-clock.ts), racy for the next walk; with `now`, a run taking
+   * the kept listing moved the mark past it, and no later walk looked at it again.
+   */
   readonly readStart: number;
 }
 
@@ -140,7 +145,7 @@ export class KeptScan {
     if (await this.holds()) {
       const k = this.kept as NonNullable<KeptScan['kept']>;
       this.counts.hits++;
-      return { result: { tree: copyOf(k.tree), refused: [], portable: k.portable }, readStart: this.now() };
+      return { result: { tree: copyOf(k.tree), refused: [], portable: k.portable }, readStart: k.wall };
     }
     this.counts.walks++;
     this.kept = undefined;

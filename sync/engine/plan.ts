@@ -19,10 +19,17 @@ export interface Plan {
   readonly links: PlanItem[];
   /** Existing files or folders whose permission bits differ. */
   readonly chmods: PlanItem[];
+  /**
+   * Files whose size and mtime agree but whose change time moved (sameCtime, or since the last full pass
+   * began reading): new bytes under the old mtime, or only a chmod, chown or hard link. Compared by
+   * content before the plan is applied (verify.ts: resolveVerify); those that differ become files.
+   * Plans made for one step (a delete, an upload) have none.
+   */
+  readonly verify?: PlanItem[];
 }
 
 export function emptyPlan(): Plan {
-  return { deletes: [], dirs: [], files: [], links: [], chmods: [] };
+  return { deletes: [], dirs: [], files: [], links: [], chmods: [], verify: [] };
 }
 
 export function planSize(p: Plan): number {
@@ -44,29 +51,30 @@ const byRel = (a: PlanItem, b: PlanItem): number => (a.rel < b.rel ? -1 : a.rel 
 
 /** Sorts what the local paths planned by path (deletes from index `from` on), as Array#sort orders strings. */
 function inPathOrder(plan: Plan, from: number): void {
-  for (const items of [plan.dirs, plan.files, plan.links, plan.chmods]) items.sort(byRel);
+  for (const items of [plan.dirs, plan.files, plan.links, plan.chmods, plan.verify ?? []]) items.sort(byRel);
   if (plan.deletes.length - from > 1) plan.deletes.push(...plan.deletes.splice(from).sort());
 }
 
 /**
  * Plans `remote` -> `local`. With `scope` set (a set of relative paths), only those paths and what
  * lies below them are compared (watch mode); otherwise the whole trees. With `racySince` (ms), files
- * modified (mtime) or changed (ctime) at or after it are sent even when size and whole-second mtime
- * equal the remote's (pass-clock.ts: saved again in the second the last pass read them, or since with
- * the old mtime put back).
+ * modified at or after it are sent even when size and whole-second mtime equal the remote's
+ * (pass-clock.ts: saved again in the second the last pass read them), and files changed (ctime) at or
+ * after it are compared by content (`verify`).
  */
-export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, racySince?: number): Plan {
-  const plan = emptyPlan();
+export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, racySince?: number): Plan & { readonly verify: PlanItem[] } {
+  const verify: PlanItem[] = [];
+  const plan = { ...emptyPlan(), verify };
   const deleted = new Set<string>();
   const underDeleted = (rel: string): boolean => {
     if (deleted.size === 0) return false;
     for (let p = parentOf(rel); p !== ''; p = parentOf(p)) if (deleted.has(p)) return true;
     return false;
   };
-  // Against a remote listing (whole seconds), not between two exact stats. A change time from then on
-  // says the same of a file whose mtime was put back (sameCtime), unless its mode changed: a chmod moves
-  // the change time too (and sends the mode alone).
-  const racy = (l: Entry, r: Entry): boolean => racySince !== undefined && !(l.exact && r.exact) && (l.mtimeMs >= racySince || (l.mode === r.mode && (l.ctimeMs ?? -Infinity) >= racySince));
+  // Against a remote listing (whole seconds), not between two exact stats.
+  const racy = (l: Entry, r: Entry): boolean => racySince !== undefined && !(l.exact && r.exact) && l.mtimeMs >= racySince;
+  // A change time from then on: new bytes under an mtime put back, or only a chmod, chown or link (verify).
+  const racyChange = (l: Entry, r: Entry): boolean => racySince !== undefined && !(l.exact && r.exact) && (l.ctimeMs ?? -Infinity) >= racySince;
   const considerLocal = (rel: string, l: Entry): void => {
     if (l.kept) return; // could not be read locally: the remote copy stays as it is
     const r = remote.get(rel);
@@ -83,10 +91,11 @@ export function planDiff(local: Tree, remote: Tree, scope?: Iterable<string>, ra
     } else if (l.type === 'symlink') {
       if (!exists || !sameEntry(l, r)) plan.links.push({ rel, entry: l });
     } else if (!exists) plan.files.push({ rel, entry: l });
-    else if (!sameEntry(l, r)) {
-      if (r.size === l.size && sameMtime(l, r) && (l.mode !== r.mode || sameCtime(l, r)) && !racy(l, r)) plan.chmods.push({ rel, entry: l });
-      else plan.files.push({ rel, entry: l });
-    } else if (racy(l, r)) plan.files.push({ rel, entry: l });
+    else if (racy(l, r) || r.size !== l.size || !sameMtime(l, r)) plan.files.push({ rel, entry: l });
+    else {
+      if (l.mode !== r.mode) plan.chmods.push({ rel, entry: l });
+      if (!sameCtime(l, r) || racyChange(l, r)) verify.push({ rel, entry: l });
+    }
   };
   const considerRemote = (rel: string): void => {
     if (local.has(rel) || deleted.has(rel) || underDeleted(rel)) return;

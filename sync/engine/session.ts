@@ -21,6 +21,7 @@ import { PassClock, racyFrom } from './pass-clock';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { planDiff } from './plan';
+import { resolveVerify } from './verify';
 import { AuthError, Connection, ConnectionError, HostKeyError, RemoteError } from './transport';
 import { FollowUp, RECHECK_MS } from './follow-up';
 import { listRemote, prepareAndList } from './remote';
@@ -262,6 +263,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     keepRemoteFor(local.refused, local.tree, remote.tree);
     // Files modified since the last full pass began reading go again (pass-clock.ts).
     const plan = planDiff(local.tree, remote.tree, undefined, racyFrom(this.lastRead ?? clock.last()));
+    // Files whose change time alone moved are sent only if their bytes differ (verify.ts).
+    await resolveVerify(conn, this.options.localRoot, this.options.remoteRoot, plan, this.abort.signal);
     // Not the copies of scripts begun before the listing (delta-early.ts): they may be at work.
     plan.deletes.push(...remote.leftovers.filter((rel) => !this.early.owns(rel)));
     this.meter.begin(plan);

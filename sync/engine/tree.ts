@@ -76,9 +76,9 @@ export function sameEntry(a: Entry, b: Entry): boolean {
 /**
  * Whether two local stats of a file agree on its change time (either unknown: they do). New bytes of
  * the same size under the old mtime (`cp -p`, `touch -r`, a reproducible build's fixed dates, an
- * archive unpacked over the file) differ only there: only the kernel sets it. It also moves for a new
- * hard link or a rename, which then send the file again (harmless), and for a chmod, which the plan
- * sends as a mode change alone.
+ * archive unpacked over the file) differ only there: only the kernel sets it. It also moves for what
+ * leaves the bytes alone (a chmod or chown, a hard link made or removed), so the plan compares such a
+ * file by content before it sends it (plan.ts `verify`, verify.ts).
  */
 export function sameCtime(a: Entry, b: Entry): boolean {
   return !(a.exact && b.exact) || a.ctimeMs === undefined || b.ctimeMs === undefined || a.ctimeMs === b.ctimeMs;

@@ -6,6 +6,9 @@
 import { spawn, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { AgentPool } from '../../sync/agent/pool';
+import { KeptScans, setKeptScans } from '../../sync/engine/kept-scan';
+import { setConnectionPool } from '../../sync/engine/transport';
 import { Sshd, startSshd } from './sshd';
 import { tempDir, writeTree } from './trees';
 
@@ -137,4 +140,44 @@ export function synced(stdout: string): { event: string; files: number } {
   const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; files: number });
   expect(events.map((e) => e.event)).toEqual(['synced']);
   return events[0];
+}
+
+/** The agent's state for in-process runs (useAgentState). */
+export interface AgentState {
+  /** Its kept listings now. */
+  kept(): KeptScans;
+  /** Its connections kept between runs. */
+  pool(): AgentPool;
+  /** Kept listings of the test's own (the last ones are closed first). */
+  replaceKept(k: KeptScans): Promise<void>;
+}
+
+/**
+ * In-process runs as the agent serves them, for each test: its kept listings, and its connections kept
+ * between runs (the remote watcher rides on them); closed after each test.
+ */
+export function useAgentState(): AgentState {
+  let kept: KeptScans | undefined;
+  let pool: AgentPool | undefined;
+  beforeEach(() => {
+    kept = new KeptScans();
+    setKeptScans(kept);
+    pool = new AgentPool(60_000);
+    setConnectionPool(pool);
+  });
+  afterEach(async () => {
+    setKeptScans(undefined);
+    await kept?.closeAll();
+    setConnectionPool(undefined);
+    pool?.closeAll();
+  });
+  return {
+    kept: () => kept as KeptScans,
+    pool: () => pool as AgentPool,
+    async replaceKept(k) {
+      await kept?.closeAll();
+      kept = k;
+      setKeptScans(k);
+    },
+  };
 }

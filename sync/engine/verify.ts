@@ -1,0 +1,111 @@
+/**
+ * Files whose bytes may have changed though their size and mtime did not (plan.ts `verify`: their change
+ * time moved): hashed on both sides, and sent only where the hashes differ.
+ *
+ * The change time moves for new bytes written under the old mtime (`cp -p`, `touch -r`, an archive
+ * unpacked over the file, a reproducible build's fixed dates) and also for what leaves the bytes alone:
+ * a chmod or chown (to the same mode or owner too), a hard link made or removed (`cp -al` backups), an
+ * access time put back. Sending every such file again would send a whole tree after a `chown -R`; not
+ * sending them leaves the first kind stale for good. So both sides hash them: one command on the server
+ * (`xxh128sum`, else `sha1sum`, over the names given on stdin), the same algorithm here, read 4 MiB at a
+ * time. A file that cannot be hashed on either side (gone, unreadable, a name with a newline or a
+ * backslash, which the tools print escaped or ambiguously) counts as different: it is sent, as before.
+ */
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import { Connection } from './transport';
+import { Plan, PlanItem } from './plan';
+import { enterRoot, throwIfMoved } from './remote-place';
+import { readAhead } from './local-read';
+import { shQuote } from './tree';
+
+/** Bytes of names per server command. */
+const NAMES_MAX = 128 * 1024;
+const TOOLS = ['xxh128sum', 'sha1sum'] as const;
+type Tool = (typeof TOOLS)[number];
+
+/** `items` split into those whose bytes differ from the remote copy's (or could not be compared) and those equal. */
+export async function verifyByContent(conn: Connection, localRoot: string, remoteRoot: string, items: readonly PlanItem[], signal?: AbortSignal): Promise<{ differ: PlanItem[]; same: PlanItem[] }> {
+  const differ: PlanItem[] = [];
+  const same: PlanItem[] = [];
+  const comparable = items.filter((i) => !/[\n\\]/.test(i.rel));
+  differ.push(...items.filter((i) => /[\n\\]/.test(i.rel)));
+  for (let at = 0; at < comparable.length; ) {
+    const batch: PlanItem[] = [];
+    for (let bytes = 0; at < comparable.length && bytes < NAMES_MAX; at++) {
+      batch.push(comparable[at]);
+      bytes += comparable[at].rel.length + 3;
+    }
+    const remote = await remoteHashes(conn, remoteRoot, batch, signal);
+    const hasher = remote.tool ? await hasherFor(remote.tool) : undefined;
+    for (const item of batch) {
+      const r = remote.hashes.get(item.rel);
+      const l = r === undefined || !hasher ? undefined : await localHash(path.join(localRoot, item.rel), item.rel, item.entry.size, hasher).catch(() => undefined);
+      (l !== undefined && l === r ? same : differ).push(item);
+    }
+  }
+  return { differ, same };
+}
+
+/** The server's hash of each file of `batch` it could read, and the tool that made them. */
+async function remoteHashes(conn: Connection, remoteRoot: string, batch: readonly PlanItem[], signal?: AbortSignal): Promise<{ tool?: Tool; hashes: Map<string, string> }> {
+  const script = [
+    enterRoot(remoteRoot, conn.listedRoots.get(remoteRoot), 'exit 3'),
+    `for x in ${TOOLS.join(' ')}; do command -v $x >/dev/null 2>&1 && { echo "$x"; exec xargs -0 -r "$x"; }; done`,
+    'exit 65',
+  ].join('\n');
+  const names = Buffer.from(batch.map((i) => `./${i.rel}\0`).join(''));
+  const res = await conn.exec(`sh -c ${shQuote(script)}`, names, { signal });
+  throwIfMoved(remoteRoot, res);
+  const lines = res.stdout.toString('utf8').split('\n');
+  const tool = TOOLS.find((t) => t === lines[0]);
+  const hashes = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const m = /^([0-9a-f]{32,40}) [ *]\.\/(.*)$/.exec(line);
+    if (m) hashes.set(m[2], m[1]);
+  }
+  return { tool, hashes };
+}
+
+interface Hasher {
+  init(): void;
+  update(b: Uint8Array): void;
+  digest(): string;
+}
+
+/** One hasher for `tool`'s algorithm, reset for each file. */
+async function hasherFor(tool: Tool): Promise<Hasher> {
+  if (tool === 'sha1sum') {
+    let h = crypto.createHash('sha1');
+    return { init: () => void (h = crypto.createHash('sha1')), update: (b) => void h.update(b), digest: () => h.digest('hex') };
+  }
+  const { createXXHash128 } = await import('hash-wasm');
+  const h = await createXXHash128();
+  return { init: () => void h.init(), update: (b) => void h.update(b), digest: () => h.digest('hex') };
+}
+
+/** The local file's hash as the server's tool prints it (hex), read as planned (`size` bytes exactly). */
+async function localHash(abs: string, rel: string, size: number, h: Hasher): Promise<string> {
+  h.init();
+  for await (const b of readAhead(abs, rel, size, 4 * 1024 * 1024)) h.update(b);
+  return h.digest();
+}
+
+/**
+ * Compares the plan's `verify` files by content: those whose bytes differ go to `files` (with their
+ * mode: out of `chmods`), `verify` is emptied. Returns the equal ones: the remote holds their bytes.
+ */
+export async function resolveVerify(conn: Connection, localRoot: string, remoteRoot: string, plan: Plan, signal?: AbortSignal): Promise<PlanItem[]> {
+  const items = plan.verify ?? [];
+  if (items.length === 0) return [];
+  const { differ, same } = await verifyByContent(conn, localRoot, remoteRoot, items, signal);
+  plan.verify?.splice(0);
+  if (differ.length > 0) {
+    const sent = new Set(differ.map((i) => i.rel));
+    const chmods = plan.chmods.filter((c) => !sent.has(c.rel));
+    plan.chmods.splice(0, plan.chmods.length, ...chmods);
+    plan.files.push(...differ);
+    plan.files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+  }
+  return same;
+}

@@ -1,0 +1,137 @@
+/**
+ * A file's change time (ctime), which only the kernel sets, against what size and mtime cannot tell:
+ * new bytes of the same size under the old mtime are sent (verify.ts compares them by content), and
+ * what moves the ctime without touching the bytes (a chmod or chown to the same mode or owner, a hard
+ * link made by a `cp -al` backup) sends nothing, in one-shot runs, watching, and runs served from the
+ * agent's kept listing. Real sshd as a non-root user.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BatchStats } from '../../sync/engine/session-types';
+import { useAgentState } from '../support/agent';
+import { Arena, useArena } from '../support/hostile';
+import { eventually, tempDir, writeTree } from '../support/trees';
+
+jest.setTimeout(60_000);
+
+const h = useArena();
+const T = 1_600_000_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function once(a: Arena): Promise<BatchStats> {
+  const s = a.session({ watch: false });
+  try {
+    return await s.start();
+  } finally {
+    await s.close();
+  }
+}
+
+/** 20 files of 64 KiB with a fixed mtime, mirrored. */
+async function mirrored(a: Arena): Promise<string[]> {
+  const files = Array.from({ length: 20 }, (_, i) => `f${i}.bin`);
+  for (const f of files) {
+    fs.writeFileSync(path.join(a.local, f), Buffer.alloc(64 * 1024, f));
+    fs.utimesSync(path.join(a.local, f), T, T);
+  }
+  expect((await once(a)).files).toBe(20);
+  await sleep(20); // what follows changes ctimes after the pass began reading
+  return files;
+}
+
+const sameBytes: Record<string, (a: Arena, files: string[]) => void> = {
+  'chmod to the same mode': (a, files) => files.forEach((f) => fs.chmodSync(path.join(a.local, f), 0o644)),
+  'chown to the same owner': (a, files) => files.forEach((f) => fs.chownSync(path.join(a.local, f), process.getuid?.() ?? 0, process.getgid?.() ?? 0)),
+  'a cp -al backup (a hard link to each)': (a) => execFileSync('cp', ['-al', a.local, path.join(tempDir('backup'), 'copy')]),
+};
+
+describe.each(Object.keys(sameBytes))('%s (ctime moved, bytes the same)', (what) => {
+  test('one-shot: nothing is sent', async () => {
+    const a = h.arena();
+    const files = await mirrored(a);
+    sameBytes[what](a, files);
+    const r = await once(a);
+    expect([r.files, r.bytes]).toEqual([0, 0]);
+    expect(a.differences()).toEqual([]);
+    expect((await once(a)).files).toBe(0);
+  });
+
+  test('watching: nothing is sent, and a later rescan does not look at them again', async () => {
+    const a = h.arena();
+    const files = await mirrored(a);
+    const s = a.session({ rescanMs: 300 });
+    const synced: BatchStats[] = [];
+    s.on('synced', (b) => synced.push(b));
+    await s.start();
+    sameBytes[what](a, files);
+    await sleep(1500); // events, then rescans
+    expect(synced.reduce((n, b) => n + b.bytes, 0)).toBe(0);
+    fs.writeFileSync(path.join(a.local, 'marker.txt'), 'a real change');
+    await eventually(() => a.differences(), 10_000, 'the marker');
+    expect(synced.reduce((n, b) => n + b.bytes, 0)).toBe('a real change'.length);
+  });
+});
+
+describe('new bytes of the same size, the old mtime put back and the mode changed (cp -p from a file of another mode)', () => {
+  const rewrite = (f: string): void => {
+    fs.writeFileSync(f, 'version 2\n');
+    fs.chmodSync(f, 0o755);
+    fs.utimesSync(f, T, T);
+  };
+
+  test('one-shot: the bytes and the mode are sent', async () => {
+    const a = h.arena();
+    writeTree(a.local, { 'tool.sh': 'version 1\n' });
+    fs.utimesSync(path.join(a.local, 'tool.sh'), T, T);
+    await once(a);
+    await sleep(20);
+    rewrite(path.join(a.local, 'tool.sh'));
+    expect((await once(a)).files).toBe(1);
+    expect(a.differences()).toEqual([]);
+    expect(fs.readFileSync(path.join(a.remote, 'tool.sh'), 'utf8')).toBe('version 2\n');
+  });
+
+  test('watching: the bytes and the mode are sent', async () => {
+    const a = h.arena();
+    writeTree(a.local, { 'tool.sh': 'version 1\n' });
+    fs.utimesSync(path.join(a.local, 'tool.sh'), T, T);
+    await a.session().start();
+    rewrite(path.join(a.local, 'tool.sh'));
+    await eventually(() => a.differences(), 10_000, 'version 2, mode 755');
+  });
+});
+
+describe("runs served from the agent's kept listing", () => {
+  const agent = useAgentState();
+
+  async function keptOnce(a: Arena): Promise<{ files: number; walked: boolean }> {
+    const before = agent.kept().counts.walks;
+    const files = (await once(a)).files;
+    await agent.kept().settled();
+    return { files, walked: agent.kept().counts.walks > before };
+  }
+
+  test('written through a hard link from outside, mtime put back (no event): a run on the kept listing does not move the pass clock past it; the next walk sends it', async () => {
+    const a = h.arena();
+    const f = path.join(a.local, 'data.txt');
+    fs.writeFileSync(f, 'version 1\n');
+    fs.utimesSync(f, T, T);
+    expect((await keptOnce(a)).files).toBe(1);
+    // Within a few runs the listing is kept (the first walk of a folder never is).
+    let r = await keptOnce(a);
+    for (let i = 0; i < 3 && r.walked; i++) r = await keptOnce(a);
+    expect(r).toEqual({ files: 0, walked: false });
+    const outside = path.join(tempDir('outside'), 'same-file');
+    fs.linkSync(f, outside);
+    await sleep(20);
+    fs.writeFileSync(outside, 'version 2\n');
+    fs.utimesSync(outside, T, T);
+    await sleep(200);
+    expect(await keptOnce(a)).toEqual({ files: 0, walked: false }); // no event told of it: the kept gap
+    fs.writeFileSync(path.join(a.local, 'other.txt'), 'an edit: the next run walks');
+    const next = await keptOnce(a);
+    expect(next).toEqual({ files: 2, walked: true });
+    expect(fs.readFileSync(path.join(a.remote, 'data.txt'), 'utf8')).toBe('version 2\n');
+  });
+});
