@@ -51,7 +51,8 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
 async function remoteHashes(conn: Connection, remoteRoot: string, batch: readonly PlanItem[], signal?: AbortSignal): Promise<{ tool?: Tool; hashes: Map<string, string> }> {
   const script = [
     enterRoot(remoteRoot, conn.listedRoots.get(remoteRoot), 'exit 3'),
-    `for x in ${TOOLS.join(' ')}; do command -v $x >/dev/null 2>&1 && { echo "$x"; exec xargs -0 -r "$x"; }; done`,
+    // Regular files only (find -P: not through a symlink; never a FIFO the container put there, whose open would wait for a writer).
+    `for x in ${TOOLS.join(' ')}; do command -v $x >/dev/null 2>&1 && { echo "$x"; xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -type f -print0' sh | xargs -0 -r "$x"; exit 0; }; done`,
     'exit 65',
   ].join('\n');
   const names = Buffer.from(batch.map((i) => `./${i.rel}\0`).join(''));

@@ -9,13 +9,16 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BatchStats } from '../../sync/engine/session-types';
+import { PlanItem } from '../../sync/engine/plan';
+import { verifyByContent } from '../../sync/engine/verify';
 import { useAgentState } from '../support/agent';
-import { Arena, useArena } from '../support/hostile';
+import { Arena, remoteTree, useArena, useConnection } from '../support/hostile';
 import { eventually, tempDir, writeTree } from '../support/trees';
 
 jest.setTimeout(60_000);
 
 const h = useArena();
+const connect = useConnection(h.sshd);
 const T = 1_600_000_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -134,4 +137,17 @@ describe("runs served from the agent's kept listing", () => {
     expect(next).toEqual({ files: 2, walked: true });
     expect(fs.readFileSync(path.join(a.remote, 'data.txt'), 'utf8')).toBe('version 2\n');
   });
+});
+
+test('the comparison by content reads regular files only: a remote FIFO is not opened (nothing waits), a symlink not followed; both count as different (sent)', async () => {
+  const a = h.arena();
+  writeTree(a.local, { 'p.txt': 'pipe', 'l.txt': 'do not touch', 'same.txt': 'same' });
+  remoteTree(h.sshd(), a, { 'same.txt': 'same' }, () => {
+    execFileSync('mkfifo', [path.join(a.remote, 'p.txt')]);
+    fs.symlinkSync('../sentinel/keep.txt', path.join(a.remote, 'l.txt')); // the sentinel's bytes equal the local file's
+  });
+  const conn = await connect();
+  const item = (rel: string): PlanItem => ({ rel, entry: { type: 'file', size: fs.statSync(path.join(a.local, rel)).size, mtimeMs: T * 1000, mode: 0o644 } });
+  const r = await verifyByContent(conn, a.local, a.remote, ['p.txt', 'l.txt', 'same.txt'].map(item));
+  expect([r.differ.map((i) => i.rel).sort(), r.same.map((i) => i.rel)]).toEqual([['l.txt', 'p.txt'], ['same.txt']]);
 });
