@@ -16,11 +16,13 @@ import * as path from 'node:path';
 import { Connection } from './transport';
 import { Plan, PlanItem } from './plan';
 import { enterRoot, throwIfMoved } from './remote-place';
-import { readAhead } from './local-read';
+import { readAhead, readSmallSync } from './local-read';
 import { shQuote } from './tree';
 
 /** Bytes of names per server command. */
 const NAMES_MAX = 128 * 1024;
+/** How long the local hashing works before it lets the event loop run. */
+const SLICE_MS = 5;
 const TOOLS = ['xxh128sum', 'sha1sum'] as const;
 type Tool = (typeof TOOLS)[number];
 
@@ -38,10 +40,15 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
     }
     const remote = await remoteHashes(conn, remoteRoot, batch, signal);
     const hasher = remote.tool ? await hasherFor(remote.tool) : undefined;
+    let slice = performance.now() + SLICE_MS;
     for (const item of batch) {
       const r = remote.hashes.get(item.rel);
       const l = r === undefined || !hasher ? undefined : await localHash(path.join(localRoot, item.rel), item.rel, item.entry.size, hasher).catch(() => undefined);
       (l !== undefined && l === r ? same : differ).push(item);
+      if (performance.now() > slice) {
+        await new Promise((resolve) => setImmediate(resolve)); // the event loop runs between slices (SSH, watch events)
+        slice = performance.now() + SLICE_MS;
+      }
     }
   }
   return { differ, same };
@@ -85,10 +92,14 @@ async function hasherFor(tool: Tool): Promise<Hasher> {
   return { init: () => void h.init(), update: (b) => void h.update(b), digest: () => h.digest('hex') };
 }
 
+/** Files up to this size are read in one synchronous read (a handle and its promises cost more than the read). */
+const SMALL = 1024 * 1024;
+
 /** The local file's hash as the server's tool prints it (hex), read as planned (`size` bytes exactly). */
 async function localHash(abs: string, rel: string, size: number, h: Hasher): Promise<string> {
   h.init();
-  for await (const b of readAhead(abs, rel, size, 4 * 1024 * 1024)) h.update(b);
+  if (size <= SMALL) h.update(readSmallSync(abs, rel, size));
+  else for await (const b of readAhead(abs, rel, size, 4 * 1024 * 1024)) h.update(b);
   return h.digest();
 }
 
