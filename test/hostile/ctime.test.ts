@@ -9,8 +9,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BatchStats } from '../../sync/engine/session-types';
-import { PlanItem } from '../../sync/engine/plan';
-import { verifyByContent } from '../../sync/engine/verify';
+import { emptyPlan, PlanItem } from '../../sync/engine/plan';
+import { resolveVerify, verifyByContent } from '../../sync/engine/verify';
 import { useAgentState } from '../support/agent';
 import { Arena, remoteTree, useArena, useConnection } from '../support/hostile';
 import { eventually, tempDir, writeTree } from '../support/trees';
@@ -150,4 +150,16 @@ test('the comparison by content reads regular files only: a remote FIFO is not o
   const item = (rel: string): PlanItem => ({ rel, entry: { type: 'file', size: fs.statSync(path.join(a.local, rel)).size, mtimeMs: T * 1000, mode: 0o644 } });
   const r = await verifyByContent(conn, a.local, a.remote, ['p.txt', 'l.txt', 'same.txt'].map(item));
   expect([r.differ.map((i) => i.rel).sort(), r.same.map((i) => i.rel)]).toEqual([['l.txt', 'p.txt'], ['same.txt']]);
+});
+
+test("beyond the comparison's bounds (files, bytes) the files are sent: a comparison reports no progress to the stall watchdog", async () => {
+  const a = h.arena();
+  const files = await mirrored(a);
+  const conn = await connect();
+  const items = (): PlanItem[] => files.map((rel) => ({ rel, entry: { type: 'file', size: 64 * 1024, mtimeMs: T * 1000, mode: 0o644 } }));
+  for (const [limits, compared] of [[{ files: 5, bytes: 1024 ** 3 }, 5], [{ files: 100, bytes: 3 * 64 * 1024 }, 3]] as const) {
+    const plan = { ...emptyPlan(), verify: items() };
+    const same = await resolveVerify(conn, a.local, a.remote, plan, undefined, limits);
+    expect([same.length, plan.files.length, plan.verify.length]).toEqual([compared, 20 - compared, 0]);
+  }
 });
