@@ -32,6 +32,7 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
   const same: PlanItem[] = [];
   const comparable = items.filter((i) => !/[\n\\]/.test(i.rel));
   differ.push(...items.filter((i) => /[\n\\]/.test(i.rel)));
+  const hashers = new Map<Tool, Hasher>(); // one per algorithm for the whole comparison
   for (let at = 0; at < comparable.length; ) {
     const batch: PlanItem[] = [];
     for (let bytes = 0; at < comparable.length && bytes < NAMES_MAX; at++) {
@@ -39,7 +40,8 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
       bytes += comparable[at].rel.length + 3;
     }
     const remote = await remoteHashes(conn, remoteRoot, batch, signal);
-    const hasher = remote.tool ? await hasherFor(remote.tool) : undefined;
+    if (remote.tool) hashers.set(remote.tool, hashers.get(remote.tool) ?? (await hasherFor(remote.tool)));
+    const hasher = remote.tool ? hashers.get(remote.tool) : undefined;
     let slice = performance.now() + SLICE_MS;
     for (const item of batch) {
       const r = remote.hashes.get(item.rel);
@@ -68,7 +70,8 @@ async function remoteHashes(conn: Connection, remoteRoot: string, batch: readonl
   const lines = res.stdout.toString('utf8').split('\n');
   const tool = TOOLS.find((t) => t === lines[0]);
   const hashes = new Map<string, string>();
-  for (const line of lines.slice(1)) {
+  // Only whole lines: a tool that died mid-line left a cut name, which could name a shorter path.
+  for (const line of lines.slice(1, -1)) {
     const m = /^([0-9a-f]{32,40}) [ *]\.\/(.*)$/.exec(line);
     if (m) hashes.set(m[2], m[1]);
   }

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BatchStats } from '../../sync/engine/session-types';
+import { Connection } from '../../sync/engine/transport';
 import { emptyPlan, PlanItem } from '../../sync/engine/plan';
 import { resolveVerify, verifyByContent } from '../../sync/engine/verify';
 import { useAgentState } from '../support/agent';
@@ -162,4 +163,16 @@ test("beyond the comparison's bounds (files, bytes) the files are sent: a compar
     const same = await resolveVerify(conn, a.local, a.remote, plan, undefined, limits);
     expect([same.length, plan.files.length, plan.verify.length]).toEqual([compared, 20 - compared, 0]);
   }
+});
+
+test('a hash line cut short (the tool died mid-line) is not read: its cut name could name another, shorter path', async () => {
+  const a = h.arena();
+  writeTree(a.local, { 'a/b': 'same bytes' });
+  const { createXXHash128 } = await import('hash-wasm');
+  const x = await createXXHash128();
+  x.update('same bytes');
+  // The server's output as a tool killed while it printed 'a/bc' would leave it: `./a/b` then nothing.
+  const cut = { listedRoots: new Map(), exec: async () => ({ code: 0, stdout: Buffer.from(`xxh128sum\n${x.digest('hex')}  ./a/b`), stderr: '' }) } as unknown as Connection;
+  const r = await verifyByContent(cut, a.local, a.remote, [{ rel: 'a/b', entry: { type: 'file', size: 10, mtimeMs: T * 1000, mode: 0o644 } }]);
+  expect([r.same.length, r.differ.map((i) => i.rel)]).toEqual([0, ['a/b']]);
 });
