@@ -56,26 +56,51 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
   return { differ, same };
 }
 
-/** The server's hash of each file of `batch` it could read, and the tool that made them. */
+/**
+ * The server's hash of each file of `batch` it could read as a regular file at its listed path, and the
+ * tool that made them. Every folder above a file must be a real folder there, not a symlink: `find -P
+ * -type f` looks at the last name only, and `d/keep.txt` with `d -> elsewhere` (the container's doing,
+ * since the listing) would read the other file's bytes. So the folders above the batch's files go with
+ * its names, one more `find` in the same command lists those that are real folders (on stderr,
+ * NUL-separated), and a file's hash counts only when each folder above it is listed.
+ */
 async function remoteHashes(conn: Connection, remoteRoot: string, batch: readonly PlanItem[], signal?: AbortSignal): Promise<{ tool?: Tool; hashes: Map<string, string> }> {
+  const look = "find \"$@\" -maxdepth 0 -type d -print0 2>/dev/null >&3; exec find \"$@\" -maxdepth 0 -type f -print0 2>/dev/null";
   const script = [
     enterRoot(remoteRoot, conn.listedRoots.get(remoteRoot), 'exit 3'),
     // Regular files only (find -P: not through a symlink; never a FIFO the container put there, whose open would wait for a writer).
-    `for x in ${TOOLS.join(' ')}; do command -v $x >/dev/null 2>&1 && { echo "$x"; xargs -0 -r sh -c 'exec find "$@" -maxdepth 0 -type f -print0' sh | xargs -0 -r "$x"; exit 0; }; done`,
+    `for x in ${TOOLS.join(' ')}; do command -v $x >/dev/null 2>&1 && { echo "$x"; xargs -0 -r sh -c ${shQuote(look)} sh 3>&2 | xargs -0 -r "$x" 2>/dev/null; exit 0; }; done`,
     'exit 65',
   ].join('\n');
-  const names = Buffer.from(batch.map((i) => `./${i.rel}\0`).join(''));
+  const folders = foldersAbove(batch);
+  const names = Buffer.from([...folders, ...batch.map((i) => i.rel)].map((rel) => `./${rel}\0`).join(''));
   const res = await conn.exec(`sh -c ${shQuote(script)}`, names, { signal });
   throwIfMoved(remoteRoot, res);
+  // Only whole records: a find that died mid-name left a cut one.
+  const real = new Set(res.stderr.split('\0').slice(0, -1));
   const lines = res.stdout.toString('utf8').split('\n');
   const tool = TOOLS.find((t) => t === lines[0]);
   const hashes = new Map<string, string>();
   // Only whole lines: a tool that died mid-line left a cut name, which could name a shorter path.
   for (const line of lines.slice(1, -1)) {
     const m = /^([0-9a-f]{32,40}) [ *]\.\/(.*)$/.exec(line);
-    if (m) hashes.set(m[2], m[1]);
+    if (m && foldersOf(m[2]).every((d) => real.has(`./${d}`))) hashes.set(m[2], m[1]);
   }
   return { tool, hashes };
+}
+
+/** The folders above `rel`, top first (`a/b/c` -> `a`, `a/b`). */
+function foldersOf(rel: string): string[] {
+  const out: string[] = [];
+  for (let i = rel.indexOf('/'); i > 0; i = rel.indexOf('/', i + 1)) out.push(rel.slice(0, i));
+  return out;
+}
+
+/** Every folder above a file of `batch`, once. */
+function foldersAbove(batch: readonly PlanItem[]): Set<string> {
+  const out = new Set<string>();
+  for (const i of batch) for (const d of foldersOf(i.rel)) out.add(d);
+  return out;
 }
 
 interface Hasher {

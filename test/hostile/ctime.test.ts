@@ -153,6 +153,23 @@ test('the comparison by content reads regular files only: a remote FIFO is not o
   expect([r.differ.map((i) => i.rel).sort(), r.same.map((i) => i.rel)]).toEqual([['l.txt', 'p.txt'], ['same.txt']]);
 });
 
+test('the comparison by content reads no file through a symlinked folder on the server: each folder above a file must be a real one (find -type f looks at the last name only)', async () => {
+  const a = h.arena();
+  const same = 'the same bytes on both sides';
+  writeTree(a.local, { 'd/keep.txt': same, 'a/b/c.txt': same, 'x/y/z.txt': same, 'top.txt': same });
+  const elsewhere = tempDir('elsewhere');
+  writeTree(elsewhere, { 'keep.txt': same, 'b/c.txt': same });
+  execFileSync('chmod', ['-R', 'a+rX', elsewhere]);
+  remoteTree(h.sshd(), a, { 'x/y/z.txt': same, 'top.txt': same }, () => {
+    fs.symlinkSync(elsewhere, path.join(a.remote, 'd')); // the container's doing since the listing
+    fs.symlinkSync(elsewhere, path.join(a.remote, 'a')); // a folder two above the file
+  });
+  const conn = await connect();
+  const item = (rel: string): PlanItem => ({ rel, entry: { type: 'file', size: same.length, mtimeMs: T * 1000, mode: 0o644 } });
+  const r = await verifyByContent(conn, a.local, a.remote, ['d/keep.txt', 'a/b/c.txt', 'x/y/z.txt', 'top.txt'].map(item));
+  expect([r.differ.map((i) => i.rel).sort(), r.same.map((i) => i.rel).sort()]).toEqual([['a/b/c.txt', 'd/keep.txt'], ['top.txt', 'x/y/z.txt']]);
+});
+
 test("beyond the comparison's bounds (files, bytes) the files are sent: a comparison reports no progress to the stall watchdog", async () => {
   const a = h.arena();
   const files = await mirrored(a);
@@ -172,7 +189,7 @@ test('a hash line cut short (the tool died mid-line) is not read: its cut name c
   const x = await createXXHash128();
   x.update('same bytes');
   // The server's output as a tool killed while it printed 'a/bc' would leave it: `./a/b` then nothing.
-  const cut = { listedRoots: new Map(), exec: async () => ({ code: 0, stdout: Buffer.from(`xxh128sum\n${x.digest('hex')}  ./a/b`), stderr: '' }) } as unknown as Connection;
+  const cut = { listedRoots: new Map(), exec: async () => ({ code: 0, stdout: Buffer.from(`xxh128sum\n${x.digest('hex')}  ./a/b`), stderr: './a\0' }) } as unknown as Connection;
   const r = await verifyByContent(cut, a.local, a.remote, [{ rel: 'a/b', entry: { type: 'file', size: 10, mtimeMs: T * 1000, mode: 0o644 } }]);
   expect([r.same.length, r.differ.map((i) => i.rel)]).toEqual([0, ['a/b']]);
 });
