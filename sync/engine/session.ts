@@ -80,6 +80,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   /** When the local listing of the pass under way began (ms), and of the last full pass done (pass-clock.ts). */
   private readStart = 0;
   private lastRead?: number;
+  /** A whole-tree rescan's start and the paths it found changed, until a batch has sent them (settleClock). */
+  private clockOwed?: { start: number; rels: Set<string> };
   /** One more full pass after a reconnect's (follow-up.ts); watching only. */
   private readonly followUp: FollowUp;
 
@@ -117,7 +119,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       if (this.options.watch !== false) {
         // Started before the first scan; a per-folder backend watches folders as the scans list them.
         const o = this.options;
-        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: (scope) => changedSince(this, scope), checkRoot: () => this.checkRoot(false) });
+        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: (scope) => this.rescan(scope), checkRoot: () => this.checkRoot(false) });
         this.watcher.on('dirty', (rels) => this.markDirty(rels));
         this.watcher.on('warning', (m) => this.emit('warning', m));
         this.watcher.on('error', (e) => this.fail(e));
@@ -269,8 +271,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     plan.deletes.push(...remote.leftovers.filter((rel) => !this.early.owns(rel)));
     this.meter.begin(plan);
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
-    this.lastRead = readStart;
-    clock.remember(readStart);
+    this.lastRead = Math.max(readStart, this.lastRead ?? readStart);
+    clock.remember(this.lastRead);
     this.index = local.tree as CompactIndex;
     this.restoreUnsent(res, remote.tree);
     // A folder left because the server kept writing into it stays in the index: the next full pass
@@ -421,10 +423,39 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     }
   }
 
+  /**
+   * A watcher's rescan (watch/rescan.ts). One of the whole tree that finds the index equal to the tree,
+   * once the paths it found changed are sent, moves the pass clock (pass-clock.ts) to when it began, as
+   * a full pass would: a watching session's changes (a `chmod -R` handled by its batches) are then not
+   * compared by content again by the next run.
+   */
+  private async rescan(scope: string): Promise<string[]> {
+    const start = Date.now();
+    const changed = await changedSince(this, scope);
+    if (scope === '') {
+      this.clockOwed = { start, rels: new Set(changed) };
+      this.settleClock([]);
+    }
+    return changed;
+  }
+
+  /** Paths `done` were sent (or found equal): the owed rescan's start becomes the pass clock when nothing it found is left. */
+  private settleClock(done: readonly string[]): void {
+    const owed = this.clockOwed;
+    if (!owed) return;
+    for (const rel of done) owed.rels.delete(rel);
+    if (owed.rels.size > 0 || this.hostFingerprint === undefined) return;
+    this.clockOwed = undefined;
+    if (this.lastRead !== undefined && this.lastRead >= owed.start) return;
+    this.lastRead = owed.start;
+    PassClock.for(this.options.blockCache, this.hostFingerprint, this.options.remoteRoot, this.options.localRoot).remember(owed.start);
+  }
+
   /** One watch batch (see batch.ts); stats and follow-ups here. */
   private async batch(conn: Connection, rels: string[]): Promise<BatchStats | undefined> {
     const t0 = performance.now();
     const done = await applyDirty(this, conn, rels);
+    this.settleClock(done ? sentOf(rels, done.res) : rels);
     if (!done) return undefined;
     this.afterApply(done.res);
     return batchStats(done.plan, done.res, t0);
@@ -453,3 +484,14 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
 /** Fingerprint helper re-exported for callers that print it. */
 export { fingerprint, AuthError, HostKeyError, RemoteError, ConnectionError };
+
+/** The paths of a batch now on the remote as the index says: not left unsent (nor under a folder left unsent), nor changed while sent. */
+function sentOf(rels: readonly string[], res: ApplyResult): string[] {
+  if (res.unsent.length + res.changed.length === 0) return [...rels];
+  const left = new Set([...res.unsent, ...res.changed]);
+  const under = (rel: string): boolean => {
+    for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) if (left.has(rel.slice(0, i))) return true;
+    return false;
+  };
+  return rels.filter((rel) => !left.has(rel) && !under(rel));
+}
