@@ -14,10 +14,11 @@
 import * as path from 'node:path';
 import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
+import { landed } from './apply-common';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { blockCacheFor } from './block-cache';
 import { EarlyWork } from './delta-early';
-import { PassClock, racyFrom } from './pass-clock';
+import { PassClock, SessionClock } from './pass-clock';
 import { CompactIndex } from './index-store';
 import { fingerprint } from './known-hosts';
 import { planDiff } from './plan';
@@ -77,11 +78,9 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
   private keptRemote?: KeptRemote;
   /** Changed-blocks work begun before the first listing is in (delta-early.ts); the first pass only. */
   private readonly early: EarlyWork;
-  /** When the local listing of the pass under way began (ms), and of the last full pass done (pass-clock.ts). */
+  /** When the local listing of the pass under way began (ms); the clock of the last full pass done (pass-clock.ts). */
   private readStart = 0;
-  private lastRead?: number;
-  /** A whole-tree rescan's start and the paths it found changed, until a batch has sent them (settleClock). */
-  private clockOwed?: { start: number; rels: Set<string> };
+  private readonly clock: SessionClock;
   /** One more full pass after a reconnect's (follow-up.ts); watching only. */
   private readonly followUp: FollowUp;
 
@@ -91,6 +90,8 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.options = { ...options, localRoot: path.resolve(options.localRoot) };
     this.ig = buildIgnore(this.options.localRoot, options.ignore ?? []);
     this.early = new EarlyWork({ ...this.options, onProgress: () => this.countBytes(0) });
+    const { blockCache, remoteRoot, localRoot } = this.options;
+    this.clock = new SessionClock((fingerprint) => PassClock.for(blockCache, fingerprint, remoteRoot, localRoot));
     this.scheduler = new Scheduler({
       coalesceMs: this.options.coalesceMs ?? DEFAULT_COALESCE_MS,
       stallMs: this.options.stallMs ?? DEFAULT_STALL_MS,
@@ -253,7 +254,6 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.firstListing = undefined;
     if (!prescanned) this.readStart = Date.now();
     const readStart = this.readStart;
-    const clock = PassClock.for(this.options.blockCache, conn.fingerprint, this.options.remoteRoot, this.options.localRoot);
     const [remote, local] = await Promise.all([
       listed ?? listRemote(conn, this.options.remoteRoot, this.ig, this.abort.signal),
       prescanned ?? scanLocal(this.options.localRoot, this.ig, '', new CompactIndex(), [], this.scanOptions(true)),
@@ -264,15 +264,14 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     this.told.foreign(remote.foreign);
     keepRemoteFor(local.refused, local.tree, remote.tree);
     // Files modified since the last full pass began reading go again (pass-clock.ts).
-    const plan = planDiff(local.tree, remote.tree, undefined, racyFrom(this.lastRead ?? clock.last()));
+    const plan = planDiff(local.tree, remote.tree, undefined, this.clock.racyFrom(conn.fingerprint));
     // Files whose change time alone moved are sent only if their bytes differ (verify.ts).
     await resolveVerify(conn, this.options.localRoot, this.options.remoteRoot, plan, this.abort.signal);
     // Not the copies of scripts begun before the listing (delta-early.ts): they may be at work.
     plan.deletes.push(...remote.leftovers.filter((rel) => !this.early.owns(rel)));
     this.meter.begin(plan);
     const res = await applyPlan(this.ctx(conn, remote.tree), plan);
-    this.lastRead = Math.max(readStart, this.lastRead ?? readStart);
-    clock.remember(this.lastRead);
+    this.clock.passDone(conn.fingerprint, readStart);
     this.index = local.tree as CompactIndex;
     this.restoreUnsent(res, remote.tree);
     // A folder left because the server kept writing into it stays in the index: the next full pass
@@ -423,39 +422,19 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     }
   }
 
-  /**
-   * A watcher's rescan (watch/rescan.ts). One of the whole tree that finds the index equal to the tree,
-   * once the paths it found changed are sent, moves the pass clock (pass-clock.ts) to when it began, as
-   * a full pass would: a watching session's changes (a `chmod -R` handled by its batches) are then not
-   * compared by content again by the next run.
-   */
+  /** A watcher's rescan (watch/rescan.ts); one of the whole tree may move the pass clock (SessionClock). */
   private async rescan(scope: string): Promise<string[]> {
     const start = Date.now();
     const changed = await changedSince(this, scope);
-    if (scope === '') {
-      this.clockOwed = { start, rels: new Set(changed) };
-      this.settleClock([]);
-    }
+    if (scope === '') this.clock.rescanned(start, changed, this.hostFingerprint);
     return changed;
-  }
-
-  /** Paths `done` were sent (or found equal): the owed rescan's start becomes the pass clock when nothing it found is left. */
-  private settleClock(done: readonly string[]): void {
-    const owed = this.clockOwed;
-    if (!owed) return;
-    for (const rel of done) owed.rels.delete(rel);
-    if (owed.rels.size > 0 || this.hostFingerprint === undefined) return;
-    this.clockOwed = undefined;
-    if (this.lastRead !== undefined && this.lastRead >= owed.start) return;
-    this.lastRead = owed.start;
-    PassClock.for(this.options.blockCache, this.hostFingerprint, this.options.remoteRoot, this.options.localRoot).remember(owed.start);
   }
 
   /** One watch batch (see batch.ts); stats and follow-ups here. */
   private async batch(conn: Connection, rels: string[]): Promise<BatchStats | undefined> {
     const t0 = performance.now();
     const done = await applyDirty(this, conn, rels);
-    this.settleClock(done ? sentOf(rels, done.res) : rels);
+    this.clock.sent(done ? landed(rels, done.res) : rels, this.hostFingerprint);
     if (!done) return undefined;
     this.afterApply(done.res);
     return batchStats(done.plan, done.res, t0);
@@ -485,13 +464,3 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 /** Fingerprint helper re-exported for callers that print it. */
 export { fingerprint, AuthError, HostKeyError, RemoteError, ConnectionError };
 
-/** The paths of a batch now on the remote as the index says: not left unsent (nor under a folder left unsent), nor changed while sent. */
-function sentOf(rels: readonly string[], res: ApplyResult): string[] {
-  if (res.unsent.length + res.changed.length === 0) return [...rels];
-  const left = new Set([...res.unsent, ...res.changed]);
-  const under = (rel: string): boolean => {
-    for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) if (left.has(rel.slice(0, i))) return true;
-    return false;
-  };
-  return rels.filter((rel) => !left.has(rel) && !under(rel));
-}

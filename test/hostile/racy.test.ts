@@ -5,6 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ApplyResult, landed } from '../../sync/engine/apply-common';
+import { PassClock, SessionClock } from '../../sync/engine/pass-clock';
 import { useArena } from '../support/hostile';
 import { tempDir } from '../support/trees';
 
@@ -118,4 +120,44 @@ test('a chmod since the last pass (its change time moved too) sends the mode alo
   expect(stats.bytes).toBe(0);
   expect(fs.statSync(path.join(a.remote, 'tool.sh')).mode & 0o777).toBe(0o755);
   expect(a.differences()).toEqual([]);
+});
+
+describe('SessionClock: a whole-tree rescan moves the clock once what it found is on the remote', () => {
+  const store = (): { clock: SessionClock; file: () => number | undefined } => {
+    const dir = tempDir('kubedev-clock-');
+    const at = (fp: string): PassClock => PassClock.for(dir, fp, '/ws', '/local');
+    return { clock: new SessionClock(at), file: () => at('fp').last() };
+  };
+  const res = (unsent: string[], changed: string[]): ApplyResult => ({ unsent, changed, warnings: [], bytes: 0, method: 'none' });
+
+  test('a full pass sets it, and a rescan that found nothing moves it to its start, in memory and on disk', () => {
+    const { clock, file } = store();
+    clock.passDone('fp', 1000);
+    expect([clock.racyFrom('fp'), file()]).toEqual([1001, 1000]);
+    clock.rescanned(2000, [], 'fp');
+    expect([clock.racyFrom('fp'), file()]).toEqual([2001, 2000]);
+    clock.passDone('fp', 1500); // a pass that began before the rescan's start never moves it back
+    expect([clock.racyFrom('fp'), file()]).toEqual([2001, 2000]);
+  });
+
+  test('it waits for every path the rescan found, and for the host key', () => {
+    const { clock, file } = store();
+    clock.passDone('fp', 1000);
+    clock.rescanned(2000, ['a', 'b/c'], 'fp');
+    clock.sent(['a'], 'fp');
+    expect(file()).toBe(1000);
+    clock.sent(['b/c'], undefined); // not connected: nothing to name the store by
+    expect(file()).toBe(1000);
+    clock.sent([], 'fp');
+    expect([clock.racyFrom('fp'), file()]).toEqual([2001, 2000]);
+    clock.rescanned(3000, ['x'], 'fp'); // a later rescan's paths owe again; an earlier one's settled
+    clock.sent(['a', 'b/c'], 'fp');
+    expect(file()).toBe(2000);
+  });
+
+  test('landed: paths left unsent, under a folder left unsent, or changed while sent have not landed', () => {
+    expect(landed(['a', 'b', 'd/e/f', 'd2/g'], res([], []))).toEqual(['a', 'b', 'd/e/f', 'd2/g']);
+    expect(landed(['a', 'b', 'd/e/f', 'd2/g', 'd'], res(['d'], ['b']))).toEqual(['a', 'd2/g']);
+    expect(landed(['d/e/f', 'de/f'], res(['d/e'], []))).toEqual(['de/f']);
+  });
 });
