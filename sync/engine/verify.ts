@@ -7,9 +7,10 @@
  * a chmod or chown (to the same mode or owner too), a hard link made or removed (`cp -al` backups), an
  * access time put back. Sending every such file again would send a whole tree after a `chown -R`; not
  * sending them leaves the first kind stale for good. So both sides hash them: one command on the server
- * (`xxh128sum`, else `sha1sum`, over the names given on stdin), the same algorithm here, read 4 MiB at a
- * time. A file that cannot be hashed on either side (gone, unreadable, a name with a newline or a
- * backslash, which the tools print escaped or ambiguously) counts as different: it is sent, as before.
+ * (`xxh128sum`, else `sha1sum`, over the names given on stdin), the same algorithm here (guessed while
+ * the server works: the one it used last), read 4 MiB at a time. A file that cannot be hashed on either
+ * side (gone, unreadable, a name with a newline or a backslash, which the tools print escaped or
+ * ambiguously) counts as different: it is sent, as before.
  */
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
@@ -33,24 +34,32 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
   const comparable = items.filter((i) => !/[\n\\]/.test(i.rel));
   differ.push(...items.filter((i) => /[\n\\]/.test(i.rel)));
   const hashers = new Map<Tool, Hasher>(); // one per algorithm for the whole comparison
+  const hasher = async (tool: Tool): Promise<Hasher> => {
+    const h = hashers.get(tool) ?? (await hasherFor(tool));
+    hashers.set(tool, h);
+    return h;
+  };
+  // The local side is hashed while the server hashes its own, the way the server hashed the batch before
+  // (xxh128sum at first: kubedev's sidecar image has it); again, only when the server answered otherwise.
+  let guess: Tool = TOOLS[0];
   for (let at = 0; at < comparable.length; ) {
     const batch: PlanItem[] = [];
     for (let bytes = 0; at < comparable.length && bytes < NAMES_MAX; at++) {
       batch.push(comparable[at]);
       bytes += comparable[at].rel.length + 3;
     }
-    const remote = await remoteHashes(conn, remoteRoot, batch, signal);
-    if (remote.tool) hashers.set(remote.tool, hashers.get(remote.tool) ?? (await hasherFor(remote.tool)));
-    const hasher = remote.tool ? hashers.get(remote.tool) : undefined;
-    let slice = performance.now() + SLICE_MS;
+    const asked = remoteHashes(conn, remoteRoot, batch, signal);
+    asked.catch(() => undefined); // awaited below, after the local side
+    let local = await localHashes(localRoot, batch, await hasher(guess));
+    const remote = await asked;
+    if (remote.tool && remote.tool !== guess) {
+      guess = remote.tool;
+      local = await localHashes(localRoot, batch.filter((i) => remote.hashes.has(i.rel)), await hasher(guess));
+    }
     for (const item of batch) {
       const r = remote.hashes.get(item.rel);
-      const l = r === undefined || !hasher ? undefined : await localHash(path.join(localRoot, item.rel), item.rel, item.entry.size, hasher).catch(() => undefined);
-      (l !== undefined && l === r ? same : differ).push(item);
-      if (performance.now() > slice) {
-        await new Promise((resolve) => setImmediate(resolve)); // the event loop runs between slices (SSH, watch events)
-        slice = performance.now() + SLICE_MS;
-      }
+      const l = local.get(item.rel);
+      (remote.tool !== undefined && r !== undefined && l !== undefined && l === r ? same : differ).push(item);
     }
   }
   return { differ, same };
@@ -107,6 +116,20 @@ interface Hasher {
   init(): void;
   update(b: Uint8Array): void;
   digest(): string;
+}
+
+/** Each file's hash (hex) by `h`; none for a file that cannot be read as planned. Works in slices: the event loop runs between them (SSH, watch events). */
+async function localHashes(localRoot: string, batch: readonly PlanItem[], h: Hasher): Promise<Map<string, string | undefined>> {
+  const out = new Map<string, string | undefined>();
+  let slice = performance.now() + SLICE_MS;
+  for (const item of batch) {
+    out.set(item.rel, await localHash(path.join(localRoot, item.rel), item.rel, item.entry.size, h).catch(() => undefined));
+    if (performance.now() > slice) {
+      await new Promise((resolve) => setImmediate(resolve));
+      slice = performance.now() + SLICE_MS;
+    }
+  }
+  return out;
 }
 
 /** One hasher for `tool`'s algorithm, reset for each file. */

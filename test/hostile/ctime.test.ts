@@ -14,7 +14,7 @@ import { emptyPlan, PlanItem } from '../../sync/engine/plan';
 import * as verify from '../../sync/engine/verify';
 import { resolveVerify, verifyByContent } from '../../sync/engine/verify';
 import { useAgentState } from '../support/agent';
-import { Arena, remoteTree, useArena, useConnection } from '../support/hostile';
+import { Arena, remoteTree, rewriting, useArena, useConnection } from '../support/hostile';
 import { eventually, tempDir, writeTree } from '../support/trees';
 
 jest.setTimeout(60_000);
@@ -188,6 +188,21 @@ test('the comparison by content reads no file through a symlinked folder on the 
   const item = (rel: string): PlanItem => ({ rel, entry: { type: 'file', size: same.length, mtimeMs: T * 1000, mode: 0o644 } });
   const r = await verifyByContent(conn, a.local, a.remote, ['d/keep.txt', 'a/b/c.txt', 'x/y/z.txt', 'top.txt'].map(item));
   expect([r.differ.map((i) => i.rel).sort(), r.same.map((i) => i.rel).sort()]).toEqual([['a/b/c.txt', 'd/keep.txt'], ['top.txt', 'x/y/z.txt']]);
+});
+
+test('a server with sha1sum only: the local side, hashed the XXH3-128 way while the server worked, is hashed again its way', async () => {
+  const a = h.arena();
+  writeTree(a.local, { 'same.txt': 'same bytes', 'd/same.txt': 'same bytes', 'new.txt': 'new bytes!' });
+  remoteTree(h.sshd(), a, { 'same.txt': 'same bytes', 'd/same.txt': 'same bytes', 'new.txt': 'old bytes!' });
+  const commands: string[] = [];
+  const sha1Only = rewriting(await connect(), (c) => {
+    commands.push(c);
+    return c.replace('for x in xxh128sum sha1sum;', 'for x in sha1sum;');
+  });
+  const item = (rel: string): PlanItem => ({ rel, entry: { type: 'file', size: 10, mtimeMs: T * 1000, mode: 0o644 } });
+  const r = await verifyByContent(sha1Only, a.local, a.remote, ['same.txt', 'd/same.txt', 'new.txt'].map(item));
+  expect(commands.filter((c) => c.includes('for x in xxh128sum sha1sum;'))).toHaveLength(1); // the rewrite took
+  expect([r.differ.map((i) => i.rel), r.same.map((i) => i.rel).sort()]).toEqual([['new.txt'], ['d/same.txt', 'same.txt']]);
 });
 
 test("beyond the comparison's bounds (files, bytes) the files are sent: a comparison reports no progress to the stall watchdog", async () => {
