@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveSessions } from '../sync/cli/sync';
 import { UsageError } from '../sync/errors';
-import { portabilityWarnings, windowsNameProblem } from '../sync/engine/portable-names';
+import { foldKey, portabilityWarnings, windowsNameProblem } from '../sync/engine/portable-names';
 import { autoChoice, WatchBackend, WatchEvents, WatchGuard } from '../sync/engine/watch';
 import { darwinMountOf, networkFsOf } from '../sync/engine/watch/fs-kind';
 import { mountsInside, PAUSE_MS, RELOOK_MS, TICK_MS } from '../sync/engine/watch/guard';
@@ -140,6 +140,35 @@ test('names Windows cannot hold, and names that collide letter case or Unicode f
     expect.stringMatching(/^'cafe\u0301.txt' and 'caf\u00e9.txt' differ only/),
     expect.stringMatching(/^'aux.c' is a reserved device name on Windows/),
   ]);
+});
+
+test('portabilityWarnings reports what a name-by-name look reports, in the same order (random trees of clashing names)', () => {
+  // The plain way it replaced: every name's folded key kept; a collision reported at the later name.
+  const plain = (rels: string[]): string[] => {
+    const out: string[] = [];
+    const seen = new Map<string, string>();
+    for (const rel of rels) {
+      const i = rel.lastIndexOf('/');
+      const [parent, name] = [rel.slice(0, Math.max(i, 0)), rel.slice(i + 1)];
+      const problem = windowsNameProblem(name);
+      if (problem) out.push(`'${rel}' ${problem}`);
+      const key = `${parent}/${foldKey(name)}`;
+      const other = seen.get(key);
+      if (other === undefined) seen.set(key, rel);
+      else out.push(`'${rel}' and '${other}' differ`);
+    }
+    return out;
+  };
+  const parts = ['a', 'A', 'b', 'Make', 'make', 'caf\u00e9', 'cafe\u0301', 'CAF\u00c9', 'con', 'Con.x', 'x.', 'y ', 'q?', 'com1'];
+  let seed = 7;
+  const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  for (let round = 0; round < 300; round++) {
+    const rels = new Set<string>();
+    for (let k = rnd(30); k >= 0; k--) rels.add(Array.from({ length: 1 + rnd(3) }, () => parts[rnd(parts.length)]).join('/'));
+    const list = [...rels];
+    const got = portabilityWarnings(list).map((r) => r.reason.replace(/; (it is sent|both are sent).*/, '').replace(/ only in letter case or Unicode form$/, ''));
+    expect(got).toEqual(plain(list));
+  }
 });
 
 test('--watch takes a backend name; anything else is a usage error naming the choices', () => {
