@@ -50,11 +50,11 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
     }
     const asked = remoteHashes(conn, remoteRoot, batch, signal);
     asked.catch(() => undefined); // awaited below, after the local side
-    let local = await localHashes(localRoot, batch, await hasher(guess));
+    let local = await localHashes(localRoot, batch, await hasher(guess), signal);
     const remote = await asked;
     if (remote.tool && remote.tool !== guess) {
       guess = remote.tool;
-      local = await localHashes(localRoot, batch.filter((i) => remote.hashes.has(i.rel)), await hasher(guess));
+      local = await localHashes(localRoot, batch.filter((i) => remote.hashes.has(i.rel)), await hasher(guess), signal);
     }
     for (const item of batch) {
       const r = remote.hashes.get(item.rel);
@@ -118,11 +118,15 @@ interface Hasher {
   digest(): string;
 }
 
-/** Each file's hash (hex) by `h`; none for a file that cannot be read as planned. Works in slices: the event loop runs between them (SSH, watch events). */
-async function localHashes(localRoot: string, batch: readonly PlanItem[], h: Hasher): Promise<Map<string, string | undefined>> {
+/**
+ * Each file's hash (hex) by `h`; none for a file that cannot be read as planned. Works in slices: the
+ * event loop runs between them (SSH, watch events). Stops when `signal` aborts (the rest: no hash).
+ */
+async function localHashes(localRoot: string, batch: readonly PlanItem[], h: Hasher, signal?: AbortSignal): Promise<Map<string, string | undefined>> {
   const out = new Map<string, string | undefined>();
   let slice = performance.now() + SLICE_MS;
   for (const item of batch) {
+    if (signal?.aborted) break;
     out.set(item.rel, await localHash(path.join(localRoot, item.rel), item.rel, item.entry.size, h).catch(() => undefined));
     if (performance.now() > slice) {
       await new Promise((resolve) => setImmediate(resolve));

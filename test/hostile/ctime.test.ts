@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { BatchStats } from '../../sync/engine/session-types';
 import { Connection } from '../../sync/engine/transport';
 import { emptyPlan, PlanItem } from '../../sync/engine/plan';
+import * as localRead from '../../sync/engine/local-read';
 import * as verify from '../../sync/engine/verify';
 import { resolveVerify, verifyByContent } from '../../sync/engine/verify';
 import { useAgentState } from '../support/agent';
@@ -227,4 +228,22 @@ test('a hash line cut short (the tool died mid-line) is not read: its cut name c
   const cut = { listedRoots: new Map(), exec: async () => ({ code: 0, stdout: Buffer.from(`xxh128sum\n${x.digest('hex')}  ./a/b`), stderr: './a\0' }) } as unknown as Connection;
   const r = await verifyByContent(cut, a.local, a.remote, [{ rel: 'a/b', entry: { type: 'file', size: 10, mtimeMs: T * 1000, mode: 0o644 } }]);
   expect([r.same.length, r.differ.map((i) => i.rel)]).toEqual([0, ['a/b']]);
+});
+
+test('a comparison aborted while the local side hashes stops reading: the files left are not read', async () => {
+  const a = h.arena();
+  const files = Array.from({ length: 400 }, (_, i) => `f${i}.bin`);
+  const bytes = Buffer.alloc(256 * 1024, 7);
+  for (const f of files) fs.writeFileSync(path.join(a.local, f), bytes);
+  // The server never answers; the run is aborted at the third file the local side reads.
+  const silent = { listedRoots: new Map(), exec: (_c: string, _in: Buffer, o: { signal?: AbortSignal }) => new Promise((_, reject) => o.signal?.addEventListener('abort', () => reject(new Error('aborted')))) } as unknown as Connection;
+  const abort = new AbortController();
+  const real = localRead.readSmallSync;
+  const reads = jest.spyOn(localRead, 'readSmallSync').mockImplementation((...args) => {
+    if (reads.mock.calls.length === 3) abort.abort();
+    return real(...args);
+  });
+  const items = files.map((rel): PlanItem => ({ rel, entry: { type: 'file', size: bytes.length, mtimeMs: T * 1000, mode: 0o644 } }));
+  await expect(verifyByContent(silent, a.local, a.remote, items, abort.signal)).rejects.toThrow('aborted');
+  expect(reads.mock.calls.length).toBe(3); // all 400 (100 MB) before
 });
