@@ -43,20 +43,6 @@ export interface ApplyResult {
   readonly method: 'tar' | 'sftp' | 'none';
 }
 
-/**
- * The paths of a batch `rels` that `res` left on the remote as the index has them: not left unsent (nor
- * under a folder left unsent), nor changed while they were sent.
- */
-export function landed(rels: readonly string[], res: ApplyResult): string[] {
-  if (res.unsent.length + res.changed.length === 0) return [...rels];
-  const left = new Set([...res.unsent, ...res.changed]);
-  const under = (rel: string): boolean => {
-    for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) if (left.has(rel.slice(0, i))) return true;
-    return false;
-  };
-  return rels.filter((rel) => !left.has(rel) && !under(rel));
-}
-
 export interface ApplyContext {
   readonly conn: Connection;
   readonly localRoot: string;

@@ -74,16 +74,15 @@ export function racyFrom(lastStart: number | undefined): number | undefined {
  * A session's pass clock: when its last full pass began reading, in memory and in the state folder
  * (PassClock, keyed by the server's host key, known once connected).
  *
- * A whole-tree rescan of a watching session (watch/rescan.ts) compares every path with the index, as a
- * full pass compares it with the remote: once the paths it found changed are on the remote, the tree as
- * it was when the rescan began is mirrored, and the clock moves to that moment. Without it, a watching
- * session's changes (a `chmod -R` its batches handled) stayed "since the last full pass" for good: the
- * next run compared them by content again and sent every file whose mtime was after it once more.
+ * Only a full pass moves it: it compares the local tree with the remote's listing. A watching session's
+ * rescan compares it with the index, which can hold what the remote listing said (a file left unsent
+ * keeps that entry: whole-second mtime, no ctime) or what a batch read before a later save in the same
+ * second; moving the clock to a rescan's start left such files stale for good (the third review's
+ * finding, tests in racy.test.ts). The price: after a `chmod -R` a watching session handled, the next
+ * run compares those files by content once more (0 bytes sent).
  */
 export class SessionClock {
   private last?: number;
-  /** A whole-tree rescan's start and the paths it found changed that no batch has sent yet. */
-  private owed?: { start: number; rels: Set<string> };
 
   constructor(private readonly store: (fingerprint: string) => PassClock) {}
 
@@ -96,23 +95,5 @@ export class SessionClock {
   passDone(fingerprint: string, start: number): void {
     this.last = Math.max(start, this.last ?? start);
     this.store(fingerprint).remember(this.last);
-  }
-
-  /** A rescan of the whole tree that began at `start` found `changed` (to be sent by batches); `fingerprint` once connected. */
-  rescanned(start: number, changed: readonly string[], fingerprint: string | undefined): void {
-    this.owed = { start, rels: new Set(changed) };
-    this.sent([], fingerprint);
-  }
-
-  /** A batch put `rels` on the remote as the index has them (apply-common.ts landed). */
-  sent(rels: readonly string[], fingerprint: string | undefined): void {
-    const owed = this.owed;
-    if (!owed) return;
-    for (const rel of rels) owed.rels.delete(rel);
-    if (owed.rels.size > 0 || fingerprint === undefined) return;
-    this.owed = undefined;
-    if (this.last !== undefined && this.last >= owed.start) return;
-    this.last = owed.start;
-    this.store(fingerprint).remember(owed.start);
   }
 }

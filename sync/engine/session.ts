@@ -14,7 +14,6 @@
 import * as path from 'node:path';
 import { assertSafeRemoteRoot } from '../../lib/remote-root';
 import { applyPlan, ApplyResult } from './apply';
-import { landed } from './apply-common';
 import { buildIgnore, IgnoreMatcher } from './ignore';
 import { blockCacheFor } from './block-cache';
 import { EarlyWork } from './delta-early';
@@ -120,7 +119,7 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
       if (this.options.watch !== false) {
         // Started before the first scan; a per-folder backend watches folders as the scans list them.
         const o = this.options;
-        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: (scope) => this.rescan(scope), checkRoot: () => this.checkRoot(false) });
+        this.watcher = await openWatcher({ root: o.localRoot, ig: this.ig, choice: o.watchBackend, factory: o.watchTest?.factory, now: o.watchTest?.now, rescanMs: o.rescanMs, pollMs: o.pollMs, warn: (m) => this.emit('warning', m), rescan: (scope) => changedSince(this, scope), checkRoot: () => this.checkRoot(false) });
         this.watcher.on('dirty', (rels) => this.markDirty(rels));
         this.watcher.on('warning', (m) => this.emit('warning', m));
         this.watcher.on('error', (e) => this.fail(e));
@@ -422,19 +421,10 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
     }
   }
 
-  /** A watcher's rescan (watch/rescan.ts); one of the whole tree may move the pass clock (SessionClock). */
-  private async rescan(scope: string): Promise<string[]> {
-    const start = Date.now();
-    const changed = await changedSince(this, scope);
-    if (scope === '') this.clock.rescanned(start, changed, this.hostFingerprint);
-    return changed;
-  }
-
   /** One watch batch (see batch.ts); stats and follow-ups here. */
   private async batch(conn: Connection, rels: string[]): Promise<BatchStats | undefined> {
     const t0 = performance.now();
     const done = await applyDirty(this, conn, rels);
-    this.clock.sent(done ? landed(rels, done.res) : rels, this.hostFingerprint);
     if (!done) return undefined;
     this.afterApply(done.res);
     return batchStats(done.plan, done.res, t0);
