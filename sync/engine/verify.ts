@@ -71,7 +71,9 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
  * -type f` looks at the last name only, and `d/keep.txt` with `d -> elsewhere` (the container's doing,
  * since the listing) would read the other file's bytes. So the folders above the batch's files go with
  * its names, one more `find` in the same command lists those that are real folders (on stderr,
- * NUL-separated), and a file's hash counts only when each folder above it is listed.
+ * NUL-separated), and a file's hash counts only when each folder above it is listed, by that look and
+ * by one made after the hashing (a folder swapped for a symlink while the tool worked). Left: a folder
+ * swapped and put back in between.
  */
 async function remoteHashes(conn: Connection, remoteRoot: string, batch: readonly PlanItem[], signal?: AbortSignal): Promise<{ tool?: Tool; hashes: Map<string, string> }> {
   const look = "find \"$@\" -maxdepth 0 -type d -print0 2>/dev/null >&3; exec find \"$@\" -maxdepth 0 -type f -print0 2>/dev/null";
@@ -95,7 +97,22 @@ async function remoteHashes(conn: Connection, remoteRoot: string, batch: readonl
     const m = /^([0-9a-f]{32,40}) [ *]\.\/(.*)$/.exec(line);
     if (m && foldersOf(m[2]).every((d) => real.has(`./${d}`))) hashes.set(m[2], m[1]);
   }
+  // A folder made a symlink while the tool hashed (after the look above) is caught by a look after it:
+  // the folders above the hashed files are listed again (one more command, only when a file is nested).
+  const above = new Set([...hashes.keys()].flatMap(foldersOf));
+  if (above.size > 0) {
+    const after = await realFolders(conn, remoteRoot, above, signal);
+    for (const rel of [...hashes.keys()]) if (!foldersOf(rel).every((d) => after.has(`./${d}`))) hashes.delete(rel);
+  }
   return { tool, hashes };
+}
+
+/** Those of `folders` that are real folders on the server (not symlinks), as `./rel`. */
+async function realFolders(conn: Connection, remoteRoot: string, folders: Set<string>, signal?: AbortSignal): Promise<Set<string>> {
+  const script = [enterRoot(remoteRoot, conn.listedRoots.get(remoteRoot), 'exit 3'), "xargs -0 -r sh -c 'exec find \"$@\" -maxdepth 0 -type d -print0 2>/dev/null' sh"].join('\n');
+  const res = await conn.exec(`sh -c ${shQuote(script)}`, Buffer.from([...folders].map((rel) => `./${rel}\0`).join('')), { signal });
+  throwIfMoved(remoteRoot, res);
+  return new Set(res.stdout.toString('utf8').split('\0').slice(0, -1));
 }
 
 /** The folders above `rel`, top first (`a/b/c` -> `a`, `a/b`). */

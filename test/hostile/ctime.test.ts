@@ -249,3 +249,71 @@ test('a comparison aborted while the local side hashes stops reading: the files 
   await expect(verifyByContent(silent, a.local, a.remote, items, abort.signal)).rejects.toThrow('aborted');
   expect(reads.mock.calls.length).toBe(3); // all 400 (100 MB) before
 });
+
+function busyboxDir(): string {
+  const d = tempDir('bb');
+  for (const t of ['sh', 'find', 'xargs', 'sha1sum']) fs.symlinkSync('/usr/bin/busybox', path.join(d, t));
+  execFileSync('chmod', ['755', d]);
+  return d;
+}
+
+const shells: Record<string, (cmd: string, bb: string) => string> = {
+  dash: (cmd) => cmd.replace(/^sh -c /, 'dash -c '),
+  busybox: (cmd, bb) => `PATH=${bb}:$PATH; export PATH; exec busybox ${cmd}`,
+};
+
+describe.each(Object.keys(shells))('the comparison by content under %s', (shell) => {
+  test('equal bytes under real folders are equal; a file under a symlinked folder (one or two above) differs', async () => {
+    const a = h.arena();
+    const same = 'the same bytes on both sides';
+    const names = ['-dash/-x.txt', 'sp ace/f f.txt', 'd/keep.txt', 'a/b/c.txt', 'x/y/z.txt', 'top.txt', '-top', 'ü/ß.txt', 'q/-maxdepth', 'r/(/!.txt'];
+    writeTree(a.local, Object.fromEntries(names.map((n) => [n, same])));
+    const elsewhere = tempDir('elsewhere');
+    writeTree(elsewhere, { 'keep.txt': same, 'b/c.txt': same });
+    execFileSync('chmod', ['-R', 'a+rX', elsewhere]);
+    const real = names.filter((n) => !n.startsWith('d/') && !n.startsWith('a/'));
+    remoteTree(h.sshd(), a, Object.fromEntries(real.map((n) => [n, same])), () => {
+      fs.symlinkSync(elsewhere, path.join(a.remote, 'd'));
+      fs.symlinkSync(elsewhere, path.join(a.remote, 'a'));
+    });
+    const bb = busyboxDir();
+    const conn = rewriting(await connect(), (c) => shells[shell](c.replace('for x in xxh128sum sha1sum;', 'for x in sha1sum;'), bb));
+    const item = (rel: string): PlanItem => ({ rel, entry: { type: 'file', size: same.length, mtimeMs: T * 1000, mode: 0o644 } });
+    const r = await verifyByContent(conn, a.local, a.remote, names.map(item));
+    expect([r.differ.map((i) => i.rel).sort(), r.same.map((i) => i.rel).sort()]).toEqual([['a/b/c.txt', 'd/keep.txt'], real.sort()]);
+  });
+});
+
+test('a folder swapped for a symlink while the hash tool works on an earlier file: its file is not taken as equal (the folders are looked at again after the hashing)', async () => {
+  const a = h.arena();
+  const local = 'the local bytes, 25 long'; // elsewhere/keep.txt holds these too
+  const old = 'the remote, not the same';
+  writeTree(a.local, { 'd/keep.txt': local });
+  const big = (root: string): void => {
+    const fd = fs.openSync(path.join(root, 'big.bin'), 'w');
+    fs.ftruncateSync(fd, 20 * 1024 ** 3); // sparse: xxh128sum reads zeros for a second or so
+    fs.closeSync(fd);
+  };
+  fs.writeFileSync(path.join(a.local, 'big.bin'), 'x'); // the local side need not hash it (it differs anyway)
+  const elsewhere = tempDir('elsewhere');
+  writeTree(elsewhere, { 'keep.txt': local });
+  execFileSync('chmod', ['-R', 'a+rX', elsewhere]);
+  remoteTree(h.sshd(), a, { 'd/keep.txt': old }, () => big(a.remote));
+  const conn = await connect();
+  const item = (rel: string, size: number): PlanItem => ({ rel, entry: { type: 'file', size, mtimeMs: T * 1000, mode: 0o644 } });
+  const asked = verifyByContent(conn, a.local, a.remote, [item('big.bin', 20 * 1024 ** 3), item('d/keep.txt', local.length)]);
+  // The container's doing: once the server's xxh128sum runs (the folder check is done), d becomes a symlink.
+  const uid = String(h.sshd().uid);
+  for (let i = 0; i < 200; i++) {
+    try {
+      execFileSync('pgrep', ['-u', uid, '-x', 'xxh128sum']);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  fs.renameSync(path.join(a.remote, 'd'), path.join(a.remote, 'd.real'));
+  fs.symlinkSync(elsewhere, path.join(a.remote, 'd'));
+  const r = await asked;
+  expect(r.differ.map((i) => i.rel)).toContain('d/keep.txt');
+});
