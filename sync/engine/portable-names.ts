@@ -51,7 +51,7 @@ function foldedKey(rel: string, start: number): string | undefined {
 
 /**
  * Warnings (as refusals that keep nothing back: `rel` is prefixed so they never mix with real ones)
- * for the names of `rels` that Windows cannot hold or that collide, letter case and normalization aside,
+ * for the names of `rels` (each once: a tree's keys) that Windows cannot hold or that collide, letter case and normalization aside,
  * with another name of the same folder among `rels`; in the order of `rels`, a collision reported at
  * the later name of the two.
  *

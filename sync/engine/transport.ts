@@ -312,16 +312,17 @@ export class Connection {
   /**
    * Runs `command`; `stdin` (if any) is piped in with back-pressure. Resolves with the exit status;
    * rejects with ConnectionError if the connection drops first. With `onStdout`, the output goes to
-   * it as it arrives (the result's `stdout` is then empty).
+   * it as it arrives (the result's `stdout` is then empty). Stderr is kept up to `stderrMax` characters
+   * (64 Ki): words for the user, unless the command writes data there.
    */
-  async exec(command: string, stdin?: Readable | Buffer | string, options: { signal?: AbortSignal; onStdout?: (b: Buffer) => void } = {}): Promise<ExecResult> {
+  async exec(command: string, stdin?: Readable | Buffer | string, options: { signal?: AbortSignal; onStdout?: (b: Buffer) => void; stderrMax?: number } = {}): Promise<ExecResult> {
     const ch = await this.channel(command);
     const out: Buffer[] = [];
     let err = '';
     ch.on('data', options.onStdout ?? ((b: Buffer) => out.push(b)));
     ch.stderr.setEncoding('utf8');
     ch.stderr.on('data', (s: string) => {
-      if (err.length < 64 * 1024) err += s;
+      if (err.length < (options.stderrMax ?? 64 * 1024)) err += s;
     });
     let offDrop: () => void = () => undefined;
     const done = new Promise<ExecResult>((resolve, reject) => {

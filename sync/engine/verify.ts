@@ -27,7 +27,14 @@ const SLICE_MS = 5;
 const TOOLS = ['xxh128sum', 'sha1sum'] as const;
 type Tool = (typeof TOOLS)[number];
 
-/** `items` split into those whose bytes differ from the remote copy's (or could not be compared) and those equal. */
+/** The tool each connection's server hashed with last (null: it has none), so the runner hashes its side the same way at once. */
+const toolOf = new WeakMap<Connection, Tool | null>();
+
+/**
+ * `items` split into those whose bytes differ from the remote copy's (or could not be compared) and those
+ * equal. Rejects with the signal's reason once `signal` aborts: a file left unhashed is not "different"
+ * (a closing session would send it).
+ */
 export async function verifyByContent(conn: Connection, localRoot: string, remoteRoot: string, items: readonly PlanItem[], signal?: AbortSignal): Promise<{ differ: PlanItem[]; same: PlanItem[] }> {
   const differ: PlanItem[] = [];
   const same: PlanItem[] = [];
@@ -39,23 +46,30 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
     hashers.set(tool, h);
     return h;
   };
-  // The local side is hashed while the server hashes its own, the way the server hashed the batch before
-  // (xxh128sum at first: kubedev's sidecar image has it); again, only when the server answered otherwise.
-  let guess: Tool = TOOLS[0];
   for (let at = 0; at < comparable.length; ) {
+    signal?.throwIfAborted();
     const batch: PlanItem[] = [];
     for (let bytes = 0; at < comparable.length && bytes < NAMES_MAX; at++) {
       batch.push(comparable[at]);
       bytes += comparable[at].rel.length + 3;
     }
-    const asked = remoteHashes(conn, remoteRoot, batch, signal);
+    let answered = false;
+    const asked = untilAborted(remoteHashes(conn, remoteRoot, batch, signal), signal).finally(() => (answered = true));
     asked.catch(() => undefined); // awaited below, after the local side
-    let local = await localHashes(localRoot, batch, await hasher(guess), signal);
+    // The local side is hashed while the server hashes its own, the way that server hashed last (xxh128sum
+    // at first: kubedev's sidecar image has it), until the server answers: then only the files it hashed.
+    const known = toolOf.get(conn);
+    const guess = known === undefined ? TOOLS[0] : known;
+    const early = guess === null ? undefined : await hasher(guess).catch(() => undefined); // hash-wasm missing: after the answer
+    const ahead = early ? await localHashes(localRoot, batch, early, signal, () => answered) : new Map<string, string | undefined>();
     const remote = await asked;
-    if (remote.tool && remote.tool !== guess) {
-      guess = remote.tool;
-      local = await localHashes(localRoot, batch.filter((i) => remote.hashes.has(i.rel)), await hasher(guess), signal);
+    toolOf.set(conn, remote.tool ?? null);
+    const local = remote.tool === guess ? ahead : new Map<string, string | undefined>();
+    if (remote.tool) {
+      const rest = batch.filter((i) => remote.hashes.has(i.rel) && !local.has(i.rel));
+      for (const [rel, h] of await localHashes(localRoot, rest, await hasher(remote.tool), signal)) local.set(rel, h);
     }
+    signal?.throwIfAborted();
     for (const item of batch) {
       const r = remote.hashes.get(item.rel);
       const l = local.get(item.rel);
@@ -63,6 +77,17 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
     }
   }
   return { differ, same };
+}
+
+/** `p`, or the signal's reason as soon as it aborts (a command given its whole stdin at once runs on regardless: it only reads). */
+function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const stop = (): void => reject(signal.reason);
+    if (signal.aborted) return stop();
+    signal.addEventListener('abort', stop, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
+  });
 }
 
 /**
@@ -85,7 +110,8 @@ async function remoteHashes(conn: Connection, remoteRoot: string, batch: readonl
   ].join('\n');
   const folders = foldersAbove(batch);
   const names = Buffer.from([...folders, ...batch.map((i) => i.rel)].map((rel) => `./${rel}\0`).join(''));
-  const res = await conn.exec(`sh -c ${shQuote(script)}`, names, { signal });
+  // The folders' list comes on stderr: kept whole (it is no longer than the names sent).
+  const res = await conn.exec(`sh -c ${shQuote(script)}`, names, { signal, stderrMax: names.length + 64 * 1024 });
   throwIfMoved(remoteRoot, res);
   // Only whole records: a find that died mid-name left a cut one.
   const real = new Set(res.stderr.split('\0').slice(0, -1));
@@ -137,13 +163,14 @@ interface Hasher {
 
 /**
  * Each file's hash (hex) by `h`; none for a file that cannot be read as planned. Works in slices: the
- * event loop runs between them (SSH, watch events). Stops when `signal` aborts (the rest: no hash).
+ * event loop runs between them (SSH, watch events). Stops when `signal` aborts or `enough` says so (the
+ * rest are left out of the map).
  */
-async function localHashes(localRoot: string, batch: readonly PlanItem[], h: Hasher, signal?: AbortSignal): Promise<Map<string, string | undefined>> {
+async function localHashes(localRoot: string, batch: readonly PlanItem[], h: Hasher, signal?: AbortSignal, enough?: () => boolean): Promise<Map<string, string | undefined>> {
   const out = new Map<string, string | undefined>();
   let slice = performance.now() + SLICE_MS;
   for (const item of batch) {
-    if (signal?.aborted) break;
+    if (signal?.aborted || enough?.()) break;
     out.set(item.rel, await localHash(path.join(localRoot, item.rel), item.rel, item.entry.size, h).catch(() => undefined));
     if (performance.now() > slice) {
       await new Promise((resolve) => setImmediate(resolve));
