@@ -4,31 +4,21 @@
  * folder is looked at again, a letter-case rename marks its folder; 'auto' by platform and file
  * system; the Windows name rules; `--watch` parsing.
  */
-import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveSessions } from '../sync/cli/sync';
 import { UsageError } from '../sync/errors';
 import { foldKey, portabilityWarnings, windowsNameProblem } from '../sync/engine/portable-names';
-import { autoChoice, WatchBackend, WatchEvents, WatchGuard } from '../sync/engine/watch';
+import { autoChoice, WatchGuard } from '../sync/engine/watch';
 import { darwinMountOf, networkFsOf } from '../sync/engine/watch/fs-kind';
 import { mountsInside, PAUSE_MS, RELOOK_MS, TICK_MS } from '../sync/engine/watch/guard';
 import { tempDir, writeTree } from './support/trees';
-
-class StubBackend extends EventEmitter<WatchEvents> implements WatchBackend {
-  readonly name = 'stub';
-  readonly recursive = true;
-  readonly polls = false;
-  async start(): Promise<void> {}
-  add(): void {}
-  removeTree(): void {}
-  async close(): Promise<void> {}
-}
+import { SilentBackend } from './support/watch';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function guard(extra: { now?: () => number; caseInsensitive?: boolean; root?: string } = {}): { g: WatchGuard; b: StubBackend; scans: string[]; dirty: string[][] } {
-  const b = new StubBackend();
+function guard(extra: { now?: () => number; caseInsensitive?: boolean; root?: string } = {}): { g: WatchGuard; b: SilentBackend; scans: string[]; dirty: string[][] } {
+  const b = new SilentBackend();
   const scans: string[] = [];
   const dirty: string[][] = [];
   const g = new WatchGuard({ root: extra.root ?? '/nonexistent', backend: b, rescanMs: 600_000, now: extra.now, caseInsensitive: extra.caseInsensitive, rescan: async (scope) => {
@@ -196,7 +186,7 @@ test('a file system mounted or unmounted inside the tree: its watches dropped an
     const base = `22 1 8:1 / / rw - ext4 /dev/sda1 rw\n`;
     let table = base;
     const dropped: string[] = [];
-    const b = new (class extends StubBackend {
+    const b = new (class extends SilentBackend {
       override removeTree(rel?: string): void {
         dropped.push(rel ?? '');
       }

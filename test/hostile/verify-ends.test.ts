@@ -5,16 +5,16 @@
  * costs none); many folders above the files; a server that never answers. From the fourth review (each
  * failed before its fix). Real sshd as a non-root user.
  */
-import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '../../sync/engine/transport';
 import { PlanItem } from '../../sync/engine/plan';
 import * as localRead from '../../sync/engine/local-read';
 import { verifyByContent } from '../../sync/engine/verify';
-import { WatchBackend, WatchEvents } from '../../sync/engine/watch';
+import { WatchBackend } from '../../sync/engine/watch';
 import { remoteTree, rewriting, useArena, useConnection } from '../support/hostile';
 import { writeTree } from '../support/trees';
+import { SilentBackend } from '../support/watch';
 
 jest.setTimeout(120_000);
 const h = useArena();
@@ -112,16 +112,6 @@ test('a server that never answers: the abort ends the comparison at once', async
   expect(Date.now() - t0).toBeLessThan(5000); // 20 s (the server's sleep) before
 });
 
-class Silent extends EventEmitter<WatchEvents> implements WatchBackend {
-  readonly name = 'silent';
-  readonly recursive = true;
-  readonly polls = false;
-  async start(): Promise<void> {}
-  add(): void {}
-  removeTree(): void {}
-  async close(): Promise<void> {}
-}
-
 test('close() during a full pass\'s comparison by content (watching): no equal file is sent again before the session closes', async () => {
   const a = h.arena();
   const files = Array.from({ length: 200 }, (_, i) => `f${i}.bin`);
@@ -129,7 +119,7 @@ test('close() during a full pass\'s comparison by content (watching): no equal f
     fs.writeFileSync(path.join(a.local, f), Buffer.alloc(64 * 1024, f));
     fs.utimesSync(path.join(a.local, f), T, T);
   }
-  const s = a.session({ rescanMs: 600_000, watchTest: { factory: () => new Silent() as unknown as WatchBackend } });
+  const s = a.session({ rescanMs: 600_000, watchTest: { factory: () => new SilentBackend() as unknown as WatchBackend } });
   await s.start();
   const ino = (): number[] => files.map((f) => fs.statSync(path.join(a.remote, f)).ino);
   const before = ino();
