@@ -82,6 +82,7 @@ export async function verifyByContent(conn: Connection, localRoot: string, remot
 /** `p`, or the signal's reason as soon as it aborts (a command given its whole stdin at once runs on regardless: it only reads). */
 function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return p;
+  p.catch(() => undefined); // settled after an abort: nobody waits for it
   return new Promise<T>((resolve, reject) => {
     const stop = (): void => reject(signal.reason);
     if (signal.aborted) return stop();
