@@ -453,4 +453,3 @@ export class SyncSession extends SessionLifecycle<SyncEvents> {
 
 /** Fingerprint helper re-exported for callers that print it. */
 export { fingerprint, AuthError, HostKeyError, RemoteError, ConnectionError };
-

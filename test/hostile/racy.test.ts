@@ -127,6 +127,16 @@ describe("a watching session's rescans do not move the pass clock (the third rev
   const T = 1_600_000_000;
   afterEach(() => jest.restoreAllMocks());
 
+  /** `name` holding 'version 1\n' (mtime T), mirrored by a one-shot run. */
+  async function mirroredV1(name: string): Promise<{ a: ReturnType<typeof h.arena>; f: string }> {
+    const a = h.arena();
+    const f = path.join(a.local, name);
+    fs.writeFileSync(f, 'version 1\n');
+    fs.utimesSync(f, T, T);
+    expect(await once(a)).toBe(1);
+    return { a, f };
+  }
+
   test('SessionClock: full passes move it, never back', () => {
     const dir = tempDir('kubedev-clock-');
     const at = (fp: string): PassClock => PassClock.for(dir, fp, '/ws', '/local');
@@ -137,11 +147,7 @@ describe("a watching session's rescans do not move the pass clock (the third rev
   });
 
   test('a file changed while the watching session first sent it (mtime kept in the same second) is sent by the next run', async () => {
-    const a = h.arena();
-    const f = path.join(a.local, 'tool.sh');
-    fs.writeFileSync(f, 'version 1\n');
-    fs.utimesSync(f, T, T);
-    expect(await once(a)).toBe(1);
+    const { a, f } = await mirroredV1('tool.sh');
     await sleep(20);
     // cp -p / touch -r: new bytes of the same size, the mtime put back (same second).
     fs.writeFileSync(f, 'version 2\n');
@@ -170,11 +176,7 @@ describe("a watching session's rescans do not move the pass clock (the third rev
   });
 
   test('a batch that read a file before a rescan began does not settle what the rescan found: a second save in the same second, then the session closed', async () => {
-    const a = h.arena();
-    const f = path.join(a.local, 'notes.txt');
-    fs.writeFileSync(f, 'version 1\n');
-    fs.utimesSync(f, T, T);
-    expect(await once(a)).toBe(1);
+    const { a, f } = await mirroredV1('notes.txt');
     const s = a.session({ rescanMs: 60_000 }); // no periodic rescan: the test asks for one
     let closing: Promise<void> | undefined;
     const real = apply.applyPlan;

@@ -12,7 +12,7 @@ import { PlanItem } from '../../sync/engine/plan';
 import * as localRead from '../../sync/engine/local-read';
 import { verifyByContent } from '../../sync/engine/verify';
 import { WatchBackend } from '../../sync/engine/watch';
-import { remoteTree, rewriting, useArena, useConnection } from '../support/hostile';
+import { hashToolsOnly, remoteTree, rewriting, useArena, useConnection } from '../support/hostile';
 import { writeTree } from '../support/trees';
 import { SilentBackend } from '../support/watch';
 
@@ -24,6 +24,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 afterEach(() => jest.restoreAllMocks());
 
 const item = (rel: string, size: number): PlanItem => ({ rel, entry: { type: 'file', size, mtimeMs: T * 1000, mode: 0o644 } });
+
+/** 20 small files with the same bytes on both sides. */
+function twentyEqual(): { a: ReturnType<typeof h.arena>; same: string; tree: Record<string, string> } {
+  const a = h.arena();
+  const same = 'same bytes';
+  const tree = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, same]));
+  writeTree(a.local, tree);
+  remoteTree(h.sshd(), a, tree);
+  return { a, same, tree };
+}
 
 function counting(c: Connection, rewrite: (s: string) => string = (s) => s): { conn: Connection; cmds: string[] } {
   const cmds: string[] = [];
@@ -57,12 +67,8 @@ test('aborted while the local side hashes (a real connection): the comparison re
 });
 
 test('a sha1sum-only server: the local side is hashed twice by the first comparison only (the tool is remembered per connection)', async () => {
-  const a = h.arena();
-  const same = 'same bytes';
-  const tree = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, same]));
-  writeTree(a.local, tree);
-  remoteTree(h.sshd(), a, tree);
-  const sha1 = rewriting(await connect(), (c) => c.replace('for x in xxh128sum sha1sum;', 'for x in sha1sum;'));
+  const { a, same, tree } = twentyEqual();
+  const sha1 = rewriting(await connect(), (c) => hashToolsOnly(c, 'sha1sum'));
   const reads = jest.spyOn(localRead, 'readSmallSync');
   const perCall: number[] = [];
   for (let i = 0; i < 3; i++) {
@@ -75,12 +81,8 @@ test('a sha1sum-only server: the local side is hashed twice by the first compari
 });
 
 test('a server with no hash tool: after its first answer, no local file is read for nothing', async () => {
-  const a = h.arena();
-  const same = 'same bytes';
-  const tree = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, same]));
-  writeTree(a.local, tree);
-  remoteTree(h.sshd(), a, tree);
-  const none = rewriting(await connect(), (c) => c.replace('for x in xxh128sum sha1sum;', 'for x in kubedev-none;'));
+  const { a, same, tree } = twentyEqual();
+  const none = rewriting(await connect(), (c) => hashToolsOnly(c));
   const items = Object.keys(tree).map((n) => item(n, same.length));
   expect((await verifyByContent(none, a.local, a.remote, items)).differ.length).toBe(20); // read while the server looked
   const reads = jest.spyOn(localRead, 'readSmallSync');

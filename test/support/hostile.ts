@@ -175,6 +175,11 @@ export function without(tool: string, c: Connection): Connection {
   return rewriting(c, (command) => command.replace(`command -v ${tool} `, `command -v kubedev-no-${tool} `));
 }
 
+/** The comparison by content's server script (verify.ts) with `tools` tried instead of xxh128sum and sha1sum (none: a server without either). */
+export function hashToolsOnly(command: string, ...tools: string[]): string {
+  return command.replace('for x in xxh128sum sha1sum;', `for x in ${tools.length > 0 ? tools.join(' ') : 'kubedev-none'};`);
+}
+
 /** `c` with every command it runs passed through `rewrite` first (a server that behaves otherwise). */
 export function rewriting(c: Connection, rewrite: (command: string) => string): Connection {
   const exec = c.exec.bind(c);
