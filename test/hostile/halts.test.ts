@@ -192,9 +192,16 @@ describe('row 13: bytes sent are bytes read', () => {
       const s: SyncSession = a.session({ watch: false, method });
       s.once('progress', () => fs.truncateSync(big, 1024 * 1024));
       await s.start();
-      const remote = fs.readFileSync(path.join(a.remote, 'big.bin'));
+      let remote = fs.readFileSync(path.join(a.remote, 'big.bin'));
       const local = fs.readFileSync(big);
-      // Zero bytes would be tar's padding of a file that shrank (the local file holds none): told apart from a stale copy.
+      // Zero bytes would be tar's padding of a file that shrank (the local file holds none).
+      // The whole file as it was before the cut is a copy read before it (twice in CI, under load, the
+      // first progress report came after the file was read and looked at): not padded, not a mix, and
+      // the next run sends the cut file. Anything else fails.
+      if (remote.length === 64 * 1024 * 1024 && remote.every((x) => x === 7)) {
+        await a.session({ watch: false, method }).start();
+        remote = fs.readFileSync(path.join(a.remote, 'big.bin'));
+      }
       expect({ length: remote.length, zeros: remote.filter((x) => x === 0).length }).toEqual({ length: local.length, zeros: 0 });
       expect(remote.equals(local)).toBe(true);
       expect(a.differences()).toEqual([]);
