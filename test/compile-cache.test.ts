@@ -63,7 +63,28 @@ test('written once, then read; a changed module runs its new code; a garbled or 
   expect(fs.statSync(file).mtimeMs).toBe(written); // all found: nothing written
   writeB('B2'); // same length, other text: never the old code
   expect(run()).toBe(first.replace('B1', 'B2'));
-  expect(readCacheFile(file).size).toBe(4); // the new b.js added, the old kept (bounded)
+  // The new b.js replaces the old one: rebuilds never grow the file (the first format kept both, and
+  // after some weeks every run read 11.8 MB of stale entries).
+  expect([...readCacheFile(file).keys()].sort()).toEqual(['a.js', 'b.js', 'c.js'].map((m) => path.join(dir, 'mods', m)));
+  for (let i = 3; i <= 6; i++) {
+    writeB(`B${i}`);
+    expect(run()).toBe(first.replace('B1', `B${i}`));
+  }
+  expect(readCacheFile(file).size).toBe(3);
+  // Another command's modules (d.js, loaded only by other.js) stay; once their file is gone, they go.
+  fs.writeFileSync(path.join(dir, 'mods', 'd.js'), "module.exports = 'd';\n");
+  fs.writeFileSync(path.join(dir, 'other.js'), "require('./cc.js').enableCompileCache(process.env.CACHE);\nconsole.log(require('./mods/d.js'));\n");
+  expect(spawnSync(process.execPath, [path.join(dir, 'other.js')], { encoding: 'utf8', env: { ...process.env, CACHE: cache, KUBEDEV_NO_COMPILE_CACHE: '', NODE_DISABLE_COMPILE_CACHE: '' } }).stdout).toBe('d\n');
+  expect(readCacheFile(file).size).toBe(4);
+  writeB('B2');
+  expect(run()).toBe(first.replace('B1', 'B2'));
+  expect(readCacheFile(file).size).toBe(4);
+  fs.rmSync(path.join(dir, 'mods', 'd.js'));
+  writeB('B7');
+  expect(run()).toBe(first.replace('B1', 'B7'));
+  expect(readCacheFile(file).size).toBe(3);
+  writeB('B2');
+  expect(run()).toBe(first.replace('B1', 'B2'));
   fs.writeFileSync(file, 'garbage');
   expect(run()).toBe(first.replace('B1', 'B2'));
   expect(readCacheFile(file).size).toBe(3);
